@@ -1,0 +1,51 @@
+"""One settings object for every t2m process (CLI, worker, API), read from `T2M_*` env vars."""
+
+from __future__ import annotations
+
+import os
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+def _default_data_dir() -> Path:
+    base = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
+    return Path(base) / "t2m"
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="T2M_", env_file=".env", extra="ignore")
+
+    data_dir: Path = Field(default_factory=_default_data_dir)
+    """Temporal's SQLite file, local storage and logs live here."""
+
+    temporal_address: str = "127.0.0.1:7233"
+    temporal_namespace: str = "t2m"
+    temporal_ui_port: int = 8233
+    task_queue_prefix: str = "t2m"
+    """Queues are `<prefix>-video`, `<prefix>-llm` and `<prefix>-render`."""
+
+    default_model: str = "offline/templates"
+    default_voice: str = "en-us"
+    max_fix_attempts: int = Field(default=3, ge=1, le=10)
+    """Renders per scene: the first attempt plus model fixes, bounded."""
+
+    render_concurrency: int = Field(default_factory=lambda: os.cpu_count() or 1, ge=1)
+    llm_concurrency: int = Field(default=32, ge=1)
+    render_timeout_s: float = Field(default=300.0, gt=0)
+    render_memory_mb: int = Field(default=3072, ge=512)
+    render_cpu_s: int = Field(default=600, ge=10)
+
+    @property
+    def storage_dir(self) -> Path:
+        return self.data_dir / "storage"
+
+    def queue(self, kind: str) -> str:
+        return f"{self.task_queue_prefix}-{kind}"
+
+
+@lru_cache
+def get_settings() -> Settings:
+    return Settings()

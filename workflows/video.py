@@ -1,0 +1,307 @@
+"""VideoWorkflow: orchestration only. Every side effect is an activity, called by name.
+
+plan → for each scene in parallel (write code → render, fixing on code errors, bounded → narrate)
+→ compose → thumbnail → finalize. Status is a query; the current stage is also a search attribute
+so the Temporal Web UI can filter videos by it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import timedelta
+
+from temporalio import workflow
+from temporalio.common import RetryPolicy
+from temporalio.exceptions import ActivityError, ApplicationError, CancelledError
+
+with workflow.unsafe.imports_passed_through():
+    from workflows.contracts import (
+        SA_STAGE,
+        STAGES,
+        Artifacts,
+        CodeRequest,
+        ComposeRequest,
+        ComposeResult,
+        FinalizeRequest,
+        FixRequest,
+        JobStatus,
+        Narration,
+        NarrateRequest,
+        RenderOutcome,
+        RenderRequest,
+        SceneMedia,
+        ScenePlan,
+        SceneStatus,
+        ThumbnailRequest,
+        VideoPlan,
+        VideoRequest,
+        VideoResult,
+    )
+
+# Durable retries: transient trouble (rate limits, a worker that died, a storage hiccup). Errors
+# raised as non-retryable (bad key, unknown model, invalid input) fail at once instead.
+LLM_RETRY = RetryPolicy(
+    initial_interval=timedelta(seconds=2),
+    backoff_coefficient=2.0,
+    maximum_interval=timedelta(minutes=1),
+    maximum_attempts=6,
+)
+WORK_RETRY = RetryPolicy(
+    initial_interval=timedelta(seconds=1),
+    backoff_coefficient=2.0,
+    maximum_interval=timedelta(seconds=30),
+    maximum_attempts=4,
+)
+LLM_TIMEOUT = timedelta(minutes=5)
+RENDER_TIMEOUT = timedelta(minutes=20)
+HEARTBEAT_TIMEOUT = timedelta(seconds=20)
+
+# Share of the overall percentage each part of the job carries; scenes split theirs evenly.
+PLAN_WEIGHT, SCENES_WEIGHT, COMPOSE_WEIGHT = 10.0, 75.0, 10.0
+SCENE_PROGRESS = {
+    "pending": 0.0,
+    "generating_code": 0.1,
+    "rendering": 0.4,
+    "fixing": 0.5,
+    "narrating": 0.9,
+    "done": 1.0,
+    "failed": 1.0,
+}
+SCENE_STAGE = {
+    "pending": "generating_code",
+    "generating_code": "generating_code",
+    "fixing": "generating_code",
+    "rendering": "rendering",
+    "narrating": "narrating",
+}
+
+
+def _sibling_queue(kind: str) -> str:
+    """`t2m-video` → `t2m-llm`: activity queues share the workflow queue's prefix."""
+    prefix = workflow.info().task_queue.rsplit("-", 1)[0]
+    return f"{prefix}-{kind}"
+
+
+def _is_cancellation(err: BaseException) -> bool:
+    return isinstance(err, asyncio.CancelledError | CancelledError) or (
+        isinstance(err, ActivityError) and isinstance(err.cause, CancelledError)
+    )
+
+
+def _reason(err: BaseException) -> str:
+    while isinstance(err, ActivityError) and err.cause is not None:
+        err = err.cause
+    return str(err) or type(err).__name__
+
+
+@workflow.defn
+class VideoWorkflow:
+    @workflow.init
+    def __init__(self, req: VideoRequest) -> None:
+        self._req = req
+        self._status = JobStatus(job_id=workflow.info().workflow_id, status="queued")
+        self._stage = "queued"
+
+    @workflow.query
+    def status(self) -> JobStatus:
+        return self._status
+
+    @workflow.run
+    async def run(self, req: VideoRequest) -> VideoResult:
+        try:
+            return await self._produce(req)
+        except BaseException as err:
+            if _is_cancellation(err):
+                self._finish("cancelled", None)
+                raise
+            reason = _reason(err)
+            self._finish("failed", reason)
+            raise ApplicationError(reason, type="VideoFailed", non_retryable=True) from err
+
+    async def _produce(self, req: VideoRequest) -> VideoResult:
+        job_id = self._status.job_id
+        self._status.status = "running"
+        self._set_stage("planning")
+        plan = await workflow.execute_activity(
+            "plan_video",
+            req,
+            result_type=VideoPlan,
+            task_queue=_sibling_queue("llm"),
+            start_to_close_timeout=LLM_TIMEOUT,
+            retry_policy=LLM_RETRY,
+        )
+        self._status.scenes = [SceneStatus(index=s.index, title=s.title) for s in plan.scenes]
+        self._refresh()
+
+        results = await asyncio.gather(
+            *(self._scene(req, s, len(plan.scenes)) for s in plan.scenes), return_exceptions=True
+        )
+        # Scenes that finished stay in storage (keyed by their inputs), so a retry reuses them.
+        for r in results:
+            if isinstance(r, BaseException):
+                raise r
+        media: list[SceneMedia] = list(results)  # type: ignore[arg-type]
+
+        self._set_stage("composing")
+        composed = await workflow.execute_activity(
+            "compose_video",
+            ComposeRequest(job_id=job_id, scenes=media, subtitles=req.subtitles),
+            result_type=ComposeResult,
+            task_queue=_sibling_queue("render"),
+            start_to_close_timeout=RENDER_TIMEOUT,
+            heartbeat_timeout=HEARTBEAT_TIMEOUT,
+            retry_policy=WORK_RETRY,
+        )
+        thumbnail_key = None
+        if req.thumbnail:
+            first = media[0]
+            thumbnail_key = await workflow.execute_activity(
+                "make_thumbnail",
+                ThumbnailRequest(
+                    job_id=job_id,
+                    video_key=composed.video_key,
+                    at_s=min(composed.duration_s / 2, max(first.narration.duration_s, 2.0)),
+                ),
+                result_type=str,
+                task_queue=_sibling_queue("render"),
+                start_to_close_timeout=timedelta(minutes=2),
+                retry_policy=WORK_RETRY,
+            )
+
+        self._set_stage("uploading")
+        keys = [k for k in (composed.video_key, composed.srt_key, composed.vtt_key) if k]
+        if thumbnail_key:
+            keys.append(thumbnail_key)
+        size = await workflow.execute_activity(
+            "finalize_video",
+            FinalizeRequest(job_id=job_id, keys=keys),
+            result_type=int,
+            task_queue=_sibling_queue("render"),
+            start_to_close_timeout=timedelta(minutes=10),
+            retry_policy=WORK_RETRY,
+        )
+        artifacts = Artifacts(
+            video_key=composed.video_key,
+            srt_key=composed.srt_key,
+            vtt_key=composed.vtt_key,
+            thumbnail_key=thumbnail_key,
+            duration_s=composed.duration_s,
+            size_bytes=size,
+        )
+        self._status.artifacts = artifacts
+        self._finish("completed", None)
+        return VideoResult(job_id=job_id, artifacts=artifacts, scenes=len(media))
+
+    async def _scene(self, req: VideoRequest, scene: ScenePlan, count: int) -> SceneMedia:
+        st = self._status.scenes[scene.index]
+        self._scene_state(st, "generating_code")
+        code = await workflow.execute_activity(
+            "write_scene_code",
+            CodeRequest(model=req.model, topic=req.topic, scene=scene, scene_count=count),
+            result_type=str,
+            task_queue=_sibling_queue("llm"),
+            start_to_close_timeout=LLM_TIMEOUT,
+            retry_policy=LLM_RETRY,
+        )
+        outcome: RenderOutcome | None = None
+        for attempt in range(1, req.max_fix_attempts + 1):
+            st.attempts = attempt
+            self._scene_state(st, "rendering")
+            outcome = await workflow.execute_activity(
+                "render_scene",
+                RenderRequest(
+                    job_id=self._status.job_id, scene_index=scene.index, code=code, quality=req.quality
+                ),
+                result_type=RenderOutcome,
+                task_queue=_sibling_queue("render"),
+                start_to_close_timeout=RENDER_TIMEOUT,
+                heartbeat_timeout=HEARTBEAT_TIMEOUT,
+                retry_policy=WORK_RETRY,
+                cancellation_type=workflow.ActivityCancellationType.WAIT_CANCELLATION_COMPLETED,
+            )
+            if outcome.ok:
+                break
+            st.error = outcome.error
+            if attempt == req.max_fix_attempts:
+                break
+            self._scene_state(st, "fixing")
+            code = await workflow.execute_activity(
+                "fix_scene_code",
+                FixRequest(
+                    model=req.model,
+                    topic=req.topic,
+                    scene=scene,
+                    code=code,
+                    error=outcome.error or "",
+                    attempt=attempt,
+                ),
+                result_type=str,
+                task_queue=_sibling_queue("llm"),
+                start_to_close_timeout=LLM_TIMEOUT,
+                retry_policy=LLM_RETRY,
+            )
+        if outcome is None or not outcome.ok or outcome.video_key is None:
+            self._scene_state(st, "failed")
+            last = (st.error or "").strip().splitlines()
+            raise ApplicationError(
+                f"scene {scene.index + 1} ({scene.title!r}) did not render after "
+                f"{st.attempts} attempts: {last[-1] if last else 'unknown error'}",
+                type="SceneFailed",
+                non_retryable=True,
+            )
+        st.error = None
+        self._scene_state(st, "narrating")
+        narration = await workflow.execute_activity(
+            "narrate_scene",
+            NarrateRequest(
+                job_id=self._status.job_id,
+                scene_index=scene.index,
+                text=scene.narration,
+                voice=req.voice,
+            ),
+            result_type=Narration,
+            task_queue=_sibling_queue("llm"),
+            start_to_close_timeout=timedelta(minutes=5),
+            retry_policy=WORK_RETRY,
+        )
+        self._scene_state(st, "done")
+        return SceneMedia(video_key=outcome.video_key, narration=narration)
+
+    # --- status bookkeeping -------------------------------------------------------------------
+
+    def _scene_state(self, st: SceneStatus, state: str) -> None:
+        st.state = state  # type: ignore[assignment]
+        self._refresh()
+
+    def _refresh(self) -> None:
+        """Derive the job's stage and percentage from the scenes while they run."""
+        scenes = self._status.scenes
+        if self._stage in ("planning", "generating_code", "rendering", "narrating") and scenes:
+            active = [SCENE_STAGE[s.state] for s in scenes if s.state in SCENE_STAGE]
+            if active:
+                self._set_stage(min(active, key=STAGES.index))
+            done = sum(SCENE_PROGRESS[s.state] for s in scenes) / len(scenes)
+            self._status.percentage = round(PLAN_WEIGHT + SCENES_WEIGHT * done, 1)
+
+    def _set_stage(self, stage: str) -> None:
+        if stage == self._stage:
+            return
+        self._stage = stage
+        self._status.current_stage = stage
+        self._status.stages_completed = [s for s in STAGES[: STAGES.index(stage)]]
+        if stage == "composing":
+            self._status.percentage = PLAN_WEIGHT + SCENES_WEIGHT
+        elif stage == "uploading":
+            self._status.percentage = PLAN_WEIGHT + SCENES_WEIGHT + COMPOSE_WEIGHT
+        elif stage == "completed":
+            self._status.percentage = 100.0
+        workflow.upsert_search_attributes([SA_STAGE.value_set(stage)])
+
+    def _finish(self, status: str, error: str | None) -> None:
+        self._status.status = status  # type: ignore[assignment]
+        self._status.error = error
+        if status == "completed":
+            self._set_stage("completed")
+        else:
+            self._stage = status
+            workflow.upsert_search_attributes([SA_STAGE.value_set(status)])
