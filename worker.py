@@ -1,1 +1,98 @@
+"""The t2m worker: serves the video (workflows), llm and render task queues.
 
+One process can serve all three (the embedded default) or one each (`--queues render`), so CPU-bound
+rendering scales separately from cheap orchestration and I/O-bound model calls.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import os
+import signal
+import sys
+from collections.abc import Sequence
+
+from temporalio.client import Client
+from temporalio.worker import Worker
+
+from activities import llm as llm_activities
+from activities.media import MediaActivities
+from t2m.config import Settings, get_settings
+from t2m.storage import get_storage
+from t2m.temporal import connect
+from workflows.video import VideoWorkflow
+
+QUEUES = ("video", "llm", "render")
+
+
+def build_workers(client: Client, settings: Settings, queues: Sequence[str] = QUEUES) -> list[Worker]:
+    unknown = set(queues) - set(QUEUES)
+    if unknown:
+        raise ValueError(f"unknown queue(s) {sorted(unknown)}; choose from {QUEUES}")
+    media = MediaActivities(settings, get_storage(settings.data_dir))
+    workers = []
+    if "video" in queues:
+        workers.append(Worker(client, task_queue=settings.queue("video"), workflows=[VideoWorkflow]))
+    if "llm" in queues:
+        workers.append(
+            Worker(
+                client,
+                task_queue=settings.queue("llm"),
+                activities=[*llm_activities.ACTIVITIES, media.narrate_scene],
+                max_concurrent_activities=settings.llm_concurrency,
+            )
+        )
+    if "render" in queues:
+        workers.append(
+            Worker(
+                client,
+                task_queue=settings.queue("render"),
+                activities=[
+                    media.render_scene,
+                    media.compose_video,
+                    media.make_thumbnail,
+                    media.finalize_video,
+                ],
+                max_concurrent_activities=settings.render_concurrency,
+            )
+        )
+    return workers
+
+
+async def run(settings: Settings, queues: Sequence[str] = QUEUES) -> None:
+    """Serve `queues` until SIGINT/SIGTERM, then shut the workers down gracefully."""
+    client = await connect(settings)
+    workers = build_workers(client, settings, queues)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    tasks = [asyncio.create_task(w.run()) for w in workers]
+    logging.getLogger("t2m.worker").info(
+        "worker serving %s on %s", ", ".join(settings.queue(q) for q in queues), settings.temporal_address
+    )
+    await stop.wait()
+    await asyncio.gather(*(w.shutdown() for w in workers))
+    await asyncio.gather(*tasks, return_exceptions=True)
+
+
+def parse_queues(text: str) -> list[str]:
+    return [q.strip() for q in text.split(",") if q.strip()]
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="t2m worker", description=__doc__)
+    parser.add_argument("--queues", default=",".join(QUEUES), help="comma-separated: video,llm,render")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    asyncio.run(run(get_settings(), parse_queues(args.queues)))
+    return 0
+
+
+if __name__ == "__main__":
+    code = main()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)  # sdk-python#300: the SDK can abort at interpreter exit

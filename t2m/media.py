@@ -71,7 +71,7 @@ def compose(
     """Join scenes into one MP4 (h264 + AAC narration + mov_text subtitles).
 
     Each scene lasts max(its animation, its narration + a short tail); a scene shorter than its
-    narration is held on its last frame.
+    narration is held on its last frame. A silent scene's `audio_duration` is its reading time.
     """
     with av.open(str(scenes[0].video)) as first:
         vs = first.streams.video[0]
@@ -100,7 +100,7 @@ def compose(
                     frame_index = _encode(oc, v_out, last, frame_index)
                     written += 1
             animation = written / fps
-            narration_end = scene.audio_duration + NARRATION_TAIL_S if scene.audio else 0.0
+            narration_end = scene.audio_duration + NARRATION_TAIL_S if scene.audio_duration else 0
             slot = max(float(animation), narration_end)
             while last is not None and written < round(slot * fps):
                 frame_index = _encode(oc, v_out, last, frame_index)

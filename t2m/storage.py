@@ -1,7 +1,7 @@
 """Artifact storage addressed by keys such as `jobs/<job>/video.mp4`.
 
 Activities exchange keys, never bytes, so nothing heavy enters workflow history. `LocalStorage`
-is the embedded default; any backend with the same four methods (S3 comes later) can replace it.
+is the embedded default; any backend with the same methods (S3 comes later) can replace it.
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ class Storage(Protocol):
     def put_file(self, key: str, src: Path) -> None: ...
     def get_file(self, key: str, dest: Path) -> Path: ...
     def exists(self, key: str) -> bool: ...
+    def size(self, key: str) -> int: ...
     def delete_prefix(self, prefix: str) -> None: ...
 
 
@@ -49,6 +50,9 @@ class LocalStorage:
 
     def exists(self, key: str) -> bool:
         return self.path(key).is_file()
+
+    def size(self, key: str) -> int:
+        return self.path(key).stat().st_size
 
     def delete_prefix(self, prefix: str) -> None:
         p = self.path(prefix)

@@ -110,7 +110,7 @@ class VideoWorkflow:
     async def run(self, req: VideoRequest) -> VideoResult:
         try:
             return await self._produce(req)
-        except BaseException as err:
+        except (Exception, asyncio.CancelledError) as err:
             if _is_cancellation(err):
                 self._finish("cancelled", None)
                 raise

@@ -230,7 +230,7 @@ def scene_code(scene: dict, class_name: str, *, last: bool = False) -> str:
             "        self.play(Write(title), run_time=1.5)\n"
             "        self.play(GrowFromCenter(line), FadeIn(sub, shift=UP * 0.3))\n"
             "        self.play(LaggedStart(*[GrowFromCenter(s) for s in shapes], lag_ratio=0.3))\n"
-            "        self.play(shapes.animate.rotate(PI / 2), run_time=1)\n"
+            "        self.play(*[Rotate(s, PI / 2) for s in shapes], run_time=1)\n"
             + _wait(duration - 5)
         )
     elif formula:

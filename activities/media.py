@@ -1,0 +1,160 @@
+"""Activities that touch media and storage: render, narrate, compose, thumbnail, finalize.
+
+They exchange storage keys only. Renders are keyed by a hash of (code, quality, manim version), so
+a retried activity, a retried job or an identical scene in another job reuses the finished video.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import tempfile
+from collections.abc import Callable
+from importlib.metadata import version
+from pathlib import Path
+from typing import TypeVar
+
+from temporalio import activity
+from temporalio.exceptions import ApplicationError
+
+from t2m import media, sandbox, tts
+from t2m.config import Settings
+from t2m.storage import Storage
+from workflows.contracts import (
+    ComposeRequest,
+    ComposeResult,
+    Cue,
+    FinalizeRequest,
+    Narration,
+    NarrateRequest,
+    RenderOutcome,
+    RenderRequest,
+    ThumbnailRequest,
+)
+
+T = TypeVar("T")
+MANIM_VERSION = version("manim")
+HEARTBEAT_EVERY_S = 5.0
+
+
+def render_key(code: str, quality: str) -> str:
+    digest = hashlib.sha256(f"{MANIM_VERSION}\0{quality}\0{code}".encode()).hexdigest()[:32]
+    return f"renders/{digest}.mp4"
+
+
+async def _heartbeating(fn: Callable[..., T], *args: object) -> T:
+    """Run blocking `fn` in a thread, heartbeating until it returns."""
+    task = asyncio.ensure_future(asyncio.to_thread(fn, *args))
+    while True:
+        done, _ = await asyncio.wait({task}, timeout=HEARTBEAT_EVERY_S)
+        if done:
+            return task.result()
+        activity.heartbeat()
+
+
+class MediaActivities:
+    def __init__(self, settings: Settings, storage: Storage) -> None:
+        self.settings = settings
+        self.storage = storage
+
+    @activity.defn(name="render_scene")
+    async def render_scene(self, req: RenderRequest) -> RenderOutcome:
+        key = render_key(req.code, req.quality)
+        log = activity.logger
+        if self.storage.exists(key):
+            log.info("render reused job=%s scene=%d key=%s", req.job_id, req.scene_index, key)
+            return RenderOutcome(ok=True, video_key=key, reused=True)
+        log.info("render start job=%s scene=%d key=%s", req.job_id, req.scene_index, key)
+        with tempfile.TemporaryDirectory(prefix="t2m-render-") as workdir:
+            result = await sandbox.render(
+                req.code,
+                req.quality,
+                Path(workdir),
+                timeout_s=self.settings.render_timeout_s,
+                cpu_s=self.settings.render_cpu_s,
+                on_tick=activity.heartbeat,
+            )
+            if not result.ok or result.video is None:
+                log.info("render failed job=%s scene=%d", req.job_id, req.scene_index)
+                return RenderOutcome(ok=False, error=result.error)
+            self.storage.put_file(key, result.video)
+            duration = media.video_duration(result.video)
+        log.info("render done job=%s scene=%d key=%s", req.job_id, req.scene_index, key)
+        return RenderOutcome(ok=True, video_key=key, duration_s=duration)
+
+    @activity.defn(name="narrate_scene")
+    async def narrate_scene(self, req: NarrateRequest) -> Narration:
+        if req.voice is None:
+            return _reading_cues(req.text)
+        key = f"jobs/{req.job_id}/scenes/{req.scene_index}/narration.wav"
+        with tempfile.TemporaryDirectory(prefix="t2m-tts-") as tmp:
+            wav = Path(tmp) / "narration.wav"
+            try:
+                duration, cues = await asyncio.to_thread(tts.synthesize, req.text, req.voice, wav)
+            except tts.VoiceError as e:
+                raise ApplicationError(str(e), type="VoiceError", non_retryable=True) from e
+            self.storage.put_file(key, wav)
+        return Narration(
+            audio_key=key,
+            duration_s=duration,
+            cues=[Cue(start=c.start, end=c.end, text=c.text) for c in cues],
+        )
+
+    @activity.defn(name="compose_video")
+    async def compose_video(self, req: ComposeRequest) -> ComposeResult:
+        prefix = f"jobs/{req.job_id}"
+        with tempfile.TemporaryDirectory(prefix="t2m-compose-") as tmp:
+            work = Path(tmp)
+            inputs = []
+            for i, scene in enumerate(req.scenes):
+                video = self.storage.get_file(scene.video_key, work / f"scene-{i}.mp4")
+                audio = None
+                if scene.narration.audio_key:
+                    audio = self.storage.get_file(scene.narration.audio_key, work / f"scene-{i}.wav")
+                cues = [media.Cue(c.start, c.end, c.text) for c in scene.narration.cues]
+                inputs.append(media.SceneInput(video, audio, scene.narration.duration_s, cues))
+            out = work / "video.mp4"
+            composed = await _heartbeating(
+                lambda: media.compose(inputs, out, subtitles=req.subtitles)
+            )
+            self.storage.put_file(f"{prefix}/video.mp4", out)
+            srt_key = vtt_key = None
+            if req.subtitles:
+                (work / "video.srt").write_text(media.to_srt(composed.cues))
+                (work / "video.vtt").write_text(media.to_vtt(composed.cues))
+                srt_key, vtt_key = f"{prefix}/video.srt", f"{prefix}/video.vtt"
+                self.storage.put_file(srt_key, work / "video.srt")
+                self.storage.put_file(vtt_key, work / "video.vtt")
+        return ComposeResult(
+            video_key=f"{prefix}/video.mp4",
+            srt_key=srt_key,
+            vtt_key=vtt_key,
+            duration_s=composed.duration,
+        )
+
+    @activity.defn(name="make_thumbnail")
+    async def make_thumbnail(self, req: ThumbnailRequest) -> str:
+        key = f"jobs/{req.job_id}/thumbnail.png"
+        with tempfile.TemporaryDirectory(prefix="t2m-thumb-") as tmp:
+            video = self.storage.get_file(req.video_key, Path(tmp) / "video.mp4")
+            png = await asyncio.to_thread(media.thumbnail, video, Path(tmp) / "thumb.png", req.at_s)
+            self.storage.put_file(key, png)
+        return key
+
+    @activity.defn(name="finalize_video")
+    async def finalize_video(self, req: FinalizeRequest) -> int:
+        """Check every artifact landed in storage; return the video's size in bytes."""
+        missing = [k for k in req.keys if not self.storage.exists(k)]
+        if missing:
+            raise ApplicationError(f"artifacts missing from storage: {missing}")
+        return self.storage.size(req.keys[0])
+
+
+def _reading_cues(text: str) -> Narration:
+    """Subtitle timings for a silent video: sentences paced at narration speed."""
+    cues, t = [], 0.0
+    for sentence in tts.split_sentences(text):
+        d = max(1.0, len(sentence.split()) * 60 / tts.WORDS_PER_MINUTE)
+        cues.append(Cue(start=round(t, 3), end=round(t + d, 3), text=sentence))
+        t += d + tts.SENTENCE_GAP_S
+    return Narration(audio_key=None, duration_s=t, cues=cues)

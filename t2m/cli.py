@@ -1,0 +1,173 @@
+"""The `t2m` command: `up`, `worker`, `generate`."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import os
+import sys
+from collections.abc import AsyncIterator, Sequence
+from pathlib import Path
+
+from t2m.config import Settings, get_settings
+
+QUALITIES = ("low", "medium", "high", "ultra")
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="t2m", description="Topic to explanatory Manim video.")
+    sub = p.add_subparsers(dest="command", required=True)
+    sub.add_parser("up", help="run the embedded stack (Temporal dev server + worker)")
+    w = sub.add_parser("worker", help="serve t2m's task queues")
+    w.add_argument("--queues", default="video,llm,render", help="comma-separated: video,llm,render")
+    g = sub.add_parser("generate", help="make a video about TOPIC")
+    g.add_argument("topic")
+    g.add_argument("--context", default="")
+    g.add_argument("--quality", choices=QUALITIES, default="medium")
+    g.add_argument("--model", default=None, help="litellm model name (default: T2M_DEFAULT_MODEL)")
+    g.add_argument("--voice", default=None, help="espeak-ng voice name, or `none` for silence")
+    g.add_argument("--no-subtitles", action="store_true")
+    g.add_argument("--no-thumbnail", action="store_true")
+    g.add_argument("--out", type=Path, default=Path("."), help="directory for the results")
+    g.add_argument("--json", action="store_true", help="print one JSON object on stdout")
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    args = _parser().parse_args(argv)
+    settings = get_settings()
+    if args.command == "up":
+        from t2m.stack import up
+
+        code = asyncio.run(up(settings))
+    elif args.command == "worker":
+        import worker
+
+        code = worker.main(["--queues", args.queues])
+    else:
+        code = asyncio.run(generate(settings, args))
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)  # sdk-python#300: the SDK can abort at interpreter exit
+
+
+@contextlib.asynccontextmanager
+async def _client(settings: Settings, quiet: bool) -> AsyncIterator:
+    """The running stack's client, or an ephemeral dev server + in-process worker."""
+    from t2m.stack import ensure_search_attributes, temporal_binary
+    from t2m.temporal import connect
+
+    try:
+        yield await asyncio.wait_for(connect(settings), timeout=3)
+        return
+    except Exception:
+        pass
+    from temporalio.contrib.pydantic import pydantic_data_converter
+    from temporalio.testing import WorkflowEnvironment
+
+    import worker
+
+    if not quiet:
+        print("No t2m stack answers; starting an ephemeral one for this video.", file=sys.stderr)
+    # The dev server inherits stdout; point it at stderr so `--json` output stays clean.
+    saved_stdout = os.dup(1)
+    os.dup2(2, 1)
+    try:
+        env = await WorkflowEnvironment.start_local(
+            namespace=settings.temporal_namespace,
+            data_converter=pydantic_data_converter,
+            dev_server_existing_path=temporal_binary(),
+            dev_server_log_level="error",
+            ui=False,
+        )
+    finally:
+        os.dup2(saved_stdout, 1)
+        os.close(saved_stdout)
+    async with env:
+        await ensure_search_attributes(env.client)
+        workers = worker.build_workers(env.client, settings)
+        async with contextlib.AsyncExitStack() as stack:
+            for w in workers:
+                await stack.enter_async_context(w)
+            yield env.client
+
+
+async def generate(settings: Settings, args: argparse.Namespace) -> int:
+    from temporalio.client import WorkflowFailureError
+
+    from t2m.jobs import job_status, start_video
+    from t2m.progress import ProgressView
+    from t2m.storage import get_storage
+    from workflows.contracts import VideoRequest
+
+    voice = args.voice or settings.default_voice
+    try:
+        req = VideoRequest(
+            topic=args.topic,
+            context=args.context,
+            quality=args.quality,
+            model=args.model or settings.default_model,
+            voice=None if voice.lower() == "none" else voice,
+            subtitles=not args.no_subtitles,
+            thumbnail=not args.no_thumbnail,
+            max_fix_attempts=settings.max_fix_attempts,
+        )
+    except ValueError as e:
+        return _fail(args, None, f"invalid request: {e}")
+    async with _client(settings, args.json) as client:
+        handle = await start_video(client, settings, req)
+        view = ProgressView(handle.id, stream=sys.stderr)
+        result_task = asyncio.ensure_future(handle.result())
+        try:
+            with view:
+                while not result_task.done():
+                    view.update(await job_status(handle))
+                    await asyncio.wait({result_task}, timeout=0.5)
+                view.update(await job_status(handle))
+            result = result_task.result()
+        except (KeyboardInterrupt, asyncio.CancelledError):
+            await handle.cancel()
+            return _fail(args, handle.id, "cancelled by the user", status="cancelled")
+        except WorkflowFailureError as e:
+            status = await job_status(handle)
+            return _fail(args, handle.id, status.error or str(e.cause or e), status=status.status)
+    storage = get_storage(settings.data_dir)
+    a = result.artifacts
+    args.out.mkdir(parents=True, exist_ok=True)
+    paths: dict[str, str | None] = {}
+    for field, key, ext in (
+        ("video", a.video_key, "mp4"),
+        ("subtitles_srt", a.srt_key, "srt"),
+        ("subtitles_vtt", a.vtt_key, "vtt"),
+        ("thumbnail", a.thumbnail_key, "png"),
+    ):
+        dest = args.out / f"{result.job_id}.{ext}"
+        paths[field] = str(storage.get_file(key, dest).resolve()) if key else None
+    if args.json:
+        print(
+            json.dumps(
+                {
+                    "job_id": result.job_id,
+                    "status": "completed",
+                    **paths,
+                    "duration_s": round(a.duration_s, 3),
+                    "scenes": result.scenes,
+                }
+            )
+        )
+    else:
+        print(f"Done: {result.job_id} ({a.duration_s:.1f} s, {result.scenes} scenes)")
+        for field, path in paths.items():
+            if path:
+                print(f"  {field:14} {path}")
+    return 0
+
+
+def _fail(args: argparse.Namespace, job_id: str | None, reason: str, status: str = "failed") -> int:
+    reason = " ".join(reason.split())
+    if args.json:
+        print(json.dumps({"job_id": job_id, "status": status, "error": reason}))
+    print(f"t2m: {status}: {reason}", file=sys.stderr)
+    return 1

