@@ -102,8 +102,12 @@ async def generate(settings: Settings, args: argparse.Namespace) -> int:
     from t2m.storage import get_storage
     from workflows.contracts import VideoRequest
 
+    from t2m.tts import VoiceError, check_voice
+
     voice = args.voice or settings.default_voice
     try:
+        if voice.lower() != "none":
+            check_voice(voice)
         req = VideoRequest(
             topic=args.topic,
             context=args.context,
@@ -114,6 +118,8 @@ async def generate(settings: Settings, args: argparse.Namespace) -> int:
             thumbnail=not args.no_thumbnail,
             max_fix_attempts=settings.max_fix_attempts,
         )
+    except VoiceError as e:
+        return _fail(args, None, f"invalid --voice: {e}")
     except ValueError as e:
         return _fail(args, None, f"invalid request: {e}")
     async with _client(settings, args.json) as client:

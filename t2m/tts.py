@@ -9,6 +9,7 @@ import re
 import shutil
 import subprocess
 import wave
+from functools import cache
 from pathlib import Path
 
 from t2m.media import Cue
@@ -21,6 +22,29 @@ class VoiceError(ValueError):
     """The voice cannot be used (unknown name, or espeak-ng missing)."""
 
 
+@cache
+def available_voices() -> frozenset[str]:
+    """Names espeak-ng accepts: language codes, voice names and voice files (`en-us`, `English_(America)`)."""
+    exe = shutil.which("espeak-ng")
+    if exe is None:
+        return frozenset()
+    out = subprocess.run([exe, "--voices"], capture_output=True, text=True, timeout=30).stdout
+    names: set[str] = set()
+    for line in out.splitlines()[1:]:
+        cols = line.split()
+        if len(cols) >= 5:
+            names.update({cols[1], cols[3], cols[4], cols[4].rsplit("/", 1)[-1]})
+    return frozenset(names)
+
+
+def check_voice(voice: str) -> None:
+    """Raise VoiceError unless espeak-ng knows `voice` (a `+variant` suffix is allowed)."""
+    if shutil.which("espeak-ng") is None:
+        raise VoiceError("espeak-ng is not installed (run `make setup`)")
+    if voice.split("+", 1)[0] not in available_voices():
+        raise VoiceError(f"unknown voice {voice!r}: use an espeak-ng voice such as 'en-us' or 'en-gb'")
+
+
 def split_sentences(text: str) -> list[str]:
     parts = re.split(r"(?<=[.!?])\s+", " ".join(text.split()))
     return [p for p in parts if p.strip()]
@@ -28,9 +52,8 @@ def split_sentences(text: str) -> list[str]:
 
 def synthesize(text: str, voice: str, out: Path) -> tuple[float, list[Cue]]:
     """Write the narration of `text` to `out` (WAV); return its duration and its cues."""
-    exe = shutil.which("espeak-ng")
-    if exe is None:
-        raise VoiceError("espeak-ng is not installed (run `make setup`)")
+    check_voice(voice)
+    exe = shutil.which("espeak-ng") or "espeak-ng"
     out.parent.mkdir(parents=True, exist_ok=True)
     cues: list[Cue] = []
     frames: list[bytes] = []

@@ -54,7 +54,7 @@ WORK_RETRY = RetryPolicy(
 )
 LLM_TIMEOUT = timedelta(minutes=5)
 RENDER_TIMEOUT = timedelta(minutes=20)
-HEARTBEAT_TIMEOUT = timedelta(seconds=20)
+HEARTBEAT_TIMEOUT = timedelta(seconds=10)
 
 # Share of the overall percentage each part of the job carries; scenes split theirs evenly.
 PLAN_WEIGHT, SCENES_WEIGHT, COMPOSE_WEIGHT = 10.0, 75.0, 10.0

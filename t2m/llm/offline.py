@@ -17,7 +17,7 @@ from litellm import CustomLLM, ModelResponse
 WORDS_PER_SECOND = 2.6
 MAX_POINT_CHARS = 48
 
-_MATH_TOKEN = r"(?:\(?-?[A-Za-z0-9.]{1,4}(?:\^\{?[A-Za-z0-9]+\}?|[²³])?\)?|\\[a-z]+\{[^}]*\})"
+_MATH_TOKEN = r"(?:[a-z]{2,5}\([^()]*\)|\(?-?[A-Za-z0-9.]{1,4}(?:\^\{?[A-Za-z0-9]+\}?|[²³])?\)?|\\[a-z]+\{[^}]*\})"
 _FORMULA = re.compile(
     rf"{_MATH_TOKEN}(?:\s*[-+*/·]\s*{_MATH_TOKEN})*\s*=\s*{_MATH_TOKEN}(?:\s*[-+*/·]\s*{_MATH_TOKEN})*"
 )

@@ -1,0 +1,92 @@
+"""Real services for the tests: a Temporal dev server for the session, a worker per test on unique
+task queues, and a scripted model served through litellm's custom-provider mechanism."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import socket
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import pytest
+from temporalio.client import Client
+from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.testing import WorkflowEnvironment
+
+import worker as t2m_worker
+from t2m.config import Settings
+from t2m.llm import register_provider
+from t2m.stack import ensure_search_attributes, temporal_binary
+from tests.scripted import ScriptedLLM
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_cmdline_main(config):  # noqa: ANN001
+    """Exit hard after the session: the Temporal SDK can abort at interpreter exit (sdk-python#300)."""
+    code = yield
+    import sys
+
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(int(code))
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="session")
+async def temporal_env() -> AsyncIterator[WorkflowEnvironment]:
+    env = await WorkflowEnvironment.start_local(
+        namespace="t2m",
+        data_converter=pydantic_data_converter,
+        dev_server_existing_path=temporal_binary(),
+        dev_server_log_level="error",
+    )
+    await ensure_search_attributes(env.client)
+    yield env
+    await env.shutdown()
+
+
+@pytest.fixture
+def client(temporal_env: WorkflowEnvironment) -> Client:
+    return temporal_env.client
+
+
+@pytest.fixture
+def settings(tmp_path: Path, client: Client) -> Settings:
+    return Settings(
+        data_dir=tmp_path / "data",
+        temporal_address=client.service_client.config.target_host,
+        temporal_namespace=client.namespace,
+        task_queue_prefix=f"test-{uuid.uuid4().hex[:8]}",
+        max_fix_attempts=3,
+        render_concurrency=2,
+    )
+
+
+@pytest.fixture(scope="session")
+def scripted_llm() -> ScriptedLLM:
+    llm = ScriptedLLM()
+    register_provider("scripted", llm)
+    return llm
+
+
+@pytest.fixture
+def scripted(scripted_llm: ScriptedLLM) -> Iterator[ScriptedLLM]:
+    scripted_llm.reset()
+    yield scripted_llm
+    scripted_llm.reset()
+
+
+@pytest.fixture
+async def worker(client: Client, settings: Settings) -> AsyncIterator[None]:
+    """All three queues served in-process on this test's own task queues."""
+    async with contextlib.AsyncExitStack() as stack:
+        for w in t2m_worker.build_workers(client, settings):
+            await stack.enter_async_context(w)
+        yield

@@ -1,0 +1,75 @@
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+from t2m import media, tts
+from tests.media_checks import frame_at, make_clip, probe
+
+
+def test_compose_holds_a_scene_until_its_narration_ends(tmp_path: Path) -> None:
+    short = make_clip(tmp_path / "a.mp4", 1.0, (200, 30, 30))
+    other = make_clip(tmp_path / "b.mp4", 2.0, (30, 30, 200), size=(640, 360))
+    wav = tmp_path / "n.wav"
+    spoken, cues = tts.synthesize("One sentence here. And a second, longer sentence.", "en-us", wav)
+    assert spoken > 2.0  # longer than the 1 s clip, so the clip must be held
+
+    out = tmp_path / "out.mp4"
+    composed = media.compose(
+        [media.SceneInput(short, wav, spoken, cues), media.SceneInput(other, None, 0.0, [])],
+        out,
+        subtitles=True,
+    )
+    p = probe(out)
+    assert p.codecs == {"video": "h264", "audio": "aac", "subtitle": "mov_text"}
+    first_slot = spoken + media.NARRATION_TAIL_S
+    assert abs(composed.duration - (first_slot + 2.0)) < 0.2
+    assert abs(p.duration - composed.duration) < 0.2
+    assert p.audio_rms > 0.01
+    assert len(p.cues) == len(cues) == 2
+    assert all(0 <= s < e <= p.duration + 0.01 for s, e in p.cues)
+    # The held part shows the first scene's last frame; the second scene follows at its own colour.
+    held = frame_at(out, first_slot - 0.2)
+    assert held[..., 0].mean() > 150 and held[..., 2].mean() < 80
+    later = frame_at(out, first_slot + 1.0)
+    assert later[..., 2].mean() > 150 and later.shape == held.shape  # rescaled to the first size
+
+
+def test_silent_compose_has_no_audio_and_optional_subtitles(tmp_path: Path) -> None:
+    clip = make_clip(tmp_path / "a.mp4", 1.0, (0, 200, 0))
+    out = tmp_path / "out.mp4"
+    cue = media.Cue(0.0, 2.5, "Read me")
+    composed = media.compose([media.SceneInput(clip, None, 2.5, [cue])], out, subtitles=False)
+    p = probe(out)
+    assert p.codecs == {"video": "h264"}
+    assert composed.duration >= 2.5  # held for the reading time
+
+
+def test_thumbnail_is_a_frame_of_the_video(tmp_path: Path) -> None:
+    clip = make_clip(tmp_path / "a.mp4", 1.0, (10, 120, 240))
+    png = media.thumbnail(clip, tmp_path / "t.png", 0.5)
+    image = np.asarray(Image.open(png).convert("RGB")).astype(int)
+    assert np.abs(image - frame_at(clip, 0.5).astype(int)).mean() < 3
+
+
+def test_srt_and_vtt() -> None:
+    cues = [media.Cue(0.0, 1.5, "Hello"), media.Cue(61.25, 3723.5, "World")]
+    assert media.to_srt(cues) == (
+        "1\n00:00:00,000 --> 00:00:01,500\nHello\n\n2\n00:01:01,250 --> 01:02:03,500\nWorld\n"
+    )
+    assert media.to_vtt(cues).startswith("WEBVTT\n\n00:00:00.000 --> 00:00:01.500\nHello\n")
+
+
+def test_tts_cues_follow_the_audio(tmp_path: Path) -> None:
+    duration, cues = tts.synthesize("First. Second one! Third?", "en-us", tmp_path / "x.wav")
+    assert [c.text for c in cues] == ["First.", "Second one!", "Third?"]
+    assert all(a.end < b.start for a, b in zip(cues, cues[1:], strict=False))
+    assert abs(cues[-1].end - duration) < 0.01
+    assert abs(len(media.read_audio(tmp_path / "x.wav")) / media.AUDIO_RATE - duration) < 0.05
+
+
+def test_unknown_voice_is_a_clear_error(tmp_path: Path) -> None:
+    import pytest
+
+    with pytest.raises(tts.VoiceError, match="unknown voice 'no-such-voice'"):
+        tts.synthesize("Hello.", "no-such-voice", tmp_path / "x.wav")

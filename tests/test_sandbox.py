@@ -1,0 +1,93 @@
+"""Real renders in the sandbox: success, Manim's own error text, isolation, limits, cancellation."""
+
+import asyncio
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from t2m import sandbox
+from tests.media_checks import probe
+
+CIRCLE = "from manim import *\n\nclass S(Scene):\n    def construct(self):\n        self.play(Create(Circle()))\n"
+
+
+def render(code: str, workdir: Path, timeout_s: float = 120):
+    return sandbox.render(code, "low", workdir, timeout_s=timeout_s, cpu_s=120)
+
+
+def render_processes() -> list[str]:
+    out = subprocess.run(["pgrep", "-af", "t2m.render_runner"], capture_output=True, text=True)
+    return [line for line in out.stdout.splitlines() if "pgrep" not in line]
+
+
+async def test_render_produces_a_video(tmp_path: Path) -> None:
+    result = await render(CIRCLE, tmp_path)
+    assert result.ok and result.video is not None
+    p = probe(result.video)
+    assert p.codecs["video"] == "h264" and 0.5 < p.duration < 3
+
+
+async def test_code_error_returns_manims_real_error(tmp_path: Path) -> None:
+    bad = CIRCLE.replace("Circle()", 'Circle(radius="big")')
+    result = await render(bad, tmp_path)
+    assert not result.ok
+    assert "UFuncNoLoopError" in result.error or "ufunc 'multiply'" in result.error
+    assert 'Circle(radius="big")' in result.error  # the failing line of the generated code
+
+
+async def test_static_rejection_never_starts_a_process(tmp_path: Path) -> None:
+    result = await render("import os\n" + CIRCLE, tmp_path)
+    assert not result.ok and "import of 'os' is not allowed" in result.error
+    assert not (tmp_path / "scene.py").exists()
+
+
+async def test_wall_timeout_kills_the_render(tmp_path: Path) -> None:
+    slow = CIRCLE.replace("self.play(Create(Circle()))", "self.wait(600)")
+    result = await render(slow, tmp_path, timeout_s=3)
+    assert not result.ok and "timed out" in result.error
+    assert render_processes() == []
+
+
+async def test_cancelling_kills_the_process_group(tmp_path: Path) -> None:
+    slow = CIRCLE.replace("self.play(Create(Circle()))", "self.wait(600)")
+    task = asyncio.ensure_future(render(slow, tmp_path))
+    await asyncio.sleep(3)
+    assert render_processes(), "the render should be running"
+    task.cancel()
+    try:
+        await task
+    except asyncio.CancelledError:
+        pass
+    assert render_processes() == []
+
+
+def test_sandbox_has_no_network_and_no_secrets(tmp_path: Path) -> None:
+    """The same isolation prefix, environment and limits the renderer uses, probed directly."""
+    import socket
+
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen()
+    port = server.getsockname()[1]
+    os.environ["T2M_TEST_SECRET_KEY"] = "sk-should-not-leak"
+    probe_code = (
+        "import os, socket, resource\n"
+        "print('secret' if 'T2M_TEST_SECRET_KEY' in os.environ else 'clean')\n"
+        "print(resource.getrlimit(resource.RLIMIT_AS)[0])\n"
+        f"try:\n    socket.create_connection(('127.0.0.1', {port}), timeout=2); print('connected')\n"
+        "except OSError:\n    print('no network')\n"
+    )
+    try:
+        out = subprocess.run(
+            [*sandbox._isolation_prefix(), sys.executable, "-c", probe_code],
+            env=sandbox._clean_env(tmp_path),
+            preexec_fn=sandbox._limits(1536, 30),
+            capture_output=True,
+            text=True,
+            timeout=30,
+        )
+    finally:
+        del os.environ["T2M_TEST_SECRET_KEY"]
+        server.close()
+    assert out.stdout.split() == ["clean", str(1536 * 1024**2), "no", "network"]

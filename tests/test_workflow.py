@@ -1,0 +1,131 @@
+"""The video workflow on a real Temporal server with a real worker, renders and narration."""
+
+from __future__ import annotations
+
+import asyncio
+import subprocess
+
+import pytest
+from temporalio.client import Client, WorkflowExecutionStatus, WorkflowFailureError
+
+from t2m.config import Settings
+from t2m.jobs import job_status, start_video
+from tests.scripted import ScriptedLLM, plan_json, scene_code
+from workflows.contracts import SA_OWNER, SA_QUALITY, SA_STAGE, SA_TOPIC, STAGES, VideoRequest
+
+BROKEN_RENDER = 'self.play(Create(Circle(radius="big")))'
+
+
+def request(**overrides) -> VideoRequest:
+    fields = {"topic": "Circles", "model": "scripted/test", "quality": "low", "owner": "ada"}
+    return VideoRequest(**(fields | overrides))
+
+
+async def wait_for(handle, predicate, timeout: float = 60.0):
+    deadline = asyncio.get_running_loop().time() + timeout
+    while True:
+        status = await job_status(handle)
+        if predicate(status):
+            return status
+        assert asyncio.get_running_loop().time() < deadline, f"timed out; last status {status}"
+        await asyncio.sleep(0.2)
+
+
+async def test_code_errors_reach_the_fixer_and_fixed_code_renders(
+    client: Client, settings: Settings, scripted: ScriptedLLM, worker: None
+) -> None:
+    def handler(task: str, data: dict) -> str | None:
+        if task == "plan_video":
+            return plan_json("Broken render", "Rejected import", "Fine")
+        if task == "write_scene_code":
+            code = scene_code(data["class_name"], BROKEN_RENDER if data["scene"]["index"] == 0 else None)
+            return code.replace("from manim", "import os\nfrom manim") if data["scene"]["index"] == 1 else code
+        if task == "fix_scene_code":
+            return scene_code(data["class_name"], "self.play(FadeIn(Square()))")
+        return None
+
+    scripted.handler = handler
+    handle = await start_video(client, settings, request())
+    result = await handle.result()
+
+    fixes = {d["scene"]["index"]: d for d, _ in scripted.prompts_for("fix_scene_code")}
+    assert set(fixes) == {0, 1}
+    assert "ufunc 'multiply'" in fixes[0]["error"] and BROKEN_RENDER in fixes[0]["error"]
+    assert fixes[0]["code"].count("radius=\"big\"") == 1  # the fixer sees the failing code
+    assert "Code rejected by the static check" in fixes[1]["error"]
+    assert "import of 'os' is not allowed" in fixes[1]["error"]
+
+    status = await job_status(handle)
+    assert status.status == "completed" and status.percentage == 100
+    assert status.current_stage == "completed"
+    assert status.stages_completed == list(STAGES[:-1])
+    assert [(s.state, s.attempts) for s in status.scenes] == [("done", 2), ("done", 2), ("done", 1)]
+    assert all(s.error is None for s in status.scenes)
+    assert result.scenes == 3 and result.artifacts.thumbnail_key
+
+    sa = (await handle.describe()).typed_search_attributes
+    assert sa.get(SA_TOPIC) == "Circles" and sa.get(SA_OWNER) == "ada"
+    assert sa.get(SA_QUALITY) == "low" and sa.get(SA_STAGE) == "completed"
+
+
+async def test_a_scene_that_never_renders_fails_the_job_naming_it(
+    client: Client, settings: Settings, scripted: ScriptedLLM, worker: None
+) -> None:
+    def handler(task: str, data: dict) -> str | None:
+        if task == "plan_video":
+            return plan_json("Opening", "Hopeless", "Closing")
+        if task in ("write_scene_code", "fix_scene_code"):
+            broken = data["scene"]["index"] == 1
+            return scene_code(data["class_name"], BROKEN_RENDER if broken else "self.wait(0.5)")
+        return None
+
+    scripted.handler = handler
+    handle = await start_video(client, settings, request(max_fix_attempts=2))
+    with pytest.raises(WorkflowFailureError):
+        await handle.result()
+    status = await job_status(handle)
+    assert status.status == "failed"
+    assert "scene 2 ('Hopeless') did not render after 2 attempts" in status.error
+    assert [s.state for s in status.scenes] == ["done", "failed", "done"]
+    assert len(scripted.prompts_for("fix_scene_code")) == 1  # bounded: 2 renders, 1 fix
+    sa = (await handle.describe()).typed_search_attributes
+    assert sa.get(SA_STAGE) == "failed"
+
+
+async def test_cancel_during_render_kills_it_and_ends_cancelled(
+    client: Client, settings: Settings, scripted: ScriptedLLM, worker: None
+) -> None:
+    def handler(task: str, data: dict) -> str | None:
+        if task == "plan_video":
+            return plan_json("Long", "Longer", "Longest")
+        if task == "write_scene_code":
+            return scene_code(data["class_name"], "self.wait(900)")
+        return None
+
+    scripted.handler = handler
+    handle = await start_video(client, settings, request())
+    await wait_for(handle, lambda s: any(sc.state == "rendering" for sc in s.scenes))
+    await asyncio.sleep(2)  # the sandboxed process is up
+    assert _render_processes()
+    await handle.cancel()
+    with pytest.raises(WorkflowFailureError):
+        await handle.result()
+    status = await job_status(handle)
+    assert status.status == "cancelled"
+    assert (await handle.describe()).status == WorkflowExecutionStatus.CANCELED
+    assert _render_processes() == []
+
+
+async def test_an_unusable_model_fails_fast_with_a_clear_message(
+    client: Client, settings: Settings, worker: None
+) -> None:
+    handle = await start_video(client, settings, request(model="nosuchprovider/model"))
+    with pytest.raises(WorkflowFailureError):
+        await asyncio.wait_for(handle.result(), timeout=30)
+    status = await job_status(handle)
+    assert status.status == "failed" and "nosuchprovider/model" in status.error
+
+
+def _render_processes() -> list[str]:
+    out = subprocess.run(["pgrep", "-af", "t2m.render_runner"], capture_output=True, text=True)
+    return [line for line in out.stdout.splitlines() if "pgrep" not in line]
