@@ -1,0 +1,123 @@
+"""`t2m generate` end to end: real Temporal, real renders, real narration, real files."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from t2m import media
+from t2m.config import Settings
+from tests.conftest import free_port
+from tests.media_checks import probe
+
+T2M = str(Path(sys.executable).parent / "t2m")
+PYTHAGORAS = (
+    "In a right triangle the square of the hypotenuse equals the sum of the squares of the other "
+    "two sides: a^2 + b^2 = c^2. The hypotenuse is the side opposite the right angle."
+)
+
+
+def cli_env(settings: Settings, **extra: str) -> dict[str, str]:
+    return os.environ | {
+        "T2M_DATA_DIR": str(settings.data_dir),
+        "T2M_TEMPORAL_ADDRESS": settings.temporal_address,
+        "T2M_TEMPORAL_NAMESPACE": settings.temporal_namespace,
+        "T2M_TASK_QUEUE_PREFIX": settings.task_queue_prefix,
+    } | extra
+
+
+async def run_cli(env: dict[str, str], *args: str) -> tuple[int, str, str]:
+    proc = await asyncio.create_subprocess_exec(
+        T2M, *args, env=env, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE
+    )
+    out, err = await asyncio.wait_for(proc.communicate(), timeout=300)
+    return proc.returncode, out.decode(), err.decode()
+
+
+def best_frame_distance(video: Path, png: Path) -> float:
+    import av
+
+    thumb = np.asarray(Image.open(png).convert("RGB")).astype(np.int16)
+    with av.open(str(video)) as c:
+        return min(
+            float(np.abs(f.to_ndarray(format="rgb24").astype(np.int16) - thumb).mean())
+            for f in c.decode(video=0)
+        )
+
+
+@pytest.mark.parametrize(
+    ("topic", "context", "flags", "stack"),
+    [
+        ("Pythagorean Theorem", PYTHAGORAS, [], "running"),
+        ("Photosynthesis", "", ["--voice", "en-gb"], "running"),
+        ("Black holes", "Gravity bends light. Nothing escapes the event horizon.", [], "ephemeral"),
+    ],
+)
+async def test_generate_writes_a_watchable_video(
+    settings: Settings, worker: None, tmp_path: Path, topic: str, context: str, flags, stack: str
+) -> None:
+    env = cli_env(settings)
+    if stack == "ephemeral":  # nothing listens there: the CLI starts and stops its own stack
+        env["T2M_TEMPORAL_ADDRESS"] = f"127.0.0.1:{free_port()}"
+    out_dir = tmp_path / "out"
+    args = ["generate", topic, "--context", context, "--quality", "low", "--out", str(out_dir)]
+    code, out, err = await run_cli(env, *args, *flags, "--json")
+    assert code == 0, err
+    result = json.loads(out)  # stdout is exactly one JSON object
+    assert set(result) == {
+        "job_id", "status", "video", "subtitles_srt", "subtitles_vtt", "thumbnail", "duration_s", "scenes"
+    }  # fmt: skip
+    job = result["job_id"]
+    assert job.startswith("video-") and result["status"] == "completed"
+    assert 3 <= result["scenes"] <= 5
+    for field, ext in (("video", "mp4"), ("subtitles_srt", "srt"), ("subtitles_vtt", "vtt"), ("thumbnail", "png")):
+        assert result[field] == str((out_dir / f"{job}.{ext}").resolve())
+        assert Path(result[field]).stat().st_size > 0
+
+    video = Path(result["video"])
+    p = probe(video)
+    assert p.codecs == {"video": "h264", "audio": "aac", "subtitle": "mov_text"}
+    assert p.duration >= 20 and abs(p.duration - result["duration_s"]) < 0.5
+    assert p.audio_rms > 0.01  # narration is audible, not silence
+    assert p.cues and all(0 <= s < e <= p.duration + 0.01 for s, e in p.cues)
+    srt = Path(result["subtitles_srt"]).read_text()
+    assert srt.count(" --> ") == len(p.cues)
+    assert Path(result["subtitles_vtt"]).read_text().startswith("WEBVTT")
+    assert best_frame_distance(video, Path(result["thumbnail"])) < 3.0  # a frame of the video
+
+
+async def test_silent_video_without_thumbnail(settings: Settings, worker: None, tmp_path: Path) -> None:
+    args = ["generate", "Prime numbers", "--quality", "low", "--voice", "none", "--no-thumbnail"]
+    code, out, err = await run_cli(cli_env(settings), *args, "--out", str(tmp_path), "--json")
+    assert code == 0, err
+    result = json.loads(out)
+    assert result["thumbnail"] is None
+    p = probe(Path(result["video"]))
+    assert "audio" not in p.codecs and p.codecs["subtitle"] == "mov_text"
+
+
+async def test_bad_input_exits_non_zero_with_a_one_line_reason(settings: Settings, tmp_path: Path) -> None:
+    code, out, err = await run_cli(cli_env(settings), "generate", "Cells", "--voice", "xx-nope", "--json")
+    assert code == 1
+    assert json.loads(out)["status"] == "failed"
+    assert err.strip().count("\n") == 0 and "unknown voice 'xx-nope'" in err
+    code, _, err = await run_cli(cli_env(settings), "generate", "Cells", "--quality", "huge")
+    assert code == 2 and "invalid choice: 'huge'" in err
+
+
+def test_media_thumbnail_helper_matches(tmp_path: Path) -> None:
+    """Guards the distance helper itself: an unrelated image is far from every frame."""
+    from tests.media_checks import make_clip
+
+    clip = make_clip(tmp_path / "c.mp4", 0.5, (255, 0, 0))
+    Image.new("RGB", (320, 180), (0, 0, 255)).save(tmp_path / "blue.png")
+    media.thumbnail(clip, tmp_path / "red.png", 0.2)
+    assert best_frame_distance(clip, tmp_path / "red.png") < 3.0
+    assert best_frame_distance(clip, tmp_path / "blue.png") > 100
