@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import ast
 import asyncio
+import ctypes
 import json
 import os
 import resource
@@ -101,8 +102,22 @@ def _clean_env(workdir: Path) -> dict[str, str]:
     }
 
 
+PR_SET_PDEATHSIG = 1
+
+
 def _limits(memory_mb: int, cpu_s: int) -> Callable[[], None]:
+    """Runs in the child before exec: resource limits, and death with the parent.
+
+    The render has its own process group (so cancelling can kill all of it); the parent-death
+    signal makes sure a SIGKILLed worker does not leave it running either.
+    """
+    parent = os.getpid()
+
     def apply() -> None:
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+        if os.getppid() != parent:  # the parent died before prctl took effect
+            os._exit(1)
         mem = memory_mb * 1024**2
         resource.setrlimit(resource.RLIMIT_AS, (mem, mem))
         resource.setrlimit(resource.RLIMIT_CPU, (cpu_s, cpu_s + 5))

@@ -1,0 +1,78 @@
+"""A worker SIGKILLed mid-job: a new worker finishes the job without re-rendering finished scenes."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import re
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+from temporalio.client import Client
+
+from t2m.config import Settings
+from t2m.jobs import job_status, start_video
+from tests.test_cli import cli_env
+from workflows.contracts import VideoRequest
+
+
+def start_worker(settings: Settings, log: Path) -> subprocess.Popen:
+    env = cli_env(settings, T2M_RENDER_CONCURRENCY="1")  # scenes render one after another
+    return subprocess.Popen(
+        [sys.executable, "-m", "worker"],
+        env=env,
+        stdout=log.open("w"),
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+
+
+def rendered_scenes(log: Path) -> list[int]:
+    return [int(m) for m in re.findall(r"render start job=\S+ scene=(\d+)", log.read_text())]
+
+
+async def test_killed_worker_resumes_without_rerendering(
+    client: Client, settings: Settings, tmp_path: Path
+) -> None:
+    req = VideoRequest(
+        topic="Fractions",
+        context="A fraction is a part of a whole. The denominator counts the parts. "
+        "The numerator counts the parts we take.",
+        model="offline/templates",
+        quality="low",
+    )
+    first_log, second_log = tmp_path / "worker1.log", tmp_path / "worker2.log"
+    first = start_worker(settings, first_log)
+    try:
+        handle = await start_video(client, settings, req)
+        deadline = asyncio.get_running_loop().time() + 120
+        while True:
+            status = await job_status(handle)
+            states = [s.state for s in status.scenes]
+            if "done" in states and "rendering" in states:
+                break
+            assert asyncio.get_running_loop().time() < deadline, status
+            await asyncio.sleep(0.1)
+        done_before = {s.index for s in status.scenes if s.state == "done"}
+        os.killpg(first.pid, signal.SIGKILL)
+        first.wait()
+    finally:
+        if first.poll() is None:
+            os.killpg(first.pid, signal.SIGKILL)
+    assert done_before and not subprocess.run(
+        ["pgrep", "-f", "t2m.render_runner"], capture_output=True
+    ).stdout  # the kill took the sandboxed render with it
+
+    second = start_worker(settings, second_log)
+    try:
+        result = await asyncio.wait_for(handle.result(), timeout=180)
+    finally:
+        second.send_signal(signal.SIGTERM)
+        second.wait(timeout=30)
+    assert result.scenes == len(status.scenes)
+    assert set(rendered_scenes(first_log)) >= done_before
+    rerendered = set(rendered_scenes(second_log)) & done_before
+    assert rerendered == set(), f"scenes rendered again after the restart: {rerendered}"
+    assert (await job_status(handle)).status == "completed"
