@@ -27,14 +27,18 @@ from workflows.video import VideoWorkflow
 QUEUES = ("video", "llm", "render")
 
 
-def build_workers(client: Client, settings: Settings, queues: Sequence[str] = QUEUES) -> list[Worker]:
+def build_workers(
+    client: Client, settings: Settings, queues: Sequence[str] = QUEUES
+) -> list[Worker]:
     unknown = set(queues) - set(QUEUES)
     if unknown:
         raise ValueError(f"unknown queue(s) {sorted(unknown)}; choose from {QUEUES}")
     media = MediaActivities(settings, get_storage(settings.data_dir))
     workers = []
     if "video" in queues:
-        workers.append(Worker(client, task_queue=settings.queue("video"), workflows=[VideoWorkflow]))
+        workers.append(
+            Worker(client, task_queue=settings.queue("video"), workflows=[VideoWorkflow])
+        )
     if "llm" in queues:
         workers.append(
             Worker(
@@ -71,7 +75,9 @@ async def run(settings: Settings, queues: Sequence[str] = QUEUES) -> None:
         loop.add_signal_handler(sig, stop.set)
     tasks = [asyncio.create_task(w.run()) for w in workers]
     logging.getLogger("t2m.worker").info(
-        "worker serving %s on %s", ", ".join(settings.queue(q) for q in queues), settings.temporal_address
+        "worker serving %s on %s",
+        ", ".join(settings.queue(q) for q in queues),
+        settings.temporal_address,
     )
     await stop.wait()
     await asyncio.gather(*(w.shutdown() for w in workers))
@@ -84,9 +90,13 @@ def parse_queues(text: str) -> list[str]:
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="t2m worker", description=__doc__)
-    parser.add_argument("--queues", default=",".join(QUEUES), help="comma-separated: video,llm,render")
+    parser.add_argument(
+        "--queues", default=",".join(QUEUES), help="comma-separated: video,llm,render"
+    )
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(
+        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
     asyncio.run(run(get_settings(), parse_queues(args.queues)))
     return 0
 

@@ -25,8 +25,8 @@ from workflows.contracts import (
     ComposeResult,
     Cue,
     FinalizeRequest,
-    Narration,
     NarrateRequest,
+    Narration,
     RenderOutcome,
     RenderRequest,
     ThumbnailRequest,
@@ -110,7 +110,9 @@ class MediaActivities:
                 video = self.storage.get_file(scene.video_key, work / f"scene-{i}.mp4")
                 audio = None
                 if scene.narration.audio_key:
-                    audio = self.storage.get_file(scene.narration.audio_key, work / f"scene-{i}.wav")
+                    audio = self.storage.get_file(
+                        scene.narration.audio_key, work / f"scene-{i}.wav"
+                    )
                 cues = [media.Cue(c.start, c.end, c.text) for c in scene.narration.cues]
                 inputs.append(media.SceneInput(video, audio, scene.narration.duration_s, cues))
             out = work / "video.mp4"

@@ -75,7 +75,9 @@ async def write_scene_code(model: str, topic: str, scene: ScenePlan, scene_count
         "class_name": class_name(scene),
         "scene": scene.model_dump(),
     }
-    return extract_block(await llm.complete(model, render_prompt("write_scene_code", data)), "python")
+    return extract_block(
+        await llm.complete(model, render_prompt("write_scene_code", data)), "python"
+    )
 
 
 async def fix_scene_code(

@@ -100,9 +100,8 @@ async def generate(settings: Settings, args: argparse.Namespace) -> int:
     from t2m.jobs import job_status, start_video
     from t2m.progress import ProgressView
     from t2m.storage import get_storage
-    from workflows.contracts import VideoRequest
-
     from t2m.tts import VoiceError, check_voice
+    from workflows.contracts import VideoRequest
 
     voice = args.voice or settings.default_voice
     try:

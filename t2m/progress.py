@@ -52,5 +52,7 @@ class ProgressView:
         for s in status.scenes:
             style = STATE_STYLE.get(s.state, "")
             attempts = f"attempt {s.attempts}" if s.attempts > 1 else ""
-            table.add_row(f"  scene {s.index + 1}", s.title, f"[{style}]{s.state}[/{style}]", attempts)
+            table.add_row(
+                f"  scene {s.index + 1}", s.title, f"[{style}]{s.state}[/{style}]", attempts
+            )
         self.live.update(Group(self.bar, table))

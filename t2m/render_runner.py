@@ -32,7 +32,9 @@ def main(argv: list[str]) -> int:
         scenes = [
             obj
             for obj in vars(module).values()
-            if isinstance(obj, type) and issubclass(obj, Scene) and obj.__module__ == module.__name__
+            if isinstance(obj, type)
+            and issubclass(obj, Scene)
+            and obj.__module__ == module.__name__
         ]
         if not scenes:
             print("Error: the code defines no subclass of manim.Scene", file=sys.stderr)

@@ -7,15 +7,20 @@ when any of them dies, so `t2m up` never leaves orphans behind.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import signal
 import subprocess
 import sys
 import time
+import urllib.request
 from pathlib import Path
 
 from temporalio.api.enums.v1 import IndexedValueType
-from temporalio.api.operatorservice.v1 import AddSearchAttributesRequest, ListSearchAttributesRequest
+from temporalio.api.operatorservice.v1 import (
+    AddSearchAttributesRequest,
+    ListSearchAttributesRequest,
+)
 from temporalio.client import Client
 
 from t2m.config import Settings
@@ -73,13 +78,32 @@ async def wait_for_temporal(settings: Settings, timeout_s: float = 60.0) -> Clie
             await asyncio.sleep(0.3)
 
 
+async def wait_for_ui(settings: Settings, timeout_s: float = 30.0) -> None:
+    """The Web UI answers 503 until it has reached the server; wait until its API answers."""
+    host = settings.temporal_address.rsplit(":", 1)[0]
+    url = (
+        f"http://{host}:{settings.temporal_ui_port}/api/v1/namespaces/{settings.temporal_namespace}"
+    )
+    deadline = time.monotonic() + timeout_s
+    while True:
+        try:
+            await asyncio.to_thread(urllib.request.urlopen, url, timeout=5)
+            return
+        except OSError:
+            if time.monotonic() > deadline:
+                raise
+            await asyncio.sleep(0.3)
+
+
 class Stack:
     """Child processes started in order and stopped in reverse order."""
 
     def __init__(self) -> None:
         self.children: list[tuple[str, subprocess.Popen]] = []
 
-    def spawn(self, name: str, cmd: list[str], log: Path, env: dict[str, str] | None = None) -> None:
+    def spawn(
+        self, name: str, cmd: list[str], log: Path, env: dict[str, str] | None = None
+    ) -> None:
         log.parent.mkdir(parents=True, exist_ok=True)
         out = open(log, "ab")  # noqa: SIM115 - owned by the child for its lifetime
         proc = subprocess.Popen(
@@ -119,22 +143,28 @@ async def up(settings: Settings) -> int:
         stack.spawn("temporal", dev_server_command(settings), logs / "temporal.log")
         client = await wait_for_temporal(settings)
         await ensure_search_attributes(client)
+        await wait_for_ui(settings)
         stack.spawn("worker", [sys.executable, "-m", "worker"], logs / "worker.log")
         host = settings.temporal_address.rsplit(":", 1)[0]
         print(f"t2m is up (data in {settings.data_dir})", flush=True)
-        print(f"  Temporal:        {settings.temporal_address} (namespace {settings.temporal_namespace})")
-        print(f"  Temporal Web UI: http://{host}:{settings.temporal_ui_port}/namespaces/{settings.temporal_namespace}/workflows")
+        print(
+            f"  Temporal:        {settings.temporal_address} (namespace {settings.temporal_namespace})"
+        )
+        print(
+            f"  Temporal Web UI: http://{host}:{settings.temporal_ui_port}/namespaces/{settings.temporal_namespace}/workflows"
+        )
         print(f"  Logs:            {logs}")
-        print('Try: t2m generate "Pythagorean Theorem" --quality low   (Ctrl-C stops the stack)', flush=True)
+        print(
+            'Try: t2m generate "Pythagorean Theorem" --quality low   (Ctrl-C stops the stack)',
+            flush=True,
+        )
         while not stop.is_set():
             reason = stack.dead()
             if reason:
                 print(f"t2m: {reason}; stopping (see {logs})", file=sys.stderr)
                 return 1
-            try:
+            with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), timeout=1.0)
-            except TimeoutError:
-                pass
         return 0
     finally:
         stack.stop()

@@ -42,7 +42,9 @@ def check_voice(voice: str) -> None:
     if shutil.which("espeak-ng") is None:
         raise VoiceError("espeak-ng is not installed (run `make setup`)")
     if voice.split("+", 1)[0] not in available_voices():
-        raise VoiceError(f"unknown voice {voice!r}: use an espeak-ng voice such as 'en-us' or 'en-gb'")
+        raise VoiceError(
+            f"unknown voice {voice!r}: use an espeak-ng voice such as 'en-us' or 'en-gb'"
+        )
 
 
 def split_sentences(text: str) -> list[str]:

@@ -27,7 +27,9 @@ def probe(path: Path) -> Probe:
             s = c.streams.subtitles[0]
             for p in c.demux(s):
                 if p.size > 2 and p.pts is not None:  # mov_text gaps are 2-byte empty samples
-                    cues.append((float(p.pts * s.time_base), float((p.pts + p.duration) * s.time_base)))
+                    cues.append(
+                        (float(p.pts * s.time_base), float((p.pts + p.duration) * s.time_base))
+                    )
     rms = 0.0
     if "audio" in codecs:
         with av.open(str(path)) as c:
@@ -44,7 +46,9 @@ def frame_at(path: Path, t: float) -> np.ndarray:
     raise AssertionError(f"no frame at {t}s in {path}")
 
 
-def make_clip(path: Path, seconds: float, color: tuple[int, int, int], size=(320, 180), fps=15) -> Path:
+def make_clip(
+    path: Path, seconds: float, color: tuple[int, int, int], size=(320, 180), fps=15
+) -> Path:
     """A solid-colour h264 clip, standing in for a rendered scene."""
     with av.open(str(path), "w") as c:
         s = c.add_stream("libx264", rate=fps)

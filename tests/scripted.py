@@ -51,7 +51,13 @@ def plan_json(*titles: str, duration: float = 3.0) -> str:
     import json
 
     scenes = [
-        {"title": t, "goal": t, "narration": f"This is {t}.", "key_points": [t], "duration_s": duration}
+        {
+            "title": t,
+            "goal": t,
+            "narration": f"This is {t}.",
+            "key_points": [t],
+            "duration_s": duration,
+        }
         for t in titles
     ]
     return "```json\n" + json.dumps({"title": "Test", "scenes": scenes}) + "\n```"

@@ -25,12 +25,16 @@ PYTHAGORAS = (
 
 
 def cli_env(settings: Settings, **extra: str) -> dict[str, str]:
-    return os.environ | {
-        "T2M_DATA_DIR": str(settings.data_dir),
-        "T2M_TEMPORAL_ADDRESS": settings.temporal_address,
-        "T2M_TEMPORAL_NAMESPACE": settings.temporal_namespace,
-        "T2M_TASK_QUEUE_PREFIX": settings.task_queue_prefix,
-    } | extra
+    return (
+        os.environ
+        | {
+            "T2M_DATA_DIR": str(settings.data_dir),
+            "T2M_TEMPORAL_ADDRESS": settings.temporal_address,
+            "T2M_TEMPORAL_NAMESPACE": settings.temporal_namespace,
+            "T2M_TASK_QUEUE_PREFIX": settings.task_queue_prefix,
+        }
+        | extra
+    )
 
 
 async def run_cli(env: dict[str, str], *args: str) -> tuple[int, str, str]:
@@ -77,7 +81,12 @@ async def test_generate_writes_a_watchable_video(
     job = result["job_id"]
     assert job.startswith("video-") and result["status"] == "completed"
     assert 3 <= result["scenes"] <= 5
-    for field, ext in (("video", "mp4"), ("subtitles_srt", "srt"), ("subtitles_vtt", "vtt"), ("thumbnail", "png")):
+    for field, ext in (
+        ("video", "mp4"),
+        ("subtitles_srt", "srt"),
+        ("subtitles_vtt", "vtt"),
+        ("thumbnail", "png"),
+    ):
         assert result[field] == str((out_dir / f"{job}.{ext}").resolve())
         assert Path(result[field]).stat().st_size > 0
 
@@ -93,7 +102,9 @@ async def test_generate_writes_a_watchable_video(
     assert best_frame_distance(video, Path(result["thumbnail"])) < 3.0  # a frame of the video
 
 
-async def test_silent_video_without_thumbnail(settings: Settings, worker: None, tmp_path: Path) -> None:
+async def test_silent_video_without_thumbnail(
+    settings: Settings, worker: None, tmp_path: Path
+) -> None:
     args = ["generate", "Prime numbers", "--quality", "low", "--voice", "none", "--no-thumbnail"]
     code, out, err = await run_cli(cli_env(settings), *args, "--out", str(tmp_path), "--json")
     assert code == 0, err
@@ -103,8 +114,12 @@ async def test_silent_video_without_thumbnail(settings: Settings, worker: None, 
     assert "audio" not in p.codecs and p.codecs["subtitle"] == "mov_text"
 
 
-async def test_bad_input_exits_non_zero_with_a_one_line_reason(settings: Settings, tmp_path: Path) -> None:
-    code, out, err = await run_cli(cli_env(settings), "generate", "Cells", "--voice", "xx-nope", "--json")
+async def test_bad_input_exits_non_zero_with_a_one_line_reason(
+    settings: Settings, tmp_path: Path
+) -> None:
+    code, out, err = await run_cli(
+        cli_env(settings), "generate", "Cells", "--voice", "xx-nope", "--json"
+    )
     assert code == 1
     assert json.loads(out)["status"] == "failed"
     assert err.strip().count("\n") == 0 and "unknown voice 'xx-nope'" in err

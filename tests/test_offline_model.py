@@ -7,9 +7,15 @@ from t2m.llm import offline
 from t2m.sandbox import static_check
 
 TOPICS = [
-    ("Pythagorean Theorem", "In a right triangle, a^2 + b^2 = c^2. The hypotenuse is the longest side."),
+    (
+        "Pythagorean Theorem",
+        "In a right triangle, a^2 + b^2 = c^2. The hypotenuse is the longest side.",
+    ),
     ("Photosynthesis", ""),
-    ("Compound interest", "Interest earns interest. The rule is $A = P(1 + r/n)^{nt}$. Start early."),
+    (
+        "Compound interest",
+        "Interest earns interest. The rule is $A = P(1 + r/n)^{nt}$. Start early.",
+    ),
 ]
 
 
@@ -37,7 +43,9 @@ def test_formulas_in_context_become_a_math_scene() -> None:
 
 
 def test_plan_is_deterministic_and_uses_the_context() -> None:
-    context = "Cells capture light. Chlorophyll absorbs red and blue light. Sugar stores the energy."
+    context = (
+        "Cells capture light. Chlorophyll absorbs red and blue light. Sugar stores the energy."
+    )
     a, b = offline.plan("Photosynthesis", context), offline.plan("Photosynthesis", context)
     assert a == b
     narration = " ".join(s["narration"] for s in a["scenes"])
@@ -46,7 +54,11 @@ def test_plan_is_deterministic_and_uses_the_context() -> None:
 
 @pytest.mark.parametrize(
     ("text", "latex"),
-    [("E = mc^2", "E = mc^2"), ("c = sqrt(a^2 + b^2)", r"c = \sqrt{a^2 + b^2}"), ("F = m*a", r"F = m \cdot a")],
+    [
+        ("E = mc^2", "E = mc^2"),
+        ("c = sqrt(a^2 + b^2)", r"c = \sqrt{a^2 + b^2}"),
+        ("F = m*a", r"F = m \cdot a"),
+    ],
 )
 def test_to_latex(text: str, latex: str) -> None:
     assert offline.find_formulas(f"Recall that {text} holds.") == [text]
@@ -66,6 +78,8 @@ def test_fix_answer_is_plain_text_code() -> None:
 
 
 def test_unknown_prompt_gets_a_plain_answer() -> None:
-    response = offline.OfflineLLM().completion(model="templates", messages=[{"role": "user", "content": "hi"}])
+    response = offline.OfflineLLM().completion(
+        model="templates", messages=[{"role": "user", "content": "hi"}]
+    )
     assert "only answers" in response.choices[0].message.content
     assert json.loads(json.dumps(response.model_dump()))  # a real, serialisable ModelResponse

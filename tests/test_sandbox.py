@@ -1,6 +1,7 @@
 """Real renders in the sandbox: success, Manim's own error text, isolation, limits, cancellation."""
 
 import asyncio
+import contextlib
 import os
 import subprocess
 import sys
@@ -55,10 +56,8 @@ async def test_cancelling_kills_the_process_group(tmp_path: Path) -> None:
     await asyncio.sleep(3)
     assert render_processes(), "the render should be running"
     task.cancel()
-    try:
+    with contextlib.suppress(asyncio.CancelledError):
         await task
-    except asyncio.CancelledError:
-        pass
     assert render_processes() == []
 
 

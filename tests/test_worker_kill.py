@@ -61,9 +61,10 @@ async def test_killed_worker_resumes_without_rerendering(
     finally:
         if first.poll() is None:
             os.killpg(first.pid, signal.SIGKILL)
-    assert done_before and not subprocess.run(
-        ["pgrep", "-f", "t2m.render_runner"], capture_output=True
-    ).stdout  # the kill took the sandboxed render with it
+    assert (
+        done_before
+        and not subprocess.run(["pgrep", "-f", "t2m.render_runner"], capture_output=True).stdout
+    )  # the kill took the sandboxed render with it
 
     second = start_worker(settings, second_log)
     try:

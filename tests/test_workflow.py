@@ -38,8 +38,14 @@ async def test_code_errors_reach_the_fixer_and_fixed_code_renders(
         if task == "plan_video":
             return plan_json("Broken render", "Rejected import", "Fine")
         if task == "write_scene_code":
-            code = scene_code(data["class_name"], BROKEN_RENDER if data["scene"]["index"] == 0 else None)
-            return code.replace("from manim", "import os\nfrom manim") if data["scene"]["index"] == 1 else code
+            code = scene_code(
+                data["class_name"], BROKEN_RENDER if data["scene"]["index"] == 0 else None
+            )
+            return (
+                code.replace("from manim", "import os\nfrom manim")
+                if data["scene"]["index"] == 1
+                else code
+            )
         if task == "fix_scene_code":
             return scene_code(data["class_name"], "self.play(FadeIn(Square()))")
         return None
@@ -51,7 +57,7 @@ async def test_code_errors_reach_the_fixer_and_fixed_code_renders(
     fixes = {d["scene"]["index"]: d for d, _ in scripted.prompts_for("fix_scene_code")}
     assert set(fixes) == {0, 1}
     assert "ufunc 'multiply'" in fixes[0]["error"] and BROKEN_RENDER in fixes[0]["error"]
-    assert fixes[0]["code"].count("radius=\"big\"") == 1  # the fixer sees the failing code
+    assert fixes[0]["code"].count('radius="big"') == 1  # the fixer sees the failing code
     assert "Code rejected by the static check" in fixes[1]["error"]
     assert "import of 'os' is not allowed" in fixes[1]["error"]
 

@@ -25,8 +25,8 @@ with workflow.unsafe.imports_passed_through():
         FinalizeRequest,
         FixRequest,
         JobStatus,
-        Narration,
         NarrateRequest,
+        Narration,
         RenderOutcome,
         RenderRequest,
         SceneMedia,
@@ -210,7 +210,10 @@ class VideoWorkflow:
             outcome = await workflow.execute_activity(
                 "render_scene",
                 RenderRequest(
-                    job_id=self._status.job_id, scene_index=scene.index, code=code, quality=req.quality
+                    job_id=self._status.job_id,
+                    scene_index=scene.index,
+                    code=code,
+                    quality=req.quality,
                 ),
                 result_type=RenderOutcome,
                 task_queue=_sibling_queue("render"),

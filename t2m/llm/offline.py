@@ -68,7 +68,11 @@ def find_formulas(text: str) -> list[str]:
     """Formulas in `text`: `$...$` spans first, else equations such as `a^2 + b^2 = c^2`."""
     found = [m.strip() for m in re.findall(r"\$([^$]+)\$", text) if m.strip()]
     if not found:
-        found = [m.group(0).strip() for m in _FORMULA.finditer(text) if re.search(r"[A-Za-z]", m.group(0))]
+        found = [
+            m.group(0).strip()
+            for m in _FORMULA.finditer(text)
+            if re.search(r"[A-Za-z]", m.group(0))
+        ]
     unique: list[str] = []
     for f in found:
         if f not in unique:
@@ -121,7 +125,9 @@ def plan(topic: str, context: str) -> dict:
     topic = " ".join(topic.split())
     formulas = find_formulas(context)
     sentences = [s for s in _sentences(context) if not (formulas and any(f in s for f in formulas))]
-    formula_sentences = [s for s in _sentences(context) if formulas and any(f in s for f in formulas)]
+    formula_sentences = [
+        s for s in _sentences(context) if formulas and any(f in s for f in formulas)
+    ]
     if not sentences:
         sentences = [
             f"{topic} is an idea worth understanding step by step.",
@@ -168,7 +174,8 @@ def plan(topic: str, context: str) -> dict:
         _scene(
             "Summary",
             f"Recap {topic}",
-            f"To sum up {topic}: " + " ".join(_spoken(p).rstrip("…") + "." for p in recap)
+            f"To sum up {topic}: "
+            + " ".join(_spoken(p).rstrip("…") + "." for p in recap)
             + " Thanks for watching!",
             recap,
             None,

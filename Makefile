@@ -1,0 +1,37 @@
+# t2m: `make run` brings the stack up, `make test` runs the suite. Both set everything up first.
+VENV    := .venv
+PYTHON  ?= python3
+SUDO    := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+# Manim builds pycairo/manimpango (pango, cairo); MathTex needs LaTeX + dvisvgm; narration uses
+# espeak-ng; the render sandbox uses unshare (util-linux); tests use pgrep (procps).
+APT_PACKAGES := libpango1.0-dev libcairo2-dev pkg-config texlive-latex-base texlive-latex-extra \
+	texlive-fonts-recommended dvisvgm espeak-ng util-linux procps
+
+.PHONY: setup apt run test lint format
+setup: apt $(VENV)/.installed
+
+apt:
+	@missing=$$(for p in $(APT_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \
+	if [ -n "$$missing" ]; then \
+		echo "Installing system packages:" $$missing; \
+		$(SUDO) apt-get update -q && \
+		DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -q --no-install-recommends $$missing; \
+	fi
+
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(VENV)/bin/pip install -q -U pip
+	$(VENV)/bin/pip install -q -e ".[dev]"
+	touch $@
+
+run: setup
+	$(VENV)/bin/t2m up
+
+test: setup
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/pytest
+
+lint:
+	$(VENV)/bin/ruff check --fix .
+	$(VENV)/bin/ruff format .

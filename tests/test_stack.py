@@ -1,0 +1,94 @@
+"""`t2m up`: owns a Temporal dev server (Web UI on, SQLite in the data dir) and a worker."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import json
+import os
+import signal
+import subprocess
+import sys
+import urllib.parse
+import urllib.request
+from pathlib import Path
+
+from temporalio.client import WorkflowExecutionStatus
+
+from t2m.config import Settings
+from t2m.jobs import start_video
+from t2m.stack import wait_for_temporal
+from tests.conftest import free_port
+from workflows.contracts import VideoRequest
+
+T2M = str(Path(sys.executable).parent / "t2m")
+
+
+def start_up(env: dict[str, str]) -> subprocess.Popen:
+    proc = subprocess.Popen(
+        [T2M, "up"], env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+    )
+    for line in proc.stdout:  # type: ignore[union-attr]
+        if line.startswith("Try:"):
+            return proc
+    raise AssertionError(f"t2m up exited early with {proc.wait()}")
+
+
+def stop_up(proc: subprocess.Popen) -> int:
+    proc.send_signal(signal.SIGTERM)
+    return proc.wait(timeout=60)
+
+
+def ui_workflows(ui_port: int, query: str) -> list[dict]:
+    url = f"http://127.0.0.1:{ui_port}/api/v1/namespaces/t2m/workflows?" + urllib.parse.urlencode(
+        {"query": query}
+    )
+    with urllib.request.urlopen(url, timeout=10) as r:
+        return json.load(r).get("executions", [])
+
+
+def decode(payload: dict) -> object:
+    return json.loads(base64.b64decode(payload["data"]))
+
+
+async def test_up_serves_the_ui_persists_jobs_and_stops_cleanly(tmp_path: Path) -> None:
+    grpc, ui = free_port(), free_port()
+    env = os.environ | {
+        "T2M_DATA_DIR": str(tmp_path / "data"),
+        "T2M_TEMPORAL_ADDRESS": f"127.0.0.1:{grpc}",
+        "T2M_TEMPORAL_UI_PORT": str(ui),
+    }
+    settings = Settings(data_dir=tmp_path / "data", temporal_address=f"127.0.0.1:{grpc}")
+    proc = start_up(env)
+    try:
+        client = await wait_for_temporal(settings, timeout_s=10)
+        req = VideoRequest(
+            topic="Ocean tides", model="offline/templates", quality="low", owner="kim"
+        )
+        handle = await start_video(client, settings, req)
+        executions: list[dict] = []
+        for _ in range(50):  # visibility is eventually consistent
+            executions = ui_workflows(ui, 'T2mTopic="Ocean tides" AND T2mOwner="kim"')
+            if executions:
+                break
+            await asyncio.sleep(0.2)
+        assert [e["execution"]["workflowId"] for e in executions] == [handle.id]
+        fields = executions[0]["searchAttributes"]["indexedFields"]
+        assert decode(fields["T2mQuality"]) == "low"
+        assert decode(fields["T2mModel"]) == "offline/templates"
+        assert "T2mStage" in fields
+        await handle.cancel()
+    finally:
+        assert stop_up(proc) == 0
+    assert (
+        subprocess.run(["pgrep", "-f", "--", f"--port {grpc}"], capture_output=True).returncode == 1
+    )
+
+    proc = start_up(env)  # jobs survive a restart: the server keeps them in the data dir
+    try:
+        client = await wait_for_temporal(settings, timeout_s=10)
+        desc = await client.get_workflow_handle(handle.id).describe()
+        assert desc.status in (WorkflowExecutionStatus.CANCELED, WorkflowExecutionStatus.RUNNING)
+    finally:
+        assert stop_up(proc) == 0
+    assert (tmp_path / "data" / "temporal.db").exists()
