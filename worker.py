@@ -18,8 +18,11 @@ from temporalio.client import Client
 from temporalio.worker import Worker
 
 from activities import llm as llm_activities
+from activities.catalog import CatalogActivities
 from activities.media import MediaActivities
+from t2m import db
 from t2m.config import Settings, get_settings
+from t2m.db import JobStore
 from t2m.storage import get_storage
 from t2m.temporal import connect
 from workflows.video import VideoWorkflow
@@ -28,7 +31,10 @@ QUEUES = ("video", "llm", "render")
 
 
 def build_workers(
-    client: Client, settings: Settings, queues: Sequence[str] = QUEUES
+    client: Client,
+    settings: Settings,
+    queues: Sequence[str] = QUEUES,
+    jobs: JobStore | None = None,
 ) -> list[Worker]:
     unknown = set(queues) - set(QUEUES)
     if unknown:
@@ -44,7 +50,11 @@ def build_workers(
             Worker(
                 client,
                 task_queue=settings.queue("llm"),
-                activities=[*llm_activities.ACTIVITIES, media.narrate_scene],
+                activities=[
+                    *llm_activities.ACTIVITIES,
+                    media.narrate_scene,
+                    CatalogActivities(jobs).record_job,
+                ],
                 max_concurrent_activities=settings.llm_concurrency,
             )
         )
@@ -68,7 +78,8 @@ def build_workers(
 async def run(settings: Settings, queues: Sequence[str] = QUEUES) -> None:
     """Serve `queues` until SIGINT/SIGTERM, then shut the workers down gracefully."""
     client = await connect(settings)
-    workers = build_workers(client, settings, queues)
+    jobs = JobStore(await db.connect(settings.database_url)) if settings.database_url else None
+    workers = build_workers(client, settings, queues, jobs)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):

@@ -27,6 +27,9 @@ class Settings(BaseSettings):
     task_queue_prefix: str = "t2m"
     """Queues are `<prefix>-video`, `<prefix>-llm` and `<prefix>-render`."""
 
+    database_url: str | None = None
+    """PostgreSQL for the job catalog; `t2m up` runs an embedded one when this is unset."""
+
     default_model: str = "offline/templates"
     default_voice: str = "en-us"
     max_fix_attempts: int = Field(default=3, ge=1, le=10)

