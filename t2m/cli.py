@@ -22,6 +22,12 @@ def _parser() -> argparse.ArgumentParser:
     sub.add_parser("up", help="run the embedded stack (Temporal dev server + worker)")
     w = sub.add_parser("worker", help="serve t2m's task queues")
     w.add_argument("--queues", default="video,llm,render", help="comma-separated: video,llm,render")
+    k = sub.add_parser("keys", help="manage API keys")
+    kc = k.add_subparsers(dest="keys_command", required=True).add_parser(
+        "create", help="create an API key (shown once; only its hash is stored)"
+    )
+    kc.add_argument("--user", required=True, help="the user the key acts as")
+    kc.add_argument("--admin", action="store_true", help="may see and steer every user's jobs")
     g = sub.add_parser("generate", help="make a video about TOPIC")
     g.add_argument("topic")
     g.add_argument("--context", default="")
@@ -46,11 +52,36 @@ def main(argv: Sequence[str] | None = None) -> None:
         import worker
 
         code = worker.main(["--queues", args.queues])
+    elif args.command == "keys":
+        code = asyncio.run(create_key(settings, args.user, args.admin))
     else:
         code = asyncio.run(generate(settings, args))
     sys.stdout.flush()
     sys.stderr.flush()
     os._exit(code)  # sdk-python#300: the SDK can abort at interpreter exit
+
+
+async def create_key(settings: Settings, user: str, admin: bool) -> int:
+    from t2m import db
+
+    server = None
+    url = settings.database_url
+    if not url:  # the embedded database of `t2m up` (started here if the stack is down)
+        server = db.embedded_server(settings.data_dir)
+        url = server.get_uri()
+    try:
+        pool = await db.connect(url)
+        key = await db.KeyStore(pool).create(user.strip(), admin)
+        await pool.close()
+    finally:
+        if server is not None:
+            server.cleanup()
+    print(key)
+    print(
+        f"API key for {user}{' (admin)' if admin else ''}: shown once, keep it safe.",
+        file=sys.stderr,
+    )
+    return 0
 
 
 @contextlib.asynccontextmanager

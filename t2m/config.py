@@ -30,6 +30,20 @@ class Settings(BaseSettings):
     database_url: str | None = None
     """PostgreSQL for the job catalog; `t2m up` runs an embedded one when this is unset."""
 
+    api_host: str = "127.0.0.1"
+    api_port: int = Field(default=8000, ge=1, le=65535)
+    allowed_models: list[str] = ["offline/templates"]
+    """Models a request may name (JSON list in T2M_ALLOWED_MODELS); the first is the default."""
+    dev_user: str | None = "local"
+    """Identity (an admin) for requests without credentials; only honoured on a loopback bind."""
+    jwks_url: str | None = None
+    """JWKS of the identity provider whose RS256 JWTs are accepted (e.g. Clerk's)."""
+    jwt_issuer: str | None = None
+    jwt_audience: str | None = None
+    jwt_admin_claim: str = "t2m_admin"
+    secret_key: str | None = None
+    """Signs short-lived media URLs; generated and kept in the data dir when unset."""
+
     default_model: str = "offline/templates"
     default_voice: str = "en-us"
     max_fix_attempts: int = Field(default=3, ge=1, le=10)

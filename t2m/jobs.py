@@ -6,7 +6,12 @@ import uuid
 from datetime import timedelta
 
 from temporalio.client import Client, WorkflowExecutionStatus, WorkflowHandle
-from temporalio.common import SearchAttributePair, TypedSearchAttributes
+from temporalio.common import (
+    Priority,
+    SearchAttributePair,
+    TypedSearchAttributes,
+    WorkflowIDReusePolicy,
+)
 
 from t2m.config import Settings
 from workflows.contracts import (
@@ -35,13 +40,22 @@ def new_job_id() -> str:
 
 
 async def start_video(
-    client: Client, settings: Settings, req: VideoRequest, job_id: str | None = None
+    client: Client,
+    settings: Settings,
+    req: VideoRequest,
+    job_id: str | None = None,
+    *,
+    priority_key: int = 3,
+    id_reuse_policy: WorkflowIDReusePolicy = WorkflowIDReusePolicy.REJECT_DUPLICATE,
 ) -> WorkflowHandle:
+    """Start a video workflow; its activities inherit its task priority (1 = most urgent)."""
     return await client.start_workflow(
         VideoWorkflow.run,
         req,
         id=job_id or new_job_id(),
         task_queue=settings.queue("video"),
+        priority=Priority(priority_key=priority_key),
+        id_reuse_policy=id_reuse_policy,
         search_attributes=TypedSearchAttributes(
             [
                 SearchAttributePair(SA_TOPIC, req.topic),

