@@ -11,12 +11,14 @@ from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import asyncpg
+import httpx
 import pytest
 from temporalio.client import Client
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 
 import worker as t2m_worker
+from api.main import create_app
 from t2m import db
 from t2m.config import Settings
 from t2m.llm import register_provider
@@ -115,3 +117,42 @@ async def worker(client: Client, settings: Settings, jobs: db.JobStore) -> Async
         for w in t2m_worker.build_workers(client, settings, jobs=jobs):
             await stack.enter_async_context(w)
         yield
+
+
+@pytest.fixture
+def api_settings(settings: Settings) -> Settings:
+    """The API as deployed with auth: no dev identity, API keys required."""
+    return settings.model_copy(
+        update={"dev_user": None, "allowed_models": ["offline/templates", "scripted/test"]}
+    )
+
+
+@pytest.fixture
+async def api(api_settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
+    """The real app (lifespan included) over ASGI, against the session's Temporal and PostgreSQL."""
+    app = create_app(api_settings)
+    async with (
+        app.router.lifespan_context(app),
+        httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t2m") as http,
+    ):
+        yield http
+
+
+class Caller(dict):
+    """Request headers that authenticate as `user` (usable wherever headers are)."""
+
+    def __init__(self, user: str, key: str) -> None:
+        super().__init__({"Authorization": f"Bearer {key}"})
+        self.user = user
+
+
+@pytest.fixture
+async def keys(db_pool: asyncpg.Pool) -> dict[str, Caller]:
+    """Two users and an admin, each with a fresh API key."""
+    store = db.KeyStore(db_pool)
+    suffix = uuid.uuid4().hex[:6]
+    users = {"alice": False, "bob": False, "admin": True}
+    return {
+        name: Caller(f"{name}-{suffix}", await store.create(f"{name}-{suffix}", admin))
+        for name, admin in users.items()
+    }

@@ -118,18 +118,21 @@ async def job_events(job: OwnedJob, state: StateDep, request: Request) -> Stream
     )
 
 
-def _completed(job) -> dict:
+@router.get(
+    "/jobs/{job_id}/video-url",
+    response_model=VideoUrls,
+    responses={409: {"description": "not completed: the body has its status and progress"}},
+)
+async def video_url(job: OwnedJob, state: StateDep) -> VideoUrls:
     if job.status != "completed" or not job.artifacts:
-        raise HTTPException(
-            409,
-            {"message": "the video is not ready", "status": job.status, "progress": job.progress},
-        )
-    return job.artifacts
-
-
-@router.get("/jobs/{job_id}/video-url", response_model=VideoUrls)
-async def video_url(job: OwnedJob, state: StateDep, request: Request) -> VideoUrls:
-    artifacts = _completed(job)
+        live = await service.live_status(state, job)
+        detail = {
+            "message": "the video is not ready",
+            "status": live.status,
+            "progress": service.progress_of(live).model_dump(),
+        }
+        raise HTTPException(409, detail)
+    artifacts = job.artifacts
     token = state.auth.media_token(job.id)
     base = f"/api/v1/videos/jobs/{job.id}"
     return VideoUrls(

@@ -1,0 +1,246 @@
+"""The REST API against real Temporal, PostgreSQL, workers and renders."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+
+import httpx
+from temporalio.client import Client
+
+from t2m.config import Settings
+from tests.scripted import ScriptedLLM, plan_json, scene_code
+
+GENERATE = "/api/v1/videos/generate"
+
+
+def body(topic: str = "Circles and squares", **cfg) -> dict:
+    return {"configuration": {"topic": topic, "model": "scripted/test", "quality": "low"} | cfg}
+
+
+def quick_scenes(task: str, data: dict) -> str | None:
+    if task == "plan_video":
+        return plan_json("One", "Two", "Three", duration=2.0)
+    if task == "write_scene_code":
+        return scene_code(data["class_name"])
+    return None
+
+
+async def wait_status(
+    api: httpx.AsyncClient, job: str, headers: dict, want: set[str], timeout=90.0
+):
+    deadline = asyncio.get_running_loop().time() + timeout
+    while True:
+        r = await api.get(f"/api/v1/videos/jobs/{job}/status", headers=headers)
+        assert r.status_code == 200, r.text
+        if r.json()["status"] in want:
+            return r.json()
+        assert asyncio.get_running_loop().time() < deadline, r.json()
+        await asyncio.sleep(0.3)
+
+
+async def test_generate_follow_and_fetch_the_video(
+    api: httpx.AsyncClient, keys: dict, scripted: ScriptedLLM, worker: None, client: Client
+) -> None:
+    scripted.handler = quick_scenes
+    alice = keys["alice"]
+    r = await api.post(GENERATE, json=body() | {"priority": "urgent"}, headers=alice)
+    assert r.status_code == 201, r.text
+    created = r.json()
+    job = created["job_id"]
+    assert set(created) == {"job_id", "status", "priority", "progress", "created_at"}
+    assert created["priority"] == "urgent" and created["status"] in ("queued", "running")
+    assert set(created["progress"]) == {
+        "percentage", "current_stage", "stages_completed", "estimated_completion"
+    }  # fmt: skip
+    desc = await client.get_workflow_handle(job).describe()
+    assert desc.raw_description.workflow_execution_info.priority.priority_key == 1
+
+    running = await api.get(f"/api/v1/videos/jobs/{job}/status", headers=alice)
+    assert running.status_code == 200
+    assert {"job_id", "status", "progress", "created_at", "updated_at", "completed_at"} <= set(
+        running.json()
+    )
+    done = await wait_status(api, job, alice, {"completed"})
+    assert done["progress"]["percentage"] == 100 and done["completed_at"]
+    assert [s["state"] for s in done["progress"]["scenes"]] == ["done"] * 3
+
+    r = await api.get(f"/api/v1/videos/jobs/{job}/video-url", headers=alice)
+    assert r.status_code == 200, r.text
+    urls = r.json()
+    meta = urls["metadata"]
+    assert meta["format"] == "mp4" and meta["quality"] == "low" and meta["file_size"] > 10_000
+    assert meta["duration"] > 3
+
+    # The signed URLs work without credentials (a <video> element cannot send headers).
+    full = await api.get(urls["video_url"])
+    assert full.status_code == 200 and full.headers["accept-ranges"] == "bytes"
+    size = len(full.content)
+    assert size == meta["file_size"]
+    assert (await api.get(urls["thumbnail_url"])).headers["content-type"] == "image/png"
+    vtt = await api.get(urls["subtitles_url"])
+    assert vtt.text.startswith("WEBVTT") and "This is One." in vtt.text
+    srt = await api.get(f"/api/v1/videos/jobs/{job}/subtitles?format=srt", headers=alice)
+    assert srt.status_code == 200 and srt.text.startswith("1\n00:00:00,000 --> ")
+    dl = await api.get(urls["download_url"])
+    assert dl.headers["content-disposition"].startswith("attachment") and len(dl.content) == size
+    assert (await api.get(f"/api/v1/videos/jobs/{job}/stream?token=forged")).status_code == 401
+
+    stream = f"/api/v1/videos/jobs/{job}/stream"
+    for rng, start, end in (
+        ("bytes=0-99", 0, 99),
+        ("bytes=1000-1999", 1000, 1999),
+        ("bytes=-500", size - 500, size - 1),
+    ):
+        part = await api.get(stream, headers=alice | {"Range": rng})
+        assert part.status_code == 206, rng
+        assert part.headers["content-range"] == f"bytes {start}-{end}/{size}"
+        assert part.content == full.content[start : end + 1]
+    unsatisfiable = await api.get(stream, headers=alice | {"Range": f"bytes={size + 10}-"})
+    assert unsatisfiable.status_code == 416
+
+    listed = (await api.get("/api/v1/jobs", headers=alice)).json()
+    assert [i["job_id"] for i in listed["items"]] == [job] and listed["total"] == 1
+    detail = (await api.get(f"/api/v1/jobs/{job}", headers=alice)).json()
+    assert detail["request"]["topic"] == "Circles and squares" and detail["status"] == "completed"
+    again = await api.post(f"/api/v1/jobs/{job}/cancel", headers=alice)
+    assert again.status_code == 409 and "already completed" in again.text
+
+    assert (await api.delete(f"/api/v1/jobs/{job}", headers=alice)).status_code == 204
+    assert (await api.get(f"/api/v1/jobs/{job}", headers=alice)).status_code == 404
+    assert (await api.get("/api/v1/jobs", headers=alice)).json()["total"] == 0
+    assert (await api.get(urls["video_url"])).status_code == 404
+
+
+async def test_idempotency_key_returns_the_same_job(
+    api: httpx.AsyncClient, keys: dict, client: Client, api_settings: Settings
+) -> None:
+    headers = keys["alice"] | {"Idempotency-Key": "order-42"}
+    first = await api.post(GENERATE, json=body(), headers=headers)
+    second = await api.post(GENERATE, json=body(), headers=headers)
+    assert first.status_code == second.status_code == 201
+    assert first.json()["job_id"] == second.json()["job_id"]
+    other_user = await api.post(
+        GENERATE, json=body(), headers=keys["bob"] | {"Idempotency-Key": "order-42"}
+    )
+    assert other_user.json()["job_id"] != first.json()["job_id"]
+    query = f'WorkflowId = "{first.json()["job_id"]}"'
+    runs = [w async for w in client.list_workflows(query)]
+    assert len(runs) == 1
+    listed = (await api.get("/api/v1/jobs", headers=keys["alice"])).json()
+    assert listed["total"] == 1
+    for h in (keys["alice"], keys["bob"]):  # no worker serves this test: stop the workflows
+        for item in (await api.get("/api/v1/jobs", headers=h)).json()["items"]:
+            await api.post(f"/api/v1/jobs/{item['job_id']}/cancel", headers=h)
+
+
+async def test_status_answers_without_a_worker(api: httpx.AsyncClient, keys: dict) -> None:
+    """No worker polls this test's queues: status must come back (bounded), not hang."""
+    job = (await api.post(GENERATE, json=body(), headers=keys["alice"])).json()["job_id"]
+    r = await asyncio.wait_for(
+        api.get(f"/api/v1/videos/jobs/{job}/status", headers=keys["alice"]), timeout=15
+    )
+    assert r.status_code == 200 and r.json()["status"] in ("queued", "running")
+    conflict = await api.get(f"/api/v1/videos/jobs/{job}/video-url", headers=keys["alice"])
+    assert conflict.status_code == 409
+    assert conflict.json()["detail"]["status"] in ("queued", "running")
+    assert "percentage" in conflict.json()["detail"]["progress"]
+    assert (await api.post(f"/api/v1/jobs/{job}/cancel", headers=keys["alice"])).status_code == 202
+
+
+async def test_cancel_then_retry_reuses_finished_scenes(
+    api: httpx.AsyncClient, keys: dict, scripted: ScriptedLLM, worker: None
+) -> None:
+    broken = {"on": True}
+
+    def handler(task: str, data: dict) -> str | None:
+        if task == "plan_video":
+            return plan_json("Quick", "Stuck", "Quick too", duration=2.0)
+        if task in ("write_scene_code", "fix_scene_code"):
+            stuck = data["scene"]["index"] == 1 and broken["on"]
+            return scene_code(data["class_name"], "self.wait(900)" if stuck else None)
+        return None
+
+    scripted.handler = handler
+    alice = keys["alice"]
+    job = (await api.post(GENERATE, json=body(), headers=alice)).json()["job_id"]
+    deadline = asyncio.get_running_loop().time() + 60
+    while True:  # scenes 1 and 3 finish; scene 2 renders "forever"
+        scenes = (await wait_status(api, job, alice, {"running"}))["progress"]["scenes"]
+        if [s["state"] for s in scenes] == ["done", "rendering", "done"]:
+            break
+        assert asyncio.get_running_loop().time() < deadline, scenes
+        await asyncio.sleep(0.3)
+    assert (await api.post(f"/api/v1/jobs/{job}/retry", headers=alice)).status_code == 409
+    assert (await api.post(f"/api/v1/jobs/{job}/cancel", headers=alice)).status_code == 202
+    cancelled = await wait_status(api, job, alice, {"cancelled"})
+    assert cancelled["status"] == "cancelled"
+
+    broken["on"] = False
+    asked_before = len(scripted.prompts)
+    r = await api.post(f"/api/v1/jobs/{job}/retry", headers=alice)
+    assert r.status_code == 202 and r.json() == {"job_id": job, "status": "queued"}
+    done = await wait_status(api, job, alice, {"completed"})
+    assert [s["state"] for s in done["progress"]["scenes"]] == ["done"] * 3
+    asked_after = [
+        (t, d.get("scene", {}).get("index")) for t, d, _ in scripted.prompts[asked_before:]
+    ]
+    assert asked_after == [("write_scene_code", 1)]  # no new plan; finished scenes not redone
+    assert (await api.get(f"/api/v1/videos/jobs/{job}/video-url", headers=alice)).status_code == 200
+
+
+async def test_other_users_jobs_are_invisible(api: httpx.AsyncClient, keys: dict) -> None:
+    job = (await api.post(GENERATE, json=body(), headers=keys["alice"])).json()["job_id"]
+    base = f"/api/v1/videos/jobs/{job}"
+    calls = [
+        ("GET", f"{base}/status"), ("GET", f"{base}/events"), ("GET", f"{base}/video-url"),
+        ("GET", f"{base}/stream"), ("GET", f"{base}/download"), ("GET", f"{base}/thumbnail"),
+        ("GET", f"{base}/subtitles"), ("GET", f"/api/v1/jobs/{job}"),
+        ("POST", f"/api/v1/jobs/{job}/cancel"), ("POST", f"/api/v1/jobs/{job}/retry"),
+        ("DELETE", f"/api/v1/jobs/{job}"),
+    ]  # fmt: skip
+    for method, url in calls:
+        r = await api.request(method, url, headers=keys["bob"])
+        assert r.status_code == 404, (method, url, r.status_code)
+        assert r.json() == {
+            "detail": f"job {job} not found"
+        }  # the same as a job that does not exist
+    assert (await api.get("/api/v1/jobs", headers=keys["bob"])).json()["total"] == 0
+    r = await api.get("/api/v1/jobs", params={"owner": "x"}, headers=keys["bob"])
+    assert r.status_code == 403
+    # An admin sees and steers anyone's job.
+    assert (await api.get(f"/api/v1/jobs/{job}", headers=keys["admin"])).status_code == 200
+    owner = (await api.get(f"/api/v1/jobs/{job}", headers=keys["alice"])).json()["owner"]
+    listed = await api.get("/api/v1/jobs", params={"owner": owner}, headers=keys["admin"])
+    assert [i["job_id"] for i in listed.json()["items"]] == [job]
+    assert (await api.post(f"/api/v1/jobs/{job}/cancel", headers=keys["admin"])).status_code == 202
+
+
+async def test_list_filters_and_pages(api: httpx.AsyncClient, keys: dict, jobs) -> None:
+    alice = keys["alice"]
+    assert (await api.get("/api/v1/jobs", headers=alice)).json()["total"] == 0
+    for i, status in enumerate(["completed", "failed", "completed", "cancelled", "completed"]):
+        row = await jobs.create(f"video-{uuid.uuid4()}", alice.user, {"topic": f"t{i}"}, "normal")
+        await jobs.record(row.id, status, owner=row.owner, request=row.request)
+    page1 = (await api.get("/api/v1/jobs?page_size=2", headers=alice)).json()
+    page3 = (await api.get("/api/v1/jobs?page_size=2&page=3", headers=alice)).json()
+    assert page1["total"] == 5 and len(page1["items"]) == 2 and len(page3["items"]) == 1
+    done = (await api.get("/api/v1/jobs?status=completed", headers=alice)).json()
+    assert done["total"] == 3 and {i["status"] for i in done["items"]} == {"completed"}
+    later = "2999-01-01T00:00:00Z"
+    assert (await api.get(f"/api/v1/jobs?created_after={later}", headers=alice)).json()[
+        "total"
+    ] == 0
+    assert (await api.get(f"/api/v1/jobs?created_before={later}", headers=alice)).json()[
+        "total"
+    ] == 5
+
+
+async def test_health_and_metrics(api: httpx.AsyncClient, keys: dict) -> None:
+    h = await api.get("/health")
+    assert h.status_code == 200
+    assert h.json() == {"status": "ok", "temporal": "ok", "database": "ok", "storage": "ok"}
+    await api.get("/api/v1/jobs", headers=keys["alice"])
+    m = await api.get("/metrics")
+    assert m.status_code == 200
+    assert 't2m_http_requests_total{method="GET",route="/api/v1/jobs",status="200"}' in m.text
