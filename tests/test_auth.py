@@ -97,7 +97,7 @@ async def test_valid_jwt_is_accepted_from_header_and_session_cookie(
         ({"aud": "someone-else"}, "Audience doesn't match"),
         ({"iss": "https://evil.test"}, "Invalid issuer"),
         ({"exp": int(time.time()) - 60}, "Signature has expired"),
-        ({"sub": None}, 'Token is missing the "sub" claim'),
+        ({"sub": None}, "Token is missing the"),
     ],
 )
 async def test_invalid_jwts_are_401(
@@ -106,7 +106,7 @@ async def test_invalid_jwts_are_401(
     r = await jwt_api.get(
         "/api/v1/jobs", headers={"Authorization": f"Bearer {token(signing_key, **claims)}"}
     )
-    assert r.status_code == 401 and reason in r.text
+    assert r.status_code == 401 and reason in r.json()["detail"]
 
 
 async def test_a_token_signed_by_another_key_is_refused(jwt_api: httpx.AsyncClient) -> None:
