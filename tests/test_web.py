@@ -1,0 +1,80 @@
+"""The web app in real headless Chromium (Debian's, driven by playwright): create → follow → play."""
+
+from __future__ import annotations
+
+import asyncio
+import re
+from collections.abc import AsyncIterator
+
+import pytest
+import uvicorn
+from playwright.async_api import Page, async_playwright, expect
+
+from api.main import create_app
+from t2m.config import Settings
+from tests.conftest import free_port
+
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking"]
+
+
+@pytest.fixture
+async def web_url(settings: Settings, worker: None) -> AsyncIterator[str]:
+    """The API and pages served by uvicorn on loopback (dev identity), with a worker behind."""
+    port = free_port()
+    server = uvicorn.Server(
+        uvicorn.Config(create_app(settings), host="127.0.0.1", port=port, log_level="warning")
+    )
+    task = asyncio.ensure_future(server.serve())
+    while not server.started:
+        await asyncio.sleep(0.05)
+    yield f"http://127.0.0.1:{port}"
+    server.should_exit = True
+    await task
+
+
+@pytest.fixture
+async def page() -> AsyncIterator[Page]:
+    async with async_playwright() as p:
+        browser = await p.chromium.launch(executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS)
+        yield await browser.new_page(viewport={"width": 390, "height": 844})  # a phone
+        await browser.close()
+
+
+async def test_create_follow_play_and_seek(web_url: str, page: Page) -> None:
+    await page.goto(f"{web_url}/videos/create")
+    await expect(page.locator("#model option")).to_have_count(1)
+    await page.click("#submit")
+    await expect(page.locator('.error[data-for="topic"]')).to_contain_text("at least 3 characters")
+
+    await page.fill("#topic", "Pythagorean Theorem")
+    await page.fill("#context", "In a right triangle, a^2 + b^2 = c^2. The hypotenuse is longest.")
+    await page.select_option("#quality", "low")
+    await page.click("#submit")
+    await page.wait_for_url("**/videos/status/video-*")
+    await expect(page.locator("#title")).to_have_text("Pythagorean Theorem")
+    await expect(page.locator("#scenes tr").first).to_be_visible(timeout=30_000)
+    await expect(page.locator("#status")).to_have_text("completed", timeout=180_000)
+    await expect(page.locator("#cancel")).to_be_hidden()
+
+    await page.wait_for_function(
+        "document.getElementById('player').readyState >= 2", timeout=30_000
+    )
+    duration = await page.evaluate("document.getElementById('player').duration")
+    assert duration > 20
+    seeked = await page.evaluate(
+        """(t) => new Promise((resolve) => {
+            const v = document.getElementById('player');
+            v.addEventListener('seeked', () => resolve(v.currentTime), { once: true });
+            v.currentTime = t;
+        })""",
+        duration / 2,
+    )
+    assert abs(seeked - duration / 2) < 1.0
+    await expect(page.locator("#download")).to_have_attribute(
+        "href", re.compile(r"/download\?token=.+")
+    )
+
+    await page.goto(f"{web_url}/videos")
+    await expect(page.locator(".tile")).to_have_count(1)
+    await expect(page.locator(".tile .badge")).to_have_text("completed")
+    await expect(page.locator(".tile img")).to_be_visible()
