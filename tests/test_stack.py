@@ -52,11 +52,12 @@ def decode(payload: dict) -> object:
 
 
 async def test_up_serves_the_ui_persists_jobs_and_stops_cleanly(tmp_path: Path) -> None:
-    grpc, ui = free_port(), free_port()
+    grpc, ui, api = free_port(), free_port(), free_port()
     env = os.environ | {
         "T2M_DATA_DIR": str(tmp_path / "data"),
         "T2M_TEMPORAL_ADDRESS": f"127.0.0.1:{grpc}",
         "T2M_TEMPORAL_UI_PORT": str(ui),
+        "T2M_API_PORT": str(api),
     }
     settings = Settings(data_dir=tmp_path / "data", temporal_address=f"127.0.0.1:{grpc}")
     proc = start_up(env)
@@ -77,12 +78,16 @@ async def test_up_serves_the_ui_persists_jobs_and_stops_cleanly(tmp_path: Path) 
         assert decode(fields["T2mQuality"]) == "low"
         assert decode(fields["T2mModel"]) == "offline/templates"
         assert "T2mStage" in fields
+        with urllib.request.urlopen(f"http://127.0.0.1:{api}/health", timeout=10) as r:
+            assert json.load(r) == {
+                "status": "ok", "temporal": "ok", "database": "ok", "storage": "ok"
+            }  # fmt: skip
         await handle.cancel()
     finally:
         assert stop_up(proc) == 0
-    assert (
-        subprocess.run(["pgrep", "-f", "--", f"--port {grpc}"], capture_output=True).returncode == 1
-    )
+    assert subprocess.run(["pgrep", "-f", "--", f"--port {grpc}"], capture_output=True).returncode
+    pg = subprocess.run(["pgrep", "-f", "--", f"-D {tmp_path}"], capture_output=True)
+    assert pg.returncode == 1, "the embedded PostgreSQL must stop with the stack"
 
     proc = start_up(env)  # jobs survive a restart: the server keeps them in the data dir
     try:
