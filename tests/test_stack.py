@@ -6,6 +6,7 @@ import asyncio
 import base64
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -22,6 +23,13 @@ from tests.conftest import free_port
 from workflows.contracts import VideoRequest
 
 T2M = str(Path(sys.executable).parent / "t2m")
+
+
+def readme_walkthrough() -> str:
+    """The README's REST walkthrough, verbatim."""
+    readme = (Path(__file__).parent.parent / "README.md").read_text()
+    block = readme.split("<!-- api-walkthrough -->")[1].split("<!-- /api-walkthrough -->")[0]
+    return block.split("```sh\n")[1].split("```")[0]
 
 
 def start_up(env: dict[str, str]) -> subprocess.Popen:
@@ -83,6 +91,22 @@ async def test_up_serves_the_ui_persists_jobs_and_stops_cleanly(tmp_path: Path) 
                 "status": "ok", "temporal": "ok", "database": "ok", "storage": "ok"
             }  # fmt: skip
         await handle.cancel()
+
+        walk = await asyncio.to_thread(
+            subprocess.run,
+            ["bash", "-euo", "pipefail", "-c", readme_walkthrough()],
+            env=os.environ | {"T2M_API": f"http://127.0.0.1:{api}"},
+            cwd=tmp_path,
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
+        assert walk.returncode == 0, walk.stdout + walk.stderr
+        assert "\ncompleted completed 100.0\n" in walk.stdout
+        assert "range request: HTTP 206" in walk.stdout
+        job = re.search(r"job: (video-\S+)", walk.stdout).group(1)
+        assert (tmp_path / f"{job}.mp4").stat().st_size > 100_000
+        assert (tmp_path / f"{job}.vtt").read_text().startswith("WEBVTT")
     finally:
         assert stop_up(proc) == 0
     assert subprocess.run(["pgrep", "-f", "--", f"--port {grpc}"], capture_output=True).returncode
