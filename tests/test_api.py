@@ -213,6 +213,10 @@ async def test_other_users_jobs_are_invisible(api: httpx.AsyncClient, keys: dict
     owner = (await api.get(f"/api/v1/jobs/{job}", headers=keys["alice"])).json()["owner"]
     listed = await api.get("/api/v1/jobs", params={"owner": owner}, headers=keys["admin"])
     assert [i["job_id"] for i in listed.json()["items"]] == [job]
+    everyone = await api.get("/api/v1/jobs", params={"owner": "*"}, headers=keys["admin"])
+    assert job in [i["job_id"] for i in everyone.json()["items"]]
+    own = await api.get("/api/v1/jobs", headers=keys["admin"])  # by default: the caller's own
+    assert own.json()["total"] == 0
     assert (await api.post(f"/api/v1/jobs/{job}/cancel", headers=keys["admin"])).status_code == 202
 
 

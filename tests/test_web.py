@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import re
+import uuid
 from collections.abc import AsyncIterator
 
 import pytest
@@ -21,9 +22,8 @@ CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networki
 async def web_url(settings: Settings, worker: None) -> AsyncIterator[str]:
     """The API and pages served by uvicorn on loopback (dev identity), with a worker behind."""
     port = free_port()
-    server = uvicorn.Server(
-        uvicorn.Config(create_app(settings), host="127.0.0.1", port=port, log_level="warning")
-    )
+    app = create_app(settings.model_copy(update={"dev_user": f"web-{uuid.uuid4().hex[:8]}"}))
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
     task = asyncio.ensure_future(server.serve())
     while not server.started:
         await asyncio.sleep(0.05)

@@ -29,13 +29,16 @@ async def list_jobs(
     status_: Annotated[JobStatusFilter | None, Query(alias="status")] = None,
     created_after: datetime | None = None,
     created_before: datetime | None = None,
-    owner: Annotated[str | None, Query(max_length=200, description="admins only")] = None,
+    owner: Annotated[
+        str | None,
+        Query(max_length=200, description="admins only: another user's jobs, or * for everyone's"),
+    ] = None,
     page: Annotated[int, Query(ge=1, le=10_000)] = 1,
     page_size: Annotated[int, Query(ge=1, le=100)] = 20,
 ) -> JobList:
     if owner is not None and not user.admin and owner != user.user:
         raise HTTPException(403, "only admins may list other users' jobs")
-    who = owner if user.admin else user.user
+    who = None if owner == "*" else owner or user.user
     jobs, total = await state.jobs.list(
         who,
         status=status_,
