@@ -17,12 +17,13 @@ from collections.abc import Sequence
 from temporalio.client import Client
 from temporalio.worker import Worker
 
-from activities import llm as llm_activities
 from activities.catalog import CatalogActivities
+from activities.llm import LLMActivities
 from activities.media import MediaActivities
 from t2m import db
 from t2m.config import Settings, get_settings
 from t2m.db import JobStore
+from t2m.llm import ModelClient
 from t2m.storage import get_storage
 from t2m.temporal import connect
 from workflows.video import VideoWorkflow
@@ -39,7 +40,11 @@ def build_workers(
     unknown = set(queues) - set(QUEUES)
     if unknown:
         raise ValueError(f"unknown queue(s) {sorted(unknown)}; choose from {QUEUES}")
-    media = MediaActivities(settings, get_storage(settings.data_dir))
+    storage = get_storage(settings.data_dir)
+    media = MediaActivities(settings, storage)
+    models = LLMActivities(
+        ModelClient(storage if settings.llm_cache else None), storage, settings.data_dir
+    )
     workers = []
     if "video" in queues:
         workers.append(
@@ -51,7 +56,7 @@ def build_workers(
                 client,
                 task_queue=settings.queue("llm"),
                 activities=[
-                    *llm_activities.ACTIVITIES,
+                    *models.all(),
                     media.narrate_scene,
                     CatalogActivities(jobs).record_job,
                 ],

@@ -5,7 +5,18 @@ from __future__ import annotations
 from temporalio import activity
 
 from t2m.db import JobStore
-from workflows.contracts import JobRecord
+from workflows.contracts import JobRecord, Usage
+
+
+def usage_summary(per_stage: dict[str, Usage]) -> dict:
+    """`{"stages": {stage: usage}, "total": usage}` as stored and shown."""
+    total = Usage()
+    for u in per_stage.values():
+        total = total.plus(u)
+    return {
+        "stages": {k: v.model_dump() for k, v in per_stage.items()},
+        "total": total.model_dump(),
+    }
 
 
 class CatalogActivities:
@@ -25,6 +36,7 @@ class CatalogActivities:
             request=rec.request,
             error=rec.error,
             progress=rec.progress.model_dump(mode="json"),
+            usage=usage_summary(rec.progress.usage),
             artifacts=rec.artifacts.model_dump() if rec.artifacts else None,
             checkpoint=rec.checkpoint.model_dump(mode="json") if rec.checkpoint else None,
         )

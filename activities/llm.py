@@ -1,4 +1,4 @@
-"""Model-driven activities (queue `<prefix>-llm`): thin wrappers over `t2m.authoring`.
+"""Model-driven activities (queue `<prefix>-llm`): thin wrappers over `t2m.authoring` and `t2m.rag`.
 
 Transient model trouble (rate limits, timeouts, 5xx) raises as-is, so Temporal retries it with
 backoff; a model that cannot be used or a plan that will not validate fails at once.
@@ -6,42 +6,128 @@ backoff; a model that cannot be used or a plan that will not validate fails at o
 
 from __future__ import annotations
 
+import asyncio
+import tempfile
+from pathlib import Path
+
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
-from t2m import authoring
-from t2m.llm import ModelError
-from workflows.contracts import CodeRequest, FixRequest, VideoPlan, VideoRequest
+from t2m import authoring, media, rag
+from t2m.llm import ModelClient, ModelError
+from t2m.llm import Usage as LLMUsage
+from t2m.storage import Storage
+from workflows.contracts import (
+    CodeRequest,
+    CodeResult,
+    CritiqueRequest,
+    CritiqueResult,
+    DocsRequest,
+    FixRequest,
+    PlanResult,
+    StoryboardRequest,
+    StoryboardResult,
+    Usage,
+    VideoRequest,
+)
+
+CRITIQUE_FRAMES = 3
+
+
+def _usage(u: LLMUsage) -> Usage:
+    return Usage(**vars(u))
 
 
 def _non_retryable(err: Exception) -> ApplicationError:
     return ApplicationError(str(err), type=type(err).__name__, non_retryable=True)
 
 
-@activity.defn(name="plan_video")
-async def plan_video(req: VideoRequest) -> VideoPlan:
-    try:
-        return await authoring.plan_video(req.model, req.topic, req.context)
-    except (ModelError, authoring.PlanError) as e:
-        raise _non_retryable(e) from e
+class LLMActivities:
+    def __init__(self, client: ModelClient, storage: Storage, data_dir: Path) -> None:
+        self.client = client
+        self.storage = storage
+        self.data_dir = data_dir
 
+    @activity.defn(name="plan_video")
+    async def plan_video(self, req: VideoRequest) -> PlanResult:
+        try:
+            plan, usage = await authoring.plan_video(self.client, req.model, req.topic, req.context)
+        except (ModelError, authoring.PlanError) as e:
+            raise _non_retryable(e) from e
+        return PlanResult(plan=plan, usage=_usage(usage))
 
-@activity.defn(name="write_scene_code")
-async def write_scene_code(req: CodeRequest) -> str:
-    try:
-        return await authoring.write_scene_code(req.model, req.topic, req.scene, req.scene_count)
-    except ModelError as e:
-        raise _non_retryable(e) from e
+    @activity.defn(name="storyboard_scene")
+    async def storyboard_scene(self, req: StoryboardRequest) -> StoryboardResult:
+        try:
+            board, usage = await authoring.storyboard_scene(
+                self.client, req.model, req.topic, req.scene, req.scene_count
+            )
+        except ModelError as e:
+            raise _non_retryable(e) from e
+        return StoryboardResult(storyboard=board, usage=_usage(usage))
 
+    @activity.defn(name="retrieve_docs")
+    async def retrieve_docs(self, req: DocsRequest) -> str:
+        """The Manim docs that answer the queries best, deduplicated, as prompt-ready text."""
+        index = await asyncio.to_thread(rag.load_index, self.data_dir)
+        hits: dict[str, rag.Hit] = {}
+        for query in req.queries:
+            for hit in index.search(query, req.k):
+                hits.setdefault(hit.name, hit)
+        return rag.format_snippets(list(hits.values()))
 
-@activity.defn(name="fix_scene_code")
-async def fix_scene_code(req: FixRequest) -> str:
-    try:
-        return await authoring.fix_scene_code(
-            req.model, req.topic, req.scene, req.code, req.error, req.attempt
-        )
-    except ModelError as e:
-        raise _non_retryable(e) from e
+    @activity.defn(name="write_scene_code")
+    async def write_scene_code(self, req: CodeRequest) -> CodeResult:
+        try:
+            code, usage = await authoring.write_scene_code(
+                self.client,
+                req.model,
+                req.topic,
+                req.scene,
+                req.scene_count,
+                req.storyboard,
+                req.docs,
+            )
+        except ModelError as e:
+            raise _non_retryable(e) from e
+        return CodeResult(code=code, usage=_usage(usage))
 
+    @activity.defn(name="fix_scene_code")
+    async def fix_scene_code(self, req: FixRequest) -> CodeResult:
+        try:
+            code, usage = await authoring.fix_scene_code(
+                self.client,
+                req.model,
+                req.topic,
+                req.scene,
+                req.code,
+                req.error,
+                req.attempt,
+                req.docs,
+            )
+        except ModelError as e:
+            raise _non_retryable(e) from e
+        return CodeResult(code=code, usage=_usage(usage))
 
-ACTIVITIES = [plan_video, write_scene_code, fix_scene_code]
+    @activity.defn(name="critique_scene")
+    async def critique_scene(self, req: CritiqueRequest) -> CritiqueResult:
+        with tempfile.TemporaryDirectory(prefix="t2m-critique-") as tmp:
+            video = self.storage.get_file(req.video_key, Path(tmp) / "scene.mp4")
+            frames = await asyncio.to_thread(media.sample_frames, video, Path(tmp), CRITIQUE_FRAMES)
+            try:
+                critique, usage = await authoring.critique_frames(
+                    self.client, req.model, req.scene, frames
+                )
+            except ModelError as e:
+                raise _non_retryable(e) from e
+        return CritiqueResult(critique=critique, usage=_usage(usage))
+
+    def all(self) -> list:
+        return [
+            self.plan_video,
+            self.storyboard_scene,
+            self.retrieve_docs,
+            self.write_scene_code,
+            self.fix_scene_code,
+            self.critique_scene,
+        ]

@@ -1,13 +1,15 @@
 """Activities that touch media and storage: render, narrate, compose, thumbnail, finalize.
 
 They exchange storage keys only. Renders are keyed by a hash of (code, quality, manim version), so
-a retried activity, a retried job or an identical scene in another job reuses the finished video.
+a retried activity, a retried job or an identical scene in another job reuses the finished video
+(and its layout check findings, kept beside it).
 """
 
 from __future__ import annotations
 
 import asyncio
 import hashlib
+import json
 import tempfile
 from collections.abc import Callable
 from importlib.metadata import version
@@ -60,10 +62,14 @@ class MediaActivities:
     @activity.defn(name="render_scene")
     async def render_scene(self, req: RenderRequest) -> RenderOutcome:
         key = render_key(req.code, req.quality)
+        findings_key = key.removesuffix(".mp4") + ".layout.json"
         log = activity.logger
-        if self.storage.exists(key):
+        if self.storage.exists(key) and self.storage.exists(findings_key):
             log.info("render reused job=%s scene=%d key=%s", req.job_id, req.scene_index, key)
-            return RenderOutcome(ok=True, video_key=key, reused=True)
+            with tempfile.TemporaryDirectory() as tmp:
+                findings = self.storage.get_file(findings_key, Path(tmp) / "layout.json")
+                issues = json.loads(findings.read_text())
+            return RenderOutcome(ok=True, video_key=key, layout_issues=issues, reused=True)
         log.info("render start job=%s scene=%d key=%s", req.job_id, req.scene_index, key)
         with tempfile.TemporaryDirectory(prefix="t2m-render-") as workdir:
             result = await sandbox.render(
@@ -78,9 +84,14 @@ class MediaActivities:
                 log.info("render failed job=%s scene=%d", req.job_id, req.scene_index)
                 return RenderOutcome(ok=False, error=result.error)
             self.storage.put_file(key, result.video)
+            findings = Path(workdir) / "layout.json"
+            findings.write_text(json.dumps(result.layout))
+            self.storage.put_file(findings_key, findings)
             duration = media.video_duration(result.video)
         log.info("render done job=%s scene=%d key=%s", req.job_id, req.scene_index, key)
-        return RenderOutcome(ok=True, video_key=key, duration_s=duration)
+        return RenderOutcome(
+            ok=True, video_key=key, duration_s=duration, layout_issues=result.layout
+        )
 
     @activity.defn(name="narrate_scene")
     async def narrate_scene(self, req: NarrateRequest) -> Narration:

@@ -22,6 +22,8 @@ class Configuration(Strict):
     model: str | None = Field(default=None, max_length=200)
     quality: Literal["low", "medium", "high", "ultra"] = "medium"
     use_rag: bool = False
+    visual_check: bool = False
+    """Have the configured vision model review frames of each scene (t2m extension)."""
     enable_subtitles: bool = True
     enable_thumbnails: bool = True
     style_preferences: dict[str, str] | None = Field(default=None, max_length=20)
@@ -54,6 +56,7 @@ class SceneProgress(BaseModel):
     state: str
     attempts: int
     error: str | None = None
+    layout_issues: list[str] = []
 
 
 class StatusProgress(BaseModel):
@@ -71,11 +74,19 @@ class JobCreated(BaseModel):
     created_at: datetime
 
 
+class UsageSummary(BaseModel):
+    """Model calls, tokens and cost, per stage and for the whole job."""
+
+    stages: dict[str, dict]
+    total: dict
+
+
 class JobStatusResponse(BaseModel):
     job_id: str
     status: str
     progress: StatusProgress
     error: str | None = None
+    usage: UsageSummary | None = None
     created_at: datetime
     updated_at: datetime
     completed_at: datetime | None = None
@@ -117,6 +128,7 @@ class JobSummary(BaseModel):
 class JobDetail(JobSummary):
     request: dict
     progress: StatusProgress | None
+    usage: UsageSummary | None = None
 
 
 class JobList(BaseModel):

@@ -10,6 +10,7 @@ from temporalio.client import WorkflowExecutionStatus
 from temporalio.common import WorkflowIDReusePolicy
 from temporalio.exceptions import WorkflowAlreadyStartedError
 
+from activities.catalog import usage_summary
 from api.deps import AppState
 from api.schemas import PRIORITY_KEYS, JobStatusResponse, JobSummary, StatusProgress
 from t2m.db import Job
@@ -51,6 +52,18 @@ async def start_job(state: AppState, job: Job, req: VideoRequest, *, retry: bool
     except WorkflowAlreadyStartedError:
         if retry:
             raise
+
+
+async def wait_closed(state: AppState, job_id: str, timeout_s: float = 10.0) -> bool:
+    """Wait (bounded) for the job's current workflow run to close; True once it has."""
+    handle = state.client.get_workflow_handle(job_id)
+    try:
+        await asyncio.wait_for(handle.result(), timeout_s)
+    except TimeoutError:
+        return False
+    except Exception:
+        pass  # a failed or cancelled run raises its outcome: closed all the same
+    return True
 
 
 def request_of(job: Job) -> VideoRequest:
@@ -106,6 +119,7 @@ async def status_response(state: AppState, job: Job) -> JobStatusResponse:
         status=status.status,
         progress=progress_of(status),
         error=status.error or job.error,
+        usage=usage_summary(status.usage) if status.usage else job.usage,
         created_at=job.created_at,
         updated_at=job.updated_at,
         completed_at=job.completed_at,

@@ -1,24 +1,28 @@
-"""The model-driven steps of a video: plan the scenes, write a scene's code, fix it.
+"""The model-driven steps of a video: plan, storyboard, write a scene's code, fix it, critique it.
 
 Each step fills a prompt file from `t2m/prompts/` (readable and editable), asks the model through
-litellm and parses the answer. No step knows which model answers: `offline/...` is just a provider.
+litellm (`ModelClient`) and parses the answer. No step knows which model answers: `offline/...` is
+just a provider. Each returns its result with the tokens and cost it spent.
 """
 
 from __future__ import annotations
 
+import base64
 import json
 import re
 from functools import cache
 from importlib import resources
+from pathlib import Path
 
 from pydantic import ValidationError
 
-from t2m import llm
-from workflows.contracts import ScenePlan, VideoPlan
+from t2m.llm import ModelClient, Usage
+from workflows.contracts import ScenePlan, Storyboard, VideoPlan
 
-MIN_SCENES, MAX_SCENES = 3, 5
+MIN_SCENES, MAX_SCENES = 3, 7
 PLAN_ASKS = 2
 """How often a plan is requested when the answer does not validate (the error is sent back)."""
+APPROVAL = "OK"
 
 
 class PlanError(ValueError):
@@ -37,6 +41,10 @@ def render_prompt(name: str, data: dict, **extra: object) -> str:
     return text
 
 
+def user(prompt: str) -> list[dict]:
+    return [{"role": "user", "content": prompt}]
+
+
 def extract_block(text: str, lang: str) -> str:
     """The body of the first ```lang fence (or of any fence, or the whole text)."""
     for pattern in (rf"```{lang}\s*\n(.*?)```", r"```[a-zA-Z]*\s*\n(.*?)```"):
@@ -50,39 +58,73 @@ def class_name(scene: ScenePlan) -> str:
     return f"Scene{scene.index + 1}"
 
 
-async def plan_video(model: str, topic: str, context: str) -> VideoPlan:
+async def plan_video(
+    client: ModelClient, model: str, topic: str, context: str
+) -> tuple[VideoPlan, Usage]:
+    """An outline of 3–7 scenes, validated; an invalid answer is re-asked with its error."""
     data = {"topic": topic, "context": context}
     prompt = render_prompt("plan_video", data, min_scenes=MIN_SCENES, max_scenes=MAX_SCENES)
-    error = ""
+    usage, error = Usage(), ""
     for _ in range(PLAN_ASKS):
-        answer = await llm.complete(model, prompt + error)
+        answer = await client.complete(model, user(prompt + error))
+        usage.add(answer.usage)
         try:
-            raw = json.loads(extract_block(answer, "json"))
+            raw = json.loads(extract_block(answer.text, "json"))
             scenes = [{**s, "index": i} for i, s in enumerate(raw.get("scenes", []))]
             plan = VideoPlan.model_validate({**raw, "scenes": scenes})
             if not MIN_SCENES <= len(plan.scenes) <= MAX_SCENES:
                 raise ValueError(f"the plan must have {MIN_SCENES}–{MAX_SCENES} scenes")
-            return plan
+            return plan, usage
         except (ValueError, ValidationError, AttributeError, TypeError) as e:
             error = f"\n\nYour previous answer was invalid: {e}\nAnswer again, correctly."
     raise PlanError(f"the model's plan was invalid after {PLAN_ASKS} asks:{error.split(':', 1)[1]}")
 
 
-async def write_scene_code(model: str, topic: str, scene: ScenePlan, scene_count: int) -> str:
+async def storyboard_scene(
+    client: ModelClient, model: str, topic: str, scene: ScenePlan, scene_count: int
+) -> tuple[Storyboard, Usage]:
+    data = {"topic": topic, "scene_count": scene_count, "scene": scene.model_dump()}
+    answer = await client.complete(model, user(render_prompt("storyboard_scene", data)))
+    try:
+        board = Storyboard.model_validate_json(extract_block(answer.text, "json"))
+    except ValidationError:  # a storyboard is guidance: a loose answer is still worth passing on
+        board = Storyboard(visuals=answer.text.strip()[:2000], layout="", doc_queries=[scene.title])
+    return board, answer.usage
+
+
+async def write_scene_code(
+    client: ModelClient,
+    model: str,
+    topic: str,
+    scene: ScenePlan,
+    scene_count: int,
+    storyboard: Storyboard | None = None,
+    docs: str | None = None,
+) -> tuple[str, Usage]:
     data = {
         "topic": topic,
         "scene_count": scene_count,
         "class_name": class_name(scene),
         "scene": scene.model_dump(),
     }
-    return extract_block(
-        await llm.complete(model, render_prompt("write_scene_code", data)), "python"
-    )
+    if storyboard is not None:
+        data["storyboard"] = storyboard.model_dump(exclude={"doc_queries"})
+    if docs:
+        data["docs"] = docs
+    answer = await client.complete(model, user(render_prompt("write_scene_code", data)))
+    return extract_block(answer.text, "python"), answer.usage
 
 
 async def fix_scene_code(
-    model: str, topic: str, scene: ScenePlan, code: str, error: str, attempt: int
-) -> str:
+    client: ModelClient,
+    model: str,
+    topic: str,
+    scene: ScenePlan,
+    code: str,
+    error: str,
+    attempt: int,
+    docs: str | None = None,
+) -> tuple[str, Usage]:
     data = {
         "topic": topic,
         "class_name": class_name(scene),
@@ -91,4 +133,21 @@ async def fix_scene_code(
         "code": code,
         "error": error,
     }
-    return extract_block(await llm.complete(model, render_prompt("fix_scene_code", data)), "python")
+    if docs:
+        data["docs"] = docs
+    answer = await client.complete(model, user(render_prompt("fix_scene_code", data)))
+    return extract_block(answer.text, "python"), answer.usage
+
+
+async def critique_frames(
+    client: ModelClient, model: str, scene: ScenePlan, frames: list[Path]
+) -> tuple[str | None, Usage]:
+    """Ask a vision model whether sampled frames show the scene legibly; None means approved."""
+    data = {"scene": scene.model_dump(), "approval": APPROVAL}
+    content: list[dict] = [{"type": "text", "text": render_prompt("critique_scene", data)}]
+    for frame in frames:
+        b64 = base64.b64encode(frame.read_bytes()).decode()
+        content.append({"type": "image_url", "image_url": {"url": f"data:image/png;base64,{b64}"}})
+    answer = await client.complete(model, [{"role": "user", "content": content}])
+    verdict = answer.text.strip()
+    return (None if verdict.upper().startswith(APPROVAL) else verdict), answer.usage

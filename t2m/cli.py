@@ -19,7 +19,14 @@ QUALITIES = ("low", "medium", "high", "ultra")
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="t2m", description="Topic to explanatory Manim video.")
     sub = p.add_subparsers(dest="command", required=True)
-    sub.add_parser("up", help="run the embedded stack (Temporal dev server + worker)")
+    sub.add_parser("up", help="run the embedded stack (Temporal, PostgreSQL, worker, API)")
+    d = sub.add_parser("docs", help="the Manim documentation t2m retrieves from")
+    ds = d.add_subparsers(dest="docs_command", required=True).add_parser(
+        "search", help="top matches for QUERY"
+    )
+    ds.add_argument("query")
+    ds.add_argument("--k", type=int, default=5, choices=range(1, 51), metavar="K")
+    ds.add_argument("--json", action="store_true")
     w = sub.add_parser("worker", help="serve t2m's task queues")
     w.add_argument("--queues", default="video,llm,render", help="comma-separated: video,llm,render")
     k = sub.add_parser("keys", help="manage API keys")
@@ -34,6 +41,12 @@ def _parser() -> argparse.ArgumentParser:
     g.add_argument("--quality", choices=QUALITIES, default="medium")
     g.add_argument("--model", default=None, help="litellm model name (default: T2M_DEFAULT_MODEL)")
     g.add_argument("--voice", default=None, help="espeak-ng voice name, or `none` for silence")
+    g.add_argument("--rag", action="store_true", help="put Manim docs in the code prompts")
+    g.add_argument(
+        "--visual-check",
+        action="store_true",
+        help="have T2M_VISION_MODEL review frames of each scene",
+    )
     g.add_argument("--no-subtitles", action="store_true")
     g.add_argument("--no-thumbnail", action="store_true")
     g.add_argument("--out", type=Path, default=Path("."), help="directory for the results")
@@ -52,6 +65,8 @@ def main(argv: Sequence[str] | None = None) -> None:
         import worker
 
         code = worker.main(["--queues", args.queues])
+    elif args.command == "docs":
+        code = docs_search(settings, args.query, args.k, args.json)
     elif args.command == "keys":
         code = asyncio.run(create_key(settings, args.user, args.admin))
     else:
@@ -59,6 +74,24 @@ def main(argv: Sequence[str] | None = None) -> None:
     sys.stdout.flush()
     sys.stderr.flush()
     os._exit(code)  # sdk-python#300: the SDK can abort at interpreter exit
+
+
+def docs_search(settings: Settings, query: str, k: int, as_json: bool) -> int:
+    from dataclasses import asdict
+
+    from t2m import rag
+
+    hits = rag.load_index(settings.data_dir).search(query, k)
+    if as_json:
+        print(json.dumps([asdict(h) for h in hits]))
+        return 0
+    if not hits:
+        print("no matches", file=sys.stderr)
+        return 1
+    for i, h in enumerate(hits, 1):
+        first = h.snippet.splitlines()[0]
+        print(f"{i}. {h.name}  (score {h.score:.2f})\n   {first}")
+    return 0
 
 
 async def create_key(settings: Settings, user: str, admin: bool) -> int:
@@ -147,7 +180,11 @@ async def generate(settings: Settings, args: argparse.Namespace) -> int:
             subtitles=not args.no_subtitles,
             thumbnail=not args.no_thumbnail,
             max_fix_attempts=settings.max_fix_attempts,
+            use_rag=args.rag,
+            vision_model=settings.vision_model if args.visual_check else None,
         )
+        if args.visual_check and not settings.vision_model:
+            raise ValueError("--visual-check needs T2M_VISION_MODEL (a vision-capable model)")
     except VoiceError as e:
         return _fail(args, None, f"invalid --voice: {e}")
     except ValueError as e:

@@ -45,6 +45,10 @@ class Settings(BaseSettings):
     """Signs short-lived media URLs; generated and kept in the data dir when unset."""
 
     default_model: str = "offline/templates"
+    vision_model: str | None = None
+    """A vision-capable litellm model for the visual check (requests opt in); none by default."""
+    llm_cache: bool = True
+    """Keep model responses in storage so an identical request never pays twice."""
     default_voice: str = "en-us"
     max_fix_attempts: int = Field(default=3, ge=1, le=10)
     """Renders per scene: the first attempt plus model fixes, bounded."""

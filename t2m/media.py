@@ -189,6 +189,15 @@ def thumbnail(video: Path, out: Path, at_s: float) -> Path:
     return out
 
 
+def sample_frames(video: Path, out_dir: Path, count: int) -> list[Path]:
+    """`count` PNG frames spread evenly over the video (the last one near its end)."""
+    duration = video_duration(video)
+    times = [duration * (i + 1) / (count + 1) for i in range(count - 1)] + [
+        max(0.0, duration - 0.1)
+    ]
+    return [thumbnail(video, out_dir / f"frame-{i}.png", t) for i, t in enumerate(times)]
+
+
 def _timestamp(seconds: float, sep: str) -> str:
     ms = round(seconds * 1000)
     h, ms = divmod(ms, 3_600_000)

@@ -1,7 +1,8 @@
 """Runs inside the render sandbox: load one generated module and render its Scene with Manim.
 
 Usage: python -m t2m.render_runner SCENE_FILE QUALITY MEDIA_DIR. On success it writes
-MEDIA_DIR/result.json; on failure it prints the traceback (the fixer's input) and exits 1.
+MEDIA_DIR/result.json (the video's path and the layout check's findings, taken after every
+animation); on failure it prints the traceback (the fixer's input) and exits 1.
 """
 
 from __future__ import annotations
@@ -48,8 +49,9 @@ def main(argv: list[str]) -> int:
             "progress_bar": "none",
             "write_to_movie": True,
         }
+        findings: list[str] = []
         with tempconfig(settings):
-            scene = scenes[0]()
+            scene = _checked(scenes[0], findings)()
             scene.render()
             video = scene.renderer.file_writer.movie_file_path
     except Exception:
@@ -57,8 +59,30 @@ def main(argv: list[str]) -> int:
         # Frames from the generated file matter most to a fixer; keep them and the error itself.
         print("\n".join(lines[-60:]), file=sys.stderr)
         return 1
-    (media_dir / "result.json").write_text(json.dumps({"video": str(video)}))
+    (media_dir / "result.json").write_text(json.dumps({"video": str(video), "layout": findings}))
     return 0
+
+
+def _checked(scene_class: type, findings: list[str]) -> type:
+    """The generated Scene, with the layout check after each `play` (first report of each
+    finding kept, naming the animation it follows)."""
+    from manim import config
+
+    from t2m import layout
+
+    class Checked(scene_class):  # type: ignore[misc, valid-type]
+        def play(self, *args, **kwargs):  # noqa: ANN002, ANN003, ANN202
+            result = super().play(*args, **kwargs)
+            self._t2m_animations = getattr(self, "_t2m_animations", 0) + 1
+            if not hasattr(self.camera, "frame"):  # a moving camera has no fixed frame to judge
+                seen = {f.split(": ", 1)[1] for f in findings}
+                for finding in layout.check(self.mobjects, config.frame_width, config.frame_height):
+                    if finding not in seen and len(findings) < layout.MAX_FINDINGS:
+                        findings.append(f"after animation {self._t2m_animations}: {finding}")
+            return result
+
+    Checked.__name__ = Checked.__qualname__ = scene_class.__name__
+    return Checked
 
 
 if __name__ == "__main__":

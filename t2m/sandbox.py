@@ -18,7 +18,7 @@ import shutil
 import signal
 import sys
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 ALLOWED_MODULES = frozenset(
@@ -80,6 +80,7 @@ class RenderResult:
     ok: bool
     video: Path | None
     error: str | None
+    layout: list[str] = field(default_factory=list)
 
 
 def _isolation_prefix() -> list[str]:
@@ -192,9 +193,10 @@ async def render(
     log = (await output).decode(errors="replace")
     result_file = workdir / "media" / "result.json"
     if proc.returncode == 0 and result_file.exists():
-        video = Path(json.loads(result_file.read_text())["video"])
+        result = json.loads(result_file.read_text())
+        video = Path(result["video"])
         if video.is_file():
-            return RenderResult(ok=True, video=video, error=None)
+            return RenderResult(ok=True, video=video, error=None, layout=result["layout"])
     if proc.returncode and proc.returncode < 0:
         log += f"\nRender process killed by signal {signal.Signals(-proc.returncode).name}"
     return RenderResult(ok=False, video=None, error=trim_error(log or "render failed"))

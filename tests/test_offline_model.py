@@ -3,7 +3,7 @@ import json
 import pytest
 
 from t2m import authoring
-from t2m.llm import offline
+from t2m.llm import ModelClient, offline
 from t2m.sandbox import static_check
 
 TOPICS = [
@@ -21,13 +21,17 @@ TOPICS = [
 
 @pytest.mark.parametrize(("topic", "context"), TOPICS)
 async def test_plan_and_code_through_litellm(topic: str, context: str) -> None:
-    plan = await authoring.plan_video("offline/templates", topic, context)
+    client = ModelClient()
+    plan, usage = await authoring.plan_video(client, "offline/templates", topic, context)
+    assert usage.calls == 1 and usage.prompt_tokens > 0
     assert 3 <= len(plan.scenes) <= 5
     assert plan.scenes[0].title == topic
     assert plan.scenes[-1].title == "Summary"
     assert all(s.narration.strip() for s in plan.scenes)
     for scene in plan.scenes:
-        code = await authoring.write_scene_code("offline/templates", topic, scene, len(plan.scenes))
+        code, _ = await authoring.write_scene_code(
+            client, "offline/templates", topic, scene, len(plan.scenes)
+        )
         static_check(code)
         assert f"class Scene{scene.index + 1}(Scene):" in code
         if scene.formula:

@@ -27,7 +27,16 @@ TERMINAL_STATUSES = frozenset({"completed", "failed", "cancelled"})
 
 Quality = Literal["low", "medium", "high", "ultra"]
 SceneState = Literal[
-    "pending", "generating_code", "rendering", "fixing", "narrating", "done", "failed"
+    "pending",
+    "storyboarding",
+    "retrieving",
+    "generating_code",
+    "rendering",
+    "reviewing",
+    "fixing",
+    "narrating",
+    "done",
+    "failed",
 ]
 
 SA_TOPIC = SearchAttributeKey.for_text("T2mTopic")
@@ -57,6 +66,10 @@ class VideoRequest(BaseModel):
     thumbnail: bool = True
     owner: str = "local"
     max_fix_attempts: int = Field(default=3, ge=1, le=10)
+    use_rag: bool = False
+    """Retrieve Manim docs for the code and fix prompts."""
+    vision_model: str | None = None
+    """When set, frames of each rendered scene are reviewed by this model (visual check)."""
     resume: Checkpoint | None = None
 
 
@@ -83,11 +96,54 @@ class Checkpoint(BaseModel):
     scenes: dict[int, SceneMedia] = Field(default_factory=dict)
 
 
+class Usage(BaseModel):
+    """Model calls, tokens and cost (USD, where litellm knows the model's price)."""
+
+    calls: int = 0
+    cached_calls: int = 0
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    cost_usd: float = 0.0
+
+    def plus(self, other: Usage) -> Usage:
+        return Usage(**{f: getattr(self, f) + getattr(other, f) for f in Usage.model_fields})
+
+
+class PlanResult(BaseModel):
+    plan: VideoPlan
+    usage: Usage
+
+
+class Storyboard(BaseModel):
+    visuals: str
+    layout: str = ""
+    doc_queries: list[str] = Field(default_factory=list, max_length=8)
+
+
+class StoryboardRequest(BaseModel):
+    model: str
+    topic: str
+    scene: ScenePlan
+    scene_count: int
+
+
+class StoryboardResult(BaseModel):
+    storyboard: Storyboard
+    usage: Usage
+
+
+class DocsRequest(BaseModel):
+    queries: list[str]
+    k: int = 3
+
+
 class CodeRequest(BaseModel):
     model: str
     topic: str
     scene: ScenePlan
     scene_count: int
+    storyboard: Storyboard | None = None
+    docs: str | None = None
 
 
 class FixRequest(BaseModel):
@@ -97,6 +153,24 @@ class FixRequest(BaseModel):
     code: str
     error: str
     attempt: int
+    docs: str | None = None
+
+
+class CodeResult(BaseModel):
+    code: str
+    usage: Usage
+
+
+class CritiqueRequest(BaseModel):
+    model: str
+    scene: ScenePlan
+    video_key: str
+
+
+class CritiqueResult(BaseModel):
+    critique: str | None
+    """None when the reviewer approves the frames."""
+    usage: Usage
 
 
 class RenderRequest(BaseModel):
@@ -113,6 +187,8 @@ class RenderOutcome(BaseModel):
     video_key: str | None = None
     duration_s: float = 0.0
     error: str | None = None
+    layout_issues: list[str] = Field(default_factory=list)
+    """Layout check findings (off-frame elements, overlapping text) of a render that worked."""
     reused: bool = False
 
 
@@ -170,6 +246,9 @@ class SceneStatus(BaseModel):
     state: SceneState = "pending"
     attempts: int = 0
     error: str | None = None
+    layout_issues: list[str] = Field(default_factory=list)
+    """What the layout check found: while fixing, in the current render; at the end, in the
+    video (when the bounded fix rounds could not clear it)."""
 
 
 class Artifacts(BaseModel):
@@ -190,6 +269,8 @@ class JobStatus(BaseModel):
     scenes: list[SceneStatus] = Field(default_factory=list)
     error: str | None = None
     artifacts: Artifacts | None = None
+    usage: dict[str, Usage] = Field(default_factory=dict)
+    """Model usage per stage (planning, storyboarding, generating_code, fixing, reviewing)."""
 
 
 class JobRecord(BaseModel):

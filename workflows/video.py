@@ -1,8 +1,9 @@
 """VideoWorkflow: orchestration only. Every side effect is an activity, called by name.
 
-plan → for each scene in parallel (write code → render, fixing on code errors, bounded → narrate)
-→ compose → thumbnail → finalize. Status is a query; the current stage is also a search attribute
-so the Temporal Web UI can filter videos by it.
+plan → for each scene in parallel (storyboard → retrieve docs if asked → write code → render →
+fix on a code error, a layout finding or a reviewer's critique, bounded → narrate) → compose →
+thumbnail → finalize. Status is a query; the current stage is also a search attribute so the
+Temporal Web UI can filter videos by it.
 """
 
 from __future__ import annotations
@@ -21,20 +22,28 @@ with workflow.unsafe.imports_passed_through():
         Artifacts,
         Checkpoint,
         CodeRequest,
+        CodeResult,
         ComposeRequest,
         ComposeResult,
+        CritiqueRequest,
+        CritiqueResult,
+        DocsRequest,
         FinalizeRequest,
         FixRequest,
         JobRecord,
         JobStatus,
         NarrateRequest,
         Narration,
+        PlanResult,
         RenderOutcome,
         RenderRequest,
         SceneMedia,
         ScenePlan,
         SceneStatus,
+        StoryboardRequest,
+        StoryboardResult,
         ThumbnailRequest,
+        Usage,
         VideoPlan,
         VideoRequest,
         VideoResult,
@@ -62,20 +71,31 @@ HEARTBEAT_TIMEOUT = timedelta(seconds=10)
 PLAN_WEIGHT, SCENES_WEIGHT, COMPOSE_WEIGHT = 10.0, 75.0, 10.0
 SCENE_PROGRESS = {
     "pending": 0.0,
-    "generating_code": 0.1,
+    "storyboarding": 0.05,
+    "retrieving": 0.1,
+    "generating_code": 0.15,
     "rendering": 0.4,
+    "reviewing": 0.7,
     "fixing": 0.5,
     "narrating": 0.9,
     "done": 1.0,
     "failed": 1.0,
 }
 SCENE_STAGE = {
-    "pending": "generating_code",
+    "pending": "planning",
+    "storyboarding": "planning",
+    "retrieving": "retrieving",
     "generating_code": "generating_code",
     "fixing": "generating_code",
     "rendering": "rendering",
+    "reviewing": "rendering",
     "narrating": "narrating",
 }
+SCENE_STAGES = frozenset(SCENE_STAGE.values())
+LAYOUT_FIX_ROUNDS = 2
+"""Fix rounds spent on layout findings before a scene is accepted with them listed."""
+VISUAL_FIX_ROUNDS = 1
+"""Fix rounds spent on a vision reviewer's critique."""
 
 
 def _sibling_queue(kind: str) -> str:
@@ -154,14 +174,8 @@ class VideoWorkflow:
         if req.resume:
             plan, self._done = req.resume.plan, dict(req.resume.scenes)
         else:
-            plan = await workflow.execute_activity(
-                "plan_video",
-                req,
-                result_type=VideoPlan,
-                task_queue=_sibling_queue("llm"),
-                start_to_close_timeout=LLM_TIMEOUT,
-                retry_policy=LLM_RETRY,
-            )
+            planned = await self._llm("plan_video", req, PlanResult, "planning")
+            plan = planned.plan
         self._plan = plan
         self._status.scenes = [
             SceneStatus(
@@ -230,60 +244,106 @@ class VideoWorkflow:
         self._finish("completed", None)
         return VideoResult(job_id=job_id, artifacts=artifacts, scenes=len(media))
 
-    async def _scene(self, req: VideoRequest, scene: ScenePlan, count: int) -> SceneMedia:
-        if scene.index in self._done:  # finished in an earlier run of this job
-            return self._done[scene.index]
-        st = self._status.scenes[scene.index]
-        self._scene_state(st, "generating_code")
-        code = await workflow.execute_activity(
-            "write_scene_code",
-            CodeRequest(model=req.model, topic=req.topic, scene=scene, scene_count=count),
-            result_type=str,
+    async def _llm(self, name: str, arg: object, result_type: type, stage: str):  # noqa: ANN202
+        """Run a model activity and book its usage under `stage`."""
+        result = await workflow.execute_activity(
+            name,
+            arg,
+            result_type=result_type,
             task_queue=_sibling_queue("llm"),
             start_to_close_timeout=LLM_TIMEOUT,
             retry_policy=LLM_RETRY,
         )
-        outcome: RenderOutcome | None = None
+        usage = self._status.usage.get(stage, Usage())
+        self._status.usage[stage] = usage.plus(result.usage)
+        return result
+
+    async def _scene(self, req: VideoRequest, scene: ScenePlan, count: int) -> SceneMedia:
+        if scene.index in self._done:  # finished in an earlier run of this job
+            return self._done[scene.index]
+        st = self._status.scenes[scene.index]
+        self._scene_state(st, "storyboarding")
+        board = await self._llm(
+            "storyboard_scene",
+            StoryboardRequest(model=req.model, topic=req.topic, scene=scene, scene_count=count),
+            StoryboardResult,
+            "storyboarding",
+        )
+        docs = None
+        if req.use_rag and board.storyboard.doc_queries:
+            self._scene_state(st, "retrieving")
+            docs = await workflow.execute_activity(
+                "retrieve_docs",
+                DocsRequest(queries=board.storyboard.doc_queries),
+                result_type=str,
+                task_queue=_sibling_queue("llm"),
+                start_to_close_timeout=timedelta(minutes=2),
+                retry_policy=WORK_RETRY,
+            )
+        self._scene_state(st, "generating_code")
+        written = await self._llm(
+            "write_scene_code",
+            CodeRequest(
+                model=req.model,
+                topic=req.topic,
+                scene=scene,
+                scene_count=count,
+                storyboard=board.storyboard,
+                docs=docs,
+            ),
+            CodeResult,
+            "generating_code",
+        )
+        code = written.code
+        accepted: RenderOutcome | None = None
+        layout_rounds = visual_rounds = 0
         for attempt in range(1, req.max_fix_attempts + 1):
             st.attempts = attempt
             self._scene_state(st, "rendering")
-            outcome = await workflow.execute_activity(
-                "render_scene",
-                RenderRequest(
-                    job_id=self._status.job_id,
-                    scene_index=scene.index,
-                    code=code,
-                    quality=req.quality,
-                ),
-                result_type=RenderOutcome,
-                task_queue=_sibling_queue("render"),
-                start_to_close_timeout=RENDER_TIMEOUT,
-                heartbeat_timeout=HEARTBEAT_TIMEOUT,
-                retry_policy=WORK_RETRY,
-                cancellation_type=workflow.ActivityCancellationType.WAIT_CANCELLATION_COMPLETED,
-            )
+            outcome = await self._render(req, scene, code)
+            problem = outcome.error
             if outcome.ok:
-                break
-            st.error = outcome.error
+                accepted = outcome
+                st.layout_issues = outcome.layout_issues
+                if outcome.layout_issues and layout_rounds < LAYOUT_FIX_ROUNDS:
+                    layout_rounds += 1
+                    problem = "Layout check:\n" + "\n".join(outcome.layout_issues)
+                elif req.vision_model and visual_rounds < VISUAL_FIX_ROUNDS:
+                    self._scene_state(st, "reviewing")
+                    review = await self._llm(
+                        "critique_scene",
+                        CritiqueRequest(
+                            model=req.vision_model, scene=scene, video_key=outcome.video_key or ""
+                        ),
+                        CritiqueResult,
+                        "reviewing",
+                    )
+                    if review.critique is None:
+                        break
+                    visual_rounds += 1
+                    problem = "Reviewer's critique of frames from the render:\n" + review.critique
+                else:
+                    break
+            st.error = problem
             if attempt == req.max_fix_attempts:
                 break
             self._scene_state(st, "fixing")
-            code = await workflow.execute_activity(
+            fixed = await self._llm(
                 "fix_scene_code",
                 FixRequest(
                     model=req.model,
                     topic=req.topic,
                     scene=scene,
                     code=code,
-                    error=outcome.error or "",
+                    error=problem or "",
                     attempt=attempt,
+                    docs=docs,
                 ),
-                result_type=str,
-                task_queue=_sibling_queue("llm"),
-                start_to_close_timeout=LLM_TIMEOUT,
-                retry_policy=LLM_RETRY,
+                CodeResult,
+                "fixing",
             )
-        if outcome is None or not outcome.ok or outcome.video_key is None:
+            code = fixed.code
+        if accepted is None or accepted.video_key is None:
             self._scene_state(st, "failed")
             last = (st.error or "").strip().splitlines()
             raise ApplicationError(
@@ -307,9 +367,23 @@ class VideoWorkflow:
             start_to_close_timeout=timedelta(minutes=5),
             retry_policy=WORK_RETRY,
         )
-        self._done[scene.index] = SceneMedia(video_key=outcome.video_key, narration=narration)
+        self._done[scene.index] = SceneMedia(video_key=accepted.video_key, narration=narration)
         self._scene_state(st, "done")
         return self._done[scene.index]
+
+    async def _render(self, req: VideoRequest, scene: ScenePlan, code: str) -> RenderOutcome:
+        return await workflow.execute_activity(
+            "render_scene",
+            RenderRequest(
+                job_id=self._status.job_id, scene_index=scene.index, code=code, quality=req.quality
+            ),
+            result_type=RenderOutcome,
+            task_queue=_sibling_queue("render"),
+            start_to_close_timeout=RENDER_TIMEOUT,
+            heartbeat_timeout=HEARTBEAT_TIMEOUT,
+            retry_policy=WORK_RETRY,
+            cancellation_type=workflow.ActivityCancellationType.WAIT_CANCELLATION_COMPLETED,
+        )
 
     # --- status bookkeeping -------------------------------------------------------------------
 
@@ -320,7 +394,7 @@ class VideoWorkflow:
     def _refresh(self) -> None:
         """Derive the job's stage and percentage from the scenes while they run."""
         scenes = self._status.scenes
-        if self._stage in ("planning", "generating_code", "rendering", "narrating") and scenes:
+        if self._stage in SCENE_STAGES and scenes:
             active = [SCENE_STAGE[s.state] for s in scenes if s.state in SCENE_STAGE]
             if active:
                 self._set_stage(min(active, key=STAGES.index))

@@ -9,6 +9,7 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, HTTPException, Query, Response, status
 from temporalio.service import RPCError
 
+from activities.catalog import usage_summary
 from api import service
 from api.deps import CurrentUser, OwnedJob, StateDep
 from api.schemas import ActionResult, JobDetail, JobList
@@ -58,6 +59,7 @@ async def get_job(job: OwnedJob, state: StateDep) -> JobDetail:
         **service.summary(job, _thumb(job.id)).model_dump() | {"status": live.status},
         request=job.request,
         progress=service.progress_of(live),
+        usage=usage_summary(live.usage) if live.usage else job.usage,
     )
 
 
@@ -78,6 +80,10 @@ async def retry_job(job: OwnedJob, state: StateDep) -> ActionResult:
         raise HTTPException(
             409, f"only failed or cancelled jobs can be retried; {job.id} is {live.status}"
         )
+    # A job reports "cancelled" as soon as it is, but records its checkpoint before it closes.
+    if not await service.wait_closed(state, job.id):
+        raise HTTPException(409, f"job {job.id} is still stopping; retry in a moment")
+    job = await state.jobs.get(job.id) or job
     await state.jobs.requeue(job.id)
     await service.start_job(state, job, service.request_of(job), retry=True)
     return ActionResult(job_id=job.id, status="queued")

@@ -41,6 +41,8 @@ async def generate(
         raise _unprocessable(
             "model", f"model {model!r} is not allowed; allowed: {settings.allowed_models}"
         )
+    if cfg.visual_check and not settings.vision_model:
+        raise _unprocessable("visual_check", "no vision model is configured (T2M_VISION_MODEL)")
     voice = cfg.voice or settings.default_voice
     if voice.lower() != "none":
         try:
@@ -57,12 +59,11 @@ async def generate(
         thumbnail=cfg.enable_thumbnails,
         owner=user.user,
         max_fix_attempts=settings.max_fix_attempts,
+        use_rag=cfg.use_rag,
+        vision_model=settings.vision_model if cfg.visual_check else None,
     )
     job_id = service.job_id_for(user.user, idempotency_key)
-    request_json = req.model_dump(mode="json") | {
-        "use_rag": cfg.use_rag,
-        "style_preferences": cfg.style_preferences or {},
-    }
+    request_json = req.model_dump(mode="json") | {"style_preferences": cfg.style_preferences or {}}
     job = await state.jobs.create(job_id, user.user, request_json, body.priority, idempotency_key)
     try:
         await service.start_job(state, job, req)

@@ -2,18 +2,27 @@
 
 Importing this module registers the built-in providers, so a worker that can run an activity can
 serve `offline/...` names exactly the way litellm serves `openai/...` or `gemini/...`.
+`ModelClient` adds what every stage needs around a call: a durable response cache (so a retry or
+an identical request does not pay twice), token and cost accounting, and the split between errors
+worth retrying (rate limits, timeouts, outages: raised as they are, for Temporal's retry policy)
+and errors that are not (`ModelError`: bad key, unknown model, rejected request).
 """
 
 from __future__ import annotations
 
-import os
+import hashlib
+import json
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
 
-os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")  # never fetch the cost map
+import litellm
+from litellm import CustomLLM
 
-import litellm  # noqa: E402
-from litellm import CustomLLM  # noqa: E402
+from t2m.llm.offline import OfflineLLM
+from t2m.storage import Storage
 
-from t2m.llm.offline import OfflineLLM  # noqa: E402
+litellm.suppress_debug_info = True  # no "Provider List" banners in worker logs
 
 
 class ModelError(Exception):
@@ -28,6 +37,28 @@ _NON_RETRYABLE = (
 )
 
 
+@dataclass
+class Usage:
+    calls: int = 0
+    cached_calls: int = 0
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    cost_usd: float = 0.0
+
+    def add(self, other: Usage) -> None:
+        self.calls += other.calls
+        self.cached_calls += other.cached_calls
+        self.prompt_tokens += other.prompt_tokens
+        self.completion_tokens += other.completion_tokens
+        self.cost_usd += other.cost_usd
+
+
+@dataclass
+class Completion:
+    text: str
+    usage: Usage
+
+
 def register_provider(name: str, handler: CustomLLM) -> None:
     """Serve model names `name/...` with `handler` (replacing an earlier registration)."""
     litellm.custom_provider_map = [
@@ -35,17 +66,55 @@ def register_provider(name: str, handler: CustomLLM) -> None:
     ] + [{"provider": name, "custom_handler": handler}]
 
 
-async def complete(model: str, prompt: str, *, system: str | None = None) -> str:
-    """Return the text of one chat completion of `prompt` by `model`."""
-    messages = [{"role": "system", "content": system}] if system else []
-    messages.append({"role": "user", "content": prompt})
+def _cost(response: litellm.ModelResponse) -> float:
     try:
-        response = await litellm.acompletion(model=model, messages=messages, temperature=0.2)
-    except _NON_RETRYABLE as e:
-        raise ModelError(f"model {model!r} cannot be used: {e}") from e
-    except litellm.exceptions.BadRequestError as e:  # e.g. "LLM Provider NOT provided"
-        raise ModelError(f"model {model!r} cannot be used: {e}") from e
-    return response.choices[0].message.content or ""
+        return float(litellm.completion_cost(completion_response=response) or 0.0)
+    except Exception:  # no price known for this model (custom and local models)
+        return 0.0
+
+
+class ModelClient:
+    """litellm completions with a durable cache in storage (None disables it)."""
+
+    TEMPERATURE = 0.2
+
+    def __init__(self, cache: Storage | None = None) -> None:
+        self.cache = cache
+
+    def _key(self, model: str, messages: list[dict]) -> str:
+        blob = json.dumps(
+            {"model": model, "messages": messages, "t": self.TEMPERATURE}, sort_keys=True
+        )
+        return f"llm-cache/{hashlib.sha256(blob.encode()).hexdigest()}.json"
+
+    async def complete(self, model: str, messages: list[dict]) -> Completion:
+        key = self._key(model, messages)
+        if self.cache is not None and self.cache.exists(key):
+            with tempfile.TemporaryDirectory() as tmp:
+                text = json.loads(self.cache.get_file(key, Path(tmp) / "c.json").read_text())[
+                    "text"
+                ]
+            return Completion(text, Usage(calls=1, cached_calls=1))
+        try:
+            response = await litellm.acompletion(
+                model=model, messages=messages, temperature=self.TEMPERATURE
+            )
+        except _NON_RETRYABLE as e:
+            raise ModelError(f"model {model!r} cannot be used: {e}") from e
+        text = response.choices[0].message.content or ""
+        u = getattr(response, "usage", None)
+        usage = Usage(
+            calls=1,
+            prompt_tokens=int(getattr(u, "prompt_tokens", 0) or 0),
+            completion_tokens=int(getattr(u, "completion_tokens", 0) or 0),
+            cost_usd=_cost(response),
+        )
+        if self.cache is not None and text:
+            with tempfile.TemporaryDirectory() as tmp:
+                path = Path(tmp) / "c.json"
+                path.write_text(json.dumps({"model": model, "text": text}))
+                self.cache.put_file(key, path)
+        return Completion(text, usage)
 
 
 register_provider("offline", OfflineLLM())

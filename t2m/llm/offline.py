@@ -40,8 +40,12 @@ class OfflineLLM(CustomLLM):
         elif task == "write_scene_code":
             last = data["scene"].get("index") == data.get("scene_count", 0) - 1
             text = "```python\n" + scene_code(data["scene"], data["class_name"], last=last) + "```"
+        elif task == "storyboard_scene":
+            text = "```json\n" + json.dumps(storyboard(data["scene"])) + "\n```"
         elif task == "fix_scene_code":
             text = "```python\n" + fallback_code(data["scene"], data["class_name"]) + "```"
+        elif task == "critique_scene":
+            text = data.get("approval", "OK")  # it cannot see images: it approves
         else:
             text = "The offline model only answers t2m's own prompts."
         return ModelResponse(
@@ -182,6 +186,23 @@ def plan(topic: str, context: str) -> dict:
         )
     )
     return {"title": topic, "scenes": scenes[:5]}
+
+
+def storyboard(scene: dict) -> dict:
+    """What the templates will show, and the docs a coder would look up for it."""
+    if scene.get("formula"):
+        visuals = "Write the formula large in the centre, frame it, then circumscribe it."
+        queries = ["render a LaTeX math formula", "rectangle around an object to highlight it"]
+    elif scene.get("index", 0) == 0:
+        visuals = "Write the title, underline it, fade in the subtitle, grow three simple shapes."
+        queries = ["display text on screen", "grow an object from its center"]
+    else:
+        visuals = (
+            "Show the title, then each key point with a dot, one at a time, then indicate each."
+        )
+        queries = ["arrange objects in a row or column", "briefly highlight an object"]
+    layout = "Title at the top edge; content centred below it, scaled to fit the safe area."
+    return {"visuals": visuals, "layout": layout, "doc_queries": queries}
 
 
 # --- code ---------------------------------------------------------------------------------------
