@@ -84,7 +84,11 @@ def client(temporal_env: WorkflowEnvironment) -> Client:
 
 
 @pytest.fixture
-def settings(tmp_path: Path, client: Client, postgres_url: str) -> Settings:
+def settings(
+    request: pytest.FixtureRequest, tmp_path: Path, client: Client, postgres_url: str
+) -> Settings:
+    """This test's settings; `parametrize("settings", [{...}], indirect=True)` overrides fields."""
+    overrides = getattr(request, "param", {})
     return Settings(
         database_url=postgres_url,
         data_dir=tmp_path / "data",
@@ -93,6 +97,7 @@ def settings(tmp_path: Path, client: Client, postgres_url: str) -> Settings:
         task_queue_prefix=f"test-{uuid.uuid4().hex[:8]}",
         max_fix_attempts=3,
         render_concurrency=2,
+        **overrides,
     )
 
 

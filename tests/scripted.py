@@ -1,7 +1,8 @@
 """A scripted model for tests, served through the same litellm custom-provider path as `offline/`.
 
-A test sets `handler(task, data)`; it returns the answer text, raises to simulate a provider error,
-or returns None to let the offline model answer. Every prompt is recorded for assertions.
+A test sets `handler(task, data)`; it returns the answer text, raises to simulate a provider error
+(e.g. `litellm.RateLimitError`), or returns None to let the offline model answer. Every prompt is
+recorded for assertions.
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ from typing import Any
 
 from litellm import CustomLLM, ModelResponse
 
-from t2m.llm.offline import OfflineLLM, parse_prompt
+from t2m.llm.offline import OfflineLLM, message_text, parse_prompt
 
 Handler = Callable[[str, dict], str | None]
 
@@ -25,6 +26,8 @@ class ScriptedLLM(CustomLLM):
     def reset(self) -> None:
         self.handler: Handler = lambda task, data: None
         self.prompts: list[tuple[str, dict, str]] = []
+        self.images: list[int] = []
+        """Images attached to each request, in order."""
 
     def prompts_for(self, task: str) -> list[tuple[dict, str]]:
         return [(d, p) for t, d, p in self.prompts if t == task]
@@ -34,15 +37,26 @@ class ScriptedLLM(CustomLLM):
 
     def completion(self, *args: Any, **kwargs: Any) -> ModelResponse:
         messages = kwargs["messages"]
-        prompt = "\n".join(str(m.get("content", "")) for m in messages)
+        prompt = message_text(messages)
         task, data = parse_prompt(prompt)
         self.prompts.append((task, data, prompt))
+        self.images.append(
+            sum(
+                1
+                for m in messages
+                if isinstance(m["content"], list)
+                for p in m["content"]
+                if p["type"] == "image_url"
+            )
+        )
         text = self.handler(task, data)
         if text is None:
             return self.offline.completion(*args, **kwargs)
         return ModelResponse(
             model=kwargs["model"],
             choices=[{"index": 0, "finish_reason": "stop", "message": {"role": "assistant", "content": text}}],
+            usage={"prompt_tokens": len(prompt) // 4, "completion_tokens": len(text) // 4,
+                   "total_tokens": (len(prompt) + len(text)) // 4},
         )  # fmt: skip
 
 

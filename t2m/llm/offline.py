@@ -33,7 +33,7 @@ class OfflineLLM(CustomLLM):
         return self._respond(kwargs["model"], kwargs["messages"])
 
     def _respond(self, model: str, messages: list[dict]) -> ModelResponse:
-        prompt = "\n".join(str(m.get("content", "")) for m in messages)
+        prompt = message_text(messages)
         task, data = parse_prompt(prompt)
         if task == "plan_video":
             text = "```json\n" + json.dumps(plan(data["topic"], data.get("context", ""))) + "\n```"
@@ -54,6 +54,18 @@ class OfflineLLM(CustomLLM):
             usage={"prompt_tokens": len(prompt) // 4, "completion_tokens": len(text) // 4,
                    "total_tokens": (len(prompt) + len(text)) // 4},
         )  # fmt: skip
+
+
+def message_text(messages: list[dict]) -> str:
+    """The text of chat messages, whether their content is a string or a list of parts."""
+    texts = []
+    for m in messages:
+        content = m.get("content", "")
+        if isinstance(content, list):
+            texts += [p.get("text", "") for p in content if p.get("type") == "text"]
+        else:
+            texts.append(str(content))
+    return "\n".join(texts)
 
 
 def parse_prompt(prompt: str) -> tuple[str, dict]:

@@ -1,0 +1,183 @@
+"""Real-model behaviour with scripted responses through litellm's custom-provider path: RAG in the
+prompts, plan validation, rate limits, bad keys, the response cache, layout and visual checks."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from pathlib import Path
+
+import litellm
+import pytest
+from temporalio.client import Client, WorkflowFailureError
+
+from t2m import authoring
+from t2m.config import Settings
+from t2m.db import JobStore
+from t2m.jobs import job_status, start_video
+from t2m.llm import ModelClient
+from t2m.storage import LocalStorage
+from tests.scripted import ScriptedLLM, plan_json, scene_code
+from workflows.contracts import VideoRequest
+
+OFF_SCREEN = 'self.play(FadeIn(Text("Way off to the right").shift(RIGHT * 9)))'
+
+
+def request(**overrides) -> VideoRequest:
+    fields = {"topic": "Circles", "model": "scripted/test", "quality": "low", "voice": None}
+    return VideoRequest(**(fields | overrides))
+
+
+def simple(task: str, data: dict) -> str | None:
+    if task == "plan_video":
+        return plan_json("One", "Two", "Three", duration=1.5)
+    if task == "write_scene_code":
+        return scene_code(data["class_name"])
+    return None
+
+
+async def test_docs_reach_the_code_prompt_only_with_rag(
+    client: Client, settings: Settings, scripted: ScriptedLLM, worker: None, jobs: JobStore
+) -> None:
+    scripted.handler = simple
+    with_rag = await start_video(client, settings, request(topic="With docs", use_rag=True))
+    without = await start_video(client, settings, request(topic="Without docs"))
+    await asyncio.gather(with_rag.result(), without.result())
+
+    code_prompts = scripted.prompts_for("write_scene_code")
+    rag_prompts = [(d, p) for d, p in code_prompts if d["topic"] == "With docs"]
+    plain_prompts = [(d, p) for d, p in code_prompts if d["topic"] == "Without docs"]
+    assert len(rag_prompts) == len(plain_prompts) == 3
+    # The storyboards' doc queries were answered from the installed manim's docstrings.
+    assert all("### manim." in data["docs"] for data, _ in rag_prompts)
+    assert any("### manim.mobject.text.text_mobject.Text\n" in d["docs"] for d, _ in rag_prompts)
+    assert any("### manim.mobject.mobject.Mobject.arrange\n" in d["docs"] for d, _ in rag_prompts)
+    assert all("docs" not in d for d, _ in plain_prompts)
+
+    status = await job_status(with_rag)
+    assert "retrieving" in status.stages_completed
+    for stage in ("planning", "storyboarding", "generating_code"):
+        assert status.usage[stage].calls >= 1 and status.usage[stage].prompt_tokens > 0
+    row = await jobs.get(with_rag.id)
+    assert row.usage["total"]["calls"] == 1 + 3 + 3  # plan, 3 storyboards, 3 code
+
+
+async def test_an_invalid_plan_is_reasked_with_its_validation_error(scripted: ScriptedLLM) -> None:
+    answers = iter(['```json\n{"title": "T", "scenes": [{"title": "Only one"}]}\n```'])
+    scripted.handler = lambda task, data: next(answers, None) if task == "plan_video" else None
+    plan, usage = await authoring.plan_video(ModelClient(), "scripted/test", "Prime numbers", "")
+    assert len(plan.scenes) >= 3 and usage.calls == 2
+    first, second = [p for _, p in scripted.prompts_for("plan_video")]
+    assert "previous answer was invalid" not in first
+    assert "Your previous answer was invalid" in second
+    assert "narration" in second and "Field required" in second  # pydantic's own message
+
+
+async def test_a_rate_limit_is_retried_with_backoff_and_the_job_completes(
+    client: Client, settings: Settings, scripted: ScriptedLLM, worker: None
+) -> None:
+    calls: list[float] = []
+
+    def handler(task: str, data: dict) -> str | None:
+        if task == "plan_video":
+            calls.append(time.monotonic())
+            if len(calls) == 1:
+                raise litellm.RateLimitError("slow down", llm_provider="scripted", model="test")
+        return simple(task, data)
+
+    scripted.handler = handler
+    handle = await start_video(client, settings, request())
+    result = await asyncio.wait_for(handle.result(), timeout=120)
+    assert result.scenes == 3 and len(calls) == 2
+    assert calls[1] - calls[0] >= 1.5  # Temporal's retry policy waited before asking again
+
+
+async def test_an_invalid_key_fails_fast_with_a_clear_message(
+    client: Client, settings: Settings, scripted: ScriptedLLM, worker: None
+) -> None:
+    def handler(task: str, data: dict) -> str | None:
+        raise litellm.AuthenticationError("Incorrect API key provided", "scripted", "test")
+
+    scripted.handler = handler
+    handle = await start_video(client, settings, request())
+    with pytest.raises(WorkflowFailureError):
+        await asyncio.wait_for(handle.result(), timeout=30)
+    status = await job_status(handle)
+    assert status.status == "failed"
+    assert "model 'scripted/test' cannot be used" in status.error
+    assert "Incorrect API key provided" in status.error
+    assert len(scripted.prompts) == 1  # not retried
+
+
+async def test_a_cached_response_is_not_requested_twice(
+    scripted: ScriptedLLM, tmp_path: Path
+) -> None:
+    client = ModelClient(LocalStorage(tmp_path))
+    scripted.handler = simple
+    first, usage1 = await authoring.plan_video(client, "scripted/test", "Cached topic", "")
+    second, usage2 = await authoring.plan_video(client, "scripted/test", "Cached topic", "")
+    assert first == second and len(scripted.prompts) == 1
+    assert (usage1.cached_calls, usage2.cached_calls) == (0, 1)
+    await authoring.plan_video(ModelClient(None), "scripted/test", "Cached topic", "")
+    assert len(scripted.prompts) == 2  # with the cache switched off, the model is asked again
+
+
+async def test_layout_findings_go_to_the_fixer_and_are_listed(
+    client: Client, settings: Settings, scripted: ScriptedLLM, worker: None
+) -> None:
+    def handler(task: str, data: dict) -> str | None:
+        if task == "plan_video":
+            return plan_json("Off screen, fixable", "Off screen, stubborn", "Fine", duration=1.5)
+        if task == "write_scene_code":
+            bad = data["scene"]["index"] in (0, 1)
+            return scene_code(data["class_name"], OFF_SCREEN if bad else None)
+        if task == "fix_scene_code":
+            stubborn = data["scene"]["index"] == 1
+            return scene_code(data["class_name"], OFF_SCREEN if stubborn else None)
+        return None
+
+    scripted.handler = handler
+    handle = await start_video(client, settings, request(max_fix_attempts=4))
+    await asyncio.wait_for(handle.result(), timeout=120)
+    fixes = [d for d, _ in scripted.prompts_for("fix_scene_code") if d["scene"]["index"] == 0]
+    assert len(fixes) == 1
+    assert fixes[0]["error"].startswith("Layout check:")
+    assert (
+        "Text('Way off to the right') is outside the safe area: past the right edge"
+        in (fixes[0]["error"])
+    )
+    status = await job_status(handle)
+    fixed, stubborn, fine = status.scenes
+    assert (fixed.attempts, fixed.layout_issues) == (2, [])
+    assert stubborn.attempts == 3 and stubborn.state == "done"  # bounded: 2 layout fix rounds
+    assert any("outside the safe area" in f for f in stubborn.layout_issues)
+    assert (fine.attempts, fine.layout_issues) == (1, [])
+
+
+async def test_a_vision_reviewers_critique_goes_to_the_fixer(
+    client: Client, settings: Settings, scripted: ScriptedLLM, worker: None
+) -> None:
+    reviews = iter(["The label is far too small to read; make it at least font_size 36."])
+
+    def handler(task: str, data: dict) -> str | None:
+        if task == "critique_scene":
+            return next(reviews, "OK")
+        if task == "fix_scene_code":
+            return scene_code(
+                data["class_name"], 'self.play(Write(Text("Readable", font_size=48)))'
+            )
+        return simple(task, data)
+
+    scripted.handler = handler
+    handle = await start_video(client, settings, request(vision_model="scripted/vision"))
+    await asyncio.wait_for(handle.result(), timeout=120)
+    critiques = [
+        i
+        for (t, _, _), i in zip(scripted.prompts, scripted.images, strict=True)
+        if t == "critique_scene"
+    ]
+    assert critiques and all(n == 3 for n in critiques)  # three sampled frames each time
+    fixes = scripted.prompts_for("fix_scene_code")
+    assert len(fixes) == 1 and "far too small to read" in fixes[0][0]["error"]
+    status = await job_status(handle)
+    assert status.usage["reviewing"].calls == len(critiques)
