@@ -65,6 +65,12 @@ async def test_generate_follow_and_fetch_the_video(
     done = await wait_status(api, job, alice, {"completed"})
     assert done["progress"]["percentage"] == 100 and done["completed_at"]
     assert [s["state"] for s in done["progress"]["scenes"]] == ["done"] * 3
+    assert done["usage"]["total"]["calls"] == 1 + 3 + 3  # plan, storyboards, code
+
+    events = await api.get(f"/api/v1/videos/jobs/{job}/events", headers=alice)
+    assert events.headers["content-type"].startswith("text/event-stream")
+    frames = [f for f in events.text.split("\n\n") if f.startswith("event: status")]
+    assert frames and '"status":"completed"' in frames[-1]  # the stream ends with the outcome
 
     r = await api.get(f"/api/v1/videos/jobs/{job}/video-url", headers=alice)
     assert r.status_code == 200, r.text

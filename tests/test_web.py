@@ -55,6 +55,7 @@ async def test_create_follow_play_and_seek(web_url: str, page: Page) -> None:
     await expect(page.locator("#scenes tr").first).to_be_visible(timeout=30_000)
     await expect(page.locator("#status")).to_have_text("completed", timeout=180_000)
     await expect(page.locator("#cancel")).to_be_hidden()
+    await expect(page.locator("#usage")).to_contain_text("calls")
 
     await page.wait_for_function(
         "document.getElementById('player').readyState >= 2", timeout=30_000
