@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 
-from temporalio.client import WorkflowExecutionStatus
 from temporalio.common import WorkflowIDReusePolicy
 from temporalio.exceptions import WorkflowAlreadyStartedError
 
@@ -14,19 +13,10 @@ from activities.catalog import usage_summary
 from api.deps import AppState
 from api.schemas import PRIORITY_KEYS, JobStatusResponse, JobSummary, StatusProgress
 from t2m.db import Job
-from t2m.jobs import start_video
+from t2m.jobs import job_status, start_video
 from workflows.contracts import TERMINAL_STATUSES, Checkpoint, JobStatus, VideoRequest
-from workflows.video import VideoWorkflow
 
-QUERY_TIMEOUT = timedelta(seconds=3)
 IDEMPOTENCY_NAMESPACE = uuid.UUID("8f6d3c1e-54a2-4c8e-9d7b-1f2a3b4c5d6e")
-_CLOSED = {
-    WorkflowExecutionStatus.COMPLETED: "completed",
-    WorkflowExecutionStatus.FAILED: "failed",
-    WorkflowExecutionStatus.CANCELED: "cancelled",
-    WorkflowExecutionStatus.TERMINATED: "failed",
-    WorkflowExecutionStatus.TIMED_OUT: "failed",
-}
 
 
 def job_id_for(owner: str, idempotency_key: str | None) -> str:
@@ -78,21 +68,7 @@ async def live_status(state: AppState, job: Job) -> JobStatus:
     stored = JobStatus.model_validate(job.progress) if job.progress else None
     if job.status in TERMINAL_STATUSES and stored is not None:
         return stored
-    handle = state.client.get_workflow_handle(job.id)
-    try:
-        return await handle.query(
-            VideoWorkflow.status, result_type=JobStatus, rpc_timeout=QUERY_TIMEOUT
-        )
-    except Exception:
-        pass  # no worker polling, or the workflow has not started yet
-    base = stored or JobStatus(job_id=job.id, status="queued")
-    try:
-        desc = await asyncio.wait_for(handle.describe(rpc_timeout=QUERY_TIMEOUT), timeout=4)
-    except Exception:
-        return base
-    if desc.status in _CLOSED:
-        return base.model_copy(update={"status": _CLOSED[desc.status]})
-    return base
+    return await job_status(state.client.get_workflow_handle(job.id), stored)
 
 
 def progress_of(status: JobStatus) -> StatusProgress:
@@ -114,6 +90,8 @@ def estimated_completion(job: Job, status: JobStatus) -> datetime | None:
 
 async def status_response(state: AppState, job: Job) -> JobStatusResponse:
     status = await live_status(state, job)
+    if status.status in TERMINAL_STATUSES and job.status not in TERMINAL_STATUSES:
+        job = await state.jobs.get(job.id) or job  # it ended since the row was read
     return JobStatusResponse(
         job_id=job.id,
         status=status.status,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from datetime import timedelta
 
@@ -25,7 +26,7 @@ from workflows.contracts import (
 )
 from workflows.video import VideoWorkflow
 
-QUERY_TIMEOUT = timedelta(seconds=5)
+QUERY_TIMEOUT = timedelta(seconds=3)
 _CLOSED = {
     WorkflowExecutionStatus.COMPLETED: "completed",
     WorkflowExecutionStatus.FAILED: "failed",
@@ -68,14 +69,29 @@ async def start_video(
     )
 
 
-async def job_status(handle: WorkflowHandle) -> JobStatus:
-    """The workflow's own status; if it cannot answer in time, what `describe()` knows."""
+async def job_status(handle: WorkflowHandle, known: JobStatus | None = None) -> JobStatus:
+    """The workflow's own status; if no worker answers in time, what `describe()` adds to `known`.
+
+    A query needs a worker, so it is bounded by an RPC timeout instead of hanging.
+    """
     try:
         return await handle.query(
             VideoWorkflow.status, result_type=JobStatus, rpc_timeout=QUERY_TIMEOUT
         )
     except Exception:
-        desc = await handle.describe()
-        status = _CLOSED.get(desc.status, "running") if desc.status else "queued"
-        stage = desc.typed_search_attributes.get(SA_STAGE) or "queued"
-        return JobStatus(job_id=handle.id, status=status, current_stage=stage)  # type: ignore[arg-type]
+        pass  # no worker polling, or the workflow has not started yet
+    status = known or JobStatus(job_id=handle.id, status="queued")
+    try:
+        desc = await asyncio.wait_for(
+            handle.describe(rpc_timeout=QUERY_TIMEOUT), QUERY_TIMEOUT.total_seconds() + 1
+        )
+    except Exception:
+        return status
+    update: dict = {
+        "current_stage": desc.typed_search_attributes.get(SA_STAGE) or status.current_stage
+    }
+    if desc.status in _CLOSED:
+        update["status"] = _CLOSED[desc.status]
+    elif desc.status is not None and status.status == "queued":
+        update["status"] = "running"
+    return status.model_copy(update=update)

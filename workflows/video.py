@@ -133,34 +133,32 @@ class VideoWorkflow:
     @workflow.run
     async def run(self, req: VideoRequest) -> VideoResult:
         self._status.status = "running"
-        await self._record("running")
+        await self._record(self._status)
         try:
             result = await self._produce(req)
         except (Exception, asyncio.CancelledError) as err:
             if _is_cancellation(err):
-                self._finish("cancelled", None)
-                await self._record("cancelled")
+                await self._finish(self._final("cancelled", None))
                 raise
             reason = _reason(err)
-            self._finish("failed", reason)
-            await self._record("failed")
+            await self._finish(self._final("failed", reason))
             raise ApplicationError(reason, type="VideoFailed", non_retryable=True) from err
-        await self._record("completed")
+        await self._finish(self._final("completed", None))
         return result
 
-    async def _record(self, status: str) -> None:
+    async def _record(self, status: JobStatus) -> None:
         """Write the job's state to the catalog, with the finished work a retry can reuse."""
         checkpoint = Checkpoint(plan=self._plan, scenes=self._done) if self._plan else None
         await workflow.execute_activity(
             "record_job",
             JobRecord(
-                job_id=self._status.job_id,
+                job_id=status.job_id,
                 owner=self._req.owner,
                 request=self._req.model_dump(exclude={"resume"}),
-                status=status,
-                progress=self._status,
-                error=self._status.error,
-                artifacts=self._status.artifacts,
+                status=status.status,
+                progress=status,
+                error=status.error,
+                artifacts=status.artifacts,
                 checkpoint=checkpoint,
             ),
             task_queue=_sibling_queue("llm"),
@@ -241,7 +239,6 @@ class VideoWorkflow:
             size_bytes=size,
         )
         self._status.artifacts = artifacts
-        self._finish("completed", None)
         return VideoResult(job_id=job_id, artifacts=artifacts, scenes=len(media))
 
     async def _llm(self, name: str, arg: object, result_type: type, stage: str):  # noqa: ANN202
@@ -415,11 +412,17 @@ class VideoWorkflow:
             self._status.percentage = 100.0
         workflow.upsert_search_attributes([SA_STAGE.value_set(stage)])
 
-    def _finish(self, status: str, error: str | None) -> None:
-        self._status.status = status  # type: ignore[assignment]
-        self._status.error = error
+    def _final(self, status: str, error: str | None) -> JobStatus:
+        final = self._status.model_copy(deep=True, update={"status": status, "error": error})
         if status == "completed":
-            self._set_stage("completed")
-        else:
-            self._stage = status
-            workflow.upsert_search_attributes([SA_STAGE.value_set(status)])
+            final.current_stage, final.stages_completed = "completed", list(STAGES[:-1])
+            final.percentage = 100.0
+        return final
+
+    async def _finish(self, final: JobStatus) -> None:
+        """Record the outcome in the catalog first, then show it: a job that reads as ended has
+        its row (artifacts, checkpoint, completion time) already written."""
+        await self._record(final)
+        self._status = final
+        self._stage = final.current_stage if final.status == "completed" else final.status
+        workflow.upsert_search_attributes([SA_STAGE.value_set(self._stage)])

@@ -5,15 +5,17 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Header, HTTPException, Query, Request, status
 from fastapi.responses import FileResponse, StreamingResponse
 
 from api import service
-from api.deps import CurrentUser, MediaJob, OwnedJob, StateDep
+from api.deps import AppState, CurrentUser, MediaJob, OwnedJob, StateDep
 from api.metrics import JOBS_CREATED
 from api.schemas import GenerateRequest, JobCreated, JobStatusResponse, Progress, VideoUrls
+from t2m.db import Job
 from t2m.tts import VoiceError, check_voice
 from workflows.contracts import TERMINAL_STATUSES, VideoRequest
 
@@ -155,7 +157,8 @@ async def video_url(job: OwnedJob, state: StateDep) -> VideoUrls:
     )
 
 
-def _file(state, job, key_field: str, what: str):
+def _file(state: AppState, job: Job, key_field: str, what: str) -> Path:
+    """The local path of one of a completed job's artifacts (409 before, 404 if it has none)."""
     if job.status != "completed" or not job.artifacts:
         raise HTTPException(409, {"message": f"the {what} is not ready", "status": job.status})
     key = job.artifacts.get(key_field)
