@@ -4,6 +4,7 @@ prompts, plan validation, rate limits, bad keys, the response cache, layout and 
 from __future__ import annotations
 
 import asyncio
+import json
 import time
 from pathlib import Path
 
@@ -39,10 +40,28 @@ def simple(task: str, data: dict) -> str | None:
 async def test_docs_reach_the_code_prompt_only_with_rag(
     client: Client, settings: Settings, scripted: ScriptedLLM, worker: None, jobs: JobStore
 ) -> None:
-    scripted.handler = simple
+    def handler(task: str, data: dict) -> str | None:
+        first_scene = data.get("scene", {}).get("index") == 0 and data.get("topic") == "With docs"
+        if task == "write_scene_code" and first_scene:
+            return scene_code(data["class_name"], 'self.play(Create(Circle(radius="big")))')
+        if task == "storyboard_scene" and data["scene"]["index"] == 2:
+            return (
+                "```json\n"
+                + json.dumps(
+                    {
+                        "visuals": "a circle",
+                        "narration": "Refined words for scene three.",
+                        "doc_queries": ["draw a circle"],
+                    }
+                )
+                + "\n```"
+            )
+        return simple(task, data)
+
+    scripted.handler = handler
     with_rag = await start_video(client, settings, request(topic="With docs", use_rag=True))
     without = await start_video(client, settings, request(topic="Without docs"))
-    await asyncio.gather(with_rag.result(), without.result())
+    result, _ = await asyncio.gather(with_rag.result(), without.result())
 
     code_prompts = scripted.prompts_for("write_scene_code")
     rag_prompts = [(d, p) for d, p in code_prompts if d["topic"] == "With docs"]
@@ -53,13 +72,19 @@ async def test_docs_reach_the_code_prompt_only_with_rag(
     assert any("### manim.mobject.text.text_mobject.Text\n" in d["docs"] for d, _ in rag_prompts)
     assert any("### manim.mobject.mobject.Mobject.arrange\n" in d["docs"] for d, _ in rag_prompts)
     assert all("docs" not in d for d, _ in plain_prompts)
+    # The fixer gets the docs of what the error names, then the scene's own.
+    (fix,) = [d for d, _ in scripted.prompts_for("fix_scene_code")]
+    assert "ufunc 'multiply'" in fix["error"] and fix["docs"].count("### manim.") > 2
+    # The storyboard's refined narration is what is spoken (and subtitled).
+    srt = LocalStorage(settings.storage_dir).path(result.artifacts.srt_key).read_text()
+    assert "Refined words for scene three." in srt and "This is Three." not in srt
 
     status = await job_status(with_rag)
     assert "retrieving" in status.stages_completed
     for stage in ("planning", "storyboarding", "generating_code"):
         assert status.usage[stage].calls >= 1 and status.usage[stage].prompt_tokens > 0
     row = await jobs.get(with_rag.id)
-    assert row.usage["total"]["calls"] == 1 + 3 + 3  # plan, 3 storyboards, 3 code
+    assert row.usage["total"]["calls"] == 1 + 3 + 3 + 1  # plan, 3 storyboards, 3 code, 1 fix
 
 
 async def test_an_invalid_plan_is_reasked_with_its_validation_error(scripted: ScriptedLLM) -> None:

@@ -117,6 +117,8 @@ class PlanResult(BaseModel):
 class Storyboard(BaseModel):
     visuals: str
     layout: str = ""
+    narration: str | None = Field(default=None, max_length=1500)
+    """The scene's spoken text, refined to follow the visuals (the outline's when absent)."""
     doc_queries: list[str] = Field(default_factory=list, max_length=8)
 
 

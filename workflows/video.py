@@ -266,17 +266,12 @@ class VideoWorkflow:
             StoryboardResult,
             "storyboarding",
         )
+        if board.storyboard.narration:
+            scene = scene.model_copy(update={"narration": board.storyboard.narration})
         docs = None
         if req.use_rag and board.storyboard.doc_queries:
             self._scene_state(st, "retrieving")
-            docs = await workflow.execute_activity(
-                "retrieve_docs",
-                DocsRequest(queries=board.storyboard.doc_queries),
-                result_type=str,
-                task_queue=_sibling_queue("llm"),
-                start_to_close_timeout=timedelta(minutes=2),
-                retry_policy=WORK_RETRY,
-            )
+            docs = await self._docs(board.storyboard.doc_queries)
         self._scene_state(st, "generating_code")
         written = await self._llm(
             "write_scene_code",
@@ -325,6 +320,10 @@ class VideoWorkflow:
             if attempt == req.max_fix_attempts:
                 break
             self._scene_state(st, "fixing")
+            fix_docs = docs
+            if req.use_rag and problem:  # the docs of what the error names, then the scene's own
+                found = await self._docs([problem.strip().splitlines()[-1]])
+                fix_docs = "\n\n".join(d for d in (found, docs) if d)
             fixed = await self._llm(
                 "fix_scene_code",
                 FixRequest(
@@ -334,7 +333,7 @@ class VideoWorkflow:
                     code=code,
                     error=problem or "",
                     attempt=attempt,
-                    docs=docs,
+                    docs=fix_docs,
                 ),
                 CodeResult,
                 "fixing",
@@ -367,6 +366,16 @@ class VideoWorkflow:
         self._done[scene.index] = SceneMedia(video_key=accepted.video_key, narration=narration)
         self._scene_state(st, "done")
         return self._done[scene.index]
+
+    async def _docs(self, queries: list[str]) -> str:
+        return await workflow.execute_activity(
+            "retrieve_docs",
+            DocsRequest(queries=queries),
+            result_type=str,
+            task_queue=_sibling_queue("llm"),
+            start_to_close_timeout=timedelta(minutes=2),
+            retry_policy=WORK_RETRY,
+        )
 
     async def _render(self, req: VideoRequest, scene: ScenePlan, code: str) -> RenderOutcome:
         return await workflow.execute_activity(

@@ -214,7 +214,12 @@ def storyboard(scene: dict) -> dict:
         )
         queries = ["arrange objects in a row or column", "briefly highlight an object"]
     layout = "Title at the top edge; content centred below it, scaled to fit the safe area."
-    return {"visuals": visuals, "layout": layout, "doc_queries": queries}
+    return {
+        "visuals": visuals,
+        "layout": layout,
+        "narration": scene.get("narration"),
+        "doc_queries": queries,
+    }
 
 
 # --- code ---------------------------------------------------------------------------------------
