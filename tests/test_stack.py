@@ -36,10 +36,14 @@ def start_up(env: dict[str, str]) -> subprocess.Popen:
     proc = subprocess.Popen(
         [T2M, "up"], env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
     )
+    seen = []
     for line in proc.stdout:  # type: ignore[union-attr]
+        seen.append(line)
         if line.startswith("Try:"):
             return proc
-    raise AssertionError(f"t2m up exited early with {proc.wait()}")
+    logs = Path(env["T2M_DATA_DIR"]) / "logs"
+    tails = {p.name: p.read_text()[-1500:] for p in logs.glob("*.log")} if logs.exists() else {}
+    raise AssertionError(f"t2m up exited early with {proc.wait()}: {''.join(seen)} {tails}")
 
 
 def stop_up(proc: subprocess.Popen) -> int:

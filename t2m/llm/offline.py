@@ -278,6 +278,23 @@ def scene_code(scene: dict, class_name: str, *, last: bool = False) -> str:
             "        self.play(*[Rotate(s, PI / 2) for s in shapes], run_time=1)\n"
             + _wait(duration - 5)
         )
+    elif formula and formula.count("=") == 1:
+        lhs, rhs = (side.strip() for side in formula.split("="))
+        code += (
+            f"        eq = fit(MathTex({lhs!r}, '=', {rhs!r}, font_size=72))\n"
+            "        self.play(Write(title))\n"
+            "        self.play(Write(eq), run_time=2)\n"
+            "        box = SurroundingRectangle(eq, color=YELLOW, buff=0.3)\n"
+            "        self.play(Create(box))\n"
+            "        for part, label, color in ((eq[0], 'left side', BLUE), (eq[2], 'right side', GREEN)):\n"
+            "            brace = Brace(part, DOWN, color=color)\n"
+            "            text = Text(label, font_size=28, color=color).next_to(brace, DOWN)\n"
+            "            self.play(part.animate.set_color(color), GrowFromCenter(brace), FadeIn(text))\n"
+            "            self.wait(0.5)\n"
+            "            self.play(FadeOut(brace), FadeOut(text))\n"
+            "        self.play(Circumscribe(eq, color=YELLOW), run_time=1.5)\n"
+            + _wait(duration - 9)
+        )
     elif formula:
         code += (
             f"        eq = fit(MathTex({formula!r}, font_size=72))\n"
