@@ -51,7 +51,8 @@ class LLMActivities:
     @activity.defn(name="plan_video")
     async def plan_video(self, req: VideoRequest) -> PlanResult:
         try:
-            plan, usage = await authoring.plan_video(self.client, req.model, req.topic, req.context)
+            model = req.planner_model or req.model
+            plan, usage = await authoring.plan_video(self.client, model, req.topic, req.context)
         except (ModelError, authoring.PlanError) as e:
             raise _non_retryable(e) from e
         return PlanResult(plan=plan, usage=_usage(usage))

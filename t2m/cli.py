@@ -181,6 +181,8 @@ async def generate(settings: Settings, args: argparse.Namespace) -> int:
             thumbnail=not args.no_thumbnail,
             max_fix_attempts=settings.max_fix_attempts,
             use_rag=args.rag,
+            planner_model=settings.planner_model,
+            coder_model=settings.coder_model,
             vision_model=settings.vision_model if args.visual_check else None,
         )
         if args.visual_check and not settings.vision_model:

@@ -45,6 +45,10 @@ class Settings(BaseSettings):
     """Signs short-lived media URLs; generated and kept in the data dir when unset."""
 
     default_model: str = "offline/templates"
+    planner_model: str | None = None
+    """Model for plans and storyboards; the request's model when unset."""
+    coder_model: str | None = None
+    """Model for writing and fixing scene code; the request's model when unset."""
     vision_model: str | None = None
     """A vision-capable litellm model for the visual check (requests opt in); none by default."""
     llm_cache: bool = True

@@ -27,6 +27,8 @@ class ScriptedLLM(CustomLLM):
         self.handler: Handler = lambda task, data: None
         self.prompts: list[tuple[str, dict, str]] = []
         self.images: list[int] = []
+        self.models: list[str] = []
+        """The model each request named (without the provider prefix)."""
         """Images attached to each request, in order."""
 
     def prompts_for(self, task: str) -> list[tuple[dict, str]]:
@@ -40,6 +42,7 @@ class ScriptedLLM(CustomLLM):
         prompt = message_text(messages)
         task, data = parse_prompt(prompt)
         self.prompts.append((task, data, prompt))
+        self.models.append(kwargs["model"])
         self.images.append(
             sum(
                 1

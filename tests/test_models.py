@@ -87,6 +87,24 @@ async def test_docs_reach_the_code_prompt_only_with_rag(
     assert row.usage["total"]["calls"] == 1 + 3 + 3 + 1  # plan, 3 storyboards, 3 code, 1 fix
 
 
+async def test_planner_and_coder_models_can_differ(
+    client: Client, settings: Settings, scripted: ScriptedLLM, worker: None
+) -> None:
+    scripted.handler = simple
+    req = request(
+        model="scripted/test", planner_model="scripted/planner", coder_model="scripted/coder"
+    )
+    await asyncio.wait_for((await start_video(client, settings, req)).result(), timeout=120)
+    by_task: dict[str, set[str]] = {}
+    for (task, _, _), model in zip(scripted.prompts, scripted.models, strict=True):
+        by_task.setdefault(task, set()).add(model)
+    assert by_task == {
+        "plan_video": {"planner"},
+        "storyboard_scene": {"planner"},
+        "write_scene_code": {"coder"},
+    }
+
+
 async def test_an_invalid_plan_is_reasked_with_its_validation_error(scripted: ScriptedLLM) -> None:
     answers = iter(['```json\n{"title": "T", "scenes": [{"title": "Only one"}]}\n```'])
     scripted.handler = lambda task, data: next(answers, None) if task == "plan_video" else None

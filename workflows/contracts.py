@@ -60,6 +60,10 @@ class VideoRequest(BaseModel):
     context: str = ""
     quality: Quality = "medium"
     model: str
+    planner_model: str | None = None
+    """Model for the plan and storyboards, when it should differ from `model`."""
+    coder_model: str | None = None
+    """Model for writing and fixing code, when it should differ from `model`."""
     voice: str | None = "en-us"
     """An espeak-ng voice name; None makes a silent video."""
     subtitles: bool = True

@@ -262,7 +262,12 @@ class VideoWorkflow:
         self._scene_state(st, "storyboarding")
         board = await self._llm(
             "storyboard_scene",
-            StoryboardRequest(model=req.model, topic=req.topic, scene=scene, scene_count=count),
+            StoryboardRequest(
+                model=req.planner_model or req.model,
+                topic=req.topic,
+                scene=scene,
+                scene_count=count,
+            ),
             StoryboardResult,
             "storyboarding",
         )
@@ -276,7 +281,7 @@ class VideoWorkflow:
         written = await self._llm(
             "write_scene_code",
             CodeRequest(
-                model=req.model,
+                model=req.coder_model or req.model,
                 topic=req.topic,
                 scene=scene,
                 scene_count=count,
@@ -327,7 +332,7 @@ class VideoWorkflow:
             fixed = await self._llm(
                 "fix_scene_code",
                 FixRequest(
-                    model=req.model,
+                    model=req.coder_model or req.model,
                     topic=req.topic,
                     scene=scene,
                     code=code,

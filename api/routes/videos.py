@@ -62,6 +62,8 @@ async def generate(
         owner=user.user,
         max_fix_attempts=settings.max_fix_attempts,
         use_rag=cfg.use_rag,
+        planner_model=settings.planner_model,
+        coder_model=settings.coder_model,
         vision_model=settings.vision_model if cfg.visual_check else None,
     )
     job_id = service.job_id_for(user.user, idempotency_key)
