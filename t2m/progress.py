@@ -44,6 +44,8 @@ class ProgressView:
 
     def __exit__(self, *exc: object) -> None:
         self.live.__exit__(*exc)  # type: ignore[arg-type]
+        if not self.console.is_terminal:  # a log or pipe gets the last frame without a newline
+            self.console.line()
 
     def update(self, status: JobStatus) -> None:
         stage = status.current_stage if status.status == "running" else status.status
