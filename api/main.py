@@ -6,13 +6,17 @@ and the authenticator in the lifespan; routes reach them through `Annotated` dep
 
 from __future__ import annotations
 
+import logging
 import secrets
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 
-from fastapi import FastAPI
+import asyncpg
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse
 from fastapi.staticfiles import StaticFiles
+from temporalio.service import RPCError
 
 from api.auth import Authenticator
 from api.deps import AppState
@@ -36,6 +40,17 @@ def secret_key(settings: Settings) -> str:
         path.touch(mode=0o600)
         path.write_text(secrets.token_urlsafe(48))
     return path.read_text().strip()
+
+
+async def _unavailable(request: Request, exc: Exception) -> JSONResponse:
+    """A backing service (database, Temporal) failed: say so with a 503, never a bare 500."""
+    service = "workflow service" if isinstance(exc, RPCError) else "database"
+    logging.getLogger("t2m.api").warning(
+        "%s %s: %s unavailable: %s", request.method, request.url.path, service, exc
+    )
+    return JSONResponse(
+        {"detail": f"the {service} is unavailable; try again shortly"}, status_code=503
+    )
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -65,6 +80,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         lifespan=lifespan,
     )
     app.add_middleware(MetricsMiddleware)
+    app.add_exception_handler(asyncpg.PostgresError, _unavailable)
+    app.add_exception_handler(asyncpg.InterfaceError, _unavailable)
+    app.add_exception_handler(RPCError, _unavailable)
     app.include_router(videos.router)
     app.include_router(jobs.router)
     app.include_router(system.router)

@@ -258,3 +258,16 @@ async def test_health_and_metrics(api: httpx.AsyncClient, keys: dict) -> None:
     m = await api.get("/metrics")
     assert m.status_code == 200
     assert 't2m_http_requests_total{method="GET",route="/api/v1/jobs",status="200"}' in m.text
+
+
+async def test_a_backing_service_outage_is_a_503_not_a_500(api_settings: Settings, keys) -> None:
+    from api.main import create_app
+
+    app = create_app(api_settings)
+    async with (
+        app.router.lifespan_context(app),
+        httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t2m") as http,
+    ):
+        await app.state.t2m.jobs.pool.close()  # the database goes away
+        r = await http.get("/api/v1/jobs", headers=keys["alice"])
+        assert r.status_code == 503 and "database is unavailable" in r.json()["detail"]
