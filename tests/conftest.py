@@ -140,14 +140,21 @@ def api_settings(settings: Settings) -> Settings:
     )
 
 
-@pytest.fixture
-async def api(api_settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
+@contextlib.asynccontextmanager
+async def asgi_client(settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
     """The real app (lifespan included) over ASGI, against the session's Temporal and PostgreSQL."""
-    app = create_app(api_settings)
+    app = create_app(settings)
     async with (
         app.router.lifespan_context(app),
         httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t2m") as http,
     ):
+        http.app = app  # type: ignore[attr-defined]
+        yield http
+
+
+@pytest.fixture
+async def api(api_settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
+    async with asgi_client(api_settings) as http:
         yield http
 
 

@@ -10,6 +10,7 @@ import pytest
 from temporalio.client import Client
 
 from t2m.config import Settings
+from tests.conftest import asgi_client
 from tests.scripted import ScriptedLLM, plan_json, scene_code
 
 GENERATE = "/api/v1/videos/generate"
@@ -261,13 +262,7 @@ async def test_health_and_metrics(api: httpx.AsyncClient, keys: dict) -> None:
 
 
 async def test_a_backing_service_outage_is_a_503_not_a_500(api_settings: Settings, keys) -> None:
-    from api.main import create_app
-
-    app = create_app(api_settings)
-    async with (
-        app.router.lifespan_context(app),
-        httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t2m") as http,
-    ):
-        await app.state.t2m.jobs.pool.close()  # the database goes away
+    async with asgi_client(api_settings) as http:
+        await http.app.state.t2m.jobs.pool.close()  # the database goes away
         r = await http.get("/api/v1/jobs", headers=keys["alice"])
         assert r.status_code == 503 and "database is unavailable" in r.json()["detail"]

@@ -15,8 +15,8 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from jwt.algorithms import RSAAlgorithm
 
 from api.auth import check_bind
-from api.main import create_app
 from t2m.config import Settings
+from tests.conftest import asgi_client
 
 ISSUER, AUDIENCE = "https://clerk.example.test", "t2m"
 
@@ -54,21 +54,12 @@ def token(key: rsa.RSAPrivateKey, **claims: object) -> str:
     return jwt.encode(payload, key, algorithm="RS256", headers={"kid": "k1"})
 
 
-async def _client(settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
-    app = create_app(settings)
-    async with (
-        app.router.lifespan_context(app),
-        httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t2m") as http,
-    ):
-        yield http
-
-
 @pytest.fixture
 async def jwt_api(api_settings: Settings, jwks_url: str) -> AsyncIterator[httpx.AsyncClient]:
     s = api_settings.model_copy(
         update={"jwks_url": jwks_url, "jwt_issuer": ISSUER, "jwt_audience": AUDIENCE}
     )
-    async for http in _client(s):
+    async with asgi_client(s) as http:
         yield http
 
 
@@ -116,7 +107,7 @@ async def test_a_token_signed_by_another_key_is_refused(jwt_api: httpx.AsyncClie
 
 
 async def test_dev_identity_on_loopback(settings: Settings) -> None:
-    async for http in _client(settings):  # the embedded default: loopback + dev user
+    async with asgi_client(settings) as http:  # the embedded default: loopback + dev user
         r = await http.get("/api/v1/jobs")
         assert r.status_code == 200
 
