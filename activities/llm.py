@@ -7,7 +7,9 @@ backoff; a model that cannot be used or a plan that will not validate fails at o
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 
 from temporalio import activity
@@ -38,8 +40,14 @@ def _usage(u: LLMUsage) -> Usage:
     return Usage(**vars(u))
 
 
-def _non_retryable(err: Exception) -> ApplicationError:
-    return ApplicationError(str(err), type=type(err).__name__, non_retryable=True)
+@contextlib.contextmanager
+def _fatal_when_unusable() -> Iterator[None]:
+    """A model that cannot be used, or a plan that will not validate, fails the job at once;
+    anything else (rate limits, timeouts) propagates for Temporal's retry policy."""
+    try:
+        yield
+    except (ModelError, authoring.PlanError) as e:
+        raise ApplicationError(str(e), type=type(e).__name__, non_retryable=True) from e
 
 
 class LLMActivities:
@@ -50,21 +58,17 @@ class LLMActivities:
 
     @activity.defn(name="plan_video")
     async def plan_video(self, req: VideoRequest) -> PlanResult:
-        try:
+        with _fatal_when_unusable():
             model = req.planner_model or req.model
             plan, usage = await authoring.plan_video(self.client, model, req.topic, req.context)
-        except (ModelError, authoring.PlanError) as e:
-            raise _non_retryable(e) from e
         return PlanResult(plan=plan, usage=_usage(usage))
 
     @activity.defn(name="storyboard_scene")
     async def storyboard_scene(self, req: StoryboardRequest) -> StoryboardResult:
-        try:
+        with _fatal_when_unusable():
             board, usage = await authoring.storyboard_scene(
                 self.client, req.model, req.topic, req.scene, req.scene_count
             )
-        except ModelError as e:
-            raise _non_retryable(e) from e
         return StoryboardResult(storyboard=board, usage=_usage(usage))
 
     @activity.defn(name="retrieve_docs")
@@ -79,7 +83,7 @@ class LLMActivities:
 
     @activity.defn(name="write_scene_code")
     async def write_scene_code(self, req: CodeRequest) -> CodeResult:
-        try:
+        with _fatal_when_unusable():
             code, usage = await authoring.write_scene_code(
                 self.client,
                 req.model,
@@ -89,13 +93,11 @@ class LLMActivities:
                 req.storyboard,
                 req.docs,
             )
-        except ModelError as e:
-            raise _non_retryable(e) from e
         return CodeResult(code=code, usage=_usage(usage))
 
     @activity.defn(name="fix_scene_code")
     async def fix_scene_code(self, req: FixRequest) -> CodeResult:
-        try:
+        with _fatal_when_unusable():
             code, usage = await authoring.fix_scene_code(
                 self.client,
                 req.model,
@@ -106,8 +108,6 @@ class LLMActivities:
                 req.attempt,
                 req.docs,
             )
-        except ModelError as e:
-            raise _non_retryable(e) from e
         return CodeResult(code=code, usage=_usage(usage))
 
     @activity.defn(name="critique_scene")
@@ -115,12 +115,10 @@ class LLMActivities:
         with tempfile.TemporaryDirectory(prefix="t2m-critique-") as tmp:
             video = self.storage.get_file(req.video_key, Path(tmp) / "scene.mp4")
             frames = await asyncio.to_thread(media.sample_frames, video, Path(tmp), CRITIQUE_FRAMES)
-            try:
+            with _fatal_when_unusable():
                 critique, usage = await authoring.critique_frames(
                     self.client, req.model, req.scene, frames
                 )
-            except ModelError as e:
-                raise _non_retryable(e) from e
         return CritiqueResult(critique=critique, usage=_usage(usage))
 
     def all(self) -> list:
