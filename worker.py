@@ -25,7 +25,7 @@ from t2m.config import Settings, get_settings
 from t2m.db import JobStore
 from t2m.llm import ModelClient
 from t2m.storage import get_storage
-from t2m.temporal import connect
+from workflows.client import connect
 from workflows.video import VideoWorkflow
 
 QUEUES = ("video", "llm", "render")

@@ -15,11 +15,7 @@ from pathlib import Path
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
-from t2m import authoring, media, rag
-from t2m.llm import ModelClient, ModelError
-from t2m.llm import Usage as LLMUsage
-from t2m.storage import Storage
-from workflows.contracts import (
+from activities.messages import (
     CodeRequest,
     CodeResult,
     CritiqueRequest,
@@ -29,15 +25,13 @@ from workflows.contracts import (
     PlanResult,
     StoryboardRequest,
     StoryboardResult,
-    Usage,
-    VideoRequest,
 )
+from t2m import authoring, media, rag
+from t2m.llm import ModelClient, ModelError
+from t2m.models import VideoRequest
+from t2m.storage import Storage
 
 CRITIQUE_FRAMES = 3
-
-
-def _usage(u: LLMUsage) -> Usage:
-    return Usage(**vars(u))
 
 
 @contextlib.contextmanager
@@ -61,7 +55,7 @@ class LLMActivities:
         with _fatal_when_unusable():
             model = req.planner_model or req.model
             plan, usage = await authoring.plan_video(self.client, model, req.topic, req.context)
-        return PlanResult(plan=plan, usage=_usage(usage))
+        return PlanResult(plan=plan, usage=usage)
 
     @activity.defn(name="storyboard_scene")
     async def storyboard_scene(self, req: StoryboardRequest) -> StoryboardResult:
@@ -69,7 +63,7 @@ class LLMActivities:
             board, usage = await authoring.storyboard_scene(
                 self.client, req.model, req.topic, req.scene, req.scene_count
             )
-        return StoryboardResult(storyboard=board, usage=_usage(usage))
+        return StoryboardResult(storyboard=board, usage=usage)
 
     @activity.defn(name="retrieve_docs")
     async def retrieve_docs(self, req: DocsRequest) -> str:
@@ -93,7 +87,7 @@ class LLMActivities:
                 req.storyboard,
                 req.docs,
             )
-        return CodeResult(code=code, usage=_usage(usage))
+        return CodeResult(code=code, usage=usage)
 
     @activity.defn(name="fix_scene_code")
     async def fix_scene_code(self, req: FixRequest) -> CodeResult:
@@ -108,7 +102,7 @@ class LLMActivities:
                 req.attempt,
                 req.docs,
             )
-        return CodeResult(code=code, usage=_usage(usage))
+        return CodeResult(code=code, usage=usage)
 
     @activity.defn(name="critique_scene")
     async def critique_scene(self, req: CritiqueRequest) -> CritiqueResult:
@@ -119,7 +113,7 @@ class LLMActivities:
                 critique, usage = await authoring.critique_frames(
                     self.client, req.model, req.scene, frames
                 )
-        return CritiqueResult(critique=critique, usage=_usage(usage))
+        return CritiqueResult(critique=critique, usage=usage)
 
     def all(self) -> list:
         return [

@@ -19,20 +19,19 @@ from typing import TypeVar
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
-from t2m import media, sandbox, tts
-from t2m.config import Settings
-from t2m.storage import Storage
-from workflows.contracts import (
+from activities.messages import (
     ComposeRequest,
     ComposeResult,
-    Cue,
     FinalizeRequest,
     NarrateRequest,
-    Narration,
     RenderOutcome,
     RenderRequest,
     ThumbnailRequest,
 )
+from t2m import media, sandbox, tts
+from t2m.config import Settings
+from t2m.models import Cue, Narration
+from t2m.storage import Storage
 
 T = TypeVar("T")
 MANIM_VERSION = version("manim")
@@ -108,7 +107,7 @@ class MediaActivities:
         return Narration(
             audio_key=key,
             duration_s=duration,
-            cues=[Cue(start=c.start, end=c.end, text=c.text) for c in cues],
+            cues=cues,
         )
 
     @activity.defn(name="compose_video")
@@ -124,8 +123,8 @@ class MediaActivities:
                     audio = self.storage.get_file(
                         scene.narration.audio_key, work / f"scene-{i}.wav"
                     )
-                cues = [media.Cue(c.start, c.end, c.text) for c in scene.narration.cues]
-                inputs.append(media.SceneInput(video, audio, scene.narration.duration_s, cues))
+                narration = scene.narration
+                inputs.append(media.SceneInput(video, audio, narration.duration_s, narration.cues))
             out = work / "video.mp4"
             composed = await _heartbeating(
                 lambda: media.compose(inputs, out, subtitles=req.subtitles)

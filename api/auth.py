@@ -7,34 +7,15 @@ only — the configured dev identity. Media URLs carry short-lived signed tokens
 from __future__ import annotations
 
 import asyncio
-import ipaddress
 import time
 
 import jwt
 from fastapi import HTTPException, status
 
-from t2m.config import Settings
+from t2m.config import Settings, is_loopback
 from t2m.db import KeyStore, Principal
 
 MEDIA_TOKEN_TTL_S = 6 * 3600
-
-
-def is_loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
-
-
-def check_bind(settings: Settings) -> None:
-    """Refuse to serve a non-loopback address while unauthenticated requests are let in."""
-    if not is_loopback(settings.api_host) and settings.dev_user:
-        raise SystemExit(
-            f"refusing to bind {settings.api_host}: T2M_DEV_USER lets unauthenticated requests in."
-            " Set T2M_DEV_USER= (empty) and use API keys (`t2m keys create`) or T2M_JWKS_URL."
-        )
 
 
 def _unauthorized(detail: str) -> HTTPException:

@@ -11,9 +11,8 @@ from temporalio.client import Client
 from api.auth import Authenticator
 from t2m.config import Settings
 from t2m.db import Job, JobStore, Principal
+from t2m.models import JOB_ID_PATTERN
 from t2m.storage import LocalStorage
-
-JOB_ID_PATTERN = r"^video-[0-9a-f-]{36}$"
 
 
 @dataclass

@@ -25,7 +25,7 @@ from api.routes import jobs, system, videos, web
 from t2m import db
 from t2m.config import Settings, get_settings
 from t2m.storage import LocalStorage
-from t2m.temporal import connect
+from workflows.client import connect
 
 WEB_DIR = Path(__file__).parent / "web"
 

@@ -15,7 +15,7 @@ JOBS_CREATED = Counter("t2m_jobs_created_total", "Video jobs created", ["priorit
 
 
 class MetricsMiddleware(BaseHTTPMiddleware):
-    async def dispatch(self, request: Request, call_next) -> Response:  # noqa: ANN001
+    async def dispatch(self, request: Request, call_next) -> Response:
         start = time.perf_counter()
         response = await call_next(request)
         route = request.scope.get("route")

@@ -3,39 +3,17 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict
 
-Priority = Literal["low", "normal", "high", "urgent"]
-PRIORITY_KEYS: dict[str, int] = {"urgent": 1, "high": 2, "normal": 3, "low": 4}
-"""Temporal task priority: lower keys are served first."""
+from t2m.models import JobState, Priority, UsageSummary, VideoOptions, VideoRequest
+
+Configuration = VideoOptions
+"""The request's `configuration`: the same model (and rules) the CLI validates its flags with."""
 
 
 class Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
-
-
-class Configuration(Strict):
-    topic: str = Field(min_length=3, max_length=500)
-    context: str = Field(default="", max_length=2000)
-    model: str | None = Field(default=None, max_length=200)
-    quality: Literal["low", "medium", "high", "ultra"] = "medium"
-    use_rag: bool = False
-    visual_check: bool = False
-    """Have the configured vision model review frames of each scene (t2m extension)."""
-    enable_subtitles: bool = True
-    enable_thumbnails: bool = True
-    style_preferences: dict[str, str] | None = Field(default=None, max_length=20)
-    voice: str | None = Field(default=None, max_length=100)
-
-    @field_validator("style_preferences")
-    @classmethod
-    def _short_preferences(cls, v: dict[str, str] | None) -> dict[str, str] | None:
-        for key, value in (v or {}).items():
-            if len(key) > 50 or len(value) > 200:
-                raise ValueError("keys may have at most 50 characters and values at most 200")
-        return v
 
 
 class GenerateRequest(Strict):
@@ -74,16 +52,9 @@ class JobCreated(BaseModel):
     created_at: datetime
 
 
-class UsageSummary(BaseModel):
-    """Model calls, tokens and cost, per stage and for the whole job."""
-
-    stages: dict[str, dict]
-    total: dict
-
-
 class JobStatusResponse(BaseModel):
     job_id: str
-    status: str
+    status: JobState
     progress: StatusProgress
     error: str | None = None
     usage: UsageSummary | None = None
@@ -126,7 +97,7 @@ class JobSummary(BaseModel):
 
 
 class JobDetail(JobSummary):
-    request: dict
+    request: VideoRequest
     progress: StatusProgress | None
     usage: UsageSummary | None = None
 

@@ -3,27 +3,16 @@
 from __future__ import annotations
 
 import asyncio
-import uuid
 from datetime import UTC, datetime
 
 from temporalio.common import WorkflowIDReusePolicy
 from temporalio.exceptions import WorkflowAlreadyStartedError
 
-from activities.catalog import usage_summary
 from api.deps import AppState
-from api.schemas import PRIORITY_KEYS, JobStatusResponse, JobSummary, StatusProgress
+from api.schemas import JobStatusResponse, JobSummary, SceneProgress, StatusProgress
 from t2m.db import Job
-from t2m.jobs import job_status, start_video
-from workflows.contracts import TERMINAL_STATUSES, Checkpoint, JobStatus, VideoRequest
-
-IDEMPOTENCY_NAMESPACE = uuid.UUID("8f6d3c1e-54a2-4c8e-9d7b-1f2a3b4c5d6e")
-
-
-def job_id_for(owner: str, idempotency_key: str | None) -> str:
-    """A fresh id, or — with an Idempotency-Key — the same id for the same user and key."""
-    if idempotency_key is None:
-        return f"video-{uuid.uuid4()}"
-    return f"video-{uuid.uuid5(IDEMPOTENCY_NAMESPACE, owner + chr(0) + idempotency_key)}"
+from t2m.models import PRIORITY_KEYS, TERMINAL_STATUSES, JobStatus, VideoRequest, usage_summary
+from workflows.client import job_status, start_video
 
 
 async def start_job(state: AppState, job: Job, req: VideoRequest, *, retry: bool = False) -> None:
@@ -57,18 +46,15 @@ async def wait_closed(state: AppState, job_id: str, timeout_s: float = 10.0) -> 
 
 
 def request_of(job: Job) -> VideoRequest:
-    req = VideoRequest.model_validate(job.request)
-    if job.checkpoint:
-        req.resume = Checkpoint.model_validate(job.checkpoint)
-    return req
+    """The job's request, resuming from its checkpoint (the scenes that had finished)."""
+    return job.request.model_copy(update={"resume": job.checkpoint})
 
 
 async def live_status(state: AppState, job: Job) -> JobStatus:
     """From the workflow while it runs; from the catalog once closed or when nobody answers."""
-    stored = JobStatus.model_validate(job.progress) if job.progress else None
-    if job.status in TERMINAL_STATUSES and stored is not None:
-        return stored
-    return await job_status(state.client.get_workflow_handle(job.id), stored)
+    if job.status in TERMINAL_STATUSES and job.progress is not None:
+        return job.progress
+    return await job_status(state.client.get_workflow_handle(job.id), job.progress)
 
 
 def progress_of(status: JobStatus) -> StatusProgress:
@@ -76,7 +62,7 @@ def progress_of(status: JobStatus) -> StatusProgress:
         percentage=status.percentage,
         current_stage=status.current_stage,
         stages_completed=status.stages_completed,
-        scenes=[s.model_dump() for s in status.scenes],
+        scenes=[SceneProgress.model_validate(s.model_dump()) for s in status.scenes],
     )
 
 
@@ -105,18 +91,18 @@ async def status_response(state: AppState, job: Job) -> JobStatusResponse:
 
 
 def summary(job: Job, thumbnail_url: str | None) -> JobSummary:
-    artifacts = job.artifacts or {}
+    artifacts = job.artifacts
     return JobSummary(
         job_id=job.id,
         owner=job.owner,
         status=job.status,
         priority=job.priority,
-        topic=job.request.get("topic", ""),
-        quality=job.request.get("quality", ""),
+        topic=job.request.topic,
+        quality=job.request.quality,
         created_at=job.created_at,
         updated_at=job.updated_at,
         completed_at=job.completed_at,
         error=job.error,
-        thumbnail_url=thumbnail_url if artifacts.get("thumbnail_key") else None,
-        duration=artifacts.get("duration_s"),
+        thumbnail_url=thumbnail_url if artifacts and artifacts.thumbnail_key else None,
+        duration=artifacts.duration_s if artifacts else None,
     )

@@ -16,8 +16,8 @@ from pathlib import Path
 
 from pydantic import ValidationError
 
-from t2m.llm import ModelClient, Usage
-from workflows.contracts import ScenePlan, Storyboard, VideoPlan
+from t2m.llm import ModelClient
+from t2m.models import ScenePlan, Storyboard, Usage, VideoPlan
 
 MIN_SCENES, MAX_SCENES = 3, 7
 PLAN_ASKS = 2
@@ -67,7 +67,7 @@ async def plan_video(
     usage, error = Usage(), ""
     for _ in range(PLAN_ASKS):
         answer = await client.complete(model, user(prompt + error))
-        usage.add(answer.usage)
+        usage = usage.plus(answer.usage)
         try:
             raw = json.loads(extract_block(answer.text, "json"))
             scenes = [{**s, "index": i} for i, s in enumerate(raw.get("scenes", []))]

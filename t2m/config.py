@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 import os
 from functools import lru_cache
 from pathlib import Path
@@ -60,7 +61,6 @@ class Settings(BaseSettings):
     render_concurrency: int = Field(default_factory=lambda: os.cpu_count() or 1, ge=1)
     llm_concurrency: int = Field(default=32, ge=1)
     render_timeout_s: float = Field(default=300.0, gt=0)
-    render_memory_mb: int = Field(default=3072, ge=512)
     render_cpu_s: int = Field(default=600, ge=10)
 
     @property
@@ -74,3 +74,21 @@ class Settings(BaseSettings):
 @lru_cache
 def get_settings() -> Settings:
     return Settings()
+
+
+def is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def check_bind(settings: Settings) -> None:
+    """Refuse to serve a non-loopback address while unauthenticated requests are let in."""
+    if not is_loopback(settings.api_host) and settings.dev_user:
+        raise SystemExit(
+            f"refusing to bind {settings.api_host}: T2M_DEV_USER lets unauthenticated requests in."
+            " Set T2M_DEV_USER= (empty) and use API keys (`t2m keys create`) or T2M_JWKS_URL."
+        )

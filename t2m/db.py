@@ -14,11 +14,24 @@ from dataclasses import dataclass
 from datetime import datetime
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import asyncpg
+from pydantic import BaseModel
+
+from t2m.models import (
+    TERMINAL_STATUSES,
+    Artifacts,
+    Checkpoint,
+    JobRecord,
+    JobStatus,
+    UsageSummary,
+    VideoRequest,
+    usage_summary,
+)
 
 MIGRATION_LOCK = 7_281_001
+M = TypeVar("M", bound=BaseModel)
 
 
 async def _init_connection(conn: asyncpg.Connection) -> None:
@@ -33,7 +46,8 @@ async def connect(url: str) -> asyncpg.Pool:
 
 def migrations() -> list[tuple[int, str, str]]:
     files = sorted(
-        f for f in resources.files("t2m.migrations").iterdir() if f.name.endswith(".sql")
+        (f for f in resources.files("t2m.migrations").iterdir() if f.name.endswith(".sql")),
+        key=lambda f: f.name,
     )
     return [(int(f.name.split("_", 1)[0]), f.name, f.read_text()) for f in files]
 
@@ -60,26 +74,49 @@ async def migrate(pool: asyncpg.Pool) -> list[str]:
 
 @dataclass
 class Job:
+    """A catalog row, its JSON columns parsed into the vocabulary's models."""
+
     id: str
     owner: str
-    request: dict[str, Any]
+    request: VideoRequest
     priority: str
     status: str
     error: str | None
-    progress: dict[str, Any] | None
-    artifacts: dict[str, Any] | None
-    checkpoint: dict[str, Any] | None
-    usage: dict[str, Any] | None
+    progress: JobStatus | None
+    artifacts: Artifacts | None
+    checkpoint: Checkpoint | None
+    usage: UsageSummary | None
     created_at: datetime
     updated_at: datetime
     completed_at: datetime | None
 
     @classmethod
     def from_row(cls, row: asyncpg.Record) -> Job:
-        return cls(**{f: row[f] for f in cls.__dataclass_fields__})
+        def parse(model: type[M], column: str) -> M | None:
+            return model.model_validate(row[column]) if row[column] is not None else None
+
+        return cls(
+            id=row["id"],
+            owner=row["owner"],
+            request=VideoRequest.model_validate(row["request"]),
+            priority=row["priority"],
+            status=row["status"],
+            error=row["error"],
+            progress=parse(JobStatus, "progress"),
+            artifacts=parse(Artifacts, "artifacts"),
+            checkpoint=parse(Checkpoint, "checkpoint"),
+            usage=parse(UsageSummary, "usage"),
+            created_at=row["created_at"],
+            updated_at=row["updated_at"],
+            completed_at=row["completed_at"],
+        )
 
 
 _JOB_COLUMNS = ", ".join(Job.__dataclass_fields__)
+
+
+def _json(model: BaseModel | None) -> dict[str, Any] | None:
+    return model.model_dump(mode="json") if model is not None else None
 
 
 class JobStore:
@@ -89,8 +126,7 @@ class JobStore:
     async def create(
         self,
         job_id: str,
-        owner: str,
-        request: dict[str, Any],
+        request: VideoRequest,
         priority: str,
         idempotency_key: str | None = None,
     ) -> Job:
@@ -101,31 +137,18 @@ class JobStore:
                 ON CONFLICT (id) DO UPDATE SET id = EXCLUDED.id
                 RETURNING {_JOB_COLUMNS}""",
             job_id,
-            owner,
-            request,
+            request.owner,
+            _json(request),
             priority,
             idempotency_key,
         )
         return Job.from_row(row)
 
-    async def record(
-        self,
-        job_id: str,
-        status: str,
-        *,
-        owner: str,
-        request: dict[str, Any],
-        error: str | None = None,
-        progress: dict[str, Any] | None = None,
-        artifacts: dict[str, Any] | None = None,
-        checkpoint: dict[str, Any] | None = None,
-        usage: dict[str, Any] | None = None,
-    ) -> None:
+    async def record(self, rec: JobRecord) -> None:
         """Record a state change reported by the workflow (start or any terminal state).
 
         Jobs started outside the API (e.g. by the CLI) get their row here.
         """
-        terminal = status in ("completed", "failed", "cancelled")
         await self.pool.execute(
             """INSERT INTO jobs (id, owner, request, status, error, artifacts, checkpoint, usage,
                                  completed_at, progress)
@@ -135,16 +158,16 @@ class JobStore:
                    checkpoint = COALESCE($5, jobs.checkpoint),
                    usage = COALESCE($6, jobs.usage), updated_at = now(),
                    completed_at = CASE WHEN $7 THEN now() END""",
-            job_id,
-            status,
-            error,
-            artifacts,
-            checkpoint,
-            usage,
-            terminal,
-            owner,
-            request,
-            progress,
+            rec.job_id,
+            rec.status,
+            rec.error,
+            _json(rec.artifacts),
+            _json(rec.checkpoint),
+            _json(usage_summary(rec.progress.usage)),
+            rec.status in TERMINAL_STATUSES,
+            rec.owner,
+            _json(rec.request),
+            _json(rec.progress),
         )
 
     async def get(self, job_id: str) -> Job | None:

@@ -7,7 +7,7 @@ fixer like a render error and are listed in the job's status.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 SAFE_MARGIN = 0.2
@@ -40,20 +40,20 @@ def _text_types() -> tuple[type, ...]:
     return (Text, MarkupText, Paragraph, SingleStringMathTex, DecimalNumber, Code)
 
 
-def _box(m) -> Box | None:  # noqa: ANN001
+def _box(m) -> Box | None:
     if len(m.get_all_points()) == 0:
         return None
     return Box(m.get_left()[0], m.get_right()[0], m.get_bottom()[1], m.get_top()[1])
 
 
-def _visible(m) -> bool:  # noqa: ANN001
+def _visible(m) -> bool:
     try:
         return m.get_fill_opacity() > 0 or m.get_stroke_opacity() > 0
     except Exception:
         return True
 
 
-def describe(m) -> str:  # noqa: ANN001
+def describe(m) -> str:
     for attr in ("original_text", "text", "tex_string"):
         value = getattr(m, attr, None)
         if isinstance(value, str) and value.strip():
@@ -66,7 +66,7 @@ def _split(mobjects: Iterable, text_types: tuple[type, ...]) -> tuple[list, list
     """Text-like mobjects (not descending into them) and the visible shapes that are not text."""
     texts, shapes = [], []
 
-    def walk(m) -> Iterator:  # noqa: ANN001
+    def walk(m) -> None:
         if isinstance(m, text_types):
             texts.append(m)
             return
@@ -107,8 +107,7 @@ def check(mobjects: Iterable, frame_width: float, frame_height: float) -> list[s
         edges = [f"the {edge} edge by {d:.2f}" for edge, d in past.items() if d > 0.01]
         if edges:
             findings.append(f"{describe(m)} is outside the safe area: past {', '.join(edges)}")
-    boxes = [(m, _box(m)) for m in texts]
-    boxes = [(m, b) for m, b in boxes if b is not None and b.area > 0]
+    boxes = [(m, b) for m in texts if (b := _box(m)) is not None and b.area > 0]
     for i, (a, ba) in enumerate(boxes):
         for b, bb in boxes[i + 1 :]:
             if ba.overlap(bb) > OVERLAP_SHARE * min(ba.area, bb.area):

@@ -6,7 +6,7 @@ narration finishes (narration is never cut) and so scenes of differing sizes sti
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
@@ -14,16 +14,11 @@ from pathlib import Path
 import av
 import numpy as np
 
+from t2m.models import Cue
+
 AUDIO_RATE = 44100
 NARRATION_TAIL_S = 0.4
 """Silence kept after a scene's narration before the next scene starts."""
-
-
-@dataclass(frozen=True)
-class Cue:
-    start: float
-    end: float
-    text: str
 
 
 @dataclass(frozen=True)
@@ -66,7 +61,6 @@ def compose(
     out: Path,
     *,
     subtitles: bool,
-    on_progress: Callable[[], None] | None = None,
 ) -> Composed:
     """Join scenes into one MP4 (h264 + AAC narration + mov_text subtitles).
 
@@ -114,12 +108,10 @@ def compose(
                     track[: len(voice)] = voice
                 audio_track.append(track)
             cues += [
-                Cue(offset + c.start, min(offset + c.end, offset + slot), c.text)
+                Cue(start=offset + c.start, end=min(offset + c.end, offset + slot), text=c.text)
                 for c in scene.cues
             ]
             offset += slot
-            if on_progress:
-                on_progress()
         for packet in v_out.encode(None):
             oc.mux(packet)
         if a_out is not None:
@@ -180,7 +172,8 @@ def thumbnail(video: Path, out: Path, at_s: float) -> Path:
     """Save the first frame at or after `at_s` as PNG."""
     with av.open(str(video)) as c:
         stream = c.streams.video[0]
-        c.seek(int(at_s / stream.time_base), stream=stream, backward=True)
+        time_base = stream.time_base or Fraction(1, av.time_base)
+        c.seek(int(at_s / time_base), stream=stream, backward=True)
         for frame in c.decode(stream):
             if frame.time is not None and frame.time + 1e-6 >= at_s:
                 break

@@ -12,7 +12,7 @@ import wave
 from functools import cache
 from pathlib import Path
 
-from t2m.media import Cue
+from t2m.models import Cue
 
 SENTENCE_GAP_S = 0.25
 WORDS_PER_MINUTE = 160

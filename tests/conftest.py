@@ -5,8 +5,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import random
-import socket
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -19,16 +17,17 @@ from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 
 import worker as t2m_worker
-from api.main import create_app
+from cli.stack import temporal_binary
 from t2m import db
 from t2m.config import Settings
 from t2m.llm import register_provider
-from t2m.stack import ensure_search_attributes, temporal_binary
+from tests.helpers import asgi_client
 from tests.scripted import ScriptedLLM
+from workflows.client import ensure_search_attributes
 
 
 @pytest.hookimpl(wrapper=True)
-def pytest_cmdline_main(config):  # noqa: ANN001
+def pytest_cmdline_main(config):
     """Exit hard after the session: the Temporal SDK can abort at interpreter exit (sdk-python#300)."""
     code = yield
     import sys
@@ -36,19 +35,6 @@ def pytest_cmdline_main(config):  # noqa: ANN001
     sys.stdout.flush()
     sys.stderr.flush()
     os._exit(int(code))
-
-
-def free_port() -> int:
-    """A free loopback port below the kernel's ephemeral range (32768+), so it cannot collide with
-    the random ports servers started by the tests (e.g. Temporal's metrics) take for themselves."""
-    while True:
-        port = random.randint(20_000, 32_000)
-        with socket.socket() as s:
-            try:
-                s.bind(("127.0.0.1", port))
-            except OSError:
-                continue
-            return port
 
 
 @pytest.fixture(scope="session")
@@ -138,18 +124,6 @@ def api_settings(settings: Settings) -> Settings:
     return settings.model_copy(
         update={"dev_user": None, "allowed_models": ["offline/templates", "scripted/test"]}
     )
-
-
-@contextlib.asynccontextmanager
-async def asgi_client(settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
-    """The real app (lifespan included) over ASGI, against the session's Temporal and PostgreSQL."""
-    app = create_app(settings)
-    async with (
-        app.router.lifespan_context(app),
-        httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t2m") as http,
-    ):
-        http.app = app  # type: ignore[attr-defined]
-        yield http
 
 
 @pytest.fixture

@@ -10,7 +10,8 @@ import pytest
 from temporalio.client import Client
 
 from t2m.config import Settings
-from tests.conftest import asgi_client
+from t2m.models import JobRecord, JobStatus
+from tests.helpers import asgi_client, catalog_request
 from tests.scripted import ScriptedLLM, plan_json, scene_code
 
 GENERATE = "/api/v1/videos/generate"
@@ -235,8 +236,18 @@ async def test_list_filters_and_pages(api: httpx.AsyncClient, keys: dict, jobs) 
     alice = keys["alice"]
     assert (await api.get("/api/v1/jobs", headers=alice)).json()["total"] == 0
     for i, status in enumerate(["completed", "failed", "completed", "cancelled", "completed"]):
-        row = await jobs.create(f"video-{uuid.uuid4()}", alice.user, {"topic": f"t{i}"}, "normal")
-        await jobs.record(row.id, status, owner=row.owner, request=row.request)
+        row = await jobs.create(
+            f"video-{uuid.uuid4()}", catalog_request(alice.user, f"topic {i}"), "normal"
+        )
+        await jobs.record(
+            JobRecord(
+                job_id=row.id,
+                owner=row.owner,
+                request=row.request,
+                status=status,
+                progress=JobStatus(job_id=row.id, status=status),
+            )
+        )
     page1 = (await api.get("/api/v1/jobs?page_size=2", headers=alice)).json()
     page3 = (await api.get("/api/v1/jobs?page_size=2&page=3", headers=alice)).json()
     assert page1["total"] == 5 and len(page1["items"]) == 2 and len(page3["items"]) == 1

@@ -14,9 +14,8 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric import rsa
 from jwt.algorithms import RSAAlgorithm
 
-from api.auth import check_bind
-from t2m.config import Settings
-from tests.conftest import asgi_client
+from t2m.config import Settings, check_bind
+from tests.helpers import asgi_client, catalog_request
 
 ISSUER, AUDIENCE = "https://clerk.example.test", "t2m"
 
@@ -32,7 +31,7 @@ def jwks_url(signing_key: rsa.RSAPrivateKey) -> Iterator[str]:
     body = json.dumps({"keys": [jwk]}).encode()
 
     class Handler(BaseHTTPRequestHandler):
-        def do_GET(self) -> None:  # noqa: N802
+        def do_GET(self) -> None:
             self.send_response(200)
             self.send_header("Content-Type", "application/json")
             self.end_headers()
@@ -67,7 +66,7 @@ async def test_valid_jwt_is_accepted_from_header_and_session_cookie(
     jwt_api: httpx.AsyncClient, signing_key: rsa.RSAPrivateKey, jobs
 ) -> None:
     await jobs.create(
-        "video-11111111-1111-1111-1111-111111111111", "user_2abc", {"topic": "x"}, "low"
+        "video-11111111-1111-1111-1111-111111111111", catalog_request("user_2abc"), "low"
     )
     good = token(signing_key)
     r = await jwt_api.get("/api/v1/jobs", headers={"Authorization": f"Bearer {good}"})

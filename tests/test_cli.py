@@ -2,10 +2,7 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
-import os
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -14,35 +11,13 @@ from PIL import Image
 
 from t2m import media
 from t2m.config import Settings
-from tests.conftest import free_port
+from tests.helpers import asgi_client, cli_env, free_port, run_cli
 from tests.media_checks import probe
 
-T2M = str(Path(sys.executable).parent / "t2m")
 PYTHAGORAS = (
     "In a right triangle the square of the hypotenuse equals the sum of the squares of the other "
     "two sides: a^2 + b^2 = c^2. The hypotenuse is the side opposite the right angle."
 )
-
-
-def cli_env(settings: Settings, **extra: str) -> dict[str, str]:
-    return (
-        os.environ
-        | {
-            "T2M_DATA_DIR": str(settings.data_dir),
-            "T2M_TEMPORAL_ADDRESS": settings.temporal_address,
-            "T2M_TEMPORAL_NAMESPACE": settings.temporal_namespace,
-            "T2M_TASK_QUEUE_PREFIX": settings.task_queue_prefix,
-        }
-        | extra
-    )
-
-
-async def run_cli(env: dict[str, str], *args: str) -> tuple[int, str, str]:
-    proc = await asyncio.create_subprocess_exec(
-        T2M, *args, env=env, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE
-    )
-    out, err = await asyncio.wait_for(proc.communicate(), timeout=300)
-    return proc.returncode, out.decode(), err.decode()
 
 
 def best_frame_distance(video: Path, png: Path) -> float:
@@ -114,17 +89,27 @@ async def test_silent_video_without_thumbnail(
     assert "audio" not in p.codecs and p.codecs["subtitle"] == "mov_text"
 
 
-async def test_bad_input_exits_non_zero_with_a_one_line_reason(
-    settings: Settings, tmp_path: Path
-) -> None:
+async def test_bad_input_exits_2_with_a_one_line_reason(settings: Settings) -> None:
     code, out, err = await run_cli(
         cli_env(settings), "generate", "Cells", "--voice", "xx-nope", "--json"
     )
-    assert code == 1
+    assert code == 2
     assert json.loads(out)["status"] == "failed"
     assert err.strip().count("\n") == 0 and "unknown voice 'xx-nope'" in err
     code, _, err = await run_cli(cli_env(settings), "generate", "Cells", "--quality", "huge")
     assert code == 2 and "invalid choice: 'huge'" in err
+
+
+@pytest.mark.parametrize("topic", ["ab", "   "])
+async def test_the_cli_rejects_a_topic_as_the_api_does(settings: Settings, topic: str) -> None:
+    async with asgi_client(settings) as http:
+        r = await http.post("/api/v1/videos/generate", json={"configuration": {"topic": topic}})
+    assert r.status_code == 422
+    [problem] = r.json()["detail"]
+    assert problem["loc"] == ["body", "configuration", "topic"]
+    code, _, err = await run_cli(cli_env(settings), "generate", topic)
+    assert code == 2
+    assert err.strip() == f"t2m: failed: invalid request: topic: {problem['msg']}"
 
 
 def test_media_thumbnail_helper_matches(tmp_path: Path) -> None:

@@ -4,6 +4,7 @@ import numpy as np
 from PIL import Image
 
 from t2m import media, tts
+from t2m.models import Cue
 from tests.media_checks import frame_at, make_clip, probe
 
 
@@ -38,7 +39,7 @@ def test_compose_holds_a_scene_until_its_narration_ends(tmp_path: Path) -> None:
 def test_silent_compose_has_no_audio_and_optional_subtitles(tmp_path: Path) -> None:
     clip = make_clip(tmp_path / "a.mp4", 1.0, (0, 200, 0))
     out = tmp_path / "out.mp4"
-    cue = media.Cue(0.0, 2.5, "Read me")
+    cue = Cue(start=0.0, end=2.5, text="Read me")
     composed = media.compose([media.SceneInput(clip, None, 2.5, [cue])], out, subtitles=False)
     p = probe(out)
     assert p.codecs == {"video": "h264"}
@@ -53,7 +54,7 @@ def test_thumbnail_is_a_frame_of_the_video(tmp_path: Path) -> None:
 
 
 def test_srt_and_vtt() -> None:
-    cues = [media.Cue(0.0, 1.5, "Hello"), media.Cue(61.25, 3723.5, "World")]
+    cues = [Cue(start=0.0, end=1.5, text="Hello"), Cue(start=61.25, end=3723.5, text="World")]
     assert media.to_srt(cues) == (
         "1\n00:00:00,000 --> 00:00:01,500\nHello\n\n2\n00:01:01,250 --> 01:02:03,500\nWorld\n"
     )

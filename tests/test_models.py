@@ -15,11 +15,11 @@ from temporalio.client import Client, WorkflowFailureError
 from t2m import authoring
 from t2m.config import Settings
 from t2m.db import JobStore
-from t2m.jobs import job_status, start_video
 from t2m.llm import ModelClient
+from t2m.models import VideoRequest
 from t2m.storage import LocalStorage
 from tests.scripted import ScriptedLLM, plan_json, scene_code
-from workflows.contracts import VideoRequest
+from workflows.client import job_status, start_video
 
 OFF_SCREEN = 'self.play(FadeIn(Text("Way off to the right").shift(RIGHT * 9)))'
 

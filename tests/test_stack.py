@@ -16,11 +16,11 @@ from pathlib import Path
 
 from temporalio.client import WorkflowExecutionStatus
 
+from cli.stack import wait_for_temporal
 from t2m.config import Settings
-from t2m.jobs import start_video
-from t2m.stack import wait_for_temporal
-from tests.conftest import free_port
-from workflows.contracts import VideoRequest
+from t2m.models import VideoRequest
+from tests.helpers import free_port
+from workflows.client import start_video
 
 T2M = str(Path(sys.executable).parent / "t2m")
 

@@ -13,7 +13,7 @@ from playwright.async_api import Page, async_playwright, expect
 
 from api.main import create_app
 from t2m.config import Settings
-from tests.conftest import free_port
+from tests.helpers import free_port
 
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking"]
 

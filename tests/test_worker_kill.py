@@ -13,9 +13,9 @@ from pathlib import Path
 from temporalio.client import Client
 
 from t2m.config import Settings
-from t2m.jobs import job_status, start_video
-from tests.test_cli import cli_env
-from workflows.contracts import VideoRequest
+from t2m.models import VideoRequest
+from tests.helpers import cli_env
+from workflows.client import job_status, start_video
 
 
 def start_worker(settings: Settings, log: Path) -> subprocess.Popen:

@@ -10,9 +10,10 @@ from temporalio.client import Client, WorkflowExecutionStatus, WorkflowFailureEr
 
 from t2m.config import Settings
 from t2m.db import JobStore
-from t2m.jobs import job_status, start_video
+from t2m.models import STAGES, VideoRequest
 from tests.scripted import ScriptedLLM, plan_json, scene_code
-from workflows.contracts import SA_OWNER, SA_QUALITY, SA_STAGE, SA_TOPIC, STAGES, VideoRequest
+from workflows.client import job_status, start_video
+from workflows.search import SA_OWNER, SA_QUALITY, SA_STAGE, SA_TOPIC
 
 BROKEN_RENDER = 'self.play(Create(Circle(radius="big")))'
 
@@ -76,10 +77,10 @@ async def test_code_errors_reach_the_fixer_and_fixed_code_renders(
 
     row = await jobs.get(handle.id)  # the catalog row, written by the record_job activity
     assert row is not None and row.owner == "ada" and row.status == "completed"
-    assert row.request["topic"] == "Circles" and row.completed_at is not None
-    assert row.artifacts["video_key"] == result.artifacts.video_key
-    assert sorted(row.checkpoint["scenes"]) == ["0", "1", "2"]
-    assert row.progress["percentage"] == 100
+    assert row.request.topic == "Circles" and row.completed_at is not None
+    assert row.artifacts == result.artifacts
+    assert row.checkpoint is not None and sorted(row.checkpoint.scenes) == [0, 1, 2]
+    assert row.progress is not None and row.progress.percentage == 100
 
 
 async def test_a_scene_that_never_renders_fails_the_job_naming_it(
@@ -106,7 +107,7 @@ async def test_a_scene_that_never_renders_fails_the_job_naming_it(
     assert sa.get(SA_STAGE) == "failed"
     row = await jobs.get(handle.id)
     assert row.status == "failed" and "scene 2 ('Hopeless')" in row.error
-    assert sorted(row.checkpoint["scenes"]) == ["0", "2"]  # what a retry can reuse
+    assert sorted(row.checkpoint.scenes) == [0, 2]  # what a retry can reuse
 
 
 async def test_cancel_during_render_kills_it_and_ends_cancelled(

@@ -4,19 +4,17 @@ from __future__ import annotations
 
 import contextlib
 from datetime import datetime
-from typing import Annotated, Literal
+from typing import Annotated
 
 from fastapi import APIRouter, HTTPException, Query, Response, status
 from temporalio.service import RPCError
 
-from activities.catalog import usage_summary
 from api import service
 from api.deps import CurrentUser, OwnedJob, StateDep
 from api.schemas import ActionResult, JobDetail, JobList
-from workflows.contracts import TERMINAL_STATUSES
+from t2m.models import TERMINAL_STATUSES, JobState, usage_summary
 
 router = APIRouter(prefix="/api/v1/jobs", tags=["jobs"])
-JobStatusFilter = Literal["queued", "running", "completed", "failed", "cancelled"]
 
 
 def _thumb(job_id: str) -> str:
@@ -27,7 +25,7 @@ def _thumb(job_id: str) -> str:
 async def list_jobs(
     user: CurrentUser,
     state: StateDep,
-    status_: Annotated[JobStatusFilter | None, Query(alias="status")] = None,
+    status_: Annotated[JobState | None, Query(alias="status")] = None,
     created_after: datetime | None = None,
     created_before: datetime | None = None,
     owner: Annotated[

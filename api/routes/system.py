@@ -15,7 +15,7 @@ from api.deps import StateDep
 router = APIRouter(tags=["system"])
 
 
-async def _check(coro) -> str:  # noqa: ANN001
+async def _check(coro) -> str:
     try:
         await asyncio.wait_for(coro, timeout=3)
         return "ok"

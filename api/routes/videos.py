@@ -14,20 +14,21 @@ from fastapi.responses import FileResponse, StreamingResponse
 from api import service
 from api.deps import AppState, CurrentUser, MediaJob, OwnedJob, StateDep
 from api.metrics import JOBS_CREATED
-from api.schemas import GenerateRequest, JobCreated, JobStatusResponse, Progress, VideoUrls
+from api.schemas import (
+    GenerateRequest,
+    JobCreated,
+    JobStatusResponse,
+    Progress,
+    VideoMetadata,
+    VideoUrls,
+)
 from t2m.db import Job
-from t2m.tts import VoiceError, check_voice
-from workflows.contracts import TERMINAL_STATUSES, VideoRequest
+from t2m.models import TERMINAL_STATUSES, JobRecord, JobStatus, new_job_id
+from t2m.requests import InvalidRequest, build_request
 
 router = APIRouter(prefix="/api/v1/videos", tags=["videos"])
 EVENTS_POLL_S = 1.0
 EVENTS_KEEPALIVE_S = 15.0
-
-
-def _unprocessable(field: str, message: str) -> HTTPException:
-    return HTTPException(
-        422, [{"loc": ["body", "configuration", field], "msg": message, "type": "value_error"}]
-    )
 
 
 @router.post("/generate", status_code=status.HTTP_201_CREATED, response_model=JobCreated)
@@ -37,44 +38,21 @@ async def generate(
     state: StateDep,
     idempotency_key: Annotated[str | None, Header(min_length=1, max_length=200)] = None,
 ) -> JobCreated:
-    cfg, settings = body.configuration, state.settings
-    model = cfg.model or settings.allowed_models[0]
-    if model not in settings.allowed_models:
-        raise _unprocessable(
-            "model", f"model {model!r} is not allowed; allowed: {settings.allowed_models}"
-        )
-    if cfg.visual_check and not settings.vision_model:
-        raise _unprocessable("visual_check", "no vision model is configured (T2M_VISION_MODEL)")
-    voice = cfg.voice or settings.default_voice
-    if voice.lower() != "none":
-        try:
-            check_voice(voice)
-        except VoiceError as e:
-            raise _unprocessable("voice", str(e)) from None
-    req = VideoRequest(
-        topic=cfg.topic,
-        context=cfg.context,
-        quality=cfg.quality,
-        model=model,
-        voice=None if voice.lower() == "none" else voice,
-        subtitles=cfg.enable_subtitles,
-        thumbnail=cfg.enable_thumbnails,
-        owner=user.user,
-        max_fix_attempts=settings.max_fix_attempts,
-        use_rag=cfg.use_rag,
-        planner_model=settings.planner_model,
-        coder_model=settings.coder_model,
-        vision_model=settings.vision_model if cfg.visual_check else None,
-    )
-    job_id = service.job_id_for(user.user, idempotency_key)
-    request_json = req.model_dump(mode="json") | {"style_preferences": cfg.style_preferences or {}}
-    job = await state.jobs.create(job_id, user.user, request_json, body.priority, idempotency_key)
+    try:
+        req = build_request(state.settings, body.configuration, user.user)
+    except InvalidRequest as e:
+        loc = ["body", "configuration", e.field]
+        raise HTTPException(422, [{"loc": loc, "msg": e.message, "type": "value_error"}]) from None
+    job_id = new_job_id(user.user, idempotency_key)
+    job = await state.jobs.create(job_id, req, body.priority, idempotency_key)
     try:
         await service.start_job(state, job, req)
     except Exception as e:
-        await state.jobs.record(
-            job.id, "failed", owner=user.user, request=request_json, error=f"could not start: {e}"
+        failed = JobStatus(job_id=job.id, status="failed", error=f"could not start: {e}")
+        record = JobRecord(
+            job_id=job.id, owner=user.user, request=req, status="failed", progress=failed
         )
+        await state.jobs.record(record.model_copy(update={"error": failed.error}))
         raise HTTPException(503, "the workflow service is unavailable; try again") from None
     JOBS_CREATED.labels(priority=body.priority).inc()
     live = await service.live_status(state, job)
@@ -145,25 +123,25 @@ async def video_url(job: OwnedJob, state: StateDep) -> VideoUrls:
         status=job.status,
         video_url=f"{base}/stream?token={token}",
         download_url=f"{base}/download?token={token}",
-        thumbnail_url=f"{base}/thumbnail?token={token}" if artifacts.get("thumbnail_key") else None,
-        subtitles_url=f"{base}/subtitles?format=vtt&token={token}"
-        if artifacts.get("vtt_key")
-        else None,
-        metadata={
-            "duration": artifacts["duration_s"],
-            "quality": job.request.get("quality", ""),
-            "format": "mp4",
-            "file_size": artifacts.get("size_bytes", 0),
-            "created_at": job.completed_at or job.created_at,
-        },
+        thumbnail_url=f"{base}/thumbnail?token={token}" if artifacts.thumbnail_key else None,
+        subtitles_url=f"{base}/subtitles?format=vtt&token={token}" if artifacts.vtt_key else None,
+        metadata=VideoMetadata(
+            duration=artifacts.duration_s,
+            quality=job.request.quality,
+            file_size=artifacts.size_bytes,
+            created_at=job.completed_at or job.created_at,
+        ),
     )
 
 
-def _file(state: AppState, job: Job, key_field: str, what: str) -> Path:
+ArtifactField = Literal["video_key", "thumbnail_key", "srt_key", "vtt_key"]
+
+
+def _file(state: AppState, job: Job, key_field: ArtifactField, what: str) -> Path:
     """The local path of one of a completed job's artifacts (409 before, 404 if it has none)."""
     if job.status != "completed" or not job.artifacts:
         raise HTTPException(409, {"message": f"the {what} is not ready", "status": job.status})
-    key = job.artifacts.get(key_field)
+    key: str | None = getattr(job.artifacts, key_field)
     if not key or not state.storage.exists(key):
         raise HTTPException(404, f"this job has no {what}")
     return state.storage.path(key)
@@ -196,5 +174,5 @@ async def subtitles(
     job: MediaJob, state: StateDep, format: Literal["vtt", "srt"] = Query("vtt")
 ) -> FileResponse:
     media_type = "text/vtt" if format == "vtt" else "application/x-subrip"
-    path = _file(state, job, f"{format}_key", "subtitles")
+    path = _file(state, job, "vtt_key" if format == "vtt" else "srt_key", "subtitles")
     return FileResponse(path, media_type=media_type, filename=f"{job.id}.{format}")

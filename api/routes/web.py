@@ -7,7 +7,8 @@ from pathlib import Path as FilePath
 from fastapi import APIRouter, Path
 from fastapi.responses import FileResponse, RedirectResponse
 
-from api.deps import JOB_ID_PATTERN, StateDep
+from api.deps import StateDep
+from t2m.models import JOB_ID_PATTERN
 
 router = APIRouter(include_in_schema=False)
 PAGES = FilePath(__file__).parent.parent / "web"

@@ -20,6 +20,7 @@ import litellm
 from litellm import CustomLLM
 
 from t2m.llm.offline import OfflineLLM
+from t2m.models import Usage
 from t2m.storage import Storage
 
 litellm.suppress_debug_info = True  # no "Provider List" banners in worker logs
@@ -35,22 +36,6 @@ _NON_RETRYABLE = (
     litellm.BadRequestError,
     litellm.PermissionDeniedError,
 )
-
-
-@dataclass
-class Usage:
-    calls: int = 0
-    cached_calls: int = 0
-    prompt_tokens: int = 0
-    completion_tokens: int = 0
-    cost_usd: float = 0.0
-
-    def add(self, other: Usage) -> None:
-        self.calls += other.calls
-        self.cached_calls += other.cached_calls
-        self.prompt_tokens += other.prompt_tokens
-        self.completion_tokens += other.completion_tokens
-        self.cost_usd += other.cost_usd
 
 
 @dataclass

@@ -1,11 +1,16 @@
-"""Starting video workflows and reading their status: shared by the CLI and the API."""
+"""The Temporal side of a job, for the CLI and the API: connect, start `VideoWorkflow`, read its
+status, and the search attributes the Web UI filters videos by."""
 
 from __future__ import annotations
 
 import asyncio
-import uuid
 from datetime import timedelta
+from typing import Any
 
+from temporalio.api.operatorservice.v1 import (
+    AddSearchAttributesRequest,
+    ListSearchAttributesRequest,
+)
 from temporalio.client import Client, WorkflowExecutionStatus, WorkflowHandle
 from temporalio.common import (
     Priority,
@@ -13,16 +18,17 @@ from temporalio.common import (
     TypedSearchAttributes,
     WorkflowIDReusePolicy,
 )
+from temporalio.contrib.pydantic import pydantic_data_converter
 
 from t2m.config import Settings
-from workflows.contracts import (
+from t2m.models import JobStatus, VideoRequest, new_job_id
+from workflows.search import (
     SA_MODEL,
     SA_OWNER,
     SA_QUALITY,
     SA_STAGE,
     SA_TOPIC,
-    JobStatus,
-    VideoRequest,
+    SEARCH_ATTRIBUTES,
 )
 from workflows.video import VideoWorkflow
 
@@ -36,8 +42,26 @@ _CLOSED = {
 }
 
 
-def new_job_id() -> str:
-    return f"video-{uuid.uuid4()}"
+async def connect(settings: Settings) -> Client:
+    """A client with t2m's data converter (pydantic models on both sides)."""
+    return await Client.connect(
+        settings.temporal_address,
+        namespace=settings.temporal_namespace,
+        data_converter=pydantic_data_converter,
+    )
+
+
+async def ensure_search_attributes(client: Client) -> None:
+    """Register t2m's search attributes in the client's namespace (idempotent)."""
+    ns = client.namespace
+    listed = await client.operator_service.list_search_attributes(
+        ListSearchAttributesRequest(namespace=ns)
+    )
+    missing = {n: t for n, t in SEARCH_ATTRIBUTES.items() if n not in listed.custom_attributes}
+    if missing:
+        await client.operator_service.add_search_attributes(
+            AddSearchAttributesRequest(namespace=ns, search_attributes=missing)
+        )
 
 
 async def start_video(
@@ -48,7 +72,7 @@ async def start_video(
     *,
     priority_key: int = 3,
     id_reuse_policy: WorkflowIDReusePolicy = WorkflowIDReusePolicy.REJECT_DUPLICATE,
-) -> WorkflowHandle:
+) -> WorkflowHandle[Any, Any]:
     """Start a video workflow; its activities inherit its task priority (1 = most urgent)."""
     return await client.start_workflow(
         VideoWorkflow.run,
@@ -69,15 +93,13 @@ async def start_video(
     )
 
 
-async def job_status(handle: WorkflowHandle, known: JobStatus | None = None) -> JobStatus:
+async def job_status(handle: WorkflowHandle[Any, Any], known: JobStatus | None = None) -> JobStatus:
     """The workflow's own status; if no worker answers in time, what `describe()` adds to `known`.
 
     A query needs a worker, so it is bounded by an RPC timeout instead of hanging.
     """
     try:
-        return await handle.query(
-            VideoWorkflow.status, result_type=JobStatus, rpc_timeout=QUERY_TIMEOUT
-        )
+        return await handle.query(VideoWorkflow.status, rpc_timeout=QUERY_TIMEOUT)
     except Exception:
         pass  # no worker polling, or the workflow has not started yet
     status = known or JobStatus(job_id=handle.id, status="queued")
@@ -87,7 +109,7 @@ async def job_status(handle: WorkflowHandle, known: JobStatus | None = None) -> 
         )
     except Exception:
         return status
-    update: dict = {
+    update: dict[str, Any] = {
         "current_stage": desc.typed_search_attributes.get(SA_STAGE) or status.current_stage
     }
     if desc.status in _CLOSED:

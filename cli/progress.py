@@ -9,7 +9,7 @@ from rich.live import Live
 from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from workflows.contracts import JobStatus
+from t2m.models import JobStatus
 
 STATE_STYLE = {
     "pending": "dim",

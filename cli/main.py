@@ -1,4 +1,4 @@
-"""The `t2m` command: `up`, `worker`, `generate`."""
+"""The `t2m` command: `up`, `worker`, `generate`, `keys`, `docs`."""
 
 from __future__ import annotations
 
@@ -10,10 +10,13 @@ import os
 import sys
 from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from t2m.config import Settings, get_settings
+from t2m.models import QUALITIES
 
-QUALITIES = ("low", "medium", "high", "ultra")
+if TYPE_CHECKING:
+    from t2m.models import VideoRequest
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -58,7 +61,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     args = _parser().parse_args(argv)
     settings = get_settings()
     if args.command == "up":
-        from t2m.stack import up
+        from cli.stack import up
 
         code = asyncio.run(up(settings))
     elif args.command == "worker":
@@ -120,8 +123,8 @@ async def create_key(settings: Settings, user: str, admin: bool) -> int:
 @contextlib.asynccontextmanager
 async def _client(settings: Settings, quiet: bool) -> AsyncIterator:
     """The running stack's client, or an ephemeral dev server + in-process worker."""
-    from t2m.stack import ensure_search_attributes, temporal_binary
-    from t2m.temporal import connect
+    from cli.stack import temporal_binary
+    from workflows.client import connect, ensure_search_attributes
 
     try:
         yield await asyncio.wait_for(connect(settings), timeout=3)
@@ -158,39 +161,43 @@ async def _client(settings: Settings, quiet: bool) -> AsyncIterator:
             yield env.client
 
 
+def _request(settings: Settings, args: argparse.Namespace) -> VideoRequest:
+    """The request the flags describe, through the API's own model and rules."""
+    from pydantic import ValidationError
+
+    from t2m.models import VideoOptions
+    from t2m.requests import InvalidRequest, build_request
+
+    try:
+        options = VideoOptions(
+            topic=args.topic,
+            context=args.context,
+            model=args.model,
+            quality=args.quality,
+            use_rag=args.rag,
+            visual_check=args.visual_check,
+            enable_subtitles=not args.no_subtitles,
+            enable_thumbnails=not args.no_thumbnail,
+            voice=args.voice,
+        )
+    except ValidationError as e:
+        raise InvalidRequest.from_validation(e) from None
+    return build_request(settings, options, owner=settings.dev_user or "local")
+
+
 async def generate(settings: Settings, args: argparse.Namespace) -> int:
     from temporalio.client import WorkflowFailureError
 
-    from t2m.jobs import job_status, start_video
-    from t2m.progress import ProgressView
+    from cli.progress import ProgressView
+    from t2m.requests import InvalidRequest
     from t2m.storage import get_storage
-    from t2m.tts import VoiceError, check_voice
-    from workflows.contracts import VideoRequest
+    from workflows.client import job_status, start_video
 
-    voice = args.voice or settings.default_voice
     try:
-        if voice.lower() != "none":
-            check_voice(voice)
-        req = VideoRequest(
-            topic=args.topic,
-            context=args.context,
-            quality=args.quality,
-            model=args.model or settings.default_model,
-            voice=None if voice.lower() == "none" else voice,
-            subtitles=not args.no_subtitles,
-            thumbnail=not args.no_thumbnail,
-            max_fix_attempts=settings.max_fix_attempts,
-            use_rag=args.rag,
-            planner_model=settings.planner_model,
-            coder_model=settings.coder_model,
-            vision_model=settings.vision_model if args.visual_check else None,
-        )
-        if args.visual_check and not settings.vision_model:
-            raise ValueError("--visual-check needs T2M_VISION_MODEL (a vision-capable model)")
-    except VoiceError as e:
-        return _fail(args, None, f"invalid --voice: {e}")
-    except ValueError as e:
-        return _fail(args, None, f"invalid request: {e}")
+        req = _request(settings, args)
+    except InvalidRequest as e:
+        _fail(args, None, f"invalid request: {e}")
+        return 2
     async with _client(settings, args.json) as client:
         handle = await start_video(client, settings, req)
         view = ProgressView(handle.id, stream=sys.stderr)

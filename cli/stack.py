@@ -17,17 +17,11 @@ import time
 import urllib.request
 from pathlib import Path
 
-from temporalio.api.enums.v1 import IndexedValueType
-from temporalio.api.operatorservice.v1 import (
-    AddSearchAttributesRequest,
-    ListSearchAttributesRequest,
-)
 from temporalio.client import Client
 
 from t2m import db
-from t2m.config import Settings
-from t2m.temporal import connect
-from workflows.contracts import SEARCH_ATTRIBUTES
+from t2m.config import Settings, check_bind
+from workflows.client import connect, ensure_search_attributes
 
 
 def temporal_binary() -> str:
@@ -48,25 +42,6 @@ def dev_server_command(settings: Settings) -> list[str]:
         "--namespace", settings.temporal_namespace,
         "--log-level", "warn",
     ]  # fmt: skip
-
-
-async def ensure_search_attributes(client: Client) -> None:
-    """Register t2m's search attributes in the client's namespace (idempotent)."""
-    ns = client.namespace
-    listed = await client.operator_service.list_search_attributes(
-        ListSearchAttributesRequest(namespace=ns)
-    )
-    missing = {n: t for n, t in SEARCH_ATTRIBUTES.items() if n not in listed.custom_attributes}
-    if missing:
-        kinds = {
-            "Text": IndexedValueType.INDEXED_VALUE_TYPE_TEXT,
-            "Keyword": IndexedValueType.INDEXED_VALUE_TYPE_KEYWORD,
-        }
-        await client.operator_service.add_search_attributes(
-            AddSearchAttributesRequest(
-                namespace=ns, search_attributes={n: kinds[t] for n, t in missing.items()}
-            )
-        )
 
 
 async def wait_for_temporal(settings: Settings, timeout_s: float = 60.0) -> Client:
@@ -140,8 +115,6 @@ class Stack:
 
 async def up(settings: Settings) -> int:
     """Run the stack until interrupted; returns the exit code."""
-    from api.auth import check_bind
-
     check_bind(settings)
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     logs = settings.data_dir / "logs"

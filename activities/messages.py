@@ -1,0 +1,126 @@
+"""What the workflow sends its activities and gets back: small values and storage keys only.
+
+The domain types (plans, storyboards, narration, usage) come from `t2m.models`; these are the
+envelopes around them, one request and one result per activity.
+"""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, Field
+
+from t2m.models import (
+    Quality,
+    SceneMedia,
+    ScenePlan,
+    Storyboard,
+    Usage,
+    VideoPlan,
+)
+
+
+class PlanResult(BaseModel):
+    plan: VideoPlan
+    usage: Usage
+
+
+class StoryboardRequest(BaseModel):
+    model: str
+    topic: str
+    scene: ScenePlan
+    scene_count: int
+
+
+class StoryboardResult(BaseModel):
+    storyboard: Storyboard
+    usage: Usage
+
+
+class DocsRequest(BaseModel):
+    queries: list[str]
+    k: int = 3
+
+
+class CodeRequest(BaseModel):
+    model: str
+    topic: str
+    scene: ScenePlan
+    scene_count: int
+    storyboard: Storyboard | None = None
+    docs: str | None = None
+
+
+class FixRequest(BaseModel):
+    model: str
+    topic: str
+    scene: ScenePlan
+    code: str
+    error: str
+    attempt: int
+    docs: str | None = None
+
+
+class CodeResult(BaseModel):
+    code: str
+    usage: Usage
+
+
+class CritiqueRequest(BaseModel):
+    model: str
+    scene: ScenePlan
+    video_key: str
+
+
+class CritiqueResult(BaseModel):
+    critique: str | None
+    """None when the reviewer approves the frames."""
+    usage: Usage
+
+
+class RenderRequest(BaseModel):
+    job_id: str
+    scene_index: int
+    code: str
+    quality: Quality
+
+
+class RenderOutcome(BaseModel):
+    """A code error is a normal outcome (the fix loop handles it), not an activity failure."""
+
+    ok: bool
+    video_key: str | None = None
+    duration_s: float = 0.0
+    error: str | None = None
+    layout_issues: list[str] = Field(default_factory=list)
+    """Layout check findings (off-frame elements, overlapping text) of a render that worked."""
+    reused: bool = False
+
+
+class NarrateRequest(BaseModel):
+    job_id: str
+    scene_index: int
+    text: str
+    voice: str | None
+
+
+class ComposeRequest(BaseModel):
+    job_id: str
+    scenes: list[SceneMedia]
+    subtitles: bool
+
+
+class ComposeResult(BaseModel):
+    video_key: str
+    srt_key: str | None
+    vtt_key: str | None
+    duration_s: float
+
+
+class ThumbnailRequest(BaseModel):
+    job_id: str
+    video_key: str
+    at_s: float
+
+
+class FinalizeRequest(BaseModel):
+    job_id: str
+    keys: list[str]

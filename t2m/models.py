@@ -1,0 +1,254 @@
+"""t2m's vocabulary: what a video request, a plan, a job's status and its artifacts are.
+
+The bottom of the import graph: only pydantic and the standard library. The workflow, the
+activities, the API and the CLI all speak these types; the lists of qualities, priorities,
+statuses and stages are derived from their `Literal`s here and nowhere else. Only small values
+travel in these models (text, numbers, storage keys); video, audio and images stay in storage.
+"""
+
+from __future__ import annotations
+
+import uuid
+from typing import Annotated, Literal, get_args
+
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator
+
+Stage = Literal[
+    "queued",
+    "planning",
+    "retrieving",
+    "generating_code",
+    "rendering",
+    "narrating",
+    "composing",
+    "uploading",
+    "completed",
+]
+STAGES: tuple[Stage, ...] = get_args(Stage)
+"""The one list of progress stages: status, search attribute, CLI, web."""
+
+JobState = Literal["queued", "running", "completed", "failed", "cancelled"]
+JOB_STATES: tuple[JobState, ...] = get_args(JobState)
+TERMINAL_STATUSES: frozenset[str] = frozenset({"completed", "failed", "cancelled"})
+
+Quality = Literal["low", "medium", "high", "ultra"]
+QUALITIES: tuple[Quality, ...] = get_args(Quality)
+
+Priority = Literal["low", "normal", "high", "urgent"]
+PRIORITIES: tuple[Priority, ...] = get_args(Priority)
+PRIORITY_KEYS: dict[str, int] = {"urgent": 1, "high": 2, "normal": 3, "low": 4}
+"""Temporal task priority keys: lower is served first."""
+
+SceneState = Literal[
+    "pending",
+    "storyboarding",
+    "retrieving",
+    "generating_code",
+    "rendering",
+    "reviewing",
+    "fixing",
+    "narrating",
+    "done",
+    "failed",
+]
+
+JOB_ID_PATTERN = r"^video-[0-9a-f-]{36}$"
+_IDEMPOTENCY_NAMESPACE = uuid.UUID("8f6d3c1e-54a2-4c8e-9d7b-1f2a3b4c5d6e")
+
+
+def new_job_id(owner: str | None = None, idempotency_key: str | None = None) -> str:
+    """A fresh job id, or — for an owner's Idempotency-Key — the same id for the same key."""
+    if owner is None or idempotency_key is None:
+        return f"video-{uuid.uuid4()}"
+    return f"video-{uuid.uuid5(_IDEMPOTENCY_NAMESPACE, owner + chr(0) + idempotency_key)}"
+
+
+Topic = Annotated[str, StringConstraints(strip_whitespace=True, min_length=3, max_length=500)]
+Context = Annotated[str, StringConstraints(strip_whitespace=True, max_length=2000)]
+
+
+class VideoOptions(BaseModel):
+    """What a person asks for: the API's `configuration` object and the CLI's flags.
+
+    Both front ends validate through this one model and `t2m.requests.build_request`, so they
+    accept and reject the same requests with the same messages.
+    """
+
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+    topic: Topic
+    context: Context = ""
+    model: str | None = Field(default=None, max_length=200)
+    quality: Quality = "medium"
+    use_rag: bool = False
+    visual_check: bool = False
+    """Have the configured vision model review frames of each scene."""
+    enable_subtitles: bool = True
+    enable_thumbnails: bool = True
+    style_preferences: dict[str, str] | None = Field(default=None, max_length=20)
+    voice: str | None = Field(default=None, max_length=100)
+
+    @field_validator("style_preferences")
+    @classmethod
+    def _short_preferences(cls, v: dict[str, str] | None) -> dict[str, str] | None:
+        for key, value in (v or {}).items():
+            if len(key) > 50 or len(value) > 200:
+                raise ValueError("keys may have at most 50 characters and values at most 200")
+        return v
+
+
+class Usage(BaseModel):
+    """Model calls, tokens and cost (USD, where litellm knows the model's price)."""
+
+    calls: int = 0
+    cached_calls: int = 0
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    cost_usd: float = 0.0
+
+    def plus(self, other: Usage) -> Usage:
+        return Usage(**{f: getattr(self, f) + getattr(other, f) for f in Usage.model_fields})
+
+
+class UsageSummary(BaseModel):
+    """Usage per stage and for the whole job, as stored in the catalog and shown in status."""
+
+    stages: dict[str, Usage]
+    total: Usage
+
+
+def usage_summary(per_stage: dict[str, Usage]) -> UsageSummary:
+    total = Usage()
+    for u in per_stage.values():
+        total = total.plus(u)
+    return UsageSummary(stages=per_stage, total=total)
+
+
+class ScenePlan(BaseModel):
+    index: int
+    title: str
+    goal: str = ""
+    narration: str
+    key_points: list[str] = Field(default_factory=list)
+    formula: str | None = None
+    """LaTeX for the scene's central formula, if it has one."""
+    duration_s: float = Field(default=8.0, gt=0, le=120)
+
+
+class VideoPlan(BaseModel):
+    title: str
+    scenes: list[ScenePlan] = Field(min_length=1, max_length=12)
+
+
+class Storyboard(BaseModel):
+    visuals: str
+    layout: str = ""
+    narration: str | None = Field(default=None, max_length=1500)
+    """The scene's spoken text, refined to follow the visuals (the outline's when absent)."""
+    doc_queries: list[str] = Field(default_factory=list, max_length=8)
+
+
+class Cue(BaseModel):
+    """One subtitle: a sentence and when it is spoken, in seconds."""
+
+    start: float
+    end: float
+    text: str
+
+
+class Narration(BaseModel):
+    audio_key: str | None
+    duration_s: float
+    cues: list[Cue]
+
+
+class SceneMedia(BaseModel):
+    video_key: str
+    narration: Narration
+
+
+class Checkpoint(BaseModel):
+    """The finished part of a job: its plan and the scenes that rendered and were narrated."""
+
+    plan: VideoPlan
+    scenes: dict[int, SceneMedia] = Field(default_factory=dict)
+
+
+class VideoRequest(BaseModel):
+    """What to make, resolved against the configuration (see `t2m.requests.build_request`).
+
+    `resume` carries a failed or cancelled run's finished work into a retry.
+    """
+
+    topic: str = Field(min_length=1)
+    context: str = ""
+    quality: Quality = "medium"
+    model: str
+    planner_model: str | None = None
+    """Model for the plan and storyboards, when it should differ from `model`."""
+    coder_model: str | None = None
+    """Model for writing and fixing code, when it should differ from `model`."""
+    voice: str | None = "en-us"
+    """An espeak-ng voice name; None makes a silent video."""
+    subtitles: bool = True
+    thumbnail: bool = True
+    owner: str = "local"
+    max_fix_attempts: int = Field(default=3, ge=1, le=10)
+    use_rag: bool = False
+    """Retrieve Manim docs for the code and fix prompts."""
+    vision_model: str | None = None
+    """When set, frames of each rendered scene are reviewed by this model (visual check)."""
+    style_preferences: dict[str, str] = Field(default_factory=dict)
+    resume: Checkpoint | None = None
+
+
+class SceneStatus(BaseModel):
+    index: int
+    title: str = ""
+    state: SceneState = "pending"
+    attempts: int = 0
+    error: str | None = None
+    layout_issues: list[str] = Field(default_factory=list)
+    """What the layout check found: while fixing, in the current render; at the end, in the
+    video (when the bounded fix rounds could not clear it)."""
+
+
+class Artifacts(BaseModel):
+    video_key: str
+    srt_key: str | None = None
+    vtt_key: str | None = None
+    thumbnail_key: str | None = None
+    duration_s: float
+    size_bytes: int = 0
+
+
+class JobStatus(BaseModel):
+    job_id: str
+    status: JobState
+    percentage: float = 0.0
+    current_stage: str = "queued"
+    stages_completed: list[str] = Field(default_factory=list)
+    scenes: list[SceneStatus] = Field(default_factory=list)
+    error: str | None = None
+    artifacts: Artifacts | None = None
+    usage: dict[str, Usage] = Field(default_factory=dict)
+    """Model usage per stage (planning, storyboarding, generating_code, fixing, reviewing)."""
+
+
+class JobRecord(BaseModel):
+    """A state change of a job, written to the job catalog by the `record_job` activity."""
+
+    job_id: str
+    owner: str
+    request: VideoRequest
+    status: JobState
+    progress: JobStatus
+    error: str | None = None
+    artifacts: Artifacts | None = None
+    checkpoint: Checkpoint | None = None
+
+
+class VideoResult(BaseModel):
+    job_id: str
+    artifacts: Artifacts
+    scenes: int

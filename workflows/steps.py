@@ -1,0 +1,87 @@
+"""The workflow's building blocks that are not the workflow itself: retry policies and timeouts,
+the queue naming rule, error helpers, and the small records a scene's steps hand each other.
+
+Imported by the workflow through `imports_passed_through`; nothing here does I/O.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Protocol, TypeVar
+
+from temporalio import workflow
+from temporalio.common import RetryPolicy
+from temporalio.exceptions import ActivityError, CancelledError
+
+from t2m.models import ScenePlan, Usage
+
+# Durable retries: transient trouble (rate limits, a worker that died, a storage hiccup). Errors
+# raised as non-retryable (bad key, unknown model, invalid input) fail at once instead.
+LLM_RETRY = RetryPolicy(
+    initial_interval=timedelta(seconds=2),
+    backoff_coefficient=2.0,
+    maximum_interval=timedelta(minutes=1),
+    maximum_attempts=6,
+)
+WORK_RETRY = RetryPolicy(
+    initial_interval=timedelta(seconds=1),
+    backoff_coefficient=2.0,
+    maximum_interval=timedelta(seconds=30),
+    maximum_attempts=4,
+)
+LLM_TIMEOUT = timedelta(minutes=5)
+RENDER_TIMEOUT = timedelta(minutes=20)
+HEARTBEAT_TIMEOUT = timedelta(seconds=10)
+DOCS_TIMEOUT = timedelta(minutes=2)
+LAYOUT_FIX_ROUNDS = 2
+"""Fix rounds spent on layout findings before a scene is accepted with them listed."""
+VISUAL_FIX_ROUNDS = 1
+"""Fix rounds spent on a vision reviewer's critique."""
+
+
+class Billed(Protocol):
+    """A model activity's result: whatever it carries, plus the usage it spent."""
+
+    @property
+    def usage(self) -> Usage: ...
+
+
+R = TypeVar("R", bound=Billed)
+T = TypeVar("T")
+
+
+@dataclass
+class Authored:
+    """A scene as written: its plan (narration refined by the storyboard), docs and code."""
+
+    scene: ScenePlan
+    docs: str | None
+    code: str
+
+
+@dataclass
+class Rounds:
+    """Fix rounds already spent on layout findings and on critiques, for one scene."""
+
+    layout: int = 0
+    visual: int = 0
+
+
+def sibling_queue(kind: str) -> str:
+    """`t2m-video` → `t2m-llm`: activity queues share the workflow queue's prefix."""
+    prefix = workflow.info().task_queue.rsplit("-", 1)[0]
+    return f"{prefix}-{kind}"
+
+
+def is_cancellation(err: BaseException) -> bool:
+    return isinstance(err, asyncio.CancelledError | CancelledError) or (
+        isinstance(err, ActivityError) and isinstance(err.cause, CancelledError)
+    )
+
+
+def reason_of(err: BaseException) -> str:
+    while isinstance(err, ActivityError) and err.cause is not None:
+        err = err.cause
+    return str(err) or type(err).__name__
