@@ -56,7 +56,9 @@ class Authenticator:
 
     async def _jwt(self, token: str) -> Principal:
         try:
-            key = await asyncio.to_thread(self.jwks.get_signing_key_from_jwt, token)  # type: ignore[union-attr]
+            if self.jwks is None:
+                raise jwt.PyJWTError("no JWKS is configured")
+            key = await asyncio.to_thread(self.jwks.get_signing_key_from_jwt, token)
             claims = jwt.decode(
                 token,
                 key.key,

@@ -13,6 +13,7 @@ import inspect
 import json
 import logging
 import re
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from functools import cache
 from importlib.metadata import version
@@ -157,9 +158,9 @@ def collect() -> list[Doc]:
     return sorted(docs.values(), key=lambda d: d.name)
 
 
-def _signature(name: str, obj: object) -> str:
+def _signature(name: str, obj: Callable[..., object]) -> str:
     try:
-        return f"{name}{inspect.signature(obj)}"  # type: ignore[arg-type]
+        return f"{name}{inspect.signature(obj)}"
     except (TypeError, ValueError):
         return name
 

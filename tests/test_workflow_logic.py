@@ -139,7 +139,7 @@ async def running(client: Client, fakes: Fakes) -> AsyncIterator[str]:
 
 async def run(client: Client, fakes: Fakes, **request: object) -> JobStatus:
     """Run one job to its end; return its final status."""
-    req = VideoRequest(topic="Circles", model="fake/model", **request)  # type: ignore[arg-type]
+    req = VideoRequest.model_validate({"topic": "Circles", "model": "fake/model", **request})
     async with running(client, fakes) as queue:
         handle = await client.start_workflow(
             VideoWorkflow.run, req, id=f"video-{uuid.uuid4()}", task_queue=queue
@@ -219,7 +219,7 @@ def scenes(*states: str) -> JobStatus:
         job_id="j",
         status="running",
         current_stage="rendering",
-        scenes=[SceneStatus(index=i, state=s) for i, s in enumerate(states)],  # type: ignore[arg-type]
+        scenes=[SceneStatus.model_validate({"index": i, "state": s}) for i, s in enumerate(states)],
     )
 
 
