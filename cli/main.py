@@ -103,8 +103,7 @@ async def create_key(settings: Settings, user: str, admin: bool) -> int:
     server = None
     url = settings.database_url
     if not url:  # the embedded database of `t2m up` (started here if the stack is down)
-        server = db.embedded_server(settings.data_dir)
-        url = server.get_uri()
+        server, url = await db.start_embedded(settings.data_dir)
     try:
         pool = await db.connect(url)
         key = await db.KeyStore(pool).create(user.strip(), admin)

@@ -120,8 +120,8 @@ async def up(settings: Settings) -> int:
     logs = settings.data_dir / "logs"
     postgres = None
     if not settings.database_url:
-        postgres = await asyncio.to_thread(db.embedded_server, settings.data_dir)
-        settings = settings.model_copy(update={"database_url": postgres.get_uri()})
+        postgres, url = await db.start_embedded(settings.data_dir)
+        settings = settings.model_copy(update={"database_url": url})
     env = os.environ | {"T2M_DATABASE_URL": settings.database_url or ""}
     stack = Stack()
     stop = asyncio.Event()

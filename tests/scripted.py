@@ -27,9 +27,9 @@ class ScriptedLLM(CustomLLM):
         self.handler: Handler = lambda task, data: None
         self.prompts: list[tuple[str, dict, str]] = []
         self.images: list[int] = []
+        """Images attached to each request, in order."""
         self.models: list[str] = []
         """The model each request named (without the provider prefix)."""
-        """Images attached to each request, in order."""
 
     def prompts_for(self, task: str) -> list[tuple[dict, str]]:
         return [(d, p) for t, d, p in self.prompts if t == task]

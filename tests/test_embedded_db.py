@@ -1,0 +1,34 @@
+"""The embedded PostgreSQL `t2m up` runs: no TCP listener, and a password on its Unix socket."""
+
+from __future__ import annotations
+
+import stat
+from pathlib import Path
+
+import asyncpg
+import pytest
+
+from t2m import db
+
+
+async def test_the_embedded_database_requires_its_generated_password(tmp_path: Path) -> None:
+    server, url = await db.start_embedded(tmp_path)
+    try:
+        secret = tmp_path / "postgres.password"
+        assert stat.S_IMODE(secret.stat().st_mode) == 0o600
+        password = secret.read_text().strip()
+        assert len(password) >= 32 and f":{password}@" in url and "?host=" in url
+
+        conn = await asyncpg.connect(url)
+        assert await conn.fetchval("SELECT 1") == 1
+        assert await conn.fetchval("SHOW listen_addresses") == ""  # the socket only
+        await conn.close()
+        with pytest.raises(asyncpg.InvalidPasswordError):
+            await asyncpg.connect(server.get_uri())  # what trust auth used to let in
+        with pytest.raises(asyncpg.InvalidPasswordError):
+            await asyncpg.connect(url.replace(password, "guess"))
+
+        again, url_again = await db.start_embedded(tmp_path)  # a restart keeps the password
+        assert url_again == url
+    finally:
+        server.cleanup()
