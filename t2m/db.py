@@ -259,7 +259,9 @@ class KeyStore:
         return Principal(row["user_id"], row["is_admin"]) if row else None
 
 
-EMBEDDED_HBA = "# written by t2m: local connections only, with a password\nlocal all all scram-sha-256\n"
+EMBEDDED_HBA = (
+    "# written by t2m: local connections only, with a password\nlocal all all scram-sha-256\n"
+)
 
 
 def embedded_server(data_dir: Path) -> Any:
