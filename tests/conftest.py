@@ -21,7 +21,7 @@ from cli.stack import temporal_binary
 from t2m import db
 from t2m.config import Settings
 from t2m.llm import register_provider
-from tests.helpers import asgi_client
+from tests.helpers import asgi_client, free_port
 from tests.scripted import ScriptedLLM
 from workflows.client import ensure_search_attributes
 
@@ -44,6 +44,9 @@ async def temporal_env() -> AsyncIterator[WorkflowEnvironment]:
         data_converter=pydantic_data_converter,
         dev_server_existing_path=temporal_binary(),
         dev_server_log_level="error",
+        ip="127.0.0.1",
+        port=free_port(),
+        dev_server_extra_args=["--metrics-port", str(free_port())],
     )
     await ensure_search_attributes(env.client)
     yield env

@@ -4,6 +4,7 @@ pattern) on this test's own task queues of the real Temporal dev server."""
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import uuid
 from collections import Counter
@@ -59,6 +60,10 @@ class Fakes:
         ok=True, video_key=f"renders/{r.scene_index}.mp4"
     )
     critique: str | None = None
+    catalog_down_for: int = 0
+    """How many `record_job` calls fail first, as if the database were down."""
+    catalog_delay_s: float = 0.0
+    render_delay_s: float = 0.0
     calls: Counter[str] = field(default_factory=Counter)
     fixes: list[FixRequest] = field(default_factory=list)
     records: list[JobRecord] = field(default_factory=list)
@@ -98,11 +103,17 @@ class Fakes:
 
         @activity.defn(name="record_job")
         async def record_job(rec: JobRecord) -> None:
+            self.calls["record_job"] += 1
+            if self.calls["record_job"] <= self.catalog_down_for:
+                raise ConnectionRefusedError("the database is down")
+            await asyncio.sleep(self.catalog_delay_s)
+            self.calls[f"renders before record {rec.status}"] = self.calls["render_scene"]
             self.records.append(rec)
 
         @activity.defn(name="render_scene")
         async def render_scene(req: RenderRequest) -> RenderOutcome:
             self.calls["render_scene"] += 1
+            await asyncio.sleep(self.render_delay_s)
             return self.render(req)
 
         @activity.defn(name="compose_video")
@@ -212,6 +223,41 @@ async def test_a_resumed_job_redoes_only_unfinished_scenes(client: Client) -> No
     status = await run(client, again, resume=checkpoint)
     assert status.status == "completed"
     assert again.calls["plan_video"] == 0 and again.calls["render_scene"] == 1
+
+
+async def test_a_catalog_outage_delays_the_row_never_the_video(client: Client) -> None:
+    fakes = Fakes(catalog_down_for=3)
+    status = await run(client, fakes)
+    assert status.status == "completed"
+    assert [r.status for r in fakes.records] == ["running", "completed"]
+    assert fakes.calls["renders before record running"] == 2  # the scenes did not wait
+
+
+async def cancel_after(client: Client, fakes: Fakes, delay_s: float) -> JobStatus:
+    req = VideoRequest(topic="Circles", model="fake/model")
+    async with running(client, fakes) as queue:
+        handle = await client.start_workflow(
+            VideoWorkflow.run, req, id=f"video-{uuid.uuid4()}", task_queue=queue
+        )
+        await asyncio.sleep(delay_s)
+        await handle.cancel()
+        with contextlib.suppress(WorkflowFailureError):
+            await handle.result()
+        return await handle.query(VideoWorkflow.status)
+
+
+async def test_a_cancel_during_the_first_catalog_write_ends_cancelled(client: Client) -> None:
+    fakes = Fakes(catalog_delay_s=1.0, render_delay_s=3.0)
+    status = await cancel_after(client, fakes, 0.3)
+    assert status.status == "cancelled"
+    assert [r.status for r in fakes.records] == ["running", "cancelled"]
+
+
+async def test_a_cancel_while_the_outcome_is_recorded_changes_nothing(client: Client) -> None:
+    fakes = Fakes(catalog_delay_s=1.0)  # the work is done at once; recording takes a second
+    status = await cancel_after(client, fakes, 0.5)
+    assert status.status == "completed"
+    assert [r.status for r in fakes.records] == ["running", "completed"]
 
 
 def scenes(*states: str) -> JobStatus:

@@ -15,7 +15,16 @@ from temporalio import workflow
 from temporalio.common import RetryPolicy
 from temporalio.exceptions import ActivityError, CancelledError
 
-from t2m.models import ScenePlan, Usage
+from t2m.models import (
+    Checkpoint,
+    JobRecord,
+    JobStatus,
+    SceneMedia,
+    ScenePlan,
+    Usage,
+    VideoPlan,
+    VideoRequest,
+)
 
 # Durable retries: transient trouble (rate limits, a worker that died, a storage hiccup). Errors
 # raised as non-retryable (bad key, unknown model, invalid input) fail at once instead.
@@ -31,6 +40,14 @@ WORK_RETRY = RetryPolicy(
     maximum_interval=timedelta(seconds=30),
     maximum_attempts=4,
 )
+CATALOG_RETRY = RetryPolicy(
+    initial_interval=timedelta(seconds=1),
+    backoff_coefficient=2.0,
+    maximum_interval=timedelta(seconds=5),
+    maximum_attempts=0,
+)
+"""Catalog writes retry until the database is back (unlimited), checking every 5 s at most, so a
+database outage delays a job's row, never its video, and the job ends as soon as it returns."""
 LLM_TIMEOUT = timedelta(minutes=5)
 RENDER_TIMEOUT = timedelta(minutes=20)
 HEARTBEAT_TIMEOUT = timedelta(seconds=10)
@@ -85,3 +102,19 @@ def reason_of(err: BaseException) -> str:
     while isinstance(err, ActivityError) and err.cause is not None:
         err = err.cause
     return str(err) or type(err).__name__
+
+
+def job_record(
+    req: VideoRequest, status: JobStatus, plan: VideoPlan | None, done: dict[int, SceneMedia]
+) -> JobRecord:
+    """The catalog's view of a job: its request, status, and the finished scenes (checkpoint)."""
+    return JobRecord(
+        job_id=status.job_id,
+        owner=req.owner,
+        request=req.model_copy(update={"resume": None}),
+        status=status.status,
+        progress=status,
+        error=status.error,
+        artifacts=status.artifacts,
+        checkpoint=Checkpoint(plan=plan, scenes=done) if plan else None,
+    )

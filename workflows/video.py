@@ -8,6 +8,7 @@ the stage is also a search attribute so the Temporal Web UI can filter videos by
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from datetime import timedelta
 from typing import Any
 
@@ -19,8 +20,6 @@ with workflow.unsafe.imports_passed_through():
     from activities import messages as msg
     from t2m.models import (
         Artifacts,
-        Checkpoint,
-        JobRecord,
         JobStatus,
         Narration,
         SceneMedia,
@@ -36,6 +35,7 @@ with workflow.unsafe.imports_passed_through():
     from workflows import progress
     from workflows.search import SA_STAGE
     from workflows.steps import (
+        CATALOG_RETRY,
         DOCS_TIMEOUT,
         HEARTBEAT_TIMEOUT,
         LAYOUT_FIX_ROUNDS,
@@ -49,6 +49,7 @@ with workflow.unsafe.imports_passed_through():
         Rounds,
         T,
         is_cancellation,
+        job_record,
         reason_of,
         sibling_queue,
     )
@@ -70,7 +71,9 @@ class VideoWorkflow:
     @workflow.run
     async def run(self, req: VideoRequest) -> VideoResult:
         self._status.status = "running"
-        await self._record(self._status)
+        # The start is recorded beside the work, not before it: a database outage delays the
+        # catalog, never the video, and a cancel cannot land between the two writes.
+        self._started = asyncio.create_task(self._record(self._status.model_copy(deep=True)))
         try:
             result = await self._produce(req)
         except (Exception, asyncio.CancelledError) as err:
@@ -85,22 +88,14 @@ class VideoWorkflow:
 
     async def _record(self, status: JobStatus) -> None:
         """Write the job's state to the catalog, with the finished work a retry can reuse."""
-        checkpoint = Checkpoint(plan=self._plan, scenes=self._done) if self._plan else None
+        record = job_record(self._req, status, self._plan, self._done)
         await self._work(
             "record_job",
-            JobRecord(
-                job_id=status.job_id,
-                owner=self._req.owner,
-                request=self._req.model_copy(update={"resume": None}),
-                status=status.status,
-                progress=status,
-                error=status.error,
-                artifacts=status.artifacts,
-                checkpoint=checkpoint,
-            ),
+            record,
             type(None),
             queue="llm",
             start_to_close=timedelta(seconds=30),
+            retry_policy=CATALOG_RETRY,
         )
 
     async def _produce(self, req: VideoRequest) -> VideoResult:
@@ -350,10 +345,8 @@ class VideoWorkflow:
         )
 
     async def _docs(self, queries: list[str]) -> str:
-        request = msg.DocsRequest(queries=queries)
-        return await self._work(
-            "retrieve_docs", request, str, queue="llm", start_to_close=DOCS_TIMEOUT
-        )
+        req = msg.DocsRequest(queries=queries)
+        return await self._work("retrieve_docs", req, str, queue="llm", start_to_close=DOCS_TIMEOUT)
 
     async def _render(self, req: VideoRequest, authored: Authored) -> msg.RenderOutcome:
         request = msg.RenderRequest(
@@ -369,8 +362,6 @@ class VideoWorkflow:
             heartbeat_timeout=HEARTBEAT_TIMEOUT,
             cancellation_type=workflow.ActivityCancellationType.WAIT_CANCELLATION_COMPLETED,
         )
-
-    # --- status bookkeeping -------------------------------------------------------------------
 
     def _scene_state(self, st: SceneStatus, state: SceneState) -> None:
         st.state = state
@@ -391,9 +382,18 @@ class VideoWorkflow:
         workflow.upsert_search_attributes([SA_STAGE.value_set(stage)])
 
     async def _finish(self, final: JobStatus) -> None:
-        """Record the outcome in the catalog first, then show it: a job that reads as ended has
-        its row (artifacts, checkpoint, completion time) already written."""
-        await self._record(final)
+        """Record the outcome in the catalog (after the start), then show it: a job that reads as
+        ended has its row written. A cancel arriving meanwhile changes nothing (shielded)."""
+
+        async def write() -> None:
+            await self._started
+            await self._record(final)
+
+        writing = asyncio.ensure_future(write())
+        while not writing.done():
+            with contextlib.suppress(asyncio.CancelledError):
+                await asyncio.shield(writing)
+        writing.result()
         self._status = final
         stage = final.current_stage if final.status == "completed" else final.status
         workflow.upsert_search_attributes([SA_STAGE.value_set(stage)])
