@@ -6,7 +6,7 @@ SUDO    := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 # espeak-ng; the render sandbox uses unshare (util-linux); tests use pgrep (procps) and drive
 # Debian's chromium through playwright (playwright cannot download browsers here).
 APT_PACKAGES := libpango1.0-dev libcairo2-dev pkg-config texlive-latex-base texlive-latex-extra \
-	texlive-fonts-recommended dvisvgm espeak-ng util-linux procps chromium curl
+	texlive-fonts-recommended dvisvgm espeak-ng util-linux procps chromium curl bubblewrap
 
 .PHONY: setup apt run test lint format
 setup: apt $(VENV)/.installed
@@ -31,6 +31,7 @@ run: setup
 test: setup
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/mypy
 	$(VENV)/bin/pytest
 
 lint:

@@ -1,41 +1,64 @@
-"""Generated Manim code is untrusted: a static allow-list check, then a sandboxed render.
+"""Generated Manim code is untrusted: a static check for fast feedback, then a render in the jail.
 
-The render runs `t2m.render_runner` in a child process with no network (`unshare -n`), resource
-limits (address space, CPU seconds, file size, core dumps), a wall-clock timeout, a private working
-directory as HOME/TMPDIR, and an environment rebuilt from scratch so no secret can leak into it.
+The model writes whatever the request asks for, so every render is treated as an attacker's
+program. The boundary is the jail (`t2m.jail`: bubblewrap, an unprivileged uid, no network, a
+filesystem with nothing but the runtime and the render's own work dir, limits for the whole jail).
+The static check only gives the fixer clear, early messages for code that could never be allowed;
+it closes the cheap bypasses but is not relied upon. Error text going back to the fixer and the
+user is scrubbed of anything secret-looking as a last belt.
 """
 
 from __future__ import annotations
 
 import ast
-import asyncio
-import contextlib
-import ctypes
 import json
 import os
-import resource
-import shutil
-import signal
-import sys
-from collections.abc import Awaitable, Callable
+import re
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from t2m import jail
+from t2m.jail import JailUnavailable, check_jail
+
+__all__ = ["CodeRejected", "JailUnavailable", "RenderResult", "check_jail", "render", "scrub"]
+
 ALLOWED_MODULES = frozenset(
-    {"manim", "math", "numpy", "random", "itertools", "functools", "typing", "__future__", "colour"}
-)
+    {
+        "manim", "math", "cmath", "numpy", "random", "itertools", "functools", "operator",
+        "collections", "copy", "enum", "dataclasses", "fractions", "string", "typing",
+        "__future__", "colour",
+    }
+)  # fmt: skip
 FORBIDDEN_NAMES = frozenset(
     {
         "open", "exec", "eval", "compile", "__import__", "globals", "locals", "vars", "getattr",
         "setattr", "delattr", "input", "breakpoint", "exit", "quit", "help", "memoryview",
         "__builtins__", "os", "sys", "subprocess", "socket", "shutil", "importlib", "builtins",
+        "ctypes", "pickle",
     }
 )  # fmt: skip
+# Attributes that reach the OS or files from allow-listed modules: `typing.sys`,
+# `manim.utils.file_ops.os`, `manim.utils.commands.capture`, `np.ctypeslib`, numpy's file I/O.
+FORBIDDEN_ATTRIBUTES = FORBIDDEN_NAMES | frozenset(
+    {
+        "modules", "system", "popen", "capture", "file_ops", "commands", "ctypeslib", "fromfile",
+        "tofile", "DataSource", "savetxt", "loadtxt", "genfromtxt", "fromregex", "memmap", "load",
+        "save", "savez", "savez_compressed", "npyio", "lib",
+    }
+)  # fmt: skip
+# Callables whose string arguments name attributes (`attrgetter("__globals__")`) or format
+# fields (`"{0.__class__}".format(x)`).
+ATTRIBUTE_STRING_CALLS = frozenset(
+    {"attrgetter", "methodcaller", "format", "format_map", "vformat", "get_field"}
+)
 ALLOWED_DUNDERS = frozenset({"__init__"})
+ALLOWED_DUNDER_NAMES = frozenset({"__name__"})  # `if __name__ == "__main__":`
 
-# Address-space limits per quality: FACTS measured -ql ≥ 832 MB and -qh ≥ 1280 MB; leave headroom.
+# Per quality: the address space of each process and the RSS of the whole jail. FACTS measured
+# -ql ≥ 832 MB and -qh ≥ 1280 MB under RLIMIT_AS; leave headroom.
 MEMORY_MB = {"low": 1536, "medium": 2048, "high": 3072, "ultra": 6144}
-MAX_FILE_BYTES = 2 * 1024**3
+MAX_RESULT_BYTES = 1024**2
 
 
 class CodeRejected(ValueError):
@@ -43,7 +66,11 @@ class CodeRejected(ValueError):
 
 
 def static_check(code: str) -> None:
-    """Raise CodeRejected unless `code` only imports allow-listed modules and avoids escapes."""
+    """Raise CodeRejected unless `code` only imports allow-listed modules and avoids escapes.
+
+    Fast feedback for the fixer, not the boundary (the jail is): it rejects what a scene never
+    needs and the cheap escapes seen so far.
+    """
     try:
         tree = ast.parse(code)
     except SyntaxError as e:
@@ -51,28 +78,98 @@ def static_check(code: str) -> None:
     problems: list[str] = []
     for node in ast.walk(tree):
         line = getattr(node, "lineno", "?")
-        if isinstance(node, ast.Import):
-            for alias in node.names:
-                if alias.name.split(".")[0] not in ALLOWED_MODULES:
-                    problems.append(f"line {line}: import of {alias.name!r} is not allowed")
-        elif isinstance(node, ast.ImportFrom):
-            mod = (node.module or "").split(".")[0]
-            if node.level or mod not in ALLOWED_MODULES:
-                problems.append(f"line {line}: import from {node.module!r} is not allowed")
-        elif isinstance(node, ast.Name) and node.id in FORBIDDEN_NAMES:
-            problems.append(f"line {line}: use of {node.id!r} is not allowed")
-        elif isinstance(node, ast.Attribute) and _is_dunder(node.attr):
-            problems.append(f"line {line}: dunder attribute {node.attr!r} is not allowed")
-        elif isinstance(node, ast.Name) and _is_dunder(node.id):
-            problems.append(f"line {line}: dunder name {node.id!r} is not allowed")
+        problems += [f"line {line}: {p}" for p in _problems(node)]
     if not any(isinstance(n, ast.ClassDef) and n.bases for n in tree.body):
         problems.append("no Scene subclass is defined at the top level")
     if problems:
         raise CodeRejected("Code rejected by the static check:\n" + "\n".join(problems))
 
 
+def _problems(node: ast.AST) -> list[str]:
+    if isinstance(node, ast.Import):
+        return [
+            f"import of {a.name!r} is not allowed"
+            for a in node.names
+            if a.name.split(".")[0] not in ALLOWED_MODULES
+        ]
+    if isinstance(node, ast.ImportFrom):
+        if node.level or (node.module or "").split(".")[0] not in ALLOWED_MODULES:
+            return [f"import from {node.module!r} is not allowed"]
+        return [
+            f"import of name {a.name!r} from {node.module!r} is not allowed"
+            for a in node.names
+            if a.name.startswith("_") or a.name in FORBIDDEN_ATTRIBUTES
+        ]
+    if isinstance(node, ast.Name):
+        if node.id in FORBIDDEN_NAMES:
+            return [f"use of {node.id!r} is not allowed"]
+        if _is_dunder(node.id) and node.id not in ALLOWED_DUNDER_NAMES:
+            return [f"dunder name {node.id!r} is not allowed"]
+    if isinstance(node, ast.Attribute):
+        return _attribute_problems(node)
+    if isinstance(node, ast.keyword) and node.arg == "allow_pickle":
+        return ["allow_pickle is not allowed"]
+    if isinstance(node, ast.Call):
+        return _call_problems(node)
+    return []
+
+
+def _attribute_problems(node: ast.Attribute) -> list[str]:
+    if _is_dunder(node.attr):
+        return [f"dunder attribute {node.attr!r} is not allowed"]
+    # A scene's own helpers may be private (`self._dots`); other objects' private parts are how
+    # modules leak `os` (`random._os`).
+    own = isinstance(node.value, ast.Name) and node.value.id == "self"
+    if node.attr.startswith("_") and not own and node.attr not in ALLOWED_DUNDERS:
+        return [f"private attribute {node.attr!r} is not allowed"]
+    if node.attr in FORBIDDEN_ATTRIBUTES:
+        return [f"attribute {node.attr!r} is not allowed"]
+    return []
+
+
+def _call_problems(node: ast.Call) -> list[str]:
+    func = node.func
+    name = func.id if isinstance(func, ast.Name) else getattr(func, "attr", None)
+    if name not in ATTRIBUTE_STRING_CALLS:
+        return []
+    strings = [a.value for a in node.args if isinstance(a, ast.Constant)]
+    if isinstance(func, ast.Attribute) and isinstance(func.value, ast.Constant):
+        strings.append(func.value.value)  # "{0.__class__}".format(x)
+    for s in strings:
+        if isinstance(s, str) and re.search(r"(^|[.{\[])_", s):
+            return [f"{name}() with a private or dunder name ({s!r}) is not allowed"]
+    return []
+
+
 def _is_dunder(name: str) -> bool:
     return name.startswith("__") and name.endswith("__") and name not in ALLOWED_DUNDERS
+
+
+_SECRET_NAME = re.compile(
+    r"KEY|SECRET|TOKEN|PASSWORD|PASSWD|CREDENTIAL|DATABASE_URL|DSN|^AWS_", re.IGNORECASE
+)
+_URL_CREDENTIALS = re.compile(r"\b([a-z][a-z0-9+.\-]*://)[^\s/:@]+:[^\s/@]+@", re.IGNORECASE)
+_KEY_SHAPES = re.compile(
+    r"\b(?:AKIA|ASIA)[0-9A-Z]{16}\b|\bsk-[A-Za-z0-9_\-]{16,}|\b(?:ghp|gho|xox[abp])[_-][A-Za-z0-9_\-]{16,}"
+)
+REDACTED = "[redacted]"
+
+
+def scrub(text: str, environ: Mapping[str, str] | None = None) -> str:
+    """`text` without the worker's secret-looking env values (names with KEY, SECRET, TOKEN,
+    PASSWORD, CREDENTIAL, DATABASE_URL, DSN or AWS_; values of 8+ characters, and the password
+    part of URL values), URL credentials (`scheme://user:pass@`) and key-shaped strings."""
+    env = os.environ if environ is None else environ
+    values: set[str] = set()
+    for name, value in env.items():
+        if _SECRET_NAME.search(name) and len(value) >= 8:
+            values.add(value)
+            values.update(m.group(0) for m in _URL_CREDENTIALS.finditer(value))
+            values.update(p for p in re.findall(r"://[^\s/:@]+:([^\s/@]+)@", value) if len(p) >= 6)
+    for value in sorted(values, key=len, reverse=True):
+        text = text.replace(value, REDACTED)
+    text = _URL_CREDENTIALS.sub(lambda m: m.group(1) + REDACTED + "@", text)
+    return _KEY_SHAPES.sub(REDACTED, text)
 
 
 @dataclass
@@ -83,56 +180,30 @@ class RenderResult:
     layout: list[str] = field(default_factory=list)
 
 
-def _isolation_prefix() -> list[str]:
-    unshare = shutil.which("unshare") or "/usr/bin/unshare"
-    if not os.path.exists(unshare):
-        raise RuntimeError("`unshare` (util-linux) is required to render without network")
-    return [unshare, "-n"] if os.geteuid() == 0 else [unshare, "--net", "--map-root-user"]
-
-
-def _clean_env(workdir: Path) -> dict[str, str]:
-    """A fresh environment: nothing from the worker's (API keys, AWS, database URLs) survives."""
-    return {
-        "PATH": f"{Path(sys.executable).parent}:/usr/local/bin:/usr/bin:/bin",
-        "HOME": str(workdir),
-        "TMPDIR": str(workdir / "tmp"),
-        "LANG": "C.UTF-8",
-        "OPENBLAS_NUM_THREADS": "1",
-        "OMP_NUM_THREADS": "1",
-        "PYTHONDONTWRITEBYTECODE": "1",
-        "PYTHONNOUSERSITE": "1",
-    }
-
-
-PR_SET_PDEATHSIG = 1
-
-
-def _limits(memory_mb: int, cpu_s: int) -> Callable[[], None]:
-    """Runs in the child before exec: resource limits, and death with the parent.
-
-    The render has its own process group (so cancelling can kill all of it); the parent-death
-    signal makes sure a SIGKILLed worker does not leave it running either.
-    """
-    parent = os.getpid()
-
-    def apply() -> None:
-        libc = ctypes.CDLL(None, use_errno=True)
-        libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
-        if os.getppid() != parent:  # the parent died before prctl took effect
-            os._exit(1)
-        mem = memory_mb * 1024**2
-        resource.setrlimit(resource.RLIMIT_AS, (mem, mem))
-        resource.setrlimit(resource.RLIMIT_CPU, (cpu_s, cpu_s + 5))
-        resource.setrlimit(resource.RLIMIT_FSIZE, (MAX_FILE_BYTES, MAX_FILE_BYTES))
-        resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
-
-    return apply
-
-
 def trim_error(text: str, max_chars: int = 3000) -> str:
     """Keep the end of a traceback, where the cause is, within a size fit for a prompt."""
     text = text.strip()
     return text if len(text) <= max_chars else "…\n" + text[-max_chars:]
+
+
+def jail_env() -> dict[str, str]:
+    """The render's whole environment (nothing of the worker's). TeX runs paranoid: it may only
+    open files under the work dir (`openin_any`/`openout_any` = p, TEXMFOUTPUT)."""
+    home = jail.JAIL_WORKDIR
+    return {
+        "PATH": "/usr/bin:/bin",
+        "HOME": home,
+        "TMPDIR": "/tmp",
+        "XDG_CACHE_HOME": "/tmp/cache",
+        "LANG": "C.UTF-8",
+        "OPENBLAS_NUM_THREADS": "1",
+        "OMP_NUM_THREADS": "1",
+        "openin_any": "p",
+        "openout_any": "p",
+        "TEXMFOUTPUT": home,
+        "TEXMFVAR": "/tmp/texmf-var",
+        "TEXMFCONFIG": "/tmp/texmf-config",
+    }
 
 
 async def render(
@@ -144,64 +215,66 @@ async def render(
     cpu_s: int,
     on_tick: Callable[[], Awaitable[None] | None] | None = None,
 ) -> RenderResult:
-    """Check and render `code` in the sandbox; a code error is a result, not an exception.
+    """Check and render `code` in the jail; a code error is a result, not an exception.
 
-    If the awaiting task is cancelled, the whole process group is killed before re-raising, so no
-    render outlives a cancelled job.
+    Raises JailUnavailable when the jail cannot be built (never renders unjailed). If the awaiting
+    task is cancelled, the whole jail is killed before re-raising.
     """
     try:
         static_check(code)
     except CodeRejected as e:
         return RenderResult(ok=False, video=None, error=str(e))
-    workdir.mkdir(parents=True, exist_ok=True)
-    (workdir / "tmp").mkdir(exist_ok=True)
-    script = workdir / "scene.py"
-    script.write_text(code)
-    cmd = [*_isolation_prefix(), sys.executable, "-m", "t2m.render_runner"]
-    cmd += [str(script), quality, str(workdir / "media")]
-    proc = await asyncio.create_subprocess_exec(
-        *cmd,
-        cwd=workdir,
-        env=_clean_env(workdir),
-        stdin=asyncio.subprocess.DEVNULL,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.STDOUT,
-        start_new_session=True,
-        preexec_fn=_limits(MEMORY_MB.get(quality, 2048), cpu_s),
+    return await render_in_jail(
+        code, quality, workdir, timeout_s=timeout_s, cpu_s=cpu_s, on_tick=on_tick
     )
-    output = asyncio.ensure_future(proc.stdout.read())  # type: ignore[union-attr]
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout_s
+
+
+async def render_in_jail(
+    code: str,
+    quality: str,
+    workdir: Path,
+    *,
+    timeout_s: float,
+    cpu_s: int,
+    on_tick: Callable[[], Awaitable[None] | None] | None = None,
+) -> RenderResult:
+    """Render `code` in the jail without the static check (the jail is the boundary; tests run
+    hostile programs through here). `workdir/job` becomes the jail's work dir; the log is
+    `workdir/render.log`, outside it."""
+    job = workdir / "job"
+    job.mkdir(parents=True, exist_ok=True)
+    (job / "scene.py").write_text(code)
+    limits = jail.Limits(memory_mb=MEMORY_MB.get(quality, 2048), cpu_s=cpu_s, wall_s=timeout_s)
+    media = f"{jail.JAIL_WORKDIR}/media"
+    args = ["-I", "-B", "-m", "t2m.render_runner", f"{jail.JAIL_WORKDIR}/scene.py", quality, media]
+    run = await jail.run_python(
+        args, job, workdir / "render.log", env=jail_env(), limits=limits, on_tick=on_tick
+    )
+    if run.violation is not None:
+        return RenderResult(False, None, scrub(trim_error(f"{run.log}\nRender {run.violation}")))
+    if run.returncode == 0:
+        result = _read_result(job)
+        if result is not None:
+            return result
+    log = run.log or "render failed"
+    if run.returncode:
+        log += f"\nRender process exited with status {run.returncode}"
+    return RenderResult(ok=False, video=None, error=scrub(trim_error(log)))
+
+
+def _read_result(job: Path) -> RenderResult | None:
+    """The runner's result.json, distrusted: it was written by the attacker's process, so the
+    video must be a regular file inside the work dir (no symlink out to a host file)."""
     try:
-        while True:
-            try:
-                await asyncio.wait_for(asyncio.shield(proc.wait()), timeout=2.0)
-                break
-            except TimeoutError:
-                if on_tick is not None:
-                    r = on_tick()
-                    if r is not None:
-                        await r
-                if loop.time() > deadline:
-                    _kill(proc.pid)
-                    await proc.wait()
-                    return RenderResult(False, None, f"Render timed out after {timeout_s:.0f} s")
-    except BaseException:
-        _kill(proc.pid)
-        await proc.wait()
-        raise
-    log = (await output).decode(errors="replace")
-    result_file = workdir / "media" / "result.json"
-    if proc.returncode == 0 and result_file.exists():
-        result = json.loads(result_file.read_text())
-        video = Path(result["video"])
-        if video.is_file():
-            return RenderResult(ok=True, video=video, error=None, layout=result["layout"])
-    if proc.returncode and proc.returncode < 0:
-        log += f"\nRender process killed by signal {signal.Signals(-proc.returncode).name}"
-    return RenderResult(ok=False, video=None, error=trim_error(log or "render failed"))
-
-
-def _kill(pid: int) -> None:
-    with contextlib.suppress(ProcessLookupError):
-        os.killpg(pid, signal.SIGKILL)
+        fd = os.open(job / "media" / "result.json", os.O_RDONLY | os.O_NOFOLLOW)
+        with os.fdopen(fd, "rb") as f:
+            result = json.loads(f.read(MAX_RESULT_BYTES))
+        inside = Path(result["video"]).relative_to(jail.JAIL_WORKDIR)
+        layout = [str(x)[:500] for x in result["layout"]][:50]
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    video = job / inside
+    real = Path(os.path.realpath(video))
+    if not real.is_relative_to(os.path.realpath(job)) or video.is_symlink() or not real.is_file():
+        return None
+    return RenderResult(ok=True, video=real, error=None, layout=layout)

@@ -3,11 +3,11 @@
 import asyncio
 import contextlib
 import os
+import socket
 import subprocess
-import sys
 from pathlib import Path
 
-from t2m import sandbox
+from t2m import jail, sandbox
 from tests.media_checks import probe
 
 CIRCLE = "from manim import *\n\nclass S(Scene):\n    def construct(self):\n        self.play(Create(Circle()))\n"
@@ -61,10 +61,9 @@ async def test_cancelling_kills_the_process_group(tmp_path: Path) -> None:
     assert render_processes() == []
 
 
-def test_sandbox_has_no_network_and_no_secrets(tmp_path: Path) -> None:
-    """The same isolation prefix, environment and limits the renderer uses, probed directly."""
-    import socket
-
+async def test_jail_has_no_network_no_secrets_and_its_limits(tmp_path: Path) -> None:
+    """The render's process, probed from inside the real jail: a clean environment, paranoid TeX,
+    an unprivileged uid, the address-space limit, no route to a host listener."""
     server = socket.socket()
     server.bind(("127.0.0.1", 0))
     server.listen()
@@ -73,20 +72,20 @@ def test_sandbox_has_no_network_and_no_secrets(tmp_path: Path) -> None:
     probe_code = (
         "import os, socket, resource\n"
         "print('secret' if 'T2M_TEST_SECRET_KEY' in os.environ else 'clean')\n"
+        "print(os.environ['openin_any'], os.getuid() != 0)\n"
         "print(resource.getrlimit(resource.RLIMIT_AS)[0])\n"
         f"try:\n    socket.create_connection(('127.0.0.1', {port}), timeout=2); print('connected')\n"
         "except OSError:\n    print('no network')\n"
     )
     try:
-        out = subprocess.run(
-            [*sandbox._isolation_prefix(), sys.executable, "-c", probe_code],
-            env=sandbox._clean_env(tmp_path),
-            preexec_fn=sandbox._limits(1536, 30),
-            capture_output=True,
-            text=True,
-            timeout=30,
+        run = await jail.run_python(
+            ["-c", probe_code],
+            tmp_path / "job",
+            tmp_path / "log",
+            env=sandbox.jail_env(),
+            limits=jail.Limits(memory_mb=1536, cpu_s=30, wall_s=30),
         )
     finally:
         del os.environ["T2M_TEST_SECRET_KEY"]
         server.close()
-    assert out.stdout.split() == ["clean", str(1536 * 1024**2), "no", "network"]
+    assert run.log.split() == ["clean", "p", "True", str(1536 * 1024**2), "no", "network"]

@@ -1,0 +1,506 @@
+"""The render jail: run this Python interpreter on untrusted code, isolated, as nobody, with limits.
+
+Every render is an attacker's program (the model writes what the request asks for), so the jail,
+not the static check, is the boundary. Design, and why:
+
+- **bubblewrap** builds it: new mount, PID, IPC, UTS, network (loopback only) and cgroup
+  namespaces, `--new-session` (no terminal injection), `--die-with-parent`. The filesystem is a
+  fresh tmpfs holding only read-only binds of what a render needs (`/usr`, the Python runtime, the
+  venv's `lib`, three files of `t2m`, the TeX/fontconfig entries of `/etc` and `/var`), a fresh
+  `/proc` of the jail's own PID namespace, a minimal `/dev`, a size-capped `/tmp` and one writable
+  host directory, the render's work dir, at `/job`. The data dir, storage, `secret.key`, Temporal's
+  and PostgreSQL's files and sockets, `/root`, the repo and other renders' work dirs are simply
+  not there. bwrap's arguments go through `--args FD` so the jail's `/proc/1/cmdline` does not show
+  host paths.
+- **A real unprivileged uid.** A root worker starts bwrap as root *without* a user namespace (so
+  it can bind root-only paths such as a pyenv prefix under a 0700 `/root`), keeping only
+  CAP_SETUID/SETGID/SETPCAP; inside, `setpriv` switches to a real uid/gid, clears supplementary
+  groups, the inheritable and bounding capability sets and sets no_new_privs before the
+  interpreter starts. Root mapped into a user namespace would still open files as root (checked:
+  root's 0640 files were readable); a real uid cannot read root's files even if one were bound by
+  mistake. Each concurrent render takes its own uid from a pool (a `flock`ed slot file, so
+  several workers on one host never share one): RLIMIT_NPROC then caps the processes of exactly
+  one jail, and renders cannot signal or ptrace each other. A non-root worker uses bwrap's
+  unprivileged user-namespace mode and runs the render as itself, which owns none of the hidden
+  files because they are not mounted.
+- **Limits for the jail as a whole.** cgroup v2 is not delegated on the hosts this runs on (this
+  one has a v1 hierarchy owned by the VM's init), so: per-process RLIMIT_AS/CPU/FSIZE/CORE (and
+  NPROC on the slot uid), plus a watchdog in the worker that every `WATCH_INTERVAL_S` sums the
+  RSS, CPU time and threads of every process of the jail (the descendants of bwrap; inside a PID
+  namespace nothing can re-parent out of that tree) and the bytes and entries of the work dir and
+  the log, and kills the jail when any is over. The `/tmp` tmpfs has a fixed size.
+- **Killing is total.** The worker SIGKILLs bwrap; `--die-with-parent` takes the jail's init with
+  it, and when a PID namespace's init dies the kernel kills every process in it (setsid'd orphans
+  included). bwrap also gets PR_SET_PDEATHSIG, so a killed worker takes its jails with it.
+- **Output goes to a file, not a pipe**, so a grandchild holding stdout cannot keep the worker
+  waiting; the watchdog caps its size and only its tail is read.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import ctypes
+import fcntl
+import os
+import resource
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Awaitable, Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+JAIL_WORKDIR = "/job"
+UID_BASE = 2_000_000_000  # far from login users, system users and the usual subuid ranges
+UID_SLOTS = 64
+SLOT_LOCK_DIR = Path("/run/t2m-jail")
+WATCH_INTERVAL_S = 0.2
+LOG_TAIL_BYTES = 64 * 1024
+# What the render needs from the host besides /usr and the Python runtime: fontconfig, TeX
+# (kpathsea's texmf.cnf lives in /etc/texmf, format files in /var/lib/texmf), the alternatives
+# symlinks some /usr/bin tools go through, and the dynamic linker's cache.
+HOST_PATHS = (
+    "/etc/alternatives",
+    "/etc/fonts",
+    "/etc/texmf",
+    "/etc/ld.so.cache",
+    "/etc/localtime",
+    "/var/lib/texmf",
+    "/var/cache/fontconfig",
+)
+T2M_FILES = ("__init__.py", "layout.py", "render_runner.py")
+PR_SET_PDEATHSIG = 1
+CLK_TCK = os.sysconf("SC_CLK_TCK")
+PAGE = os.sysconf("SC_PAGE_SIZE")
+
+
+class JailUnavailable(RuntimeError):
+    """The jail cannot be set up on this host; nothing may be rendered unjailed."""
+
+
+@dataclass(frozen=True)
+class Limits:
+    """Limits for one jail as a whole (memory and processes also per process, see module doc)."""
+
+    memory_mb: int = 2048
+    cpu_s: int = 120
+    wall_s: float = 300
+    threads: int = 96  # processes + threads (RLIMIT_NPROC counts threads too)
+    disk_mb: int = 1024  # work dir + log
+    files: int = 4000  # entries in the work dir
+    tmp_mb: int = 256  # the /tmp tmpfs
+
+
+@dataclass
+class JailRun:
+    returncode: int | None
+    log: str  # the tail of the jail's stdout and stderr
+    violation: str | None  # why the worker killed the jail, if it did
+
+
+def bwrap_path() -> str:
+    path = shutil.which("bwrap")
+    if path is None:
+        raise JailUnavailable("bubblewrap (`bwrap`) is not installed: `apt-get install bubblewrap`")
+    return path
+
+
+def _setpriv_path() -> str:
+    path = shutil.which("setpriv")
+    if path is None:
+        raise JailUnavailable("`setpriv` (util-linux) is not installed")
+    return path
+
+
+@contextlib.contextmanager
+def uid_slot() -> Iterator[int | None]:
+    """A uid of its own for one jail, or None when the worker is not root (see module doc).
+
+    Slots are `flock`ed files, so they are shared correctly by several worker processes and freed
+    by the kernel if a worker dies. Leftover processes of the uid (impossible unless a jail
+    outlived its worker) are killed before the uid is handed out.
+    """
+    if os.geteuid() != 0:
+        yield None
+        return
+    SLOT_LOCK_DIR.mkdir(mode=0o700, parents=True, exist_ok=True)
+    for slot in range(UID_SLOTS):
+        fd = os.open(SLOT_LOCK_DIR / f"slot-{slot}.lock", os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            continue
+        try:
+            uid = UID_BASE + slot
+            kill_uid(uid)
+            yield uid
+            kill_uid(uid)
+        finally:
+            os.close(fd)
+        return
+    raise JailUnavailable(f"all {UID_SLOTS} jail uids are in use")
+
+
+def uid_processes(uid: int) -> list[int]:
+    """Pids whose real uid is `uid` (the jail's processes, in root mode)."""
+    pids = []
+    for name in os.listdir("/proc"):
+        if name.isdigit():
+            with contextlib.suppress(OSError):
+                if os.stat(f"/proc/{name}").st_uid == uid:
+                    pids.append(int(name))
+    return pids
+
+
+def kill_uid(uid: int, wait_s: float = 5.0) -> None:
+    """SIGKILL every process of `uid` and wait until none is left."""
+    loop_until = time.monotonic() + wait_s
+    while pids := uid_processes(uid):
+        for pid in pids:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+        if time.monotonic() > loop_until:
+            raise RuntimeError(f"processes of jail uid {uid} survive SIGKILL: {pids}")
+        time.sleep(0.02)
+
+
+def _python_paths() -> tuple[list[str], dict[str, str]]:
+    """This interpreter's runtime, its venv's `lib` and pyvenv.cfg and the t2m files a render
+    imports (read-only binds), and the symlinks `sys.executable` needs to find pyvenv.cfg."""
+    binds = [os.path.realpath(sys.base_prefix)]
+    symlinks: dict[str, str] = {}
+    if sys.prefix != sys.base_prefix:
+        binds += [f"{sys.prefix}/pyvenv.cfg", os.path.realpath(f"{sys.prefix}/lib")]
+        symlinks[sys.executable] = os.path.realpath(sys.executable)
+    package = Path(__file__).resolve().parent
+    binds += [str(package / name) for name in T2M_FILES]
+    return binds, symlinks
+
+
+def bwrap_options(work: Path, uid: int | None, limits: Limits) -> list[str]:
+    """bwrap's options (passed through `--args FD`) for a jail around `work`."""
+    args = ["--unshare-pid", "--unshare-ipc", "--unshare-uts", "--unshare-net", "--unshare-cgroup"]
+    args += ["--die-with-parent", "--new-session", "--hostname", "jail"]
+    if uid is None:
+        args += ["--unshare-user", "--cap-drop", "ALL"]
+    else:
+        args += ["--cap-drop", "ALL"]
+        args += ["--cap-add", "CAP_SETUID", "--cap-add", "CAP_SETGID", "--cap-add", "CAP_SETPCAP"]
+    args += ["--ro-bind", "/usr", "/usr"]
+    for top in ("/bin", "/sbin", "/lib", "/lib64", "/lib32", "/libx32"):
+        if os.path.islink(top):
+            args += ["--symlink", os.readlink(top), top]
+        elif os.path.isdir(top):
+            args += ["--ro-bind", top, top]
+    binds, symlinks = _python_paths()
+    made: set[Path] = {Path("/"), Path("/usr")}
+
+    def parents(path: str) -> list[str]:
+        # bwrap run as root creates missing parents mode 0700: make them 0755 (they are empty
+        # tmpfs directories, so this shows nothing).
+        out: list[str] = []
+        for parent in reversed(Path(path).parents):
+            if parent not in made:
+                made.add(parent)
+                out += ["--perms", "0755", "--dir", str(parent)]
+        return out
+
+    for path in [*HOST_PATHS, *binds]:
+        if os.path.exists(path):
+            args += [*parents(path), "--ro-bind", path, path]
+    for link, target in symlinks.items():
+        args += [*parents(link), "--symlink", target, link]
+    args += ["--proc", "/proc", "--dev", "/dev"]
+    args += ["--perms", "1777", "--size", str(limits.tmp_mb * 1024**2), "--tmpfs", "/tmp"]
+    return args + ["--bind", str(work), JAIL_WORKDIR, "--chdir", JAIL_WORKDIR]
+
+
+def jail_command(uid: int | None, argv: list[str]) -> list[str]:
+    """What bwrap runs in the jail: `argv`, in root mode as the slot uid with nothing else."""
+    if uid is None:
+        return argv
+    drop = [_setpriv_path(), f"--reuid={uid}", f"--regid={uid}", "--clear-groups"]
+    return [*drop, "--inh-caps=-all", "--bounding-set=-all", "--no-new-privs", *argv]
+
+
+def _rlimits(limits: Limits, uid: int | None) -> Callable[[], None]:
+    """Runs in the forked child before bwrap is exec'd: per-process limits (inherited by
+    everything in the jail) and death with the worker."""
+    parent = os.getpid()
+
+    def apply() -> None:
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+        if os.getppid() != parent:  # the worker died before prctl took effect
+            os._exit(1)
+        mem = limits.memory_mb * 1024**2
+        disk = limits.disk_mb * 1024**2
+        resource.setrlimit(resource.RLIMIT_AS, (mem, mem))
+        resource.setrlimit(resource.RLIMIT_CPU, (limits.cpu_s, limits.cpu_s + 5))
+        resource.setrlimit(resource.RLIMIT_FSIZE, (disk, disk))
+        resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
+        if uid is not None:  # root is exempt; it binds the slot uid once setpriv switches to it
+            resource.setrlimit(resource.RLIMIT_NPROC, (limits.threads, limits.threads))
+
+    return apply
+
+
+@dataclass
+class _Usage:
+    rss_bytes: int = 0
+    cpu_s: float = 0.0
+    threads: int = 0
+    pids: tuple[int, ...] = ()
+
+
+def jail_usage(root_pid: int) -> _Usage:
+    """RSS, CPU time (including reaped children) and threads of `root_pid` and its descendants."""
+    stats: dict[int, list[bytes]] = {}
+    children: dict[int, list[int]] = {}
+    for name in os.listdir("/proc"):
+        if not name.isdigit():
+            continue
+        try:
+            with open(f"/proc/{name}/stat", "rb") as f:
+                raw = f.read()
+        except OSError:
+            continue
+        fields = raw[raw.rindex(b")") + 2 :].split()  # fields[0] is field 3 (state)
+        pid = int(name)
+        stats[pid] = fields
+        children.setdefault(int(fields[1]), []).append(pid)
+    usage = _Usage()
+    todo, seen = [root_pid], []
+    while todo:
+        pid = todo.pop()
+        if pid not in stats:
+            continue
+        seen.append(pid)
+        todo += children.get(pid, [])
+        f = stats[pid]
+        usage.cpu_s += sum(int(x) for x in f[11:15]) / CLK_TCK  # utime stime cutime cstime
+        usage.threads += int(f[17])
+        usage.rss_bytes += int(f[21]) * PAGE
+    usage.pids = tuple(seen)
+    return usage
+
+
+def dir_usage(path: Path, max_entries: int) -> tuple[int, int]:
+    """(bytes allocated, entries) under `path`, not following symlinks; stops counting entries
+    past `max_entries`. An unreadable directory counts as over the limit: a render has no reason
+    to hide files from the worker."""
+    total, entries = 0, 0
+    todo = [path]
+    while todo and entries <= max_entries:
+        try:
+            it = os.scandir(todo.pop())
+        except OSError:
+            return total, max_entries + 1
+        with it:
+            for entry in it:
+                entries += 1
+                with contextlib.suppress(OSError):
+                    st = entry.stat(follow_symlinks=False)
+                    total += st.st_blocks * 512
+                    if entry.is_dir(follow_symlinks=False):
+                        todo.append(Path(entry.path))
+    return total, entries
+
+
+def _violation(usage: _Usage, work: Path, log: Path, limits: Limits) -> str | None:
+    if usage.rss_bytes > limits.memory_mb * 1024**2:
+        return f"memory limit exceeded ({limits.memory_mb} MB for the whole render)"
+    if usage.cpu_s > limits.cpu_s:
+        return f"CPU time limit exceeded ({limits.cpu_s} s for the whole render)"
+    if usage.threads > limits.threads:
+        return f"process limit exceeded ({limits.threads} processes and threads)"
+    size, entries = dir_usage(work, limits.files)
+    with contextlib.suppress(OSError):
+        size += log.stat().st_blocks * 512
+    if size > limits.disk_mb * 1024**2:
+        return f"disk limit exceeded ({limits.disk_mb} MB written)"
+    if entries > limits.files:
+        return f"file count limit exceeded ({limits.files} files)"
+    return None
+
+
+def _read_tail(path: Path, max_bytes: int) -> str:
+    with contextlib.suppress(OSError), open(path, "rb") as f:
+        size = f.seek(0, os.SEEK_END)
+        f.seek(max(0, size - max_bytes))
+        return f.read().decode(errors="replace")
+    return ""
+
+
+def _prepare_work(work: Path, uid: int | None) -> None:
+    work.mkdir(parents=True, exist_ok=True)
+    if uid is not None:
+        for dirpath, dirnames, filenames in os.walk(work):
+            for name in [*dirnames, *filenames]:
+                os.chown(os.path.join(dirpath, name), uid, uid, follow_symlinks=False)
+        os.chown(work, uid, uid)
+    # bwrap, as root without CAP_DAC_OVERRIDE, must be able to chdir into it.
+    work.chmod(0o711)
+
+
+async def run_python(
+    args: list[str],
+    work: Path,
+    log: Path,
+    *,
+    env: dict[str, str],
+    limits: Limits,
+    on_tick: Callable[[], Awaitable[None] | None] | None = None,
+    tick_s: float = 2.0,
+) -> JailRun:
+    """Run `python ARGS` (this interpreter) in a fresh jail whose only writable host directory is
+    `work` (seen as /job, the cwd); stdout and stderr go to `log`, which is outside the jail.
+
+    Returns once every process of the jail is gone: the command exited (its PID namespace dies
+    with it), a limit was hit, or the wall time ran out. If the awaiting task is cancelled the
+    jail is killed before re-raising. Raises JailUnavailable if bwrap could not build the jail.
+    """
+    bwrap = bwrap_path()
+    loop = asyncio.get_running_loop()
+    with uid_slot() as uid:
+        _prepare_work(work, uid)
+        options = bwrap_options(work, uid, limits)
+        out = os.open(log, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        arg_r, arg_w = os.pipe()
+        status_r, status_w = os.pipe()
+        try:
+            os.write(arg_w, b"".join(a.encode() + b"\0" for a in options))
+            os.close(arg_w)
+            proc = await asyncio.create_subprocess_exec(
+                bwrap,
+                "--json-status-fd",
+                str(status_w),
+                "--args",  # the command itself cannot be in there
+                str(arg_r),
+                *jail_command(uid, [sys.executable, *args]),
+                stdin=subprocess.DEVNULL,
+                stdout=out,
+                stderr=out,
+                env=env,
+                pass_fds=(arg_r, status_w),
+                start_new_session=True,
+                preexec_fn=_rlimits(limits, uid),
+            )
+        finally:
+            os.close(out)
+            os.close(arg_r)
+            os.close(status_w)
+        violation: str | None = None
+        last_pids: tuple[int, ...] = ()
+        try:
+            deadline = loop.time() + limits.wall_s
+            next_tick = loop.time() + tick_s
+            while True:
+                try:
+                    await asyncio.wait_for(asyncio.shield(proc.wait()), WATCH_INTERVAL_S)
+                    break
+                except TimeoutError:
+                    pass
+                usage = jail_usage(proc.pid)
+                last_pids = usage.pids or last_pids
+                violation = _violation(usage, work, log, limits)
+                if violation is None and loop.time() > deadline:
+                    violation = f"timed out after {limits.wall_s:.0f} s"
+                if violation is not None:
+                    break
+                if on_tick is not None and loop.time() >= next_tick:
+                    next_tick = loop.time() + tick_s
+                    r = on_tick()
+                    if r is not None:
+                        await r
+        finally:
+            await _kill(proc, last_pids, uid)
+            status = _read_all(status_r)
+        if '"child-pid"' not in status:
+            raise JailUnavailable(f"bwrap could not set up the jail: {_read_tail(log, 2000)}")
+        return JailRun(proc.returncode, _read_tail(log, LOG_TAIL_BYTES), violation)
+
+
+async def _kill(proc: asyncio.subprocess.Process, seen: tuple[int, ...], uid: int | None) -> None:
+    """SIGKILL bwrap (the jail's init follows it, and the PID namespace with it) and every process
+    of the jail; return once none is left (in root mode: no process of the slot uid either)."""
+    pids = set(seen)
+    if proc.returncode is None:
+        pids |= set(jail_usage(proc.pid).pids)
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(proc.pid, signal.SIGKILL)
+    for pid in pids:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
+    await proc.wait()
+    await asyncio.to_thread(_wait_gone, pids, uid)
+
+
+def _wait_gone(pids: set[int], uid: int | None, wait_s: float = 5.0) -> None:
+    until = time.monotonic() + wait_s
+    while time.monotonic() < until and any(_alive(pid) for pid in pids):
+        time.sleep(0.01)
+    if uid is not None:
+        kill_uid(uid)
+
+
+def _alive(pid: int) -> bool:
+    """True while `pid` exists and is not a zombie."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            raw = f.read()
+    except OSError:
+        return False
+    return raw[raw.rindex(b")") + 2 : raw.rindex(b")") + 3] != b"Z"
+
+
+def _read_all(fd: int) -> str:
+    """Everything bwrap wrote to its status pipe; called once no writer is left."""
+    chunks = []
+    try:
+        os.set_blocking(fd, False)
+        while True:
+            try:
+                chunk = os.read(fd, 65536)
+            except BlockingIOError:
+                break
+            if not chunk:
+                break
+            chunks.append(chunk)
+    finally:
+        os.close(fd)
+    return b"".join(chunks).decode(errors="replace")
+
+
+async def check_jail(timeout_s: float = 20.0) -> None:
+    """Fail fast, with a clear message, unless a render jail can be built here.
+
+    Builds a real jail and checks from inside: an unprivileged uid (not 0), no capabilities,
+    no_new_privs, only loopback, and a work dir it can write. For the worker's start-up check
+    and /health; raises JailUnavailable otherwise.
+    """
+    probe = (
+        "import os, socket\n"
+        "caps = [l for l in open('/proc/self/status') if l.startswith(('CapEff', 'CapBnd', "
+        "'NoNewPrivs'))]\n"
+        "open('probe', 'w').write('ok')\n"
+        "print(os.getuid(), os.getgid(), len(socket.if_nameindex()), *[l.split()[1] for l in caps])"
+    )
+    env = {"PATH": "/usr/bin:/bin", "LANG": "C.UTF-8", "PYTHONDONTWRITEBYTECODE": "1"}
+    with tempfile.TemporaryDirectory(prefix="t2m-jail-check-") as tmp:
+        work, log = Path(tmp) / "job", Path(tmp) / "log"
+        limits = Limits(memory_mb=512, cpu_s=10, wall_s=timeout_s)
+        run = await run_python(["-I", "-c", probe], work, log, env=env, limits=limits)
+        out = run.log.split()
+        expected_rest = ["1", "0000000000000000", "0000000000000000", "1"]
+        if run.returncode != 0 or len(out) != 6 or out[2:] != expected_rest:
+            raise JailUnavailable(f"the jail self-test failed (rc {run.returncode}): {run.log}")
+        if os.geteuid() == 0 and (out[0] == "0" or out[1] == "0"):
+            raise JailUnavailable(f"the jail runs as uid/gid {out[0]}/{out[1]}, not unprivileged")
+        if not (work / "probe").is_file():
+            raise JailUnavailable("the jail could not write its work dir")
