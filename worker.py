@@ -26,6 +26,7 @@ from t2m.db import JobStore
 from t2m.llm import ModelClient
 from t2m.storage import get_storage
 from workflows.client import connect
+from workflows.maintenance import ReconcileWorkflow, ensure_reconcile_schedule
 from workflows.video import VideoWorkflow
 
 QUEUES = ("video", "llm", "render")
@@ -45,10 +46,15 @@ def build_workers(
     models = LLMActivities(
         ModelClient(storage if settings.llm_cache else None), storage, settings.data_dir
     )
+    catalog = CatalogActivities(jobs, client)
     workers = []
     if "video" in queues:
         workers.append(
-            Worker(client, task_queue=settings.queue("video"), workflows=[VideoWorkflow])
+            Worker(
+                client,
+                task_queue=settings.queue("video"),
+                workflows=[VideoWorkflow, ReconcileWorkflow],
+            )
         )
     if "llm" in queues:
         workers.append(
@@ -58,7 +64,8 @@ def build_workers(
                 activities=[
                     *models.all(),
                     media.narrate_scene,
-                    CatalogActivities(jobs).record_job,
+                    catalog.record_job,
+                    catalog.reconcile_catalog,
                 ],
                 max_concurrent_activities=settings.llm_concurrency,
             )
@@ -85,6 +92,8 @@ async def run(settings: Settings, queues: Sequence[str] = QUEUES) -> None:
     client = await connect(settings)
     jobs = JobStore(await db.connect(settings.database_url)) if settings.database_url else None
     workers = build_workers(client, settings, queues, jobs)
+    if "video" in queues and jobs is not None:
+        await ensure_reconcile_schedule(client, settings)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):

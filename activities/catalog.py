@@ -1,17 +1,40 @@
-"""The `record_job` activity: the workflow's state changes, written to the job catalog."""
+"""Catalog activities: `record_job` writes the workflow's state changes to the job catalog, and
+`reconcile_catalog` repairs rows that disagree with Temporal (see workflows/maintenance.py)."""
 
 from __future__ import annotations
 
-from temporalio import activity
+from datetime import UTC, datetime, timedelta
+from typing import Any
 
-from t2m.db import JobStore
-from t2m.models import JobRecord
+from temporalio import activity
+from temporalio.client import (
+    Client,
+    WorkflowExecutionDescription,
+    WorkflowExecutionStatus,
+    WorkflowFailureError,
+    WorkflowHandle,
+)
+from temporalio.service import RPCError, RPCStatusCode
+
+from activities.messages import ReconcileReport, ReconcileRequest
+from t2m.db import Job, JobStore
+from t2m.models import STAGES, JobRecord, JobState, JobStatus, VideoResult
+
+_OUTCOME: dict[WorkflowExecutionStatus, JobState] = {
+    WorkflowExecutionStatus.COMPLETED: "completed",
+    WorkflowExecutionStatus.CANCELED: "cancelled",
+    WorkflowExecutionStatus.FAILED: "failed",
+    WorkflowExecutionStatus.TERMINATED: "failed",
+    WorkflowExecutionStatus.TIMED_OUT: "failed",
+}
+PAGE = 100
 
 
 class CatalogActivities:
-    def __init__(self, jobs: JobStore | None) -> None:
+    def __init__(self, jobs: JobStore | None, client: Client | None = None) -> None:
         self.jobs = jobs
         """None when the worker runs without a database (e.g. the CLI's ephemeral stack)."""
+        self.client = client
 
     @activity.defn(name="record_job")
     async def record_job(self, rec: JobRecord) -> None:
@@ -19,3 +42,89 @@ class CatalogActivities:
             activity.logger.debug("no job catalog configured; %s is %s", rec.job_id, rec.status)
             return
         await self.jobs.record(rec)
+
+    @activity.defn(name="reconcile_catalog")
+    async def reconcile_catalog(self, req: ReconcileRequest) -> ReconcileReport:
+        report = ReconcileReport()
+        if self.jobs is None or self.client is None:
+            return report
+        for job in await self._unfinished():
+            activity.heartbeat(job.id)
+            repaired = await self._repair(job, req.grace_s)
+            if repaired is not None:
+                await self.jobs.record(repaired)
+                report.repaired[job.id] = repaired.status
+                activity.logger.warning("catalog repaired: %s is %s", job.id, repaired.status)
+        return report
+
+    async def _unfinished(self) -> list[Job]:
+        assert self.jobs is not None
+        rows: list[Job] = []
+        for status in ("queued", "running"):
+            offset = 0
+            while True:
+                page, _ = await self.jobs.list(None, status=status, limit=PAGE, offset=offset)
+                rows, offset = rows + page, offset + PAGE
+                if len(page) < PAGE:
+                    break
+        return rows
+
+    async def _repair(self, job: Job, grace_s: float) -> JobRecord | None:
+        """The row this job should have, or None when it is right (or cannot be told yet)."""
+        assert self.client is not None
+        handle = self.client.get_workflow_handle(job.id, result_type=VideoResult)
+        stale = datetime.now(UTC) - job.updated_at > timedelta(seconds=grace_s)
+        try:
+            desc = await handle.describe()
+        except RPCError as e:
+            if e.status != RPCStatusCode.NOT_FOUND or not stale:
+                return None
+            return _record(job, "failed", "the job's workflow never started or no longer exists")
+        if desc.status not in _OUTCOME:
+            return None  # still running
+        if not stale and not _closed_after_row(desc, job):
+            return None  # the row is newer than the run: e.g. a retry is starting
+        return await _outcome(handle, desc, job)
+
+
+def _closed_after_row(desc: WorkflowExecutionDescription, job: Job) -> bool:
+    return desc.close_time is not None and desc.close_time >= job.updated_at
+
+
+async def _outcome(
+    handle: WorkflowHandle[Any, Any], desc: WorkflowExecutionDescription, job: Job
+) -> JobRecord:
+    assert desc.status is not None
+    status = _OUTCOME[desc.status]
+    if status == "completed":
+        result = await handle.result()
+        return _record(job, "completed", None, result)
+    error = None
+    try:
+        await handle.result()
+    except WorkflowFailureError as e:
+        error = str(e.cause) if e.cause is not None else str(e)
+    return _record(job, status, error if status == "failed" else None)
+
+
+def _record(
+    job: Job, status: JobState, error: str | None, result: VideoResult | None = None
+) -> JobRecord:
+    progress = job.progress or JobStatus(job_id=job.id, status=status)
+    update: dict[str, Any] = {"status": status, "error": error}
+    if result is not None:
+        update |= {
+            "artifacts": result.artifacts,
+            "percentage": 100.0,
+            "current_stage": "completed",
+            "stages_completed": list(STAGES[:-1]),
+        }
+    return JobRecord(
+        job_id=job.id,
+        owner=job.owner,
+        request=job.request,
+        status=status,
+        progress=progress.model_copy(update=update),
+        error=error,
+        artifacts=result.artifacts if result else None,
+    )

@@ -124,3 +124,14 @@ class ThumbnailRequest(BaseModel):
 class FinalizeRequest(BaseModel):
     job_id: str
     keys: list[str]
+
+
+class ReconcileRequest(BaseModel):
+    grace_s: float = 600.0
+    """Rows untouched for this long are repaired even when their workflow closed before the row's
+    last write (a retry that never started)."""
+
+
+class ReconcileReport(BaseModel):
+    repaired: dict[str, str] = Field(default_factory=dict)
+    """Job id → the status its row was given."""

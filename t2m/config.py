@@ -62,6 +62,9 @@ class Settings(BaseSettings):
     llm_concurrency: int = Field(default=32, ge=1)
     render_timeout_s: float = Field(default=300.0, gt=0)
     render_cpu_s: int = Field(default=600, ge=10)
+    reconcile_every_s: int = Field(default=300, ge=10)
+    """How often the catalog is checked against Temporal (a Temporal Schedule)."""
+    reconcile_grace_s: float = Field(default=600.0, ge=0)
 
     @property
     def storage_dir(self) -> Path:

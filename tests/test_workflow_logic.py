@@ -7,145 +7,22 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import uuid
-from collections import Counter
-from collections.abc import AsyncIterator, Callable
-from dataclasses import dataclass, field
 
 import pytest
-from temporalio import activity
 from temporalio.client import Client, WorkflowFailureError
-from temporalio.worker import Worker
 
 from activities.messages import (
-    CodeRequest,
-    CodeResult,
-    ComposeRequest,
-    ComposeResult,
-    CritiqueRequest,
-    CritiqueResult,
-    DocsRequest,
-    FinalizeRequest,
-    FixRequest,
-    NarrateRequest,
-    PlanResult,
     RenderOutcome,
-    RenderRequest,
-    StoryboardRequest,
-    StoryboardResult,
-    ThumbnailRequest,
 )
 from t2m.models import (
-    JobRecord,
     JobStatus,
-    Narration,
-    ScenePlan,
     SceneStatus,
-    Storyboard,
-    Usage,
-    VideoPlan,
     VideoRequest,
 )
+from tests.fakes import Fakes, running
 from workflows import progress
 from workflows.steps import LAYOUT_FIX_ROUNDS, VISUAL_FIX_ROUNDS
 from workflows.video import VideoWorkflow
-
-BILL = Usage(calls=1, prompt_tokens=10, completion_tokens=5, cost_usd=0.001)
-
-
-@dataclass
-class Fakes:
-    """Activities by name; `render` decides each render's outcome from (scene, code)."""
-
-    render: Callable[[RenderRequest], RenderOutcome] = lambda r: RenderOutcome(
-        ok=True, video_key=f"renders/{r.scene_index}.mp4"
-    )
-    critique: str | None = None
-    catalog_down_for: int = 0
-    """How many `record_job` calls fail first, as if the database were down."""
-    catalog_delay_s: float = 0.0
-    render_delay_s: float = 0.0
-    calls: Counter[str] = field(default_factory=Counter)
-    fixes: list[FixRequest] = field(default_factory=list)
-    records: list[JobRecord] = field(default_factory=list)
-
-    def activities(self) -> dict[str, list[Callable]]:
-        @activity.defn(name="plan_video")
-        async def plan_video(req: VideoRequest) -> PlanResult:
-            self.calls["plan_video"] += 1
-            scenes = [ScenePlan(index=i, title=f"S{i}", narration="Hi.") for i in range(2)]
-            return PlanResult(plan=VideoPlan(title="T", scenes=scenes), usage=BILL)
-
-        @activity.defn(name="storyboard_scene")
-        async def storyboard_scene(req: StoryboardRequest) -> StoryboardResult:
-            return StoryboardResult(storyboard=Storyboard(visuals="a circle"), usage=BILL)
-
-        @activity.defn(name="retrieve_docs")
-        async def retrieve_docs(req: DocsRequest) -> str:
-            return "docs"
-
-        @activity.defn(name="write_scene_code")
-        async def write_scene_code(req: CodeRequest) -> CodeResult:
-            return CodeResult(code="v1", usage=BILL)
-
-        @activity.defn(name="fix_scene_code")
-        async def fix_scene_code(req: FixRequest) -> CodeResult:
-            self.fixes.append(req)
-            return CodeResult(code=f"v{req.attempt + 1}", usage=BILL)
-
-        @activity.defn(name="critique_scene")
-        async def critique_scene(req: CritiqueRequest) -> CritiqueResult:
-            self.calls["critique_scene"] += 1
-            return CritiqueResult(critique=self.critique, usage=BILL)
-
-        @activity.defn(name="narrate_scene")
-        async def narrate_scene(req: NarrateRequest) -> Narration:
-            return Narration(audio_key=None, duration_s=1.0, cues=[])
-
-        @activity.defn(name="record_job")
-        async def record_job(rec: JobRecord) -> None:
-            self.calls["record_job"] += 1
-            if self.calls["record_job"] <= self.catalog_down_for:
-                raise ConnectionRefusedError("the database is down")
-            await asyncio.sleep(self.catalog_delay_s)
-            self.calls[f"renders before record {rec.status}"] = self.calls["render_scene"]
-            self.records.append(rec)
-
-        @activity.defn(name="render_scene")
-        async def render_scene(req: RenderRequest) -> RenderOutcome:
-            self.calls["render_scene"] += 1
-            await asyncio.sleep(self.render_delay_s)
-            return self.render(req)
-
-        @activity.defn(name="compose_video")
-        async def compose_video(req: ComposeRequest) -> ComposeResult:
-            return ComposeResult(video_key="v.mp4", srt_key=None, vtt_key=None, duration_s=2.0)
-
-        @activity.defn(name="make_thumbnail")
-        async def make_thumbnail(req: ThumbnailRequest) -> str:
-            return "t.png"
-
-        @activity.defn(name="finalize_video")
-        async def finalize_video(req: FinalizeRequest) -> int:
-            return 1234
-
-        llm = [plan_video, storyboard_scene, retrieve_docs, write_scene_code, fix_scene_code]
-        llm += [critique_scene, narrate_scene, record_job]
-        return {"llm": llm, "render": [render_scene, compose_video, make_thumbnail, finalize_video]}
-
-
-@contextlib.asynccontextmanager
-async def running(client: Client, fakes: Fakes) -> AsyncIterator[str]:
-    """A worker per queue kind on fresh queues; yields the workflow queue."""
-    prefix = f"logic-{uuid.uuid4().hex[:8]}"
-    async with contextlib.AsyncExitStack() as stack:
-        await stack.enter_async_context(
-            Worker(client, task_queue=f"{prefix}-video", workflows=[VideoWorkflow])
-        )
-        for kind, acts in fakes.activities().items():
-            await stack.enter_async_context(
-                Worker(client, task_queue=f"{prefix}-{kind}", activities=acts)
-            )
-        yield f"{prefix}-video"
 
 
 async def run(client: Client, fakes: Fakes, **request: object) -> JobStatus:

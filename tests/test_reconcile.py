@@ -1,0 +1,108 @@
+"""The catalog agrees with Temporal: rows left queued/running for closed or missing workflows are
+repaired by the reconciler, run by a Temporal Schedule (real server, real PostgreSQL)."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+
+from temporalio.client import Client
+from temporalio.testing import ActivityEnvironment
+
+from activities.catalog import CatalogActivities
+from activities.messages import ReconcileReport, ReconcileRequest
+from t2m.config import Settings
+from t2m.db import JobStore
+from t2m.models import JobRecord, JobStatus, VideoRequest
+from tests.fakes import Fakes, running
+from tests.helpers import catalog_request
+from workflows.maintenance import ReconcileWorkflow, ensure_reconcile_schedule, schedule_id
+from workflows.video import VideoWorkflow
+
+WORKFLOWS = (VideoWorkflow, ReconcileWorkflow)
+
+
+async def corrupt(jobs: JobStore, job_id: str, status: str = "running") -> None:
+    """Leave the row saying `status`, as a crash mid-write would."""
+    row = await jobs.get(job_id)
+    assert row is not None
+    await jobs.record(
+        JobRecord(
+            job_id=job_id,
+            owner=row.owner,
+            request=row.request,
+            status=status,
+            progress=JobStatus(job_id=job_id, status=status, percentage=95.0),
+        )
+    )
+
+
+async def test_rows_that_disagree_with_temporal_are_repaired(
+    client: Client, jobs: JobStore
+) -> None:
+    catalog = CatalogActivities(jobs, client)
+    fakes = Fakes(catalog=[catalog.record_job, catalog.reconcile_catalog])
+    done, missing = f"video-{uuid.uuid4()}", f"video-{uuid.uuid4()}"
+    async with running(client, fakes, WORKFLOWS) as queue:
+        req = VideoRequest(topic="Tides", model="fake/model", owner="kim")
+        await client.execute_workflow(VideoWorkflow.run, req, id=done, task_queue=queue)
+        await corrupt(jobs, done)
+        await jobs.create(missing, catalog_request("kim"), "normal")  # never started
+        report = await client.execute_workflow(
+            ReconcileWorkflow.run,
+            ReconcileRequest(grace_s=0),
+            id=f"reconcile-{uuid.uuid4()}",
+            task_queue=queue,
+            result_type=ReconcileReport,
+        )
+    assert report.repaired[done] == "completed" and report.repaired[missing] == "failed"
+    row = await jobs.get(done)
+    assert row is not None and row.status == "completed" and row.completed_at is not None
+    assert row.artifacts is not None and row.artifacts.video_key == "v.mp4"
+    assert row.progress is not None and row.progress.percentage == 100
+    gone = await jobs.get(missing)
+    assert gone is not None and gone.status == "failed" and "never started" in (gone.error or "")
+
+
+async def test_a_fresh_row_of_a_starting_retry_is_left_alone(
+    client: Client, jobs: JobStore
+) -> None:
+    catalog = CatalogActivities(jobs, client)
+    fakes = Fakes(catalog=[catalog.record_job, catalog.reconcile_catalog])
+    job = f"video-{uuid.uuid4()}"
+    async with running(client, fakes, WORKFLOWS) as queue:
+        req = VideoRequest(topic="Tides", model="fake/model", owner="kim")
+        await client.execute_workflow(VideoWorkflow.run, req, id=job, task_queue=queue)
+        await jobs.requeue(job)  # written after the run closed: a retry on its way
+        report = await ActivityEnvironment().run(
+            catalog.reconcile_catalog, ReconcileRequest(grace_s=600)
+        )
+    assert job not in report.repaired
+    row = await jobs.get(job)
+    assert row is not None and row.status == "queued"
+
+
+async def test_the_worker_schedules_the_reconciler_and_runs_it_at_start(
+    client: Client, settings: Settings, jobs: JobStore
+) -> None:
+    catalog = CatalogActivities(jobs, client)
+    fakes = Fakes(catalog=[catalog.record_job, catalog.reconcile_catalog])
+    async with running(client, fakes, WORKFLOWS) as queue:
+        settings = settings.model_copy(
+            update={"task_queue_prefix": queue.removesuffix("-video"), "reconcile_grace_s": 0}
+        )
+        job = f"video-{uuid.uuid4()}"
+        await jobs.create(job, catalog_request("kim"), "normal")
+        await ensure_reconcile_schedule(client, settings)
+        handle = client.get_schedule_handle(schedule_id(settings))
+        try:
+            desc = await handle.describe()
+            assert desc.schedule.spec.intervals[0].every.total_seconds() == 300
+            for _ in range(100):
+                row = await jobs.get(job)
+                if row is not None and row.status == "failed":
+                    break
+                await asyncio.sleep(0.1)
+            assert row is not None and row.status == "failed"
+        finally:
+            await handle.delete()
