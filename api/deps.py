@@ -2,17 +2,29 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
-from typing import Annotated
+from typing import Annotated, Any
 
-from fastapi import Cookie, Depends, Header, HTTPException, Path, Query, Request
+from fastapi import Depends, HTTPException, Path, Query, Request, Response
+from fastapi.routing import APIRoute
+from fastapi.security import HTTPBearer
 from temporalio.client import Client
 
-from api.auth import Authenticator
+from api.auth import STATE_CHANGING, Authenticator
+from api.limits import Limits, StreamSlots
 from t2m.config import Settings
 from t2m.db import Job, JobStore, Principal
 from t2m.models import JOB_ID_PATTERN
 from t2m.storage import LocalStorage
+
+PRINCIPAL = "t2m.principal"
+"""Scope key of the caller authenticated before the body was read."""
+
+BEARER = HTTPBearer(
+    auto_error=False,
+    description="an API key (`t2m keys create`) or a JWT from the configured identity provider",
+)
 
 
 @dataclass
@@ -22,6 +34,8 @@ class AppState:
     jobs: JobStore
     storage: LocalStorage
     auth: Authenticator
+    limits: Limits
+    streams: StreamSlots
 
 
 def get_state(request: Request) -> AppState:
@@ -31,12 +45,28 @@ def get_state(request: Request) -> AppState:
 StateDep = Annotated[AppState, Depends(get_state)]
 
 
-async def current_user(
-    state: StateDep,
-    authorization: Annotated[str | None, Header()] = None,
-    session: Annotated[str | None, Cookie(alias="__session")] = None,
-) -> Principal:
-    return await state.auth.authenticate(authorization, session)
+class AuthenticatedRoute(APIRoute):
+    """Authenticates state-changing requests before FastAPI reads (and parses) their body.
+
+    FastAPI reads the body before it resolves any dependency, so an unauthenticated client could
+    otherwise make the API buffer and parse whatever it sends. Errors raised here go through the
+    app's exception handlers like any route's.
+    """
+
+    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
+        handler = super().get_route_handler()
+
+        async def authenticate_first(request: Request) -> Response:
+            if request.method in STATE_CHANGING:
+                request.scope[PRINCIPAL] = await get_state(request).auth.authenticate(request)
+            return await handler(request)
+
+        return authenticate_first
+
+
+async def current_user(request: Request, state: StateDep) -> Principal:
+    principal: Principal | None = request.scope.get(PRINCIPAL)
+    return principal if principal is not None else await state.auth.authenticate(request)
 
 
 CurrentUser = Annotated[Principal, Depends(current_user)]
@@ -61,17 +91,26 @@ OwnedJob = Annotated[Job, Depends(owned_job)]
 async def media_job(
     job_id: JobId,
     state: StateDep,
-    token: Annotated[str | None, Query(description="signed media token from video-url")] = None,
-    authorization: Annotated[str | None, Header()] = None,
-    session: Annotated[str | None, Cookie(alias="__session")] = None,
+    request: Request,
+    token: Annotated[
+        str | None,
+        Query(max_length=2000, description="signed media token from video-url (30 minutes)"),
+    ] = None,
 ) -> Job:
     """Media endpoints accept the caller's credentials or the job's signed media token."""
-    if token is not None and state.auth.media_token_valid(token, job_id):
+    owner = state.auth.media_token_owner(token, job_id) if token is not None else None
+    if owner is not None:
         job = await state.jobs.get(job_id)
         if job is None:
             raise _not_found(job_id)
-        return job
-    user = await state.auth.authenticate(authorization, session)
+        if job.owner == owner:
+            return job
+    try:
+        user = await current_user(request, state)
+    except HTTPException as e:
+        if token is not None and e.status_code == 401:
+            e.detail = "invalid or expired media token; get fresh URLs from video-url"
+        raise
     return await owned_job(job_id, user, state)
 
 

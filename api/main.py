@@ -8,22 +8,28 @@ from __future__ import annotations
 
 import logging
 import secrets
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
+from typing import Any
 
 import asyncpg
 from fastapi import FastAPI, Request
+from fastapi.encoders import jsonable_encoder
+from fastapi.exceptions import RequestValidationError
+from fastapi.openapi.utils import get_openapi
 from fastapi.responses import JSONResponse
 from fastapi.staticfiles import StaticFiles
 from temporalio.service import RPCError
 
 from api.auth import Authenticator
 from api.deps import AppState
+from api.limits import BodyLimit, Limits, StreamSlots
 from api.metrics import MetricsMiddleware
 from api.routes import jobs, system, videos, web
 from t2m import db
 from t2m.config import Settings, get_settings
+from t2m.requests import allowed_models
 from t2m.storage import LocalStorage
 from workflows.client import connect
 
@@ -53,8 +59,52 @@ async def _unavailable(request: Request, exc: Exception) -> JSONResponse:
     )
 
 
-def create_app(settings: Settings | None = None) -> FastAPI:
+def _printable(value: Any) -> Any:
+    """`value` with lone surrogates replaced, so that it can be encoded as UTF-8 JSON."""
+    if isinstance(value, str):
+        return "".join("\ufffd" if "\ud800" <= c <= "\udfff" else c for c in value)
+    if isinstance(value, list | tuple):
+        return [_printable(v) for v in value]
+    if isinstance(value, dict):
+        return {_printable(k): _printable(v) for k, v in value.items()}
+    return value
+
+
+async def _invalid(request: Request, exc: Exception) -> JSONResponse:
+    """FastAPI's 422, made safe to send: the errors echo the input, which may hold lone
+    surrogates that UTF-8 cannot encode (the default handler then fails with a 500)."""
+    assert isinstance(exc, RequestValidationError)
+    problems = []
+    for error in jsonable_encoder(exc.errors()):
+        if error["type"] == "string_unicode":
+            error["msg"] = "must not contain a lone surrogate"
+        problems.append(_printable(error))
+    return JSONResponse({"detail": problems}, status_code=422)
+
+
+def _openapi(app: FastAPI, settings: Settings) -> Callable[[], dict[str, Any]]:
+    """The schema, with this deployment's model allow-list as the enum of `model`."""
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            schema = get_openapi(
+                title=app.title, version=app.version, summary=app.summary, routes=app.routes
+            )
+            model = schema["components"]["schemas"]["VideoOptions"]["properties"]["model"]
+            model["anyOf"] = [
+                {"enum": allowed_models(settings), "type": "string"},
+                {"type": "null"},
+            ]
+            model["description"] = "one of the models this deployment allows (default: the first)"
+            app.openapi_schema = schema
+        return app.openapi_schema
+
+    return openapi
+
+
+def create_app(settings: Settings | None = None, limits: Limits | None = None) -> FastAPI:
     settings = settings or get_settings()
+    limits = limits or Limits()
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -68,6 +118,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 jobs=db.JobStore(pool),
                 storage=LocalStorage(settings.storage_dir),
                 auth=Authenticator(settings, db.KeyStore(pool), secret_key(settings)),
+                limits=limits,
+                streams=StreamSlots(limits.events_per_user),
             )
             yield
         finally:
@@ -79,7 +131,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         version="0.1.0",
         lifespan=lifespan,
     )
-    app.add_middleware(MetricsMiddleware)
+    app.add_middleware(BodyLimit, limit=limits.max_body_bytes)
+    app.add_middleware(MetricsMiddleware)  # outermost: it also counts the 413s
+    app.add_exception_handler(RequestValidationError, _invalid)
     app.add_exception_handler(asyncpg.PostgresError, _unavailable)
     app.add_exception_handler(asyncpg.InterfaceError, _unavailable)
     app.add_exception_handler(RPCError, _unavailable)
@@ -88,4 +142,5 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(system.router)
     app.include_router(web.router)
     app.mount("/static", StaticFiles(directory=WEB_DIR / "static"), name="static")
+    app.openapi = _openapi(app, settings)  # type: ignore[method-assign]
     return app

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
 from pydantic import BaseModel, ConfigDict
 
@@ -10,6 +11,30 @@ from t2m.models import JobState, Priority, UsageSummary, VideoOptions, VideoRequ
 
 Configuration = VideoOptions
 """The request's `configuration`: the same model (and rules) the CLI validates its flags with."""
+
+
+class Error(BaseModel):
+    """Every error: `detail` is a message, or for 422 a list of {loc, msg, type} problems."""
+
+    detail: Any
+
+
+ERRORS = {
+    400: "malformed request (e.g. a body that cannot be parsed, an invalid Content-Length)",
+    401: "no valid credentials (WWW-Authenticate: Bearer)",
+    403: "not allowed: another user's jobs, or a cross-site request on ambient credentials",
+    404: "no such job, or not the caller's",
+    409: "the job is not in a state that allows this",
+    413: "request body over the limit",
+    415: "a body without Content-Type: application/json, on ambient credentials",
+    429: "too many open event streams for this user (Retry-After)",
+    503: "a backing service (database, workflow service) is unavailable; try again",
+}
+
+
+def errors(*codes: int) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI `responses` for the given error codes."""
+    return {code: {"model": Error, "description": ERRORS[code]} for code in codes}
 
 
 class Strict(BaseModel):

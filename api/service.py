@@ -3,16 +3,73 @@
 from __future__ import annotations
 
 import asyncio
+import hashlib
+from collections.abc import AsyncIterator, Callable, Iterable
 from datetime import UTC, datetime
 
+from fastapi import HTTPException, Request
+from starlette.responses import StreamingResponse
+from starlette.types import Receive, Scope, Send
 from temporalio.common import WorkflowIDReusePolicy
 from temporalio.exceptions import WorkflowAlreadyStartedError
 
 from api.deps import AppState
-from api.schemas import JobStatusResponse, JobSummary, SceneProgress, StatusProgress
-from t2m.db import Job
-from t2m.models import PRIORITY_KEYS, TERMINAL_STATUSES, JobStatus, VideoRequest, usage_summary
+from api.schemas import (
+    GenerateRequest,
+    JobStatusResponse,
+    JobSummary,
+    SceneProgress,
+    StatusProgress,
+)
+from t2m.db import IdempotencyConflict, Job
+from t2m.models import (
+    PRIORITY_KEYS,
+    TERMINAL_STATUSES,
+    JobRecord,
+    JobStatus,
+    VideoRequest,
+    new_job_id,
+    usage_summary,
+)
+from t2m.requests import InvalidRequest, build_request
 from workflows.client import job_status, start_video
+
+
+async def create_job(
+    state: AppState, owner: str, body: GenerateRequest, idempotency_key: str | None
+) -> Job:
+    """Record the job and start its workflow; an Idempotency-Key replay returns the same job.
+
+    A key stands for one request body (IETF idempotency-key draft): reused with another body it
+    is a 422, and the key of a deleted job does not bring it back (409).
+    """
+    try:
+        req = build_request(state.settings, body.configuration, owner)
+    except InvalidRequest as e:
+        raise _invalid(["body", "configuration", e.field], e.message) from None
+    fingerprint = hashlib.sha256(body.model_dump_json().encode()).hexdigest()
+    job_id = new_job_id(owner, idempotency_key)
+    try:
+        job = await state.jobs.create(job_id, req, body.priority, idempotency_key, fingerprint)
+    except IdempotencyConflict as e:
+        if e.deleted:
+            raise HTTPException(409, f"{e}; send a new Idempotency-Key") from None
+        raise _invalid(["header", "idempotency-key"], f"{e}; send a new key") from None
+    try:
+        await start_job(state, job, req)
+    except Exception as e:
+        failed = JobStatus(job_id=job.id, status="failed", error=f"could not start: {e}")
+        record = JobRecord(
+            job_id=job.id, owner=owner, request=req, status="failed", progress=failed
+        )
+        await state.jobs.record(record.model_copy(update={"error": failed.error}))
+        raise HTTPException(503, "the workflow service is unavailable; try again") from None
+    return job
+
+
+def _invalid(loc: list[str], message: str) -> HTTPException:
+    """A 422 shaped like FastAPI's own validation errors."""
+    return HTTPException(422, [{"loc": loc, "msg": message, "type": "value_error"}])
 
 
 async def start_job(state: AppState, job: Job, req: VideoRequest, *, retry: bool = False) -> None:
@@ -106,3 +163,56 @@ def summary(job: Job, thumbnail_url: str | None) -> JobSummary:
         thumbnail_url=thumbnail_url if artifacts and artifacts.thumbnail_key else None,
         duration=artifacts.duration_s if artifacts else None,
     )
+
+
+class EventStream(StreamingResponse):
+    """Server-Sent Events; `on_close` runs however the stream ends (done, timeout, disconnect)."""
+
+    def __init__(
+        self, frames: AsyncIterator[str] | Iterable[str], on_close: Callable[[], None] | None = None
+    ) -> None:
+        super().__init__(
+            frames,
+            media_type="text/event-stream",
+            headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
+        )
+        self.on_close = on_close
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        try:
+            await super().__call__(scope, receive, send)
+        finally:
+            if self.on_close is not None:
+                self.on_close()
+
+
+def status_frame(status: JobStatusResponse) -> str:
+    return f"event: status\ndata: {status.model_dump_json()}\n\n"
+
+
+async def status_events(
+    state: AppState, job: Job, first: JobStatusResponse, request: Request
+) -> AsyncIterator[str]:
+    """`first`, then each change of the job's status, until it ends, the client goes away, the
+    job is deleted, or the stream's lifetime is up (the client reconnects for more)."""
+    limits = state.limits
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + limits.events_max_s
+    last, quiet = first, 0.0
+    yield status_frame(first)
+    while loop.time() + limits.events_poll_s < deadline:
+        await asyncio.sleep(limits.events_poll_s)
+        quiet += limits.events_poll_s
+        current = await state.jobs.get(job.id)
+        if current is None or await request.is_disconnected():
+            return
+        status = await status_response(state, current)
+        if status != last:
+            yield status_frame(status)
+            if status.status in TERMINAL_STATUSES:
+                return
+            last, quiet = status, 0.0
+        elif quiet >= limits.events_keepalive_s:
+            yield ": keep-alive\n\n"
+            quiet = 0.0
+    yield ": this stream's lifetime is over; reconnect to follow the job\n\n"

@@ -99,6 +99,14 @@ def docs_search(settings: Settings, query: str, k: int, as_json: bool) -> int:
 
 async def create_key(settings: Settings, user: str, admin: bool) -> int:
     from t2m import db
+    from t2m.models import user_name
+
+    user = user.strip()
+    try:
+        user_name(user)
+    except ValueError as e:
+        print(f"t2m keys create: --user {user!r}: {e}", file=sys.stderr)
+        return 2
 
     server = None
     url = settings.database_url
@@ -106,7 +114,7 @@ async def create_key(settings: Settings, user: str, admin: bool) -> int:
         server, url = await db.start_embedded(settings.data_dir)
     try:
         pool = await db.connect(url)
-        key = await db.KeyStore(pool).create(user.strip(), admin)
+        key = await db.KeyStore(pool).create(user, admin)
         await pool.close()
     finally:
         if server is not None:

@@ -29,6 +29,7 @@ from t2m.models import (
     UsageSummary,
     VideoRequest,
     usage_summary,
+    user_name,
 )
 
 MIGRATION_LOCK = 7_281_001
@@ -120,6 +121,16 @@ def _json(model: BaseModel | None) -> dict[str, Any] | None:
     return model.model_dump(mode="json") if model is not None else None
 
 
+class IdempotencyConflict(Exception):
+    """A job id (an owner's Idempotency-Key) came back for another request or a deleted job."""
+
+    def __init__(self, job_id: str, *, deleted: bool) -> None:
+        reason = "was deleted" if deleted else "was created by a different request"
+        super().__init__(f"job {job_id}, which this Idempotency-Key stands for, {reason}")
+        self.job_id = job_id
+        self.deleted = deleted
+
+
 class JobStore:
     def __init__(self, pool: asyncpg.Pool) -> None:
         self.pool = pool
@@ -130,19 +141,29 @@ class JobStore:
         request: VideoRequest,
         priority: str,
         idempotency_key: str | None = None,
+        request_hash: str | None = None,
     ) -> Job:
-        """Insert the job, or return the existing one with the same id."""
+        """Insert the job, or return the existing one with the same id.
+
+        An existing job is returned only if it is the same request (same `request_hash`, when
+        both have one) and has not been deleted; otherwise IdempotencyConflict.
+        """
         row = await self.pool.fetchrow(
-            f"""INSERT INTO jobs (id, owner, request, priority, idempotency_key)
-                VALUES ($1, $2, $3, $4, $5)
+            f"""INSERT INTO jobs (id, owner, request, priority, idempotency_key, request_hash)
+                VALUES ($1, $2, $3, $4, $5, $6)
                 ON CONFLICT (id) DO UPDATE SET id = EXCLUDED.id
-                RETURNING {_JOB_COLUMNS}""",
+                RETURNING {_JOB_COLUMNS}, request_hash, deleted_at""",
             job_id,
             request.owner,
             _json(request),
             priority,
             idempotency_key,
+            request_hash,
         )
+        if row["deleted_at"] is not None:
+            raise IdempotencyConflict(job_id, deleted=True)
+        if None not in (request_hash, row["request_hash"]) and row["request_hash"] != request_hash:
+            raise IdempotencyConflict(job_id, deleted=False)
         return Job.from_row(row)
 
     async def record(self, rec: JobRecord) -> None:
@@ -242,6 +263,8 @@ class KeyStore:
         self.pool = pool
 
     async def create(self, user: str, admin: bool = False) -> str:
+        """A new key for `user` (ValueError if the name is not a valid user name)."""
+        user_name(user)
         key = self.PREFIX + secrets.token_urlsafe(32)
         await self.pool.execute(
             "INSERT INTO api_keys (user_id, is_admin, key_hash) VALUES ($1, $2, $3)",

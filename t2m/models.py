@@ -8,10 +8,18 @@ travel in these models (text, numbers, storage keys); video, audio and images st
 
 from __future__ import annotations
 
+import unicodedata
 import uuid
 from typing import Annotated, Literal, get_args
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    field_validator,
+)
 
 Stage = Literal[
     "queued",
@@ -63,8 +71,65 @@ def new_job_id(owner: str | None = None, idempotency_key: str | None = None) -> 
     return f"video-{uuid.uuid5(_IDEMPOTENCY_NAMESPACE, owner + chr(0) + idempotency_key)}"
 
 
-Topic = Annotated[str, StringConstraints(strip_whitespace=True, min_length=3, max_length=500)]
-Context = Annotated[str, StringConstraints(strip_whitespace=True, max_length=2000)]
+def _bad_char(value: str, allowed: str) -> str | None:
+    """A lone surrogate or a control character (other than those in `allowed`), described."""
+    for ch in value:
+        kind = unicodedata.category(ch)
+        if kind == "Cs":
+            return f"a lone surrogate (U+{ord(ch):04X})"
+        if kind == "Cc" and ch not in allowed:
+            return f"a control character (U+{ord(ch):04X})"
+    return None
+
+
+def plain_text(value: str) -> str:
+    """One line of text: no control characters and no lone surrogates.
+
+    They cannot be stored (PostgreSQL refuses NUL, UTF-8 refuses lone surrogates) and have no
+    business in a title, a name or a model; refusing them here gives a 422 naming the field.
+    """
+    bad = _bad_char(value, "")
+    if bad:
+        raise ValueError(f"must not contain {bad}")
+    return value
+
+
+def multiline_text(value: str) -> str:
+    """Like `plain_text`, but line breaks and tabs are allowed."""
+    bad = _bad_char(value, "\n\t\r")
+    if bad:
+        raise ValueError(f"must not contain {bad}")
+    return value
+
+
+USER_NAME_MAX = 200
+
+
+def user_name(value: str) -> str:
+    """A user (job owner) name, from an API key or a JWT's `sub`.
+
+    `*` is the admins' "everyone" in job listings, so it may not appear in a name; nor may control
+    characters, lone surrogates or surrounding whitespace.
+    """
+    if not value or len(value) > USER_NAME_MAX:
+        raise ValueError(f"a user name has 1 to {USER_NAME_MAX} characters")
+    if value != value.strip():
+        raise ValueError("a user name must not start or end with whitespace")
+    if "*" in value:
+        raise ValueError("a user name must not contain '*'")
+    plain_text(value)
+    return value
+
+
+PlainText = Annotated[str, AfterValidator(plain_text)]
+Topic = Annotated[
+    str,
+    StringConstraints(strip_whitespace=True, min_length=3, max_length=500),
+    AfterValidator(plain_text),
+]
+Context = Annotated[
+    str, StringConstraints(strip_whitespace=True, max_length=2000), AfterValidator(multiline_text)
+]
 
 
 class VideoOptions(BaseModel):
@@ -78,7 +143,7 @@ class VideoOptions(BaseModel):
 
     topic: Topic
     context: Context = ""
-    model: str | None = Field(default=None, max_length=200)
+    model: PlainText | None = Field(default=None, max_length=200)
     quality: Quality = "medium"
     use_rag: bool = False
     visual_check: bool = False
@@ -86,7 +151,7 @@ class VideoOptions(BaseModel):
     enable_subtitles: bool = True
     enable_thumbnails: bool = True
     style_preferences: dict[str, str] | None = Field(default=None, max_length=20)
-    voice: str | None = Field(default=None, max_length=100)
+    voice: PlainText | None = Field(default=None, max_length=100)
 
     @field_validator("style_preferences")
     @classmethod
@@ -94,6 +159,8 @@ class VideoOptions(BaseModel):
         for key, value in (v or {}).items():
             if len(key) > 50 or len(value) > 200:
                 raise ValueError("keys may have at most 50 characters and values at most 200")
+            plain_text(key)
+            plain_text(value)
         return v
 
 

@@ -6,22 +6,34 @@ import contextlib
 from datetime import datetime
 from typing import Annotated
 
-from fastapi import APIRouter, HTTPException, Query, Response, status
+from fastapi import APIRouter, HTTPException, Query, Response, Security, status
+from pydantic import AfterValidator
 from temporalio.service import RPCError
 
 from api import service
-from api.deps import CurrentUser, OwnedJob, StateDep
-from api.schemas import ActionResult, JobDetail, JobList
-from t2m.models import TERMINAL_STATUSES, JobState, usage_summary
+from api.deps import BEARER, AuthenticatedRoute, CurrentUser, OwnedJob, StateDep
+from api.schemas import ActionResult, JobDetail, JobList, errors
+from t2m.models import TERMINAL_STATUSES, JobState, usage_summary, user_name
 
-router = APIRouter(prefix="/api/v1/jobs", tags=["jobs"])
+router = APIRouter(
+    prefix="/api/v1/jobs",
+    tags=["jobs"],
+    route_class=AuthenticatedRoute,
+    dependencies=[Security(BEARER)],
+    responses=errors(401, 413, 503),
+)
+ACTION_ERRORS = errors(403, 404, 409, 415)
+
+
+def _owner_filter(value: str) -> str:
+    return value if value == "*" else user_name(value)
 
 
 def _thumb(job_id: str) -> str:
     return f"/api/v1/videos/jobs/{job_id}/thumbnail"
 
 
-@router.get("", response_model=JobList)
+@router.get("", response_model=JobList, responses=errors(403))
 async def list_jobs(
     user: CurrentUser,
     state: StateDep,
@@ -31,6 +43,7 @@ async def list_jobs(
     owner: Annotated[
         str | None,
         Query(max_length=200, description="admins only: another user's jobs, or * for everyone's"),
+        AfterValidator(_owner_filter),
     ] = None,
     page: Annotated[int, Query(ge=1, le=10_000)] = 1,
     page_size: Annotated[int, Query(ge=1, le=100)] = 20,
@@ -50,7 +63,7 @@ async def list_jobs(
     return JobList(items=items, total=total, page=page, page_size=page_size)
 
 
-@router.get("/{job_id}", response_model=JobDetail)
+@router.get("/{job_id}", response_model=JobDetail, responses=errors(404))
 async def get_job(job: OwnedJob, state: StateDep) -> JobDetail:
     live = await service.live_status(state, job)
     return JobDetail(
@@ -61,7 +74,12 @@ async def get_job(job: OwnedJob, state: StateDep) -> JobDetail:
     )
 
 
-@router.post("/{job_id}/cancel", status_code=status.HTTP_202_ACCEPTED, response_model=ActionResult)
+@router.post(
+    "/{job_id}/cancel",
+    status_code=status.HTTP_202_ACCEPTED,
+    response_model=ActionResult,
+    responses=ACTION_ERRORS,
+)
 async def cancel_job(job: OwnedJob, state: StateDep) -> ActionResult:
     live = await service.live_status(state, job)
     if live.status in TERMINAL_STATUSES:
@@ -70,7 +88,12 @@ async def cancel_job(job: OwnedJob, state: StateDep) -> ActionResult:
     return ActionResult(job_id=job.id, status="cancelling")
 
 
-@router.post("/{job_id}/retry", status_code=status.HTTP_202_ACCEPTED, response_model=ActionResult)
+@router.post(
+    "/{job_id}/retry",
+    status_code=status.HTTP_202_ACCEPTED,
+    response_model=ActionResult,
+    responses=ACTION_ERRORS,
+)
 async def retry_job(job: OwnedJob, state: StateDep) -> ActionResult:
     """Run a failed or cancelled job again, reusing every scene that had finished."""
     live = await service.live_status(state, job)
@@ -87,7 +110,12 @@ async def retry_job(job: OwnedJob, state: StateDep) -> ActionResult:
     return ActionResult(job_id=job.id, status="queued")
 
 
-@router.delete("/{job_id}", status_code=status.HTTP_204_NO_CONTENT, response_class=Response)
+@router.delete(
+    "/{job_id}",
+    status_code=status.HTTP_204_NO_CONTENT,
+    response_class=Response,
+    responses=errors(403, 404, 415),
+)
 async def delete_job(job: OwnedJob, state: StateDep) -> Response:
     """Remove the job's artifacts and drop it from the lists (cancelling it if still running)."""
     if job.status not in TERMINAL_STATUSES:

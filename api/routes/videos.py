@@ -2,64 +2,67 @@
 
 from __future__ import annotations
 
-import asyncio
-import json
-from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Header, HTTPException, Query, Request, status
-from fastapi.responses import FileResponse, StreamingResponse
+from fastapi import APIRouter, Header, HTTPException, Query, Request, Response, Security, status
+from fastapi.responses import FileResponse
 
 from api import service
-from api.deps import AppState, CurrentUser, MediaJob, OwnedJob, StateDep
+from api.deps import BEARER, AppState, AuthenticatedRoute, CurrentUser, MediaJob, OwnedJob, StateDep
 from api.metrics import JOBS_CREATED
 from api.schemas import (
+    Error,
     GenerateRequest,
     JobCreated,
     JobStatusResponse,
     Progress,
     VideoMetadata,
     VideoUrls,
+    errors,
 )
 from t2m.db import Job
-from t2m.models import TERMINAL_STATUSES, JobRecord, JobStatus, new_job_id
-from t2m.requests import InvalidRequest, build_request
+from t2m.models import TERMINAL_STATUSES
 
-router = APIRouter(prefix="/api/v1/videos", tags=["videos"])
-EVENTS_POLL_S = 1.0
-EVENTS_KEEPALIVE_S = 15.0
+router = APIRouter(
+    prefix="/api/v1/videos",
+    tags=["videos"],
+    route_class=AuthenticatedRoute,
+    dependencies=[Security(BEARER)],
+    responses=errors(401, 413, 503),
+)
+IdempotencyKey = Annotated[
+    str | None,
+    Header(
+        min_length=1,
+        max_length=200,
+        pattern=r"^[ -~]+$",
+        description="printable ASCII; the same user and key return the same job, for the same"
+        " body only (another body: 422; a deleted job's key: 409)",
+    ),
+]
+JOB_ERRORS = errors(404)
 
 
-@router.post("/generate", status_code=status.HTTP_201_CREATED, response_model=JobCreated)
+@router.post(
+    "/generate",
+    status_code=status.HTTP_201_CREATED,
+    response_model=JobCreated,
+    responses=errors(400, 403, 409, 415),
+)
 async def generate(
     body: GenerateRequest,
     user: CurrentUser,
     state: StateDep,
-    idempotency_key: Annotated[str | None, Header(min_length=1, max_length=200)] = None,
+    idempotency_key: IdempotencyKey = None,
 ) -> JobCreated:
-    try:
-        req = build_request(state.settings, body.configuration, user.user)
-    except InvalidRequest as e:
-        loc = ["body", "configuration", e.field]
-        raise HTTPException(422, [{"loc": loc, "msg": e.message, "type": "value_error"}]) from None
-    job_id = new_job_id(user.user, idempotency_key)
-    job = await state.jobs.create(job_id, req, body.priority, idempotency_key)
-    try:
-        await service.start_job(state, job, req)
-    except Exception as e:
-        failed = JobStatus(job_id=job.id, status="failed", error=f"could not start: {e}")
-        record = JobRecord(
-            job_id=job.id, owner=user.user, request=req, status="failed", progress=failed
-        )
-        await state.jobs.record(record.model_copy(update={"error": failed.error}))
-        raise HTTPException(503, "the workflow service is unavailable; try again") from None
-    JOBS_CREATED.labels(priority=body.priority).inc()
+    job = await service.create_job(state, user.user, body, idempotency_key)
+    JOBS_CREATED.labels(priority=job.priority).inc()
     live = await service.live_status(state, job)
     return JobCreated(
         job_id=job.id,
         status=live.status,
-        priority=body.priority,
+        priority=job.priority,
         progress=Progress(
             percentage=live.percentage,
             current_stage=live.current_stage,
@@ -70,41 +73,50 @@ async def generate(
     )
 
 
-@router.get("/jobs/{job_id}/status", response_model=JobStatusResponse)
+@router.get("/jobs/{job_id}/status", response_model=JobStatusResponse, responses=JOB_ERRORS)
 async def job_status(job: OwnedJob, state: StateDep) -> JobStatusResponse:
     return await service.status_response(state, job)
 
 
-@router.get("/jobs/{job_id}/events", response_class=StreamingResponse)
-async def job_events(job: OwnedJob, state: StateDep, request: Request) -> StreamingResponse:
-    """Server-Sent Events: a `status` event whenever the job's status changes, until it ends."""
+@router.get(
+    "/jobs/{job_id}/events",
+    response_class=service.EventStream,
+    status_code=200,
+    responses={
+        200: {"content": {"text/event-stream": {"schema": {"type": "string"}}}},
+        **errors(404, 429),
+    },
+)
+async def job_events(
+    job: OwnedJob, user: CurrentUser, state: StateDep, request: Request
+) -> Response:
+    """Server-Sent Events: a `status` event whenever the job's status changes, until it ends.
 
-    async def stream() -> AsyncIterator[str]:
-        last, quiet = None, 0.0
-        current = job
-        while not await request.is_disconnected():
-            body = (await service.status_response(state, current)).model_dump_json()
-            if body != last:
-                yield f"event: status\ndata: {body}\n\n"
-                last, quiet = body, 0.0
-                if json.loads(body)["status"] in TERMINAL_STATUSES:
-                    return
-            elif quiet >= EVENTS_KEEPALIVE_S:
-                yield ": keep-alive\n\n"
-                quiet = 0.0
-            await asyncio.sleep(EVENTS_POLL_S)
-            quiet += EVENTS_POLL_S
-            current = await state.jobs.get(job.id) or current
-
-    return StreamingResponse(
-        stream(), media_type="text/event-stream", headers={"Cache-Control": "no-cache"}
+    A stream also ends when the client disconnects, when the job is deleted, and after a maximum
+    lifetime (reconnect to go on); a user may keep only a few streams open at once (429).
+    """
+    first = await service.status_response(state, job)
+    if first.status in TERMINAL_STATUSES:  # one event and done: no need for a slot
+        return service.EventStream([service.status_frame(first)])
+    if not state.streams.acquire(user.user):
+        raise HTTPException(
+            429,
+            f"at most {state.limits.events_per_user} open event streams per user",
+            {"Retry-After": "10"},
+        )
+    return service.EventStream(
+        service.status_events(state, job, first, request),
+        on_close=lambda: state.streams.release(user.user),
     )
 
 
 @router.get(
     "/jobs/{job_id}/video-url",
     response_model=VideoUrls,
-    responses={409: {"description": "not completed: the body has its status and progress"}},
+    responses={
+        **JOB_ERRORS,
+        409: {"model": Error, "description": "not completed: `detail` has status and progress"},
+    },
 )
 async def video_url(job: OwnedJob, state: StateDep) -> VideoUrls:
     if job.status != "completed" or not job.artifacts:
@@ -116,7 +128,7 @@ async def video_url(job: OwnedJob, state: StateDep) -> VideoUrls:
         }
         raise HTTPException(409, detail)
     artifacts = job.artifacts
-    token = state.auth.media_token(job.id)
+    token = state.auth.media_token(job.id, job.owner)
     base = f"/api/v1/videos/jobs/{job.id}"
     return VideoUrls(
         job_id=job.id,
@@ -134,6 +146,17 @@ async def video_url(job: OwnedJob, state: StateDep) -> VideoUrls:
     )
 
 
+def media(*content_types: str) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI `responses` of a media endpoint: the file (whole, or the `Range` asked for)."""
+    binary = {ct: {"schema": {"type": "string", "format": "binary"}} for ct in content_types}
+    return {
+        200: {"content": binary, "description": "the file"},
+        206: {"content": binary, "description": "the requested byte range"},
+        416: {"description": "the requested range is not satisfiable"},
+        **errors(404, 409),
+    }
+
+
 ArtifactField = Literal["video_key", "thumbnail_key", "srt_key", "vtt_key"]
 
 
@@ -147,13 +170,13 @@ def _file(state: AppState, job: Job, key_field: ArtifactField, what: str) -> Pat
     return state.storage.path(key)
 
 
-@router.get("/jobs/{job_id}/stream", response_class=FileResponse)
+@router.get("/jobs/{job_id}/stream", response_class=FileResponse, responses=media("video/mp4"))
 async def stream(job: MediaJob, state: StateDep) -> FileResponse:
     """The MP4, with HTTP Range support (206 / 416) so players can seek."""
     return FileResponse(_file(state, job, "video_key", "video"), media_type="video/mp4")
 
 
-@router.get("/jobs/{job_id}/download", response_class=FileResponse)
+@router.get("/jobs/{job_id}/download", response_class=FileResponse, responses=media("video/mp4"))
 async def download(job: MediaJob, state: StateDep) -> FileResponse:
     path = _file(state, job, "video_key", "video")
     return FileResponse(
@@ -164,12 +187,16 @@ async def download(job: MediaJob, state: StateDep) -> FileResponse:
     )
 
 
-@router.get("/jobs/{job_id}/thumbnail", response_class=FileResponse)
+@router.get("/jobs/{job_id}/thumbnail", response_class=FileResponse, responses=media("image/png"))
 async def thumbnail(job: MediaJob, state: StateDep) -> FileResponse:
     return FileResponse(_file(state, job, "thumbnail_key", "thumbnail"), media_type="image/png")
 
 
-@router.get("/jobs/{job_id}/subtitles", response_class=FileResponse)
+@router.get(
+    "/jobs/{job_id}/subtitles",
+    response_class=FileResponse,
+    responses=media("text/vtt", "application/x-subrip"),
+)
 async def subtitles(
     job: MediaJob, state: StateDep, format: Literal["vtt", "srt"] = Query("vtt")
 ) -> FileResponse:
