@@ -23,6 +23,7 @@ from activities.media import MediaActivities
 from t2m import db
 from t2m.config import Settings, get_settings
 from t2m.db import JobStore
+from t2m.jail import JailUnavailable, check_jail
 from t2m.llm import ModelClient
 from t2m.storage import get_storage
 from workflows.client import connect
@@ -30,6 +31,7 @@ from workflows.maintenance import ReconcileWorkflow, ensure_reconcile_schedule
 from workflows.video import VideoWorkflow
 
 QUEUES = ("video", "llm", "render")
+log = logging.getLogger("t2m.worker")
 
 
 def build_workers(
@@ -87,8 +89,27 @@ def build_workers(
     return workers
 
 
-async def run(settings: Settings, queues: Sequence[str] = QUEUES) -> None:
+async def jail_ready(queues: Sequence[str]) -> list[str]:
+    """The queues this host may serve: no render queue unless a render jail can be built here.
+
+    There is no unjailed fallback: without the jail this worker refuses to render (and says why),
+    so the API's /health shows the render queue without a worker.
+    """
+    if "render" not in queues:
+        return list(queues)
+    try:
+        await check_jail()
+    except JailUnavailable as e:
+        log.error("refusing to serve the render queue: the render jail is unavailable: %s", e)
+        return [q for q in queues if q != "render"]
+    return list(queues)
+
+
+async def run(settings: Settings, queues: Sequence[str] = QUEUES) -> int:
     """Serve `queues` until SIGINT/SIGTERM, then shut the workers down gracefully."""
+    queues = await jail_ready(queues)
+    if not queues:
+        return 1
     client = await connect(settings)
     jobs = JobStore(await db.connect(settings.database_url)) if settings.database_url else None
     workers = build_workers(client, settings, queues, jobs)
@@ -99,7 +120,7 @@ async def run(settings: Settings, queues: Sequence[str] = QUEUES) -> None:
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
     tasks = [asyncio.create_task(w.run()) for w in workers]
-    logging.getLogger("t2m.worker").info(
+    log.info(
         "worker serving %s on %s",
         ", ".join(settings.queue(q) for q in queues),
         settings.temporal_address,
@@ -107,6 +128,7 @@ async def run(settings: Settings, queues: Sequence[str] = QUEUES) -> None:
     await stop.wait()
     await asyncio.gather(*(w.shutdown() for w in workers))
     await asyncio.gather(*tasks, return_exceptions=True)
+    return 0
 
 
 def parse_queues(text: str) -> list[str]:
@@ -122,8 +144,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
-    asyncio.run(run(get_settings(), parse_queues(args.queues)))
-    return 0
+    return asyncio.run(run(get_settings(), parse_queues(args.queues)))
 
 
 if __name__ == "__main__":

@@ -262,10 +262,25 @@ async def test_list_filters_and_pages(api: httpx.AsyncClient, keys: dict, jobs) 
     ] == 5
 
 
-async def test_health_and_metrics(api: httpx.AsyncClient, keys: dict) -> None:
+async def test_health_names_each_component(api: httpx.AsyncClient, settings: Settings) -> None:
+    h = await api.get("/health")  # no worker serves this test's queues
+    assert h.status_code == 503 and h.json()["status"] == "degraded"
+    assert h.json()["workers_render"] == f"error: no worker polls {settings.queue('render')}"
+    assert h.json()["temporal"] == h.json()["database"] == h.json()["storage"] == "ok"
+
+
+async def test_health_and_metrics(api: httpx.AsyncClient, keys: dict, worker: None) -> None:
     h = await api.get("/health")
     assert h.status_code == 200
-    assert h.json() == {"status": "ok", "temporal": "ok", "database": "ok", "storage": "ok"}
+    assert h.json() == {
+        "status": "ok",
+        "temporal": "ok",
+        "database": "ok",
+        "storage": "ok",
+        "workers_video": "ok",
+        "workers_llm": "ok",
+        "workers_render": "ok",
+    }
     await api.get("/api/v1/jobs", headers=keys["alice"])
     m = await api.get("/metrics")
     assert m.status_code == 200

@@ -91,9 +91,9 @@ async def test_up_serves_the_ui_persists_jobs_and_stops_cleanly(tmp_path: Path) 
         assert decode(fields["T2mModel"]) == "offline/templates"
         assert "T2mStage" in fields
         with urllib.request.urlopen(f"http://127.0.0.1:{api}/health", timeout=10) as r:
-            assert json.load(r) == {
-                "status": "ok", "temporal": "ok", "database": "ok", "storage": "ok"
-            }  # fmt: skip
+            health = json.load(r)
+        assert health["status"] == "ok" and set(health.values()) == {"ok"}
+        assert {"database", "workers_render"} <= set(health)
         await handle.cancel()
 
         walk = await asyncio.to_thread(

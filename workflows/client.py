@@ -4,13 +4,16 @@ status, and the search attributes the Web UI filters videos by."""
 from __future__ import annotations
 
 import asyncio
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from temporalio.api.enums.v1 import TaskQueueType
 from temporalio.api.operatorservice.v1 import (
     AddSearchAttributesRequest,
     ListSearchAttributesRequest,
 )
+from temporalio.api.taskqueue.v1 import TaskQueue
+from temporalio.api.workflowservice.v1 import DescribeTaskQueueRequest
 from temporalio.client import Client, WorkflowExecutionStatus, WorkflowHandle
 from temporalio.common import (
     Priority,
@@ -49,6 +52,37 @@ async def connect(settings: Settings) -> Client:
         namespace=settings.temporal_namespace,
         data_converter=pydantic_data_converter,
     )
+
+
+POLLER_FRESH_S = 120
+"""A worker re-polls at least every ~70 s; one not seen for longer is gone."""
+
+
+async def queue_workers(client: Client, settings: Settings) -> dict[str, str]:
+    """For each t2m task queue, "ok" when a worker has polled it lately, else why not."""
+    kinds = {
+        "video": TaskQueueType.TASK_QUEUE_TYPE_WORKFLOW,
+        "llm": TaskQueueType.TASK_QUEUE_TYPE_ACTIVITY,
+        "render": TaskQueueType.TASK_QUEUE_TYPE_ACTIVITY,
+    }
+    now = datetime.now(UTC)
+    found: dict[str, str] = {}
+    for kind, queue_type in kinds.items():
+        name = settings.queue(kind)
+        described = await client.workflow_service.describe_task_queue(
+            DescribeTaskQueueRequest(
+                namespace=client.namespace,
+                task_queue=TaskQueue(name=name),
+                task_queue_type=queue_type,
+            )
+        )
+        fresh = [
+            p
+            for p in described.pollers
+            if (now - p.last_access_time.ToDatetime(UTC)).total_seconds() < POLLER_FRESH_S
+        ]
+        found[f"workers_{kind}"] = "ok" if fresh else f"error: no worker polls {name}"
+    return found
 
 
 async def ensure_search_attributes(client: Client) -> None:

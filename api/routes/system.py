@@ -1,4 +1,4 @@
-"""Health (Temporal, database, storage) and Prometheus metrics."""
+"""Health (Temporal, a worker on each queue, database, storage) and Prometheus metrics."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ from fastapi.responses import JSONResponse, PlainTextResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from api.deps import StateDep
+from workflows.client import queue_workers
 
 router = APIRouter(tags=["system"])
 
@@ -34,6 +35,11 @@ async def health(state: StateDep) -> JSONResponse:
         "database": await _check(state.jobs.pool.fetchval("SELECT 1")),
         "storage": await _check(storage()),
     }
+    try:
+        workers = await asyncio.wait_for(queue_workers(state.client, state.settings), timeout=3)
+    except Exception as e:
+        workers = {"workers": f"error: {type(e).__name__}: {e}"[:200]}
+    checks |= workers
     ok = all(v == "ok" for v in checks.values())
     return JSONResponse({"status": "ok" if ok else "degraded", **checks}, 200 if ok else 503)
 
