@@ -18,7 +18,7 @@ from temporalio.client import WorkflowExecutionStatus
 
 from cli.stack import wait_for_temporal
 from t2m.config import Settings
-from t2m.models import VideoRequest
+from t2m.models import VideoRequest, VideoResult
 from tests.helpers import free_port
 from workflows.client import start_video
 
@@ -125,3 +125,84 @@ async def test_up_serves_the_ui_persists_jobs_and_stops_cleanly(tmp_path: Path) 
     finally:
         assert stop_up(proc) == 0
     assert (tmp_path / "data" / "temporal.db").exists()
+
+
+def child_pid(up: subprocess.Popen, needle: str) -> int | None:
+    """The pid of the `t2m up` child whose command line contains `needle`."""
+    out = subprocess.run(["pgrep", "-P", str(up.pid), "-a"], capture_output=True, text=True)
+    for line in out.stdout.splitlines():
+        pid, _, cmd = line.partition(" ")
+        if needle in cmd:
+            return int(pid)
+    return None
+
+
+async def replaced(up: subprocess.Popen, needle: str, old: int, timeout_s: float = 30) -> int:
+    for _ in range(int(timeout_s * 10)):
+        pid = child_pid(up, needle)
+        if pid is not None and pid != old:
+            return pid
+        await asyncio.sleep(0.1)
+    raise AssertionError(f"{needle} was not restarted")
+
+
+async def health_ok(api: int, timeout_s: float) -> float:
+    """Seconds until /health answers 200."""
+    start = asyncio.get_running_loop().time()
+    while asyncio.get_running_loop().time() - start < timeout_s:
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{api}/health", timeout=3) as r:
+                if r.status == 200:
+                    return asyncio.get_running_loop().time() - start
+        except OSError:
+            pass
+        await asyncio.sleep(0.25)
+    raise AssertionError(f"/health not back within {timeout_s} s")
+
+
+async def test_up_restarts_a_killed_worker_and_temporal_and_jobs_complete(tmp_path: Path) -> None:
+    grpc, ui, api = free_port(), free_port(), free_port()
+    env = os.environ | {
+        "T2M_DATA_DIR": str(tmp_path / "data"),
+        "T2M_TEMPORAL_ADDRESS": f"127.0.0.1:{grpc}",
+        "T2M_TEMPORAL_UI_PORT": str(ui),
+        "T2M_API_PORT": str(api),
+    }
+    settings = Settings(data_dir=tmp_path / "data", temporal_address=f"127.0.0.1:{grpc}")
+    proc = start_up(env)
+    try:
+        client = await wait_for_temporal(settings, timeout_s=10)
+        handles = [
+            await start_video(
+                client,
+                settings,
+                VideoRequest(topic=topic, model="offline/templates", quality="low", owner="kim"),
+            )
+            for topic in ("Ocean tides", "Prime numbers")
+        ]
+        await asyncio.sleep(4)  # mid-job: plans written, renders under way
+        worker = child_pid(proc, "-m worker")
+        assert worker is not None
+        os.kill(worker, signal.SIGKILL)
+        await replaced(proc, "-m worker", worker)
+        temporal = child_pid(proc, "start-dev")
+        assert temporal is not None
+        os.kill(temporal, signal.SIGKILL)
+        await replaced(proc, "start-dev", temporal)
+        assert await health_ok(api, 15) < 15
+
+        client = await wait_for_temporal(settings, timeout_s=30)
+        for h in handles:
+            handle = client.get_workflow_handle(h.id, result_type=VideoResult)
+            result = await asyncio.wait_for(handle.result(), 240)
+            assert result.artifacts.video_key and result.scenes >= 3
+            retried = 0
+            async for event in handle.fetch_history_events():
+                started = event.activity_task_started_event_attributes
+                if event.HasField("activity_task_started_event_attributes"):
+                    retried += started.attempt > 1
+            # only what was in flight at a kill runs again: at most the render slots and a few
+            # model calls per job, never the finished work
+            assert retried <= 6, f"{retried} activities ran more than once"
+    finally:
+        assert stop_up(proc) == 0
