@@ -1,11 +1,12 @@
 """Media plumbing with PyAV: compose scenes + narration + soft subtitles, thumbnails, subtitles.
 
-Composition re-encodes the video once so every scene can be *held* on its last frame while its
-narration finishes (narration is never cut) and so scenes of differing sizes still join cleanly.
+Scenes are rendered to their narration's length, so composing copies their video packets and
+encodes only the audio; see `compose` for the rare scene that has to be re-encoded.
 """
 
 from __future__ import annotations
 
+import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass
 from fractions import Fraction
@@ -19,6 +20,8 @@ from t2m.models import Cue
 AUDIO_RATE = 44100
 NARRATION_TAIL_S = 0.4
 """Silence kept after a scene's narration before the next scene starts."""
+MANIM_CRF = "23"
+"""Manim's own libx264 setting: a re-encoded scene matches its neighbours' stream parameters."""
 
 
 @dataclass(frozen=True)
@@ -56,55 +59,92 @@ def read_audio(path: Path) -> np.ndarray:
     return np.concatenate(chunks) if chunks else np.zeros(0, dtype=np.float32)
 
 
-def compose(
-    scenes: Sequence[SceneInput],
-    out: Path,
-    *,
-    subtitles: bool,
-) -> Composed:
-    """Join scenes into one MP4 (h264 + AAC narration + mov_text subtitles).
+def compose(scenes: Sequence[SceneInput], out: Path, *, subtitles: bool) -> Composed:
+    """Join scenes into one MP4: video packets copied, narration encoded once as AAC, mov_text
+    subtitles, `+faststart`.
 
-    Each scene lasts max(its animation, its narration + a short tail); a scene shorter than its
-    narration is held on its last frame. A silent scene's `audio_duration` is its reading time.
+    Each scene lasts max(its animation, its narration + a short tail). Scenes rendered to their
+    narration's length (the normal case) and sharing the first scene's codec, size and frame rate
+    are joined packet by packet, with no re-encode. A scene that is shorter than its narration or
+    differs from the first one is re-encoded alone to match (held on its last frame); if even that
+    cannot be joined losslessly (different codec parameters), the whole video is re-encoded.
     """
-    with av.open(str(scenes[0].video)) as first:
-        vs = first.streams.video[0]
-        width, height = vs.codec_context.width, vs.codec_context.height
-        fps = Fraction(vs.average_rate or 30)
-    has_audio = any(s.audio for s in scenes)
+    with tempfile.TemporaryDirectory(prefix="t2m-compose-") as tmp:
+        spec = _VideoSpec.of(scenes[0].video)
+        videos = [_conforming(s, spec, Path(tmp) / f"scene-{i}.mp4") for i, s in enumerate(scenes)]
+        if any(_VideoSpec.of(v) != spec for v in videos):
+            spec = _VideoSpec.of(videos[0]).reencoded()
+            videos = [_conforming(s, spec, Path(tmp) / f"all-{i}.mp4", force=True)
+                      for i, s in enumerate(scenes)]  # fmt: skip
+        return _join(scenes, videos, out, subtitles=subtitles)
 
+
+@dataclass(frozen=True)
+class _VideoSpec:
+    """What must match for two H.264 streams to be joined packet by packet."""
+
+    codec: str
+    width: int
+    height: int
+    pix_fmt: str
+    rate: Fraction
+    extradata: bytes
+
+    @classmethod
+    def of(cls, path: Path) -> _VideoSpec:
+        with av.open(str(path)) as c:
+            s = c.streams.video[0]
+            cc = s.codec_context
+            rate = Fraction(s.average_rate or s.base_rate or 30)
+            return cls(
+                cc.name, cc.width, cc.height, cc.pix_fmt or "", rate, bytes(cc.extradata or b"")
+            )
+
+    def reencoded(self) -> _VideoSpec:
+        return _VideoSpec("h264", self.width, self.height, "yuv420p", self.rate, b"")
+
+
+def _slot(scene: SceneInput) -> float:
+    """How long a scene must last: its narration plus the tail (its reading time if silent)."""
+    return scene.audio_duration + NARRATION_TAIL_S if scene.audio_duration else 0.0
+
+
+def _conforming(scene: SceneInput, spec: _VideoSpec, tmp: Path, *, force: bool = False) -> Path:
+    """The scene's video if it can be joined as it is, else a re-encoded, held copy that can."""
+    fits = _VideoSpec.of(scene.video) == spec
+    if fits and not force and video_duration(scene.video) + 0.5 / spec.rate >= _slot(scene):
+        return scene.video
+    with av.open(str(scene.video)) as ic, av.open(str(tmp), "w", format="mp4") as oc:
+        v_out = oc.add_stream("libx264", rate=spec.rate, options={"crf": MANIM_CRF})
+        v_out.width, v_out.height, v_out.pix_fmt = spec.width, spec.height, "yuv420p"
+        written, last = 0, None
+        for frame in ic.decode(video=0):
+            last = frame.reformat(width=spec.width, height=spec.height, format="yuv420p")
+            written = _encode(oc, v_out, last, written)
+        while last is not None and written < round(_slot(scene) * spec.rate):
+            written = _encode(oc, v_out, last, written)
+        for packet in v_out.encode(None):
+            oc.mux(packet)
+    return tmp
+
+
+def _join(
+    scenes: Sequence[SceneInput], videos: Sequence[Path], out: Path, *, subtitles: bool
+) -> Composed:
+    has_audio = any(s.audio for s in scenes)
     out.parent.mkdir(parents=True, exist_ok=True)
+    offset, cues, audio_track = 0.0, [], []
     with av.open(str(out), "w", format="mp4", options={"movflags": "+faststart"}) as oc:
-        v_out = oc.add_stream("libx264", rate=fps)
-        v_out.width, v_out.height, v_out.pix_fmt = width, height, "yuv420p"
-        v_out.options = {"crf": "20", "preset": "veryfast"}
+        with av.open(str(videos[0])) as first:
+            v_out = oc.add_stream_from_template(first.streams.video[0])
         a_out = oc.add_stream("aac", rate=AUDIO_RATE, layout="mono") if has_audio else None
         s_out = _subtitle_stream(oc) if subtitles else None
-
-        frame_index = 0
-        offset = 0.0
-        audio_track: list[np.ndarray] = []
-        cues: list[Cue] = []
-        for scene in scenes:
-            written = 0
-            last = None
-            with av.open(str(scene.video)) as ic:
-                for frame in ic.decode(video=0):
-                    last = frame.reformat(width=width, height=height, format="yuv420p")
-                    frame_index = _encode(oc, v_out, last, frame_index)
-                    written += 1
-            animation = written / fps
-            narration_end = scene.audio_duration + NARRATION_TAIL_S if scene.audio_duration else 0
-            slot = max(float(animation), narration_end)
-            while last is not None and written < round(slot * fps):
-                frame_index = _encode(oc, v_out, last, frame_index)
-                written += 1
-            slot = float(written / fps)
+        for scene, video in zip(scenes, videos, strict=True):
+            slot = _copy_packets(oc, v_out, video, offset)
             if has_audio:
-                samples = round(slot * AUDIO_RATE)
-                track = np.zeros(samples, dtype=np.float32)
+                track = np.zeros(round(slot * AUDIO_RATE), dtype=np.float32)
                 if scene.audio:
-                    voice = read_audio(scene.audio)[:samples]
+                    voice = read_audio(scene.audio)[: len(track)]
                     track[: len(voice)] = voice
                 audio_track.append(track)
             cues += [
@@ -112,14 +152,30 @@ def compose(
                 for c in scene.cues
             ]
             offset += slot
-        for packet in v_out.encode(None):
-            oc.mux(packet)
         if a_out is not None:
             _encode_audio(oc, a_out, np.concatenate(audio_track))
         if s_out is not None:
             for cue in cues:
                 _mux_cue(oc, s_out, cue)
     return Composed(duration=offset, cues=cues)
+
+
+def _copy_packets(oc: av.container.OutputContainer, stream, video: Path, offset_s: float) -> float:
+    """Mux `video`'s packets into `stream`, shifted to start at `offset_s`; return its length."""
+    with av.open(str(video)) as ic:
+        src = ic.streams.video[0]
+        tb = src.time_base
+        assert tb is not None
+        packets = [p for p in ic.demux(src) if p.size]
+        start = min(p.pts for p in packets if p.pts is not None)
+        end = max(p.pts + p.duration for p in packets if p.pts is not None)
+        shift = round(offset_s / tb) - start
+        for p in packets:
+            p.pts = None if p.pts is None else p.pts + shift
+            p.dts = None if p.dts is None else p.dts + shift
+            p.stream = stream
+            oc.mux(p)
+    return float((end - start) * tb)
 
 
 def _encode(oc: av.container.OutputContainer, stream, frame: av.VideoFrame, index: int) -> int:

@@ -74,3 +74,70 @@ def test_unknown_voice_is_a_clear_error(tmp_path: Path) -> None:
 
     with pytest.raises(tts.VoiceError, match="unknown voice 'no-such-voice'"):
         tts.synthesize("Hello.", "no-such-voice", tmp_path / "x.wav")
+
+
+def tone(path: Path, seconds: float, freq: float = 440.0) -> Path:
+    """A mono 16-bit WAV: a sine tone from the first sample, standing in for narration."""
+    import wave
+
+    t = np.arange(round(seconds * 22050)) / 22050
+    samples = (0.5 * np.sin(2 * np.pi * freq * t) * 32767).astype(np.int16)
+    with wave.open(str(path), "wb") as w:
+        w.setnchannels(1)
+        w.setsampwidth(2)
+        w.setframerate(22050)
+        w.writeframes(samples.tobytes())
+    return path
+
+
+def video_packets(path: Path) -> list[bytes]:
+    import av
+
+    with av.open(str(path)) as c:
+        return [bytes(p) for p in c.demux(video=0) if p.size]
+
+
+def test_scenes_rendered_to_their_narration_are_joined_without_re_encoding(tmp_path: Path) -> None:
+    red = make_clip(tmp_path / "a.mp4", 2.0, (200, 30, 30))
+    blue = make_clip(tmp_path / "b.mp4", 3.0, (30, 30, 200))
+    scenes = [
+        media.SceneInput(red, tone(tmp_path / "a.wav", 1.5), 1.5, []),
+        media.SceneInput(blue, tone(tmp_path / "b.wav", 1.0, 660.0), 1.0, []),  # animation longer
+    ]
+    out = tmp_path / "out.mp4"
+    composed = media.compose(scenes, out, subtitles=False)
+    assert video_packets(out) == video_packets(red) + video_packets(blue)  # bit-identical
+    assert abs(composed.duration - 5.0) < 1e-6  # each scene keeps its own length
+
+    # The second narration starts on the frame the second scene starts: find both in the file.
+    import av
+
+    with av.open(str(out)) as c:
+        boundary = next(
+            f.time for f in c.decode(video=0) if f.to_ndarray(format="rgb24")[..., 2].mean() > 150
+        )
+    with av.open(str(out)) as c:
+        audio = np.concatenate([f.to_ndarray().reshape(-1) for f in c.decode(audio=0)])
+        rate = c.streams.audio[0].sample_rate
+    window = rate // 200  # 5 ms
+    rms = np.sqrt(np.mean(audio[: len(audio) // window * window].reshape(-1, window) ** 2, 1))
+    after_first = int(1.7 * rate / window)  # the first tone ended at 1.5 s
+    onset = (after_first + np.flatnonzero(rms[after_first:] > 0.1)[0]) * window / rate
+    assert boundary is not None and abs(onset - boundary) <= 1 / 15  # within one frame
+
+
+def test_a_scene_shorter_than_its_narration_is_held_and_only_it_is_re_encoded(
+    tmp_path: Path,
+) -> None:
+    short = make_clip(tmp_path / "a.mp4", 1.0, (200, 30, 30))
+    fits = make_clip(tmp_path / "b.mp4", 2.0, (30, 30, 200))
+    scenes = [
+        media.SceneInput(short, tone(tmp_path / "a.wav", 2.0), 2.0, []),
+        media.SceneInput(fits, None, 0.0, []),
+    ]
+    out = tmp_path / "out.mp4"
+    composed = media.compose(scenes, out, subtitles=False)
+    assert abs(composed.duration - (2.0 + media.NARRATION_TAIL_S + 2.0)) < 0.1
+    assert video_packets(out)[-len(video_packets(fits)) :] == video_packets(fits)
+    held = frame_at(out, 2.2)
+    assert held[..., 0].mean() > 150  # still the first scene's last frame
