@@ -164,11 +164,10 @@ def _copy_packets(oc: av.container.OutputContainer, stream, video: Path, offset_
     """Mux `video`'s packets into `stream`, shifted to start at `offset_s`; return its length."""
     with av.open(str(video)) as ic:
         src = ic.streams.video[0]
-        tb = src.time_base
-        assert tb is not None
+        tb = src.time_base or Fraction(1, av.time_base)
         packets = [p for p in ic.demux(src) if p.size]
         start = min(p.pts for p in packets if p.pts is not None)
-        end = max(p.pts + p.duration for p in packets if p.pts is not None)
+        end = max(p.pts + (p.duration or 0) for p in packets if p.pts is not None)
         shift = round(offset_s / tb) - start
         for p in packets:
             p.pts = None if p.pts is None else p.pts + shift
