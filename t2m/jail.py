@@ -93,6 +93,7 @@ class Limits:
     disk_mb: int = 1024  # work dir + log
     files: int = 4000  # entries in the work dir
     tmp_mb: int = 256  # the /tmp tmpfs
+    log_mb: int = 16  # stdout + stderr
 
 
 @dataclass
@@ -319,9 +320,13 @@ def _violation(usage: _Usage, work: Path, log: Path, limits: Limits) -> str | No
         return f"CPU time limit exceeded ({limits.cpu_s} s for the whole render)"
     if usage.threads > limits.threads:
         return f"process limit exceeded ({limits.threads} processes and threads)"
-    size, entries = dir_usage(work, limits.files)
+    log_size = 0
     with contextlib.suppress(OSError):
-        size += log.stat().st_blocks * 512
+        log_size = log.stat().st_blocks * 512
+    if log_size > limits.log_mb * 1024**2:
+        return f"output limit exceeded ({limits.log_mb} MB of output)"
+    size, entries = dir_usage(work, limits.files)
+    size += log_size
     if size > limits.disk_mb * 1024**2:
         return f"disk limit exceeded ({limits.disk_mb} MB written)"
     if entries > limits.files:

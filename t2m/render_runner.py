@@ -71,7 +71,7 @@ def _checked(scene_class: type, findings: list[str]) -> type:
     from t2m import layout
 
     class Checked(scene_class):  # type: ignore[misc, valid-type]
-        def play(self, *args, **kwargs):  # noqa: ANN002, ANN003, ANN202
+        def play(self, *args, **kwargs):
             result = super().play(*args, **kwargs)
             self._t2m_animations = getattr(self, "_t2m_animations", 0) + 1
             if not hasattr(self.camera, "frame"):  # a moving camera has no fixed frame to judge

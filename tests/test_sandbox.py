@@ -4,22 +4,17 @@ import asyncio
 import contextlib
 import os
 import socket
-import subprocess
 from pathlib import Path
 
 from t2m import jail, sandbox
 from tests.media_checks import probe
+from tests.test_jail import jail_processes
 
 CIRCLE = "from manim import *\n\nclass S(Scene):\n    def construct(self):\n        self.play(Create(Circle()))\n"
 
 
 def render(code: str, workdir: Path, timeout_s: float = 120):
     return sandbox.render(code, "low", workdir, timeout_s=timeout_s, cpu_s=120)
-
-
-def render_processes() -> list[str]:
-    out = subprocess.run(["pgrep", "-af", "t2m.render_runner"], capture_output=True, text=True)
-    return [line for line in out.stdout.splitlines() if "pgrep" not in line]
 
 
 async def test_render_produces_a_video(tmp_path: Path) -> None:
@@ -47,18 +42,18 @@ async def test_wall_timeout_kills_the_render(tmp_path: Path) -> None:
     slow = CIRCLE.replace("self.play(Create(Circle()))", "self.wait(600)")
     result = await render(slow, tmp_path, timeout_s=3)
     assert not result.ok and "timed out" in result.error
-    assert render_processes() == []
+    assert jail_processes(tmp_path) == []
 
 
 async def test_cancelling_kills_the_process_group(tmp_path: Path) -> None:
     slow = CIRCLE.replace("self.play(Create(Circle()))", "self.wait(600)")
     task = asyncio.ensure_future(render(slow, tmp_path))
     await asyncio.sleep(3)
-    assert render_processes(), "the render should be running"
+    assert jail_processes(tmp_path), "the render should be running"
     task.cancel()
     with contextlib.suppress(asyncio.CancelledError):
         await task
-    assert render_processes() == []
+    assert jail_processes(tmp_path) == []
 
 
 async def test_jail_has_no_network_no_secrets_and_its_limits(tmp_path: Path) -> None:
