@@ -115,9 +115,9 @@ def user_name(value: str) -> str:
         raise ValueError(f"a user name has 1 to {USER_NAME_MAX} characters")
     if value != value.strip():
         raise ValueError("a user name must not start or end with whitespace")
-    if "*" in value:
-        raise ValueError("a user name must not contain '*'")
-    plain_text(value)
+    bad = "'*'" if "*" in value else _bad_char(value, "")
+    if bad:
+        raise ValueError(f"a user name must not contain {bad}")
     return value
 
 

@@ -1,4 +1,5 @@
-"""Helpers the tests share: free loopback ports, the app over ASGI, the `t2m` command, rows."""
+"""Helpers the tests share: free loopback ports, the app over ASGI, under uvicorn in this process
+or in its own, the `t2m` command, rows, /proc and /metrics readings."""
 
 from __future__ import annotations
 
@@ -10,8 +11,10 @@ import socket
 import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 import httpx
+import uvicorn
 
 from api.main import create_app
 from t2m.config import Settings
@@ -71,3 +74,68 @@ async def run_cli(env: dict[str, str], *args: str) -> tuple[int, str, str]:
     )
     out, err = await asyncio.wait_for(proc.communicate(), timeout=300)
     return proc.returncode, out.decode(), err.decode()
+
+
+@contextlib.asynccontextmanager
+async def serve(app: Any) -> AsyncIterator[str]:
+    """`app` served by uvicorn in this process on a free loopback port; yields its base URL."""
+    port = free_port()
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
+    task = asyncio.ensure_future(server.serve())
+    while not server.started:
+        assert not task.done(), "uvicorn did not start"
+        await asyncio.sleep(0.05)
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        await task
+
+
+@contextlib.asynccontextmanager
+async def api_process(settings: Settings, **env: str) -> AsyncIterator[tuple[str, int]]:
+    """The API under uvicorn in its own process (as `t2m up` runs it), configured through the
+    environment from `settings`; yields its base URL and pid."""
+    port = free_port()
+    environ = cli_env(settings, T2M_DATABASE_URL=settings.database_url or "", **env)
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "uvicorn", "--factory", "api.main:create_app",
+        "--host", "127.0.0.1", "--port", str(port), "--log-level", "warning",
+        env=environ,
+    )  # fmt: skip
+    url = f"http://127.0.0.1:{port}"
+    try:
+        async with httpx.AsyncClient(base_url=url) as http:
+            for _ in range(300):
+                assert proc.returncode is None, "the API process exited"
+                with contextlib.suppress(httpx.TransportError):
+                    if (await http.get("/metrics")).status_code == 200:
+                        break
+                await asyncio.sleep(0.1)
+        yield url, proc.pid
+    finally:
+        proc.terminate()
+        await proc.wait()
+
+
+def proc_status_kib(pid: int, field: str) -> int:
+    """A `/proc/<pid>/status` size field (VmRSS, VmHWM), in KiB."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith(f"{field}:"):
+            return int(line.split()[1])
+    raise KeyError(field)
+
+
+def reset_peak_rss(pid: int) -> None:
+    """Start VmHWM (peak RSS) afresh from the current RSS (Linux: clear_refs 5)."""
+    Path(f"/proc/{pid}/clear_refs").write_text("5")
+
+
+def metric_series(exposition: str, family: str) -> dict[str, float]:
+    """The samples of one metric family in a Prometheus text exposition, by their label set."""
+    samples = {}
+    for line in exposition.splitlines():
+        if line.startswith(family + "{"):
+            labels, _, value = line[len(family) :].rpartition(" ")
+            samples[labels] = float(value)
+    return samples
