@@ -43,9 +43,11 @@ import contextlib
 import ctypes
 import fcntl
 import os
+import platform
 import resource
 import shutil
 import signal
+import struct
 import subprocess
 import sys
 import tempfile
@@ -76,6 +78,67 @@ T2M_FILES = ("__init__.py", "layout.py", "render_runner.py")
 PR_SET_PDEATHSIG = 1
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 PAGE = os.sysconf("SC_PAGE_SIZE")
+
+
+# A seccomp filter (x86_64) against kernel attack surface a render never needs: creating or joining
+# namespaces (a user namespace would hand the jail capabilities over a fresh set of namespaces),
+# keyrings, eBPF, perf, userfaultfd, io_uring, ptrace, mounting, modules, kexec. Numbers are the
+# x86_64 ones; x32 syscalls (nr >= 0x40000000) are refused too. clone3 answers ENOSYS so libc falls
+# back to clone, whose flags can be checked.
+_SYSCALLS_X86_64 = {
+    "unshare": 272, "setns": 308, "keyctl": 250, "add_key": 248, "request_key": 249, "bpf": 321,
+    "perf_event_open": 298, "userfaultfd": 323, "io_uring_setup": 425, "io_uring_enter": 426,
+    "io_uring_register": 427, "ptrace": 101, "process_vm_readv": 310, "process_vm_writev": 311,
+    "kexec_load": 246, "kexec_file_load": 320, "mount": 165, "umount2": 166, "pivot_root": 155,
+    "chroot": 161, "open_by_handle_at": 304, "name_to_handle_at": 303, "open_tree": 428,
+    "move_mount": 429, "fsopen": 430, "fsconfig": 431, "fsmount": 432, "fspick": 433,
+    "mount_setattr": 442, "init_module": 175, "finit_module": 313, "delete_module": 176,
+    "quotactl": 179, "acct": 163, "swapon": 167, "swapoff": 168, "reboot": 169,
+}  # fmt: skip
+_CLONE, _CLONE3 = 56, 435
+_CLONE_NAMESPACES = 0x7E020000  # NEWNS|NEWCGROUP|NEWUTS|NEWIPC|NEWUSER|NEWPID|NEWNET
+_AUDIT_ARCH_X86_64 = 0xC000003E
+
+
+def seccomp_filter() -> bytes | None:
+    """The filter as a classic BPF program for bwrap's `--seccomp`; None off x86_64 (the jail's
+    namespaces and uid are the boundary; the filter only narrows the kernel surface)."""
+    if platform.machine() != "x86_64":
+        return None
+    ld, jeq, jge, jset, ret = 0x20, 0x15, 0x35, 0x45, 0x06
+    # Labels are strings; instructions are (code, jump-if-true label, jump-if-false label, k).
+    prog: list[str | tuple[int, str, str, int]] = [
+        (ld, "", "", 4),  # seccomp_data.arch
+        (jeq, "", "kill", _AUDIT_ARCH_X86_64),
+        (ld, "", "", 0),  # seccomp_data.nr
+        (jge, "deny", "", 0x40000000),
+        *[(jeq, "deny", "", nr) for nr in _SYSCALLS_X86_64.values()],
+        (jeq, "nosys", "", _CLONE3),
+        (jeq, "", "allow", _CLONE),
+        (ld, "", "", 16),  # the low word of args[0]: clone's flags
+        (jset, "deny", "allow", _CLONE_NAMESPACES),
+        "allow",
+        (ret, "", "", 0x7FFF0000),
+        "deny",
+        (ret, "", "", 0x00050000 | 1),  # EPERM
+        "nosys",
+        (ret, "", "", 0x00050000 | 38),  # ENOSYS
+        "kill",
+        (ret, "", "", 0x80000000),  # KILL_PROCESS
+    ]
+    labels: dict[str, int] = {}
+    code: list[tuple[int, str, str, int]] = []
+    for item in prog:
+        if isinstance(item, str):
+            labels[item] = len(code)
+        else:
+            code.append(item)
+    out = b""
+    for i, (op, true, false, k) in enumerate(code):
+        jt = labels[true] - i - 1 if true else 0
+        jf = labels[false] - i - 1 if false else 0
+        out += struct.pack("=HBBI", op, jt, jf, k)
+    return out
 
 
 class JailUnavailable(RuntimeError):
@@ -136,13 +199,15 @@ def uid_slot() -> Iterator[int | None]:
         except BlockingIOError:
             os.close(fd)
             continue
+        uid = UID_BASE + slot
         try:
-            uid = UID_BASE + slot
             kill_uid(uid)
             yield uid
-            kill_uid(uid)
         finally:
-            os.close(fd)
+            try:
+                kill_uid(uid)
+            finally:
+                os.close(fd)
         return
     raise JailUnavailable(f"all {UID_SLOTS} jail uids are in use")
 
@@ -378,7 +443,12 @@ async def run_python(
         out = os.open(log, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         arg_r, arg_w = os.pipe()
         status_r, status_w = os.pipe()
+        seccomp_r, seccomp_w = os.pipe()
         try:
+            if (bpf := seccomp_filter()) is not None:
+                os.write(seccomp_w, bpf)
+                options += ["--seccomp", str(seccomp_r)]
+            os.close(seccomp_w)
             os.write(arg_w, b"".join(a.encode() + b"\0" for a in options))
             os.close(arg_w)
             proc = await asyncio.create_subprocess_exec(
@@ -392,14 +462,13 @@ async def run_python(
                 stdout=out,
                 stderr=out,
                 env=env,
-                pass_fds=(arg_r, status_w),
+                pass_fds=(arg_r, status_w, seccomp_r),
                 start_new_session=True,
                 preexec_fn=_rlimits(limits, uid),
             )
         finally:
-            os.close(out)
-            os.close(arg_r)
-            os.close(status_w)
+            for fd in (out, arg_r, status_w, seccomp_r):
+                os.close(fd)
         violation: str | None = None
         last_pids: tuple[int, ...] = ()
         try:
@@ -486,13 +555,13 @@ async def check_jail(timeout_s: float = 20.0) -> None:
     """Fail fast, with a clear message, unless a render jail can be built here.
 
     Builds a real jail and checks from inside: an unprivileged uid (not 0), no capabilities,
-    no_new_privs, only loopback, and a work dir it can write. For the worker's start-up check
+    no_new_privs, the seccomp filter, only loopback, and a work dir it can write. For the worker's start-up check
     and /health; raises JailUnavailable otherwise.
     """
     probe = (
         "import os, socket\n"
         "caps = [l for l in open('/proc/self/status') if l.startswith(('CapEff', 'CapBnd', "
-        "'NoNewPrivs'))]\n"
+        "'NoNewPrivs', 'Seccomp:'))]\n"
         "open('probe', 'w').write('ok')\n"
         "print(os.getuid(), os.getgid(), len(socket.if_nameindex()), *[l.split()[1] for l in caps])"
     )
@@ -502,8 +571,9 @@ async def check_jail(timeout_s: float = 20.0) -> None:
         limits = Limits(memory_mb=512, cpu_s=10, wall_s=timeout_s)
         run = await run_python(["-I", "-c", probe], work, log, env=env, limits=limits)
         out = run.log.split()
-        expected_rest = ["1", "0000000000000000", "0000000000000000", "1"]
-        if run.returncode != 0 or len(out) != 6 or out[2:] != expected_rest:
+        seccomp = "0" if seccomp_filter() is None else "2"
+        expected_rest = ["1", "0000000000000000", "0000000000000000", "1", seccomp]
+        if run.returncode != 0 or out[2:] != expected_rest:
             raise JailUnavailable(f"the jail self-test failed (rc {run.returncode}): {run.log}")
         if os.geteuid() == 0 and (out[0] == "0" or out[1] == "0"):
             raise JailUnavailable(f"the jail runs as uid/gid {out[0]}/{out[1]}, not unprivileged")
