@@ -1,0 +1,56 @@
+# syntax=docker/dockerfile:1
+# One image for every t2m process: the API (`uvicorn --factory api.main:create_app`), the
+# video/llm worker (`t2m worker --queues video,llm`), the render worker (`t2m worker --queues
+# render`) and the one-shot set-up job (`python /opt/t2m/t2m_setup.py`). docker-compose.yml and deploy/
+# run it with different commands and users.
+ARG PYTHON_IMAGE=python:3.11-slim-bookworm
+
+# --- build: compile pycairo/manimpango against cairo and pango, install t2m into /opt/venv ------
+FROM ${PYTHON_IMAGE} AS build
+RUN apt-get update \
+    && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
+        build-essential libpango1.0-dev libcairo2-dev pkg-config \
+    && rm -rf /var/lib/apt/lists/*
+ENV PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1
+RUN python -m venv /opt/venv
+WORKDIR /src
+COPY pyproject.toml README.md worker.py ./
+COPY t2m t2m
+COPY workflows workflows
+COPY activities activities
+COPY api api
+COPY cli cli
+RUN /opt/venv/bin/pip install .
+
+# --- runtime: no compiler; the system packages Manim, TeX, narration and the render jail use ------
+FROM ${PYTHON_IMAGE}
+# libpango1.0-dev/libcairo2-dev/pkg-config: Manim's text and drawing (the -dev packages pull in
+#   exactly the shared libraries the wheels built above link against);
+# texlive-* + dvisvgm: MathTex/Tex (latex-base alone lacks standalone.cls);
+# espeak-ng: narration; bubblewrap + util-linux (setpriv): the render jail (t2m/jail.py);
+# tini: PID 1 that forwards signals and reaps orphans.
+RUN apt-get update \
+    && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
+        libpango1.0-dev libcairo2-dev pkg-config \
+        texlive-latex-base texlive-latex-extra texlive-fonts-recommended dvisvgm \
+        espeak-ng bubblewrap util-linux tini \
+    && rm -rf /var/lib/apt/lists/*
+COPY --from=build /opt/venv /opt/venv
+COPY deploy/t2m_setup.py /opt/t2m/t2m_setup.py
+# The API and the video/llm worker run as this unprivileged user (the image's default).
+# The render worker alone runs as root (docker-compose.yml: `user: "0:0"`; deploy/: runAsUser 0)
+# with a few added capabilities: t2m/jail.py starts bubblewrap as root so that every render runs
+# as a uid of its own from a pool (2000000000+), which root must switch to (setpriv) and own the
+# work dir as; see "The render worker" in deploy/README.md.
+RUN useradd --system --uid 10001 --user-group --home-dir /var/lib/t2m --create-home t2m
+ENV PATH=/opt/venv/bin:$PATH \
+    PYTHONUNBUFFERED=1 \
+    PYTHONDONTWRITEBYTECODE=1 \
+    LITELLM_LOCAL_MODEL_COST_MAP=True \
+    T2M_DATA_DIR=/var/lib/t2m
+# Settings also read `.env` from the working directory: this one holds none.
+WORKDIR /var/lib/t2m
+USER t2m
+EXPOSE 8000
+ENTRYPOINT ["tini", "--"]
+CMD ["uvicorn", "--factory", "api.main:create_app", "--host", "0.0.0.0", "--port", "8000"]

@@ -1,0 +1,852 @@
+"""docker-compose.yml, the Dockerfile and deploy/kubernetes/ checked without Docker or a cluster.
+
+- docker-compose.yml against the Compose specification's JSON schema (the copy PyPI's
+  `check-jsonschema` ships, from github.com/compose-spec/compose-spec, schema/compose-spec.json),
+  with `jsonschema`;
+- every manifest in deploy/kubernetes/ with `kubernetes-validate --strict` (offline schemas);
+- for every t2m container in both: its command through the real parsers (`t2m`'s argparse, uvicorn's
+  click command, the set-up script's argparse), its `T2M_*` environment through `t2m.config.Settings`
+  (an unknown name fails), the settings every process must share, queue coverage, the render
+  worker's jail privileges, start order and where secrets come from.
+
+Each checker is also run on deliberately broken copies, to show that it catches what it claims to.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+import importlib
+import importlib.util
+import io
+import json
+import os
+import re
+import subprocess
+import sys
+from collections.abc import Iterator
+from importlib.resources import files
+from pathlib import Path
+from typing import Any
+from unittest import mock
+from urllib.parse import urlparse
+
+import jsonschema
+import pytest
+import yaml
+from pydantic import ValidationError
+
+import worker
+from cli.main import _parser as t2m_parser
+from t2m.config import Settings
+
+ROOT = Path(__file__).resolve().parents[1]
+COMPOSE = ROOT / "docker-compose.yml"
+DOCKERFILE = ROOT / "Dockerfile"
+K8S = ROOT / "deploy" / "kubernetes"
+SETUP_SCRIPT = ROOT / "deploy" / "t2m_setup.py"
+SETUP_IN_IMAGE = "/opt/t2m/t2m_setup.py"
+K8S_IMAGE = "t2m"  # kustomization.yaml's `images:` maps it to the registry's
+SECRET_EXAMPLE = "secret.example.yaml"
+# What bubblewrap, started as root by t2m/jail.py, needs (see worker-render.yaml's comment).
+JAIL_CAPS = {"SYS_ADMIN", "NET_ADMIN", "SETUID", "SETGID", "SETPCAP", "CHOWN", "FOWNER", "KILL"}
+# Settings every t2m process of one deployment must agree on.
+SHARED = (
+    "T2M_TEMPORAL_ADDRESS",
+    "T2M_TEMPORAL_NAMESPACE",
+    "T2M_TASK_QUEUE_PREFIX",
+    "T2M_DATABASE_URL",
+    "T2M_STORAGE_URL",
+    "AWS_ENDPOINT_URL",
+    "AWS_REGION",
+)
+SECRET_NAME = re.compile(r"PASSWORD|PWD|SECRET|API_KEY|ACCESS_KEY")
+APT_PACKAGES = [
+    "libpango1.0-dev",
+    "libcairo2-dev",
+    "pkg-config",
+    "texlive-latex-base",
+    "texlive-latex-extra",
+    "texlive-fonts-recommended",
+    "dvisvgm",
+    "espeak-ng",
+    "bubblewrap",
+    "util-linux",
+]
+
+
+# --- shared checks ---------------------------------------------------------------------------------
+
+
+def setup_script() -> Any:
+    spec = importlib.util.spec_from_file_location("t2m_setup", SETUP_SCRIPT)
+    assert spec and spec.loader
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def _argparse(parse: Any, argv: list[str]) -> str | None:
+    """None when `parse(argv)` accepts it, else argparse's message."""
+    err = io.StringIO()
+    try:
+        with contextlib.redirect_stderr(err):
+            parse(argv)
+    except SystemExit:
+        return err.getvalue().strip().splitlines()[-1] if err.getvalue().strip() else "rejected"
+    return None
+
+
+def check_command(argv: Any) -> tuple[list[str], list[str]]:
+    """(errors, queues served) for a t2m container's command, parsed by the real parsers."""
+    if not isinstance(argv, list) or not argv or not all(isinstance(a, str) for a in argv):
+        return [f"command must be a list of strings (exec form), not {argv!r}"], []
+    prog, args = argv[0], argv[1:]
+    if prog == "t2m":
+        err = _argparse(t2m_parser().parse_args, args)
+        if err:
+            return [f"`t2m` rejects {args}: {err}"], []
+        parsed = t2m_parser().parse_args(args)
+        if parsed.command != "worker":
+            return [f"`t2m {parsed.command}` is not a service command"], []
+        queues = worker.parse_queues(parsed.queues)
+        unknown = sorted(set(queues) - set(worker.QUEUES))
+        if unknown or not queues:
+            return [f"`t2m worker` serves no queue named {unknown or queues}"], []
+        return [], queues
+    if prog == "uvicorn":
+        import click
+
+        uvicorn_main = importlib.import_module("uvicorn.main").main  # the click command
+        try:
+            ctx = uvicorn_main.make_context("uvicorn", list(args))
+        except click.ClickException as e:
+            return [f"uvicorn rejects {args}: {e.format_message()}"], []
+        params = ctx.params
+        errors = []
+        if not params["factory"]:
+            errors.append("uvicorn needs --factory (api.main:create_app is a factory)")
+        module, _, attr = params["app"].partition(":")
+        try:
+            factory = getattr(importlib.import_module(module), attr)
+        except (ImportError, AttributeError) as e:
+            return [f"uvicorn app {params['app']!r} does not exist: {e}"], []
+        if not callable(factory):
+            errors.append(f"{params['app']} is not callable")
+        if params["host"] != "0.0.0.0":
+            errors.append(f"the API must listen on 0.0.0.0 in a container, not {params['host']}")
+        return errors, []
+    if prog in ("python", "python3") and args[:1] == [SETUP_IN_IMAGE]:
+        err = _argparse(setup_script().parser().parse_args, args[1:])
+        return ([f"the set-up script rejects {args[1:]}: {err}"] if err else []), []
+    return [f"not a t2m command: {argv}"], []
+
+
+@contextlib.contextmanager
+def t2m_environ(env: dict[str, str]) -> Iterator[None]:
+    """os.environ holding exactly `env`'s T2M_* variables."""
+    with mock.patch.dict(os.environ):
+        for key in [k for k in os.environ if k.startswith("T2M_")]:
+            del os.environ[key]
+        os.environ.update({k: v for k, v in env.items() if k.startswith("T2M_")})
+        yield
+
+
+def check_env(env: dict[str, str]) -> tuple[list[str], Settings | None]:
+    """Errors for unknown or invalid T2M_* names/values, and the settings they make."""
+    known = {f"T2M_{name.upper()}" for name in Settings.model_fields}
+    errors = [
+        f"unknown setting {k}" for k in sorted(env) if k.startswith("T2M_") and k not in known
+    ]
+    try:
+        with t2m_environ(env):
+            settings = Settings(_env_file=None)  # type: ignore[call-arg]
+    except ValidationError as e:
+        return [*errors, f"invalid settings: {e}"], None
+    return errors, settings
+
+
+def check_deployment(
+    containers: dict[str, dict[str, Any]], hosts: set[str] | None = None
+) -> list[str]:
+    """Cross-checks over every t2m container `{name: {"command", "env"}}` of one deployment."""
+    errors: list[str] = []
+    served: dict[str, list[str]] = {}
+    settings: dict[str, Settings] = {}
+    for name, c in containers.items():
+        errs, queues = check_command(c["command"])
+        errors += [f"{name}: {e}" for e in errs]
+        if queues:
+            served[name] = queues
+        errs, s = check_env(c["env"])
+        errors += [f"{name}: {e}" for e in errs]
+        if s is not None:
+            settings[name] = s
+        if (c["command"] or [])[:1] == ["uvicorn"] and s is not None:
+            if s.dev_user:
+                errors.append(f"{name}: the API listens on 0.0.0.0, so T2M_DEV_USER must be empty")
+            if not s.secret_key:
+                errors.append(f"{name}: T2M_SECRET_KEY must be set (shared by API replicas)")
+        if s is not None and not (s.storage_url or "").startswith("s3://"):
+            errors.append(f"{name}: hosts share artifacts only through T2M_STORAGE_URL=s3://…")
+        if s is not None and not s.database_url:
+            errors.append(f"{name}: T2M_DATABASE_URL must be set (there is no embedded database)")
+    for key in SHARED:
+        values = {c["env"].get(key) for c in containers.values()}
+        if len(values) > 1:
+            errors.append(f"{key} differs between containers: {sorted(map(str, values))}")
+    covered = {q for qs in served.values() for q in qs}
+    if covered != set(worker.QUEUES):
+        errors.append(f"queues {sorted(set(worker.QUEUES) - covered)} have no worker")
+    if hosts is not None:
+        for name, s in settings.items():
+            targets = {
+                "T2M_TEMPORAL_ADDRESS": s.temporal_address.rsplit(":", 1)[0],
+                "T2M_DATABASE_URL": urlparse(s.database_url or "").hostname,
+                "AWS_ENDPOINT_URL": urlparse(
+                    containers[name]["env"].get("AWS_ENDPOINT_URL", "")
+                ).hostname,
+            }
+            for key, host in targets.items():
+                if host and host not in hosts:
+                    errors.append(f"{name}: {key} names {host}, which no service answers to")
+    return errors
+
+
+# --- Compose -------------------------------------------------------------------------------------
+
+INTERPOLATION = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?:(:?[-?])([^}]*))?\}")
+
+
+def interpolate(node: Any) -> Any:
+    """The file as Compose sees it with no variable set: `${X:-default}` → default, `$$` → `$`."""
+    if isinstance(node, dict):
+        return {k: interpolate(v) for k, v in node.items()}
+    if isinstance(node, list):
+        return [interpolate(v) for v in node]
+    if isinstance(node, str):
+        parts = node.split("$$")
+        return "$".join(INTERPOLATION.sub(lambda m: m.group(3) or "", p) for p in parts)
+    return node
+
+
+def env_dict(env: Any) -> dict[str, str]:
+    if env is None:
+        return {}
+    if isinstance(env, list):
+        return dict(item.split("=", 1) if "=" in item else (item, "") for item in env)
+    return {k: "" if v is None else str(v) for k, v in env.items()}
+
+
+def compose_schema() -> dict[str, Any]:
+    vendor = files("check_jsonschema.builtin_schemas.vendor")
+    return json.loads(vendor.joinpath("compose-spec.json").read_text())
+
+
+def check_secret_sources(raw_services: dict[str, Any]) -> list[str]:
+    """A secret-looking variable's value is interpolated, and its default, if any, is dev-only."""
+    errors = []
+    for name, svc in raw_services.items():
+        for key, value in env_dict(svc.get("environment")).items():
+            candidates = []
+            if SECRET_NAME.search(key):
+                candidates.append(value)
+            url = urlparse(value) if "://" in value else None
+            if url and url.password:  # postgresql://user:PASSWORD@host
+                candidates.append(url.password)
+            for v in candidates:
+                m = INTERPOLATION.fullmatch(v)
+                if not v:
+                    continue
+                if not m:
+                    errors.append(f"{name}: {key} holds a literal secret; take it from the env")
+                elif m.group(3) and not m.group(3).startswith("dev-only"):
+                    errors.append(f"{name}: {key}'s default must be marked dev-only")
+    return errors
+
+
+def check_compose(raw: dict[str, Any]) -> list[str]:
+    doc = interpolate(raw)
+    validator = jsonschema.Draft202012Validator(
+        compose_schema(), format_checker=jsonschema.Draft202012Validator.FORMAT_CHECKER
+    )
+    errors = [
+        f"schema: {'/'.join(map(str, e.absolute_path))}: {e.message}"
+        for e in validator.iter_errors(doc)
+    ]
+    if errors:
+        return errors
+    services: dict[str, Any] = doc["services"]
+    errors += check_secret_sources(raw["services"])
+
+    # One image, built from the repository's Dockerfile, for every t2m service.
+    t2m = {n: s for n, s in services.items() if "build" in s}
+    images = {s.get("image") for s in t2m.values()}
+    if len(images) != 1 or None in images:
+        errors.append(f"t2m services must share one image name, not {images}")
+    for name, svc in t2m.items():
+        build = svc["build"] if isinstance(svc["build"], dict) else {"context": svc["build"]}
+        if (ROOT / build.get("context", ".")).resolve() != ROOT or build.get(
+            "dockerfile", "Dockerfile"
+        ) != "Dockerfile":
+            errors.append(f"{name}: build must be the repository's Dockerfile")
+    for name, svc in services.items():
+        if name not in t2m and svc.get("image") in images:
+            errors.append(f"{name}: uses the t2m image without its build")
+
+    hosts = set(services)
+    for svc in services.values():
+        for net in (
+            (svc.get("networks") or {}).values() if isinstance(svc.get("networks"), dict) else []
+        ):
+            hosts.update((net or {}).get("aliases", []))
+    containers = {
+        n: {"command": s.get("command"), "env": env_dict(s.get("environment"))}
+        for n, s in t2m.items()
+    }
+    errors += check_deployment(containers, hosts)
+
+    for name, svc in t2m.items():
+        _, queues = check_command(svc.get("command"))
+        caps = set(svc.get("cap_add", []))
+        if "render" in queues:
+            dep = svc.get("deploy", {})
+            cpus = dep.get("resources", {}).get("limits", {}).get("cpus")
+            if not dep.get("replicas"):
+                errors.append(f"{name}: a render worker needs deploy.replicas")
+            if not cpus:
+                errors.append(f"{name}: a render worker needs a CPU limit")
+            conc = containers[name]["env"].get("T2M_RENDER_CONCURRENCY")
+            if cpus and (not conc or not conc.isdigit() or int(conc) > float(cpus)):
+                errors.append(f"{name}: T2M_RENDER_CONCURRENCY must be set and ≤ its CPU limit")
+            if str(svc.get("user", "")).split(":")[0] not in ("0", "root"):
+                errors.append(f'{name}: the render jail needs root (user: "0:0")')
+            if not caps >= JAIL_CAPS:
+                errors.append(f"{name}: the render jail needs cap_add {sorted(JAIL_CAPS - caps)}")
+            if "apparmor:unconfined" not in svc.get("security_opt", []):
+                errors.append(f"{name}: the render jail needs security_opt apparmor:unconfined")
+            if svc.get("privileged"):
+                errors.append(f"{name}: must not be privileged")
+        else:
+            if svc.get("user") not in (None, "t2m", "10001", "10001:10001") or caps:
+                errors.append(f"{name}: runs as the image's unprivileged user, no capabilities")
+            if svc.get("cap_drop") != ["ALL"]:
+                errors.append(f"{name}: must drop all capabilities")
+        if svc.get("command", [""])[0] == "uvicorn":
+            test = " ".join(svc.get("healthcheck", {}).get("test", []))
+            if "/health" not in test:
+                errors.append(f"{name}: the API's healthcheck must use GET /health")
+
+    # Start order: known targets, checkable conditions, no cycle, set-up before t2m.
+    for name, svc in services.items():
+        deps = svc.get("depends_on", {})
+        if isinstance(deps, list):
+            errors.append(f"{name}: depends_on needs conditions, not a bare list")
+            continue
+        for target, spec in deps.items():
+            cond = spec.get("condition", "service_started")
+            if target not in services:
+                errors.append(f"{name}: depends_on unknown service {target}")
+            elif cond == "service_healthy" and not services[target].get("healthcheck"):
+                errors.append(f"{name}: waits for {target} to be healthy; it has no healthcheck")
+            elif cond == "service_completed_successfully" and services[target].get("restart") in (
+                "always",
+                "unless-stopped",
+            ):
+                errors.append(f"{name}: waits for {target} to complete; it restarts forever")
+            elif cond == "service_started":
+                errors.append(f"{name}: depends_on {target} without a health/completion condition")
+
+    def ancestors(name: str, path: tuple[str, ...] = ()) -> set[str]:
+        if name in path:
+            errors.append(f"depends_on cycle: {' -> '.join((*path, name))}")
+            return set()
+        out: set[str] = set()
+        for target in services.get(name, {}).get("depends_on", {}) or {}:
+            out |= {target} | ancestors(target, (*path, name))
+        return out
+
+    setup = [n for n, c in containers.items() if (c["command"] or [""])[0].startswith("python")]
+    for name in containers:
+        if name not in setup and not set(setup) & ancestors(name):
+            errors.append(f"{name}: must start after the set-up job {setup}")
+    for name in setup:
+        missing = {"temporal", "catalog-db", "s3"} - ancestors(name)
+        if missing:
+            errors.append(f"{name}: must wait for {sorted(missing)}")
+    return errors
+
+
+@pytest.fixture(scope="module")
+def compose() -> dict[str, Any]:
+    return yaml.safe_load(COMPOSE.read_text())
+
+
+def test_compose_file_passes_schema_and_t2m_checks(compose: dict[str, Any]) -> None:
+    assert check_compose(compose) == []
+    services = compose["services"]
+    assert {"temporal", "temporal-db", "temporal-ui", "catalog-db", "s3", "api"} <= set(services)
+    assert services["temporal"]["image"].startswith("temporalio/server:")
+    assert services["temporal-ui"]["image"].startswith("temporalio/ui:")
+
+
+def test_compose_schema_is_the_real_one() -> None:
+    schema = compose_schema()
+    assert schema["title"] == "Compose Specification"
+    # It rejects what Compose rejects: an unknown service key and a wrongly typed field.
+    validator = jsonschema.Draft202012Validator(schema)
+    assert not validator.is_valid({"services": {"a": {"image": "x", "restart_policy": "always"}}})
+    assert not validator.is_valid({"services": {"a": {"image": "x", "deploy": {"replica": 2}}}})
+    assert not validator.is_valid({"services": {"a": {"image": "x", "ports": {"http": 80}}}})
+    assert validator.is_valid({"services": {"a": {"image": "x", "deploy": {"replicas": 2}}}})
+
+
+def _set(doc: dict[str, Any], path: str, value: Any) -> None:
+    *parents, last = path.split("/")
+    node = doc
+    for p in parents:
+        node = node[p]
+    if value is _DELETE:
+        del node[last]
+    else:
+        node[last] = value
+
+
+_DELETE = object()
+
+
+@pytest.mark.parametrize(
+    ("path", "value", "expected"),
+    [
+        (
+            "services/api/environment/T2M_DATABSE_URL",
+            "postgresql://x@catalog-db/t2m",
+            "unknown setting T2M_DATABSE_URL",
+        ),
+        ("services/worker-render/environment/T2M_RENDER_CONCURRENCY", "zero", "invalid settings"),
+        (
+            "services/worker-render/command",
+            ["t2m", "worker", "--queues", "render", "--concurrency", "2"],
+            "`t2m` rejects",
+        ),
+        (
+            "services/worker-render/command",
+            ["t2m", "worker", "--queues", "render,gpu"],
+            "no queue named ['gpu']",
+        ),
+        (
+            "services/worker-render/command",
+            ["t2m", "worker", "--queues", "llm"],
+            "queues ['render'] have no worker",
+        ),
+        ("services/worker-render/command", "t2m worker --queues render", "exec form"),
+        (
+            "services/api/command",
+            ["uvicorn", "--factory", "api.main:make_app", "--host", "0.0.0.0"],
+            "does not exist",
+        ),
+        (
+            "services/api/command",
+            ["uvicorn", "--factroy", "api.main:create_app"],
+            "uvicorn rejects",
+        ),
+        (
+            "services/t2m-setup/command",
+            ["python", SETUP_IN_IMAGE, "--create-buckets"],
+            "set-up script rejects",
+        ),
+        ("services/api/restart_policy", "always", "schema:"),
+        ("services/worker-render/deploy/replica", 2, "schema:"),
+        ("services/worker-render/ports", {"http": 8000}, "schema:"),
+        ("services/worker-render/deploy/replicas", _DELETE, "needs deploy.replicas"),
+        ("services/worker-render/cap_add", ["SYS_ADMIN"], "needs cap_add"),
+        ("services/worker-render/user", _DELETE, "needs root"),
+        ("services/api/environment/T2M_DEV_USER", "local", "T2M_DEV_USER must be empty"),
+        (
+            "services/api/environment/T2M_TEMPORAL_NAMESPACE",
+            "other",
+            "T2M_TEMPORAL_NAMESPACE differs",
+        ),
+        (
+            "services/api/environment/T2M_TEMPORAL_ADDRESS",
+            "temporall:7233",
+            "no service answers to",
+        ),
+        (
+            "services/api/environment/T2M_STORAGE_URL",
+            "file:///var/lib/t2m/storage",
+            "T2M_STORAGE_URL differs",
+        ),
+        ("services/catalog-db/environment/POSTGRES_PASSWORD", "hunter2", "literal secret"),
+        (
+            "services/catalog-db/environment/POSTGRES_PASSWORD",
+            "${CATALOG_DB_PASSWORD:-hunter2}",
+            "dev-only",
+        ),
+        (
+            "services/api/depends_on/t2m-setup/condition",
+            "service_started",
+            "without a health/completion",
+        ),
+        (
+            "services/api/depends_on/temporal-ui",
+            {"condition": "service_healthy"},
+            "temporal-ui to be healthy",
+        ),
+        (
+            "services/api/depends_on/nowhere",
+            {"condition": "service_healthy"},
+            "unknown service nowhere",
+        ),
+        (
+            "services/api/depends_on",
+            {"catalog-db": {"condition": "service_healthy"}},
+            "after the set-up job",
+        ),
+        ("services/t2m-setup/restart", "always", "restarts forever"),
+        ("services/api/healthcheck", {"test": ["CMD", "true"]}, "GET /health"),
+        ("services/worker-video-llm/cap_add", ["NET_ADMIN"], "no capabilities"),
+        ("services/worker-video-llm/build/dockerfile", "Dockerfile.dev", "repository's Dockerfile"),
+    ],
+)
+def test_compose_checker_catches(
+    compose: dict[str, Any], path: str, value: Any, expected: str
+) -> None:
+    broken = copy.deepcopy(compose)
+    # YAML anchors share objects between services: unshare them first.
+    broken["services"] = {k: copy.deepcopy(v) for k, v in broken["services"].items()}
+    if "/environment/" in path:
+        svc = path.split("/")[1]
+        broken["services"][svc]["environment"] = dict(broken["services"][svc]["environment"])
+    _set(broken, path, value)
+    errors = check_compose(broken)
+    assert any(expected in e for e in errors), errors
+
+
+# --- Dockerfile ----------------------------------------------------------------------------------
+
+
+def test_dockerfile_matches_the_services() -> None:
+    text = DOCKERFILE.read_text()
+    stages = re.split(r"^FROM ", text, flags=re.M)
+    assert "ARG PYTHON_IMAGE=python:3.11-slim-bookworm" in stages[0]
+    runtime = stages[-1]
+    assert runtime.startswith("${PYTHON_IMAGE}\n"), "the runtime stage is the slim Python image"
+    installed = set(
+        re.findall(r"[a-z0-9][a-z0-9.+-]+", runtime.split("apt-get install", 1)[1].split("&&")[0])
+    )
+    assert set(APT_PACKAGES) <= installed, set(APT_PACKAGES) - installed
+    assert "pip install ." in text
+    assert f"COPY deploy/t2m_setup.py {SETUP_IN_IMAGE}" in runtime
+    users = re.findall(r"^USER (\S+)", runtime, flags=re.M)
+    assert users and users[-1] not in ("root", "0"), "the image's default user is unprivileged"
+    assert "useradd" in runtime and "--uid 10001" in runtime
+    cmd = json.loads(re.search(r"^CMD (.+)$", runtime, flags=re.M).group(1))  # type: ignore[union-attr]
+    assert check_command(cmd) == ([], [])
+    # Every path the build copies exists, and the build context keeps them.
+    ignored = (ROOT / ".dockerignore").read_text().split()
+    for src in re.findall(r"^COPY (?!--from)(.+) \S+$", text, flags=re.M):
+        for item in src.split():
+            assert (ROOT / item).exists(), item
+            assert item not in ignored, f"{item} is excluded by .dockerignore"
+
+
+# --- the set-up script ---------------------------------------------------------------------------
+
+
+def test_setup_script_parses_storage_urls() -> None:
+    setup = setup_script()
+    assert setup.bucket_of("s3://t2m/artifacts") == "t2m"
+    assert setup.bucket_of("s3://t2m") == "t2m"
+    assert setup.bucket_of("file:///var/lib/t2m") is None
+    assert setup.bucket_of(None) is None
+    with pytest.raises(ValueError, match="names no bucket"):
+        setup.bucket_of("s3:///prefix")
+
+
+async def test_setup_script_registers_namespace_and_search_attributes(
+    temporal_env: Any, postgres_url: str
+) -> None:
+    """Against the session's real Temporal and PostgreSQL: a fresh namespace gets registered
+    with t2m's search attributes, migrations apply, and a second run changes nothing."""
+    from temporalio.api.operatorservice.v1 import ListSearchAttributesRequest
+
+    from workflows.search import SEARCH_ATTRIBUTES
+
+    namespace = f"setup-{os.getpid()}"
+    env = os.environ | {
+        "T2M_TEMPORAL_ADDRESS": temporal_env.client.service_client.config.target_host,
+        "T2M_TEMPORAL_NAMESPACE": namespace,
+        "T2M_DATABASE_URL": postgres_url,
+    }
+    env.pop("T2M_STORAGE_URL", None)
+    for attempt in ("registered", "exists"):
+        run = subprocess.run(
+            [sys.executable, str(SETUP_SCRIPT), "--wait", "60"],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=180,
+            cwd=ROOT / "deploy",
+        )
+        assert run.returncode == 0, run.stderr
+        assert f"namespace {namespace}: {attempt}" in run.stdout
+        assert "catalog migrations applied" in run.stdout
+    listed = await temporal_env.client.operator_service.list_search_attributes(
+        ListSearchAttributesRequest(namespace=namespace)
+    )
+    assert set(SEARCH_ATTRIBUTES) <= set(listed.custom_attributes)
+
+
+# --- Kubernetes ----------------------------------------------------------------------------------
+
+
+def manifest_files() -> list[Path]:
+    return sorted(p for p in K8S.glob("*.yaml") if p.name != "kustomization.yaml")
+
+
+def load_docs(paths: list[Path]) -> list[dict[str, Any]]:
+    return [d for p in paths for d in yaml.safe_load_all(p.read_text()) if d]
+
+
+def kubernetes_validate(paths: list[Path]) -> subprocess.CompletedProcess[str]:
+    exe = Path(sys.executable).parent / "kubernetes-validate"
+    return subprocess.run(
+        [str(exe), "--strict", "--quiet", *map(str, paths)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+
+
+def test_every_manifest_passes_kubernetes_validate_strict() -> None:
+    paths = manifest_files()
+    assert len(paths) >= 6
+    run = kubernetes_validate(paths)
+    assert run.returncode == 0, run.stdout + run.stderr
+    assert "Couldn't find schema" not in run.stdout + run.stderr  # every kind was really checked
+
+
+def test_kubernetes_validate_rejects_a_broken_manifest(tmp_path: Path) -> None:
+    text = (K8S / "worker-render.yaml").read_text()
+    typo = tmp_path / "typo.yaml"
+    typo.write_text(text.replace("  replicas: 2", "  replica: 2", 1))
+    wrong_type = tmp_path / "wrong-type.yaml"
+    wrong_type.write_text(text.replace("minReplicas: 2", "minReplicas: two", 1))
+    for path in (typo, wrong_type):
+        assert kubernetes_validate([path]).returncode != 0, path.read_text()[:200]
+
+
+def test_kustomization_lists_every_manifest() -> None:
+    kustomization = yaml.safe_load((K8S / "kustomization.yaml").read_text())
+    listed = set(kustomization["resources"])
+    assert listed == {p.name for p in manifest_files()} - {SECRET_EXAMPLE}
+    assert SECRET_EXAMPLE not in listed, "the example Secret must never be applied"
+    assert [i["name"] for i in kustomization["images"]] == [K8S_IMAGE]
+
+
+def pod_containers(doc: dict[str, Any]) -> list[dict[str, Any]]:
+    if doc["kind"] in ("Deployment", "Job"):
+        return doc["spec"]["template"]["spec"]["containers"]
+    return []
+
+
+def check_kubernetes(docs: list[dict[str, Any]]) -> list[str]:
+    errors: list[str] = []
+    by_kind: dict[str, dict[str, dict[str, Any]]] = {}
+    for d in docs:
+        by_kind.setdefault(d["kind"], {})[d["metadata"]["name"]] = d
+    configmaps = {n: d.get("data", {}) for n, d in by_kind.get("ConfigMap", {}).items()}
+    secrets = {n: d.get("stringData", {}) for n, d in by_kind.get("Secret", {}).items()}
+    for name, data in secrets.items():
+        for key, value in data.items():
+            if "CHANGE-ME" not in value:
+                errors.append(f"Secret {name}: {key} must be a CHANGE-ME placeholder")
+
+    containers: dict[str, dict[str, Any]] = {}
+    for d in docs:
+        spec = d["spec"]["template"]["spec"] if pod_containers(d) else None
+        for c in pod_containers(d):
+            cname = f"{d['kind']}/{d['metadata']['name']}/{c['name']}"
+            if c.get("image") != K8S_IMAGE:
+                errors.append(f"{cname}: image must be {K8S_IMAGE!r} (kustomize sets the registry)")
+            env: dict[str, str] = {}
+            for source in c.get("envFrom", []):
+                ref = source.get("configMapRef", {}).get("name")
+                if ref not in configmaps:
+                    errors.append(f"{cname}: envFrom names unknown ConfigMap {ref}")
+                env |= configmaps.get(ref, {})
+            for var in c.get("env", []):
+                if "value" in var:
+                    env[var["name"]] = var["value"]
+                    continue
+                ref = var["valueFrom"]["secretKeyRef"]
+                value = secrets.get(ref["name"], {}).get(ref["key"])
+                if value is None:
+                    errors.append(
+                        f"{cname}: {var['name']} reads {ref['name']}/{ref['key']}, not in {SECRET_EXAMPLE}"
+                    )
+                env[var["name"]] = value or ""
+            if SECRET_NAME.search(
+                " ".join(k for k, v in env.items() if k in configmaps.get("t2m-config", {}))
+            ):
+                errors.append(f"{cname}: a secret in the ConfigMap")
+            containers[cname] = {"command": [*c.get("command", []), *c.get("args", [])], "env": env}
+            res = c.get("resources", {})
+            if not res.get("requests") or not res.get("limits", {}).get("memory"):
+                errors.append(f"{cname}: needs resource requests and a memory limit")
+            sc = {**(spec or {}).get("securityContext", {}), **c.get("securityContext", {})}
+            _, queues = check_command(containers[cname]["command"])
+            if "render" in queues:
+                caps = set(sc.get("capabilities", {}).get("add", []))
+                if not caps >= JAIL_CAPS or sc.get("runAsUser") != 0:
+                    errors.append(f"{cname}: the render jail needs uid 0 and {sorted(JAIL_CAPS)}")
+                if sc.get("privileged"):
+                    errors.append(f"{cname}: must not be privileged")
+                if not res.get("limits", {}).get("cpu"):
+                    errors.append(f"{cname}: a render worker needs a CPU limit")
+            elif not (
+                sc.get("runAsNonRoot")
+                and sc.get("allowPrivilegeEscalation") is False
+                and sc.get("capabilities", {}).get("drop") == ["ALL"]
+                and not sc.get("capabilities", {}).get("add")
+            ):
+                errors.append(
+                    f"{cname}: must run as non-root, no privilege escalation, no capabilities"
+                )
+            if sc.get("seccompProfile", {}).get("type") != "RuntimeDefault":
+                errors.append(f"{cname}: needs the RuntimeDefault seccomp profile")
+            if c.get("command", [""])[0] == "uvicorn":
+                probe = c.get("readinessProbe", {}).get("httpGet", {})
+                ports = {p["name"]: p["containerPort"] for p in c.get("ports", [])}
+                port = int(c["command"][c["command"].index("--port") + 1])
+                if probe.get("path") != "/health" or ports.get(probe.get("port")) != port:
+                    errors.append(f"{cname}: readiness must GET /health on the port uvicorn serves")
+                if not c.get("livenessProbe"):
+                    errors.append(f"{cname}: needs a liveness probe")
+    errors += check_deployment(containers)
+
+    deployments = by_kind.get("Deployment", {})
+    for name, hpa in by_kind.get("HorizontalPodAutoscaler", {}).items():
+        target = deployments.get(hpa["spec"]["scaleTargetRef"]["name"])
+        if target is None:
+            errors.append(f"HPA {name} scales a Deployment that does not exist")
+    render = [
+        n
+        for n, d in deployments.items()
+        if any(
+            "render" in check_command([*c.get("command", []), *c.get("args", [])])[1]
+            for c in pod_containers(d)
+        )
+    ]
+    scaled = {
+        h["spec"]["scaleTargetRef"]["name"]
+        for h in by_kind.get("HorizontalPodAutoscaler", {}).values()
+    }
+    if not render or not set(render) <= scaled:
+        errors.append(f"render workers {render} need a HorizontalPodAutoscaler")
+    for name, svc in by_kind.get("Service", {}).items():
+        pods = [
+            d for d in deployments.values()
+            if svc["spec"]["selector"].items() <= d["spec"]["template"]["metadata"]["labels"].items()
+        ]  # fmt: skip
+        if not pods:
+            errors.append(f"Service {name} selects no Deployment's pods")
+        names = {p.get("name") for d in pods for c in pod_containers(d) for p in c.get("ports", [])}
+        for port in svc["spec"]["ports"]:
+            if port["targetPort"] not in names:
+                errors.append(
+                    f"Service {name}: targetPort {port['targetPort']} is no container port"
+                )
+    for name, ing in by_kind.get("Ingress", {}).items():
+        for rule in ing["spec"]["rules"]:
+            for path in rule["http"]["paths"]:
+                backend = path["backend"]["service"]
+                svc = by_kind.get("Service", {}).get(backend["name"])
+                if svc is None or backend["port"].get("name") not in {
+                    p["name"] for p in svc["spec"]["ports"]
+                }:
+                    errors.append(f"Ingress {name}: backend {backend} is no Service port")
+    return errors
+
+
+@pytest.fixture(scope="module")
+def manifests() -> list[dict[str, Any]]:
+    return load_docs(manifest_files())
+
+
+def test_kubernetes_manifests_pass_t2m_checks(manifests: list[dict[str, Any]]) -> None:
+    assert check_kubernetes(manifests) == []
+    kinds = {d["kind"] for d in manifests}
+    assert {
+        "Deployment",
+        "Service",
+        "Ingress",
+        "HorizontalPodAutoscaler",
+        "ConfigMap",
+        "Job",
+    } <= kinds
+
+
+def _find(docs: list[dict[str, Any]], kind: str, name: str) -> dict[str, Any]:
+    return next(d for d in docs if d["kind"] == kind and d["metadata"]["name"] == name)
+
+
+def _container(docs: list[dict[str, Any]], name: str) -> dict[str, Any]:
+    return pod_containers(_find(docs, "Deployment", name))[0]
+
+
+@pytest.mark.parametrize(
+    ("breakage", "expected"),
+    [
+        ("configmap-typo", "unknown setting T2M_TEMPORAL_ADRESS"),
+        ("unknown-flag", "`t2m` rejects"),
+        ("no-render-worker", "queues ['render'] have no worker"),
+        ("secret-key-missing", "not in secret.example.yaml"),
+        ("real-secret", "CHANGE-ME placeholder"),
+        ("no-hpa", "need a HorizontalPodAutoscaler"),
+        ("service-selector", "selects no Deployment"),
+        ("ingress-port", "is no Service port"),
+        ("render-caps", "the render jail needs uid 0"),
+        ("api-root", "must run as non-root"),
+        ("probe-path", "readiness must GET /health"),
+        ("dev-user", "T2M_DEV_USER must be empty"),
+        ("no-limits", "needs resource requests"),
+    ],
+)
+def test_kubernetes_checker_catches(
+    manifests: list[dict[str, Any]], breakage: str, expected: str
+) -> None:
+    docs = copy.deepcopy(manifests)
+    config = _find(docs, "ConfigMap", "t2m-config")["data"]
+    api = _container(docs, "t2m-api")
+    render = _container(docs, "t2m-worker-render")
+    if breakage == "configmap-typo":
+        config["T2M_TEMPORAL_ADRESS"] = config.pop("T2M_TEMPORAL_ADDRESS")
+    elif breakage == "unknown-flag":
+        render["command"] = ["t2m", "worker", "--queues", "render", "--concurrency", "4"]
+    elif breakage == "no-render-worker":
+        render["command"] = ["t2m", "worker", "--queues", "llm"]
+    elif breakage == "secret-key-missing":
+        api["env"][0]["valueFrom"]["secretKeyRef"]["key"] = "DATABASE_URL"
+    elif breakage == "real-secret":
+        _find(docs, "Secret", "t2m-secrets")["stringData"]["T2M_SECRET_KEY"] = "s3cr3t"
+    elif breakage == "no-hpa":
+        docs = [d for d in docs if d["kind"] != "HorizontalPodAutoscaler"]
+    elif breakage == "service-selector":
+        _find(docs, "Service", "t2m-api")["spec"]["selector"] = {"app": "api"}
+    elif breakage == "ingress-port":
+        rule = _find(docs, "Ingress", "t2m-api")["spec"]["rules"][0]
+        rule["http"]["paths"][0]["backend"]["service"]["port"] = {"name": "https"}
+    elif breakage == "render-caps":
+        render["securityContext"]["capabilities"]["add"].remove("SYS_ADMIN")
+    elif breakage == "api-root":
+        api["securityContext"]["allowPrivilegeEscalation"] = True
+    elif breakage == "probe-path":
+        api["readinessProbe"]["httpGet"]["path"] = "/healthz"
+    elif breakage == "dev-user":
+        config["T2M_DEV_USER"] = "local"
+    elif breakage == "no-limits":
+        del render["resources"]["limits"]
+    errors = check_kubernetes(docs)
+    assert any(expected in e for e in errors), errors
