@@ -49,7 +49,10 @@ SETUP_IN_IMAGE = "/opt/t2m/t2m_setup.py"
 K8S_IMAGE = "t2m"  # kustomization.yaml's `images:` maps it to the registry's
 SECRET_EXAMPLE = "secret.example.yaml"
 # What bubblewrap, started as root by t2m/jail.py, needs (see worker-render.yaml's comment).
-JAIL_CAPS = {"SYS_ADMIN", "NET_ADMIN", "SETUID", "SETGID", "SETPCAP", "CHOWN", "FOWNER", "KILL"}
+JAIL_CAPS = {
+    *("SYS_ADMIN", "NET_ADMIN", "SETUID", "SETGID", "SETPCAP"),
+    *("CHOWN", "FOWNER", "DAC_OVERRIDE", "KILL"),
+}
 # Settings every t2m process of one deployment must agree on.
 SHARED = (
     "T2M_TEMPORAL_ADDRESS",
