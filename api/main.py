@@ -19,7 +19,9 @@ from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
 from fastapi.openapi.utils import get_openapi
 from fastapi.responses import JSONResponse
+from fastapi.routing import APIRoute
 from fastapi.staticfiles import StaticFiles
+from starlette.routing import Match
 from temporalio.service import RPCError
 
 from api.auth import Authenticator
@@ -82,6 +84,20 @@ async def _invalid(request: Request, exc: Exception) -> JSONResponse:
     return JSONResponse({"detail": problems}, status_code=422)
 
 
+async def _method_not_allowed(request: Request, exc: Exception) -> JSONResponse:
+    """405 with an `Allow` header listing every method the path has, not only the first route's
+    (Starlette stops at the first route whose path matches)."""
+    allowed = {
+        method
+        for route in request.app.routes
+        if isinstance(route, APIRoute) and route.matches(request.scope)[0] != Match.NONE
+        for method in route.methods or ()
+    }
+    return JSONResponse(
+        {"detail": "Method Not Allowed"}, 405, {"Allow": ", ".join(sorted(allowed))}
+    )
+
+
 def _openapi(app: FastAPI, settings: Settings) -> Callable[[], dict[str, Any]]:
     """The schema, with this deployment's model allow-list as the enum of `model`."""
 
@@ -134,6 +150,7 @@ def create_app(settings: Settings | None = None, limits: Limits | None = None) -
     app.add_middleware(BodyLimit, limit=limits.max_body_bytes)
     app.add_middleware(MetricsMiddleware)  # outermost: it also counts the 413s
     app.add_exception_handler(RequestValidationError, _invalid)
+    app.add_exception_handler(405, _method_not_allowed)
     app.add_exception_handler(asyncpg.PostgresError, _unavailable)
     app.add_exception_handler(asyncpg.InterfaceError, _unavailable)
     app.add_exception_handler(RPCError, _unavailable)

@@ -99,6 +99,25 @@ async def test_invalid_jwts_are_401(
     assert r.status_code == 401 and reason in r.json()["detail"]
 
 
+@pytest.mark.parametrize("claim", ["false", "true", 1, "yes", [True], {"admin": True}])
+async def test_only_json_true_makes_an_admin(
+    jwt_api: httpx.AsyncClient, signing_key: rsa.RSAPrivateKey, claim: object
+) -> None:
+    headers = {"Authorization": f"Bearer {token(signing_key, sub='mallory', t2m_admin=claim)}"}
+    r = await jwt_api.get("/api/v1/jobs", params={"owner": "*"}, headers=headers)
+    assert r.status_code == 403, claim
+
+
+@pytest.mark.parametrize("sub", ["*", "ali*ce", "bob\x00", "eve\n", " pad", "a\ud800", 42])
+async def test_a_sub_that_is_not_a_user_name_is_refused(
+    jwt_api: httpx.AsyncClient, signing_key: rsa.RSAPrivateKey, sub: object
+) -> None:
+    r = await jwt_api.get(
+        "/api/v1/jobs", headers={"Authorization": f"Bearer {token(signing_key, sub=sub)}"}
+    )
+    assert r.status_code == 401 and "sub" in r.json()["detail"].lower(), r.text
+
+
 async def test_a_token_signed_by_another_key_is_refused(jwt_api: httpx.AsyncClient) -> None:
     other = rsa.generate_private_key(public_exponent=65537, key_size=2048)
     r = await jwt_api.get("/api/v1/jobs", headers={"Authorization": f"Bearer {token(other)}"})

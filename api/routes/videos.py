@@ -43,6 +43,13 @@ IdempotencyKey = Annotated[
 ]
 JOB_ERRORS = errors(404)
 
+SSE_EVENT = {
+    "type": "object",
+    "properties": {
+        "event": {"type": "string", "enum": ["status"]},
+        "data": {"type": "string", "contentMediaType": "application/json"},
+    },
+}
 
 @router.post(
     "/generate",
@@ -83,7 +90,10 @@ async def job_status(job: OwnedJob, state: StateDep) -> JobStatusResponse:
     response_class=service.EventStream,
     status_code=200,
     responses={
-        200: {"content": {"text/event-stream": {"schema": {"type": "string"}}}},
+        200: {
+            "description": "`status` events, each a JobStatusResponse as JSON",
+            "content": {"text/event-stream": {"schema": SSE_EVENT}},
+        },
         **errors(404, 429),
     },
 )
