@@ -25,7 +25,7 @@ from t2m.config import Settings, get_settings
 from t2m.db import JobStore
 from t2m.jail import JailUnavailable, check_jail
 from t2m.llm import ModelClient
-from t2m.storage import get_storage
+from t2m.storage import StorageUnavailable, get_storage
 from workflows.client import connect
 from workflows.maintenance import ReconcileWorkflow, ensure_reconcile_schedule
 from workflows.video import VideoWorkflow
@@ -43,7 +43,7 @@ def build_workers(
     unknown = set(queues) - set(QUEUES)
     if unknown:
         raise ValueError(f"unknown queue(s) {sorted(unknown)}; choose from {QUEUES}")
-    storage = get_storage(settings.data_dir)
+    storage = get_storage(settings)
     media = MediaActivities(settings, storage)
     models = LLMActivities(
         ModelClient(storage if settings.llm_cache else None), storage, settings.data_dir
@@ -107,6 +107,11 @@ async def jail_ready(queues: Sequence[str]) -> list[str]:
 
 async def run(settings: Settings, queues: Sequence[str] = QUEUES) -> int:
     """Serve `queues` until SIGINT/SIGTERM, then shut the workers down gracefully."""
+    try:  # a worker that cannot store its results must not take tasks
+        await asyncio.to_thread(get_storage(settings).check)
+    except StorageUnavailable as e:
+        print(f"t2m worker: refusing to start: {e}", file=sys.stderr)
+        return 2
     queues = await jail_ready(queues)
     if not queues:
         return 1
@@ -144,6 +149,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
+    logging.getLogger("botocore").setLevel(logging.WARNING)  # one line per S3 client otherwise
     return asyncio.run(run(get_settings(), parse_queues(args.queues)))
 
 

@@ -2,7 +2,9 @@
 
 They exchange storage keys only. Renders are keyed by a hash of (code, quality, manim version), so
 a retried activity, a retried job or an identical scene in another job reuses the finished video
-(and its layout check findings, kept beside it).
+(and its layout check findings, kept beside it), whichever host made it when storage is S3.
+Storage calls run in a thread while the activity heartbeats: an S3 call may spend a while in
+boto3's retries during an outage, and must hold up neither the worker's event loop nor heartbeats.
 """
 
 from __future__ import annotations
@@ -58,15 +60,24 @@ class MediaActivities:
         self.settings = settings
         self.storage = storage
 
+    async def _put(self, key: str, src: Path) -> None:
+        await _heartbeating(self.storage.put_file, key, src)
+
+    async def _get(self, key: str, dest: Path) -> Path:
+        return await _heartbeating(self.storage.get_file, key, dest)
+
+    async def _exists(self, key: str) -> bool:
+        return await _heartbeating(self.storage.exists, key)
+
     @activity.defn(name="render_scene")
     async def render_scene(self, req: RenderRequest) -> RenderOutcome:
         key = render_key(req.code, req.quality)
         findings_key = key.removesuffix(".mp4") + ".layout.json"
         log = activity.logger
-        if self.storage.exists(key) and self.storage.exists(findings_key):
+        if await self._exists(key) and await self._exists(findings_key):
             log.info("render reused job=%s scene=%d key=%s", req.job_id, req.scene_index, key)
             with tempfile.TemporaryDirectory() as tmp:
-                findings = self.storage.get_file(findings_key, Path(tmp) / "layout.json")
+                findings = await self._get(findings_key, Path(tmp) / "layout.json")
                 issues = json.loads(findings.read_text())
             return RenderOutcome(ok=True, video_key=key, layout_issues=issues, reused=True)
         log.info("render start job=%s scene=%d key=%s", req.job_id, req.scene_index, key)
@@ -82,10 +93,10 @@ class MediaActivities:
             if not result.ok or result.video is None:
                 log.info("render failed job=%s scene=%d", req.job_id, req.scene_index)
                 return RenderOutcome(ok=False, error=result.error)
-            self.storage.put_file(key, result.video)
+            await self._put(key, result.video)
             findings = Path(workdir) / "layout.json"
             findings.write_text(json.dumps(result.layout))
-            self.storage.put_file(findings_key, findings)
+            await self._put(findings_key, findings)
             duration = media.video_duration(result.video)
         log.info("render done job=%s scene=%d key=%s", req.job_id, req.scene_index, key)
         return RenderOutcome(
@@ -103,7 +114,7 @@ class MediaActivities:
                 duration, cues = await asyncio.to_thread(tts.synthesize, req.text, req.voice, wav)
             except tts.VoiceError as e:
                 raise ApplicationError(str(e), type="VoiceError", non_retryable=True) from e
-            self.storage.put_file(key, wav)
+            await self._put(key, wav)
         return Narration(
             audio_key=key,
             duration_s=duration,
@@ -117,26 +128,24 @@ class MediaActivities:
             work = Path(tmp)
             inputs = []
             for i, scene in enumerate(req.scenes):
-                video = self.storage.get_file(scene.video_key, work / f"scene-{i}.mp4")
+                video = await self._get(scene.video_key, work / f"scene-{i}.mp4")
                 audio = None
                 if scene.narration.audio_key:
-                    audio = self.storage.get_file(
-                        scene.narration.audio_key, work / f"scene-{i}.wav"
-                    )
+                    audio = await self._get(scene.narration.audio_key, work / f"scene-{i}.wav")
                 narration = scene.narration
                 inputs.append(media.SceneInput(video, audio, narration.duration_s, narration.cues))
             out = work / "video.mp4"
             composed = await _heartbeating(
                 lambda: media.compose(inputs, out, subtitles=req.subtitles)
             )
-            self.storage.put_file(f"{prefix}/video.mp4", out)
+            await self._put(f"{prefix}/video.mp4", out)
             srt_key = vtt_key = None
             if req.subtitles:
                 (work / "video.srt").write_text(media.to_srt(composed.cues))
                 (work / "video.vtt").write_text(media.to_vtt(composed.cues))
                 srt_key, vtt_key = f"{prefix}/video.srt", f"{prefix}/video.vtt"
-                self.storage.put_file(srt_key, work / "video.srt")
-                self.storage.put_file(vtt_key, work / "video.vtt")
+                await self._put(srt_key, work / "video.srt")
+                await self._put(vtt_key, work / "video.vtt")
         return ComposeResult(
             video_key=f"{prefix}/video.mp4",
             srt_key=srt_key,
@@ -148,18 +157,18 @@ class MediaActivities:
     async def make_thumbnail(self, req: ThumbnailRequest) -> str:
         key = f"jobs/{req.job_id}/thumbnail.png"
         with tempfile.TemporaryDirectory(prefix="t2m-thumb-") as tmp:
-            video = self.storage.get_file(req.video_key, Path(tmp) / "video.mp4")
+            video = await self._get(req.video_key, Path(tmp) / "video.mp4")
             png = await asyncio.to_thread(media.thumbnail, video, Path(tmp) / "thumb.png", req.at_s)
-            self.storage.put_file(key, png)
+            await self._put(key, png)
         return key
 
     @activity.defn(name="finalize_video")
     async def finalize_video(self, req: FinalizeRequest) -> int:
         """Check every artifact landed in storage; return the video's size in bytes."""
-        missing = [k for k in req.keys if not self.storage.exists(k)]
+        missing = [k for k in req.keys if not await self._exists(k)]
         if missing:
             raise ApplicationError(f"artifacts missing from storage: {missing}")
-        return self.storage.size(req.keys[0])
+        return await _heartbeating(self.storage.size, req.keys[0])
 
 
 def _reading_cues(text: str) -> Narration:

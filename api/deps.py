@@ -16,7 +16,7 @@ from api.limits import Limits, StreamSlots
 from t2m.config import Settings
 from t2m.db import Job, JobStore, Principal
 from t2m.models import JOB_ID_PATTERN
-from t2m.storage import LocalStorage
+from t2m.storage import LocalStorage, S3Storage
 
 PRINCIPAL = "t2m.principal"
 """Scope key of the caller authenticated before the body was read."""
@@ -32,7 +32,7 @@ class AppState:
     settings: Settings
     client: Client
     jobs: JobStore
-    storage: LocalStorage
+    storage: LocalStorage | S3Storage
     auth: Authenticator
     limits: Limits
     streams: StreamSlots

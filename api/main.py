@@ -32,7 +32,7 @@ from api.routes import jobs, system, videos, web
 from t2m import db
 from t2m.config import Settings, get_settings
 from t2m.requests import allowed_models
-from t2m.storage import LocalStorage
+from t2m.storage import get_storage
 from workflows.client import connect
 
 WEB_DIR = Path(__file__).parent / "web"
@@ -132,7 +132,7 @@ def create_app(settings: Settings | None = None, limits: Limits | None = None) -
                 settings=settings,
                 client=await connect(settings),
                 jobs=db.JobStore(pool),
-                storage=LocalStorage(settings.storage_dir),
+                storage=get_storage(settings),
                 auth=Authenticator(settings, db.KeyStore(pool), secret_key(settings)),
                 limits=limits,
                 streams=StreamSlots(limits.events_per_user),

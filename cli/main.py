@@ -22,7 +22,12 @@ if TYPE_CHECKING:
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="t2m", description="Topic to explanatory Manim video.")
     sub = p.add_subparsers(dest="command", required=True)
-    sub.add_parser("up", help="run the embedded stack (Temporal, PostgreSQL, worker, API)")
+    u = sub.add_parser("up", help="run the embedded stack (Temporal, PostgreSQL, worker, API)")
+    u.add_argument(
+        "--queues",
+        default="video,llm,render",
+        help="comma-separated queues its worker serves (others run `t2m worker` elsewhere)",
+    )
     d = sub.add_parser("docs", help="the Manim documentation t2m retrieves from")
     ds = d.add_subparsers(dest="docs_command", required=True).add_parser(
         "search", help="top matches for QUERY"
@@ -63,7 +68,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     if args.command == "up":
         from cli.stack import up
 
-        code = asyncio.run(up(settings))
+        code = asyncio.run(up(settings, args.queues))
     elif args.command == "worker":
         import worker
 
@@ -222,7 +227,7 @@ async def generate(settings: Settings, args: argparse.Namespace) -> int:
         except WorkflowFailureError as e:
             status = await job_status(handle)
             return _fail(args, handle.id, status.error or str(e.cause or e), status=status.status)
-    storage = get_storage(settings.data_dir)
+    storage = get_storage(settings)
     a = result.artifacts
     args.out.mkdir(parents=True, exist_ok=True)
     paths: dict[str, str | None] = {}

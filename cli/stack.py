@@ -22,6 +22,8 @@ from temporalio.client import Client
 from cli.supervisor import ChildProcess, CrashLoop, Service, Supervisor
 from t2m import db
 from t2m.config import Settings, check_bind
+from t2m.storage import StorageUnavailable, get_storage
+from worker import QUEUES, parse_queues
 from workflows.client import connect, ensure_search_attributes
 
 
@@ -79,9 +81,18 @@ async def wait_for_http(url: str, timeout_s: float = 60.0) -> None:
             await asyncio.sleep(0.3)
 
 
-async def up(settings: Settings) -> int:
-    """Run the stack until interrupted; returns the exit code."""
+async def up(settings: Settings, queues: str = ",".join(QUEUES)) -> int:
+    """Run the stack until interrupted, its worker serving `queues`; returns the exit code."""
     check_bind(settings)
+    unknown = set(parse_queues(queues)) - set(QUEUES)
+    if unknown or not parse_queues(queues):
+        print(f"t2m up: --queues {queues!r}: choose from {','.join(QUEUES)}", file=sys.stderr)
+        return 2
+    try:  # refuse at once rather than start a stack whose jobs cannot store anything
+        await asyncio.to_thread(get_storage(settings).check)
+    except StorageUnavailable as e:
+        print(f"t2m up: refusing to start: {e}", file=sys.stderr)
+        return 2
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     logs = settings.data_dir / "logs"
     postgres = None
@@ -103,7 +114,7 @@ async def up(settings: Settings) -> int:
         client = await wait_for_temporal(settings)
         await ensure_search_attributes(client)
         await wait_for_ui(settings)
-        worker = [sys.executable, "-m", "worker"]
+        worker = [sys.executable, "-m", "worker", "--queues", queues]
         await stack.add(ChildProcess("worker", worker, logs / "worker.log", env))
         api = [sys.executable, "-m", "uvicorn", "--factory", "api.main:create_app"]
         api += ["--host", settings.api_host, "--port", str(settings.api_port), "--no-access-log"]

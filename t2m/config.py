@@ -7,7 +7,7 @@ import os
 from functools import lru_cache
 from pathlib import Path
 
-from pydantic import Field
+from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -27,6 +27,12 @@ class Settings(BaseSettings):
     temporal_ui_port: int = 8233
     task_queue_prefix: str = "t2m"
     """Queues are `<prefix>-video`, `<prefix>-llm` and `<prefix>-render`."""
+
+    storage_url: str | None = None
+    """Where artifacts live: `file:///path` or `s3://bucket[/prefix]` (endpoint, region and
+    credentials from the standard AWS configuration); `<data_dir>/storage` when unset."""
+    presign_expiry_s: int = Field(default=1800, ge=60, le=7 * 24 * 3600)
+    """Lifetime of the presigned S3 URLs `video-url` and the media endpoints hand out."""
 
     database_url: str | None = None
     """PostgreSQL for the job catalog; `t2m up` runs an embedded one when this is unset."""
@@ -65,6 +71,13 @@ class Settings(BaseSettings):
     reconcile_every_s: int = Field(default=300, ge=10)
     """How often the catalog is checked against Temporal (a Temporal Schedule)."""
     reconcile_grace_s: float = Field(default=600.0, ge=0)
+
+    @field_validator("storage_url")
+    @classmethod
+    def _storage_scheme(cls, url: str | None) -> str | None:
+        if url and not (url.startswith("file:///") or (url.startswith("s3://") and len(url) > 5)):
+            raise ValueError("use file:///path or s3://bucket[/prefix]")
+        return url
 
     @property
     def storage_dir(self) -> Path:

@@ -1,23 +1,63 @@
 """Artifact storage addressed by keys such as `jobs/<job>/video.mp4`.
 
-Activities exchange keys, never bytes, so nothing heavy enters workflow history. `LocalStorage`
-is the embedded default; any backend with the same methods (S3 comes later) can replace it.
+Activities exchange keys, never bytes, so nothing heavy enters workflow history. `T2M_STORAGE_URL`
+picks the backend: `file:///path` (`LocalStorage`, the embedded default under the data dir) or
+`s3://bucket[/prefix]` (`S3Storage`), which every host of a deployment shares, so a render made on
+one machine is composed on another and served by the API from a third. S3's endpoint, region and
+credentials come only from the standard AWS configuration (AWS_ENDPOINT_URL, AWS_REGION,
+AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, profiles, instance roles), so AWS, MinIO, SeaweedFS, R2 and
+GCS's S3 API need nothing t2m-specific beyond the URL.
 """
 
 from __future__ import annotations
 
+import mimetypes
 import os
 import shutil
-from pathlib import Path
-from typing import Protocol
+import uuid
+from pathlib import Path, PurePosixPath
+from typing import Any, Protocol
+from urllib.parse import urlparse
+
+import boto3
+from boto3.s3.transfer import TransferConfig
+from botocore.config import Config
+from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError
+
+from t2m.config import Settings
+
+CONTENT_TYPES = {".srt": "application/x-subrip", ".vtt": "text/vtt", ".wav": "audio/wav"}
+MiB = 1024 * 1024
+
+
+class StorageUnavailable(Exception):
+    """Storage cannot be used as configured; the message is one line that says why."""
 
 
 class Storage(Protocol):
+    url: str
+
     def put_file(self, key: str, src: Path) -> None: ...
     def get_file(self, key: str, dest: Path) -> Path: ...
     def exists(self, key: str) -> bool: ...
     def size(self, key: str) -> int: ...
     def delete_prefix(self, prefix: str) -> None: ...
+    def check(self) -> None:
+        """Raise `StorageUnavailable` unless objects can be stored here."""
+        ...
+
+
+def content_type(key: str) -> str:
+    suffix = PurePosixPath(key).suffix
+    return CONTENT_TYPES.get(suffix) or mimetypes.guess_type(key)[0] or "application/octet-stream"
+
+
+def _clean(key: str) -> str:
+    """`key` as a relative path without `.`/`..` parts, or ValueError."""
+    parts = PurePosixPath(key).parts
+    if not key or key.startswith("/") or any(p in (".", "..") for p in parts):
+        raise ValueError(f"storage key escapes the root: {key!r}")
+    return "/".join(parts)
 
 
 class LocalStorage:
@@ -26,6 +66,7 @@ class LocalStorage:
     def __init__(self, root: Path) -> None:
         self.root = Path(root)
         self.root.mkdir(parents=True, exist_ok=True)
+        self.url = self.root.resolve().as_uri()
 
     def path(self, key: str) -> Path:
         p = (self.root / key).resolve()
@@ -61,6 +102,157 @@ class LocalStorage:
         elif p.is_file():
             p.unlink()
 
+    def check(self) -> None:
+        probe = self.root / ".health" / uuid.uuid4().hex
+        try:
+            probe.parent.mkdir(parents=True, exist_ok=True)
+            probe.write_bytes(b"ok")
+            probe.unlink()
+        except OSError as e:
+            raise StorageUnavailable(f"storage {self.url} is not writable: {e}") from e
 
-def get_storage(data_dir: Path) -> Storage:
-    return LocalStorage(Path(data_dir) / "storage")
+
+def _s3_client(max_attempts: int) -> Any:
+    """An S3 client from the standard AWS configuration, with boto3's standard-mode retries
+    (exponential backoff with jitter) for throttling, 5xx and connection errors."""
+    config = Config(
+        retries={"mode": "standard", "max_attempts": max_attempts},
+        signature_version="s3v4",
+        connect_timeout=5,
+        read_timeout=60,
+    )
+    return boto3.session.Session().client("s3", config=config)
+
+
+class S3Storage:
+    """Objects `<prefix>/<key>` in one bucket.
+
+    Uploads go through boto3's transfer manager: files above `part_size` are sent as a multipart
+    upload in parts of that size, several at once; downloads stream to a file (ranged GETs in
+    parallel for large objects), never into memory. `max_attempts` is generous on purpose: a worker
+    rides out a short S3 outage inside the call (heartbeating), and Temporal retries the activity
+    if it lasts longer; the start-up and health checks use a short budget so they answer quickly.
+    """
+
+    def __init__(
+        self, bucket: str, prefix: str = "", *, max_attempts: int = 10, part_size: int = 16 * MiB
+    ) -> None:
+        self.bucket = bucket
+        self.prefix = _clean(prefix) + "/" if prefix.strip("/") else ""
+        self.url = f"s3://{bucket}/{self.prefix}".rstrip("/")
+        self._s3 = _s3_client(max_attempts)
+        self._probe = _s3_client(max_attempts=2)
+        self._transfer = TransferConfig(
+            multipart_threshold=part_size, multipart_chunksize=part_size, max_concurrency=4
+        )
+
+    def object_key(self, key: str) -> str:
+        return self.prefix + _clean(key)
+
+    def put_file(self, key: str, src: Path) -> None:
+        self._s3.upload_file(
+            str(src),
+            self.bucket,
+            self.object_key(key),
+            ExtraArgs={"ContentType": content_type(key)},
+            Config=self._transfer,
+        )
+
+    def get_file(self, key: str, dest: Path) -> Path:
+        Path(dest).parent.mkdir(parents=True, exist_ok=True)
+        try:
+            self._s3.download_file(
+                self.bucket, self.object_key(key), str(dest), Config=self._transfer
+            )
+        except ClientError as e:
+            if _status(e) == 404:
+                raise FileNotFoundError(f"no object at key {key!r}") from e
+            raise
+        return Path(dest)
+
+    def _head(self, key: str) -> dict | None:
+        try:
+            return self._s3.head_object(Bucket=self.bucket, Key=self.object_key(key))
+        except ClientError as e:
+            if _status(e) == 404:
+                return None
+            raise
+
+    def exists(self, key: str) -> bool:
+        return self._head(key) is not None
+
+    def size(self, key: str) -> int:
+        head = self._head(key)
+        if head is None:
+            raise FileNotFoundError(f"no object at key {key!r}")
+        return int(head["ContentLength"])
+
+    def delete_prefix(self, prefix: str) -> None:
+        """Delete the object `prefix` and every object under `prefix/`."""
+        base = self.object_key(prefix)
+        keys = [base]
+        pages = self._s3.get_paginator("list_objects_v2").paginate(
+            Bucket=self.bucket, Prefix=base + "/"
+        )
+        for page in pages:
+            keys += [obj["Key"] for obj in page.get("Contents", [])]
+        for i in range(0, len(keys), 1000):
+            batch = [{"Key": k} for k in keys[i : i + 1000]]
+            self._s3.delete_objects(Bucket=self.bucket, Delete={"Objects": batch, "Quiet": True})
+
+    def presigned_url(
+        self, key: str, expires_s: int, *, filename: str | None = None, attachment: bool = False
+    ) -> str:
+        """A GET URL anyone holding it may use until it expires (Range requests included)."""
+        params = {
+            "Bucket": self.bucket,
+            "Key": self.object_key(key),
+            "ResponseContentType": content_type(key),
+        }
+        if filename or attachment:
+            kind = "attachment" if attachment else "inline"
+            name = f'; filename="{filename}"' if filename else ""
+            params["ResponseContentDisposition"] = kind + name
+        return self._s3.generate_presigned_url("get_object", Params=params, ExpiresIn=expires_s)
+
+    def check(self) -> None:
+        try:
+            self._probe.head_bucket(Bucket=self.bucket)
+        except NoCredentialsError as e:
+            raise StorageUnavailable(
+                f"storage {self.url}: no AWS credentials found (set AWS_ACCESS_KEY_ID and"
+                " AWS_SECRET_ACCESS_KEY, AWS_PROFILE, or use an instance role)"
+            ) from e
+        except ClientError as e:
+            status = _status(e)
+            if status == 404:
+                why = f"bucket {self.bucket!r} does not exist"
+            elif status in (401, 403):
+                why = f"access to bucket {self.bucket!r} denied (check the AWS credentials)"
+            else:
+                why = f"{e}"
+            raise StorageUnavailable(f"storage {self.url}: {why}") from e
+        except BotoCoreError as e:
+            raise StorageUnavailable(f"storage {self.url}: {e}") from e
+
+
+def _status(e: ClientError) -> int:
+    meta = e.response.get("ResponseMetadata", {})
+    code = e.response.get("Error", {}).get("Code", "")
+    if code in ("NoSuchKey", "NoSuchBucket", "404"):
+        return 404
+    return int(meta.get("HTTPStatusCode", 0))
+
+
+def storage_from_url(url: str) -> LocalStorage | S3Storage:
+    """The backend `url` names: `file:///path` or `s3://bucket[/prefix]`."""
+    parsed = urlparse(url)
+    if parsed.scheme == "file":
+        return LocalStorage(Path(parsed.path))
+    if parsed.scheme == "s3" and parsed.netloc:
+        return S3Storage(parsed.netloc, parsed.path.strip("/"))
+    raise ValueError(f"unsupported storage URL {url!r}: use file:///path or s3://bucket[/prefix]")
+
+
+def get_storage(settings: Settings) -> LocalStorage | S3Storage:
+    return storage_from_url(settings.storage_url or settings.storage_dir.resolve().as_uri())

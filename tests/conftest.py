@@ -23,6 +23,7 @@ from t2m.config import Settings
 from t2m.llm import register_provider
 from tests.helpers import asgi_client, free_port
 from tests.scripted import ScriptedLLM
+from tests.seaweed import SeaweedFS
 from workflows.client import ensure_search_attributes
 
 
@@ -51,6 +52,24 @@ async def temporal_env() -> AsyncIterator[WorkflowEnvironment]:
     await ensure_search_attributes(env.client)
     yield env
     await env.shutdown()
+
+
+@pytest.fixture(scope="session")
+def seaweed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SeaweedFS]:
+    """A real S3 (SeaweedFS, signatures checked) on loopback for the session, bucket created."""
+    server = SeaweedFS(tmp_path_factory.mktemp("seaweed"))
+    server.start()
+    server.create_bucket(server.bucket)
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def aws_env(seaweed: SeaweedFS, monkeypatch: pytest.MonkeyPatch) -> SeaweedFS:
+    """The standard AWS environment variables point at the session's SeaweedFS for this test."""
+    for name, value in seaweed.env.items():
+        monkeypatch.setenv(name, value)
+    return seaweed
 
 
 @pytest.fixture(scope="session")

@@ -7,7 +7,9 @@ import asyncio
 import contextlib
 import os
 import random
+import signal
 import socket
+import subprocess
 import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -139,3 +141,30 @@ def metric_series(exposition: str, family: str) -> dict[str, float]:
             labels, _, value = line[len(family) :].rpartition(" ")
             samples[labels] = float(value)
     return samples
+
+
+def readme_walkthrough() -> str:
+    """The README's REST walkthrough, verbatim."""
+    readme = (Path(__file__).parent.parent / "README.md").read_text()
+    block = readme.split("<!-- api-walkthrough -->")[1].split("<!-- /api-walkthrough -->")[0]
+    return block.split("```sh\n")[1].split("```")[0]
+
+
+def start_up(env: dict[str, str], *args: str) -> subprocess.Popen:
+    """`t2m up ARGS` in its own process, returned once it says it is up (or its logs on failure)."""
+    proc = subprocess.Popen(
+        [T2M, "up", *args], env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+    )
+    seen = []
+    for line in proc.stdout:  # type: ignore[union-attr]
+        seen.append(line)
+        if line.startswith("Try:"):
+            return proc
+    logs = Path(env["T2M_DATA_DIR"]) / "logs"
+    tails = {p.name: p.read_text()[-1500:] for p in logs.glob("*.log")} if logs.exists() else {}
+    raise AssertionError(f"t2m up exited early with {proc.wait()}: {''.join(seen)} {tails}")
+
+
+def stop_up(proc: subprocess.Popen) -> int:
+    proc.send_signal(signal.SIGTERM)
+    return proc.wait(timeout=60)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 from datetime import datetime
 from typing import Annotated
@@ -121,6 +122,6 @@ async def delete_job(job: OwnedJob, state: StateDep) -> Response:
     if job.status not in TERMINAL_STATUSES:
         with contextlib.suppress(RPCError):  # already closed: nothing to cancel
             await state.client.get_workflow_handle(job.id).cancel()
-    state.storage.delete_prefix(f"jobs/{job.id}")
+    await asyncio.to_thread(state.storage.delete_prefix, f"jobs/{job.id}")
     await state.jobs.delete(job.id)
     return Response(status_code=status.HTTP_204_NO_CONTENT)

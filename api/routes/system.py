@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import uuid
-from pathlib import Path
 
 from fastapi import APIRouter, Response
 from fastapi.responses import JSONResponse, PlainTextResponse
@@ -26,14 +24,10 @@ async def _check(coro) -> str:
 
 @router.get("/health")
 async def health(state: StateDep) -> JSONResponse:
-    async def storage() -> None:
-        probe = state.storage.root / ".health" / uuid.uuid4().hex
-        await asyncio.to_thread(_write_and_remove, probe)
-
     checks = {
         "temporal": await _check(state.client.service_client.check_health()),
         "database": await _check(state.jobs.pool.fetchval("SELECT 1")),
-        "storage": await _check(storage()),
+        "storage": await _check(asyncio.to_thread(state.storage.check)),
     }
     try:
         workers = await asyncio.wait_for(queue_workers(state.client, state.settings), timeout=3)
@@ -42,12 +36,6 @@ async def health(state: StateDep) -> JSONResponse:
     checks |= workers
     ok = all(v == "ok" for v in checks.values())
     return JSONResponse({"status": "ok" if ok else "degraded", **checks}, 200 if ok else 503)
-
-
-def _write_and_remove(path: Path) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_bytes(b"ok")
-    path.unlink()
 
 
 @router.get(

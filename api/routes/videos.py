@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from pathlib import Path
+import asyncio
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Header, HTTPException, Query, Request, Response, Security, status
-from fastapi.responses import FileResponse
+from fastapi.responses import FileResponse, RedirectResponse
 
 from api import service
 from api.deps import BEARER, AppState, AuthenticatedRoute, CurrentUser, MediaJob, OwnedJob, StateDep
@@ -23,6 +23,7 @@ from api.schemas import (
 )
 from t2m.db import Job
 from t2m.models import TERMINAL_STATUSES
+from t2m.storage import S3Storage
 
 router = APIRouter(
     prefix="/api/v1/videos",
@@ -42,7 +43,6 @@ IdempotencyKey = Annotated[
     ),
 ]
 JOB_ERRORS = errors(404)
-
 SSE_EVENT = {
     "type": "object",
     "properties": {
@@ -50,6 +50,7 @@ SSE_EVENT = {
         "data": {"type": "string", "contentMediaType": "application/json"},
     },
 }
+
 
 @router.post(
     "/generate",
@@ -138,15 +139,32 @@ async def video_url(job: OwnedJob, state: StateDep) -> VideoUrls:
         }
         raise HTTPException(409, detail)
     artifacts = job.artifacts
-    token = state.auth.media_token(job.id, job.owner)
-    base = f"/api/v1/videos/jobs/{job.id}"
+    if isinstance(state.storage, S3Storage):  # straight from S3, presigned
+        s3, expires_s = state.storage, state.settings.presign_expiry_s
+        thumb, vtt = artifacts.thumbnail_key, artifacts.vtt_key
+        urls = {
+            "video_url": s3.presigned_url(artifacts.video_key, expires_s),
+            "download_url": s3.presigned_url(
+                artifacts.video_key, expires_s, filename=f"{job.id}.mp4", attachment=True
+            ),
+            "thumbnail_url": s3.presigned_url(thumb, expires_s) if thumb else None,
+            "subtitles_url": s3.presigned_url(vtt, expires_s) if vtt else None,
+        }
+    else:  # through the media endpoints, with a signed token
+        token = state.auth.media_token(job.id, job.owner)
+        base = f"/api/v1/videos/jobs/{job.id}"
+        urls = {
+            "video_url": f"{base}/stream?token={token}",
+            "download_url": f"{base}/download?token={token}",
+            "thumbnail_url": f"{base}/thumbnail?token={token}" if artifacts.thumbnail_key else None,
+            "subtitles_url": f"{base}/subtitles?format=vtt&token={token}"
+            if artifacts.vtt_key
+            else None,
+        }
     return VideoUrls(
         job_id=job.id,
         status=job.status,
-        video_url=f"{base}/stream?token={token}",
-        download_url=f"{base}/download?token={token}",
-        thumbnail_url=f"{base}/thumbnail?token={token}" if artifacts.thumbnail_key else None,
-        subtitles_url=f"{base}/subtitles?format=vtt&token={token}" if artifacts.vtt_key else None,
+        **urls,
         metadata=VideoMetadata(
             duration=artifacts.duration_s,
             quality=job.request.quality,
@@ -157,11 +175,13 @@ async def video_url(job: OwnedJob, state: StateDep) -> VideoUrls:
 
 
 def media(*content_types: str) -> dict[int | str, dict[str, Any]]:
-    """OpenAPI `responses` of a media endpoint: the file (whole, or the `Range` asked for)."""
+    """OpenAPI `responses` of a media endpoint: the file (whole, or the `Range` asked for), or
+    with S3 storage a redirect to a short-lived presigned URL (S3 honours `Range` itself)."""
     binary = {ct: {"schema": {"type": "string", "format": "binary"}} for ct in content_types}
     return {
         200: {"content": binary, "description": "the file"},
         206: {"content": binary, "description": "the requested byte range"},
+        307: {"description": "S3 storage: the file at a presigned URL"},
         416: {"description": "the requested range is not satisfiable"},
         **errors(404, 409),
     }
@@ -170,36 +190,50 @@ def media(*content_types: str) -> dict[int | str, dict[str, Any]]:
 ArtifactField = Literal["video_key", "thumbnail_key", "srt_key", "vtt_key"]
 
 
-def _file(state: AppState, job: Job, key_field: ArtifactField, what: str) -> Path:
-    """The local path of one of a completed job's artifacts (409 before, 404 if it has none)."""
+async def _file(
+    state: AppState,
+    job: Job,
+    key_field: ArtifactField,
+    what: str,
+    media_type: str,
+    filename: str | None = None,
+    attachment: bool = False,
+) -> Response:
+    """One of a completed job's artifacts (409 before, 404 if it has none): the local file, or a
+    307 to a presigned S3 URL so the bytes never pass through the API."""
     if job.status != "completed" or not job.artifacts:
         raise HTTPException(409, {"message": f"the {what} is not ready", "status": job.status})
     key: str | None = getattr(job.artifacts, key_field)
-    if not key or not state.storage.exists(key):
+    storage = state.storage
+    if not key or not await asyncio.to_thread(storage.exists, key):
         raise HTTPException(404, f"this job has no {what}")
-    return state.storage.path(key)
-
-
-@router.get("/jobs/{job_id}/stream", response_class=FileResponse, responses=media("video/mp4"))
-async def stream(job: MediaJob, state: StateDep) -> FileResponse:
-    """The MP4, with HTTP Range support (206 / 416) so players can seek."""
-    return FileResponse(_file(state, job, "video_key", "video"), media_type="video/mp4")
-
-
-@router.get("/jobs/{job_id}/download", response_class=FileResponse, responses=media("video/mp4"))
-async def download(job: MediaJob, state: StateDep) -> FileResponse:
-    path = _file(state, job, "video_key", "video")
+    if isinstance(storage, S3Storage):
+        expires_s = state.settings.presign_expiry_s
+        url = storage.presigned_url(key, expires_s, filename=filename, attachment=attachment)
+        return RedirectResponse(url, status_code=307)
+    disposition = "attachment" if attachment else "inline"
     return FileResponse(
-        path,
-        media_type="video/mp4",
-        filename=f"{job.id}.mp4",
-        content_disposition_type="attachment",
+        storage.path(key),
+        media_type=media_type,
+        filename=filename,
+        content_disposition_type=disposition,
     )
 
 
+@router.get("/jobs/{job_id}/stream", response_class=FileResponse, responses=media("video/mp4"))
+async def stream(job: MediaJob, state: StateDep) -> Response:
+    """The MP4, with HTTP Range support (206 / 416) so players can seek."""
+    return await _file(state, job, "video_key", "video", "video/mp4")
+
+
+@router.get("/jobs/{job_id}/download", response_class=FileResponse, responses=media("video/mp4"))
+async def download(job: MediaJob, state: StateDep) -> Response:
+    return await _file(state, job, "video_key", "video", "video/mp4", f"{job.id}.mp4", True)
+
+
 @router.get("/jobs/{job_id}/thumbnail", response_class=FileResponse, responses=media("image/png"))
-async def thumbnail(job: MediaJob, state: StateDep) -> FileResponse:
-    return FileResponse(_file(state, job, "thumbnail_key", "thumbnail"), media_type="image/png")
+async def thumbnail(job: MediaJob, state: StateDep) -> Response:
+    return await _file(state, job, "thumbnail_key", "thumbnail", "image/png")
 
 
 @router.get(
@@ -209,7 +243,7 @@ async def thumbnail(job: MediaJob, state: StateDep) -> FileResponse:
 )
 async def subtitles(
     job: MediaJob, state: StateDep, format: Literal["vtt", "srt"] = Query("vtt")
-) -> FileResponse:
+) -> Response:
     media_type = "text/vtt" if format == "vtt" else "application/x-subrip"
-    path = _file(state, job, "vtt_key" if format == "vtt" else "srt_key", "subtitles")
-    return FileResponse(path, media_type=media_type, filename=f"{job.id}.{format}")
+    field: ArtifactField = "vtt_key" if format == "vtt" else "srt_key"
+    return await _file(state, job, field, "subtitles", media_type, f"{job.id}.{format}", True)

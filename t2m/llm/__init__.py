@@ -10,6 +10,7 @@ and errors that are not (`ModelError`: bad key, unknown model, rejected request)
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import json
 import tempfile
@@ -58,6 +59,14 @@ def _cost(response: litellm.ModelResponse) -> float:
         return 0.0
 
 
+def _cached(cache: Storage, key: str) -> str | None:
+    """The cached answer at `key`, if any (a blocking storage read: run it in a thread)."""
+    if not cache.exists(key):
+        return None
+    with tempfile.TemporaryDirectory() as tmp:
+        return json.loads(cache.get_file(key, Path(tmp) / "c.json").read_text())["text"]
+
+
 class ModelClient:
     """litellm completions with a durable cache in storage (None disables it)."""
 
@@ -74,12 +83,10 @@ class ModelClient:
 
     async def complete(self, model: str, messages: list[dict]) -> Completion:
         key = self._key(model, messages)
-        if self.cache is not None and self.cache.exists(key):
-            with tempfile.TemporaryDirectory() as tmp:
-                text = json.loads(self.cache.get_file(key, Path(tmp) / "c.json").read_text())[
-                    "text"
-                ]
-            return Completion(text, Usage(calls=1, cached_calls=1))
+        if self.cache is not None:
+            text = await asyncio.to_thread(_cached, self.cache, key)
+            if text is not None:
+                return Completion(text, Usage(calls=1, cached_calls=1))
         try:
             response = await litellm.acompletion(
                 model=model, messages=messages, temperature=self.TEMPERATURE
@@ -98,7 +105,7 @@ class ModelClient:
             with tempfile.TemporaryDirectory() as tmp:
                 path = Path(tmp) / "c.json"
                 path.write_text(json.dumps({"model": model, "text": text}))
-                self.cache.put_file(key, path)
+                await asyncio.to_thread(self.cache.put_file, key, path)
         return Completion(text, usage)
 
 
