@@ -86,6 +86,7 @@ class LLMActivities:
                 req.scene_count,
                 req.storyboard,
                 req.docs,
+                req.cues,
             )
         return CodeResult(code=code, usage=usage)
 
@@ -101,13 +102,16 @@ class LLMActivities:
                 req.error,
                 req.attempt,
                 req.docs,
+                req.cues,
             )
         return CodeResult(code=code, usage=usage)
 
     @activity.defn(name="critique_scene")
     async def critique_scene(self, req: CritiqueRequest) -> CritiqueResult:
         with tempfile.TemporaryDirectory(prefix="t2m-critique-") as tmp:
-            video = self.storage.get_file(req.video_key, Path(tmp) / "scene.mp4")
+            video = await asyncio.to_thread(
+                self.storage.get_file, req.video_key, Path(tmp) / "scene.mp4"
+            )
             frames = await asyncio.to_thread(media.sample_frames, video, Path(tmp), CRITIQUE_FRAMES)
             with _fatal_when_unusable():
                 critique, usage = await authoring.critique_frames(

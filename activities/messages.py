@@ -9,6 +9,7 @@ from __future__ import annotations
 from pydantic import BaseModel, Field
 
 from t2m.models import (
+    Cue,
     Quality,
     SceneMedia,
     ScenePlan,
@@ -47,6 +48,8 @@ class CodeRequest(BaseModel):
     scene_count: int
     storyboard: Storyboard | None = None
     docs: str | None = None
+    cues: list[Cue] = Field(default_factory=list)
+    """The narration's sentences with their start and end times, to pace animations to."""
 
 
 class FixRequest(BaseModel):
@@ -57,6 +60,7 @@ class FixRequest(BaseModel):
     error: str
     attempt: int
     docs: str | None = None
+    cues: list[Cue] = Field(default_factory=list)
 
 
 class CodeResult(BaseModel):
@@ -81,6 +85,8 @@ class RenderRequest(BaseModel):
     scene_index: int
     code: str
     quality: Quality
+    narration_s: float = 0.0
+    """The scene's narration length: the render lasts at least this plus a short tail."""
 
 
 class RenderOutcome(BaseModel):

@@ -17,7 +17,7 @@ from pathlib import Path
 from pydantic import ValidationError
 
 from t2m.llm import ModelClient
-from t2m.models import ScenePlan, Storyboard, Usage, VideoPlan
+from t2m.models import Cue, ScenePlan, Storyboard, Usage, VideoPlan
 
 MIN_SCENES, MAX_SCENES = 3, 7
 PLAN_ASKS = 2
@@ -56,6 +56,11 @@ def extract_block(text: str, lang: str) -> str:
 
 def class_name(scene: ScenePlan) -> str:
     return f"Scene{scene.index + 1}"
+
+
+def _timing(cues: list[Cue]) -> list[dict[str, object]]:
+    """The narration's sentences with when each is spoken, for pacing animations to the voice."""
+    return [{"start_s": c.start, "end_s": c.end, "sentence": c.text} for c in cues]
 
 
 async def plan_video(
@@ -100,6 +105,7 @@ async def write_scene_code(
     scene_count: int,
     storyboard: Storyboard | None = None,
     docs: str | None = None,
+    cues: list[Cue] | None = None,
 ) -> tuple[str, Usage]:
     data = {
         "topic": topic,
@@ -107,6 +113,8 @@ async def write_scene_code(
         "class_name": class_name(scene),
         "scene": scene.model_dump(),
     }
+    if cues:
+        data["narration_timing"] = _timing(cues)
     if storyboard is not None:
         data["storyboard"] = storyboard.model_dump(exclude={"doc_queries"})
     if docs:
@@ -124,6 +132,7 @@ async def fix_scene_code(
     error: str,
     attempt: int,
     docs: str | None = None,
+    cues: list[Cue] | None = None,
 ) -> tuple[str, Usage]:
     data = {
         "topic": topic,
@@ -133,6 +142,8 @@ async def fix_scene_code(
         "code": code,
         "error": error,
     }
+    if cues:
+        data["narration_timing"] = _timing(cues)
     if docs:
         data["docs"] = docs
     answer = await client.complete(model, user(render_prompt("fix_scene_code", data)))

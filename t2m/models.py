@@ -24,10 +24,10 @@ from pydantic import (
 Stage = Literal[
     "queued",
     "planning",
+    "narrating",
     "retrieving",
     "generating_code",
     "rendering",
-    "narrating",
     "composing",
     "uploading",
     "completed",
@@ -50,12 +50,12 @@ PRIORITY_KEYS: dict[str, int] = {"urgent": 1, "high": 2, "normal": 3, "low": 4}
 SceneState = Literal[
     "pending",
     "storyboarding",
+    "narrating",
     "retrieving",
     "generating_code",
     "rendering",
     "reviewing",
     "fixing",
-    "narrating",
     "done",
     "failed",
 ]

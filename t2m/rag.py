@@ -12,7 +12,9 @@ from __future__ import annotations
 import inspect
 import json
 import logging
+import os
 import re
+import tempfile
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from functools import cache
@@ -257,9 +259,11 @@ def load_index(data_dir: Path) -> Index:
     else:
         docs = collect()
         path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(".tmp")
-        tmp.write_text(json.dumps([asdict(d) for d in docs]))
-        tmp.replace(path)
+        # A unique temporary name: several threads or workers may build it at once.
+        fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
+        with os.fdopen(fd, "w") as f:
+            f.write(json.dumps([asdict(d) for d in docs]))
+        os.replace(tmp, path)
     return Index(docs)
 
 

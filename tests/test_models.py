@@ -84,7 +84,7 @@ async def test_docs_reach_the_code_prompt_only_with_rag(
     for stage in ("planning", "storyboarding", "generating_code"):
         assert status.usage[stage].calls >= 1 and status.usage[stage].prompt_tokens > 0
     row = await jobs.get(with_rag.id)
-    assert row.usage["total"]["calls"] == 1 + 3 + 3 + 1  # plan, 3 storyboards, 3 code, 1 fix
+    assert row.usage.total.calls == 1 + 3 + 3 + 1  # plan, 3 storyboards, 3 code, 1 fix
 
 
 async def test_planner_and_coder_models_can_differ(

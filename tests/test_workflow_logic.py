@@ -157,7 +157,7 @@ def test_progress_follows_the_slowest_scene() -> None:
 def test_entering_a_stage_completes_the_ones_before_it() -> None:
     status = scenes("done")
     progress.enter_stage(status, "composing")
-    assert status.percentage == 85.0 and status.stages_completed[-1] == "narrating"
+    assert status.percentage == 85.0 and status.stages_completed[-1] == "rendering"
     progress.enter_stage(status, "uploading")
     assert status.percentage == 95.0
     ended = progress.final(status, "completed", None)

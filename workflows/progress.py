@@ -10,12 +10,12 @@ PLAN_WEIGHT, SCENES_WEIGHT, COMPOSE_WEIGHT = 10.0, 75.0, 10.0
 SCENE_PROGRESS: dict[SceneState, float] = {
     "pending": 0.0,
     "storyboarding": 0.05,
-    "retrieving": 0.1,
+    "narrating": 0.1,
+    "retrieving": 0.12,
     "generating_code": 0.15,
     "rendering": 0.4,
-    "reviewing": 0.7,
+    "reviewing": 0.8,
     "fixing": 0.5,
-    "narrating": 0.9,
     "done": 1.0,
     "failed": 1.0,
 }

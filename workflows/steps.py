@@ -19,6 +19,7 @@ from t2m.models import (
     Checkpoint,
     JobRecord,
     JobStatus,
+    Narration,
     SceneMedia,
     ScenePlan,
     Usage,
@@ -71,11 +72,13 @@ T = TypeVar("T")
 
 @dataclass
 class Authored:
-    """A scene as written: its plan (narration refined by the storyboard), docs and code."""
+    """A scene as written: its plan (narration refined by the storyboard), its narration (audio and
+    sentence timings), docs and code."""
 
     scene: ScenePlan
     docs: str | None
     code: str
+    narration: Narration
 
 
 @dataclass

@@ -161,7 +161,7 @@ class VideoWorkflow:
             size_bytes=size,
         )
 
-    # --- one scene: author → render until accepted → narrate ------------------------------------
+    # --- one scene: author (storyboard → narrate → code) → render until accepted ---------------
 
     async def _scene(self, req: VideoRequest, scene: ScenePlan, count: int) -> SceneMedia:
         if scene.index in self._done:  # finished in an earlier run of this job
@@ -169,43 +169,35 @@ class VideoWorkflow:
         st = self._status.scenes[scene.index]
         authored = await self._author(req, scene, count, st)
         video_key = await self._render_until_accepted(req, authored, st)
-        self._scene_state(st, "narrating")
-        narration = await self._work(
-            "narrate_scene",
-            msg.NarrateRequest(
-                job_id=self._status.job_id,
-                scene_index=scene.index,
-                text=authored.scene.narration,
-                voice=req.voice,
-            ),
-            Narration,
-            queue="llm",
-            start_to_close=timedelta(minutes=5),
-        )
-        self._done[scene.index] = SceneMedia(video_key=video_key, narration=narration)
+        self._done[scene.index] = SceneMedia(video_key=video_key, narration=authored.narration)
         self._scene_state(st, "done")
         return self._done[scene.index]
 
     async def _author(
         self, req: VideoRequest, scene: ScenePlan, count: int, st: SceneStatus
     ) -> Authored:
-        """Storyboard the scene, retrieve docs if asked, and write its first code."""
+        """Storyboard the scene, narrate it (so its length and sentence timings are known before
+        any code is written), retrieve docs if asked, and write its first code."""
         self._scene_state(st, "storyboarding")
-        board = (
-            await self._llm(
-                "storyboard_scene",
-                msg.StoryboardRequest(
-                    model=req.planner_model or req.model,
-                    topic=req.topic,
-                    scene=scene,
-                    scene_count=count,
-                ),
-                msg.StoryboardResult,
-                "storyboarding",
-            )
-        ).storyboard
+        model = req.planner_model or req.model
+        asked = msg.StoryboardRequest(model=model, topic=req.topic, scene=scene, scene_count=count)
+        boarded = await self._llm("storyboard_scene", asked, msg.StoryboardResult, "storyboarding")
+        board = boarded.storyboard
         if board.narration:
             scene = scene.model_copy(update={"narration": board.narration})
+        self._scene_state(st, "narrating")
+        narration = await self._work(
+            "narrate_scene",
+            msg.NarrateRequest(
+                job_id=self._status.job_id,
+                scene_index=scene.index,
+                text=scene.narration,
+                voice=req.voice,
+            ),
+            Narration,
+            queue="llm",
+            start_to_close=timedelta(minutes=5),
+        )
         docs = None
         if req.use_rag and board.doc_queries:
             self._scene_state(st, "retrieving")
@@ -220,11 +212,12 @@ class VideoWorkflow:
                 scene_count=count,
                 storyboard=board,
                 docs=docs,
+                cues=narration.cues,
             ),
             msg.CodeResult,
             "generating_code",
         )
-        return Authored(scene=scene, docs=docs, code=written.code)
+        return Authored(scene=scene, docs=docs, code=written.code, narration=narration)
 
     async def _render_until_accepted(
         self, req: VideoRequest, authored: Authored, st: SceneStatus
@@ -308,6 +301,7 @@ class VideoWorkflow:
                 error=problem,
                 attempt=attempt,
                 docs=docs,
+                cues=authored.narration.cues,
             ),
             msg.CodeResult,
             "fixing",
@@ -354,6 +348,7 @@ class VideoWorkflow:
             scene_index=authored.scene.index,
             code=authored.code,
             quality=req.quality,
+            narration_s=authored.narration.duration_s,
         )
         return await self._work(
             "render_scene",
