@@ -68,6 +68,8 @@ def build_workers(
                     media.narrate_scene,
                     catalog.record_job,
                     catalog.reconcile_catalog,
+                    catalog.find_reusable,
+                    media.copy_artifacts,
                 ],
                 max_concurrent_activities=settings.llm_concurrency,
             )

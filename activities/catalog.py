@@ -16,9 +16,9 @@ from temporalio.client import (
 )
 from temporalio.service import RPCError, RPCStatusCode
 
-from activities.messages import ReconcileReport, ReconcileRequest
+from activities.messages import ReconcileReport, ReconcileRequest, Reusable
 from t2m.db import Job, JobStore
-from t2m.models import STAGES, JobRecord, JobState, JobStatus, VideoResult
+from t2m.models import STAGES, JobRecord, JobState, JobStatus, VideoRequest, VideoResult
 
 _OUTCOME: dict[WorkflowExecutionStatus, JobState] = {
     WorkflowExecutionStatus.COMPLETED: "completed",
@@ -42,6 +42,15 @@ class CatalogActivities:
             activity.logger.debug("no job catalog configured; %s is %s", rec.job_id, rec.status)
             return
         await self.jobs.record(rec)
+
+    @activity.defn(name="find_reusable")
+    async def find_reusable(self, req: VideoRequest) -> Reusable:
+        """A finished job that made the video `req` asks for (the whole-result cache)."""
+        job = await self.jobs.finished_like(req) if self.jobs is not None else None
+        if job is None or job.artifacts is None:
+            return Reusable()
+        scenes = len(job.progress.scenes) if job.progress else 0
+        return Reusable(job_id=job.id, artifacts=job.artifacts, scenes=scenes)
 
     @activity.defn(name="reconcile_catalog")
     async def reconcile_catalog(self, req: ReconcileRequest) -> ReconcileReport:

@@ -24,6 +24,7 @@ from temporalio.exceptions import ApplicationError
 from activities.messages import (
     ComposeRequest,
     ComposeResult,
+    CopyArtifactsRequest,
     FinalizeRequest,
     NarrateRequest,
     RenderOutcome,
@@ -32,7 +33,7 @@ from activities.messages import (
 )
 from t2m import media, sandbox, tts
 from t2m.config import Settings
-from t2m.models import Cue, Narration
+from t2m.models import Artifacts, Cue, Narration
 from t2m.storage import Storage
 
 T = TypeVar("T")
@@ -169,6 +170,20 @@ class MediaActivities:
         if missing:
             raise ApplicationError(f"artifacts missing from storage: {missing}")
         return await _heartbeating(self.storage.size, req.keys[0])
+
+    @activity.defn(name="copy_artifacts")
+    async def copy_artifacts(self, req: CopyArtifactsRequest) -> Artifacts:
+        """Give a job its own copy of a finished identical job's artifacts (the whole-result
+        cache), so deleting either job never takes the other's video away."""
+        src, copied = req.source, req.source.model_copy()
+        with tempfile.TemporaryDirectory(prefix="t2m-copy-") as tmp:
+            for field in ("video_key", "srt_key", "vtt_key", "thumbnail_key"):
+                key = getattr(src, field)
+                if key:
+                    new_key = f"jobs/{req.job_id}/{key.rsplit('/', 1)[-1]}"
+                    await self._put(new_key, await self._get(key, Path(tmp) / field))
+                    setattr(copied, field, new_key)
+        return copied
 
 
 def _reading_cues(text: str) -> Narration:

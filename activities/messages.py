@@ -9,6 +9,7 @@ from __future__ import annotations
 from pydantic import BaseModel, Field
 
 from t2m.models import (
+    Artifacts,
     Cue,
     Quality,
     SceneMedia,
@@ -141,3 +142,16 @@ class ReconcileRequest(BaseModel):
 class ReconcileReport(BaseModel):
     repaired: dict[str, str] = Field(default_factory=dict)
     """Job id → the status its row was given."""
+
+
+class Reusable(BaseModel):
+    """A finished job whose video an identical request can have (none found: both None)."""
+
+    job_id: str | None = None
+    artifacts: Artifacts | None = None
+    scenes: int = 0
+
+
+class CopyArtifactsRequest(BaseModel):
+    job_id: str
+    source: Artifacts

@@ -55,6 +55,11 @@ def _parser() -> argparse.ArgumentParser:
         action="store_true",
         help="have T2M_VISION_MODEL review frames of each scene",
     )
+    g.add_argument(
+        "--force",
+        action="store_true",
+        help="make the video anew even if an identical one was made before",
+    )
     g.add_argument("--no-subtitles", action="store_true")
     g.add_argument("--no-thumbnail", action="store_true")
     g.add_argument("--out", type=Path, default=Path("."), help="directory for the results")
@@ -191,6 +196,7 @@ def _request(settings: Settings, args: argparse.Namespace) -> VideoRequest:
             enable_subtitles=not args.no_subtitles,
             enable_thumbnails=not args.no_thumbnail,
             voice=args.voice,
+            force=args.force,
         )
     except ValidationError as e:
         raise InvalidRequest.from_validation(e) from None

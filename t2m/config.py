@@ -58,6 +58,8 @@ class Settings(BaseSettings):
     """Model for writing and fixing scene code; the request's model when unset."""
     vision_model: str | None = None
     """A vision-capable litellm model for the visual check (requests opt in); none by default."""
+    reuse_results: bool = True
+    """Answer a request identical to a finished job's with that job's video (`force` opts out)."""
     llm_cache: bool = True
     """Keep model responses in storage so an identical request never pays twice."""
     default_voice: str = "en-us"

@@ -31,6 +31,7 @@ from t2m.models import (
     usage_summary,
     user_name,
 )
+from t2m.reuse import fingerprint
 
 MIGRATION_LOCK = 7_281_001
 M = TypeVar("M", bound=BaseModel)
@@ -173,13 +174,13 @@ class JobStore:
         """
         await self.pool.execute(
             """INSERT INTO jobs (id, owner, request, status, error, artifacts, checkpoint, usage,
-                                 completed_at, progress)
-               VALUES ($1, $8, $9, $2, $3, $4, $5, $6, CASE WHEN $7 THEN now() END, $10)
+                                 completed_at, progress, fingerprint)
+               VALUES ($1, $8, $9, $2, $3, $4, $5, $6, CASE WHEN $7 THEN now() END, $10, $11)
                ON CONFLICT (id) DO UPDATE SET status = $2, error = $3, progress = $10,
                    artifacts = COALESCE($4, jobs.artifacts),
                    checkpoint = COALESCE($5, jobs.checkpoint),
                    usage = COALESCE($6, jobs.usage), updated_at = now(),
-                   completed_at = CASE WHEN $7 THEN now() END""",
+                   completed_at = CASE WHEN $7 THEN now() END, fingerprint = $11""",
             rec.job_id,
             rec.status,
             rec.error,
@@ -190,7 +191,19 @@ class JobStore:
             rec.owner,
             _json(rec.request),
             _json(rec.progress),
+            fingerprint(rec.request),
         )
+
+    async def finished_like(self, req: VideoRequest) -> Job | None:
+        """The latest completed job whose request makes the same video as `req`, if any."""
+        row = await self.pool.fetchrow(
+            f"""SELECT {_JOB_COLUMNS} FROM jobs
+                WHERE fingerprint = $1 AND status = 'completed' AND deleted_at IS NULL
+                  AND artifacts IS NOT NULL
+                ORDER BY completed_at DESC LIMIT 1""",
+            fingerprint(req),
+        )
+        return Job.from_row(row) if row else None
 
     async def get(self, job_id: str) -> Job | None:
         row = await self.pool.fetchrow(

@@ -152,6 +152,8 @@ class VideoOptions(BaseModel):
     enable_thumbnails: bool = True
     style_preferences: dict[str, str] | None = Field(default=None, max_length=20)
     voice: PlainText | None = Field(default=None, max_length=100)
+    force: bool = False
+    """Make the video anew even when an identical request already has a finished one."""
 
     @field_validator("style_preferences")
     @classmethod
@@ -266,6 +268,9 @@ class VideoRequest(BaseModel):
     vision_model: str | None = None
     """When set, frames of each rendered scene are reviewed by this model (visual check)."""
     style_preferences: dict[str, str] = Field(default_factory=dict)
+    reuse: bool = False
+    """Answer with a finished identical job's video when there is one (see `t2m.reuse`); the
+    API and the CLI turn it on unless the request says `force` or T2M_REUSE_RESULTS is off."""
     resume: Checkpoint | None = None
 
 
@@ -300,6 +305,8 @@ class JobStatus(BaseModel):
     artifacts: Artifacts | None = None
     usage: dict[str, Usage] = Field(default_factory=dict)
     """Model usage per stage (planning, storyboarding, generating_code, fixing, reviewing)."""
+    reused_from: str | None = None
+    """The finished identical job whose video this job reused, if it did."""
 
 
 class JobRecord(BaseModel):

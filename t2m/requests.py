@@ -62,4 +62,5 @@ def build_request(settings: Settings, options: VideoOptions, owner: str) -> Vide
         coder_model=settings.coder_model,
         vision_model=settings.vision_model if options.visual_check else None,
         style_preferences=options.style_preferences or {},
+        reuse=settings.reuse_results and not options.force,
     )

@@ -113,6 +113,7 @@ def settings(
         task_queue_prefix=f"test-{uuid.uuid4().hex[:8]}",
         max_fix_attempts=3,
         render_concurrency=2,
+        reuse_results=False,  # tests share one catalog: a test opts in to the result cache
         **overrides,
     )
 

@@ -19,6 +19,7 @@ from activities.messages import (
     CodeResult,
     ComposeRequest,
     ComposeResult,
+    CopyArtifactsRequest,
     CritiqueRequest,
     CritiqueResult,
     DocsRequest,
@@ -28,11 +29,13 @@ from activities.messages import (
     PlanResult,
     RenderOutcome,
     RenderRequest,
+    Reusable,
     StoryboardRequest,
     StoryboardResult,
     ThumbnailRequest,
 )
 from t2m.models import (
+    Artifacts,
     JobRecord,
     Narration,
     ScenePlan,
@@ -61,6 +64,8 @@ class Fakes:
     calls: Counter[str] = field(default_factory=Counter)
     fixes: list[FixRequest] = field(default_factory=list)
     records: list[JobRecord] = field(default_factory=list)
+    reusable: Reusable = field(default_factory=Reusable)
+    """What the whole-result cache finds (nothing, by default)."""
     catalog: list[Callable] | None = None
     """Real catalog activities to serve instead of the recording fake."""
 
@@ -97,6 +102,16 @@ class Fakes:
         async def narrate_scene(req: NarrateRequest) -> Narration:
             return Narration(audio_key=None, duration_s=1.0, cues=[])
 
+        @activity.defn(name="find_reusable")
+        async def find_reusable(req: VideoRequest) -> Reusable:
+            self.calls["find_reusable"] += 1
+            return self.reusable
+
+        @activity.defn(name="copy_artifacts")
+        async def copy_artifacts(req: CopyArtifactsRequest) -> Artifacts:
+            self.calls["copy_artifacts"] += 1
+            return req.source.model_copy(update={"video_key": f"jobs/{req.job_id}/video.mp4"})
+
         @activity.defn(name="record_job")
         async def record_job(rec: JobRecord) -> None:
             self.calls["record_job"] += 1
@@ -125,7 +140,8 @@ class Fakes:
             return 1234
 
         llm = [plan_video, storyboard_scene, retrieve_docs, write_scene_code, fix_scene_code]
-        llm += [critique_scene, narrate_scene, *(self.catalog or [record_job])]
+        llm += [critique_scene, narrate_scene, find_reusable, copy_artifacts]
+        llm += self.catalog or [record_job]
         return {"llm": llm, "render": [render_scene, compose_video, make_thumbnail, finalize_video]}
 
 

@@ -65,6 +65,7 @@ def cli_env(settings: Settings, **extra: str) -> dict[str, str]:
             "T2M_TEMPORAL_ADDRESS": settings.temporal_address,
             "T2M_TEMPORAL_NAMESPACE": settings.temporal_namespace,
             "T2M_TASK_QUEUE_PREFIX": settings.task_queue_prefix,
+            "T2M_REUSE_RESULTS": str(settings.reuse_results).lower(),
         }
         | extra
     )

@@ -148,3 +148,44 @@ async def test_an_unusable_model_fails_fast_with_a_clear_message(
 def _render_processes() -> list[str]:
     out = subprocess.run(["pgrep", "-af", "t2m.render_runner"], capture_output=True, text=True)
     return [line for line in out.stdout.splitlines() if "pgrep" not in line]
+
+
+PIPELINE = {"plan_video", "storyboard_scene", "narrate_scene", "write_scene_code", "render_scene"}
+
+
+async def activity_types(handle) -> list[str]:
+    return [
+        e.activity_task_scheduled_event_attributes.activity_type.name
+        async for e in handle.fetch_history_events()
+        if e.HasField("activity_task_scheduled_event_attributes")
+    ]
+
+
+async def test_an_identical_request_reuses_the_finished_video_and_force_does_not(
+    client: Client, settings: Settings, scripted: ScriptedLLM, worker: None, jobs: JobStore
+) -> None:
+    def handler(task: str, data: dict) -> str | None:
+        if task == "plan_video":
+            return plan_json("One", "Two", "Three", duration=1.0)
+        if task == "write_scene_code":
+            return scene_code(data["class_name"], "self.play(FadeIn(Square()), run_time=0.5)")
+        return None
+
+    scripted.handler = handler
+    req = request(topic=f"Reuse {settings.task_queue_prefix}", reuse=True)
+    first = await (await start_video(client, settings, req)).result()
+
+    again = await start_video(client, settings, req.model_copy(update={"topic": f"  {req.topic} "}))
+    second = await again.result()
+    status = await job_status(again)
+    assert status.reused_from == first.job_id and second.scenes == 3
+    assert second.artifacts.video_key == f"jobs/{again.id}/video.mp4"
+    assert second.artifacts.duration_s == first.artifacts.duration_s
+    assert not PIPELINE & set(await activity_types(again))  # nothing made again
+    row = await jobs.get(again.id)
+    assert row is not None and row.status == "completed" and row.artifacts == second.artifacts
+
+    forced = await start_video(client, settings, req.model_copy(update={"reuse": False}))
+    await forced.result()
+    assert (await job_status(forced)).reused_from is None
+    assert set(await activity_types(forced)) >= PIPELINE

@@ -13,8 +13,10 @@ from temporalio.client import Client, WorkflowFailureError
 
 from activities.messages import (
     RenderOutcome,
+    Reusable,
 )
 from t2m.models import (
+    Artifacts,
     JobStatus,
     SceneStatus,
     VideoRequest,
@@ -165,3 +167,24 @@ def test_entering_a_stage_completes_the_ones_before_it() -> None:
     assert status.status == "running"  # `final` copies
     failed = progress.final(status, "failed", "boom")
     assert failed.current_stage == "uploading" and failed.error == "boom"
+
+
+async def test_an_identical_finished_job_is_reused_without_running_the_pipeline(
+    client: Client,
+) -> None:
+    earlier = Artifacts(video_key="jobs/video-earlier/video.mp4", duration_s=9.0, size_bytes=7)
+    fakes = Fakes(reusable=Reusable(job_id="video-earlier", artifacts=earlier, scenes=3))
+    status = await run(client, fakes, reuse=True)
+    assert status.status == "completed" and status.reused_from == "video-earlier"
+    assert status.artifacts is not None and status.artifacts.video_key.endswith("/video.mp4")
+    assert status.artifacts.video_key != earlier.video_key  # its own copy
+    assert fakes.calls["plan_video"] == fakes.calls["render_scene"] == 0
+    assert [r.status for r in fakes.records] == ["running", "completed"]
+
+
+async def test_reuse_is_not_looked_for_unless_the_request_asks(client: Client) -> None:
+    earlier = Artifacts(video_key="v.mp4", duration_s=9.0)
+    fakes = Fakes(reusable=Reusable(job_id="video-earlier", artifacts=earlier, scenes=3))
+    status = await run(client, fakes, reuse=False)
+    assert status.status == "completed" and status.reused_from is None
+    assert fakes.calls["find_reusable"] == 0 and fakes.calls["plan_video"] == 1

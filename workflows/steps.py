@@ -49,6 +49,9 @@ CATALOG_RETRY = RetryPolicy(
 )
 """Catalog writes retry until the database is back (unlimited), checking every 5 s at most, so a
 database outage delays a job's row, never its video, and the job ends as soon as it returns."""
+LOOKUP_RETRY = RetryPolicy(maximum_attempts=2)
+"""Looking for a reusable result is an optimisation: if the catalog cannot answer, make anew."""
+LOOKUP_TIMEOUT = timedelta(seconds=10)
 LLM_TIMEOUT = timedelta(minutes=5)
 RENDER_TIMEOUT = timedelta(minutes=20)
 HEARTBEAT_TIMEOUT = timedelta(seconds=10)

@@ -10,53 +10,38 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from datetime import timedelta
-from typing import Any
 
 from temporalio import workflow
-from temporalio.common import RetryPolicy
-from temporalio.exceptions import ApplicationError
+from temporalio.exceptions import ActivityError, ApplicationError
 
 with workflow.unsafe.imports_passed_through():
     from activities import messages as msg
     from t2m.models import (
         Artifacts,
         JobStatus,
-        Narration,
         SceneMedia,
         ScenePlan,
-        SceneState,
         SceneStatus,
-        Stage,
-        Usage,
         VideoPlan,
         VideoRequest,
         VideoResult,
     )
     from workflows import progress
+    from workflows.scene import SceneSteps
     from workflows.search import SA_STAGE
     from workflows.steps import (
         CATALOG_RETRY,
-        DOCS_TIMEOUT,
         HEARTBEAT_TIMEOUT,
-        LAYOUT_FIX_ROUNDS,
-        LLM_RETRY,
-        LLM_TIMEOUT,
-        RENDER_TIMEOUT,
-        VISUAL_FIX_ROUNDS,
-        WORK_RETRY,
-        Authored,
-        R,
-        Rounds,
-        T,
+        LOOKUP_RETRY,
+        LOOKUP_TIMEOUT,
         is_cancellation,
         job_record,
         reason_of,
-        sibling_queue,
     )
 
 
 @workflow.defn
-class VideoWorkflow:
+class VideoWorkflow(SceneSteps):
     @workflow.init
     def __init__(self, req: VideoRequest) -> None:
         self._req = req
@@ -99,6 +84,8 @@ class VideoWorkflow:
         )
 
     async def _produce(self, req: VideoRequest) -> VideoResult:
+        if req.reuse and not req.resume and (reused := await self._reuse(req)) is not None:
+            return reused
         self._set_stage("planning")
         if req.resume:
             plan, self._done = req.resume.plan, dict(req.resume.scenes)
@@ -124,6 +111,22 @@ class VideoWorkflow:
         artifacts = await self._assemble(req, media)
         self._status.artifacts = artifacts
         return VideoResult(job_id=self._status.job_id, artifacts=artifacts, scenes=len(media))
+
+    async def _reuse(self, req: VideoRequest) -> VideoResult | None:
+        """The whole-result cache: a finished identical job's video, copied for this job."""
+        try:
+            found = await self._work(
+                "find_reusable", req, msg.Reusable, queue="llm", start_to_close=LOOKUP_TIMEOUT,
+                retry_policy=LOOKUP_RETRY,
+            )  # fmt: skip
+        except ActivityError:  # the catalog cannot say: make the video anew
+            return None
+        if found.job_id is None or found.artifacts is None:
+            return None
+        copy = msg.CopyArtifactsRequest(job_id=self._status.job_id, source=found.artifacts)
+        artifacts = await self._work("copy_artifacts", copy, Artifacts, queue="llm")
+        self._status.reused_from, self._status.artifacts = found.job_id, artifacts
+        return VideoResult(job_id=self._status.job_id, artifacts=artifacts, scenes=found.scenes)
 
     async def _assemble(self, req: VideoRequest, media: list[SceneMedia]) -> Artifacts:
         """Compose the scenes into one video, take its thumbnail, check every artifact landed."""
@@ -172,209 +175,6 @@ class VideoWorkflow:
         self._done[scene.index] = SceneMedia(video_key=video_key, narration=authored.narration)
         self._scene_state(st, "done")
         return self._done[scene.index]
-
-    async def _author(
-        self, req: VideoRequest, scene: ScenePlan, count: int, st: SceneStatus
-    ) -> Authored:
-        """Storyboard the scene, narrate it (so its length and sentence timings are known before
-        any code is written), retrieve docs if asked, and write its first code."""
-        self._scene_state(st, "storyboarding")
-        model = req.planner_model or req.model
-        asked = msg.StoryboardRequest(model=model, topic=req.topic, scene=scene, scene_count=count)
-        boarded = await self._llm("storyboard_scene", asked, msg.StoryboardResult, "storyboarding")
-        board = boarded.storyboard
-        if board.narration:
-            scene = scene.model_copy(update={"narration": board.narration})
-        self._scene_state(st, "narrating")
-        narration = await self._work(
-            "narrate_scene",
-            msg.NarrateRequest(
-                job_id=self._status.job_id,
-                scene_index=scene.index,
-                text=scene.narration,
-                voice=req.voice,
-            ),
-            Narration,
-            queue="llm",
-            start_to_close=timedelta(minutes=5),
-        )
-        docs = None
-        if req.use_rag and board.doc_queries:
-            self._scene_state(st, "retrieving")
-            docs = await self._docs(board.doc_queries)
-        self._scene_state(st, "generating_code")
-        written = await self._llm(
-            "write_scene_code",
-            msg.CodeRequest(
-                model=req.coder_model or req.model,
-                topic=req.topic,
-                scene=scene,
-                scene_count=count,
-                storyboard=board,
-                docs=docs,
-                cues=narration.cues,
-            ),
-            msg.CodeResult,
-            "generating_code",
-        )
-        return Authored(scene=scene, docs=docs, code=written.code, narration=narration)
-
-    async def _render_until_accepted(
-        self, req: VideoRequest, authored: Authored, st: SceneStatus
-    ) -> str:
-        """Render, and while there is a problem and attempts are left, fix and render again.
-
-        Returns the accepted render's video key; raises SceneFailed when no render worked.
-        """
-        accepted: msg.RenderOutcome | None = None
-        rounds = Rounds()
-        for attempt in range(1, req.max_fix_attempts + 1):
-            st.attempts = attempt
-            self._scene_state(st, "rendering")
-            outcome = await self._render(req, authored)
-            if outcome.ok:
-                accepted = outcome
-                st.layout_issues = outcome.layout_issues
-            problem = await self._problem(req, authored.scene, outcome, rounds, st)
-            st.error = problem
-            if problem is None or attempt == req.max_fix_attempts:
-                break
-            authored.code = await self._fix(req, authored, problem, attempt, st)
-        if accepted is None or accepted.video_key is None:
-            self._scene_state(st, "failed")
-            last = (st.error or "").strip().splitlines()
-            raise ApplicationError(
-                f"scene {authored.scene.index + 1} ({authored.scene.title!r}) did not render "
-                f"after {st.attempts} attempts: {last[-1] if last else 'unknown error'}",
-                type="SceneFailed",
-                non_retryable=True,
-            )
-        st.error = None
-        return accepted.video_key
-
-    async def _problem(
-        self,
-        req: VideoRequest,
-        scene: ScenePlan,
-        outcome: msg.RenderOutcome,
-        rounds: Rounds,
-        st: SceneStatus,
-    ) -> str | None:
-        """What the fixer should hear about this render, or None to accept it. Three kinds of
-        trouble: a code error, layout findings (bounded rounds), a reviewer's critique (bounded)."""
-        if not outcome.ok:
-            return outcome.error or "render failed"
-        if outcome.layout_issues and rounds.layout < LAYOUT_FIX_ROUNDS:
-            rounds.layout += 1
-            return "Layout check:\n" + "\n".join(outcome.layout_issues)
-        if req.vision_model and rounds.visual < VISUAL_FIX_ROUNDS:
-            self._scene_state(st, "reviewing")
-            review = await self._llm(
-                "critique_scene",
-                msg.CritiqueRequest(
-                    model=req.vision_model, scene=scene, video_key=outcome.video_key or ""
-                ),
-                msg.CritiqueResult,
-                "reviewing",
-            )
-            if review.critique is not None:
-                rounds.visual += 1
-                return "Reviewer's critique of frames from the render:\n" + review.critique
-        return None
-
-    async def _fix(
-        self, req: VideoRequest, authored: Authored, problem: str, attempt: int, st: SceneStatus
-    ) -> str:
-        """Ask the model to fix the code; with RAG, the docs of what the problem names go too."""
-        self._scene_state(st, "fixing")
-        docs = authored.docs
-        if req.use_rag:
-            found = await self._docs([problem.strip().splitlines()[-1]])
-            docs = "\n\n".join(d for d in (found, authored.docs) if d)
-        fixed = await self._llm(
-            "fix_scene_code",
-            msg.FixRequest(
-                model=req.coder_model or req.model,
-                topic=req.topic,
-                scene=authored.scene,
-                code=authored.code,
-                error=problem,
-                attempt=attempt,
-                docs=docs,
-                cues=authored.narration.cues,
-            ),
-            msg.CodeResult,
-            "fixing",
-        )
-        return fixed.code
-
-    async def _llm(self, name: str, arg: object, result_type: type[R], stage: str) -> R:
-        """Run a model activity and book its usage under `stage`."""
-        result = await self._work(
-            name, arg, result_type, queue="llm", start_to_close=LLM_TIMEOUT, retry_policy=LLM_RETRY
-        )
-        self._status.usage[stage] = self._status.usage.get(stage, Usage()).plus(result.usage)
-        return result
-
-    async def _work(
-        self,
-        name: str,
-        arg: object,
-        result_type: type[T],
-        *,
-        queue: str = "render",
-        start_to_close: timedelta = RENDER_TIMEOUT,
-        retry_policy: RetryPolicy = WORK_RETRY,
-        **options: Any,
-    ) -> T:
-        """Run activity `name` on its kind's queue, with the durable retry policy for work."""
-        return await workflow.execute_activity(
-            name,
-            arg,
-            result_type=result_type,
-            task_queue=sibling_queue(queue),
-            start_to_close_timeout=start_to_close,
-            retry_policy=retry_policy,
-            **options,
-        )
-
-    async def _docs(self, queries: list[str]) -> str:
-        req = msg.DocsRequest(queries=queries)
-        return await self._work("retrieve_docs", req, str, queue="llm", start_to_close=DOCS_TIMEOUT)
-
-    async def _render(self, req: VideoRequest, authored: Authored) -> msg.RenderOutcome:
-        request = msg.RenderRequest(
-            job_id=self._status.job_id,
-            scene_index=authored.scene.index,
-            code=authored.code,
-            quality=req.quality,
-            narration_s=authored.narration.duration_s,
-        )
-        return await self._work(
-            "render_scene",
-            request,
-            msg.RenderOutcome,
-            heartbeat_timeout=HEARTBEAT_TIMEOUT,
-            cancellation_type=workflow.ActivityCancellationType.WAIT_CANCELLATION_COMPLETED,
-        )
-
-    def _scene_state(self, st: SceneStatus, state: SceneState) -> None:
-        st.state = state
-        self._refresh()
-
-    def _refresh(self) -> None:
-        """While scenes run, the job's stage and percentage follow from theirs."""
-        if self._status.current_stage in progress.SCENE_STAGES and self._status.scenes:
-            stage = progress.scenes_stage(self._status)
-            if stage is not None:
-                self._set_stage(stage)
-            self._status.percentage = progress.scenes_percentage(self._status)
-
-    def _set_stage(self, stage: Stage) -> None:
-        if stage == self._status.current_stage:
-            return
-        progress.enter_stage(self._status, stage)
-        workflow.upsert_search_attributes([SA_STAGE.value_set(stage)])
 
     async def _finish(self, final: JobStatus) -> None:
         """Record the outcome in the catalog (after the start), then show it: a job that reads as
