@@ -294,7 +294,7 @@ def jail_command(uid: int | None, argv: list[str]) -> list[str]:
     return [*drop, "--inh-caps=-all", "--bounding-set=-all", "--no-new-privs", *argv]
 
 
-def _rlimits(limits: Limits, uid: int | None) -> Callable[[], None]:
+def _rlimits(limits: Limits) -> Callable[[], None]:
     """Runs in the forked child before bwrap is exec'd: per-process limits (inherited by
     everything in the jail) and death with the worker."""
     parent = os.getpid()
@@ -310,8 +310,9 @@ def _rlimits(limits: Limits, uid: int | None) -> Callable[[], None]:
         resource.setrlimit(resource.RLIMIT_CPU, (limits.cpu_s, limits.cpu_s + 5))
         resource.setrlimit(resource.RLIMIT_FSIZE, (disk, disk))
         resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
-        if uid is not None:  # root is exempt; it binds the slot uid once setpriv switches to it
-            resource.setrlimit(resource.RLIMIT_NPROC, (limits.threads, limits.threads))
+        # Root is exempt; the limit binds the slot uid once setpriv switches to it. A non-root
+        # worker's jail is a new user namespace, where the kernel counts its processes apart.
+        resource.setrlimit(resource.RLIMIT_NPROC, (limits.threads, limits.threads))
 
     return apply
 
@@ -464,7 +465,7 @@ async def run_python(
                 env=env,
                 pass_fds=(arg_r, status_w, seccomp_r),
                 start_new_session=True,
-                preexec_fn=_rlimits(limits, uid),
+                preexec_fn=_rlimits(limits),
             )
         finally:
             for fd in (out, arg_r, status_w, seccomp_r):

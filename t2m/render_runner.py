@@ -1,4 +1,6 @@
-"""Runs inside the render sandbox: load one generated module and render its Scene with Manim.
+"""Runs inside the render jail (`t2m.jail`), as an unprivileged uid with the work dir at /job: load
+one generated module and render its Scene with Manim. Everything it writes is the attacker's to
+change, so the worker distrusts result.json (see `sandbox._read_result`).
 
 Usage: python -m t2m.render_runner SCENE_FILE QUALITY MEDIA_DIR. On success it writes
 MEDIA_DIR/result.json (the video's path and the layout check's findings, taken after every

@@ -39,12 +39,14 @@ FORBIDDEN_NAMES = frozenset(
     }
 )  # fmt: skip
 # Attributes that reach the OS or files from allow-listed modules: `typing.sys`,
-# `manim.utils.file_ops.os`, `manim.utils.commands.capture`, `np.ctypeslib`, numpy's file I/O.
+# `manim.utils.file_ops.os`, `manim.utils.commands.capture`, `np.ctypeslib`, numpy's file I/O,
+# `np.f2py` (runs compilers), `typing.get_type_hints` (evaluates annotation strings).
 FORBIDDEN_ATTRIBUTES = FORBIDDEN_NAMES | frozenset(
     {
         "modules", "system", "popen", "capture", "file_ops", "commands", "ctypeslib", "fromfile",
         "tofile", "DataSource", "savetxt", "loadtxt", "genfromtxt", "fromregex", "memmap", "load",
-        "save", "savez", "savez_compressed", "npyio", "lib",
+        "save", "savez", "savez_compressed", "npyio", "lib", "f2py", "get_type_hints",
+        "ForwardRef",
     }
 )  # fmt: skip
 # Callables whose string arguments name attributes (`attrgetter("__globals__")`) or format
@@ -136,8 +138,12 @@ def _call_problems(node: ast.Call) -> list[str]:
     if isinstance(func, ast.Attribute) and isinstance(func.value, ast.Constant):
         strings.append(func.value.value)  # "{0.__class__}".format(x)
     for s in strings:
-        if isinstance(s, str) and re.search(r"(^|[.{\[])_", s):
+        if not isinstance(s, str):
+            continue
+        if re.search(r"(^|[.{\[])_", s):
             return [f"{name}() with a private or dunder name ({s!r}) is not allowed"]
+        if FORBIDDEN_ATTRIBUTES.intersection(re.split(r"[^\w]+", s)):
+            return [f"{name}() naming a forbidden attribute ({s!r}) is not allowed"]
     return []
 
 

@@ -214,10 +214,11 @@ async def _run_one(name: str, canaries: Canaries, base: Path, sem: asyncio.Semap
     workdir = base / name.removesuffix(".py")
     (workdir / "job").mkdir(parents=True)
     (workdir / "job" / "planted.txt").write_text(canaries.tokens["planted"])
-    timeout = float(_header(code, "TIMEOUT") or 40)
+    timeout = float(_header(code, "TIMEOUT") or 90)
+    cpu = int(_header(code, "CPU") or 30)
     async with sem:
         t0 = time.monotonic()
-        result = await sandbox.render_in_jail(code, "low", workdir, timeout_s=timeout, cpu_s=30)
+        result = await sandbox.render_in_jail(code, "low", workdir, timeout_s=timeout, cpu_s=cpu)
         seconds = time.monotonic() - t0
     log = (workdir / "render.log").read_bytes()
     return Outcome(name, result, seconds, log, _tree_bytes(workdir), _frames(result.video))
@@ -265,8 +266,10 @@ def _outcome_problems(o: Outcome, code: str) -> list[str]:
     expect = _header(code, "EXPECT") or "."
     if expect == "ok":
         return [] if o.result.ok else [f"expected a video, got: {o.result.error}"]
-    if o.result.ok:
+    if expect == ".":
         return []
+    if o.result.ok:
+        return [f"expected a failure matching {expect!r}, got a video"]
     if not re.search(expect, o.result.error or ""):
         return [f"error does not match {expect!r}: {(o.result.error or '')[-800:]}"]
     return []
@@ -361,6 +364,23 @@ async def test_static_check_reports_the_bypasses(
     result = await sandbox.render(code, "low", tmp_path, timeout_s=30, cpu_s=30)
     assert not result.ok and rule in (result.error or "")
     assert not (tmp_path / "job").exists()  # no jail was started
+
+
+@pytest.mark.parametrize(
+    ("snippet", "rule"),
+    [
+        ('operator.attrgetter("sys.modules")(typing)', "naming a forbidden attribute"),
+        ('operator.methodcaller("__reduce__")(c)', "private or dunder name"),
+        ("random._inst", "private attribute '_inst'"),
+        ("typing.get_type_hints(Circle)", "attribute 'get_type_hints'"),
+        ("from numpy import ctypeslib", "import of name 'ctypeslib'"),
+        ("np.f2py", "attribute 'f2py'"),
+    ],
+)
+def test_static_check_closes_cheap_bypasses(snippet: str, rule: str) -> None:
+    code = f"import operator, random, typing\nimport numpy as np\nfrom manim import *\n{snippet}\n"
+    with pytest.raises(sandbox.CodeRejected, match=re.escape(rule)):
+        sandbox.static_check(code + "class S(Scene):\n    pass\n")
 
 
 def test_static_check_allows_harmless_stdlib_and_a_main_block() -> None:
