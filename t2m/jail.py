@@ -30,8 +30,10 @@ not the static check, is the boundary. Design, and why:
   namespace nothing can re-parent out of that tree) and the bytes and entries of the work dir and
   the log, and kills the jail when any is over. The `/tmp` tmpfs has a fixed size.
 - **Killing is total.** The worker SIGKILLs bwrap; `--die-with-parent` takes the jail's init with
-  it, and when a PID namespace's init dies the kernel kills every process in it (setsid'd orphans
-  included). bwrap also gets PR_SET_PDEATHSIG, so a killed worker takes its jails with it.
+  it (and bwrap with a dead worker: it sets the parent-death signal on itself too), and when a PID
+  namespace's init dies the kernel kills every process in it (setsid'd orphans included). The
+  parent-death signal follows the worker's *thread* that started bwrap: start renders from the
+  event loop's thread (as `render()` does), not from a short-lived thread.
 - **Output goes to a file, not a pipe**, so a grandchild holding stdout cannot keep the worker
   waiting; the watchdog caps its size and only its tail is read.
 """
@@ -40,11 +42,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import ctypes
 import fcntl
 import os
 import platform
-import resource
 import shutil
 import signal
 import struct
@@ -75,7 +75,6 @@ HOST_PATHS = (
     "/var/cache/fontconfig",
 )
 T2M_FILES = ("__init__.py", "layout.py", "render_runner.py")
-PR_SET_PDEATHSIG = 1
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 PAGE = os.sysconf("SC_PAGE_SIZE")
 
@@ -294,27 +293,25 @@ def jail_command(uid: int | None, argv: list[str]) -> list[str]:
     return [*drop, "--inh-caps=-all", "--bounding-set=-all", "--no-new-privs", *argv]
 
 
-def _rlimits(limits: Limits) -> Callable[[], None]:
-    """Runs in the forked child before bwrap is exec'd: per-process limits (inherited by
-    everything in the jail) and death with the worker."""
-    parent = os.getpid()
-
-    def apply() -> None:
-        libc = ctypes.CDLL(None, use_errno=True)
-        libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
-        if os.getppid() != parent:  # the worker died before prctl took effect
-            os._exit(1)
-        mem = limits.memory_mb * 1024**2
-        disk = limits.disk_mb * 1024**2
-        resource.setrlimit(resource.RLIMIT_AS, (mem, mem))
-        resource.setrlimit(resource.RLIMIT_CPU, (limits.cpu_s, limits.cpu_s + 5))
-        resource.setrlimit(resource.RLIMIT_FSIZE, (disk, disk))
-        resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
-        # Root is exempt; the limit binds the slot uid once setpriv switches to it. A non-root
-        # worker's jail is a new user namespace, where the kernel counts its processes apart.
-        resource.setrlimit(resource.RLIMIT_NPROC, (limits.threads, limits.threads))
-
-    return apply
+def _prlimit(limits: Limits) -> list[str]:
+    """`prlimit` (util-linux) setting the per-process limits that bwrap and everything in the jail
+    inherit. A wrapper command rather than a `preexec_fn`: the worker has threads, and running
+    Python between fork and exec can deadlock then. Root is exempt from RLIMIT_NPROC; it binds the
+    slot uid once setpriv switches to it. A non-root worker's jail is a new user namespace, where
+    the kernel counts the jail's processes apart from the worker's."""
+    path = shutil.which("prlimit")
+    if path is None:
+        raise JailUnavailable("`prlimit` (util-linux) is not installed")
+    mem, disk = limits.memory_mb * 1024**2, limits.disk_mb * 1024**2
+    return [
+        path,
+        f"--as={mem}",
+        f"--cpu={limits.cpu_s}:{limits.cpu_s + 5}",
+        f"--fsize={disk}",
+        "--core=0",
+        f"--nproc={limits.threads}",
+        "--",
+    ]
 
 
 @dataclass
@@ -453,6 +450,7 @@ async def run_python(
             os.write(arg_w, b"".join(a.encode() + b"\0" for a in options))
             os.close(arg_w)
             proc = await asyncio.create_subprocess_exec(
+                *_prlimit(limits),
                 bwrap,
                 "--json-status-fd",
                 str(status_w),
@@ -465,8 +463,10 @@ async def run_python(
                 env=env,
                 pass_fds=(arg_r, status_w, seccomp_r),
                 start_new_session=True,
-                preexec_fn=_rlimits(limits),
             )
+        except BaseException:
+            os.close(status_r)
+            raise
         finally:
             for fd in (out, arg_r, status_w, seccomp_r):
                 os.close(fd)
