@@ -119,7 +119,10 @@ async def up(settings: Settings, queues: str = ",".join(QUEUES)) -> int:
         api = [sys.executable, "-m", "uvicorn", "--factory", "api.main:create_app"]
         api += ["--host", settings.api_host, "--port", str(settings.api_port), "--no-access-log"]
         await stack.add(ChildProcess("api", api, logs / "api.log", env))
-        await wait_for_http(f"http://{_url_host(settings.api_host)}:{settings.api_port}/health")
+        # /health also wants a worker on every queue; when other hosts serve some queues, it
+        # stays degraded until they join, so only wait for the API itself to answer.
+        ready = "/health" if set(parse_queues(queues)) == set(QUEUES) else "/metrics"
+        await wait_for_http(f"http://{_url_host(settings.api_host)}:{settings.api_port}{ready}")
         _print_banner(settings, logs)
         await stack.watch(stop)
         return 0
