@@ -176,13 +176,12 @@ class MediaActivities:
         """Give a job its own copy of a finished identical job's artifacts (the whole-result
         cache), so deleting either job never takes the other's video away."""
         src, copied = req.source, req.source.model_copy()
-        with tempfile.TemporaryDirectory(prefix="t2m-copy-") as tmp:
-            for field in ("video_key", "srt_key", "vtt_key", "thumbnail_key"):
-                key = getattr(src, field)
-                if key:
-                    new_key = f"jobs/{req.job_id}/{key.rsplit('/', 1)[-1]}"
-                    await self._put(new_key, await self._get(key, Path(tmp) / field))
-                    setattr(copied, field, new_key)
+        for field in ("video_key", "srt_key", "vtt_key", "thumbnail_key"):
+            key = getattr(src, field)
+            if key:
+                new_key = f"jobs/{req.job_id}/{key.rsplit('/', 1)[-1]}"
+                await _heartbeating(self.storage.copy, key, new_key)
+                setattr(copied, field, new_key)
         return copied
 
 

@@ -42,6 +42,7 @@ class Storage(Protocol):
     def exists(self, key: str) -> bool: ...
     def size(self, key: str) -> int: ...
     def delete_prefix(self, prefix: str) -> None: ...
+    def copy(self, src_key: str, dest_key: str) -> None: ...
     def check(self) -> None:
         """Raise `StorageUnavailable` unless objects can be stored here."""
         ...
@@ -101,6 +102,9 @@ class LocalStorage:
             shutil.rmtree(p)
         elif p.is_file():
             p.unlink()
+
+    def copy(self, src_key: str, dest_key: str) -> None:
+        self.put_file(dest_key, self.path(src_key))
 
     def check(self) -> None:
         probe = self.root / ".health" / uuid.uuid4().hex
@@ -199,6 +203,11 @@ class S3Storage:
         for i in range(0, len(keys), 1000):
             batch = [{"Key": k} for k in keys[i : i + 1000]]
             self._s3.delete_objects(Bucket=self.bucket, Delete={"Objects": batch, "Quiet": True})
+
+    def copy(self, src_key: str, dest_key: str) -> None:
+        """A server-side copy (multipart for large objects): the bytes never leave S3."""
+        source = {"Bucket": self.bucket, "Key": self.object_key(src_key)}
+        self._s3.copy(source, self.bucket, self.object_key(dest_key), Config=self._transfer)
 
     def presigned_url(
         self, key: str, expires_s: int, *, filename: str | None = None, attachment: bool = False

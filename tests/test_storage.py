@@ -60,6 +60,17 @@ def test_delete_prefix_removes_that_job_only(
     storage.delete_prefix("jobs/nothing")  # nothing there: no error
 
 
+def test_copy_makes_an_independent_object(
+    storage: LocalStorage | S3Storage, tmp_path: Path
+) -> None:
+    src = tmp_path / "v.mp4"
+    src.write_bytes(b"video" * 1000)
+    storage.put_file("jobs/a/video.mp4", src)
+    storage.copy("jobs/a/video.mp4", "jobs/b/video.mp4")
+    storage.delete_prefix("jobs/a")
+    assert storage.get_file("jobs/b/video.mp4", tmp_path / "b.mp4").read_bytes() == src.read_bytes()
+
+
 def test_keys_cannot_escape(storage: LocalStorage | S3Storage, tmp_path: Path) -> None:
     src = tmp_path / "x.txt"
     src.write_text("x")
