@@ -269,10 +269,15 @@ async def render_in_jail(
 
 
 def _read_result(job: Path) -> RenderResult | None:
-    """The runner's result.json, distrusted: it was written by the attacker's process, so the
-    video must be a regular file inside the work dir (no symlink out to a host file)."""
+    """The runner's result.json, distrusted: it was written by the attacker's process, so it and
+    the video must be regular files inside the work dir (a symlink made in the jail resolves
+    against the host's filesystem here). The jail is dead by now, so nothing changes under us."""
+    root = os.path.realpath(job)
+    path = os.path.realpath(job / "media" / "result.json")
+    if not Path(path).is_relative_to(root):
+        return None
     try:
-        fd = os.open(job / "media" / "result.json", os.O_RDONLY | os.O_NOFOLLOW)
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW)
         with os.fdopen(fd, "rb") as f:
             result = json.loads(f.read(MAX_RESULT_BYTES))
         inside = Path(result["video"]).relative_to(jail.JAIL_WORKDIR)
@@ -281,6 +286,6 @@ def _read_result(job: Path) -> RenderResult | None:
         return None
     video = job / inside
     real = Path(os.path.realpath(video))
-    if not real.is_relative_to(os.path.realpath(job)) or video.is_symlink() or not real.is_file():
+    if not real.is_relative_to(root) or video.is_symlink() or not real.is_file():
         return None
     return RenderResult(ok=True, video=real, error=None, layout=layout)

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import json
 import os
 import re
 import secrets
@@ -90,6 +91,9 @@ class Canaries:
         pg.mkdir(parents=True, exist_ok=True)
         (pg / "1259").write_text(self.tokens["postgres"])
         (self.data / "pg" / "pg_hba.conf").write_text("local all all trust\n")
+        # What a media dir symlinked to the data dir would offer the worker as the result.
+        result = {"video": "/job/scene.py", "layout": [self.tokens["secret"]]}
+        (self.data / "result.json").write_text(json.dumps(result))
         # A drawing whose shape changes with each planting: if it reached a frame, frames differ.
         x = secrets.randbelow(300) + 50
         svg = f'<svg xmlns="http://www.w3.org/2000/svg" width="400" height="400"><rect x="{x}" '
