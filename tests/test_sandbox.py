@@ -1,4 +1,4 @@
-"""Real renders in the sandbox: success, Manim's own error text, isolation, limits, cancellation."""
+"""Real renders in the jail: success, Manim's own error text, isolation, limits, cancellation."""
 
 import asyncio
 import contextlib
@@ -45,7 +45,7 @@ async def test_wall_timeout_kills_the_render(tmp_path: Path) -> None:
     assert jail_processes(tmp_path) == []
 
 
-async def test_cancelling_kills_the_process_group(tmp_path: Path) -> None:
+async def test_cancelling_kills_the_jail(tmp_path: Path) -> None:
     slow = CIRCLE.replace("self.play(Create(Circle()))", "self.wait(600)")
     task = asyncio.ensure_future(render(slow, tmp_path))
     await asyncio.sleep(3)
