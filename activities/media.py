@@ -33,6 +33,7 @@ from activities.messages import (
 )
 from t2m import media, sandbox, tts
 from t2m.config import Settings
+from t2m.jail import JailUnavailable
 from t2m.models import Artifacts, Cue, Narration
 from t2m.storage import Storage
 
@@ -41,9 +42,14 @@ MANIM_VERSION = version("manim")
 HEARTBEAT_EVERY_S = 5.0
 
 
-def render_key(code: str, quality: str) -> str:
-    digest = hashlib.sha256(f"{MANIM_VERSION}\0{quality}\0{code}".encode()).hexdigest()[:32]
-    return f"renders/{digest}.mp4"
+def render_key(code: str, quality: str, min_seconds: float = 0.0) -> str:
+    blob = f"{MANIM_VERSION}\0{quality}\0{min_seconds:.3f}\0{code}"
+    return f"renders/{hashlib.sha256(blob.encode()).hexdigest()[:32]}.mp4"
+
+
+def min_seconds(narration_s: float) -> float:
+    """How long a scene's render must last: its narration and a short tail."""
+    return narration_s + media.NARRATION_TAIL_S if narration_s > 0 else 0.0
 
 
 async def _heartbeating(fn: Callable[..., T], *args: object) -> T:
@@ -72,7 +78,8 @@ class MediaActivities:
 
     @activity.defn(name="render_scene")
     async def render_scene(self, req: RenderRequest) -> RenderOutcome:
-        key = render_key(req.code, req.quality)
+        at_least = min_seconds(req.narration_s)
+        key = render_key(req.code, req.quality, at_least)
         findings_key = key.removesuffix(".mp4") + ".layout.json"
         log = activity.logger
         if await self._exists(key) and await self._exists(findings_key):
@@ -83,14 +90,20 @@ class MediaActivities:
             return RenderOutcome(ok=True, video_key=key, layout_issues=issues, reused=True)
         log.info("render start job=%s scene=%d key=%s", req.job_id, req.scene_index, key)
         with tempfile.TemporaryDirectory(prefix="t2m-render-") as workdir:
-            result = await sandbox.render(
-                req.code,
-                req.quality,
-                Path(workdir),
-                timeout_s=self.settings.render_timeout_s,
-                cpu_s=self.settings.render_cpu_s,
-                on_tick=activity.heartbeat,
-            )
+            try:
+                result = await sandbox.render(
+                    req.code,
+                    req.quality,
+                    Path(workdir),
+                    timeout_s=self.settings.render_timeout_s,
+                    cpu_s=self.settings.render_cpu_s,
+                    on_tick=activity.heartbeat,
+                    min_seconds=at_least,
+                )
+            except JailUnavailable as e:  # this host's trouble, not the code's: retry elsewhere
+                raise ApplicationError(
+                    f"render jail unavailable: {e}", type="JailUnavailable"
+                ) from e
             if not result.ok or result.video is None:
                 log.info("render failed job=%s scene=%d", req.job_id, req.scene_index)
                 return RenderOutcome(ok=False, error=result.error)

@@ -44,17 +44,17 @@ import asyncio
 import contextlib
 import fcntl
 import os
-import platform
 import shutil
 import signal
-import struct
 import subprocess
 import sys
 import tempfile
-import time
 from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+
+from t2m.jail_limits import Limits, jail_usage, kill_uid, over_limit, wait_gone
+from t2m.seccomp import seccomp_filter
 
 JAIL_WORKDIR = "/job"
 UID_BASE = 2_000_000_000  # far from login users, system users and the usual subuid ranges
@@ -75,87 +75,11 @@ HOST_PATHS = (
     "/var/cache/fontconfig",
 )
 T2M_FILES = ("__init__.py", "layout.py", "render_runner.py")
-CLK_TCK = os.sysconf("SC_CLK_TCK")
-PAGE = os.sysconf("SC_PAGE_SIZE")
-
-
-# A seccomp filter (x86_64) against kernel attack surface a render never needs: creating or joining
-# namespaces (a user namespace would hand the jail capabilities over a fresh set of namespaces),
-# keyrings, eBPF, perf, userfaultfd, io_uring, ptrace, mounting, modules, kexec. Numbers are the
-# x86_64 ones; x32 syscalls (nr >= 0x40000000) are refused too. clone3 answers ENOSYS so libc falls
-# back to clone, whose flags can be checked.
-_SYSCALLS_X86_64 = {
-    "unshare": 272, "setns": 308, "keyctl": 250, "add_key": 248, "request_key": 249, "bpf": 321,
-    "perf_event_open": 298, "userfaultfd": 323, "io_uring_setup": 425, "io_uring_enter": 426,
-    "io_uring_register": 427, "ptrace": 101, "process_vm_readv": 310, "process_vm_writev": 311,
-    "kexec_load": 246, "kexec_file_load": 320, "mount": 165, "umount2": 166, "pivot_root": 155,
-    "chroot": 161, "open_by_handle_at": 304, "name_to_handle_at": 303, "open_tree": 428,
-    "move_mount": 429, "fsopen": 430, "fsconfig": 431, "fsmount": 432, "fspick": 433,
-    "mount_setattr": 442, "init_module": 175, "finit_module": 313, "delete_module": 176,
-    "quotactl": 179, "acct": 163, "swapon": 167, "swapoff": 168, "reboot": 169,
-}  # fmt: skip
-_CLONE, _CLONE3 = 56, 435
-_CLONE_NAMESPACES = 0x7E020000  # NEWNS|NEWCGROUP|NEWUTS|NEWIPC|NEWUSER|NEWPID|NEWNET
-_AUDIT_ARCH_X86_64 = 0xC000003E
-
-
-def seccomp_filter() -> bytes | None:
-    """The filter as a classic BPF program for bwrap's `--seccomp`; None off x86_64 (the jail's
-    namespaces and uid are the boundary; the filter only narrows the kernel surface)."""
-    if platform.machine() != "x86_64":
-        return None
-    ld, jeq, jge, jset, ret = 0x20, 0x15, 0x35, 0x45, 0x06
-    # Labels are strings; instructions are (code, jump-if-true label, jump-if-false label, k).
-    prog: list[str | tuple[int, str, str, int]] = [
-        (ld, "", "", 4),  # seccomp_data.arch
-        (jeq, "", "kill", _AUDIT_ARCH_X86_64),
-        (ld, "", "", 0),  # seccomp_data.nr
-        (jge, "deny", "", 0x40000000),
-        *[(jeq, "deny", "", nr) for nr in _SYSCALLS_X86_64.values()],
-        (jeq, "nosys", "", _CLONE3),
-        (jeq, "", "allow", _CLONE),
-        (ld, "", "", 16),  # the low word of args[0]: clone's flags
-        (jset, "deny", "allow", _CLONE_NAMESPACES),
-        "allow",
-        (ret, "", "", 0x7FFF0000),
-        "deny",
-        (ret, "", "", 0x00050000 | 1),  # EPERM
-        "nosys",
-        (ret, "", "", 0x00050000 | 38),  # ENOSYS
-        "kill",
-        (ret, "", "", 0x80000000),  # KILL_PROCESS
-    ]
-    labels: dict[str, int] = {}
-    code: list[tuple[int, str, str, int]] = []
-    for item in prog:
-        if isinstance(item, str):
-            labels[item] = len(code)
-        else:
-            code.append(item)
-    out = b""
-    for i, (op, true, false, k) in enumerate(code):
-        jt = labels[true] - i - 1 if true else 0
-        jf = labels[false] - i - 1 if false else 0
-        out += struct.pack("=HBBI", op, jt, jf, k)
-    return out
+NICENESS = 10
 
 
 class JailUnavailable(RuntimeError):
     """The jail cannot be set up on this host; nothing may be rendered unjailed."""
-
-
-@dataclass(frozen=True)
-class Limits:
-    """Limits for one jail as a whole (memory and processes also per process, see module doc)."""
-
-    memory_mb: int = 2048
-    cpu_s: int = 120
-    wall_s: float = 300
-    threads: int = 96  # processes + threads (RLIMIT_NPROC counts threads too)
-    disk_mb: int = 1024  # work dir + log
-    files: int = 4000  # entries in the work dir
-    tmp_mb: int = 256  # the /tmp tmpfs
-    log_mb: int = 16  # stdout + stderr
 
 
 @dataclass
@@ -209,29 +133,6 @@ def uid_slot() -> Iterator[int | None]:
                 os.close(fd)
         return
     raise JailUnavailable(f"all {UID_SLOTS} jail uids are in use")
-
-
-def uid_processes(uid: int) -> list[int]:
-    """Pids whose real uid is `uid` (the jail's processes, in root mode)."""
-    pids = []
-    for name in os.listdir("/proc"):
-        if name.isdigit():
-            with contextlib.suppress(OSError):
-                if os.stat(f"/proc/{name}").st_uid == uid:
-                    pids.append(int(name))
-    return pids
-
-
-def kill_uid(uid: int, wait_s: float = 5.0) -> None:
-    """SIGKILL every process of `uid` and wait until none is left."""
-    loop_until = time.monotonic() + wait_s
-    while pids := uid_processes(uid):
-        for pid in pids:
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(pid, signal.SIGKILL)
-        if time.monotonic() > loop_until:
-            raise RuntimeError(f"processes of jail uid {uid} survive SIGKILL: {pids}")
-        time.sleep(0.02)
 
 
 def _python_paths() -> tuple[list[str], dict[str, str]]:
@@ -303,7 +204,11 @@ def _prlimit(limits: Limits) -> list[str]:
     if path is None:
         raise JailUnavailable("`prlimit` (util-linux) is not installed")
     mem, disk = limits.memory_mb * 1024**2, limits.disk_mb * 1024**2
+    nice = shutil.which("nice") or "/usr/bin/nice"
     return [
+        nice,  # renders yield the CPU to the API, Temporal and the worker's event loop
+        "-n",
+        str(NICENESS),
         path,
         f"--as={mem}",
         f"--cpu={limits.cpu_s}:{limits.cpu_s + 5}",
@@ -312,89 +217,6 @@ def _prlimit(limits: Limits) -> list[str]:
         f"--nproc={limits.threads}",
         "--",
     ]
-
-
-@dataclass
-class _Usage:
-    rss_bytes: int = 0
-    cpu_s: float = 0.0
-    threads: int = 0
-    pids: tuple[int, ...] = ()
-
-
-def jail_usage(root_pid: int) -> _Usage:
-    """RSS, CPU time (including reaped children) and threads of `root_pid` and its descendants."""
-    stats: dict[int, list[bytes]] = {}
-    children: dict[int, list[int]] = {}
-    for name in os.listdir("/proc"):
-        if not name.isdigit():
-            continue
-        try:
-            with open(f"/proc/{name}/stat", "rb") as f:
-                raw = f.read()
-        except OSError:
-            continue
-        fields = raw[raw.rindex(b")") + 2 :].split()  # fields[0] is field 3 (state)
-        pid = int(name)
-        stats[pid] = fields
-        children.setdefault(int(fields[1]), []).append(pid)
-    usage = _Usage()
-    todo, seen = [root_pid], []
-    while todo:
-        pid = todo.pop()
-        if pid not in stats:
-            continue
-        seen.append(pid)
-        todo += children.get(pid, [])
-        f = stats[pid]
-        usage.cpu_s += sum(int(x) for x in f[11:15]) / CLK_TCK  # utime stime cutime cstime
-        usage.threads += int(f[17])
-        usage.rss_bytes += int(f[21]) * PAGE
-    usage.pids = tuple(seen)
-    return usage
-
-
-def dir_usage(path: Path, max_entries: int) -> tuple[int, int]:
-    """(bytes allocated, entries) under `path`, not following symlinks; stops counting entries
-    past `max_entries`. An unreadable directory counts as over the limit: a render has no reason
-    to hide files from the worker."""
-    total, entries = 0, 0
-    todo = [path]
-    while todo and entries <= max_entries:
-        try:
-            it = os.scandir(todo.pop())
-        except OSError:
-            return total, max_entries + 1
-        with it:
-            for entry in it:
-                entries += 1
-                with contextlib.suppress(OSError):
-                    st = entry.stat(follow_symlinks=False)
-                    total += st.st_blocks * 512
-                    if entry.is_dir(follow_symlinks=False):
-                        todo.append(Path(entry.path))
-    return total, entries
-
-
-def _violation(usage: _Usage, work: Path, log: Path, limits: Limits) -> str | None:
-    if usage.rss_bytes > limits.memory_mb * 1024**2:
-        return f"memory limit exceeded ({limits.memory_mb} MB for the whole render)"
-    if usage.cpu_s > limits.cpu_s:
-        return f"CPU time limit exceeded ({limits.cpu_s} s for the whole render)"
-    if usage.threads > limits.threads:
-        return f"process limit exceeded ({limits.threads} processes and threads)"
-    log_size = 0
-    with contextlib.suppress(OSError):
-        log_size = log.stat().st_blocks * 512
-    if log_size > limits.log_mb * 1024**2:
-        return f"output limit exceeded ({limits.log_mb} MB of output)"
-    size, entries = dir_usage(work, limits.files)
-    size += log_size
-    if size > limits.disk_mb * 1024**2:
-        return f"disk limit exceeded ({limits.disk_mb} MB written)"
-    if entries > limits.files:
-        return f"file count limit exceeded ({limits.files} files)"
-    return None
 
 
 def _read_tail(path: Path, max_bytes: int) -> str:
@@ -483,7 +305,7 @@ async def run_python(
                     pass
                 usage = jail_usage(proc.pid)
                 last_pids = usage.pids or last_pids
-                violation = _violation(usage, work, log, limits)
+                violation = over_limit(usage, work, log, limits)
                 if violation is None and loop.time() > deadline:
                     violation = f"timed out after {limits.wall_s:.0f} s"
                 if violation is not None:
@@ -513,25 +335,7 @@ async def _kill(proc: asyncio.subprocess.Process, seen: tuple[int, ...], uid: in
         with contextlib.suppress(ProcessLookupError):
             os.kill(pid, signal.SIGKILL)
     await proc.wait()
-    await asyncio.to_thread(_wait_gone, pids, uid)
-
-
-def _wait_gone(pids: set[int], uid: int | None, wait_s: float = 5.0) -> None:
-    until = time.monotonic() + wait_s
-    while time.monotonic() < until and any(_alive(pid) for pid in pids):
-        time.sleep(0.01)
-    if uid is not None:
-        kill_uid(uid)
-
-
-def _alive(pid: int) -> bool:
-    """True while `pid` exists and is not a zombie."""
-    try:
-        with open(f"/proc/{pid}/stat", "rb") as f:
-            raw = f.read()
-    except OSError:
-        return False
-    return raw[raw.rindex(b")") + 2 : raw.rindex(b")") + 3] != b"Z"
+    await asyncio.to_thread(wait_gone, pids, uid)
 
 
 def _read_all(fd: int) -> str:

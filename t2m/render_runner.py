@@ -2,7 +2,9 @@
 one generated module and render its Scene with Manim. Everything it writes is the attacker's to
 change, so the worker distrusts result.json (see `sandbox._read_result`).
 
-Usage: python -m t2m.render_runner SCENE_FILE QUALITY MEDIA_DIR. On success it writes
+Usage: python -m t2m.render_runner SCENE_FILE QUALITY MEDIA_DIR [MIN_SECONDS]. The scene lasts at
+least MIN_SECONDS (its narration's length): a shorter one ends holding its last frame. On success
+it writes
 MEDIA_DIR/result.json (the video's path and the layout check's findings, taken after every
 animation); on failure it prints the traceback (the fixer's input) and exits 1.
 """
@@ -25,6 +27,7 @@ QUALITY = {
 
 def main(argv: list[str]) -> int:
     scene_file, quality, media_dir = Path(argv[0]), argv[1], Path(argv[2])
+    min_seconds = float(argv[3]) if len(argv) > 3 else 0.0
     from manim import Scene, tempconfig
 
     try:
@@ -53,7 +56,7 @@ def main(argv: list[str]) -> int:
         }
         findings: list[str] = []
         with tempconfig(settings):
-            scene = _checked(scenes[0], findings)()
+            scene = _checked(scenes[0], findings, min_seconds)()
             scene.render()
             video = scene.renderer.file_writer.movie_file_path
     except Exception:
@@ -65,14 +68,14 @@ def main(argv: list[str]) -> int:
     return 0
 
 
-def _checked(scene_class: type, findings: list[str]) -> type:
+def _checked(scene_class: type, findings: list[str], min_seconds: float) -> type:
     """The generated Scene, with the layout check after each `play` (first report of each
-    finding kept, naming the animation it follows)."""
+    finding kept, naming the animation it follows), lasting at least `min_seconds`."""
     from manim import config
 
     from t2m import layout
 
-    class Checked(scene_class):  # type: ignore[misc, valid-type]
+    class Checked(scene_class):
         def play(self, *args, **kwargs):
             result = super().play(*args, **kwargs)
             self._t2m_animations = getattr(self, "_t2m_animations", 0) + 1
@@ -82,6 +85,12 @@ def _checked(scene_class: type, findings: list[str]) -> type:
                     if finding not in seen and len(findings) < layout.MAX_FINDINGS:
                         findings.append(f"after animation {self._t2m_animations}: {finding}")
             return result
+
+        def construct(self):
+            super().construct()
+            short = min_seconds - self.renderer.time
+            if short > 0.01:  # hold the last frame while the narration finishes
+                self.wait(short)
 
     Checked.__name__ = Checked.__qualname__ = scene_class.__name__
     return Checked

@@ -220,8 +220,10 @@ async def render(
     timeout_s: float,
     cpu_s: int,
     on_tick: Callable[[], Awaitable[None] | None] | None = None,
+    min_seconds: float = 0.0,
 ) -> RenderResult:
-    """Check and render `code` in the jail; a code error is a result, not an exception.
+    """Check and render `code` in the jail; a code error is a result, not an exception. The video
+    lasts at least `min_seconds` (the scene's narration): a shorter scene holds its last frame.
 
     Raises JailUnavailable when the jail cannot be built (never renders unjailed). If the awaiting
     task is cancelled, the whole jail is killed before re-raising.
@@ -231,7 +233,13 @@ async def render(
     except CodeRejected as e:
         return RenderResult(ok=False, video=None, error=str(e))
     return await render_in_jail(
-        code, quality, workdir, timeout_s=timeout_s, cpu_s=cpu_s, on_tick=on_tick
+        code,
+        quality,
+        workdir,
+        timeout_s=timeout_s,
+        cpu_s=cpu_s,
+        on_tick=on_tick,
+        min_seconds=min_seconds,
     )
 
 
@@ -243,6 +251,7 @@ async def render_in_jail(
     timeout_s: float,
     cpu_s: int,
     on_tick: Callable[[], Awaitable[None] | None] | None = None,
+    min_seconds: float = 0.0,
 ) -> RenderResult:
     """Render `code` in the jail without the static check (the jail is the boundary; tests run
     hostile programs through here). `workdir/job` becomes the jail's work dir; the log is
@@ -253,6 +262,7 @@ async def render_in_jail(
     limits = jail.Limits(memory_mb=MEMORY_MB.get(quality, 2048), cpu_s=cpu_s, wall_s=timeout_s)
     media = f"{jail.JAIL_WORKDIR}/media"
     args = ["-I", "-B", "-m", "t2m.render_runner", f"{jail.JAIL_WORKDIR}/scene.py", quality, media]
+    args.append(f"{min_seconds:.3f}")
     run = await jail.run_python(
         args, job, workdir / "render.log", env=jail_env(), limits=limits, on_tick=on_tick
     )
