@@ -104,18 +104,17 @@ def settings(
     request: pytest.FixtureRequest, tmp_path: Path, client: Client, postgres_url: str
 ) -> Settings:
     """This test's settings; `parametrize("settings", [{...}], indirect=True)` overrides fields."""
-    overrides = getattr(request, "param", {})
-    return Settings(
-        database_url=postgres_url,
-        data_dir=tmp_path / "data",
-        temporal_address=client.service_client.config.target_host,
-        temporal_namespace=client.namespace,
-        task_queue_prefix=f"test-{uuid.uuid4().hex[:8]}",
-        max_fix_attempts=3,
-        render_concurrency=2,
-        reuse_results=False,  # tests share one catalog: a test opts in to the result cache
-        **overrides,
-    )
+    defaults = {
+        "database_url": postgres_url,
+        "data_dir": tmp_path / "data",
+        "temporal_address": client.service_client.config.target_host,
+        "temporal_namespace": client.namespace,
+        "task_queue_prefix": f"test-{uuid.uuid4().hex[:8]}",
+        "max_fix_attempts": 3,
+        "render_concurrency": 2,
+        "reuse_results": False,  # tests share one catalog: a test opts in to the result cache
+    }
+    return Settings(**(defaults | getattr(request, "param", {})))
 
 
 @pytest.fixture(scope="session")

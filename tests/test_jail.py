@@ -12,16 +12,19 @@ see a leak.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import json
 import os
 import re
 import secrets
+import shutil
 import signal
 import socket
 import sqlite3
 import subprocess
 import sys
+import tempfile
 import textwrap
 import threading
 import time
@@ -31,8 +34,14 @@ from pathlib import Path
 
 import av
 import pytest
+from temporalio.client import Client, WorkflowFailureError
 
 from t2m import jail, sandbox
+from t2m.config import Settings
+from t2m.db import JobStore
+from t2m.models import VideoRequest
+from tests.scripted import ScriptedLLM, plan_json
+from workflows.client import job_status, start_video
 
 HOSTILE = Path(__file__).parent / "hostile"
 REPO = Path(__file__).resolve().parent.parent
@@ -633,3 +642,93 @@ def test_scrub_removes_secrets_from_error_text() -> None:
     for secret in ("sk-proj", "hunter2pass", "s3secretvalue99", "AKIA", "pw123456", "ghp_"):
         assert secret not in out
     assert "quality low" in out and "example.com/x" in out
+
+
+PIPELINE_LIMITS = {"render_timeout_s": 30.0, "render_cpu_s": 30}
+
+
+@pytest.mark.parametrize("settings", [PIPELINE_LIMITS], indirect=True)
+async def test_the_corpus_through_the_whole_pipeline(
+    canaries: Canaries,
+    client: Client,
+    settings: Settings,
+    scripted: ScriptedLLM,
+    worker: None,
+    jobs: JobStore,
+) -> None:
+    """A scripted model answers every scene with a corpus program (the static check first, then
+    the jail): each job ends failed or completed, nothing leaks into what the user can read, and
+    the worker serves a benign job afterwards."""
+    names = sorted(p.name.removesuffix(".in") for p in HOSTILE.glob("*.py.in"))
+    programs = {n: canaries.substitute((HOSTILE / f"{n}.in").read_text()) for n in names}
+    groups = [names[i::7] for i in range(7)]  # 3 to 7 scenes per job
+
+    def handler(task: str, data: dict) -> str | None:
+        if task == "plan_video":
+            return plan_json(*groups[int(data["topic"].split()[-1])], duration=1.0)
+        if task in ("write_scene_code", "fix_scene_code"):
+            return f"```python\n{programs[data['scene']['title']]}\n```"
+        return None
+
+    scripted.handler = handler
+    sentinel = subprocess.Popen(["sleep", "600"])
+    try:
+        handles = [
+            await start_video(
+                client,
+                settings,
+                VideoRequest(
+                    topic=f"Hostile {i}", model="scripted/test", quality="low", max_fix_attempts=1
+                ),
+            )
+            for i in range(len(groups))
+        ]
+        for h in handles:
+            with contextlib.suppress(WorkflowFailureError):
+                await asyncio.wait_for(h.result(), 600)
+        await asyncio.sleep(5)
+        assert sentinel.poll() is None, "a render killed a process outside its jail"
+    finally:
+        sentinel.kill()
+    seen = []
+    for h in handles:
+        status = await job_status(h)
+        assert status.status in ("completed", "failed"), status
+        row = await jobs.get(h.id)
+        assert row is not None and row.status == status.status
+        seen.append(status.model_dump_json() + repr(row))
+    leaked = [k for k, token in canaries.tokens.items() if any(token in text for text in seen)]
+    assert leaked == []
+    assert [t for t in canaries.targets if t.exists()] == []
+    assert [lst.connections for lst in canaries.listeners] == [0, 0, 0]
+    assert jail_processes(Path(tempfile.gettempdir()) / "t2m-render-") == []
+    scripted.handler = lambda task, data: None  # the offline model, on the same worker
+    benign = VideoRequest(topic="Afterwards", model="scripted/test", quality="low")
+    await (await start_video(client, settings, benign)).result()
+
+
+async def test_a_context_with_tex_input_never_shows_the_file(
+    client: Client, settings: Settings, worker: None, tmp_path: Path
+) -> None:
+    """With the offline model, a request asking TeX to `\\input` a host file: the video is the
+    same whatever that file says, so its contents never reach the frames."""
+    secret = tmp_path / "host-secret.tex"
+    frames = []
+    for content in ("ALPHA one two", "omega THREE FOUR five six"):
+        secret.write_text(content)
+        shutil.rmtree(settings.storage_dir / "renders", ignore_errors=True)  # render anew
+        req = VideoRequest(
+            topic="Secret files",
+            context=rf"The formula is $\texttt{{\input{{{secret}}}}}$ and nothing else.",
+            model="offline/templates",
+            quality="low",
+            voice=None,
+        )
+        handle = await start_video(client, settings, req)
+        with contextlib.suppress(WorkflowFailureError):
+            await handle.result()
+        status = await job_status(handle)
+        assert content not in status.model_dump_json()
+        if status.artifacts is not None:
+            frames.append(_frames(settings.storage_dir / status.artifacts.video_key))
+    assert len(frames) == 2 and frames[0] == frames[1]

@@ -22,8 +22,24 @@ async def _check(coro) -> str:
         return f"error: {type(e).__name__}: {e}"[:200]
 
 
-@router.get("/health")
+HEALTH = {"type": "object", "additionalProperties": {"type": "string"}}
+
+
+@router.get(
+    "/health",
+    responses={
+        200: {
+            "description": "every component answers",
+            "content": {"application/json": {"schema": HEALTH}},
+        },
+        503: {
+            "description": "a component is down: its value says why (`status` is `degraded`)",
+            "content": {"application/json": {"schema": HEALTH}},
+        },
+    },
+)
 async def health(state: StateDep) -> JSONResponse:
+    """Temporal, the database, storage, and a worker polling each task queue."""
     checks = {
         "temporal": await _check(state.client.service_client.check_health()),
         "database": await _check(state.jobs.pool.fetchval("SELECT 1")),
