@@ -13,6 +13,7 @@ from temporalio.client import Client
 
 from api.auth import STATE_CHANGING, Authenticator
 from api.limits import Limits, StreamSlots
+from api.status_cache import StatusCache
 from t2m.config import Settings
 from t2m.db import Job, JobStore, Principal
 from t2m.models import JOB_ID_PATTERN
@@ -36,6 +37,7 @@ class AppState:
     auth: Authenticator
     limits: Limits
     streams: StreamSlots
+    status: StatusCache
 
 
 def get_state(request: Request) -> AppState:

@@ -29,11 +29,13 @@ from api.deps import AppState
 from api.limits import BodyLimit, Limits, StreamSlots
 from api.metrics import MetricsMiddleware
 from api.routes import jobs, system, videos, web
+from api.status_cache import StatusCache
 from t2m import db
 from t2m.config import Settings, get_settings
+from t2m.models import JobStatus
 from t2m.requests import allowed_models
 from t2m.storage import get_storage
-from workflows.client import connect
+from workflows.client import connect, job_status
 
 WEB_DIR = Path(__file__).parent / "web"
 
@@ -50,6 +52,10 @@ def secret_key(settings: Settings) -> str:
     return path.read_text().strip()
 
 
+RETRY_AFTER_S = 5
+"""What a 503 tells clients to wait: the catalog's writes retry about this often."""
+
+
 async def _unavailable(request: Request, exc: Exception) -> JSONResponse:
     """A backing service (database, Temporal) failed: say so with a 503, never a bare 500."""
     service = "workflow service" if isinstance(exc, RPCError) else "database"
@@ -57,7 +63,9 @@ async def _unavailable(request: Request, exc: Exception) -> JSONResponse:
         "%s %s: %s unavailable: %s", request.method, request.url.path, service, exc
     )
     return JSONResponse(
-        {"detail": f"the {service} is unavailable; try again shortly"}, status_code=503
+        {"detail": f"the {service} is unavailable; try again shortly"},
+        status_code=503,
+        headers={"Retry-After": str(RETRY_AFTER_S)},
     )
 
 
@@ -128,14 +136,20 @@ def create_app(settings: Settings | None = None, limits: Limits | None = None) -
             raise RuntimeError("T2M_DATABASE_URL is required by the API (`t2m up` sets it)")
         pool = await db.connect(settings.database_url)
         try:
+            client = await connect(settings)
+
+            async def fetch(job_id: str, known: JobStatus | None) -> JobStatus:
+                return await job_status(client.get_workflow_handle(job_id), known)
+
             app.state.t2m = AppState(
                 settings=settings,
-                client=await connect(settings),
+                client=client,
                 jobs=db.JobStore(pool),
                 storage=get_storage(settings),
                 auth=Authenticator(settings, db.KeyStore(pool), secret_key(settings)),
                 limits=limits,
                 streams=StreamSlots(limits.events_per_user),
+                status=StatusCache(fetch),
             )
             yield
         finally:

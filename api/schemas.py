@@ -82,6 +82,8 @@ class JobStatusResponse(BaseModel):
     status: JobState
     progress: StatusProgress
     error: str | None = None
+    reused_from: str | None = None
+    """The finished identical job whose video this one reused (the whole-result cache)."""
     usage: UsageSummary | None = None
     created_at: datetime
     updated_at: datetime

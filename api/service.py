@@ -107,11 +107,15 @@ def request_of(job: Job) -> VideoRequest:
     return job.request.model_copy(update={"resume": job.checkpoint})
 
 
-async def live_status(state: AppState, job: Job) -> JobStatus:
-    """From the workflow while it runs; from the catalog once closed or when nobody answers."""
+async def live_status(state: AppState, job: Job, *, fresh: bool = False) -> JobStatus:
+    """From the workflow while it runs (its shared snapshot, or a query of its own when `fresh`,
+    for decisions such as cancel and retry); from the catalog once closed."""
     if job.status in TERMINAL_STATUSES and job.progress is not None:
         return job.progress
-    return await job_status(state.client.get_workflow_handle(job.id), job.progress)
+    if fresh:
+        state.status.forget(job.id)
+        return await job_status(state.client.get_workflow_handle(job.id), job.progress)
+    return await state.status.get(job.id, job.progress)
 
 
 def progress_of(status: JobStatus) -> StatusProgress:
@@ -140,6 +144,7 @@ async def status_response(state: AppState, job: Job) -> JobStatusResponse:
         status=status.status,
         progress=progress_of(status),
         error=status.error or job.error,
+        reused_from=status.reused_from,
         usage=usage_summary(status.usage) if status.usage else job.usage,
         created_at=job.created_at,
         updated_at=job.updated_at,

@@ -82,7 +82,7 @@ async def get_job(job: OwnedJob, state: StateDep) -> JobDetail:
     responses=ACTION_ERRORS,
 )
 async def cancel_job(job: OwnedJob, state: StateDep) -> ActionResult:
-    live = await service.live_status(state, job)
+    live = await service.live_status(state, job, fresh=True)
     if live.status in TERMINAL_STATUSES:
         raise HTTPException(409, f"job {job.id} is already {live.status}")
     await state.client.get_workflow_handle(job.id).cancel()
@@ -97,7 +97,7 @@ async def cancel_job(job: OwnedJob, state: StateDep) -> ActionResult:
 )
 async def retry_job(job: OwnedJob, state: StateDep) -> ActionResult:
     """Run a failed or cancelled job again, reusing every scene that had finished."""
-    live = await service.live_status(state, job)
+    live = await service.live_status(state, job, fresh=True)
     if live.status not in ("failed", "cancelled"):
         raise HTTPException(
             409, f"only failed or cancelled jobs can be retried; {job.id} is {live.status}"
