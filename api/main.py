@@ -168,6 +168,7 @@ def create_app(settings: Settings | None = None, limits: Limits | None = None) -
     app.add_exception_handler(asyncpg.PostgresError, _unavailable)
     app.add_exception_handler(asyncpg.InterfaceError, _unavailable)
     app.add_exception_handler(RPCError, _unavailable)
+    app.add_exception_handler(db.CatalogUnavailable, _unavailable)
     app.include_router(videos.router)
     app.include_router(jobs.router)
     app.include_router(system.router)

@@ -7,10 +7,13 @@ start-up (guarded by an advisory lock so several processes can start together).
 from __future__ import annotations
 
 import asyncio
+import functools
 import hashlib
+import inspect
 import json
 import secrets
 import warnings
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime
 from importlib import resources
@@ -132,6 +135,35 @@ class IdempotencyConflict(Exception):
         self.deleted = deleted
 
 
+class CatalogUnavailable(RuntimeError):
+    """The database cannot be reached (down, restarting, its socket gone)."""
+
+
+C = TypeVar("C", bound=type)
+
+
+def _unreachable_is_unavailable(cls: C) -> C:
+    """Every coroutine method of `cls` raises CatalogUnavailable when the database cannot be
+    reached: a refused or missing socket surfaces as a plain OSError, which callers could not
+    tell from any other I/O error."""
+    for name, fn in list(vars(cls).items()):
+        if inspect.iscoroutinefunction(fn) and not name.startswith("_"):
+
+            def wrap(fn: Callable[..., Awaitable[Any]]) -> Callable[..., Awaitable[Any]]:
+                @functools.wraps(fn)
+                async def call(*args: Any, **kwargs: Any) -> Any:
+                    try:
+                        return await fn(*args, **kwargs)
+                    except (OSError, asyncpg.CannotConnectNowError) as e:
+                        raise CatalogUnavailable(f"the database is unreachable: {e}") from e
+
+                return call
+
+            setattr(cls, name, wrap(fn))
+    return cls
+
+
+@_unreachable_is_unavailable
 class JobStore:
     def __init__(self, pool: asyncpg.Pool) -> None:
         self.pool = pool
@@ -267,6 +299,7 @@ def _hash_key(key: str) -> str:
     return hashlib.sha256(key.encode()).hexdigest()
 
 
+@_unreachable_is_unavailable
 class KeyStore:
     """API keys are random tokens shown once; only their SHA-256 is stored."""
 

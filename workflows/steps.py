@@ -39,8 +39,9 @@ WORK_RETRY = RetryPolicy(
     initial_interval=timedelta(seconds=1),
     backoff_coefficient=2.0,
     maximum_interval=timedelta(seconds=30),
-    maximum_attempts=4,
+    maximum_attempts=10,
 )
+"""About two and a half minutes of retries: enough for a storage outage or a worker restart."""
 CATALOG_RETRY = RetryPolicy(
     initial_interval=timedelta(seconds=1),
     backoff_coefficient=2.0,
