@@ -33,6 +33,7 @@ from workflows.search import (
     SA_TOPIC,
     SEARCH_ATTRIBUTES,
 )
+from workflows.ui import static_details, static_summary
 from workflows.video import VideoWorkflow
 
 QUERY_TIMEOUT = timedelta(seconds=3)
@@ -107,7 +108,8 @@ async def start_video(
     priority_key: int = 3,
     id_reuse_policy: WorkflowIDReusePolicy = WorkflowIDReusePolicy.REJECT_DUPLICATE,
 ) -> WorkflowHandle[Any, Any]:
-    """Start a video workflow; its activities inherit its task priority (1 = most urgent)."""
+    """Start a video workflow; its activities inherit its task priority (1 = most urgent). The
+    Web UI lists it by its topic (static summary) and shows who asked for what (static details)."""
     return await client.start_workflow(
         VideoWorkflow.run,
         req,
@@ -115,6 +117,8 @@ async def start_video(
         task_queue=settings.queue("video"),
         priority=Priority(priority_key=priority_key),
         id_reuse_policy=id_reuse_policy,
+        static_summary=static_summary(req),
+        static_details=static_details(req),
         search_attributes=TypedSearchAttributes(
             [
                 SearchAttributePair(SA_TOPIC, req.topic),

@@ -26,7 +26,7 @@ with workflow.unsafe.imports_passed_through():
         Usage,
         VideoRequest,
     )
-    from workflows import progress
+    from workflows import progress, ui
     from workflows.search import SA_STAGE
     from workflows.steps import (
         DOCS_TIMEOUT,
@@ -204,7 +204,9 @@ class SceneSteps:
         retry_policy: RetryPolicy = WORK_RETRY,
         **options: Any,
     ) -> T:
-        """Run activity `name` on its kind's queue, with the durable retry policy for work."""
+        """Run activity `name` on its kind's queue, with the durable retry policy for work; the
+        Web UI shows it by its summary (`workflows/ui.py`: which scene, which render attempt)."""
+        options.setdefault("summary", ui.activity_summary(name, arg, self._status))
         return await workflow.execute_activity(
             name,
             arg,
@@ -246,9 +248,15 @@ class SceneSteps:
             if stage is not None:
                 self._set_stage(stage)
             self._status.percentage = progress.scenes_percentage(self._status)
+        self._show()
 
     def _set_stage(self, stage: Stage) -> None:
         if stage == self._status.current_stage:
             return
         progress.enter_stage(self._status, stage)
         workflow.upsert_search_attributes([SA_STAGE.value_set(stage)])
+        self._show()
+
+    def _show(self) -> None:
+        """The Web UI's current details follow the status (stage, each scene's state)."""
+        workflow.set_current_details(ui.current_details(self._status))

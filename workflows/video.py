@@ -192,3 +192,4 @@ class VideoWorkflow(SceneSteps):
         self._status = final
         stage = final.current_stage if final.status == "completed" else final.status
         workflow.upsert_search_attributes([SA_STAGE.value_set(stage)])
+        self._show()

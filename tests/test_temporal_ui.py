@@ -1,0 +1,128 @@
+"""The Temporal Web UI reads like the product: a video workflow, read back through the Temporal
+client while it runs, carries its topic as summary, who asked for what as details, current details
+that follow its stage and scenes, and a summary per activity naming the scene and render attempt.
+Every activity is faked by name (tests/fakes.py) on the real dev server."""
+
+from __future__ import annotations
+
+import asyncio
+
+from temporalio.api.enums.v1 import EventType
+from temporalio.api.sdk.v1 import WorkflowMetadata
+from temporalio.client import Client, WorkflowHandle
+
+from activities.messages import RenderOutcome, RenderRequest
+from t2m.config import Settings
+from t2m.models import JobStatus, SceneStatus, VideoRequest
+from tests.fakes import Fakes, running
+from workflows import ui
+from workflows.client import start_video
+
+
+async def current_details(handle: WorkflowHandle) -> str:
+    """What the Web UI shows as current details: the SDK's built-in metadata query."""
+    meta = await handle.query("__temporal_workflow_metadata", result_type=WorkflowMetadata)
+    return meta.current_details
+
+
+async def activity_summaries(client: Client, handle: WorkflowHandle) -> list[str]:
+    """The user-metadata summary of every ActivityTaskScheduled event in the history."""
+    found = []
+    async for event in handle.fetch_history_events():
+        if event.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED:
+            assert event.user_metadata.HasField("summary"), event
+            found.append(client.data_converter.payload_converter.from_payload(
+                event.user_metadata.summary, str
+            ))  # fmt: skip
+    return found
+
+
+def second_scene_fails_first(r: RenderRequest) -> RenderOutcome:
+    """Scene 2's first code fails to render; everything else renders."""
+    if r.scene_index == 1 and r.code == "v1":
+        return RenderOutcome(
+            ok=False, error="Traceback ...\nNameError: name 'Circel' is not defined"
+        )
+    return RenderOutcome(ok=True, video_key=f"renders/{r.scene_index}-{r.code}.mp4")
+
+
+async def test_a_running_video_shows_summary_details_current_details_and_activity_summaries(
+    client: Client,
+) -> None:
+    fakes = Fakes(render=second_scene_fails_first, render_delay_s=1.0)
+    req = VideoRequest(
+        topic="Pythagorean Theorem",
+        context="In a right triangle a^2 + b^2 = c^2.",
+        model="fake/model",
+        quality="low",
+        owner="alice",
+        use_rag=True,
+        voice=None,
+    )
+    async with running(client, fakes) as queue:
+        settings = Settings(
+            temporal_address=client.service_client.config.target_host,
+            task_queue_prefix=queue.rsplit("-", 1)[0],
+        )
+        handle = await start_video(client, settings, req)
+
+        # While it runs: the static summary and details, through describe()
+        desc = await handle.describe()
+        assert await desc.static_summary() == "Pythagorean Theorem"
+        details = await desc.static_details() or ""
+        for shown in ("**Owner:** alice", "**Quality:** low", "**Model:** fake/model", "silent"):
+            assert shown in details, details
+        assert "Manim docs in prompts" in details and "up to 3 renders per scene" in details
+
+        # ...and current details that follow the stage and each scene's state
+        async with asyncio.timeout(30):
+            while "stage **rendering**" not in (now := await current_details(handle)):
+                await asyncio.sleep(0.1)
+        assert now.startswith("**running** · stage **rendering**"), now
+        assert "| 1 | S0 | rendering | 1 |" in now and "| 2 | S1 | rendering | 1 |" in now, now
+        async with asyncio.timeout(30):
+            while "| 2 | S1 | rendering | 2 |" not in (now := await current_details(handle)):
+                await asyncio.sleep(0.1)
+        assert "NameError: name 'Circel' is not defined" in now  # the scene's last error
+
+        await handle.result()
+        final = await current_details(handle)
+        assert final.startswith("**completed** · stage **completed** · 100%"), final
+        assert "| 2 | S1 | done | 2 |" in final, final
+
+        summaries = await activity_summaries(client, handle)
+    for expected in (
+        "record the job as running",
+        "plan the scenes",
+        "storyboard scene 1 'S0'",
+        "narrate scene 2 'S1'",
+        "retrieve Manim docs",
+        "write code for scene 2 'S1'",
+        "render scene 1 'S0', attempt 1",
+        "render scene 2 'S1', attempt 1",
+        "fix scene 2 'S1' after render attempt 1",
+        "render scene 2 'S1', attempt 2",
+        "compose the scenes into one video",
+        "take the thumbnail",
+        "check every artifact landed in storage",
+        "record the job as completed",
+    ):
+        assert expected in summaries, (expected, summaries)
+    assert "render scene 1 'S0', attempt 2" not in summaries  # scene 1 rendered at once
+
+
+def test_user_text_cannot_break_the_ui() -> None:
+    topic = "Sets | *bold* [link](http://x) <b>\nnew line " + "x" * 600
+    req = VideoRequest(topic=topic, model="m", owner="eve|admin")
+    summary = ui.static_summary(req)
+    assert "\n" not in summary and len(summary) <= ui.SUMMARY_CHARS and summary.endswith("…")
+    details = ui.static_details(req)
+    assert "**Owner:** eve\\|admin" in details and "\\[link\\]\\(http://x\\) \\<b\\>" in details
+    status = JobStatus(
+        job_id="j",
+        status="running",
+        current_stage="rendering",
+        scenes=[SceneStatus(index=0, title="a | b", state="fixing", attempts=1, error="x\n| y")],
+    )
+    rows = [line for line in ui.current_details(status).splitlines() if line.startswith("| 1 ")]
+    assert rows == ["| 1 | a \\| b | fixing | 1 | \\| y |"]
