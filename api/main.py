@@ -14,11 +14,13 @@ from pathlib import Path
 from typing import Any
 
 import asyncpg
+import fastapi_offline
 from fastapi import FastAPI, Request
 from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
+from fastapi.openapi.docs import get_redoc_html, get_swagger_ui_html
 from fastapi.openapi.utils import get_openapi
-from fastapi.responses import JSONResponse
+from fastapi.responses import HTMLResponse, JSONResponse
 from fastapi.routing import APIRoute
 from fastapi.staticfiles import StaticFiles
 from starlette.routing import Match
@@ -38,6 +40,8 @@ from t2m.storage import get_storage
 from workflows.client import connect, job_status
 
 WEB_DIR = Path(__file__).parent / "web"
+DOCS_ASSETS = Path(fastapi_offline.__file__).parent / "static"
+"""Swagger UI and ReDoc, as the `fastapi-offline` package ships them: the docs need no CDN."""
 
 
 def secret_key(settings: Settings) -> str:
@@ -126,6 +130,33 @@ def _openapi(app: FastAPI, settings: Settings) -> Callable[[], dict[str, Any]]:
     return openapi
 
 
+def _offline_docs(app: FastAPI) -> None:
+    """`/docs` (Swagger UI) and `/redoc` from local assets, so that they work offline."""
+    assets = "/docs/static"
+    app.mount(assets, StaticFiles(directory=DOCS_ASSETS), name="docs-static")
+
+    @app.get("/docs", include_in_schema=False)
+    async def swagger_ui() -> HTMLResponse:
+        return get_swagger_ui_html(
+            openapi_url=app.openapi_url or "/openapi.json",
+            title=f"{app.title} API",
+            swagger_js_url=f"{assets}/swagger-ui-bundle.js",
+            swagger_css_url=f"{assets}/swagger-ui.css",
+            swagger_favicon_url=f"{assets}/favicon.png",
+            swagger_ui_parameters={"validatorUrl": None},  # no badge from validator.swagger.io
+        )
+
+    @app.get("/redoc", include_in_schema=False)
+    async def redoc() -> HTMLResponse:
+        return get_redoc_html(
+            openapi_url=app.openapi_url or "/openapi.json",
+            title=f"{app.title} API",
+            redoc_js_url=f"{assets}/redoc.standalone.js",
+            redoc_favicon_url=f"{assets}/favicon.png",
+            with_google_fonts=False,
+        )
+
+
 def create_app(settings: Settings | None = None, limits: Limits | None = None) -> FastAPI:
     settings = settings or get_settings()
     limits = limits or Limits()
@@ -160,6 +191,8 @@ def create_app(settings: Settings | None = None, limits: Limits | None = None) -
         summary="Topic to explanatory Manim video",
         version="0.1.0",
         lifespan=lifespan,
+        docs_url=None,  # served by _offline_docs
+        redoc_url=None,
     )
     app.add_middleware(BodyLimit, limit=limits.max_body_bytes)
     app.add_middleware(MetricsMiddleware)  # outermost: it also counts the 413s
@@ -174,5 +207,6 @@ def create_app(settings: Settings | None = None, limits: Limits | None = None) -
     app.include_router(system.router)
     app.include_router(web.router)
     app.mount("/static", StaticFiles(directory=WEB_DIR / "static"), name="static")
+    _offline_docs(app)
     app.openapi = _openapi(app, settings)  # type: ignore[method-assign]
     return app

@@ -103,8 +103,14 @@ async def up(settings: Settings, queues: str = ",".join(QUEUES)) -> int:
     stack = Supervisor()
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
+    signals: list[int] = []  # SIGTERM stops it cleanly (0); Ctrl-C exits 130, as every command does
+
+    def stopping(sig: int) -> None:
+        signals.append(sig)
+        stop.set()
+
     for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, stop.set)
+        loop.add_signal_handler(sig, stopping, sig)
     try:
         if postgres is not None:
             await stack.add(embedded_postgres(postgres))
@@ -125,7 +131,7 @@ async def up(settings: Settings, queues: str = ",".join(QUEUES)) -> int:
         await wait_for_http(f"http://{_url_host(settings.api_host)}:{settings.api_port}{ready}")
         _print_banner(settings, logs)
         await stack.watch(stop)
-        return 0
+        return 130 if signal.SIGINT in signals else 0
     except CrashLoop as e:
         print(f"t2m: {e} (see {logs})", file=sys.stderr)
         return 1

@@ -1,0 +1,187 @@
+"""`t2m jobs list|status|cancel|retry|delete|download`: the REST API from the command line.
+
+Each verb prints a short human summary, or with `--json` exactly one JSON object on stdout (on
+failure too: `{"error": …, "http_status": …}`). Errors are one `t2m: …` line on stderr. Exit codes
+are in `cli.remote` and the README: 0 ok, 1 failure, 2 invalid request, 130 interrupted.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote
+
+from cli.remote import ApiError, Remote, load_config
+from t2m.models import JOB_STATES
+
+VERBS = ("list", "status", "cancel", "retry", "delete", "download")
+MEDIA = (  # field of the JSON answer, API path, file extension, may be missing
+    ("video", "download", "mp4", False),
+    ("subtitles_srt", "subtitles?format=srt", "srt", True),
+    ("subtitles_vtt", "subtitles?format=vtt", "vtt", True),
+    ("thumbnail", "thumbnail", "png", True),
+)
+
+
+def add_parser(sub: Any) -> argparse.ArgumentParser:
+    j = sub.add_parser(
+        "jobs",
+        help="list, follow, cancel, retry, delete and download jobs through the REST API",
+        description="Talks to the REST API at T2M_API (default http://127.0.0.1:8000) with the API"
+        " key in T2M_API_KEY; either may also be set as `api` / `api_key` in"
+        " ~/.config/t2m/config.toml (or the file T2M_CONFIG names).",
+    )
+    verbs = j.add_subparsers(dest="jobs_command", metavar="VERB")
+    ls = verbs.add_parser("list", help="your jobs, newest first (admins: --owner)")
+    ls.add_argument(
+        "--status", choices=JOB_STATES, default=None, help="only jobs in this state (default: all)"
+    )
+    ls.add_argument(
+        "--owner",
+        default=None,
+        help="admins: another user's jobs, or * for everyone's (default: your own)",
+    )
+    ls.add_argument("--page", type=int, default=1, help="page number")
+    ls.add_argument("--page-size", type=int, default=20, help="jobs per page, 1-100")
+    _json_flag(ls)
+    st = verbs.add_parser("status", help="a job's status, stage and scenes")
+    _job_id(st)
+    st.add_argument(
+        "--follow",
+        action="store_true",
+        help="poll until the job ends; the exit code is then its outcome (1: failed or cancelled)",
+    )
+    st.add_argument("--interval", type=float, default=2.0, help="seconds between polls")
+    _json_flag(st)
+    for verb, what in (
+        ("cancel", "cancel a queued or running job"),
+        ("retry", "run a failed or cancelled job again, reusing its finished scenes"),
+        ("delete", "delete a job and its files (cancelling it if it still runs)"),
+    ):
+        _json_flag(_job_id(verbs.add_parser(verb, help=what)))
+    dl = verbs.add_parser("download", help="a completed job's video, subtitles and thumbnail")
+    _job_id(dl)
+    dl.add_argument("--out", type=Path, default=Path("."), help="directory for the files")
+    _json_flag(dl)
+    return j
+
+
+def _job_id(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
+    p.add_argument("job_id", metavar="JOB_ID", type=_quoted, help="the job's id (video-…)")
+    return p
+
+
+def _quoted(job_id: str) -> str:
+    """The id as one path segment, whatever it holds (the API answers 404 for a bad one)."""
+    return quote(job_id, safe="")
+
+
+def _json_flag(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--json", action="store_true", help="print one JSON object on stdout")
+
+
+def run(args: argparse.Namespace, version: str) -> int:
+    try:
+        with Remote(load_config(), version) as remote:
+            result = VERB_RUNNERS[args.jobs_command](remote, args)
+    except ApiError as e:
+        if args.json:
+            print(json.dumps({"error": str(e), "http_status": e.status}))
+        print(f"t2m: {e}", file=sys.stderr)
+        return e.code
+    code, answer, text = result
+    print(json.dumps(answer) if args.json else text)
+    return code
+
+
+Outcome = tuple[int, dict[str, Any], str]
+
+
+def _list(remote: Remote, args: argparse.Namespace) -> Outcome:
+    params: dict[str, Any] = {"page": args.page, "page_size": args.page_size}
+    if args.status:
+        params["status"] = args.status
+    if args.owner:
+        params["owner"] = args.owner
+    page = remote.json("GET", "/api/v1/jobs", params=params)
+    rows = [
+        f"{j['job_id']}  {j['status']:9}  {j['quality']:6}  {j['created_at'][:19]}  {j['topic']}"
+        for j in page["items"]
+    ]
+    pages = max(1, -(-page["total"] // page["page_size"]))
+    rows.append(f"page {page['page']} of {pages} ({page['total']} jobs)")
+    return 0, page, "\n".join(rows)
+
+
+def describe(s: dict[str, Any]) -> str:
+    p = s["progress"]
+    line = f"{s['job_id']}: {s['status']}, {p['current_stage']} {p['percentage']:.0f}%"
+    if s.get("error"):
+        line += f": {' '.join(s['error'].split())}"
+    return line
+
+
+def _scenes(s: dict[str, Any]) -> list[str]:
+    return [
+        f"  scene {sc['index'] + 1}: {sc['state']:9} {sc['title']}"
+        for sc in s["progress"].get("scenes", [])
+    ]
+
+
+def _status(remote: Remote, args: argparse.Namespace) -> Outcome:
+    if not args.follow:
+        s = remote.status(args.job_id)
+        return 0, s, "\n".join([describe(s), *_scenes(s)])
+    last: list[str] = []
+
+    def seen(s: dict[str, Any]) -> None:
+        line = describe(s)
+        if last != [line]:
+            print(line, file=sys.stderr, flush=True)
+            last[:] = [line]
+
+    s = remote.follow(args.job_id, max(args.interval, 0.1), seen)
+    if s["status"] != "completed":
+        print(f"t2m: job {s['job_id']} {s['status']}: {s.get('error') or ''}".rstrip(": "),
+              file=sys.stderr)  # fmt: skip
+        return 1, s, describe(s)
+    return 0, s, "\n".join([describe(s), *_scenes(s)])
+
+
+def _action(verb: str) -> Any:
+    def act(remote: Remote, args: argparse.Namespace) -> Outcome:
+        path = f"/api/v1/jobs/{args.job_id}"
+        if verb == "delete":
+            remote.request("DELETE", path)
+            answer = {"job_id": args.job_id, "status": "deleted"}
+        else:
+            answer = remote.json("POST", f"{path}/{verb}")
+        return 0, answer, f"{answer['job_id']}: {answer['status']}"
+
+    return act
+
+
+def _download(remote: Remote, args: argparse.Namespace) -> Outcome:
+    args.out.mkdir(parents=True, exist_ok=True)
+    answer: dict[str, Any] = {"job_id": args.job_id, "status": "completed"}
+    for field, path, ext, optional in MEDIA:
+        dest = args.out / f"{args.job_id}.{ext}"
+        got = remote.download(f"/api/v1/videos/jobs/{args.job_id}/{path}", dest, optional)
+        answer[field] = str(got.resolve()) if got else None
+    text = "\n".join(
+        f"  {k:14} {v}" for k, v in answer.items() if v and k not in ("job_id", "status")
+    )
+    return 0, answer, f"Downloaded {args.job_id}\n{text}"
+
+
+VERB_RUNNERS = {
+    "list": _list,
+    "status": _status,
+    "cancel": _action("cancel"),
+    "retry": _action("retry"),
+    "delete": _action("delete"),
+    "download": _download,
+}

@@ -1,0 +1,177 @@
+"""The REST API as the `t2m jobs` commands reach it.
+
+Where: `T2M_API` (default http://127.0.0.1:8000), else `api` in the config file. Who:
+`T2M_API_KEY`, else `api_key` in the config file, else no credentials (the loopback dev identity).
+The config file is `$T2M_CONFIG`, default `$XDG_CONFIG_HOME/t2m/config.toml`
+(`~/.config/t2m/config.toml`), and is optional.
+
+Every failure is an `ApiError`: one line with the API's own message, and the exit code the command
+ends with (see `exit_code`).
+"""
+
+from __future__ import annotations
+
+import os
+import time
+import tomllib
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+DEFAULT_API = "http://127.0.0.1:8000"
+TERMINAL = ("completed", "failed", "cancelled")
+INVALID_REQUEST = (400, 409, 422)
+"""Answers that mean "this request cannot succeed as asked" (exit 2): malformed or invalid input,
+and a 409, the job not being in a state that allows the action (cancel an ended job, retry a
+completed one, download an unfinished one). Asking again unchanged would get the same answer."""
+
+
+class ApiError(Exception):
+    def __init__(self, message: str, code: int = 1, status: int | None = None) -> None:
+        super().__init__(message)
+        self.code = code
+        self.status = status
+
+
+def exit_code(status: int) -> int:
+    """2 for an invalid request (see INVALID_REQUEST), 1 for every other error answer."""
+    return 2 if status in INVALID_REQUEST else 1
+
+
+@dataclass(frozen=True)
+class Config:
+    api: str
+    api_key: str | None
+
+
+def config_path(environ: Mapping[str, str]) -> Path:
+    if environ.get("T2M_CONFIG"):
+        return Path(environ["T2M_CONFIG"])
+    base = environ.get("XDG_CONFIG_HOME") or str(Path.home() / ".config")
+    return Path(base) / "t2m" / "config.toml"
+
+
+def load_config(environ: Mapping[str, str] = os.environ) -> Config:
+    path = config_path(environ)
+    file: dict[str, Any] = {}
+    if path.is_file():
+        try:
+            file = tomllib.loads(path.read_text())
+        except (tomllib.TOMLDecodeError, UnicodeDecodeError) as e:
+            raise ApiError(f"config file {path}: {e}", 2) from None
+        for name in ("api", "api_key"):
+            if name in file and not isinstance(file[name], str):
+                raise ApiError(f"config file {path}: {name} must be a string", 2)
+    api = environ.get("T2M_API") or file.get("api") or DEFAULT_API
+    key = environ.get("T2M_API_KEY") or file.get("api_key") or None
+    return Config(api=api.rstrip("/"), api_key=key)
+
+
+def message(r: httpx.Response) -> str:
+    """The API's own words for an error answer, on one line."""
+    try:
+        detail = r.json()["detail"]
+    except (ValueError, KeyError, TypeError):
+        detail = r.text.strip() or r.reason_phrase
+    if isinstance(detail, list):  # a 422: [{loc, msg, type}, …]
+        parts = []
+        for problem in detail:
+            if isinstance(problem, dict):
+                loc = [str(x) for x in problem.get("loc", []) if x not in ("body", "query", "path")]
+                parts.append(f"{'.'.join(loc)}: {problem.get('msg')}" if loc else problem["msg"])
+            else:
+                parts.append(str(problem))
+        detail = "; ".join(parts)
+    elif isinstance(detail, dict):
+        detail = detail.get("message") or str(detail)
+    return " ".join(str(detail).split())
+
+
+def _checked(r: httpx.Response) -> httpx.Response:
+    if r.status_code >= 400:
+        raise ApiError(
+            f"{message(r)} (HTTP {r.status_code})", exit_code(r.status_code), r.status_code
+        )
+    return r
+
+
+def _retry_after(r: httpx.Response, default_s: float = 5, most_s: float = 60) -> float:
+    try:
+        return min(max(float(r.headers.get("retry-after", default_s)), 0.5), most_s)
+    except ValueError:
+        return default_s
+
+
+class Remote:
+    """A synchronous client of the REST API (one connection pool per command)."""
+
+    def __init__(self, config: Config, version: str, timeout_s: float = 30) -> None:
+        headers = {"User-Agent": f"t2m-cli/{version}", "Accept": "application/json"}
+        if config.api_key:
+            headers["Authorization"] = f"Bearer {config.api_key}"
+        self.base = config.api
+        # A 307 to S3 is followed only for media; httpx drops Authorization for another origin.
+        self.http = httpx.Client(base_url=config.api, headers=headers, timeout=timeout_s)
+
+    def __enter__(self) -> Remote:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.http.close()
+
+    def _send(self, method: str, path: str, **kw: Any) -> httpx.Response:
+        try:
+            return self.http.request(method, path, **kw)
+        except httpx.TransportError as e:
+            raise ApiError(
+                f"cannot reach the API at {self.base}: {e or type(e).__name__}"
+            ) from None
+
+    def request(self, method: str, path: str, **kw: Any) -> httpx.Response:
+        return _checked(self._send(method, path, **kw))
+
+    def json(self, method: str, path: str, **kw: Any) -> Any:
+        return self.request(method, path, **kw).json()
+
+    def status(self, job_id: str) -> dict[str, Any]:
+        return self.json("GET", f"/api/v1/videos/jobs/{job_id}/status")
+
+    def follow(
+        self, job_id: str, interval_s: float, seen: Callable[[dict[str, Any]], None]
+    ) -> dict[str, Any]:
+        """Poll the job's status until it ends, calling `seen` with each; a 503 is waited out
+        for as long as its Retry-After says."""
+        while True:
+            r = self._send("GET", f"/api/v1/videos/jobs/{job_id}/status")
+            if r.status_code == 503:
+                time.sleep(_retry_after(r))
+                continue
+            status = _checked(r).json()
+            seen(status)
+            if status["status"] in TERMINAL:
+                return status
+            time.sleep(interval_s)
+
+    def download(self, path: str, dest: Path, missing_ok: bool = False) -> Path | None:
+        """Stream one media file to `dest` (through a 307 to S3 if so answered); None when the job
+        has no such file and `missing_ok`."""
+        try:
+            with self.http.stream("GET", path, follow_redirects=True) as r:
+                if r.status_code == 404 and missing_ok:
+                    return None
+                if r.status_code >= 400:
+                    r.read()
+                    _checked(r)
+                partial = dest.with_name(dest.name + ".part")
+                with partial.open("wb") as f:
+                    for chunk in r.iter_bytes(1 << 16):
+                        f.write(chunk)
+                partial.replace(dest)
+                return dest
+        except httpx.TransportError as e:
+            raise ApiError(
+                f"cannot reach the API at {self.base}: {e or type(e).__name__}"
+            ) from None
