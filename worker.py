@@ -15,11 +15,13 @@ import sys
 from collections.abc import Sequence
 
 from temporalio.client import Client
+from temporalio.runtime import PrometheusConfig, Runtime, TelemetryConfig
 from temporalio.worker import Worker
 
 from activities.catalog import CatalogActivities
 from activities.llm import LLMActivities
 from activities.media import MediaActivities
+from activities.metrics import HISTOGRAM_BUCKETS, MetricsInterceptor
 from t2m import db
 from t2m.config import Settings, get_settings
 from t2m.db import JobStore
@@ -49,6 +51,7 @@ def build_workers(
         ModelClient(storage if settings.llm_cache else None), storage, settings.data_dir
     )
     catalog = CatalogActivities(jobs, client)
+    counted = [MetricsInterceptor()]  # t2m's own metrics (activities/metrics.py)
     workers = []
     if "video" in queues:
         workers.append(
@@ -72,6 +75,7 @@ def build_workers(
                     media.copy_artifacts,
                 ],
                 max_concurrent_activities=settings.llm_concurrency,
+                interceptors=counted,
             )
         )
     if "render" in queues:
@@ -86,6 +90,7 @@ def build_workers(
                     media.finalize_video,
                 ],
                 max_concurrent_activities=settings.render_concurrency,
+                interceptors=counted,
             )
         )
     return workers
@@ -107,6 +112,20 @@ async def jail_ready(queues: Sequence[str]) -> list[str]:
     return list(queues)
 
 
+def metrics_runtime(settings: Settings) -> Runtime | None:
+    """A Temporal runtime serving Prometheus metrics on the configured port (None: metrics off):
+    the SDK's own (`temporal_*`) and t2m's (`t2m_*`, recorded through the SDK's meter)."""
+    if settings.worker_metrics_port is None:
+        return None
+    host = settings.worker_metrics_host
+    address = f"[{host}]" if ":" in host else host
+    prometheus = PrometheusConfig(
+        bind_address=f"{address}:{settings.worker_metrics_port}",
+        histogram_bucket_overrides=HISTOGRAM_BUCKETS,
+    )
+    return Runtime(telemetry=TelemetryConfig(metrics=prometheus))
+
+
 async def run(settings: Settings, queues: Sequence[str] = QUEUES) -> int:
     """Serve `queues` until SIGINT/SIGTERM, then shut the workers down gracefully."""
     try:  # a worker that cannot store its results must not take tasks
@@ -117,7 +136,8 @@ async def run(settings: Settings, queues: Sequence[str] = QUEUES) -> int:
     queues = await jail_ready(queues)
     if not queues:
         return 1
-    client = await connect(settings)
+    runtime = metrics_runtime(settings)
+    client = await connect(settings, runtime)
     jobs = JobStore(await db.connect(settings.database_url)) if settings.database_url else None
     workers = build_workers(client, settings, queues, jobs)
     if "video" in queues and jobs is not None:
@@ -132,6 +152,12 @@ async def run(settings: Settings, queues: Sequence[str] = QUEUES) -> int:
         ", ".join(settings.queue(q) for q in queues),
         settings.temporal_address,
     )
+    if runtime is not None:
+        log.info(
+            "worker metrics on http://%s:%d/metrics",
+            settings.worker_metrics_host,
+            settings.worker_metrics_port,
+        )
     await stop.wait()
     await asyncio.gather(*(w.shutdown() for w in workers))
     await asyncio.gather(*tasks, return_exceptions=True)

@@ -73,6 +73,11 @@ class Settings(BaseSettings):
     reconcile_every_s: int = Field(default=300, ge=10)
     """How often the catalog is checked against Temporal (a Temporal Schedule)."""
     reconcile_grace_s: float = Field(default=600.0, ge=0)
+    worker_metrics_port: int | None = Field(default=None, ge=1, le=65535)
+    """Serve the worker's Prometheus metrics (the Temporal SDK's and t2m's own) on this port at
+    `/metrics`; off when unset. One port per worker process."""
+    worker_metrics_host: str = "127.0.0.1"
+    """Address the worker metrics endpoint binds (loopback by default)."""
 
     @field_validator("storage_url")
     @classmethod

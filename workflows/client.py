@@ -22,6 +22,7 @@ from temporalio.common import (
     WorkflowIDReusePolicy,
 )
 from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.runtime import Runtime
 
 from t2m.config import Settings
 from t2m.models import JobStatus, VideoRequest, new_job_id
@@ -46,12 +47,14 @@ _CLOSED = {
 }
 
 
-async def connect(settings: Settings) -> Client:
-    """A client with t2m's data converter (pydantic models on both sides)."""
+async def connect(settings: Settings, runtime: Runtime | None = None) -> Client:
+    """A client with t2m's data converter (pydantic models on both sides); a worker passes the
+    runtime that exports its metrics."""
     return await Client.connect(
         settings.temporal_address,
         namespace=settings.temporal_namespace,
         data_converter=pydantic_data_converter,
+        runtime=runtime,
     )
 
 
