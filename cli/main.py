@@ -1,4 +1,7 @@
-"""The `t2m` command: `up`, `worker`, `generate`, `keys`, `docs`."""
+"""The `t2m` command: `up`, `worker`, `generate`, `jobs`, `keys`, `docs`.
+
+Exit codes: 0 ok, 1 failure, 2 invalid usage or request, 130 interrupted (Ctrl-C).
+"""
 
 from __future__ import annotations
 
@@ -10,7 +13,7 @@ import os
 import sys
 from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from t2m.config import Settings, get_settings
 from t2m.models import QUALITIES
@@ -19,9 +22,48 @@ if TYPE_CHECKING:
     from t2m.models import VideoRequest
 
 
+class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
+    """Every option that takes a value shows its default, `none` when it has none."""
+
+    def _get_help_string(self, action: argparse.Action) -> str | None:
+        help = action.help or ""
+        if "default" in help or action.nargs == 0 or not action.option_strings:
+            return help
+        if action.default in (None, "", []):
+            return f"{help} (default: none)"
+        return f"{help} (default: %(default)s)"
+
+
+class Parser(argparse.ArgumentParser):
+    """Subcommands' parsers are of this class too, so they share the formatter."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("formatter_class", HelpFormatter)
+        super().__init__(*args, **kwargs)
+
+
+def version() -> str:
+    from importlib.metadata import PackageNotFoundError
+    from importlib.metadata import version as installed
+
+    try:
+        return installed("t2m")
+    except PackageNotFoundError:
+        return "unknown"
+
+
 def _parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="t2m", description="Topic to explanatory Manim video.")
-    sub = p.add_subparsers(dest="command", required=True)
+    from cli import jobs
+
+    p = Parser(
+        prog="t2m",
+        description="Topic to explanatory Manim video.",
+        epilog="`t2m COMMAND --help` for a command's options. Exit codes: 0 ok, 1 failure,"
+        " 2 invalid usage or request, 130 interrupted.",
+    )
+    p.add_argument("--version", action="version", version=f"%(prog)s {version()}")
+    p.set_defaults(usage_parser=p)
+    sub = p.add_subparsers(dest="command", metavar="COMMAND")
     u = sub.add_parser("up", help="run the embedded stack (Temporal, PostgreSQL, worker, API)")
     u.add_argument(
         "--queues",
@@ -32,9 +74,11 @@ def _parser() -> argparse.ArgumentParser:
     ds = d.add_subparsers(dest="docs_command", required=True).add_parser(
         "search", help="top matches for QUERY"
     )
-    ds.add_argument("query")
-    ds.add_argument("--k", type=int, default=5, choices=range(1, 51), metavar="K")
-    ds.add_argument("--json", action="store_true")
+    ds.add_argument("query", help="what to look for, in words or API names")
+    ds.add_argument(
+        "--k", type=int, default=5, choices=range(1, 51), metavar="K", help="matches, 1-50"
+    )
+    ds.add_argument("--json", action="store_true", help="print the matches as JSON on stdout")
     w = sub.add_parser("worker", help="serve t2m's task queues")
     w.add_argument("--queues", default="video,llm,render", help="comma-separated: video,llm,render")
     k = sub.add_parser("keys", help="manage API keys")
@@ -43,12 +87,21 @@ def _parser() -> argparse.ArgumentParser:
     )
     kc.add_argument("--user", required=True, help="the user the key acts as")
     kc.add_argument("--admin", action="store_true", help="may see and steer every user's jobs")
+    kc.add_argument("--json", action="store_true", help="print one JSON object on stdout")
+    j = jobs.add_parser(sub)
+    j.set_defaults(usage_parser=j)
     g = sub.add_parser("generate", help="make a video about TOPIC")
-    g.add_argument("topic")
-    g.add_argument("--context", default="")
-    g.add_argument("--quality", choices=QUALITIES, default="medium")
+    g.add_argument("topic", help="what the video explains, 3-500 characters")
+    g.add_argument("--context", default="", help="facts and framing for the video")
+    g.add_argument(
+        "--quality", choices=QUALITIES, default="medium", help="480p15, 720p30, 1080p60, 2160p60"
+    )
     g.add_argument("--model", default=None, help="litellm model name (default: T2M_DEFAULT_MODEL)")
-    g.add_argument("--voice", default=None, help="espeak-ng voice name, or `none` for silence")
+    g.add_argument(
+        "--voice",
+        default=None,
+        help="espeak-ng voice name, or `none` for silence (default: T2M_DEFAULT_VOICE)",
+    )
     g.add_argument("--rag", action="store_true", help="put Manim docs in the code prompts")
     g.add_argument(
         "--visual-check",
@@ -60,8 +113,8 @@ def _parser() -> argparse.ArgumentParser:
         action="store_true",
         help="make the video anew even if an identical one was made before",
     )
-    g.add_argument("--no-subtitles", action="store_true")
-    g.add_argument("--no-thumbnail", action="store_true")
+    g.add_argument("--no-subtitles", action="store_true", help="make no subtitles")
+    g.add_argument("--no-thumbnail", action="store_true", help="make no thumbnail")
     g.add_argument("--out", type=Path, default=Path("."), help="directory for the results")
     g.add_argument("--json", action="store_true", help="print one JSON object on stdout")
     return p
@@ -69,6 +122,28 @@ def _parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> None:
     args = _parser().parse_args(argv)
+    try:
+        code = _run(args)
+    except KeyboardInterrupt:
+        if getattr(args, "json", False):
+            print(json.dumps({"error": "interrupted"}))
+        print("t2m: interrupted", file=sys.stderr)
+        code = 130
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)  # sdk-python#300: the SDK can abort at interpreter exit
+
+
+def _run(args: argparse.Namespace) -> int:
+    if args.command is None or (args.command == "jobs" and args.jobs_command is None):
+        # Bare `t2m` (or `t2m jobs`) asks for nothing: show what it can do, on stderr, and exit 2
+        # like any incomplete command line, so that a script with an empty argument fails.
+        args.usage_parser.print_help(sys.stderr)
+        return 2
+    if args.command == "jobs":
+        from cli import jobs
+
+        return jobs.run(args, version())
     settings = get_settings()
     if args.command == "up":
         from cli.stack import up
@@ -81,12 +156,10 @@ def main(argv: Sequence[str] | None = None) -> None:
     elif args.command == "docs":
         code = docs_search(settings, args.query, args.k, args.json)
     elif args.command == "keys":
-        code = asyncio.run(create_key(settings, args.user, args.admin))
+        code = asyncio.run(create_key(settings, args.user, args.admin, args.json))
     else:
         code = asyncio.run(generate(settings, args))
-    sys.stdout.flush()
-    sys.stderr.flush()
-    os._exit(code)  # sdk-python#300: the SDK can abort at interpreter exit
+    return code
 
 
 def docs_search(settings: Settings, query: str, k: int, as_json: bool) -> int:
@@ -107,7 +180,7 @@ def docs_search(settings: Settings, query: str, k: int, as_json: bool) -> int:
     return 0
 
 
-async def create_key(settings: Settings, user: str, admin: bool) -> int:
+async def create_key(settings: Settings, user: str, admin: bool, as_json: bool = False) -> int:
     from t2m import db
     from t2m.models import user_name
 
@@ -115,6 +188,8 @@ async def create_key(settings: Settings, user: str, admin: bool) -> int:
     try:
         user_name(user)
     except ValueError as e:
+        if as_json:
+            print(json.dumps({"error": f"--user {user!r}: {e}"}))
         print(f"t2m keys create: --user {user!r}: {e}", file=sys.stderr)
         return 2
 
@@ -129,7 +204,7 @@ async def create_key(settings: Settings, user: str, admin: bool) -> int:
     finally:
         if server is not None:
             server.cleanup()
-    print(key)
+    print(json.dumps({"user": user, "admin": admin, "key": key}) if as_json else key)
     print(
         f"API key for {user}{' (admin)' if admin else ''}: shown once, keep it safe.",
         file=sys.stderr,
@@ -228,8 +303,8 @@ async def generate(settings: Settings, args: argparse.Namespace) -> int:
                 view.update(await job_status(handle))
             result = result_task.result()
         except (KeyboardInterrupt, asyncio.CancelledError):
-            await handle.cancel()
-            return _fail(args, handle.id, "cancelled by the user", status="cancelled")
+            await handle.cancel()  # exit 130, as for any interrupted command
+            return _fail(args, handle.id, "cancelled by the user", status="cancelled", code=130)
         except WorkflowFailureError as e:
             status = await job_status(handle)
             return _fail(args, handle.id, status.error or str(e.cause or e), status=status.status)
@@ -265,9 +340,11 @@ async def generate(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
-def _fail(args: argparse.Namespace, job_id: str | None, reason: str, status: str = "failed") -> int:
+def _fail(
+    args: argparse.Namespace, job_id: str | None, reason: str, status: str = "failed", code: int = 1
+) -> int:
     reason = " ".join(reason.split())
     if args.json:
         print(json.dumps({"job_id": job_id, "status": status, "error": reason}))
     print(f"t2m: {status}: {reason}", file=sys.stderr)
-    return 1
+    return code

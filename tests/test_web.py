@@ -6,14 +6,15 @@ import asyncio
 import re
 import uuid
 from collections.abc import AsyncIterator
+from urllib.parse import urlsplit
 
 import pytest
 import uvicorn
-from playwright.async_api import Page, async_playwright, expect
+from playwright.async_api import Page, Route, async_playwright, expect
 
 from api.main import create_app
 from t2m.config import Settings
-from tests.helpers import free_port
+from tests.helpers import free_port, serve
 
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking"]
 
@@ -79,3 +80,34 @@ async def test_create_follow_play_and_seek(web_url: str, page: Page) -> None:
     await expect(page.locator(".tile")).to_have_count(1)
     await expect(page.locator(".tile .badge")).to_have_text("completed")
     await expect(page.locator(".tile img")).to_be_visible()
+
+
+@pytest.mark.parametrize("path", ["/docs", "/redoc"])
+async def test_api_docs_render_with_only_loopback_reachable(
+    settings: Settings, page: Page, path: str
+) -> None:
+    """Swagger UI and ReDoc come from the API itself: with every non-loopback request aborted,
+    the operations still render."""
+    outside: list[str] = []
+
+    async def loopback_only(route: Route) -> None:
+        if urlsplit(route.request.url).hostname in ("127.0.0.1", "localhost"):
+            await route.continue_()
+        else:
+            outside.append(route.request.url)
+            await route.abort("internetdisconnected")
+
+    await page.route("**/*", loopback_only)
+    async with serve(create_app(settings)) as url:
+        await page.goto(f"{url}{path}")
+        if path == "/docs":
+            operations = page.locator(".opblock")
+            await expect(operations.first).to_be_visible(timeout=30_000)
+            await expect(page.locator(".opblock-summary-path").first).to_contain_text("/api/v1/")
+            assert await operations.count() >= 10
+        else:
+            await expect(page.locator("h1").first).to_contain_text("t2m", timeout=30_000)
+            await expect(page.get_by_text("/api/v1/videos/generate").first).to_be_attached()
+            # ReDoc's "powered by" footer logo is hard-wired to its CDN: only that may be missing.
+            outside = [u for u in outside if u != "https://cdn.redoc.ly/redoc/logo-mini.svg"]
+    assert outside == []
