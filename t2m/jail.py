@@ -163,8 +163,12 @@ def bwrap_options(work: Path, uid: int | None, limits: Limits) -> list[str]:
             args += ["--symlink", os.readlink(top), top]
         elif os.path.isdir(top):
             args += ["--ro-bind", top, top]
+    # /proc, /dev and /tmp first: a bind under /tmp (a venv or checkout living there) must land
+    # on the jail's own /tmp, not be hidden by it.
+    args += ["--proc", "/proc", "--dev", "/dev"]
+    args += ["--perms", "1777", "--size", str(limits.tmp_mb * 1024**2), "--tmpfs", "/tmp"]
     binds, symlinks = _python_paths()
-    made: set[Path] = {Path("/"), Path("/usr")}
+    made: set[Path] = {Path("/"), Path("/usr"), Path("/proc"), Path("/dev"), Path("/tmp")}
 
     def parents(path: str) -> list[str]:
         # bwrap run as root creates missing parents mode 0700: make them 0755 (they are empty
@@ -181,8 +185,6 @@ def bwrap_options(work: Path, uid: int | None, limits: Limits) -> list[str]:
             args += [*parents(path), "--ro-bind", path, path]
     for link, target in symlinks.items():
         args += [*parents(link), "--symlink", target, link]
-    args += ["--proc", "/proc", "--dev", "/dev"]
-    args += ["--perms", "1777", "--size", str(limits.tmp_mb * 1024**2), "--tmpfs", "/tmp"]
     return args + ["--bind", str(work), JAIL_WORKDIR, "--chdir", JAIL_WORKDIR]
 
 

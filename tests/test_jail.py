@@ -732,3 +732,13 @@ async def test_a_context_with_tex_input_never_shows_the_file(
         if status.artifacts is not None:
             frames.append(_frames(settings.storage_dir / status.artifacts.video_key))
     assert len(frames) == 2 and frames[0] == frames[1]
+
+
+def test_the_jails_tmp_is_mounted_before_the_binds(tmp_path: Path) -> None:
+    """A venv or checkout under /tmp (a CI clone, say) must be bound onto the jail's own /tmp,
+    not hidden by it: the tmpfs comes before every read-only bind."""
+    args = jail.bwrap_options(tmp_path, None, jail.Limits())
+    tmpfs = args.index("--tmpfs")
+    assert args[tmpfs + 1] == "/tmp"
+    binds = [i for i, a in enumerate(args) if a == "--ro-bind" and args[i + 1] != "/usr"]
+    assert binds and min(binds) > tmpfs
