@@ -4,9 +4,11 @@ repaired by the reconciler, run by a Temporal Schedule (real server, real Postgr
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import uuid
+from collections import Counter
 
-from temporalio.client import Client
+from temporalio.client import Client, WorkflowFailureError
 from temporalio.testing import ActivityEnvironment
 
 from activities.catalog import CatalogActivities
@@ -15,7 +17,7 @@ from t2m.config import Settings
 from t2m.db import JobStore
 from t2m.models import JobRecord, JobStatus, VideoRequest
 from tests.fakes import Fakes, running
-from tests.helpers import catalog_request
+from tests.helpers import asgi_client, catalog_request
 from workflows.maintenance import ReconcileWorkflow, ensure_reconcile_schedule, schedule_id
 from workflows.video import VideoWorkflow
 
@@ -106,3 +108,33 @@ async def test_the_worker_schedules_the_reconciler_and_runs_it_at_start(
             assert row is not None and row.status == "failed"
         finally:
             await handle.delete()
+
+
+async def test_cancel_right_after_create_ends_cancelled_fifty_times_out_of_fifty(
+    client: Client, settings: Settings, jobs: JobStore
+) -> None:
+    """The race that left rows 'running': a cancel while the job's first catalog write is in
+    flight. Through the API, with the real catalog, 50 times."""
+    catalog = CatalogActivities(jobs, client)
+    fakes = Fakes(catalog=[catalog.record_job, catalog.reconcile_catalog], render_delay_s=5.0)
+    async with running(client, fakes, WORKFLOWS) as queue:
+        api_settings = settings.model_copy(
+            update={"task_queue_prefix": queue.removesuffix("-video")}
+        )
+        async with asgi_client(api_settings) as http:
+
+            async def create_and_cancel(i: int) -> str:
+                body = {
+                    "configuration": {"topic": f"Race {i} {queue}", "model": "offline/templates"}
+                }
+                job = (await http.post("/api/v1/videos/generate", json=body)).json()["job_id"]
+                r = await http.post(f"/api/v1/jobs/{job}/cancel")
+                assert r.status_code in (202, 409), r.text
+                return job
+
+            ids = await asyncio.gather(*(create_and_cancel(i) for i in range(50)))
+            for job in ids:
+                with contextlib.suppress(WorkflowFailureError):
+                    await asyncio.wait_for(client.get_workflow_handle(job).result(), 60)
+    rows = [await jobs.get(job) for job in ids]
+    assert Counter(r.status for r in rows if r is not None) == Counter({"cancelled": 50})
