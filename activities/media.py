@@ -42,8 +42,10 @@ MANIM_VERSION = version("manim")
 HEARTBEAT_EVERY_S = 5.0
 
 
-def render_key(code: str, quality: str, min_seconds: float = 0.0) -> str:
+def render_key(code: str, quality: str, min_seconds: float = 0.0, class_name: str = "") -> str:
     blob = f"{MANIM_VERSION}\0{quality}\0{min_seconds:.3f}\0{code}"
+    if class_name:
+        blob += f"\0{class_name}"
     return f"renders/{hashlib.sha256(blob.encode()).hexdigest()[:32]}.mp4"
 
 
@@ -79,7 +81,7 @@ class MediaActivities:
     @activity.defn(name="render_scene")
     async def render_scene(self, req: RenderRequest) -> RenderOutcome:
         at_least = min_seconds(req.narration_s)
-        key = render_key(req.code, req.quality, at_least)
+        key = render_key(req.code, req.quality, at_least, req.class_name)
         findings_key = key.removesuffix(".mp4") + ".layout.json"
         log = activity.logger
         if await self._exists(key) and await self._exists(findings_key):
@@ -99,6 +101,7 @@ class MediaActivities:
                     cpu_s=self.settings.render_cpu_s,
                     on_tick=activity.heartbeat,
                     min_seconds=at_least,
+                    scene_class=req.class_name,
                 )
             except JailUnavailable as e:  # this host's trouble, not the code's: retry elsewhere
                 raise ApplicationError(

@@ -88,6 +88,8 @@ class RenderRequest(BaseModel):
     quality: Quality
     narration_s: float = 0.0
     """The scene's narration length: the render lasts at least this plus a short tail."""
+    class_name: str = ""
+    """The Scene subclass to render (`authoring.class_name`); absent: the code's only/first."""
 
 
 class RenderOutcome(BaseModel):

@@ -16,6 +16,7 @@ from pathlib import Path
 
 from pydantic import ValidationError
 
+from t2m import api_changes
 from t2m.llm import ModelClient
 from t2m.models import Cue, ScenePlan, Storyboard, Usage, VideoPlan
 
@@ -146,6 +147,9 @@ async def fix_scene_code(
         data["narration_timing"] = _timing(cues)
     if docs:
         data["docs"] = docs
+    changes = api_changes.hints(error)
+    if changes:  # the error names Manim API that has been removed or renamed
+        data["api_changes"] = changes
     answer = await client.complete(model, user(render_prompt("fix_scene_code", data)))
     return extract_block(answer.text, "python"), answer.usage
 

@@ -2,19 +2,32 @@
 any text overlap other text? Deterministic geometry on Manim's own bounding boxes, no vision model.
 
 It runs inside the render sandbox (`render_runner` wraps the scene's `play`); its findings go to the
-fixer like a render error and are listed in the job's status.
+fixer like a render error and are listed in the job's status. Only what is drawn counts: no points,
+zero fill and stroke, or a plain `Mobject` such as a `ValueTracker` (whose "point" is its value) is
+ignored. A 3D scene passes its camera's projection (`project`), so boxes are where points are drawn.
+Shapes at least the frame's size are backgrounds or planes and are skipped; shapes nearly that size
+(`BACKGROUND_SHARE`) are frames and borders, judged against the frame itself, not the safe area.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
 
 SAFE_MARGIN = 0.2
 """Scene units kept clear along each frame edge (the frame is 14.2 × 8 units)."""
 OVERLAP_SHARE = 0.15
 """Text boxes overlapping by more than this share of the smaller one count as overlapping."""
 MAX_FINDINGS = 8
+BACKGROUND_SHARE = 0.9
+"""A shape this share of the frame's width or height is a frame-filling background or border."""
+TOLERANCE = 0.01
+
+Project = Callable[[Any, np.ndarray], np.ndarray]
+"""(mobject, its points) → the points as drawn (a 3D camera's `transform_points_pre_display`)."""
 
 
 @dataclass(frozen=True)
@@ -40,17 +53,33 @@ def _text_types() -> tuple[type, ...]:
     return (Text, MarkupText, Paragraph, SingleStringMathTex, DecimalNumber, Code)
 
 
-def _box(m) -> Box | None:
-    if len(m.get_all_points()) == 0:
+def _drawn(m) -> bool:
+    """Whether mobject `m` itself puts anything on screen (its points, not its submobjects')."""
+    from manim import ImageMobject, PMobject, VMobject
+
+    if len(m.points) == 0:
+        return False
+    if isinstance(m, VMobject):
+        try:
+            stroke = m.get_stroke_opacity() > 0 and m.get_stroke_width() > 0
+            return bool(m.get_fill_opacity() > 0 or stroke)
+        except Exception:
+            return True
+    return isinstance(m, (ImageMobject, PMobject))  # a plain Mobject (ValueTracker) is not drawn
+
+
+def _box(m, project: Project | None = None) -> Box | None:
+    """The bounding box of what `m` and its family draw, as drawn; None when nothing is."""
+    chunks = [
+        np.asarray(project(sub, sub.points) if project else sub.points)
+        for sub in m.get_family()
+        if _drawn(sub)
+    ]
+    if not chunks:
         return None
-    return Box(m.get_left()[0], m.get_right()[0], m.get_bottom()[1], m.get_top()[1])
-
-
-def _visible(m) -> bool:
-    try:
-        return m.get_fill_opacity() > 0 or m.get_stroke_opacity() > 0
-    except Exception:
-        return True
+    points = np.concatenate(chunks)
+    (left, bottom), (right, top) = points[:, :2].min(axis=0), points[:, :2].max(axis=0)
+    return Box(float(left), float(right), float(bottom), float(top))
 
 
 def describe(m) -> str:
@@ -63,7 +92,7 @@ def describe(m) -> str:
 
 
 def _split(mobjects: Iterable, text_types: tuple[type, ...]) -> tuple[list, list]:
-    """Text-like mobjects (not descending into them) and the visible shapes that are not text."""
+    """Text-like mobjects (not descending into them) and the leaf shapes that are not text."""
     texts, shapes = [], []
 
     def walk(m) -> None:
@@ -77,37 +106,56 @@ def _split(mobjects: Iterable, text_types: tuple[type, ...]) -> tuple[list, list
 
     for top in mobjects:
         walk(top)
-    return texts, [s for s in shapes if _visible(s)]
+    return texts, shapes
 
 
-def check(mobjects: Iterable, frame_width: float, frame_height: float) -> list[str]:
-    """Findings about the current frame (empty when the layout is fine)."""
-    text_types = _text_types()
-    texts, shapes = _split(list(mobjects), text_types)
-    safe = Box(
-        -frame_width / 2 + SAFE_MARGIN,
-        frame_width / 2 - SAFE_MARGIN,
-        -frame_height / 2 + SAFE_MARGIN,
-        frame_height / 2 - SAFE_MARGIN,
+def _inset(frame_width: float, frame_height: float, margin: float) -> Box:
+    return Box(
+        -frame_width / 2 + margin,
+        frame_width / 2 - margin,
+        -frame_height / 2 + margin,
+        frame_height / 2 - margin,
+    )
+
+
+def check(
+    mobjects: Iterable,
+    frame_width: float,
+    frame_height: float,
+    project: Project | None = None,
+) -> list[str]:
+    """Findings about the current frame (empty when the layout is fine). `project` maps a
+    mobject's points to where they are drawn (3D scenes); without it they are drawn as they are."""
+    texts, shapes = _split(list(mobjects), _text_types())
+    safe, frame = (
+        _inset(frame_width, frame_height, SAFE_MARGIN),
+        _inset(frame_width, frame_height, 0),
     )
     findings: list[str] = []
+    boxes: list[tuple[Any, Box]] = []
     for m in texts + shapes:
-        box = _box(m)
-        if box is None or (
-            m in shapes
-            and (box.right - box.left >= frame_width or box.top - box.bottom >= frame_height)
+        box = _box(m, project)
+        if box is None:
+            continue  # nothing drawn
+        width, height = box.right - box.left, box.top - box.bottom
+        bounds, where = safe, "the safe area"
+        if m in shapes and (width >= frame_width or height >= frame_height):
+            continue  # a deliberate full-frame background or plane
+        if m in shapes and (
+            width >= BACKGROUND_SHARE * frame_width or height >= BACKGROUND_SHARE * frame_height
         ):
-            continue  # empty, or a deliberate full-frame background / plane
+            bounds, where = frame, "the frame"  # a frame-filling background or border
+        if m in texts and box.area > 0:
+            boxes.append((m, box))
         past = {
-            "left": safe.left - box.left,
-            "right": box.right - safe.right,
-            "bottom": safe.bottom - box.bottom,
-            "top": box.top - safe.top,
+            "left": bounds.left - box.left,
+            "right": box.right - bounds.right,
+            "bottom": bounds.bottom - box.bottom,
+            "top": box.top - bounds.top,
         }
-        edges = [f"the {edge} edge by {d:.2f}" for edge, d in past.items() if d > 0.01]
+        edges = [f"the {edge} edge by {d:.2f}" for edge, d in past.items() if d > TOLERANCE]
         if edges:
-            findings.append(f"{describe(m)} is outside the safe area: past {', '.join(edges)}")
-    boxes = [(m, b) for m in texts if (b := _box(m)) is not None and b.area > 0]
+            findings.append(f"{describe(m)} is outside {where}: past {', '.join(edges)}")
     for i, (a, ba) in enumerate(boxes):
         for b, bb in boxes[i + 1 :]:
             if ba.overlap(bb) > OVERLAP_SHARE * min(ba.area, bb.area):

@@ -14,6 +14,7 @@ import ast
 import json
 import os
 import re
+import signal
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -90,13 +91,15 @@ def static_check(code: str) -> None:
 def _problems(node: ast.AST) -> list[str]:
     if isinstance(node, ast.Import):
         return [
-            f"import of {a.name!r} is not allowed"
+            _unavailable(a.name) or f"import of {a.name!r} is not allowed"
             for a in node.names
             if a.name.split(".")[0] not in ALLOWED_MODULES
         ]
     if isinstance(node, ast.ImportFrom):
         if node.level or (node.module or "").split(".")[0] not in ALLOWED_MODULES:
-            return [f"import from {node.module!r} is not allowed"]
+            return [
+                _unavailable(node.module or "") or f"import from {node.module!r} is not allowed"
+            ]
         return [
             f"import of name {a.name!r} from {node.module!r} is not allowed"
             for a in node.names
@@ -114,6 +117,18 @@ def _problems(node: ast.AST) -> list[str]:
     if isinstance(node, ast.Call):
         return _call_problems(node)
     return []
+
+
+def _unavailable(module: str) -> str:
+    """The message for a Manim plugin (`manim_physics`, `manim_slides`…): not installed, and why
+    it fails, rather than a bare refusal. Empty for other modules."""
+    top = module.split(".")[0]
+    if not top.startswith("manim_"):
+        return ""
+    return (
+        f"plugin {top} is not installed: only manim itself is available, "
+        "draw it with manim's own objects"
+    )
 
 
 def _attribute_problems(node: ast.Attribute) -> list[str]:
@@ -221,9 +236,12 @@ async def render(
     cpu_s: int,
     on_tick: Callable[[], Awaitable[None] | None] | None = None,
     min_seconds: float = 0.0,
+    scene_class: str = "",
 ) -> RenderResult:
     """Check and render `code` in the jail; a code error is a result, not an exception. The video
     lasts at least `min_seconds` (the scene's narration): a shorter scene holds its last frame.
+    It renders the Scene subclass named `scene_class`, or when there is none by that name the
+    only (else the first) one of the code.
 
     Raises JailUnavailable when the jail cannot be built (never renders unjailed). If the awaiting
     task is cancelled, the whole jail is killed before re-raising.
@@ -240,6 +258,7 @@ async def render(
         cpu_s=cpu_s,
         on_tick=on_tick,
         min_seconds=min_seconds,
+        scene_class=scene_class,
     )
 
 
@@ -252,6 +271,7 @@ async def render_in_jail(
     cpu_s: int,
     on_tick: Callable[[], Awaitable[None] | None] | None = None,
     min_seconds: float = 0.0,
+    scene_class: str = "",
 ) -> RenderResult:
     """Render `code` in the jail without the static check (the jail is the boundary; tests run
     hostile programs through here). `workdir/job` becomes the jail's work dir; the log is
@@ -262,20 +282,59 @@ async def render_in_jail(
     limits = jail.Limits(memory_mb=MEMORY_MB.get(quality, 2048), cpu_s=cpu_s, wall_s=timeout_s)
     media = f"{jail.JAIL_WORKDIR}/media"
     args = ["-I", "-B", "-m", "t2m.render_runner", f"{jail.JAIL_WORKDIR}/scene.py", quality, media]
-    args.append(f"{min_seconds:.3f}")
+    args += [f"{min_seconds:.3f}", scene_class]
     run = await jail.run_python(
         args, job, workdir / "render.log", env=jail_env(), limits=limits, on_tick=on_tick
     )
     if run.violation is not None:
-        return RenderResult(False, None, scrub(trim_error(f"{run.log}\nRender {run.violation}")))
+        why = f"Render {run.violation}, {_progress(job)}"
+        if run.violation.startswith("timed out"):
+            why = f"Render timed out {_progress(job)} (the limit is {timeout_s:.0f} s)"
+        if run.violation.startswith(("timed out", "CPU time")):
+            why += ": the scene takes too long to render; use fewer or simpler animations"
+        return RenderResult(False, None, scrub(trim_error(f"{run.log}\n{why}")))
     if run.returncode == 0:
         result = _read_result(job)
         if result is not None:
             return result
-    log = run.log or "render failed"
-    if run.returncode:
-        log += f"\nRender process exited with status {run.returncode}"
-    return RenderResult(ok=False, video=None, error=scrub(trim_error(log)))
+    return RenderResult(ok=False, video=None, error=scrub(trim_error(_failure(run, job))))
+
+
+def _failure(run: jail.JailRun, job: Path) -> str:
+    """The error of a failed render: its output (ending with the exception, the line the fixer's
+    doc query and the job's failure message take), or a plain reason when it names none."""
+    log = run.log.strip()
+    if "Error" in log or "Traceback" in log:
+        return log
+    if run.returncode is not None and run.returncode < 0:
+        try:
+            name = signal.Signals(-run.returncode).name
+        except ValueError:
+            name = f"signal {-run.returncode}"
+        reason = f"the render process was killed by {name}, {_progress(job)}"
+    elif run.returncode == 0:
+        reason = f"the render wrote no valid result, {_progress(job)}"
+    else:
+        reason = f"the render exited with status {run.returncode} without an error message, "
+        reason += _progress(job)
+    return "\n".join(p for p in (log, f"Error: {reason}") if p)
+
+
+def _progress(job: Path) -> str:
+    """How far the render got ("after N animations (S s of video)"), from the runner's
+    progress.json, distrusted like result.json (a regular file inside the work dir, read as two
+    numbers only)."""
+    path = os.path.realpath(job / "media" / "progress.json")
+    try:
+        if not Path(path).is_relative_to(os.path.realpath(job)):
+            raise ValueError(path)
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW)
+        with os.fdopen(fd, "rb") as f:
+            data = json.loads(f.read(4096))
+        animations, seconds = int(data["animations"]), float(data["seconds"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return "before the first animation finished"
+    return f"after {animations} animations ({seconds:.1f} s of video)"
 
 
 def _read_result(job: Path) -> RenderResult | None:

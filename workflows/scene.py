@@ -228,6 +228,8 @@ class SceneSteps:
             code=authored.code,
             quality=req.quality,
             narration_s=authored.narration.duration_s,
+            # authoring.class_name's convention; importing t2m.authoring here would load litellm
+            class_name=f"Scene{authored.scene.index + 1}",
         )
         return await self._work(
             "render_scene",
