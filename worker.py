@@ -143,9 +143,15 @@ async def run(settings: Settings, queues: Sequence[str] = QUEUES) -> int:
     if "video" in queues and jobs is not None:
         await ensure_reconcile_schedule(client, settings)
     stop = asyncio.Event()
+    stopped_by: list[signal.Signals] = []
     loop = asyncio.get_running_loop()
+
+    def on_signal(sig: signal.Signals) -> None:
+        stopped_by.append(sig)
+        stop.set()
+
     for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, stop.set)
+        loop.add_signal_handler(sig, on_signal, sig)
     tasks = [asyncio.create_task(w.run()) for w in workers]
     log.info(
         "worker serving %s on %s",
@@ -161,7 +167,7 @@ async def run(settings: Settings, queues: Sequence[str] = QUEUES) -> int:
     await stop.wait()
     await asyncio.gather(*(w.shutdown() for w in workers))
     await asyncio.gather(*tasks, return_exceptions=True)
-    return 0
+    return 130 if stopped_by[:1] == [signal.SIGINT] else 0  # Ctrl-C, as shells expect
 
 
 def parse_queues(text: str) -> list[str]:

@@ -3,11 +3,13 @@ unjailed. Where the jail works (here), it serves the render queue."""
 
 from __future__ import annotations
 
+import signal
 import subprocess
 import sys
 from pathlib import Path
 
 import worker
+from t2m.config import Settings
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -30,3 +32,27 @@ def test_without_bubblewrap_the_worker_refuses_to_render(tmp_path: Path) -> None
     assert proc.returncode == 1
     assert "refusing to serve the render queue" in proc.stderr
     assert "bubblewrap (`bwrap`) is not installed" in proc.stderr
+
+
+def test_ctrl_c_stops_the_worker_with_130_and_sigterm_with_0(settings: Settings) -> None:
+    env = {
+        "PATH": "/usr/bin:/bin",
+        "T2M_DATA_DIR": str(settings.data_dir),
+        "T2M_TEMPORAL_ADDRESS": settings.temporal_address,
+        "T2M_TEMPORAL_NAMESPACE": settings.temporal_namespace,
+        "T2M_TASK_QUEUE_PREFIX": settings.task_queue_prefix,
+    }
+    for sig, code in ((signal.SIGINT, 130), (signal.SIGTERM, 0)):
+        proc = subprocess.Popen(
+            [sys.executable, str(ROOT / "worker.py"), "--queues", "llm"],
+            env=env,
+            cwd=ROOT,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        assert proc.stderr is not None
+        for line in proc.stderr:  # serving: the signal handlers are in place
+            if "worker serving" in line:
+                break
+        proc.send_signal(sig)
+        assert proc.wait(timeout=30) == code
