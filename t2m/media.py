@@ -112,7 +112,7 @@ def _slot(scene: SceneInput) -> float:
 def _conforming(scene: SceneInput, spec: _VideoSpec, tmp: Path, *, force: bool = False) -> Path:
     """The scene's video if it can be joined as it is, else a re-encoded, held copy that can."""
     fits = _VideoSpec.of(scene.video) == spec
-    if fits and not force and video_duration(scene.video) + 0.5 / spec.rate >= _slot(scene):
+    if fits and not force and video_duration(scene.video) + 1 / spec.rate >= _slot(scene):
         return scene.video
     with av.open(str(scene.video)) as ic, av.open(str(tmp), "w", format="mp4") as oc:
         v_out = oc.add_stream("libx264", rate=spec.rate, options={"crf": MANIM_CRF})

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import math
 import sys
 import traceback
 from pathlib import Path
@@ -141,8 +142,8 @@ def _checked(scene_class: type, findings: list[str], min_seconds: float, media_d
             short = min_seconds - self.renderer.time
             if self.renderer.num_plays == 0:  # a still: Manim would write a PNG, not a video
                 short = max(short, STILL_SECONDS)
-            if short > 0.01:  # hold the last frame while the narration finishes
-                self.wait(short)
+            if short > 0.01:  # hold the last frame while the narration finishes, whole frames
+                self.wait(math.ceil(short * config.frame_rate - 1e-6) / config.frame_rate)
 
     Checked.__name__ = Checked.__qualname__ = scene_class.__name__
     return Checked
