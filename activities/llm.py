@@ -54,14 +54,16 @@ class LLMActivities:
     async def plan_video(self, req: VideoRequest) -> PlanResult:
         with _fatal_when_unusable():
             model = req.planner_model or req.model
-            plan, usage = await authoring.plan_video(self.client, model, req.topic, req.context)
+            plan, usage = await authoring.plan_video(
+                self.client, model, req.topic, req.context, req.style_preferences
+            )
         return PlanResult(plan=plan, usage=usage)
 
     @activity.defn(name="storyboard_scene")
     async def storyboard_scene(self, req: StoryboardRequest) -> StoryboardResult:
         with _fatal_when_unusable():
             board, usage = await authoring.storyboard_scene(
-                self.client, req.model, req.topic, req.scene, req.scene_count
+                self.client, req.model, req.topic, req.scene, req.scene_count, req.style
             )
         return StoryboardResult(storyboard=board, usage=usage)
 
@@ -87,6 +89,7 @@ class LLMActivities:
                 req.storyboard,
                 req.docs,
                 req.cues,
+                req.style,
             )
         return CodeResult(code=code, usage=usage)
 
@@ -103,6 +106,7 @@ class LLMActivities:
                 req.attempt,
                 req.docs,
                 req.cues,
+                req.style,
             )
         return CodeResult(code=code, usage=usage)
 
@@ -115,7 +119,7 @@ class LLMActivities:
             frames = await asyncio.to_thread(media.sample_frames, video, Path(tmp), CRITIQUE_FRAMES)
             with _fatal_when_unusable():
                 critique, usage = await authoring.critique_frames(
-                    self.client, req.model, req.scene, frames
+                    self.client, req.model, req.scene, frames, req.style
                 )
         return CritiqueResult(critique=critique, usage=usage)
 

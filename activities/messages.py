@@ -30,6 +30,8 @@ class StoryboardRequest(BaseModel):
     topic: str
     scene: ScenePlan
     scene_count: int
+    style: dict[str, str] = Field(default_factory=dict)
+    """The request's style preferences, for the prompt."""
 
 
 class StoryboardResult(BaseModel):
@@ -51,6 +53,8 @@ class CodeRequest(BaseModel):
     docs: str | None = None
     cues: list[Cue] = Field(default_factory=list)
     """The narration's sentences with their start and end times, to pace animations to."""
+    style: dict[str, str] = Field(default_factory=dict)
+    """The request's style preferences, for the prompt."""
 
 
 class FixRequest(BaseModel):
@@ -62,6 +66,8 @@ class FixRequest(BaseModel):
     attempt: int
     docs: str | None = None
     cues: list[Cue] = Field(default_factory=list)
+    style: dict[str, str] = Field(default_factory=dict)
+    """The request's style preferences, for the prompt."""
 
 
 class CodeResult(BaseModel):
@@ -73,6 +79,8 @@ class CritiqueRequest(BaseModel):
     model: str
     scene: ScenePlan
     video_key: str
+    style: dict[str, str] = Field(default_factory=dict)
+    """The request's style preferences, for the prompt."""
 
 
 class CritiqueResult(BaseModel):

@@ -102,6 +102,14 @@ def _parser() -> argparse.ArgumentParser:
         default=None,
         help="espeak-ng voice name, or `none` for silence (default: T2M_DEFAULT_VOICE)",
     )
+    g.add_argument(
+        "--style",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="a style preference (repeatable): theme=dark|light, accent_color=#RRGGBB|NAME,"
+        " pace=slow|normal|fast, audience=beginner|…|expert, language=fr, or any KEY=text",
+    )
     g.add_argument("--rag", action="store_true", help="put Manim docs in the code prompts")
     g.add_argument(
         "--visual-check",
@@ -253,6 +261,19 @@ async def _client(settings: Settings, quiet: bool) -> AsyncIterator:
             yield env.client
 
 
+def _style_pairs(pairs: list[str]) -> dict[str, str] | None:
+    """`--style KEY=VALUE` flags as the request's style preferences."""
+    from t2m.requests import InvalidRequest
+
+    style = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key.strip():
+            raise InvalidRequest("style_preferences", f"--style takes KEY=VALUE, not {pair!r}")
+        style[key.strip()] = value.strip()
+    return style or None
+
+
 def _request(settings: Settings, args: argparse.Namespace) -> VideoRequest:
     """The request the flags describe, through the API's own model and rules."""
     from pydantic import ValidationError
@@ -272,6 +293,7 @@ def _request(settings: Settings, args: argparse.Namespace) -> VideoRequest:
             enable_thumbnails=not args.no_thumbnail,
             voice=args.voice,
             force=args.force,
+            style_preferences=_style_pairs(args.style),
         )
     except ValidationError as e:
         raise InvalidRequest.from_validation(e) from None

@@ -59,16 +59,27 @@ def class_name(scene: ScenePlan) -> str:
     return f"Scene{scene.index + 1}"
 
 
+Style = dict[str, str] | None
+"""A request's `style_preferences` (see `t2m.models.STYLE_KEYS`), passed to every prompt."""
+
+
+def _styled(data: dict[str, object], style: Style) -> dict[str, object]:
+    """`data` with the request's style preferences under "style", when there are any."""
+    if style:
+        data["style"] = dict(style)
+    return data
+
+
 def _timing(cues: list[Cue]) -> list[dict[str, object]]:
     """The narration's sentences with when each is spoken, for pacing animations to the voice."""
     return [{"start_s": c.start, "end_s": c.end, "sentence": c.text} for c in cues]
 
 
 async def plan_video(
-    client: ModelClient, model: str, topic: str, context: str
+    client: ModelClient, model: str, topic: str, context: str, style: Style = None
 ) -> tuple[VideoPlan, Usage]:
     """An outline of 3–7 scenes, validated; an invalid answer is re-asked with its error."""
-    data = {"topic": topic, "context": context}
+    data = _styled({"topic": topic, "context": context}, style)
     prompt = render_prompt("plan_video", data, min_scenes=MIN_SCENES, max_scenes=MAX_SCENES)
     usage, error = Usage(), ""
     for _ in range(PLAN_ASKS):
@@ -87,9 +98,14 @@ async def plan_video(
 
 
 async def storyboard_scene(
-    client: ModelClient, model: str, topic: str, scene: ScenePlan, scene_count: int
+    client: ModelClient,
+    model: str,
+    topic: str,
+    scene: ScenePlan,
+    scene_count: int,
+    style: Style = None,
 ) -> tuple[Storyboard, Usage]:
-    data = {"topic": topic, "scene_count": scene_count, "scene": scene.model_dump()}
+    data = _styled({"topic": topic, "scene_count": scene_count, "scene": scene.model_dump()}, style)
     answer = await client.complete(model, user(render_prompt("storyboard_scene", data)))
     try:
         board = Storyboard.model_validate_json(extract_block(answer.text, "json"))
@@ -107,13 +123,15 @@ async def write_scene_code(
     storyboard: Storyboard | None = None,
     docs: str | None = None,
     cues: list[Cue] | None = None,
+    style: Style = None,
 ) -> tuple[str, Usage]:
-    data = {
+    data: dict[str, object] = {
         "topic": topic,
         "scene_count": scene_count,
         "class_name": class_name(scene),
         "scene": scene.model_dump(),
     }
+    _styled(data, style)
     if cues:
         data["narration_timing"] = _timing(cues)
     if storyboard is not None:
@@ -134,8 +152,9 @@ async def fix_scene_code(
     attempt: int,
     docs: str | None = None,
     cues: list[Cue] | None = None,
+    style: Style = None,
 ) -> tuple[str, Usage]:
-    data = {
+    data: dict[str, object] = {
         "topic": topic,
         "class_name": class_name(scene),
         "attempt": attempt,
@@ -143,6 +162,7 @@ async def fix_scene_code(
         "code": code,
         "error": error,
     }
+    _styled(data, style)
     if cues:
         data["narration_timing"] = _timing(cues)
     if docs:
@@ -155,10 +175,10 @@ async def fix_scene_code(
 
 
 async def critique_frames(
-    client: ModelClient, model: str, scene: ScenePlan, frames: list[Path]
+    client: ModelClient, model: str, scene: ScenePlan, frames: list[Path], style: Style = None
 ) -> tuple[str | None, Usage]:
     """Ask a vision model whether sampled frames show the scene legibly; None means approved."""
-    data = {"scene": scene.model_dump(), "approval": APPROVAL}
+    data = _styled({"scene": scene.model_dump(), "approval": APPROVAL}, style)
     content: list[dict] = [{"type": "text", "text": render_prompt("critique_scene", data)}]
     for frame in frames:
         b64 = base64.b64encode(frame.read_bytes()).decode()

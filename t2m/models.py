@@ -8,6 +8,7 @@ travel in these models (text, numbers, storage keys); video, audio and images st
 
 from __future__ import annotations
 
+import re
 import unicodedata
 import uuid
 from typing import Annotated, Literal, get_args
@@ -121,6 +122,53 @@ def user_name(value: str) -> str:
     return value
 
 
+STYLE_CHOICES: dict[str, tuple[str, ...]] = {
+    "theme": ("dark", "light"),
+    "pace": ("slow", "normal", "fast"),
+    "audience": ("beginner", "general", "intermediate", "advanced", "expert"),
+}
+"""Known `style_preferences` keys with a closed set of values; `accent_color` and `language` are
+checked by shape; any other key passes to the prompts as free text."""
+STYLE_KEYS = (*STYLE_CHOICES, "accent_color", "language")
+_HEX_COLOR = re.compile(r"#(?:[0-9a-fA-F]{3}){1,2}")
+NAMED_COLORS = {
+    "blue": "#58C4DD", "teal": "#5CD0B3", "green": "#83C167", "yellow": "#FFFF00",
+    "gold": "#F0AC5F", "red": "#FC6255", "maroon": "#C55F73", "purple": "#9A72AC",
+    "pink": "#D147BD", "orange": "#FF862F", "white": "#FFFFFF", "black": "#000000",
+    "gray": "#888888", "grey": "#888888",
+}  # fmt: skip
+"""Manim's colour names an `accent_color` may use (its hex values), besides `#RRGGBB`/`#RGB`."""
+
+
+def style_vocabulary(prefs: dict[str, str]) -> dict[str, str]:
+    """Known style keys normalized (lower case; `Accent-Color` → `accent_color`) and their values
+    checked; a bad value raises ValueError naming the key and what it may be."""
+    out: dict[str, str] = {}
+    for key, value in prefs.items():
+        known = key.strip().lower().replace("-", "_").replace(" ", "_")
+        if known not in STYLE_KEYS:
+            out[key] = value
+            continue
+        v = value.strip().lower()
+        if known in STYLE_CHOICES and v not in STYLE_CHOICES[known]:
+            raise ValueError(
+                f"{known} must be one of {'|'.join(STYLE_CHOICES[known])}, not {value!r}"
+            )
+        if known == "accent_color":
+            v = NAMED_COLORS.get(v.replace("_", ""), v).upper()
+            if not _HEX_COLOR.fullmatch(v):
+                names = ", ".join(NAMED_COLORS)
+                raise ValueError(
+                    f"accent_color must be #RRGGBB, #RGB or one of {names}, not {value!r}"
+                )
+        if known == "language" and not re.fullmatch(r"[a-z]{2,3}(?:-[a-z0-9]{2,8}){0,2}", v):
+            raise ValueError(
+                f"language must be a language code such as en, fr or pt-br, not {value!r}"
+            )
+        out[known] = v
+    return out
+
+
 PlainText = Annotated[str, AfterValidator(plain_text)]
 Topic = Annotated[
     str,
@@ -163,7 +211,7 @@ class VideoOptions(BaseModel):
                 raise ValueError("keys may have at most 50 characters and values at most 200")
             plain_text(key)
             plain_text(value)
-        return v
+        return None if v is None else style_vocabulary(v)
 
 
 class Usage(BaseModel):

@@ -30,6 +30,24 @@ def allowed_models(settings: Settings) -> list[str]:
     return list(dict.fromkeys([settings.default_model, *settings.allowed_models]))
 
 
+def _language_voice(settings: Settings, options: VideoOptions) -> str:
+    """The voice when none is given: the style's `language` (an espeak-ng voice of that name),
+    or the configured default when there is no language or it is the default's language."""
+    language = (options.style_preferences or {}).get("language")
+    default = settings.default_voice
+    if not language or default.lower().split("-")[0] == language.split("-")[0] == language:
+        return default
+    try:
+        check_voice(language)
+    except VoiceError:
+        raise InvalidRequest(
+            "style_preferences",
+            f"language {language!r} has no espeak-ng voice: give a voice, or a language such as"
+            " en, fr, de, es or pt-br",
+        ) from None
+    return language
+
+
 def build_request(settings: Settings, options: VideoOptions, owner: str) -> VideoRequest:
     """Resolve `options` against the configuration; raise InvalidRequest naming the field."""
     model = options.model or settings.default_model
@@ -39,7 +57,7 @@ def build_request(settings: Settings, options: VideoOptions, owner: str) -> Vide
         )
     if options.visual_check and not settings.vision_model:
         raise InvalidRequest("visual_check", "no vision model is configured (T2M_VISION_MODEL)")
-    voice: str | None = options.voice or settings.default_voice
+    voice: str | None = options.voice or _language_voice(settings, options)
     if voice is not None and voice.lower() == "none":
         voice = None
     if voice is not None:

@@ -57,7 +57,13 @@ class SceneSteps:
         any code is written), retrieve docs if asked, and write its first code."""
         self._scene_state(st, "storyboarding")
         model = req.planner_model or req.model
-        asked = msg.StoryboardRequest(model=model, topic=req.topic, scene=scene, scene_count=count)
+        asked = msg.StoryboardRequest(
+            model=model,
+            topic=req.topic,
+            scene=scene,
+            scene_count=count,
+            style=req.style_preferences,
+        )
         boarded = await self._llm("storyboard_scene", asked, msg.StoryboardResult, "storyboarding")
         board = boarded.storyboard
         if board.narration:
@@ -90,6 +96,7 @@ class SceneSteps:
                 storyboard=board,
                 docs=docs,
                 cues=narration.cues,
+                style=req.style_preferences,
             ),
             msg.CodeResult,
             "generating_code",
@@ -149,7 +156,10 @@ class SceneSteps:
             review = await self._llm(
                 "critique_scene",
                 msg.CritiqueRequest(
-                    model=req.vision_model, scene=scene, video_key=outcome.video_key or ""
+                    model=req.vision_model,
+                    scene=scene,
+                    video_key=outcome.video_key or "",
+                    style=req.style_preferences,
                 ),
                 msg.CritiqueResult,
                 "reviewing",
@@ -179,6 +189,7 @@ class SceneSteps:
                 attempt=attempt,
                 docs=docs,
                 cues=authored.narration.cues,
+                style=req.style_preferences,
             ),
             msg.CodeResult,
             "fixing",
