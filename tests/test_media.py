@@ -141,3 +141,30 @@ def test_a_scene_shorter_than_its_narration_is_held_and_only_it_is_re_encoded(
     assert video_packets(out)[-len(video_packets(fits)) :] == video_packets(fits)
     held = frame_at(out, 2.2)
     assert held[..., 0].mean() > 150  # still the first scene's last frame
+
+
+async def test_real_renders_padded_to_their_narration_are_joined_by_packet_copy(
+    tmp_path: Path,
+) -> None:
+    """The jail pads each render to its narration (whole frames); compose must then copy them."""
+    from t2m import sandbox
+
+    code = "from manim import *\n\nclass Scene1(Scene):\n    def construct(self):\n"
+    scenes = []
+    for i, shape in enumerate(("Circle", "Square")):
+        wav = tmp_path / f"{i}.wav"
+        spoken, cues = tts.synthesize("A short narrated line. Then a second one.", "en-us", wav)
+        result = await sandbox.render(
+            code + f"        self.play(Create({shape}()), run_time=0.5)\n",
+            "low",
+            tmp_path / f"scene-{i}",
+            timeout_s=120,
+            cpu_s=120,
+            min_seconds=spoken + media.NARRATION_TAIL_S,
+        )
+        assert result.ok and result.video is not None, result.error
+        assert media.video_duration(result.video) >= spoken + media.NARRATION_TAIL_S
+        scenes.append(media.SceneInput(result.video, wav, spoken, cues))
+    out = tmp_path / "out.mp4"
+    media.compose(scenes, out, subtitles=True)
+    assert video_packets(out) == video_packets(scenes[0].video) + video_packets(scenes[1].video)
