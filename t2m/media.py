@@ -95,7 +95,8 @@ class _VideoSpec:
         with av.open(str(path)) as c:
             s = c.streams.video[0]
             cc = s.codec_context
-            rate = Fraction(s.average_rate or s.base_rate or 30)
+            # the nominal rate: the average is derived from the duration and can be off by a hair
+            rate = Fraction(s.base_rate or s.guessed_rate or s.average_rate or 30)
             return cls(
                 cc.name, cc.width, cc.height, cc.pix_fmt or "", rate, bytes(cc.extradata or b"")
             )
