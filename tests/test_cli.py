@@ -68,8 +68,8 @@ async def test_generate_writes_a_watchable_video(
     video = Path(result["video"])
     p = probe(video)
     assert p.codecs == {"video": "h264", "audio": "aac", "subtitle": "mov_text"}
-    # at least 15 s: without context the offline model says only what it can honestly say
-    assert p.duration >= 15 and abs(p.duration - result["duration_s"]) < 0.5
+    # the offline model narrates its context once (no filler), so a short context is a short video
+    assert p.duration >= 8 and abs(p.duration - result["duration_s"]) < 0.5
     assert p.audio_rms > 0.01  # narration is audible, not silence
     assert p.cues and all(0 <= s < e <= p.duration + 0.01 for s, e in p.cues)
     srt = Path(result["subtitles_srt"]).read_text()

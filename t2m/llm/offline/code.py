@@ -30,11 +30,12 @@ def fit(mob, width, height):
 
 
 def place(mob, anchor, side):
-    """Put `mob` below `anchor`: on the left (L), right (R) or centre (C) of the frame's body."""
-    top = anchor.get_bottom()[1] - 0.4
-    fit(mob, {"L": 6.2, "R": W, "C": config.frame_width - 1.6}[side], top + config.frame_height / 2 - 0.5)
+    """Put `mob` below `anchor`, centred in the space left: on the left (L), right (R) or centre
+    (C) of the frame."""
+    top, bottom = anchor.get_bottom()[1] - 0.4, -config.frame_height / 2 + 0.5
+    fit(mob, {"L": 6.2, "R": W, "C": config.frame_width - 1.6}[side], top - bottom)
     x = {"L": -3.45, "R": 3.55, "C": 0.0}[side]
-    return mob.move_to([x, top - mob.height / 2, 0])
+    return mob.move_to([x, (top + bottom) / 2, 0])
 
 
 def words(text, side="C", size=30):
@@ -90,30 +91,32 @@ def _beat_times(count: int, timing: list[dict], duration: float) -> list[tuple[f
 
 
 def _formula_for(shown: list[str], scene_formula: str | None) -> list[str | None]:
-    """Each beat's formula (LaTeX): the one its sentence holds, else the one shown before it."""
+    """Each beat's formulas (LaTeX): the ones its sentence holds, else those shown before."""
     out: list[str | None] = []
     current = tx.to_latex(scene_formula) if scene_formula and not shown else None
     for i, sentence in enumerate(shown):
         found = tx.find_formulas(sentence)
         if found:
-            current = tx.to_latex(found[0])
+            current = r", \qquad ".join(tx.to_latex(f) for f in found[:2])
         elif i == 0 and scene_formula and not any(tx.find_formulas(s) for s in shown):
             current = tx.to_latex(scene_formula)
         out.append(current)
     return out
 
 
-def _legend_code(shown: list[str]) -> str | None:
+def _legend_code(shown: list[str]) -> tuple[str, set[int]] | None:
+    """The legend of the scene's formulas, and the beats whose sentence names a symbol."""
     raw = [f for s in shown for f in tx.find_formulas(s)]
     items = dict(item for f in raw for item in tx.legend(f, " ".join(shown)))
     if not items:
         return None
+    naming = {i for i, s in enumerate(shown) if any(tx.legend(f, s) for f in raw)}
     rows = ", ".join(
-        f"VGroup(MathTex({tx.to_latex(sym)!r}, color=ACCENT, font_size=36), "
-        f"words({': ' + meaning!r}, size=28)).arrange(RIGHT, buff=0.15)"
+        f"VGroup(MathTex({tx.to_latex(sym)!r}, color=ACCENT, font_size=44), "
+        f"words({': ' + meaning!r}, size=32)).arrange(RIGHT, buff=0.15)"
         for sym, meaning in items.items()
     )
-    return f"VGroup({rows}).arrange(DOWN, aligned_edge=LEFT, buff=0.25)"
+    return f"VGroup({rows}).arrange(DOWN, aligned_edge=LEFT, buff=0.25)", naming
 
 
 def scene_code(
@@ -139,6 +142,7 @@ def scene_code(
     times = _beat_times(len(shown), timing, duration)
     formulas = _formula_for(shown, scene.get("formula"))
     legend = _legend_code(shown)
+    everything = " ".join(shown)
     on_screen: list[str] = []
     formula, anchor, right, right_kind = None, "rule", "", None
     for i, (sentence, (start, end)) in enumerate(zip(shown, times, strict=True)):
@@ -158,12 +162,15 @@ def scene_code(
                 anims += [f"Write(eq{i})", f"Create(box{i})"]
                 on_screen += [f"eq{i}", f"box{i}"]
             right_kind = None  # the visual sits below the formula: place it anew
-        kind = "legend" if legend and formula else visuals.choose(sentence)
+        kind = visuals.choose(sentence, everything)
+        if legend and formula and (i in legend[1] or (right_kind == "legend" and not kind)):
+            kind = "legend"
         if kind != right_kind or (right and right not in on_screen and kind):
             out += [right] if right in on_screen else []
             right_kind, right = kind, f"vis{i}" if kind else ""
             if kind:
-                build = legend if kind == "legend" else visuals.call(kind, sentence)
+                build = legend[0] if legend else ""
+                build = build if kind == "legend" else visuals.call(kind, sentence, everything)
                 clock.lines.append(f"        {right} = place({build}, {anchor}, 'R')\n")
                 anims.append(f"FadeIn({right})" if kind == "legend" else f"Create({right})")
                 on_screen.append(right)
@@ -208,7 +215,8 @@ def _as_list(
         anchor = "eq"
     side = "L" if kind else "C"
     if kind:
-        code += f"        right = place({visuals.call(kind, ' '.join(shown))}, {anchor}, 'R')\n"
+        build = visuals.call(kind, " ".join(shown), " ".join(shown))
+        code += f"        right = place({build}, {anchor}, 'R')\n"
         anims.append("Create(right)")
     mark = "Text('✓', font_size=30, color=ACCENT)" if last else "Dot(color=ACCENT)"
     rows = [f"'\\n'.join({tx.wrap(p, WIDTH[side] - 3)!r})" for p in shown]

@@ -1,8 +1,8 @@
 """The offline model's plan: the context it is given, presented — it does not know the topic.
 
 Every sentence of the context is narrated exactly once, in order, and shown on screen in full
-(never cut): the first one under the title, the others in "Key ideas" scenes, the ones with a
-formula (and those naming its symbols) in a formula scene. The summary shows complete sentences
+(never cut): the title scene says the topic's name, "Key ideas" scenes take the sentences, and
+a formula scene the ones with a formula and those naming its symbols, where they first occur. The summary shows complete sentences
 again and says one new sentence. A scene's `key_points` are its sentences as written, one per
 narrated sentence, so the code can show each while it is spoken.
 """
@@ -85,8 +85,7 @@ def plan(topic: str, context: str, style: dict[str, str] | None = None) -> dict:
     free = [s for s in sentences if s not in math_sentences]
     if not sentences:
         free = tx.sentences(words["none"])
-    first_free = bool(free) and (not sentences or sentences[0] == free[0])
-    opening = free[:1] if first_free and (len(free) > 1 or math_sentences) else []
+    opening: list[str] = []  # the title scene says the topic's name; the context follows
     title_said = opening or [topic.rstrip(".!?") + "."]
     title_scene = _scene(topic, topic, title_said, opening, None, style)
     rest = free[len(opening) :]

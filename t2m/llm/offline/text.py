@@ -23,7 +23,7 @@ def strip_tex_io(text: str) -> str:
     previous = None
     while previous != text:
         previous = text
-        text = _TEX_IO.sub("", text).replace("^^", "^")
+        text = re.sub(r"\^\^(?:[0-9a-f]{2}|.)?", "", _TEX_IO.sub("", text))
     return text
 
 
@@ -103,7 +103,8 @@ _UNICODE_MATH = {
 }  # fmt: skip
 _RELATION = re.compile(r"^(?:=|==|<|>|<=|>=|!=|≤|≥|≈|≠)$")
 _STOP = {"is", "in", "of", "to", "as", "at", "be", "by", "if", "it", "on", "or", "so", "we", "an",
-         "the", "and", "law", "says", "gives", "where", "then", "with", "that", "this", "get"}  # fmt: skip
+         "the", "and", "law", "says", "gives", "where", "then", "with", "that", "this", "get",
+         "no", "up", "do", "go", "he", "me", "us", "my", "its", "for", "has", "can", "not"}  # fmt: skip
 _OPERATOR = re.compile(r"^(?:[-+*/·×^±−]|\|\|)$")
 
 
@@ -123,6 +124,8 @@ def _mathy(token: str, neighbour: str) -> bool:
     if re.fullmatch(r"[A-Za-z]", core):
         return True
     # short symbol groups: PV, nRT, mc, ma — not lower-case words such as "the", "gas"
+    if re.fullmatch(r"[A-Z][a-z]+", core):  # a capitalised word: "For", "Then"
+        return False
     return bool(re.fullmatch(r"[A-Za-z]{2,4}", core)) and (core != core.lower() or len(core) == 2)
 
 

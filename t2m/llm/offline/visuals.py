@@ -25,12 +25,13 @@ def numbers(text: str) -> list[float]:
     return [float(n) for n in re.findall(r"(?<![\w^.])-?\d+(?:\.\d+)?(?![\w^])", text)][:8]
 
 
-def choose(text: str) -> str | None:
-    """The visual a sentence calls for, or None. A bar chart needs two numbers to show."""
+def choose(text: str, scene: str = "") -> str | None:
+    """The visual a sentence calls for, or None. A bar chart needs two numbers to show (from the
+    sentence, else from the rest of its scene)."""
     low = text.lower()
     for kind, pattern in _KINDS:
         if re.search(pattern, low):
-            if kind == "bar_chart" and len(numbers(text)) < 2:
+            if kind == "bar_chart" and len(numbers(text)) < 2 and len(numbers(scene)) < 2:
                 continue
             return kind
     return None
@@ -89,7 +90,8 @@ def visual_array(values):
 
 def visual_number_line(points):
     line = NumberLine(x_range=[-5, 5, 1], length=5.5, include_numbers=True, color=FG,
-                      decimal_number_config={"color": FG, "font_size": 24})
+                      font_size=28,
+                      decimal_number_config={"color": FG, "num_decimal_places": 0})
     dots = VGroup(*[Dot(line.n2p(p), color=ACCENT, radius=0.1) for p in points])
     return _sized(VGroup(line, dots))
 
@@ -118,9 +120,9 @@ def functions() -> str:
     return _FUNCTIONS
 
 
-def call(kind: str, text: str) -> str:
-    """The expression that builds visual `kind` for `text` in the generated scene."""
-    found = numbers(text)
+def call(kind: str, text: str, scene: str = "") -> str:
+    """The expression that builds visual `kind` for `text` (numbers from it, else its scene)."""
+    found = numbers(text) if len(numbers(text)) >= 2 or not scene else numbers(scene)
     if kind == "array":
         values = [int(n) if n.is_integer() else n for n in found[:6]] or list(range(5))
         return f"visual_array({values!r})"
