@@ -4,14 +4,17 @@ is validated, reaches every prompt, is honoured by the offline model, and change
 from __future__ import annotations
 
 import argparse
+import uuid
 
 import av
 import httpx
 import numpy as np
 import pytest
+from playwright.async_api import async_playwright, expect
 from pydantic import ValidationError
 from temporalio.client import Client
 
+from api.main import create_app
 from cli.main import _request
 from t2m import authoring
 from t2m.config import Settings
@@ -20,6 +23,7 @@ from t2m.llm import ModelClient
 from t2m.models import Cue, ScenePlan, VideoOptions
 from t2m.requests import InvalidRequest, build_request
 from t2m.storage import LocalStorage
+from tests.helpers import serve
 from tests.scripted import ScriptedLLM
 from workflows.client import start_video
 
@@ -131,6 +135,9 @@ async def test_offline_code_honours_theme_accent_pace_and_language() -> None:
     assert "BG, FG, ACCENT = '#000000', '#F2F2F2', '#58C4DD'" in dark
     slow, fast = await code({"pace": "slow"}), await code({"pace": "fast"})
     assert "run_time=1.40" in slow and "run_time=0.70" in fast and "run_time=1.40" not in fast
+    assert await code({"audience": "beginner"}) == slow  # beginners get the slow pace
+    assert await code({"audience": "expert"}) == fast
+    assert await code({"audience": "expert", "pace": "slow"}) == slow  # a given pace wins
     plan, _ = await authoring.plan_video(client, model, "Théorème", CONTEXT, {"language": "fr"})
     assert [s.title for s in plan.scenes[1:]] == ["La formule", "Idées clés", "Résumé"]
     assert "a au carré plus b au carré égale c au carré" in plan.scenes[1].narration
@@ -167,3 +174,28 @@ async def test_a_light_french_video_end_to_end(
     assert mean_luminance(video) > 0.5
     srt = storage.path(result.artifacts.srt_key or "").read_text()
     assert "hypoténuse" in srt and "Résumé" not in srt
+
+
+async def test_the_form_sends_its_style_fields(settings: Settings) -> None:
+    """The create page's theme, accent, pace, audience and language fields reach the API, whose
+    422 for a bad one is shown under the style field."""
+    app = create_app(settings.model_copy(update={"dev_user": f"style-{uuid.uuid4().hex[:8]}"}))
+    async with serve(app) as url, async_playwright() as p:
+        browser = await p.chromium.launch(
+            executable_path="/usr/bin/chromium", args=["--no-sandbox", "--disable-gpu"]
+        )
+        page = await browser.new_page()
+        await page.goto(f"{url}/videos/create")
+        await page.fill("#topic", "Styled form")
+        await page.select_option("#style_theme", "light")
+        await page.select_option("#style_pace", "slow")
+        await page.select_option("#style_audience", "beginner")
+        await page.fill("#style_accent_color", "ugly")
+        await page.click("#submit")
+        error = page.locator('.error[data-for="style_preferences"]')
+        await expect(error).to_contain_text("accent_color must be #RRGGBB")
+        await page.fill("#style_accent_color", "#D35400")
+        await page.fill("#style_language", "zz")
+        await page.click("#submit")
+        await expect(error).to_contain_text("language 'zz' has no espeak-ng voice")
+        await browser.close()

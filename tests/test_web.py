@@ -62,7 +62,7 @@ async def test_create_follow_play_and_seek(web_url: str, page: Page) -> None:
         "document.getElementById('player').readyState >= 2", timeout=30_000
     )
     duration = await page.evaluate("document.getElementById('player').duration")
-    assert duration > 20
+    assert duration > 10  # the offline model narrates the two sentences once, no filler
     seeked = await page.evaluate(
         """(t) => new Promise((resolve) => {
             const v = document.getElementById('player');

@@ -131,7 +131,7 @@ def scene_code(
     """Manim code for a planned scene, paced to `timing` ("narration_timing"), in `style`.
     `plain` leaves out formulas and visuals (the fallback when code failed)."""
     style, timing = style or {}, timing or []
-    pace = PACE.get(style.get("pace", "normal"), 1.0)
+    pace = PACE.get(tx.pace(style), 1.0)
     shown = [tx.on_screen(p) for p in scene.get("key_points") or [] if p.strip()]
     duration = float(scene.get("duration_s") or 8)
     code = _header(class_name, scene.get("title") or "", style, plain)

@@ -61,7 +61,7 @@ def _scene(title: str, goal: str, said: list[str], shown: list[str], formula: st
         "narration": narration,
         "key_points": [tx.on_screen(s) for s in shown],
         "formula": formula,
-        "duration_s": _duration(narration, style.get("pace", "normal")),
+        "duration_s": _duration(narration, tx.pace(style)),
     }
 
 
@@ -90,7 +90,7 @@ def plan(topic: str, context: str, style: dict[str, str] | None = None) -> dict:
     title_scene = _scene(topic, topic, title_said, opening, None, style)
     rest = free[len(opening) :]
     slots = MAX_SCENES - 2 - (1 if math_sentences else 0)
-    per = max(PACE_SENTENCES.get(style.get("pace", "normal"), 3), math.ceil(len(rest) / slots))
+    per = max(PACE_SENTENCES.get(tx.pace(style), 3), math.ceil(len(rest) / slots))
     groups = [rest[i : i + per] for i in range(0, len(rest), per)]
     body: list[tuple[int, dict]] = []
     for n, group in enumerate(groups, 1):

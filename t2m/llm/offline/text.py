@@ -17,6 +17,12 @@ _TEX_IO = re.compile(
 )
 
 
+def pace(style: dict[str, str]) -> str:
+    """The style's pace; without one, the audience's: slow for beginners, fast for experts."""
+    by_audience = {"beginner": "slow", "advanced": "fast", "expert": "fast"}
+    return style.get("pace") or by_audience.get(style.get("audience", ""), "normal")
+
+
 def strip_tex_io(text: str) -> str:
     """`text` without TeX commands that read or write files (`\\input`, `\\write18`, …) and without
     `^^` escapes (TeX's way to spell any character, a backslash included)."""
