@@ -174,6 +174,9 @@ async def test_a_light_french_video_end_to_end(
     assert mean_luminance(video) > 0.5
     srt = storage.path(result.artifacts.srt_key or "").read_text()
     assert "hypoténuse" in srt and "Résumé" not in srt
+    texts = [" ".join(block.splitlines()[2:]) for block in srt.strip().split("\n\n")]
+    assert texts and all(t.rstrip().endswith((".", "!", "?")) for t in texts), texts
+    assert len(texts) == len(set(texts))  # every cue a whole sentence, none said twice
 
 
 async def test_the_form_sends_its_style_fields(settings: Settings) -> None:
