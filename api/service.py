@@ -26,6 +26,7 @@ from t2m.models import (
     PRIORITY_KEYS,
     TERMINAL_STATUSES,
     JobRecord,
+    JobState,
     JobStatus,
     VideoRequest,
     new_job_id,
@@ -115,7 +116,12 @@ async def live_status(state: AppState, job: Job, *, fresh: bool = False) -> JobS
     if fresh:
         state.status.forget(job.id)
         return await job_status(state.client.get_workflow_handle(job.id), job.progress)
-    return await state.status.get(job.id, job.progress)
+    known = job.progress or JobStatus(job_id=job.id, status=_row_state(job.status))
+    return await state.status.get(job.id, known)
+
+
+def _row_state(status: str) -> JobState:
+    return "running" if status == "running" else "queued"
 
 
 def progress_of(status: JobStatus) -> StatusProgress:

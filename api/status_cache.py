@@ -4,8 +4,9 @@ in-flight workflow query at a time and at most every `max_age_s`.
 Without it every status call is a Temporal query answered by a worker whose CPU the renders hold
 (p99 of seconds with 50 pollers). With it, pollers share one query per job per `max_age_s`: a
 fresh snapshot is answered from memory; a stale one is answered at once while one refresh runs
-behind it (stale-while-revalidate, so a busy or stopped worker delays no poller); only a job seen
-for the first time waits for its query (bounded by the query's own timeout and `describe()`).
+behind it (stale-while-revalidate, so a busy or stopped worker delays no poller); a job seen for
+the first time is answered from what the caller already knows (the catalog row) while its first
+query runs, and only a caller that knows nothing waits for it (bounded by the query's timeout).
 Pulling like this keeps the workflow free of push plumbing and the API stateless across restarts.
 """
 
@@ -51,6 +52,8 @@ class StatusCache:
             entry.refresh = asyncio.create_task(self._refresh(job_id, entry, known))
         if entry.status is not None:
             return entry.status  # stale by at most one refresh; that refresh is under way
+        if known is not None:
+            return known  # the catalog's view, until the first query answers
         return await asyncio.shield(entry.refresh)
 
     async def _refresh(self, job_id: str, entry: _Entry, known: JobStatus | None) -> JobStatus:
