@@ -9,7 +9,6 @@ import os
 import re
 import signal
 import subprocess
-import sys
 import urllib.parse
 import urllib.request
 from pathlib import Path
@@ -19,36 +18,8 @@ from temporalio.client import WorkflowExecutionStatus
 from cli.stack import wait_for_temporal
 from t2m.config import Settings
 from t2m.models import VideoRequest, VideoResult
-from tests.helpers import free_port
+from tests.helpers import free_port, readme_walkthrough, start_up, stop_up
 from workflows.client import start_video
-
-T2M = str(Path(sys.executable).parent / "t2m")
-
-
-def readme_walkthrough() -> str:
-    """The README's REST walkthrough, verbatim."""
-    readme = (Path(__file__).parent.parent / "README.md").read_text()
-    block = readme.split("<!-- api-walkthrough -->")[1].split("<!-- /api-walkthrough -->")[0]
-    return block.split("```sh\n")[1].split("```")[0]
-
-
-def start_up(env: dict[str, str]) -> subprocess.Popen:
-    proc = subprocess.Popen(
-        [T2M, "up"], env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
-    )
-    seen = []
-    for line in proc.stdout:  # type: ignore[union-attr]
-        seen.append(line)
-        if line.startswith("Try:"):
-            return proc
-    logs = Path(env["T2M_DATA_DIR"]) / "logs"
-    tails = {p.name: p.read_text()[-1500:] for p in logs.glob("*.log")} if logs.exists() else {}
-    raise AssertionError(f"t2m up exited early with {proc.wait()}: {''.join(seen)} {tails}")
-
-
-def stop_up(proc: subprocess.Popen) -> int:
-    proc.send_signal(signal.SIGTERM)
-    return proc.wait(timeout=60)
 
 
 def ui_workflows(ui_port: int, query: str) -> list[dict]:
