@@ -6,13 +6,14 @@ from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
 from typing import Annotated, Any
 
-from fastapi import Depends, HTTPException, Path, Query, Request, Response
+from fastapi import APIRouter, Depends, HTTPException, Path, Query, Request, Response, Security
 from fastapi.routing import APIRoute
 from fastapi.security import HTTPBearer
 from temporalio.client import Client
 
 from api.auth import STATE_CHANGING, Authenticator
 from api.limits import Limits, StreamSlots
+from api.schemas import errors
 from api.status_cache import StatusCache
 from t2m.config import Settings
 from t2m.db import Job, JobStore, Principal
@@ -117,3 +118,15 @@ async def media_job(
 
 
 MediaJob = Annotated[Job, Depends(media_job)]
+
+
+def protected_router(prefix: str, tag: str) -> APIRouter:
+    """A router whose every route authenticates (before the body is read) and documents the
+    errors any protected route can give."""
+    return APIRouter(
+        prefix=prefix,
+        tags=[tag],
+        route_class=AuthenticatedRoute,
+        dependencies=[Security(BEARER)],
+        responses=errors(401, 413, 503),
+    )

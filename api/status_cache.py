@@ -36,8 +36,6 @@ class StatusCache:
         self.max_age_s = max_age_s
         self.max_jobs = max_jobs
         self._entries: OrderedDict[str, _Entry] = OrderedDict()
-        self.queries = 0
-        """Queries started (for tests and metrics)."""
 
     async def get(self, job_id: str, known: JobStatus | None = None) -> JobStatus:
         entry = self._entries.get(job_id)
@@ -57,7 +55,6 @@ class StatusCache:
         return await asyncio.shield(entry.refresh)
 
     async def _refresh(self, job_id: str, entry: _Entry, known: JobStatus | None) -> JobStatus:
-        self.queries += 1
         try:
             status = await self.fetch(job_id, entry.status or known)
         finally:

@@ -22,6 +22,18 @@ from tests.helpers import free_port, readme_walkthrough, start_up, stop_up
 from workflows.client import start_video
 
 
+def up_env(tmp_path: Path) -> tuple[dict[str, str], Settings, int, int]:
+    """`t2m up`'s environment on fresh loopback ports: (env, settings, UI port, API port)."""
+    grpc, ui, api = free_port(), free_port(), free_port()
+    env = os.environ | {
+        "T2M_DATA_DIR": str(tmp_path / "data"),
+        "T2M_TEMPORAL_ADDRESS": f"127.0.0.1:{grpc}",
+        "T2M_TEMPORAL_UI_PORT": str(ui),
+        "T2M_API_PORT": str(api),
+    }
+    return env, Settings(data_dir=tmp_path / "data", temporal_address=f"127.0.0.1:{grpc}"), ui, api
+
+
 def ui_workflows(ui_port: int, query: str) -> list[dict]:
     url = f"http://127.0.0.1:{ui_port}/api/v1/namespaces/t2m/workflows?" + urllib.parse.urlencode(
         {"query": query}
@@ -35,14 +47,7 @@ def decode(payload: dict) -> object:
 
 
 async def test_up_serves_the_ui_persists_jobs_and_stops_cleanly(tmp_path: Path) -> None:
-    grpc, ui, api = free_port(), free_port(), free_port()
-    env = os.environ | {
-        "T2M_DATA_DIR": str(tmp_path / "data"),
-        "T2M_TEMPORAL_ADDRESS": f"127.0.0.1:{grpc}",
-        "T2M_TEMPORAL_UI_PORT": str(ui),
-        "T2M_API_PORT": str(api),
-    }
-    settings = Settings(data_dir=tmp_path / "data", temporal_address=f"127.0.0.1:{grpc}")
+    env, settings, ui, api = up_env(tmp_path)
     proc = start_up(env)
     try:
         client = await wait_for_temporal(settings, timeout_s=10)
@@ -84,7 +89,10 @@ async def test_up_serves_the_ui_persists_jobs_and_stops_cleanly(tmp_path: Path) 
         assert (tmp_path / f"{job}.vtt").read_text().startswith("WEBVTT")
     finally:
         assert stop_up(proc) == 0
-    assert subprocess.run(["pgrep", "-f", "--", f"--port {grpc}"], capture_output=True).returncode
+    assert subprocess.run(
+        ["pgrep", "-f", "--", f"--port {settings.temporal_address.rsplit(':', 1)[1]}"],
+        capture_output=True,
+    ).returncode
     pg = subprocess.run(["pgrep", "-f", "--", f"-D {tmp_path}"], capture_output=True)
     assert pg.returncode == 1, "the embedded PostgreSQL must stop with the stack"
 
@@ -132,14 +140,7 @@ async def health_ok(api: int, timeout_s: float) -> float:
 
 
 async def test_up_restarts_a_killed_worker_and_temporal_and_jobs_complete(tmp_path: Path) -> None:
-    grpc, ui, api = free_port(), free_port(), free_port()
-    env = os.environ | {
-        "T2M_DATA_DIR": str(tmp_path / "data"),
-        "T2M_TEMPORAL_ADDRESS": f"127.0.0.1:{grpc}",
-        "T2M_TEMPORAL_UI_PORT": str(ui),
-        "T2M_API_PORT": str(api),
-    }
-    settings = Settings(data_dir=tmp_path / "data", temporal_address=f"127.0.0.1:{grpc}")
+    env, settings, ui, api = up_env(tmp_path)
     proc = start_up(env)
     try:
         client = await wait_for_temporal(settings, timeout_s=10)

@@ -7,22 +7,16 @@ import contextlib
 from datetime import datetime
 from typing import Annotated
 
-from fastapi import APIRouter, HTTPException, Query, Response, Security, status
+from fastapi import HTTPException, Query, Response, status
 from pydantic import AfterValidator
 from temporalio.service import RPCError
 
 from api import service
-from api.deps import BEARER, AuthenticatedRoute, CurrentUser, OwnedJob, StateDep
+from api.deps import CurrentUser, OwnedJob, StateDep, protected_router
 from api.schemas import ActionResult, JobDetail, JobList, errors
 from t2m.models import TERMINAL_STATUSES, JobState, usage_summary, user_name
 
-router = APIRouter(
-    prefix="/api/v1/jobs",
-    tags=["jobs"],
-    route_class=AuthenticatedRoute,
-    dependencies=[Security(BEARER)],
-    responses=errors(401, 413, 503),
-)
+router = protected_router("/api/v1/jobs", "jobs")
 ACTION_ERRORS = errors(403, 404, 409, 415)
 
 

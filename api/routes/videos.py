@@ -5,11 +5,18 @@ from __future__ import annotations
 import asyncio
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Header, HTTPException, Query, Request, Response, Security, status
+from fastapi import Header, HTTPException, Query, Request, Response, status
 from fastapi.responses import FileResponse, RedirectResponse
 
 from api import service
-from api.deps import BEARER, AppState, AuthenticatedRoute, CurrentUser, MediaJob, OwnedJob, StateDep
+from api.deps import (
+    AppState,
+    CurrentUser,
+    MediaJob,
+    OwnedJob,
+    StateDep,
+    protected_router,
+)
 from api.metrics import JOBS_CREATED
 from api.schemas import (
     Error,
@@ -25,13 +32,7 @@ from t2m.db import Job
 from t2m.models import TERMINAL_STATUSES
 from t2m.storage import S3Storage
 
-router = APIRouter(
-    prefix="/api/v1/videos",
-    tags=["videos"],
-    route_class=AuthenticatedRoute,
-    dependencies=[Security(BEARER)],
-    responses=errors(401, 413, 503),
-)
+router = protected_router("/api/v1/videos", "videos")
 IdempotencyKey = Annotated[
     str | None,
     Header(
