@@ -90,6 +90,7 @@ class LLMActivities:
                 req.docs,
                 req.cues,
                 req.style,
+                req.feedback,
             )
         return CodeResult(code=code, usage=usage)
 
@@ -107,6 +108,7 @@ class LLMActivities:
                 req.docs,
                 req.cues,
                 req.style,
+                req.feedback,
             )
         return CodeResult(code=code, usage=usage)
 

@@ -49,6 +49,11 @@ def render_key(code: str, quality: str, min_seconds: float = 0.0, class_name: st
     return f"renders/{hashlib.sha256(blob.encode()).hexdigest()[:32]}.mp4"
 
 
+def version_prefix(job_id: str, version: int) -> str:
+    """Where a version of a job's video lives: `jobs/<id>` (the first), `jobs/<id>/v<n>`."""
+    return f"jobs/{job_id}" if version == 1 else f"jobs/{job_id}/v{version}"
+
+
 def min_seconds(narration_s: float) -> float:
     """How long a scene's render must last: its narration and a short tail."""
     return narration_s + media.NARRATION_TAIL_S if narration_s > 0 else 0.0
@@ -140,7 +145,7 @@ class MediaActivities:
 
     @activity.defn(name="compose_video")
     async def compose_video(self, req: ComposeRequest) -> ComposeResult:
-        prefix = f"jobs/{req.job_id}"
+        prefix = version_prefix(req.job_id, req.version)
         with tempfile.TemporaryDirectory(prefix="t2m-compose-") as tmp:
             work = Path(tmp)
             inputs = []
@@ -172,7 +177,7 @@ class MediaActivities:
 
     @activity.defn(name="make_thumbnail")
     async def make_thumbnail(self, req: ThumbnailRequest) -> str:
-        key = f"jobs/{req.job_id}/thumbnail.png"
+        key = f"{version_prefix(req.job_id, req.version)}/thumbnail.png"
         with tempfile.TemporaryDirectory(prefix="t2m-thumb-") as tmp:
             video = await self._get(req.video_key, Path(tmp) / "video.mp4")
             png = await asyncio.to_thread(media.thumbnail, video, Path(tmp) / "thumb.png", req.at_s)
@@ -191,7 +196,7 @@ class MediaActivities:
     async def copy_artifacts(self, req: CopyArtifactsRequest) -> Artifacts:
         """Give a job its own copy of a finished identical job's artifacts (the whole-result
         cache), so deleting either job never takes the other's video away."""
-        src, copied = req.source, req.source.model_copy()
+        src, copied = req.source, req.source.model_copy(update={"version": 1})
         for field in ("video_key", "srt_key", "vtt_key", "thumbnail_key"):
             key = getattr(src, field)
             if key:

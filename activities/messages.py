@@ -55,6 +55,8 @@ class CodeRequest(BaseModel):
     """The narration's sentences with their start and end times, to pace animations to."""
     style: dict[str, str] = Field(default_factory=dict)
     """The request's style preferences, for the prompt."""
+    feedback: str = ""
+    """The requester's feedback on an earlier version of the scene (regeneration)."""
 
 
 class FixRequest(BaseModel):
@@ -68,6 +70,7 @@ class FixRequest(BaseModel):
     cues: list[Cue] = Field(default_factory=list)
     style: dict[str, str] = Field(default_factory=dict)
     """The request's style preferences, for the prompt."""
+    feedback: str = ""
 
 
 class CodeResult(BaseModel):
@@ -123,6 +126,8 @@ class ComposeRequest(BaseModel):
     job_id: str
     scenes: list[SceneMedia]
     subtitles: bool
+    version: int = 1
+    """Version 1 is stored under `jobs/<id>/`, later ones under `jobs/<id>/v<n>/`."""
 
 
 class ComposeResult(BaseModel):
@@ -136,6 +141,7 @@ class ThumbnailRequest(BaseModel):
     job_id: str
     video_key: str
     at_s: float
+    version: int = 1
 
 
 class FinalizeRequest(BaseModel):

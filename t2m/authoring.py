@@ -70,6 +70,12 @@ def _styled(data: dict[str, object], style: Style) -> dict[str, object]:
     return data
 
 
+def _with_feedback(data: dict[str, object], feedback: str) -> None:
+    """A regenerated scene's code and fixes carry what the requester said of its last version."""
+    if feedback.strip():
+        data["feedback"] = feedback.strip()
+
+
 def _timing(cues: list[Cue]) -> list[dict[str, object]]:
     """The narration's sentences with when each is spoken, for pacing animations to the voice."""
     return [{"start_s": c.start, "end_s": c.end, "sentence": c.text} for c in cues]
@@ -124,6 +130,7 @@ async def write_scene_code(
     docs: str | None = None,
     cues: list[Cue] | None = None,
     style: Style = None,
+    feedback: str = "",
 ) -> tuple[str, Usage]:
     data: dict[str, object] = {
         "topic": topic,
@@ -138,6 +145,7 @@ async def write_scene_code(
         data["storyboard"] = storyboard.model_dump(exclude={"doc_queries"})
     if docs:
         data["docs"] = docs
+    _with_feedback(data, feedback)
     answer = await client.complete(model, user(render_prompt("write_scene_code", data)))
     return extract_block(answer.text, "python"), answer.usage
 
@@ -153,6 +161,7 @@ async def fix_scene_code(
     docs: str | None = None,
     cues: list[Cue] | None = None,
     style: Style = None,
+    feedback: str = "",
 ) -> tuple[str, Usage]:
     data: dict[str, object] = {
         "topic": topic,
@@ -170,6 +179,7 @@ async def fix_scene_code(
     changes = api_changes.hints(error)
     if changes:  # the error names Manim API that has been removed or renamed
         data["api_changes"] = changes
+    _with_feedback(data, feedback)
     answer = await client.complete(model, user(render_prompt("fix_scene_code", data)))
     return extract_block(answer.text, "python"), answer.usage
 

@@ -320,6 +320,7 @@ class VideoRequest(BaseModel):
     """Answer with a finished identical job's video when there is one (see `t2m.reuse`); the
     API and the CLI turn it on unless the request says `force` or T2M_REUSE_RESULTS is off."""
     resume: Checkpoint | None = None
+    regenerate: Regeneration | None = None
 
 
 class SceneStatus(BaseModel):
@@ -340,6 +341,17 @@ class Artifacts(BaseModel):
     thumbnail_key: str | None = None
     duration_s: float
     size_bytes: int = 0
+    version: int = Field(default=1, ge=1)
+    """Each scene regeneration of a finished job makes the next version (`Regeneration`)."""
+
+
+class Regeneration(BaseModel):
+    """A finished job's next version: scene `index` authored again with the requester's
+    `feedback`, every other scene taken from `VideoRequest.resume`; `previous` stays available."""
+
+    index: int = Field(ge=0)
+    feedback: str = ""
+    previous: Artifacts
 
 
 class JobStatus(BaseModel):

@@ -63,6 +63,7 @@ class Fakes:
     render_delay_s: float = 0.0
     calls: Counter[str] = field(default_factory=Counter)
     fixes: list[FixRequest] = field(default_factory=list)
+    composed: list[ComposeRequest] = field(default_factory=list)
     records: list[JobRecord] = field(default_factory=list)
     reusable: Reusable = field(default_factory=Reusable)
     """What the whole-result cache finds (nothing, by default)."""
@@ -86,7 +87,7 @@ class Fakes:
 
         @activity.defn(name="write_scene_code")
         async def write_scene_code(req: CodeRequest) -> CodeResult:
-            return CodeResult(code="v1", usage=BILL)
+            return CodeResult(code=f"v1 {req.feedback}".strip(), usage=BILL)
 
         @activity.defn(name="fix_scene_code")
         async def fix_scene_code(req: FixRequest) -> CodeResult:
@@ -129,6 +130,7 @@ class Fakes:
 
         @activity.defn(name="compose_video")
         async def compose_video(req: ComposeRequest) -> ComposeResult:
+            self.composed.append(req)
             return ComposeResult(video_key="v.mp4", srt_key=None, vtt_key=None, duration_s=2.0)
 
         @activity.defn(name="make_thumbnail")

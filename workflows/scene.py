@@ -51,10 +51,11 @@ class SceneSteps:
     _status: JobStatus
 
     async def _author(
-        self, req: VideoRequest, scene: ScenePlan, count: int, st: SceneStatus
+        self, req: VideoRequest, scene: ScenePlan, count: int, st: SceneStatus, feedback: str = ""
     ) -> Authored:
         """Storyboard the scene, narrate it (so its length and sentence timings are known before
-        any code is written), retrieve docs if asked, and write its first code."""
+        any code is written), retrieve docs if asked, and write its first code (with the
+        requester's `feedback` when the scene is regenerated; its fixes carry it too)."""
         self._scene_state(st, "storyboarding")
         model = req.planner_model or req.model
         asked = msg.StoryboardRequest(
@@ -97,11 +98,12 @@ class SceneSteps:
                 docs=docs,
                 cues=narration.cues,
                 style=req.style_preferences,
+                feedback=feedback,
             ),
             msg.CodeResult,
             "generating_code",
         )
-        return Authored(scene=scene, docs=docs, code=written.code, narration=narration)
+        return Authored(scene, docs, written.code, narration, feedback)
 
     async def _render_until_accepted(
         self, req: VideoRequest, authored: Authored, st: SceneStatus
@@ -190,6 +192,7 @@ class SceneSteps:
                 docs=docs,
                 cues=authored.narration.cues,
                 style=req.style_preferences,
+                feedback=authored.feedback,
             ),
             msg.CodeResult,
             "fixing",

@@ -83,6 +83,8 @@ class Authored:
     docs: str | None
     code: str
     narration: Narration
+    feedback: str = ""
+    """The requester's feedback on the scene's earlier version, when it is regenerated."""
 
 
 @dataclass

@@ -27,7 +27,7 @@ with workflow.unsafe.imports_passed_through():
         VideoResult,
     )
     from workflows import progress
-    from workflows.scene import SceneSteps
+    from workflows.regenerate import SceneRegeneration
     from workflows.search import SA_STAGE
     from workflows.steps import (
         CATALOG_RETRY,
@@ -41,13 +41,15 @@ with workflow.unsafe.imports_passed_through():
 
 
 @workflow.defn
-class VideoWorkflow(SceneSteps):
+class VideoWorkflow(SceneRegeneration):
     @workflow.init
     def __init__(self, req: VideoRequest) -> None:
         self._req = req
         self._status = JobStatus(job_id=workflow.info().workflow_id, status="queued")
         self._plan: VideoPlan | None = None
         self._done: dict[int, SceneMedia] = {}
+        self._redoing: set[int] = set()
+        self._composing = False
 
     @workflow.query
     def status(self) -> JobStatus:
@@ -89,6 +91,8 @@ class VideoWorkflow(SceneSteps):
         self._set_stage("planning")
         if req.resume:
             plan, self._done = req.resume.plan, dict(req.resume.scenes)
+            if req.regenerate:  # a finished job's next version: that scene is made anew
+                self._done.pop(req.regenerate.index, None)
         else:
             plan = (await self._llm("plan_video", req, msg.PlanResult, "planning")).plan
         self._plan = plan
@@ -103,11 +107,12 @@ class VideoWorkflow(SceneSteps):
             *(self._scene(req, s, len(plan.scenes)) for s in plan.scenes), return_exceptions=True
         )
         # Scenes that finished stay in storage (keyed by their inputs), so a retry reuses them.
-        media: list[SceneMedia] = []
         for r in results:
             if isinstance(r, BaseException):
                 raise r
-            media.append(r)
+        await workflow.wait_condition(lambda: not self._redoing)  # regenerate_scene updates
+        self._composing = True
+        media = [self._done[s.index] for s in plan.scenes]
         artifacts = await self._assemble(req, media)
         self._status.artifacts = artifacts
         return VideoResult(job_id=self._status.job_id, artifacts=artifacts, scenes=len(media))
@@ -134,7 +139,9 @@ class VideoWorkflow(SceneSteps):
         self._set_stage("composing")
         composed = await self._work(
             "compose_video",
-            msg.ComposeRequest(job_id=job_id, scenes=media, subtitles=req.subtitles),
+            msg.ComposeRequest(
+                job_id=job_id, scenes=media, subtitles=req.subtitles, version=self._version()
+            ),
             msg.ComposeResult,
             heartbeat_timeout=HEARTBEAT_TIMEOUT,
         )
@@ -143,7 +150,9 @@ class VideoWorkflow(SceneSteps):
             at_s = min(composed.duration_s / 2, max(media[0].narration.duration_s, 2.0))
             thumbnail_key = await self._work(
                 "make_thumbnail",
-                msg.ThumbnailRequest(job_id=job_id, video_key=composed.video_key, at_s=at_s),
+                msg.ThumbnailRequest(
+                    job_id=job_id, video_key=composed.video_key, at_s=at_s, version=self._version()
+                ),
                 str,
                 start_to_close=timedelta(minutes=2),
             )
@@ -162,6 +171,7 @@ class VideoWorkflow(SceneSteps):
             thumbnail_key=thumbnail_key,
             duration_s=composed.duration_s,
             size_bytes=size,
+            version=self._version(),
         )
 
     # --- one scene: author (storyboard → narrate → code) → render until accepted ---------------
@@ -170,7 +180,7 @@ class VideoWorkflow(SceneSteps):
         if scene.index in self._done:  # finished in an earlier run of this job
             return self._done[scene.index]
         st = self._status.scenes[scene.index]
-        authored = await self._author(req, scene, count, st)
+        authored = await self._author(req, scene, count, st, self._feedback(scene.index))
         video_key = await self._render_until_accepted(req, authored, st)
         self._done[scene.index] = SceneMedia(video_key=video_key, narration=authored.narration)
         self._scene_state(st, "done")
