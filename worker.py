@@ -19,6 +19,7 @@ from temporalio.runtime import PrometheusConfig, Runtime, TelemetryConfig
 from temporalio.worker import Worker
 
 from activities.catalog import CatalogActivities
+from activities.eval import EvalActivities
 from activities.llm import LLMActivities
 from activities.media import MediaActivities
 from activities.metrics import HISTOGRAM_BUCKETS, MetricsInterceptor
@@ -29,6 +30,7 @@ from t2m.jail import JailUnavailable, check_jail
 from t2m.llm import ModelClient
 from t2m.storage import StorageUnavailable, get_storage
 from workflows.client import connect
+from workflows.eval import EvalWorkflow
 from workflows.maintenance import ReconcileWorkflow, ensure_reconcile_schedule
 from workflows.video import VideoWorkflow
 
@@ -47,9 +49,9 @@ def build_workers(
         raise ValueError(f"unknown queue(s) {sorted(unknown)}; choose from {QUEUES}")
     storage = get_storage(settings)
     media = MediaActivities(settings, storage)
-    models = LLMActivities(
-        ModelClient(storage if settings.llm_cache else None), storage, settings.data_dir
-    )
+    model_client = ModelClient(storage if settings.llm_cache else None)
+    models = LLMActivities(model_client, storage, settings.data_dir)
+    evals = EvalActivities(model_client, storage, jobs, client)
     catalog = CatalogActivities(jobs, client)
     counted = [MetricsInterceptor()]  # t2m's own metrics (activities/metrics.py)
     workers = []
@@ -58,7 +60,7 @@ def build_workers(
             Worker(
                 client,
                 task_queue=settings.queue("video"),
-                workflows=[VideoWorkflow, ReconcileWorkflow],
+                workflows=[VideoWorkflow, ReconcileWorkflow, EvalWorkflow],
             )
         )
     if "llm" in queues:
@@ -68,6 +70,7 @@ def build_workers(
                 task_queue=settings.queue("llm"),
                 activities=[
                     *models.all(),
+                    *evals.all(),
                     media.narrate_scene,
                     catalog.record_job,
                     catalog.reconcile_catalog,

@@ -53,7 +53,7 @@ def version() -> str:
 
 
 def _parser() -> argparse.ArgumentParser:
-    from cli import jobs
+    from cli import evaluate, jobs
 
     p = Parser(
         prog="t2m",
@@ -90,6 +90,7 @@ def _parser() -> argparse.ArgumentParser:
     kc.add_argument("--json", action="store_true", help="print one JSON object on stdout")
     j = jobs.add_parser(sub)
     j.set_defaults(usage_parser=j)
+    evaluate.add_parser(sub)
     g = sub.add_parser("generate", help="make a video about TOPIC")
     g.add_argument("topic", help="what the video explains, 3-500 characters")
     g.add_argument("--context", default="", help="facts and framing for the video")
@@ -165,6 +166,10 @@ def _run(args: argparse.Namespace) -> int:
         code = docs_search(settings, args.query, args.k, args.json)
     elif args.command == "keys":
         code = asyncio.run(create_key(settings, args.user, args.admin, args.json))
+    elif args.command == "eval":
+        from cli import evaluate
+
+        code = asyncio.run(evaluate.run(settings, args))
     else:
         code = asyncio.run(generate(settings, args))
     return code

@@ -1,0 +1,115 @@
+"""Eval activities (queue `<prefix>-llm`): judge one video, write an eval's report.
+
+Thin wrappers over `t2m.eval`: they fetch what the plain functions need from storage, the job
+catalog or Temporal, and put the report back in storage under `eval/<eval id>/`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import tempfile
+from datetime import timedelta
+from pathlib import Path
+
+from temporalio import activity
+from temporalio.client import Client, WorkflowQueryFailedError
+from temporalio.service import RPCError
+
+from t2m import media
+from t2m.db import JobStore
+from t2m.eval import (
+    JUDGE_FRAMES,
+    EvalResult,
+    Judgement,
+    JudgeRequest,
+    ReportRequest,
+    build_report,
+    judge_video,
+    markdown,
+    srt_transcript,
+)
+from t2m.llm import ModelClient, ModelError
+from t2m.models import JobStatus
+from t2m.storage import Storage
+
+STATUS_QUERY_TIMEOUT = timedelta(seconds=10)
+
+
+def report_keys(eval_id: str) -> tuple[str, str]:
+    """Where an eval's report lives: its JSON and its Markdown."""
+    return f"eval/{eval_id}/report.json", f"eval/{eval_id}/report.md"
+
+
+class EvalActivities:
+    def __init__(
+        self,
+        client: ModelClient,
+        storage: Storage,
+        jobs: JobStore | None = None,
+        temporal: Client | None = None,
+    ) -> None:
+        self.client = client
+        self.storage = storage
+        self.jobs = jobs
+        """The job catalog, where finished jobs' statuses are read (None: ask Temporal)."""
+        self.temporal = temporal
+
+    @activity.defn(name="judge_video")
+    async def judge(self, req: JudgeRequest) -> Judgement:
+        """Score one video; a model that cannot be used is a judgement without scores."""
+        with tempfile.TemporaryDirectory(prefix="t2m-judge-") as tmp:
+            video = await asyncio.to_thread(
+                self.storage.get_file, req.video_key, Path(tmp) / "video.mp4"
+            )
+            transcript = ""
+            if req.srt_key:
+                srt = await asyncio.to_thread(
+                    self.storage.get_file, req.srt_key, Path(tmp) / "video.srt"
+                )
+                transcript = srt_transcript(srt.read_text())
+            frames = await asyncio.to_thread(media.sample_frames, video, Path(tmp), JUDGE_FRAMES)
+            try:
+                return await judge_video(self.client, req.model, req.topic, transcript, frames)
+            except ModelError as e:
+                return Judgement(error=str(e))
+
+    @activity.defn(name="write_eval_report")
+    async def write_eval_report(self, req: ReportRequest) -> EvalResult:
+        statuses = [await self._final_status(o.job_id) for o in req.outcomes]
+        report = build_report(req, statuses)
+        json_key, markdown_key = report_keys(req.eval_id)
+        with tempfile.TemporaryDirectory(prefix="t2m-eval-") as tmp:
+            for key, text in (
+                (json_key, report.model_dump_json(indent=2)),
+                (markdown_key, markdown(report)),
+            ):
+                path = Path(tmp) / Path(key).name
+                path.write_text(text)
+                await asyncio.to_thread(self.storage.put_file, key, path)
+        return EvalResult(
+            eval_id=req.eval_id,
+            json_key=json_key,
+            markdown_key=markdown_key,
+            overall=report.overall,
+        )
+
+    async def _final_status(self, job_id: str) -> JobStatus | None:
+        """A finished job's last status: its catalog row, else its workflow's `status` query
+        (answered from its history), else None (the report then lacks its details)."""
+        if self.jobs is not None:
+            job = await self.jobs.get(job_id)
+            if job is not None and job.progress is not None:
+                return job.progress
+        if self.temporal is None:
+            return None
+        handle = self.temporal.get_workflow_handle(job_id)
+        try:
+            return await handle.query(
+                "status", result_type=JobStatus, rpc_timeout=STATUS_QUERY_TIMEOUT
+            )
+        except (RPCError, WorkflowQueryFailedError) as e:
+            activity.logger.warning("no status for %s: %s", job_id, e)
+            return None
+
+    def all(self) -> list:
+        return [self.judge, self.write_eval_report]
