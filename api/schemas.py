@@ -3,11 +3,18 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
-from t2m.models import JobState, Priority, UsageSummary, VideoOptions, VideoRequest
+from t2m.models import (
+    JobState,
+    Priority,
+    UsageSummary,
+    VideoOptions,
+    VideoRequest,
+    multiline_text,
+)
 
 Configuration = VideoOptions
 """The request's `configuration`: the same model (and rules) the CLI validates its flags with."""
@@ -84,6 +91,10 @@ class JobStatusResponse(BaseModel):
     error: str | None = None
     reused_from: str | None = None
     """The finished identical job whose video this one reused (the whole-result cache)."""
+    version: int | None = None
+    """The current video's version, once there is one (see video-url)."""
+    previous_version: int | None = None
+    """The previous version, while it is kept (see video-url's `previous`)."""
     usage: UsageSummary | None = None
     created_at: datetime
     updated_at: datetime
@@ -106,6 +117,33 @@ class VideoUrls(BaseModel):
     thumbnail_url: str | None
     subtitles_url: str | None
     metadata: VideoMetadata
+    version: int = 1
+    """The video's version: 1, then one more each time a scene of the finished job is regenerated."""
+    previous: PreviousVersion | None = None
+    """The version before this one, downloadable until the next version replaces it."""
+
+
+class PreviousVersion(BaseModel):
+    version: int
+    video_url: str
+    download_url: str
+    thumbnail_url: str | None
+    subtitles_url: str | None
+    duration: float
+
+
+class RegenerateRequest(Strict):
+    feedback: Annotated[str, Field(min_length=1, max_length=2000), AfterValidator(multiline_text)]
+    """What should change in the scene; it goes into the prompts that write and fix its code."""
+
+
+class RegenerateResult(BaseModel):
+    job_id: str
+    status: str
+    """`regenerating` (a running job redoes the scene) or `queued` (a new version was started)."""
+    index: int
+    version: int
+    """The version of the video that will have the new scene."""
 
 
 class JobSummary(BaseModel):

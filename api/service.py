@@ -151,6 +151,8 @@ async def status_response(state: AppState, job: Job) -> JobStatusResponse:
         progress=progress_of(status),
         error=status.error or job.error,
         reused_from=status.reused_from,
+        version=job.artifacts.version if job.artifacts else None,
+        previous_version=job.previous_artifacts.version if job.previous_artifacts else None,
         usage=usage_summary(status.usage) if status.usage else job.usage,
         created_at=job.created_at,
         updated_at=job.updated_at,

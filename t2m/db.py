@@ -95,6 +95,8 @@ class Job:
     created_at: datetime
     updated_at: datetime
     completed_at: datetime | None
+    previous_artifacts: Artifacts | None = None
+    """The video's version before the current one, while it is kept (see `Regeneration`)."""
 
     @classmethod
     def from_row(cls, row: asyncpg.Record) -> Job:
@@ -115,6 +117,7 @@ class Job:
             created_at=row["created_at"],
             updated_at=row["updated_at"],
             completed_at=row["completed_at"],
+            previous_artifacts=parse(Artifacts, "previous_artifacts"),
         )
 
 
@@ -212,7 +215,9 @@ class JobStore:
                    artifacts = COALESCE($4, jobs.artifacts),
                    checkpoint = COALESCE($5, jobs.checkpoint),
                    usage = COALESCE($6, jobs.usage), updated_at = now(),
-                   completed_at = CASE WHEN $7 THEN now() END, fingerprint = $11""",
+                   completed_at = CASE WHEN $7 THEN now() END, fingerprint = $11,
+                   previous_artifacts = CASE WHEN $4 IS NOT NULL THEN $12
+                                             ELSE jobs.previous_artifacts END""",
             rec.job_id,
             rec.status,
             rec.error,
@@ -223,7 +228,9 @@ class JobStore:
             rec.owner,
             _json(rec.request),
             _json(rec.progress),
-            fingerprint(rec.request),
+            # A regenerated video is not what the request alone makes: no whole-result reuse.
+            fingerprint(rec.request) if rec.request.regenerate is None else None,
+            _json(rec.request.regenerate.previous if rec.request.regenerate else None),
         )
 
     async def finished_like(self, req: VideoRequest) -> Job | None:

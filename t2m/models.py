@@ -367,6 +367,9 @@ class JobStatus(BaseModel):
     """Model usage per stage (planning, storyboarding, generating_code, fixing, reviewing)."""
     reused_from: str | None = None
     """The finished identical job whose video this job reused, if it did."""
+    retryable: bool | None = None
+    """For a failed job: whether running it again can succeed (False when a step said retrying
+    cannot help: an unusable model, an unknown voice, a plan that will not validate)."""
 
 
 class JobRecord(BaseModel):

@@ -9,13 +9,19 @@ import uuid
 from collections import Counter
 from typing import Any
 
+import av
+import httpx
 from temporalio.api.enums.v1 import EventType
 from temporalio.client import Client, WorkflowHandle, WorkflowUpdateFailedError, WorkflowUpdateStage
 from temporalio.exceptions import ApplicationError
 
 from activities.messages import RenderOutcome
+from t2m.db import JobStore
 from t2m.models import VideoRequest
 from tests.fakes import Fakes, running
+from tests.media_checks import frame_at
+from tests.scripted import ScriptedLLM, plan_json, scene_code
+from tests.test_api import GENERATE, body, wait_status
 from workflows.video import VideoWorkflow
 
 SCENE_ACTIVITIES = {
@@ -93,3 +99,90 @@ async def test_an_update_redoes_one_running_scene_and_the_video_uses_it(client: 
         "renders/1-v1 make the circle bigger.mp4",
     ]
     assert composed.version == 1 and result.artifacts.version == 1
+
+
+def packets(path: Any) -> list[bytes]:
+    with av.open(str(path)) as c:
+        return [bytes(p) for p in c.demux(video=0) if p.size]
+
+
+async def test_rest_regenerates_a_completed_jobs_scene_as_a_new_version(
+    api: httpx.AsyncClient,
+    keys: dict,
+    scripted: ScriptedLLM,
+    worker: None,
+    client: Client,
+    jobs: JobStore,
+    tmp_path: Any,
+) -> None:
+    def handler(task: str, data: dict) -> str | None:
+        if task == "plan_video":
+            return plan_json("One", "Two", "Three", duration=2.0)
+        if task == "write_scene_code":  # the feedback asks for a red square instead of a circle
+            shape = "Square(color=RED, fill_opacity=1)" if data.get("feedback") else "Circle()"
+            return scene_code(data["class_name"], f"self.play(Create({shape}))")
+        return None
+
+    scripted.handler = handler
+    alice, bob = keys["alice"], keys["bob"]
+    job = (await api.post(GENERATE, json=body(), headers=alice)).json()["job_id"]
+    await wait_status(api, job, alice, {"completed"})
+    first = (await api.get(f"/api/v1/videos/jobs/{job}/video-url", headers=alice)).json()
+    assert first["version"] == 1 and first["previous"] is None
+    v1 = (await api.get(first["download_url"])).content
+
+    regenerate = f"/api/v1/jobs/{job}/scenes/1/regenerate"
+    feedback = {"feedback": "Show a red square instead"}
+    assert (await api.post(regenerate, json=feedback, headers=bob)).status_code == 404
+    bad = await api.post(f"/api/v1/jobs/{job}/scenes/7/regenerate", json=feedback, headers=alice)
+    assert bad.status_code == 422 and bad.json()["detail"] == [
+        {
+            "loc": ["path", "index"],
+            "msg": "scene index 7 does not exist; this video has 3 scenes (0-2)",
+            "type": "value_error",
+        }
+    ]
+    empty = await api.post(regenerate, json={"feedback": " "}, headers=alice)
+    assert empty.status_code == 422 and empty.json()["detail"][0]["loc"] == ["body", "feedback"]
+    r = await api.post(regenerate, json=feedback, headers=alice)
+    assert r.status_code == 202, r.text
+    assert r.json() == {"job_id": job, "status": "queued", "index": 1, "version": 2}
+    while_making = await api.get(f"/api/v1/videos/jobs/{job}/video-url", headers=alice)
+    if while_making.json()["status"] != "completed":  # the current version plays meanwhile
+        assert while_making.json()["version"] == 1
+        assert (await api.get(while_making.json()["download_url"])).content == v1
+    done = await wait_status(api, job, alice, {"completed"})
+    assert done["version"] == 2 and done["previous_version"] == 1
+
+    urls = (await api.get(f"/api/v1/videos/jobs/{job}/video-url", headers=alice)).json()
+    assert urls["version"] == 2 and urls["previous"]["version"] == 1
+    assert (await api.get(urls["previous"]["download_url"])).content == v1  # still downloadable
+    old = await api.get(f"/api/v1/videos/jobs/{job}/download?version=1", headers=alice)
+    assert old.content == v1
+    assert (
+        await api.get(f"/api/v1/videos/jobs/{job}/stream?version=3", headers=alice)
+    ).status_code == 404
+    (tmp_path / "v1.mp4").write_bytes(v1)
+    (tmp_path / "v2.mp4").write_bytes((await api.get(urls["download_url"])).content)
+
+    # Only scene 1 was made again; the other scenes' renders are reused, none paid for again.
+    counts = await scheduled(client, client.get_workflow_handle(job))
+    scene_work = {k: n for k, n in counts.items() if k[0] in SCENE_ACTIVITIES}
+    assert set(scene_work) <= {(name, 1) for name in SCENE_ACTIVITIES}, scene_work
+    assert scene_work[("render_scene", 1)] == 1 and counts["plan_video", None] == 0
+
+    # The new video differs from the old one in scene 1's span only: packets are copied.
+    row = await jobs.get(job)
+    assert row is not None and row.checkpoint is not None
+    storage = api.app.state.t2m.storage  # type: ignore[attr-defined]
+    scene = [storage.path(row.checkpoint.scenes[i].video_key) for i in range(3)]
+    n0, n2 = len(packets(scene[0])), len(packets(scene[2]))
+    old_packets, new_packets = packets(tmp_path / "v1.mp4"), packets(tmp_path / "v2.mp4")
+    assert old_packets[:n0] == new_packets[:n0] and old_packets[-n2:] == new_packets[-n2:]
+    assert old_packets[n0:-n2] != new_packets[n0:-n2]
+    assert new_packets[n0:-n2] == packets(scene[1])
+    with av.open(str(scene[0])) as c:
+        mid_scene_1 = float(c.duration or 0) / av.time_base + 1.0
+    assert (
+        frame_at(tmp_path / "v1.mp4", mid_scene_1) != frame_at(tmp_path / "v2.mp4", mid_scene_1)
+    ).any()

@@ -60,9 +60,12 @@ def enter_stage(status: JobStatus, stage: Stage) -> None:
         status.percentage = STAGE_FLOOR[stage]
 
 
-def final(status: JobStatus, outcome: str, error: str | None) -> JobStatus:
+def final(
+    status: JobStatus, outcome: str, error: str | None, retryable: bool | None = None
+) -> JobStatus:
     """A copy of `status` as the job ended: completed, failed or cancelled."""
-    ended = status.model_copy(deep=True, update={"status": outcome, "error": error})
+    update = {"status": outcome, "error": error, "retryable": retryable}
+    ended = status.model_copy(deep=True, update=update)
     if outcome == "completed":
         enter_stage(ended, "completed")
     return ended

@@ -13,7 +13,7 @@ from typing import Protocol, TypeVar
 
 from temporalio import workflow
 from temporalio.common import RetryPolicy
-from temporalio.exceptions import ActivityError, CancelledError
+from temporalio.exceptions import ActivityError, ApplicationError, CancelledError
 
 from t2m.models import (
     Checkpoint,
@@ -111,6 +111,18 @@ def reason_of(err: BaseException) -> str:
     while isinstance(err, ActivityError) and err.cause is not None:
         err = err.cause
     return str(err) or type(err).__name__
+
+
+def is_retryable(err: BaseException) -> bool:
+    """Whether running the failed job again can succeed. Not when a step failed with an error
+    its activity marked non-retryable (an unusable model, an unknown voice, a plan that will not
+    validate): a new run would meet it again at once. A scene that did not render, a timeout or
+    transient trouble that outlasted its retries is worth another run."""
+    while isinstance(err, ActivityError) and err.cause is not None:
+        err = err.cause
+        if isinstance(err, ApplicationError) and err.non_retryable:
+            return False
+    return True
 
 
 def job_record(

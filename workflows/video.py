@@ -35,6 +35,7 @@ with workflow.unsafe.imports_passed_through():
         LOOKUP_RETRY,
         LOOKUP_TIMEOUT,
         is_cancellation,
+        is_retryable,
         job_record,
         reason_of,
     )
@@ -68,7 +69,7 @@ class VideoWorkflow(SceneRegeneration):
                 await self._finish(progress.final(self._status, "cancelled", None))
                 raise
             reason = reason_of(err)
-            await self._finish(progress.final(self._status, "failed", reason))
+            await self._finish(progress.final(self._status, "failed", reason, is_retryable(err)))
             raise ApplicationError(reason, type="VideoFailed", non_retryable=True) from err
         await self._finish(progress.final(self._status, "completed", None))
         return result

@@ -12,8 +12,9 @@ from pydantic import AfterValidator
 from temporalio.service import RPCError
 
 from api import service
-from api.deps import CurrentUser, OwnedJob, StateDep, protected_router
+from api.deps import AppState, CurrentUser, OwnedJob, StateDep, protected_router
 from api.schemas import ActionResult, JobDetail, JobList, errors
+from t2m.db import Job
 from t2m.models import TERMINAL_STATUSES, JobState, usage_summary, user_name
 
 router = protected_router("/api/v1/jobs", "jobs")
@@ -24,8 +25,10 @@ def _owner_filter(value: str) -> str:
     return value if value == "*" else user_name(value)
 
 
-def _thumb(job_id: str) -> str:
-    return f"/api/v1/videos/jobs/{job_id}/thumbnail"
+def _thumb(state: AppState, job: Job) -> str:
+    """The thumbnail with a signed media token, so an <img> loads it without headers."""
+    token = state.auth.media_token(job.id, job.owner)
+    return f"/api/v1/videos/jobs/{job.id}/thumbnail?token={token}"
 
 
 @router.get("", response_model=JobList, responses=errors(403))
@@ -54,7 +57,7 @@ async def list_jobs(
         limit=page_size,
         offset=(page - 1) * page_size,
     )
-    items = [service.summary(j, _thumb(j.id)) for j in jobs]
+    items = [service.summary(j, _thumb(state, j)) for j in jobs]
     return JobList(items=items, total=total, page=page, page_size=page_size)
 
 
@@ -62,10 +65,10 @@ async def list_jobs(
 async def get_job(job: OwnedJob, state: StateDep) -> JobDetail:
     live = await service.live_status(state, job)
     return JobDetail(
-        **service.summary(job, _thumb(job.id)).model_dump() | {"status": live.status},
+        **service.summary(job, _thumb(state, job)).model_dump() | {"status": live.status},
         request=job.request,
         progress=service.progress_of(live),
-        usage=usage_summary(live.usage) if live.usage else job.usage,
+        usage=service.usage_of(job, live),
     )
 
 
@@ -90,17 +93,23 @@ async def cancel_job(job: OwnedJob, state: StateDep) -> ActionResult:
     responses=ACTION_ERRORS,
 )
 async def retry_job(job: OwnedJob, state: StateDep) -> ActionResult:
-    """Run a failed or cancelled job again, reusing every scene that had finished."""
+    """Run a failed or cancelled job again, reusing every scene that had finished (not when it
+    failed with an error a new run would meet again: edit the request and resubmit instead)."""
     live = await service.live_status(state, job, fresh=True)
     if live.status not in ("failed", "cancelled"):
         raise HTTPException(
             409, f"only failed or cancelled jobs can be retried; {job.id} is {live.status}"
         )
+    if live.status == "failed" and live.retryable is False:
+        raise HTTPException(
+            409, f"retrying cannot help: {live.error}; edit the request and submit it anew"
+        )
     # A job reports "cancelled" as soon as it is, but records its checkpoint before it closes.
     if not await service.wait_closed(state, job.id):
         raise HTTPException(409, f"job {job.id} is still stopping; retry in a moment")
     job = await state.jobs.get(job.id) or job
-    await state.jobs.requeue(job.id)
+    before = service.usage_of(job, job.progress or live) or usage_summary({})
+    await state.jobs.requeue(job.id, before)
     await service.start_job(state, job, service.request_of(job), retry=True)
     return ActionResult(job_id=job.id, status="queued")
 

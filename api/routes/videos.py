@@ -23,13 +23,14 @@ from api.schemas import (
     GenerateRequest,
     JobCreated,
     JobStatusResponse,
+    PreviousVersion,
     Progress,
     VideoMetadata,
     VideoUrls,
     errors,
 )
 from t2m.db import Job
-from t2m.models import TERMINAL_STATUSES
+from t2m.models import TERMINAL_STATUSES, Artifacts
 from t2m.storage import S3Storage
 
 router = protected_router("/api/v1/videos", "videos")
@@ -131,7 +132,9 @@ async def job_events(
     },
 )
 async def video_url(job: OwnedJob, state: StateDep) -> VideoUrls:
-    if job.status != "completed" or not job.artifacts:
+    """The current version's URLs (while a scene is regenerated: the version it will replace),
+    and the previous version's, kept until the next version replaces it."""
+    if not job.artifacts:
         live = await service.live_status(state, job)
         detail = {
             "message": "the video is not ready",
@@ -139,7 +142,31 @@ async def video_url(job: OwnedJob, state: StateDep) -> VideoUrls:
             "progress": service.progress_of(live).model_dump(),
         }
         raise HTTPException(409, detail)
-    artifacts = job.artifacts
+    artifacts, previous = job.artifacts, job.previous_artifacts
+    return VideoUrls(
+        job_id=job.id,
+        status=job.status,
+        **_urls(state, job, artifacts),
+        metadata=VideoMetadata(
+            duration=artifacts.duration_s,
+            quality=job.request.quality,
+            file_size=artifacts.size_bytes,
+            created_at=job.completed_at or job.created_at,
+        ),
+        version=artifacts.version,
+        previous=PreviousVersion(
+            version=previous.version,
+            duration=previous.duration_s,
+            **_urls(state, job, previous, versioned=True),
+        )
+        if previous
+        else None,
+    )
+
+
+def _urls(state: AppState, job: Job, artifacts: Artifacts, versioned: bool = False) -> dict:
+    """Signed URLs of one version's media: presigned S3 URLs, or the media endpoints with a
+    token (and `version=` when it is not the current one)."""
     if isinstance(state.storage, S3Storage):  # straight from S3, presigned
         s3, expires_s = state.storage, state.settings.presign_expiry_s
         thumb, vtt = artifacts.thumbnail_key, artifacts.vtt_key
@@ -153,6 +180,8 @@ async def video_url(job: OwnedJob, state: StateDep) -> VideoUrls:
         }
     else:  # through the media endpoints, with a signed token
         token = state.auth.media_token(job.id, job.owner)
+        if versioned:
+            token += f"&version={artifacts.version}"
         base = f"/api/v1/videos/jobs/{job.id}"
         urls = {
             "video_url": f"{base}/stream?token={token}",
@@ -162,17 +191,7 @@ async def video_url(job: OwnedJob, state: StateDep) -> VideoUrls:
             if artifacts.vtt_key
             else None,
         }
-    return VideoUrls(
-        job_id=job.id,
-        status=job.status,
-        **urls,
-        metadata=VideoMetadata(
-            duration=artifacts.duration_s,
-            quality=job.request.quality,
-            file_size=artifacts.size_bytes,
-            created_at=job.completed_at or job.created_at,
-        ),
-    )
+    return urls
 
 
 def media(*content_types: str) -> dict[int | str, dict[str, Any]]:
@@ -189,6 +208,21 @@ def media(*content_types: str) -> dict[int | str, dict[str, Any]]:
 
 
 ArtifactField = Literal["video_key", "thumbnail_key", "srt_key", "vtt_key"]
+Version = Annotated[
+    int | None,
+    Query(ge=1, description="the previous version (video-url's `previous`); default: the current"),
+]
+
+
+def _version(job: Job, version: int | None) -> Artifacts | None:
+    """The artifacts of the version asked for: the current one, or the previous one if kept."""
+    current, previous = job.artifacts, job.previous_artifacts
+    if version is None or (current is not None and version == current.version):
+        return current
+    if previous is not None and version == previous.version:
+        return previous
+    kept = [a.version for a in (current, previous) if a is not None]
+    raise HTTPException(404, f"job {job.id} has no version {version}; it keeps versions {kept}")
 
 
 async def _file(
@@ -199,12 +233,14 @@ async def _file(
     media_type: str,
     filename: str | None = None,
     attachment: bool = False,
+    version: int | None = None,
 ) -> Response:
     """One of a completed job's artifacts (409 before, 404 if it has none): the local file, or a
     307 to a presigned S3 URL so the bytes never pass through the API."""
-    if job.status != "completed" or not job.artifacts:
+    artifacts = _version(job, version)
+    if not artifacts:
         raise HTTPException(409, {"message": f"the {what} is not ready", "status": job.status})
-    key: str | None = getattr(job.artifacts, key_field)
+    key: str | None = getattr(artifacts, key_field)
     storage = state.storage
     if not key or not await asyncio.to_thread(storage.exists, key):
         raise HTTPException(404, f"this job has no {what}")
@@ -222,19 +258,20 @@ async def _file(
 
 
 @router.get("/jobs/{job_id}/stream", response_class=FileResponse, responses=media("video/mp4"))
-async def stream(job: MediaJob, state: StateDep) -> Response:
+async def stream(job: MediaJob, state: StateDep, version: Version = None) -> Response:
     """The MP4, with HTTP Range support (206 / 416) so players can seek."""
-    return await _file(state, job, "video_key", "video", "video/mp4")
+    return await _file(state, job, "video_key", "video", "video/mp4", version=version)
 
 
 @router.get("/jobs/{job_id}/download", response_class=FileResponse, responses=media("video/mp4"))
-async def download(job: MediaJob, state: StateDep) -> Response:
-    return await _file(state, job, "video_key", "video", "video/mp4", f"{job.id}.mp4", True)
+async def download(job: MediaJob, state: StateDep, version: Version = None) -> Response:
+    name = f"{job.id}.mp4" if version is None else f"{job.id}-v{version}.mp4"
+    return await _file(state, job, "video_key", "video", "video/mp4", name, True, version)
 
 
 @router.get("/jobs/{job_id}/thumbnail", response_class=FileResponse, responses=media("image/png"))
-async def thumbnail(job: MediaJob, state: StateDep) -> Response:
-    return await _file(state, job, "thumbnail_key", "thumbnail", "image/png")
+async def thumbnail(job: MediaJob, state: StateDep, version: Version = None) -> Response:
+    return await _file(state, job, "thumbnail_key", "thumbnail", "image/png", version=version)
 
 
 @router.get(
@@ -243,8 +280,12 @@ async def thumbnail(job: MediaJob, state: StateDep) -> Response:
     responses=media("text/vtt", "application/x-subrip"),
 )
 async def subtitles(
-    job: MediaJob, state: StateDep, format: Literal["vtt", "srt"] = Query("vtt")
+    job: MediaJob,
+    state: StateDep,
+    format: Literal["vtt", "srt"] = Query("vtt"),
+    version: Version = None,
 ) -> Response:
     media_type = "text/vtt" if format == "vtt" else "application/x-subrip"
     field: ArtifactField = "vtt_key" if format == "vtt" else "srt_key"
-    return await _file(state, job, field, "subtitles", media_type, f"{job.id}.{format}", True)
+    name = f"{job.id}.{format}"
+    return await _file(state, job, field, "subtitles", media_type, name, True, version)

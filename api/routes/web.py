@@ -1,4 +1,4 @@
-"""The web app: three pages that talk to the REST API from the browser."""
+"""The web app: static pages that talk to the REST API from the browser."""
 
 from __future__ import annotations
 
@@ -27,6 +27,12 @@ async def videos_page() -> FileResponse:
 @router.get("/videos/create")
 async def create_page() -> FileResponse:
     return FileResponse(PAGES / "create.html")
+
+
+@router.get("/signin")
+async def signin_page() -> FileResponse:
+    """An API key for this tab, when the deployment has no dev identity."""
+    return FileResponse(PAGES / "signin.html")
 
 
 @router.get("/videos/status/{job_id}")

@@ -1,7 +1,13 @@
-// Shared helpers for t2m's pages: API calls (with an optional API key kept in localStorage),
-// and small DOM utilities. No framework, no build step.
+// Shared helpers for t2m's pages: API calls (with the API key signed in with, kept in this tab's
+// sessionStorage), and small DOM utilities. No framework, no build step.
 const t2m = {
-  key() { return localStorage.getItem("t2m_api_key") || ""; },
+  key() { return sessionStorage.getItem("t2m_api_key") || ""; },
+  // Without valid credentials (no dev identity, no key or a revoked one): sign in, then come back.
+  signIn() {
+    if (location.pathname === "/signin") return;
+    location.href = `/signin?next=${encodeURIComponent(location.pathname + location.search)}`;
+  },
+  signOut() { sessionStorage.removeItem("t2m_api_key"); location.href = "/videos"; },
   headers(extra = {}) {
     const h = { ...extra };
     if (t2m.key()) h.Authorization = `Bearer ${t2m.key()}`;
@@ -12,6 +18,7 @@ const t2m = {
     const text = await res.text();
     let body = null;
     try { body = text ? JSON.parse(text) : null; } catch { body = text; }
+    if (res.status === 401 && !options.noSignIn) t2m.signIn();
     if (!res.ok) { const err = new Error(t2m.describe(body, res.status)); err.status = res.status; err.body = body; throw err; }
     return body;
   },
@@ -23,7 +30,8 @@ const t2m = {
   // Server-Sent Events over fetch, so the Authorization header can be sent.
   async events(path, onEvent) {
     const res = await fetch(path, { headers: t2m.headers({ Accept: "text/event-stream" }) });
-    if (!res.ok) throw new Error(`events failed (${res.status})`);
+    if (res.status === 401) t2m.signIn();
+    if (!res.ok) { const err = new Error(`events failed (${res.status})`); err.status = res.status; throw err; }
     const reader = res.body.getReader();
     const decoder = new TextDecoder();
     let buffer = "";
@@ -50,3 +58,8 @@ const t2m = {
   label(s) { return String(s).replace(/_/g, " "); },
   when(iso) { return iso ? new Date(iso).toLocaleString() : ""; },
 };
+// Signed in with a key: the header offers to sign out (which forgets the key).
+document.addEventListener("DOMContentLoaded", () => {
+  const nav = document.querySelector("header nav");
+  if (nav && t2m.key()) nav.append(t2m.el("a", { href: "#", id: "sign-out", onclick: (e) => { e.preventDefault(); t2m.signOut(); } }, "Sign out"));
+});

@@ -1,0 +1,202 @@
+"""Share links, retry rules and usage over a job's runs, through the real API and catalog (rows
+written as the workflow writes them; no renders needed), and the retry classification on the real
+Temporal server with faked activities."""
+
+from __future__ import annotations
+
+import secrets
+import uuid
+from pathlib import Path
+
+import httpx
+from temporalio import activity
+from temporalio.client import Client
+from temporalio.exceptions import ApplicationError
+
+from activities.messages import PlanResult, RenderOutcome
+from t2m.db import JobStore
+from t2m.models import Artifacts, JobRecord, JobState, JobStatus, Usage, VideoRequest
+from tests.conftest import Caller
+from tests.fakes import Fakes
+from tests.helpers import catalog_request
+from tests.test_api import wait_status
+from tests.test_workflow_logic import run
+
+
+async def catalog_job(
+    jobs: JobStore,
+    owner: str,
+    status: JobState,
+    *,
+    usage: dict[str, Usage] | None = None,
+    retryable: bool | None = None,
+    artifacts: Artifacts | None = None,
+) -> str:
+    """A job row as the workflow leaves it when it ends with `status`."""
+    job_id = f"video-{uuid.uuid4()}"
+    req = catalog_request(owner, "Shared circles")
+    await jobs.create(job_id, req, "normal")
+    await record(jobs, job_id, req, status, usage or {}, retryable, artifacts)
+    return job_id
+
+
+async def record(
+    jobs: JobStore,
+    job_id: str,
+    req: VideoRequest,
+    status: JobState,
+    usage: dict[str, Usage],
+    retryable: bool | None = None,
+    artifacts: Artifacts | None = None,
+) -> None:
+    error = "model 'x' cannot be used: bad key" if status == "failed" else None
+    progress = JobStatus(
+        job_id=job_id, status=status, usage=usage, retryable=retryable, error=error
+    )
+    await jobs.record(
+        JobRecord(
+            job_id=job_id,
+            owner=req.owner,
+            request=req,
+            status=status,
+            progress=progress,
+            error=error,
+            artifacts=artifacts,
+        )
+    )
+
+
+async def completed_with_media(
+    api: httpx.AsyncClient, jobs: JobStore, owner: str, tmp: Path
+) -> str:
+    """A completed job whose video, thumbnail and subtitles are in the API's storage."""
+    job_id = f"video-{uuid.uuid4()}"
+    storage = api.app.state.t2m.storage  # type: ignore[attr-defined]
+    files = {"video.mp4": b"\x00\x00\x00\x18ftypmp42" + bytes(5000), "thumb.png": b"\x89PNG..."}
+    files["subs.vtt"] = b"WEBVTT\n\n00:00.000 --> 00:01.000\nHello.\n"
+    for name, data in files.items():
+        src = tmp / name
+        src.write_bytes(data)
+        storage.put_file(f"jobs/{job_id}/{name}", src)
+    artifacts = Artifacts(
+        video_key=f"jobs/{job_id}/video.mp4",
+        thumbnail_key=f"jobs/{job_id}/thumb.png",
+        vtt_key=f"jobs/{job_id}/subs.vtt",
+        duration_s=1.0,
+        size_bytes=len(files["video.mp4"]),
+    )
+    req = catalog_request(owner, "Shared circles")
+    await jobs.create(job_id, req, "normal")
+    await record(jobs, job_id, req, "completed", {}, artifacts=artifacts)
+    return job_id
+
+
+async def test_a_share_link_plays_one_video_without_credentials_until_revoked(
+    api: httpx.AsyncClient, keys: dict[str, Caller], jobs: JobStore, tmp_path: Path
+) -> None:
+    alice, bob = keys["alice"], keys["bob"]
+    job = await completed_with_media(api, jobs, alice.user, tmp_path)
+    share = f"/api/v1/jobs/{job}/share"
+    assert (await api.get(share, headers=alice)).status_code == 404  # none yet
+
+    made = await api.post(share, headers=alice)
+    assert made.status_code == 201, made.text
+    link = made.json()
+    token = link["token"]
+    assert link["url"] == f"/s/{token}" and link["job_id"] == job and len(token) >= 43
+    again = await api.post(share, headers=alice)  # one live link per job
+    assert again.status_code == 200 and again.json()["token"] == token
+    assert (await api.get(share, headers=alice)).json()["token"] == token
+    for method in ("GET", "POST", "DELETE"):  # another user: as if the job did not exist
+        r = await api.request(method, share, headers=bob)
+        assert r.status_code == 404 and r.json() == {"detail": f"job {job} not found"}
+    assert (await api.post(share)).status_code == 401
+
+    # Without any credentials: the page, what it plays, and the media (with Range).
+    page = await api.get(f"/s/{token}")
+    assert page.status_code == 200 and "<video" in page.text
+    assert page.headers["cache-control"] == "no-store"
+    shown = (await api.get(f"/api/v1/shared/{token}")).json()
+    assert shown["topic"] == "Shared circles" and shown["duration"] == 1.0
+    video = await api.get(shown["video_url"])
+    assert video.status_code == 200 and video.content.startswith(b"\x00\x00\x00\x18ftyp")
+    part = await api.get(shown["video_url"], headers={"Range": "bytes=0-9"})
+    assert part.status_code == 206 and len(part.content) == 10
+    assert (await api.get(shown["thumbnail_url"])).headers["content-type"] == "image/png"
+    subs = await api.get(shown["subtitles_url"])
+    assert subs.text.startswith("WEBVTT") and subs.headers["content-type"].startswith("text/vtt")
+    # The share token is no media token: the job's own routes still want credentials.
+    assert (await api.get(f"/api/v1/videos/jobs/{job}/stream?token={token}")).status_code == 401
+    assert (await api.get(f"/api/v1/jobs/{job}", params={"token": token})).status_code == 401
+    unknown = secrets.token_urlsafe(32)
+    assert (await api.get(f"/api/v1/shared/{unknown}")).status_code == 404
+    assert (await api.get("/api/v1/shared/bad%20token")).status_code == 422
+
+    assert (await api.delete(share, headers=alice)).status_code == 204
+    assert (await api.get(f"/s/{token}")).status_code == 404
+    for path in ("", "/stream", "/thumbnail", "/subtitles"):
+        assert (await api.get(f"/api/v1/shared/{token}{path}")).status_code == 404, path
+    assert (await api.delete(share, headers=alice)).status_code == 404  # nothing left to revoke
+    fresh = (await api.post(share, headers=alice)).json()["token"]
+    assert fresh != token and (await api.get(f"/s/{token}")).status_code == 404
+    assert (await api.get(f"/s/{fresh}")).status_code == 200
+
+    # A deleted job's link finds nothing; an unfinished job cannot be shared.
+    assert (await api.delete(f"/api/v1/jobs/{job}", headers=alice)).status_code == 204
+    assert (await api.get(f"/api/v1/shared/{fresh}")).status_code == 404
+    running = await catalog_job(jobs, alice.user, "failed")
+    refused = await api.post(f"/api/v1/jobs/{running}/share", headers=alice)
+    assert refused.status_code == 409 and "only a completed video" in refused.text
+
+
+async def test_retry_refuses_a_permanent_failure_and_usage_adds_up_over_runs(
+    api: httpx.AsyncClient, keys: dict[str, Caller], jobs: JobStore, client: Client
+) -> None:
+    alice = keys["alice"]
+    permanent = await catalog_job(jobs, alice.user, "failed", retryable=False)
+    status = (await api.get(f"/api/v1/videos/jobs/{permanent}/status", headers=alice)).json()
+    assert status["retryable"] is False
+    r = await api.post(f"/api/v1/jobs/{permanent}/retry", headers=alice)
+    assert r.status_code == 409 and "edit the request" in r.text
+
+    first_run = {"planning": Usage(calls=1, prompt_tokens=10), "generating_code": Usage(calls=2)}
+    job = await catalog_job(jobs, alice.user, "failed", usage=first_run, retryable=True)
+    assert (await api.post(f"/api/v1/jobs/{job}/retry", headers=alice)).status_code == 202
+    try:
+        detail = (await api.get(f"/api/v1/jobs/{job}", headers=alice)).json()
+        assert detail["usage"]["total"]["calls"] == 3  # the first run's, nothing of the new yet
+        # The second run ends (as its workflow would record it) having made two more calls.
+        second_run = {"generating_code": Usage(calls=1), "fixing": Usage(calls=1)}
+        await record(jobs, job, catalog_request(alice.user), "failed", second_run, True)
+        detail = (await api.get(f"/api/v1/jobs/{job}", headers=alice)).json()
+        ended = await wait_status(api, job, alice, {"failed"})  # the status snapshot catches up
+        for usage in (detail["usage"], ended["usage"]):
+            assert usage["total"]["calls"] == 5 and usage["total"]["prompt_tokens"] == 10
+            assert usage["stages"]["generating_code"]["calls"] == 3
+            assert usage["stages"]["fixing"]["calls"] == 1
+    finally:  # no worker serves this test's queues
+        await client.get_workflow_handle(job).terminate()
+
+
+class UnusableModel(Fakes):
+    """The model cannot be used at all (what `ModelError` means): planning fails at once."""
+
+    def activities(self) -> dict[str, list]:
+        acts = super().activities()
+
+        @activity.defn(name="plan_video")
+        async def plan_video(req: VideoRequest) -> PlanResult:
+            raise ApplicationError("bad key", type="ModelError", non_retryable=True)
+
+        acts["llm"] = [plan_video] + [a for a in acts["llm"] if a.__name__ != "plan_video"]
+        return acts
+
+
+async def test_a_failure_is_retryable_unless_a_step_said_retrying_cannot_help(
+    client: Client,
+) -> None:
+    permanent = await run(client, UnusableModel())
+    assert permanent.status == "failed" and permanent.retryable is False
+    broken = Fakes(render=lambda r: RenderOutcome(ok=False, error="NameError"))
+    scene_failed = await run(client, broken, max_fix_attempts=1)
+    assert scene_failed.status == "failed" and scene_failed.retryable is True
