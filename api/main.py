@@ -30,7 +30,7 @@ from api.auth import Authenticator
 from api.deps import AppState
 from api.limits import BodyLimit, Limits, StreamSlots
 from api.metrics import MetricsMiddleware
-from api.routes import jobs, system, videos, web
+from api.routes import jobs, shares, system, videos, web
 from api.routes.regenerate import router as regenerate_router
 from api.status_cache import StatusCache
 from t2m import db
@@ -205,6 +205,8 @@ def create_app(settings: Settings | None = None, limits: Limits | None = None) -
     app.add_exception_handler(db.CatalogUnavailable, _unavailable)
     app.include_router(videos.router)
     app.include_router(jobs.router)
+    app.include_router(shares.router)
+    app.include_router(shares.public)
     app.include_router(regenerate_router)
     app.include_router(system.router)
     app.include_router(web.router)

@@ -96,6 +96,9 @@ class JobStatusResponse(BaseModel):
     previous_version: int | None = None
     """The previous version, while it is kept (see video-url's `previous`)."""
     usage: UsageSummary | None = None
+    """Model usage of all the job's runs (a retry adds a run)."""
+    retryable: bool | None = None
+    """For a failed job: whether a retry can succeed (False: edit the request and resubmit)."""
     created_at: datetime
     updated_at: datetime
     completed_at: datetime | None = None
@@ -177,3 +180,23 @@ class JobList(BaseModel):
 class ActionResult(BaseModel):
     job_id: str
     status: str
+
+
+class ShareLink(BaseModel):
+    """A link that plays one job's video without credentials, until it is revoked."""
+
+    job_id: str
+    token: str
+    url: str
+    """The page that plays the video: `/s/{token}`."""
+    created_at: datetime
+
+
+class SharedVideo(BaseModel):
+    """What a share link shows: the video's topic and its media, reachable with the token only."""
+
+    topic: str
+    video_url: str
+    thumbnail_url: str | None
+    subtitles_url: str | None
+    duration: float

@@ -28,6 +28,8 @@ from t2m.models import (
     JobRecord,
     JobState,
     JobStatus,
+    Usage,
+    UsageSummary,
     VideoRequest,
     new_job_id,
     usage_summary,
@@ -153,11 +155,24 @@ async def status_response(state: AppState, job: Job) -> JobStatusResponse:
         reused_from=status.reused_from,
         version=job.artifacts.version if job.artifacts else None,
         previous_version=job.previous_artifacts.version if job.previous_artifacts else None,
-        usage=usage_summary(status.usage) if status.usage else job.usage,
+        usage=usage_of(job, status),
+        retryable=status.retryable if status.status == "failed" else None,
         created_at=job.created_at,
         updated_at=job.updated_at,
         completed_at=job.completed_at,
     )
+
+
+def usage_of(job: Job, status: JobStatus) -> UsageSummary | None:
+    """The job's model usage over all its runs: the earlier runs' (kept at each retry) plus the
+    current run's."""
+    current = usage_summary(status.usage) if status.usage else job.usage
+    if job.usage_before is None:
+        return current
+    stages = dict(job.usage_before.stages)
+    for stage, used in (current.stages if current else {}).items():
+        stages[stage] = stages.get(stage, Usage()).plus(used)
+    return usage_summary(stages)
 
 
 def summary(job: Job, thumbnail_url: str | None) -> JobSummary:

@@ -97,6 +97,8 @@ class Job:
     completed_at: datetime | None
     previous_artifacts: Artifacts | None = None
     """The video's version before the current one, while it is kept (see `Regeneration`)."""
+    usage_before: UsageSummary | None = None
+    """Model usage of the job's earlier runs (each retry starts a run of its own)."""
 
     @classmethod
     def from_row(cls, row: asyncpg.Record) -> Job:
@@ -118,6 +120,7 @@ class Job:
             updated_at=row["updated_at"],
             completed_at=row["completed_at"],
             previous_artifacts=parse(Artifacts, "previous_artifacts"),
+            usage_before=parse(UsageSummary, "usage_before"),
         )
 
 
@@ -145,7 +148,7 @@ class CatalogUnavailable(RuntimeError):
 C = TypeVar("C", bound=type)
 
 
-def _unreachable_is_unavailable(cls: C) -> C:
+def unreachable_is_unavailable(cls: C) -> C:
     """Every coroutine method of `cls` raises CatalogUnavailable when the database cannot be
     reached: a refused or missing socket surfaces as a plain OSError, which callers could not
     tell from any other I/O error."""
@@ -166,7 +169,7 @@ def _unreachable_is_unavailable(cls: C) -> C:
     return cls
 
 
-@_unreachable_is_unavailable
+@unreachable_is_unavailable
 class JobStore:
     def __init__(self, pool: asyncpg.Pool) -> None:
         self.pool = pool
@@ -282,12 +285,18 @@ class JobStore:
         )
         return [Job.from_row(r) for r in rows], total
 
-    async def requeue(self, job_id: str) -> None:
-        """A retried job is queued again; its finished work stays in `checkpoint`."""
+    async def requeue(self, job_id: str, usage_before: UsageSummary | None = None) -> None:
+        """A retried job is queued again; its finished work stays in `checkpoint`. Given
+        `usage_before` (the usage of its runs so far), the row starts a run afresh: no usage or
+        progress of its own until the new run records them."""
         await self.pool.execute(
             "UPDATE jobs SET status = 'queued', error = NULL, completed_at = NULL,"
+            " usage_before = COALESCE($2, usage_before),"
+            " usage = CASE WHEN $2::jsonb IS NULL THEN usage END,"
+            " progress = CASE WHEN $2::jsonb IS NULL THEN progress END,"
             " updated_at = now() WHERE id = $1",
             job_id,
+            _json(usage_before),
         )
 
     async def delete(self, job_id: str) -> None:
@@ -306,7 +315,7 @@ def _hash_key(key: str) -> str:
     return hashlib.sha256(key.encode()).hexdigest()
 
 
-@_unreachable_is_unavailable
+@unreachable_is_unavailable
 class KeyStore:
     """API keys are random tokens shown once; only their SHA-256 is stored."""
 
