@@ -84,6 +84,15 @@ class JobCreated(BaseModel):
     created_at: datetime
 
 
+class Budget(BaseModel):
+    """What the job's current run has spent on model calls against its budget (USD)."""
+
+    max_cost_usd: float
+    spent_usd: float
+    reached: bool
+    """The spend reached the budget: no model is asked again (a running fix loop ends)."""
+
+
 class JobStatusResponse(BaseModel):
     job_id: str
     status: JobState
@@ -97,6 +106,8 @@ class JobStatusResponse(BaseModel):
     """The previous version, while it is kept (see video-url's `previous`)."""
     usage: UsageSummary | None = None
     """Model usage of all the job's runs (a retry adds a run)."""
+    budget: Budget | None = None
+    """Spend against `max_cost_usd`; null when the job has no budget."""
     retryable: bool | None = None
     """For a failed job: whether a retry can succeed (False: edit the request and resubmit)."""
     created_at: datetime

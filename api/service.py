@@ -15,6 +15,7 @@ from temporalio.exceptions import WorkflowAlreadyStartedError
 
 from api.deps import AppState
 from api.schemas import (
+    Budget,
     GenerateRequest,
     JobStatusResponse,
     JobSummary,
@@ -153,6 +154,7 @@ async def status_response(state: AppState, job: Job) -> JobStatusResponse:
         progress=progress_of(status),
         error=status.error or job.error,
         reused_from=status.reused_from,
+        budget=budget_of(status),
         version=job.artifacts.version if job.artifacts else None,
         previous_version=job.previous_artifacts.version if job.previous_artifacts else None,
         usage=usage_of(job, status),
@@ -173,6 +175,13 @@ def usage_of(job: Job, status: JobStatus) -> UsageSummary | None:
     for stage, used in (current.stages if current else {}).items():
         stages[stage] = stages.get(stage, Usage()).plus(used)
     return usage_summary(stages)
+
+
+def budget_of(status: JobStatus) -> Budget | None:
+    if status.max_cost_usd is None:
+        return None
+    reached = status.spent_usd >= status.max_cost_usd
+    return Budget(max_cost_usd=status.max_cost_usd, spent_usd=status.spent_usd, reached=reached)
 
 
 def summary(job: Job, thumbnail_url: str | None) -> JobSummary:

@@ -15,6 +15,7 @@ from typing import Any
 from urllib.parse import quote
 
 from cli.remote import ApiError, Remote, load_config
+from t2m.budget import spent_against
 from t2m.models import JOB_STATES
 
 VERBS = ("list", "status", "cancel", "retry", "delete", "download")
@@ -119,6 +120,8 @@ def _list(remote: Remote, args: argparse.Namespace) -> Outcome:
 def describe(s: dict[str, Any]) -> str:
     p = s["progress"]
     line = f"{s['job_id']}: {s['status']}, {p['current_stage']} {p['percentage']:.0f}%"
+    if budget := s.get("budget"):
+        line += f", spent {spent_against(budget['max_cost_usd'], budget['spent_usd'])}"
     if s.get("error"):
         line += f": {' '.join(s['error'].split())}"
     return line

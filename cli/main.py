@@ -122,6 +122,13 @@ def _parser() -> argparse.ArgumentParser:
         action="store_true",
         help="make the video anew even if an identical one was made before",
     )
+    g.add_argument(
+        "--max-cost-usd",
+        type=float,
+        default=None,
+        help="budget of the job's model calls in USD; once spent, fix rounds end"
+        " (default: T2M_DEFAULT_MAX_COST_USD, else T2M_MAX_COST_USD_CEILING, else none)",
+    )
     g.add_argument("--no-subtitles", action="store_true", help="make no subtitles")
     g.add_argument("--no-thumbnail", action="store_true", help="make no thumbnail")
     g.add_argument("--out", type=Path, default=Path("."), help="directory for the results")
@@ -298,6 +305,7 @@ def _request(settings: Settings, args: argparse.Namespace) -> VideoRequest:
             enable_thumbnails=not args.no_thumbnail,
             voice=args.voice,
             force=args.force,
+            max_cost_usd=args.max_cost_usd,
             style_preferences=_style_pairs(args.style),
         )
     except ValidationError as e:

@@ -10,6 +10,7 @@ from rich.live import Live
 from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from t2m.budget import spent_against
 from t2m.models import JobStatus
 
 STATE_STYLE = {
@@ -63,4 +64,7 @@ class ProgressView:
             table.add_row(
                 f"  scene {s.index + 1}", s.title, f"[{style}]{s.state}[/{style}]", attempts
             )
+        if status.max_cost_usd is not None:
+            spent = spent_against(status.max_cost_usd, status.spent_usd)
+            table.add_row("  model", f"{spent} spent", "", "")
         self.live.update(Group(self.bar, table))

@@ -7,7 +7,7 @@ import os
 from functools import lru_cache
 from pathlib import Path
 
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -65,6 +65,12 @@ class Settings(BaseSettings):
     default_voice: str = "en-us"
     max_fix_attempts: int = Field(default=3, ge=1, le=10)
     """Renders per scene: the first attempt plus model fixes, bounded."""
+    default_max_cost_usd: float | None = Field(default=None, gt=0)
+    """Budget (USD) of a request's model calls when it names none; no budget when unset (and
+    no ceiling)."""
+    max_cost_usd_ceiling: float | None = Field(default=None, gt=0)
+    """The largest `max_cost_usd` a request may ask for; the budget of requests naming none
+    when no default is set."""
 
     render_concurrency: int = Field(default_factory=lambda: os.cpu_count() or 1, ge=1)
     llm_concurrency: int = Field(default=32, ge=1)
@@ -85,6 +91,16 @@ class Settings(BaseSettings):
         if url and not (url.startswith("file:///") or (url.startswith("s3://") and len(url) > 5)):
             raise ValueError("use file:///path or s3://bucket[/prefix]")
         return url
+
+    @model_validator(mode="after")
+    def _default_within_ceiling(self) -> Settings:
+        ceiling, default = self.max_cost_usd_ceiling, self.default_max_cost_usd
+        if ceiling is not None and default is not None and default > ceiling:
+            raise ValueError(
+                f"T2M_DEFAULT_MAX_COST_USD ({default}) is above"
+                f" T2M_MAX_COST_USD_CEILING ({ceiling})"
+            )
+        return self
 
     @property
     def storage_dir(self) -> Path:

@@ -202,6 +202,8 @@ class VideoOptions(BaseModel):
     voice: PlainText | None = Field(default=None, max_length=100)
     force: bool = False
     """Make the video anew even when an identical request already has a finished one."""
+    max_cost_usd: float | None = Field(default=None, gt=0, le=1_000_000)
+    """Budget for the job's model calls (USD); the configured default when absent."""
 
     @field_validator("style_preferences")
     @classmethod
@@ -316,6 +318,8 @@ class VideoRequest(BaseModel):
     vision_model: str | None = None
     """When set, frames of each rendered scene are reviewed by this model (visual check)."""
     style_preferences: dict[str, str] = Field(default_factory=dict)
+    max_cost_usd: float | None = None
+    """Budget for this run's model calls (USD): once spent, no model is asked again; None: none."""
     reuse: bool = False
     """Answer with a finished identical job's video when there is one (see `t2m.reuse`); the
     API and the CLI turn it on unless the request says `force` or T2M_REUSE_RESULTS is off."""
@@ -367,6 +371,9 @@ class JobStatus(BaseModel):
     """Model usage per stage (planning, storyboarding, generating_code, fixing, reviewing)."""
     reused_from: str | None = None
     """The finished identical job whose video this job reused, if it did."""
+    max_cost_usd: float | None = None
+    spent_usd: float = 0.0
+    """This run's budget for model calls (USD, None: none) and what they have cost so far."""
     retryable: bool | None = None
     """For a failed job: whether running it again can succeed (False when a step said retrying
     cannot help: an unusable model, an unknown voice, a plan that will not validate)."""

@@ -48,6 +48,20 @@ def _language_voice(settings: Settings, options: VideoOptions) -> str:
     return language
 
 
+def _budget(settings: Settings, options: VideoOptions) -> float | None:
+    """The request's budget, else the configured default, else the ceiling (None: no budget)."""
+    ceiling, asked = settings.max_cost_usd_ceiling, options.max_cost_usd
+    if asked is None:
+        return settings.default_max_cost_usd or ceiling
+    if ceiling is not None and asked > ceiling:
+        raise InvalidRequest(
+            "max_cost_usd",
+            f"must be at most {ceiling} (the configured ceiling, T2M_MAX_COST_USD_CEILING),"
+            f" not {asked}",
+        )
+    return asked
+
+
 def build_request(settings: Settings, options: VideoOptions, owner: str) -> VideoRequest:
     """Resolve `options` against the configuration; raise InvalidRequest naming the field."""
     model = options.model or settings.default_model
@@ -80,5 +94,6 @@ def build_request(settings: Settings, options: VideoOptions, owner: str) -> Vide
         coder_model=settings.coder_model,
         vision_model=settings.vision_model if options.visual_check else None,
         style_preferences=options.style_preferences or {},
+        max_cost_usd=_budget(settings, options),
         reuse=settings.reuse_results and not options.force,
     )

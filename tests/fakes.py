@@ -69,6 +69,8 @@ class Fakes:
     """What the whole-result cache finds (nothing, by default)."""
     catalog: list[Callable] | None = None
     """Real catalog activities to serve instead of the recording fake."""
+    models: list[Callable] | None = None
+    """Real model activities (`LLMActivities(...).all()`) to serve instead of the fakes."""
 
     def activities(self) -> dict[str, list[Callable]]:
         @activity.defn(name="plan_video")
@@ -144,6 +146,9 @@ class Fakes:
         llm = [plan_video, storyboard_scene, retrieve_docs, write_scene_code, fix_scene_code]
         llm += [critique_scene, narrate_scene, find_reusable, copy_artifacts]
         llm += self.catalog or [record_job]
+        if self.models:
+            faked = {plan_video, storyboard_scene, retrieve_docs, write_scene_code, fix_scene_code}
+            llm = [*self.models, *(a for a in llm if a not in faked | {critique_scene})]
         return {"llm": llm, "render": [render_scene, compose_video, make_thumbnail, finalize_video]}
 
 

@@ -16,6 +16,7 @@ from temporalio.exceptions import ApplicationError
 
 with workflow.unsafe.imports_passed_through():
     from activities import messages as msg
+    from t2m.budget import exhausted
     from t2m.models import (
         JobStatus,
         Narration,
@@ -38,6 +39,7 @@ with workflow.unsafe.imports_passed_through():
         VISUAL_FIX_ROUNDS,
         WORK_RETRY,
         Authored,
+        BudgetReached,
         R,
         Rounds,
         T,
@@ -113,7 +115,7 @@ class SceneSteps:
         Returns the accepted render's video key; raises SceneFailed when no render worked.
         """
         accepted: msg.RenderOutcome | None = None
-        rounds = Rounds()
+        rounds, stopped = Rounds(), ""
         for attempt in range(1, req.max_fix_attempts + 1):
             st.attempts = attempt
             self._scene_state(st, "rendering")
@@ -125,14 +127,18 @@ class SceneSteps:
             st.error = problem
             if problem is None or attempt == req.max_fix_attempts:
                 break
-            authored.code = await self._fix(req, authored, problem, attempt, st)
+            try:
+                authored.code = await self._fix(req, authored, problem, attempt, st)
+            except BudgetReached as spent:  # the last good render stays, if there is one
+                stopped = f"{spent.message}: "
+                break
         if accepted is None or accepted.video_key is None:
             self._scene_state(st, "failed")
             last = (st.error or "").strip().splitlines()
             raise ApplicationError(
-                f"scene {authored.scene.index + 1} ({authored.scene.title!r}) did not render "
-                f"after {st.attempts} attempts: {last[-1] if last else 'unknown error'}",
-                type="SceneFailed",
+                f"{stopped}scene {authored.scene.index + 1} ({authored.scene.title!r}) did not"
+                f" render after {st.attempts} attempts: {last[-1] if last else 'unknown error'}",
+                type="BudgetReached" if stopped else "SceneFailed",
                 non_retryable=True,
             )
         st.error = None
@@ -153,7 +159,8 @@ class SceneSteps:
         if outcome.layout_issues and rounds.layout < LAYOUT_FIX_ROUNDS:
             rounds.layout += 1
             return "Layout check:\n" + "\n".join(outcome.layout_issues)
-        if req.vision_model and rounds.visual < VISUAL_FIX_ROUNDS:
+        spent = exhausted(self._status.max_cost_usd, self._status.spent_usd)
+        if req.vision_model and rounds.visual < VISUAL_FIX_ROUNDS and not spent:
             self._scene_state(st, "reviewing")
             review = await self._llm(
                 "critique_scene",
@@ -200,11 +207,15 @@ class SceneSteps:
         return fixed.code
 
     async def _llm(self, name: str, arg: object, result_type: type[R], stage: str) -> R:
-        """Run a model activity and book its usage under `stage`."""
+        """Run a model activity and book its usage under `stage`; refused once the budget is
+        spent (BudgetReached)."""
+        if reason := exhausted(self._status.max_cost_usd, self._status.spent_usd):
+            raise BudgetReached(reason)
         result = await self._work(
             name, arg, result_type, queue="llm", start_to_close=LLM_TIMEOUT, retry_policy=LLM_RETRY
         )
         self._status.usage[stage] = self._status.usage.get(stage, Usage()).plus(result.usage)
+        self._status.spent_usd += result.usage.cost_usd
         return result
 
     async def _work(

@@ -87,6 +87,13 @@ class Authored:
     """The requester's feedback on the scene's earlier version, when it is regenerated."""
 
 
+class BudgetReached(ApplicationError):
+    """The job's budget is spent: no model may be asked again (`t2m.budget.exhausted`)."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason, type="BudgetReached", non_retryable=True)
+
+
 @dataclass
 class Rounds:
     """Fix rounds already spent on layout findings and on critiques, for one scene."""

@@ -46,7 +46,9 @@ class VideoWorkflow(SceneRegeneration):
     @workflow.init
     def __init__(self, req: VideoRequest) -> None:
         self._req = req
-        self._status = JobStatus(job_id=workflow.info().workflow_id, status="queued")
+        self._status = JobStatus(
+            job_id=workflow.info().workflow_id, status="queued", max_cost_usd=req.max_cost_usd
+        )
         self._plan: VideoPlan | None = None
         self._done: dict[int, SceneMedia] = {}
         self._redoing: set[int] = set()

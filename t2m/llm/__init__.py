@@ -52,9 +52,14 @@ def register_provider(name: str, handler: CustomLLM) -> None:
     ] + [{"provider": name, "custom_handler": handler}]
 
 
-def _cost(response: litellm.ModelResponse) -> float:
+def _cost(response: litellm.ModelResponse, model: str) -> float:
+    """The call's USD cost as litellm priced it (a custom provider's model is priced under the
+    name it was asked by, e.g. after `litellm.register_model`); 0 when no price is known."""
+    priced = getattr(response, "_hidden_params", {}).get("response_cost")
+    if priced is not None:
+        return float(priced)
     try:
-        return float(litellm.completion_cost(completion_response=response) or 0.0)
+        return float(litellm.completion_cost(completion_response=response, model=model) or 0.0)
     except Exception:  # no price known for this model (custom and local models)
         return 0.0
 
@@ -99,7 +104,7 @@ class ModelClient:
             calls=1,
             prompt_tokens=int(getattr(u, "prompt_tokens", 0) or 0),
             completion_tokens=int(getattr(u, "completion_tokens", 0) or 0),
-            cost_usd=_cost(response),
+            cost_usd=_cost(response, model),
         )
         if self.cache is not None and text:
             with tempfile.TemporaryDirectory() as tmp:
