@@ -38,7 +38,8 @@ from t2m.models import (
 if TYPE_CHECKING:
     from t2m.llm import ModelClient
 
-MAX_TOPICS = 200
+MAX_TOPICS = 100
+"""Each topic travels in the eval's workflow input: 100 stay far below Temporal's 2 MiB payloads."""
 AXES: dict[str, str] = {
     "accuracy_depth": "accuracy & depth",
     "logical_flow": "logical flow",
@@ -176,7 +177,7 @@ class ReportRequest(BaseModel):
     eval_id: str
     name: str
     judge_model: str | None
-    items: list[EvalItem]
+    topics: list[EvalTopic]
     outcomes: list[VideoOutcome]
     judgements: list[Judgement | None]
     wall_s: float
@@ -282,7 +283,7 @@ async def judge_video(
 
 
 def _topic_report(
-    item: EvalItem, outcome: VideoOutcome, status: JobStatus | None, judged: Judgement | None
+    topic: EvalTopic, outcome: VideoOutcome, status: JobStatus | None, judged: Judgement | None
 ) -> TopicReport:
     scenes = status.scenes if status else []
     usage = Usage()
@@ -292,9 +293,9 @@ def _topic_report(
         usage = usage.plus(judged.usage)
     findings = [f"scene {s.index + 1}: {issue}" for s in scenes for issue in s.layout_issues]
     return TopicReport(
-        theorem=item.topic.theorem,
-        difficulty=item.topic.difficulty,
-        subfield=item.topic.subfield,
+        theorem=topic.theorem,
+        difficulty=topic.difficulty,
+        subfield=topic.subfield,
         job_id=outcome.job_id,
         status=outcome.status,
         error=outcome.error or (status.error if status else None),
@@ -313,9 +314,9 @@ def _topic_report(
 def build_report(req: ReportRequest, statuses: list[JobStatus | None]) -> EvalReport:
     """The report: per topic from each job's final status, and overall."""
     topics = [
-        _topic_report(item, outcome, status, judged)
-        for item, outcome, status, judged in zip(
-            req.items, req.outcomes, statuses, req.judgements, strict=True
+        _topic_report(topic, outcome, status, judged)
+        for topic, outcome, status, judged in zip(
+            req.topics, req.outcomes, statuses, req.judgements, strict=True
         )
     ]
     completed = sum(t.status == "completed" for t in topics)

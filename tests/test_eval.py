@@ -3,6 +3,7 @@ eval's own logic on faked video activities; its Temporal Schedule; its refusals 
 
 from __future__ import annotations
 
+import asyncio
 import json
 import uuid
 from pathlib import Path
@@ -21,6 +22,7 @@ from t2m.eval import (
     AXES,
     EvalItem,
     EvalRequest,
+    EvalResult,
     EvalTopic,
     Judgement,
     JudgeRequest,
@@ -35,7 +37,7 @@ from t2m.storage import LocalStorage
 from tests.fakes import Fakes, running
 from tests.helpers import cli_env, run_cli
 from tests.scripted import ScriptedLLM
-from workflows.eval import EvalWorkflow
+from workflows.eval import EvalWorkflow, ensure_eval_schedule
 from workflows.video import VideoWorkflow
 
 TOPICS = [
@@ -142,6 +144,32 @@ async def test_a_failed_video_or_judge_is_a_topic_without_scores_not_a_failed_ev
     assert "not judged: the judge failed" in md and "| Broken | failed |" in md
 
 
+async def test_the_schedule_runs_the_eval_it_was_given(
+    client: Client, settings: Settings, tmp_path: Path
+) -> None:
+    storage = LocalStorage(tmp_path / "storage")
+    evals = EvalActivities(ModelClient(), storage, jobs=None, temporal=client)
+    fakes = Fakes(catalog=[CatalogActivities(None).record_job, evals.write_eval_report])
+    req = EvalRequest(name="nightly", items=[_item("Scheduled")])
+    async with running(client, fakes, workflows=(VideoWorkflow, EvalWorkflow)) as queue:
+        prefix = settings.model_copy(update={"task_queue_prefix": queue.removesuffix("-video")})
+        schedule = client.get_schedule_handle(
+            await ensure_eval_schedule(client, prefix, req, "0 3 * * *")
+        )
+        try:
+            await schedule.trigger()
+            for _ in range(100):
+                if actions := (await schedule.describe()).info.recent_actions:
+                    break
+                await asyncio.sleep(0.1)
+            run_id = actions[0].action.workflow_id
+            result = await client.get_workflow_handle(run_id, result_type=EvalResult).result()
+        finally:
+            await schedule.delete()
+    assert run_id.startswith(f"{schedule.id}-") and result.eval_id == run_id
+    assert result.overall.completed == 1 and storage.exists(f"eval/{run_id}/report.md")
+
+
 async def test_a_judge_answer_out_of_format_leaves_the_scores_out(scripted: ScriptedLLM) -> None:
     topic = EvalTopic(theorem="Ideal Gas Law", description="PV = nRT.")
     for answer, why in (
@@ -161,7 +189,7 @@ async def test_a_judge_answer_out_of_format_leaves_the_scores_out(scripted: Scri
 @pytest.mark.parametrize(
     ("text", "message"),
     [
-        ("[]", "must be a JSON list of 1 to 200 topic objects"),
+        ("[]", "must be a JSON list of 1 to 100 topic objects"),
         ('[{"theorem": "Ideal gas"}]', "entry 1 of 1 ('Ideal gas'): description (or context): Field required"),
         ('[{"theorem": "Good", "context": ""}, {"topic": "ab", "context": ""}]',
          "entry 2 of 2 ('ab'): topic: String should have at least 3 characters"),

@@ -85,7 +85,7 @@ class EvalWorkflow:
             eval_id=workflow.info().workflow_id,
             name=req.name,
             judge_model=req.judge_model,
-            items=req.items,
+            topics=[item.topic for item in req.items],
             outcomes=list(outcomes),
             judgements=list(judgements),
             wall_s=(workflow.now() - started).total_seconds(),
