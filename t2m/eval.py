@@ -261,9 +261,7 @@ async def judge_video(
         "transcript": transcript[:TRANSCRIPT_CHARS],
         "frames": len(frames),
     }
-    content: list[dict] = [
-        {"type": "text", "text": render_prompt("judge_video", data, frames=len(frames))}
-    ]
+    content: list[dict] = [{"type": "text", "text": render_prompt("judge_video", data)}]
     for frame in frames:
         b64 = base64.b64encode(frame.read_bytes()).decode()
         content.append({"type": "image_url", "image_url": {"url": f"data:image/png;base64,{b64}"}})
