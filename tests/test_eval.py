@@ -37,6 +37,7 @@ from t2m.storage import LocalStorage
 from tests.fakes import Fakes, running
 from tests.helpers import cli_env, run_cli
 from tests.scripted import ScriptedLLM
+from tests.test_temporal_ui import current_details
 from workflows.eval import EvalWorkflow, ensure_eval_schedule
 from workflows.video import VideoWorkflow
 
@@ -130,6 +131,8 @@ async def test_a_failed_video_or_judge_is_a_topic_without_scores_not_a_failed_ev
             EvalWorkflow.run, req, id=f"eval-{uuid.uuid4()}", task_queue=queue
         )
         result = await handle.result()
+        details = await current_details(handle)  # what the Web UI shows of the eval
+    assert details.startswith("**3 of 3 topics done**") and "- failed: Broken (`video-" in details
     assert (result.overall.completed, result.overall.judged) == (2, 1)
     assert result.overall.success_rate == pytest.approx(2 / 3, abs=1e-4)
     assert result.json_key == f"eval/{handle.id}/report.json"

@@ -43,7 +43,7 @@ with workflow.unsafe.imports_passed_through():
     from t2m.models import VideoRequest
     from workflows.search import SA_MODEL, SA_OWNER, SA_QUALITY, SA_STAGE, SA_TOPIC
     from workflows.steps import LLM_RETRY, LLM_TIMEOUT, WORK_RETRY, reason_of, sibling_queue
-    from workflows.ui import one_line, static_details, static_summary
+    from workflows.ui import md, one_line, static_details, static_summary
     from workflows.video import VideoWorkflow
 
 EVAL_OWNER = "eval"
@@ -69,6 +69,7 @@ class EvalWorkflow:
     @workflow.init
     def __init__(self, req: EvalRequest) -> None:
         self._progress = EvalProgress()
+        self._total = len(req.items)
 
     @workflow.query
     def progress(self) -> EvalProgress:
@@ -132,7 +133,17 @@ class EvalWorkflow:
                 wall_s=(workflow.now() - started).total_seconds(),
             )
         self._progress.finished.append(outcome)
+        self._show()
         return outcome
+
+    def _show(self) -> None:
+        """The Web UI's current details: how many topics are done, and how each ended."""
+        done = self._progress.finished
+        lines = [f"**{len(done)} of {self._total} topics done**", ""]
+        for o in done:
+            topic = md(one_line(self._progress.jobs[o.job_id], 60))
+            lines.append(f"- {o.status}: {topic} (`{o.job_id}`, {o.wall_s:.0f} s)")
+        workflow.set_current_details("\n".join(lines))
 
     async def _judge(
         self, req: EvalRequest, item: EvalItem, video: VideoOutcome
