@@ -31,6 +31,7 @@ from t2m.storage import LocalStorage
 from tests.fakes import Fakes, running
 from tests.helpers import asgi_client, cli_env, run_cli
 from tests.scripted import ScriptedLLM, plan_json
+from workflows import ui
 from workflows.video import VideoWorkflow
 
 PAID = "scripted/paid"
@@ -103,6 +104,7 @@ async def test_an_always_failing_scene_stops_at_the_budget(
         view.update(status)
     shown = view.console.file.getvalue()  # type: ignore[attr-defined]
     assert f"{usd(status.spent_usd)} of $0.10 spent" in shown
+    assert f"model calls: {usd(status.spent_usd)} of $0.10 spent" in ui.current_details(status)
 
 
 async def test_a_scene_keeps_its_last_good_render_when_the_budget_ends_its_fixes(

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import re
 
+from t2m.budget import spent_against
 from t2m.models import JobStatus, ScenePlan, VideoRequest
 
 SUMMARY_CHARS = 160
@@ -88,6 +89,8 @@ def static_details(req: VideoRequest) -> str:
 def current_details(status: JobStatus) -> str:
     """The job as it stands: status, stage, percentage, then a table of its scenes, as markdown."""
     head = f"**{status.status}** · stage **{status.current_stage}** · {status.percentage:.0f}%"
+    if status.max_cost_usd is not None:
+        head += f" · model calls: {spent_against(status.max_cost_usd, status.spent_usd)} spent"
     lines = [head]
     if status.reused_from:
         lines.append(f"Reused the video of job {md(status.reused_from)}")
