@@ -1,4 +1,4 @@
-"""`t2m jobs list|status|cancel|retry|delete|download`: the REST API from the command line.
+"""`t2m jobs list|status|cancel|retry|delete|download|regenerate`: the REST API from the command line.
 
 Each verb prints a short human summary, or with `--json` exactly one JSON object on stdout (on
 failure too: `{"error": …, "http_status": …}`). Errors are one `t2m: …` line on stderr. Exit codes
@@ -18,7 +18,7 @@ from cli.remote import ApiError, Remote, load_config
 from t2m.budget import spent_against
 from t2m.models import JOB_STATES
 
-VERBS = ("list", "status", "cancel", "retry", "delete", "download")
+VERBS = ("list", "status", "cancel", "retry", "delete", "download", "regenerate")
 MEDIA = (  # field of the JSON answer, API path, file extension, may be missing
     ("video", "download", "mp4", False),
     ("subtitles_srt", "subtitles?format=srt", "srt", True),
@@ -67,6 +67,20 @@ def add_parser(sub: Any) -> argparse.ArgumentParser:
     _job_id(dl)
     dl.add_argument("--out", type=Path, default=Path("."), help="directory for the files")
     _json_flag(dl)
+    rg = verbs.add_parser(
+        "regenerate",
+        help="make one scene again with your feedback: a running job redoes it before composing;"
+        " a completed one gets a new version of its video (the previous one stays downloadable)",
+    )
+    _job_id(rg)
+    rg.add_argument("index", metavar="INDEX", type=int, help="the scene's index, from 0")
+    rg.add_argument(
+        "--feedback",
+        required=True,
+        metavar="TEXT",
+        help="what should change in the scene (default: none; it is required)",
+    )
+    _json_flag(rg)
     return j
 
 
@@ -180,6 +194,13 @@ def _download(remote: Remote, args: argparse.Namespace) -> Outcome:
     return 0, answer, f"Downloaded {args.job_id}\n{text}"
 
 
+def _regenerate(remote: Remote, args: argparse.Namespace) -> Outcome:
+    path = f"/api/v1/jobs/{args.job_id}/scenes/{args.index}/regenerate"
+    answer = remote.json("POST", path, json={"feedback": args.feedback})
+    text = f"{answer['job_id']}: scene {answer['index']} {answer['status']}"
+    return 0, answer, f"{text}, for version {answer['version']} of the video"
+
+
 VERB_RUNNERS = {
     "list": _list,
     "status": _status,
@@ -187,4 +208,5 @@ VERB_RUNNERS = {
     "retry": _action("retry"),
     "delete": _action("delete"),
     "download": _download,
+    "regenerate": _regenerate,
 }

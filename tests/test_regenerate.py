@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import uuid
 from collections import Counter
+from pathlib import Path
 from typing import Any
 
 import av
@@ -16,12 +17,16 @@ from temporalio.client import Client, WorkflowHandle, WorkflowUpdateFailedError,
 from temporalio.exceptions import ApplicationError
 
 from activities.messages import RenderOutcome
+from api.main import create_app
+from t2m.config import Settings
 from t2m.db import JobStore
 from t2m.models import VideoRequest
 from tests.fakes import Fakes, running
+from tests.helpers import serve
 from tests.media_checks import frame_at
 from tests.scripted import ScriptedLLM, plan_json, scene_code
 from tests.test_api import GENERATE, body, wait_status
+from tests.test_cli_jobs import env_for, t2m_json
 from workflows.video import VideoWorkflow
 
 SCENE_ACTIVITIES = {
@@ -113,7 +118,8 @@ async def test_rest_regenerates_a_completed_jobs_scene_as_a_new_version(
     worker: None,
     client: Client,
     jobs: JobStore,
-    tmp_path: Any,
+    tmp_path: Path,
+    api_settings: Settings,
 ) -> None:
     def handler(task: str, data: dict) -> str | None:
         if task == "plan_video":
@@ -144,9 +150,13 @@ async def test_rest_regenerates_a_completed_jobs_scene_as_a_new_version(
     ]
     empty = await api.post(regenerate, json={"feedback": " "}, headers=alice)
     assert empty.status_code == 422 and empty.json()["detail"][0]["loc"] == ["body", "feedback"]
-    r = await api.post(regenerate, json=feedback, headers=alice)
-    assert r.status_code == 202, r.text
-    assert r.json() == {"job_id": job, "status": "queued", "index": 1, "version": 2}
+    async with serve(create_app(api_settings)) as url:  # the CLI over the REST API
+        env = env_for(api_settings, tmp_path, url, alice["Authorization"].split()[1])
+        args = ("jobs", "regenerate", job, "--feedback", feedback["feedback"])
+        code, answer, err = await t2m_json(env, *args[:3], "5", *args[3:])
+        assert code == 2 and "scene index 5 does not exist" in err, err
+        code, answer, _ = await t2m_json(env, *args[:3], "1", *args[3:])
+    assert code == 0 and answer == {"job_id": job, "status": "queued", "index": 1, "version": 2}
     while_making = await api.get(f"/api/v1/videos/jobs/{job}/video-url", headers=alice)
     if while_making.json()["status"] != "completed":  # the current version plays meanwhile
         assert while_making.json()["version"] == 1
