@@ -20,7 +20,8 @@ from temporalio.client import Client, WorkflowFailureError
 
 from activities.llm import LLMActivities
 from activities.messages import RenderOutcome, RenderRequest
-from api.service import budget_of
+from api.service import budget_of, progress_of
+from cli.jobs import describe
 from cli.progress import ProgressView
 from t2m.budget import usd
 from t2m.config import Settings
@@ -99,6 +100,9 @@ async def test_an_always_failing_scene_stops_at_the_budget(
     assert BUDGET <= float(found[1]) <= status.spent_usd + 5e-5  # shown to 4 decimals
     budget = budget_of(status)
     assert budget is not None and budget.reached and budget.spent_usd == status.spent_usd
+    answer = {"job_id": "j", "status": "failed", "progress": progress_of(status).model_dump()}
+    line = describe(answer | {"budget": budget.model_dump()})  # t2m jobs status
+    assert line.startswith("j: failed, ") and f"%, spent {usd(status.spent_usd)} of $0.10" in line
     view = ProgressView(status.job_id, stream=io.StringIO())
     with view:
         view.update(status)
