@@ -41,8 +41,8 @@ class AppState:
     status: StatusCache
 
 
-def get_state(request: Request) -> AppState:
-    return request.app.state.t2m
+async def get_state(request: Request) -> AppState:
+    return request.app.state.t2m  # async: FastAPI would run a plain function in a thread
 
 
 StateDep = Annotated[AppState, Depends(get_state)]
@@ -61,7 +61,8 @@ class AuthenticatedRoute(APIRoute):
 
         async def authenticate_first(request: Request) -> Response:
             if request.method in STATE_CHANGING:
-                request.scope[PRINCIPAL] = await get_state(request).auth.authenticate(request)
+                state = await get_state(request)
+                request.scope[PRINCIPAL] = await state.auth.authenticate(request)
             return await handler(request)
 
         return authenticate_first
@@ -80,12 +81,15 @@ def _not_found(job_id: str) -> HTTPException:
     return HTTPException(404, f"job {job_id} not found")
 
 
-async def owned_job(job_id: JobId, user: CurrentUser, state: StateDep) -> Job:
+def visible(job: Job | None, user: Principal, job_id: str) -> Job:
     """The job if the caller owns it (or is an admin); otherwise 404, revealing nothing."""
-    job = await state.jobs.get(job_id)
     if job is None or (job.owner != user.user and not user.admin):
         raise _not_found(job_id)
     return job
+
+
+async def owned_job(job_id: JobId, user: CurrentUser, state: StateDep) -> Job:
+    return visible(await state.jobs.get(job_id), user, job_id)
 
 
 OwnedJob = Annotated[Job, Depends(owned_job)]

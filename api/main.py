@@ -170,18 +170,19 @@ def create_app(settings: Settings | None = None, limits: Limits | None = None) -
         try:
             client = await connect(settings)
 
-            async def fetch(job_id: str, known: JobStatus | None) -> JobStatus:
+            async def query(job_id: str, known: JobStatus | None) -> JobStatus:
                 return await job_status(client.get_workflow_handle(job_id), known)
 
+            jobs = db.JobStore(pool)
             app.state.t2m = AppState(
                 settings=settings,
                 client=client,
-                jobs=db.JobStore(pool),
+                jobs=jobs,
                 storage=get_storage(settings),
                 auth=Authenticator(settings, db.KeyStore(pool), secret_key(settings)),
                 limits=limits,
                 streams=StreamSlots(limits.events_per_user),
-                status=StatusCache(fetch),
+                status=StatusCache(jobs.get, query),
             )
             yield
         finally:

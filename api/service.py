@@ -22,12 +22,12 @@ from api.schemas import (
     SceneProgress,
     StatusProgress,
 )
+from api.status_cache import row_status
 from t2m.db import IdempotencyConflict, Job
 from t2m.models import (
     PRIORITY_KEYS,
     TERMINAL_STATUSES,
     JobRecord,
-    JobState,
     JobStatus,
     Usage,
     UsageSummary,
@@ -119,12 +119,8 @@ async def live_status(state: AppState, job: Job, *, fresh: bool = False) -> JobS
     if fresh:
         state.status.forget(job.id)
         return await job_status(state.client.get_workflow_handle(job.id), job.progress)
-    known = job.progress or JobStatus(job_id=job.id, status=_row_state(job.status))
-    return await state.status.get(job.id, known)
-
-
-def _row_state(status: str) -> JobState:
-    return "running" if status == "running" else "queued"
+    snapshot = await state.status.get(job.id, job)
+    return snapshot.status if snapshot else row_status(job)
 
 
 def progress_of(status: JobStatus) -> StatusProgress:
@@ -144,8 +140,11 @@ def estimated_completion(job: Job, status: JobStatus) -> datetime | None:
     return datetime.now(UTC) + elapsed * ((100 - status.percentage) / status.percentage)
 
 
-async def status_response(state: AppState, job: Job) -> JobStatusResponse:
-    status = await live_status(state, job)
+async def status_response(
+    state: AppState, job: Job, status: JobStatus | None = None
+) -> JobStatusResponse:
+    """The job's status as the API answers it (`status`: a snapshot the caller already has)."""
+    status = status or await live_status(state, job)
     if status.status in TERMINAL_STATUSES and job.status not in TERMINAL_STATUSES:
         job = await state.jobs.get(job.id) or job  # it ended since the row was read
     return JobStatusResponse(

@@ -1,68 +1,107 @@
 """Status that stays instant under load: one snapshot per running job, refreshed by at most one
-in-flight workflow query at a time and at most every `max_age_s`.
+in-flight refresh at a time and at most every `max_age_s`.
 
-Without it every status call is a Temporal query answered by a worker whose CPU the renders hold
-(p99 of seconds with 50 pollers). With it, pollers share one query per job per `max_age_s`: a
-fresh snapshot is answered from memory; a stale one is answered at once while one refresh runs
-behind it (stale-while-revalidate, so a busy or stopped worker delays no poller); a job seen for
-the first time is answered from what the caller already knows (the catalog row) while its first
-query runs, and only a caller that knows nothing waits for it (bounded by the query's timeout).
-Pulling like this keeps the workflow free of push plumbing and the API stateless across restarts.
+Without it every status call is a catalog read plus a Temporal query answered by a worker whose
+CPU the renders hold (p99 of seconds with 50 pollers). With it, pollers share one refresh per job
+per `max_age_s`: a fresh snapshot is answered from memory; a stale one is answered at once while
+one refresh runs behind it (stale-while-revalidate, so a busy or stopped worker, or a slow
+database, delays no poller); a job seen for the first time is answered from its catalog row while
+its first query runs. A snapshot holds the row too, so the owner check needs no database read; a
+refresh re-reads the row, so a job deleted through another API replica disappears here within one
+refresh, and keeps the last row while the database is away, so a running job's status stays live
+through a catalog outage. Pulling like this keeps the workflow free of push plumbing and the API stateless across
+restarts. Ended jobs are not kept: their row is the answer.
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
+from t2m.db import Job
 from t2m.models import TERMINAL_STATUSES, JobStatus
 
-Fetch = Callable[[str, JobStatus | None], Awaitable[JobStatus]]
+log = logging.getLogger(__name__)
+
+Rows = Callable[[str], Awaitable[Job | None]]
+Query = Callable[[str, JobStatus | None], Awaitable[JobStatus]]
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    job: Job
+    """The catalog row as of the last refresh."""
+    status: JobStatus
+    """The workflow's status as of the last refresh (the row's view until the first query)."""
 
 
 @dataclass
 class _Entry:
-    status: JobStatus | None = None
+    snapshot: Snapshot
     at: float = 0.0
-    refresh: asyncio.Task[JobStatus] | None = None
+    refresh: asyncio.Task[None] | None = None
+
+
+def _ended(job: Job) -> bool:
+    return job.status in TERMINAL_STATUSES and job.progress is not None
+
+
+def row_status(job: Job) -> JobStatus:
+    """What the catalog row knows of a job's status."""
+    if job.progress is not None:
+        return job.progress
+    return JobStatus(job_id=job.id, status="running" if job.status == "running" else "queued")
 
 
 class StatusCache:
-    def __init__(self, fetch: Fetch, max_age_s: float = 0.25, max_jobs: int = 10_000) -> None:
-        self.fetch = fetch
+    def __init__(
+        self, rows: Rows, query: Query, max_age_s: float = 0.25, max_jobs: int = 10_000
+    ) -> None:
+        self.rows = rows
+        self.query = query
         self.max_age_s = max_age_s
         self.max_jobs = max_jobs
         self._entries: OrderedDict[str, _Entry] = OrderedDict()
 
-    async def get(self, job_id: str, known: JobStatus | None = None) -> JobStatus:
+    async def get(self, job_id: str, row: Job | None = None) -> Snapshot | None:
+        """The job's snapshot (None: no such job); `row` spares a read when the caller has it."""
         entry = self._entries.get(job_id)
         if entry is None:
-            entry = self._entries[job_id] = _Entry()
+            row = row or await self.rows(job_id)
+            if row is None:
+                return None
+            if _ended(row):
+                return Snapshot(row, row_status(row))
+            entry = self._entries.setdefault(job_id, _Entry(Snapshot(row, row_status(row))))
             while len(self._entries) > self.max_jobs:
                 self._entries.popitem(last=False)
         self._entries.move_to_end(job_id)
-        if entry.status is not None and time.monotonic() - entry.at < self.max_age_s:
-            return entry.status
-        if entry.refresh is None:
-            entry.refresh = asyncio.create_task(self._refresh(job_id, entry, known))
-        if entry.status is not None:
-            return entry.status  # stale by at most one refresh; that refresh is under way
-        if known is not None:
-            return known  # the catalog's view, until the first query answers
-        return await asyncio.shield(entry.refresh)
+        if time.monotonic() - entry.at >= self.max_age_s and entry.refresh is None:
+            entry.refresh = asyncio.create_task(self._refresh(job_id, entry))
+        return entry.snapshot  # stale by at most one refresh, which is then under way
 
-    async def _refresh(self, job_id: str, entry: _Entry, known: JobStatus | None) -> JobStatus:
+    async def _refresh(self, job_id: str, entry: _Entry) -> None:
         try:
-            status = await self.fetch(job_id, entry.status or known)
+            try:
+                row = await self.rows(job_id)
+            except Exception as e:  # the workflow still knows its status: keep the last row
+                log.warning("catalog row of %s not refreshed: %s", job_id, e)
+                row = entry.snapshot.job
+            if row is None or _ended(row):
+                self._entries.pop(job_id, None)
+                return
+            status = await self.query(job_id, entry.snapshot.status)
+            entry.snapshot, entry.at = Snapshot(row, status), time.monotonic()
+            if status.status in TERMINAL_STATUSES:  # the catalog row answers from now on
+                self._entries.pop(job_id, None)
+        except Exception as e:  # the stale snapshot keeps answering; the next call retries
+            log.warning("status of %s not refreshed: %s", job_id, e)
         finally:
             entry.refresh = None
-        entry.status, entry.at = status, time.monotonic()
-        if status.status in TERMINAL_STATUSES:  # the catalog row answers from now on
-            self._entries.pop(job_id, None)
-        return status
 
     def forget(self, job_id: str) -> None:
         """Drop a job's snapshot (after a cancel, retry or delete changed it)."""

@@ -5,21 +5,33 @@ from __future__ import annotations
 
 import asyncio
 import time
+from datetime import UTC, datetime
 
 import httpx
 
 from api.status_cache import StatusCache
-from t2m.models import JobStatus
+from t2m.db import Job
+from t2m.models import JobStatus, VideoRequest
 
 
 class Workflow:
-    """Stands in for the query a snapshot refresh makes (the real one is tested below)."""
+    """Stands in for the catalog read and the query a snapshot refresh makes (the real ones are
+    tested below)."""
 
     def __init__(self, delay_s: float = 0.05) -> None:
         self.delay_s = delay_s
         self.calls = 0
+        self.reads = 0
         self.percentage = 0.0
         self.status = "running"
+        self.exists = True
+
+    async def row(self, job_id: str) -> Job | None:
+        self.reads += 1
+        now = datetime.now(UTC)
+        request = VideoRequest(topic="A topic", owner="alice", model="offline/templates")
+        return Job(job_id, "alice", request, "normal", "running", None, None, None, None, None,
+                   now, now, None) if self.exists else None  # fmt: skip
 
     async def __call__(self, job_id: str, known: JobStatus | None) -> JobStatus:
         self.calls += 1
@@ -27,36 +39,57 @@ class Workflow:
         return JobStatus(job_id=job_id, status=self.status, percentage=self.percentage)
 
 
+async def status(cache: StatusCache, job_id: str) -> JobStatus:
+    snapshot = await cache.get(job_id)
+    assert snapshot is not None
+    return snapshot.status
+
+
 async def test_many_pollers_share_one_query_per_job() -> None:
     wf = Workflow()
-    cache = StatusCache(wf, max_age_s=10)
-    results = await asyncio.gather(*(cache.get("job-a") for _ in range(50)))
-    assert wf.calls == 1 and {r.percentage for r in results} == {0.0}
-    await asyncio.gather(*(cache.get("job-b") for _ in range(5)))
+    cache = StatusCache(wf.row, wf, max_age_s=10)
+    first = await asyncio.gather(*(status(cache, "job-a") for _ in range(50)))
+    assert {s.status for s in first} == {"running"}  # the row's view while the query runs
+    await asyncio.sleep(0.1)
+    assert (await status(cache, "job-a")).percentage == 0.0
+    assert wf.calls == 1 and wf.reads == 2  # one read to see the job, one with its query
+    await asyncio.gather(*(status(cache, "job-b") for _ in range(5)))
     assert wf.calls == 2
 
 
 async def test_a_stale_snapshot_is_answered_at_once_while_one_refresh_runs() -> None:
     wf = Workflow(delay_s=0.3)
-    cache = StatusCache(wf, max_age_s=0.05)
+    cache = StatusCache(wf.row, wf, max_age_s=0.05)
     await cache.get("job")
+    await asyncio.sleep(0.4)
     wf.percentage = 50.0
     await asyncio.sleep(0.1)  # stale now
     t = time.perf_counter()
-    stale = await asyncio.gather(*(cache.get("job") for _ in range(20)))
+    stale = await asyncio.gather(*(status(cache, "job") for _ in range(20)))
     assert time.perf_counter() - t < 0.1  # nobody waited for the slow query
     assert {s.percentage for s in stale} == {0.0} and wf.calls == 2
     await asyncio.sleep(0.4)
-    assert (await cache.get("job")).percentage == 50.0
+    assert (await status(cache, "job")).percentage == 50.0
 
 
-async def test_an_ended_job_leaves_the_cache() -> None:
-    wf = Workflow()
-    cache = StatusCache(wf, max_age_s=10)
-    wf.status = "completed"
-    assert (await cache.get("job")).status == "completed"
+async def test_ended_and_deleted_jobs_leave_the_cache() -> None:
+    wf = Workflow(delay_s=0)
+    cache = StatusCache(wf.row, wf, max_age_s=10)
     await cache.get("job")
-    assert wf.calls == 2  # not kept: the catalog row answers for ended jobs
+    await asyncio.sleep(0.05)
+    wf.exists = False  # deleted through another API replica
+    assert await cache.get("job") is not None  # fresh: answered from memory
+    cache.max_age_s = 0
+    await cache.get("job")
+    await asyncio.sleep(0.05)
+    assert await cache.get("job") is None  # the refresh found no row
+    wf.exists, wf.status = True, "completed"
+    await cache.get("job")
+    await asyncio.sleep(0.05)
+    calls = wf.calls
+    await cache.get("job")
+    await asyncio.sleep(0.05)
+    assert wf.calls == calls + 1  # not kept: it was asked again
 
 
 async def test_status_without_a_worker_answers_within_its_bound(

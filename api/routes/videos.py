@@ -12,10 +12,12 @@ from api import service
 from api.deps import (
     AppState,
     CurrentUser,
+    JobId,
     MediaJob,
     OwnedJob,
     StateDep,
     protected_router,
+    visible,
 )
 from api.metrics import JOBS_CREATED
 from api.schemas import (
@@ -84,8 +86,10 @@ async def generate(
 
 
 @router.get("/jobs/{job_id}/status", response_model=JobStatusResponse, responses=JOB_ERRORS)
-async def job_status(job: OwnedJob, state: StateDep) -> JobStatusResponse:
-    return await service.status_response(state, job)
+async def job_status(job_id: JobId, user: CurrentUser, state: StateDep) -> JobStatusResponse:
+    snapshot = await state.status.get(job_id)  # no database read while the job runs
+    job = visible(snapshot.job if snapshot else None, user, job_id)
+    return await service.status_response(state, job, snapshot.status if snapshot else None)
 
 
 @router.get(
