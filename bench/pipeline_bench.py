@@ -33,7 +33,7 @@ from temporalio.client import Client, WorkflowHandle
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 
-from cli.stack import temporal_binary
+from cli.stack import dev_server_flags, temporal_binary
 from t2m import authoring, db, media, sandbox, tts
 from t2m.config import Settings
 from t2m.llm import ModelClient
@@ -78,6 +78,7 @@ class Stack:
             data_converter=pydantic_data_converter,
             dev_server_existing_path=temporal_binary(),
             dev_server_log_level="error",
+            dev_server_extra_args=dev_server_flags(),
             ip="127.0.0.1",
             port=port(),
         )

@@ -235,7 +235,7 @@ async def create_key(settings: Settings, user: str, admin: bool, as_json: bool =
 @contextlib.asynccontextmanager
 async def _client(settings: Settings, quiet: bool) -> AsyncIterator:
     """The running stack's client, or an ephemeral dev server + in-process worker."""
-    from cli.stack import temporal_binary
+    from cli.stack import dev_server_flags, temporal_binary
     from workflows.client import connect, ensure_search_attributes
 
     try:
@@ -259,6 +259,7 @@ async def _client(settings: Settings, quiet: bool) -> AsyncIterator:
             data_converter=pydantic_data_converter,
             dev_server_existing_path=temporal_binary(),
             dev_server_log_level="error",
+            dev_server_extra_args=dev_server_flags(),
             ui=False,
         )
     finally:

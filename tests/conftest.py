@@ -17,7 +17,7 @@ from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 
 import worker as t2m_worker
-from cli.stack import temporal_binary
+from cli.stack import dev_server_flags, temporal_binary
 from t2m import db
 from t2m.config import Settings
 from t2m.llm import register_provider
@@ -47,7 +47,7 @@ async def temporal_env() -> AsyncIterator[WorkflowEnvironment]:
         dev_server_log_level="error",
         ip="127.0.0.1",
         port=free_port(),
-        dev_server_extra_args=["--metrics-port", str(free_port())],
+        dev_server_extra_args=["--metrics-port", str(free_port()), *dev_server_flags()],
     )
     await ensure_search_attributes(env.client)
     yield env

@@ -62,6 +62,8 @@ class Fakes:
     catalog_delay_s: float = 0.0
     render_delay_s: float = 0.0
     calls: Counter[str] = field(default_factory=Counter)
+    rendered: list[activity.Info] = field(default_factory=list)
+    """Each `render_scene` call's info (workflow id, priority, …), in the order they started."""
     fixes: list[FixRequest] = field(default_factory=list)
     composed: list[ComposeRequest] = field(default_factory=list)
     records: list[JobRecord] = field(default_factory=list)
@@ -127,6 +129,7 @@ class Fakes:
         @activity.defn(name="render_scene")
         async def render_scene(req: RenderRequest) -> RenderOutcome:
             self.calls["render_scene"] += 1
+            self.rendered.append(activity.info())
             await asyncio.sleep(self.render_delay_s)
             return self.render(req)
 
@@ -154,16 +157,26 @@ class Fakes:
 
 @contextlib.asynccontextmanager
 async def running(
-    client: Client, fakes: Fakes, workflows: Sequence[type] = (VideoWorkflow,)
+    client: Client,
+    fakes: Fakes,
+    workflows: Sequence[type] = (VideoWorkflow,),
+    render_slots: int | None = None,
 ) -> AsyncIterator[str]:
-    """A worker per queue kind on fresh queues; yields the workflow queue."""
+    """A worker per queue kind on fresh queues (`render_slots`: the render worker's concurrency,
+    the SDK's default if None); yields the workflow queue."""
     prefix = f"logic-{uuid.uuid4().hex[:8]}"
     async with contextlib.AsyncExitStack() as stack:
         await stack.enter_async_context(
             Worker(client, task_queue=f"{prefix}-video", workflows=list(workflows))
         )
         for kind, acts in fakes.activities().items():
+            slots = render_slots if kind == "render" else None
             await stack.enter_async_context(
-                Worker(client, task_queue=f"{prefix}-{kind}", activities=acts)
+                Worker(
+                    client,
+                    task_queue=f"{prefix}-{kind}",
+                    activities=acts,
+                    max_concurrent_activities=slots,
+                )
             )
         yield f"{prefix}-video"

@@ -4,6 +4,7 @@ status, and the search attributes the Web UI filters videos by."""
 from __future__ import annotations
 
 import asyncio
+import hashlib
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -102,6 +103,18 @@ async def ensure_search_attributes(client: Client) -> None:
         )
 
 
+FAIRNESS_KEY_MAX_BYTES = 64
+"""Temporal's limit on a fairness key."""
+
+
+def owner_fairness_key(owner: str) -> str:
+    """The fairness key of an owner's jobs: the owner itself, or, for a name longer than Temporal
+    allows, a digest of it (still one key per owner)."""
+    if len(owner.encode()) <= FAIRNESS_KEY_MAX_BYTES:
+        return owner
+    return "sha256:" + hashlib.sha256(owner.encode()).hexdigest()[:56]
+
+
 async def start_video(
     client: Client,
     settings: Settings,
@@ -109,16 +122,22 @@ async def start_video(
     job_id: str | None = None,
     *,
     priority_key: int = 3,
+    fairness_key: str | None = None,
     id_reuse_policy: WorkflowIDReusePolicy = WorkflowIDReusePolicy.REJECT_DUPLICATE,
 ) -> WorkflowHandle[Any, Any]:
-    """Start a video workflow; its activities inherit its task priority (1 = most urgent). The
-    Web UI lists it by its topic (static summary) and shows who asked for what (static details)."""
+    """Start a video workflow. Its task priority (1 = most urgent) and fairness key (default: one
+    per owner; a batch such as `t2m eval` passes its own) are inherited by all its activities, so
+    within a priority level the queues take turns between keys instead of first come, first
+    served. The Web UI lists it by its topic (static summary) and shows who asked for what."""
     return await client.start_workflow(
         VideoWorkflow.run,
         req,
         id=job_id or new_job_id(),
         task_queue=settings.queue("video"),
-        priority=Priority(priority_key=priority_key),
+        priority=Priority(
+            priority_key=priority_key,
+            fairness_key=fairness_key or owner_fairness_key(req.owner),
+        ),
         id_reuse_policy=id_reuse_policy,
         static_summary=static_summary(req),
         static_details=static_details(req),
