@@ -46,7 +46,11 @@ POLL_EVERY_S = 0.5
 """Each of the 50 pollers asks again 0.5 s after an answer (~100 requests/s in all, more than the
 54-83/s the speed issue measured), like a status page polling twice a second."""
 TOPIC = "Pythagorean Theorem"
-CONTEXT = "In a right triangle, a^2 + b^2 = c^2."
+CONTEXT = (
+    "The hypotenuse is the longest side of a right triangle, opposite the right angle. "
+    "In a right triangle, a^2 + b^2 = c^2."
+)
+"""Four scenes with the offline model: title, key idea, formula, summary (the issue's job)."""
 GOALS = {
     "wall / summed activity time (720p)": ("<=", 0.60),
     "compose share of wall (720p)": ("<=", 0.05),
