@@ -1,7 +1,7 @@
 """The whole-result cache: what makes two requests the same video.
 
 A request's fingerprint covers everything that shapes the video — the normalized topic and
-context, the models, quality, voice, options and style — and the versions of what makes it: manim,
+context, the models, quality, voice, options, style and budget — and the versions of what makes it: manim,
 the prompts, and `PIPELINE_VERSION` (bump it when a change to t2m changes the videos it makes). A
 new job whose fingerprint matches a finished job's copies that job's artifacts instead of making
 them again.
@@ -50,6 +50,7 @@ def fingerprint(req: VideoRequest) -> str:
                 "use_rag",
                 "vision_model",
                 "style_preferences",
+                "max_cost_usd",  # a job that reached its budget may have kept a weaker scene
             }
         ),  # fmt: skip
         "versions": _versions(),
