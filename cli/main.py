@@ -249,7 +249,7 @@ async def _client(settings: Settings, quiet: bool) -> AsyncIterator:
     import worker
 
     if not quiet:
-        print("No t2m stack answers; starting an ephemeral one for this video.", file=sys.stderr)
+        print("No t2m stack answers; starting an ephemeral one for this command.", file=sys.stderr)
     # The dev server inherits stdout; point it at stderr so `--json` output stays clean.
     saved_stdout = os.dup(1)
     os.dup2(2, 1)
