@@ -111,3 +111,26 @@ async def test_api_docs_render_with_only_loopback_reachable(
             # ReDoc's "powered by" footer logo is hard-wired to its CDN: only that may be missing.
             outside = [u for u in outside if u != "https://cdn.redoc.ly/redoc/logo-mini.svg"]
     assert outside == []
+
+
+async def test_a_completed_jobs_scene_is_regenerated_from_its_page(
+    web_url: str, page: Page
+) -> None:
+    """Each scene row has a Regenerate button: it asks for feedback and makes the video's next
+    version; the page then plays it and offers the previous one for download."""
+    await page.goto(f"{web_url}/videos/create")
+    await page.fill("#topic", "Circles")
+    await page.fill("#context", "A circle is the set of points at one distance from its centre.")
+    await page.select_option("#quality", "low")
+    await page.click("#submit")
+    await page.wait_for_url("**/videos/status/video-*")
+    await expect(page.locator("#status")).to_have_text("completed", timeout=180_000)
+    await expect(page.locator("#previous")).to_be_hidden()
+    page.on("dialog", lambda dialog: asyncio.ensure_future(dialog.accept("Larger text, please")))
+    await page.locator("#scenes tr").nth(1).locator("button.regenerate").click()
+    await expect(page.locator("#banner")).to_contain_text("version 2")
+    await expect(page.locator("#previous")).to_have_text("Previous version (v1)", timeout=120_000)
+    await expect(page.locator("#previous")).to_have_attribute(
+        "href", re.compile(r"/download\?token=.+&version=1")
+    )
+    await expect(page.locator("#status")).to_have_text("completed")

@@ -26,7 +26,7 @@ from api import service
 from api.deps import AppState, OwnedJob, StateDep, protected_router
 from api.schemas import RegenerateRequest, RegenerateResult, errors
 from t2m.db import Job
-from t2m.models import PRIORITY_KEYS, Regeneration
+from t2m.models import PRIORITY_KEYS, Regeneration, usage_summary
 from workflows.client import start_video
 from workflows.video import VideoWorkflow
 
@@ -100,7 +100,9 @@ async def _next_version(state: AppState, job: Job, index: int, feedback: str) ->
         )
     again = Regeneration(index=index, feedback=feedback, previous=job.artifacts)
     req = job.request.model_copy(update={"resume": job.checkpoint, "regenerate": again})
-    await state.jobs.requeue(job.id)
+    # Like a retry: the row starts the run afresh, its usage so far kept as the earlier runs'.
+    before = service.usage_of(job, job.progress) if job.progress else None
+    await state.jobs.requeue(job.id, before or usage_summary({}))
     try:
         await start_video(
             state.client,
