@@ -44,7 +44,7 @@ def _bad_index(message: str) -> HTTPException:
     "/{job_id}/scenes/{index}/regenerate",
     status_code=status.HTTP_202_ACCEPTED,
     response_model=RegenerateResult,
-    responses=errors(403, 404, 409, 415, 503),
+    responses=errors(400, 403, 404, 409, 415, 503),
 )
 async def regenerate_scene(
     job: OwnedJob, index: SceneIndex, body: RegenerateRequest, state: StateDep
