@@ -18,7 +18,7 @@ const t2m = {
     const text = await res.text();
     let body = null;
     try { body = text ? JSON.parse(text) : null; } catch { body = text; }
-    if (res.status === 401 && !options.noSignIn) t2m.signIn();
+    if (res.status === 401) t2m.signIn();
     if (!res.ok) { const err = new Error(t2m.describe(body, res.status)); err.status = res.status; err.body = body; throw err; }
     return body;
   },
