@@ -176,7 +176,10 @@ async def test_rest_regenerates_a_completed_jobs_scene_as_a_new_version(
     (tmp_path / "v2.mp4").write_bytes((await api.get(urls["download_url"])).content)
 
     # Only scene 1 was made again; the other scenes' renders are reused, none paid for again.
-    counts = await scheduled(client, client.get_workflow_handle(job))
+    handle = client.get_workflow_handle(job)
+    counts = await scheduled(client, handle)
+    details = await (await handle.describe()).static_details() or ""
+    assert "version 2: scene 2 made again with the feedback 'Show a red square instead'" in details
     scene_work = {k: n for k, n in counts.items() if k[0] in SCENE_ACTIVITIES}
     assert set(scene_work) <= {(name, 1) for name in SCENE_ACTIVITIES}, scene_work
     assert scene_work[("render_scene", 1)] == 1 and counts["plan_video", None] == 0

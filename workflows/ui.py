@@ -67,7 +67,13 @@ def static_details(req: VideoRequest) -> str:
     if req.vision_model:
         options.append(f"visual check by {req.vision_model}")
     options.append("reuse an identical video" if req.reuse else "made anew")
-    if req.resume is not None:
+    if req.regenerate is not None:
+        again = req.regenerate
+        options.append(
+            f"version {again.previous.version + 1}: scene {again.index + 1} made again with the"
+            f" feedback {one_line(again.feedback, 80)!r}"
+        )
+    elif req.resume is not None:
         options.append(f"retry reusing {len(req.resume.scenes)} finished scene(s)")
     options += [f"{k}: {v}" for k, v in sorted(req.style_preferences.items())]
     lines = [
