@@ -232,7 +232,7 @@ class JobStore:
             _json(rec.request),
             _json(rec.progress),
             # A regenerated video is not what the request alone makes: no whole-result reuse.
-            fingerprint(rec.request) if rec.request.regenerate is None else None,
+            fingerprint(rec.request) if rec.request.regenerate is None and rec.reusable else None,
             _json(rec.request.regenerate.previous if rec.request.regenerate else None),
         )
 

@@ -390,6 +390,7 @@ class JobRecord(BaseModel):
     error: str | None = None
     artifacts: Artifacts | None = None
     checkpoint: Checkpoint | None = None
+    reusable: bool = True  # False once a scene was redone with feedback: not the request alone
 
 
 class VideoResult(BaseModel):

@@ -104,6 +104,7 @@ async def test_an_update_redoes_one_running_scene_and_the_video_uses_it(client: 
         "renders/1-v1 make the circle bigger.mp4",
     ]
     assert composed.version == 1 and result.artifacts.version == 1
+    assert not fakes.records[-1].reusable  # not offered to identical requests
 
 
 def packets(path: Any) -> list[bytes]:

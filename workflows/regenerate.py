@@ -27,6 +27,9 @@ class SceneRegeneration(SceneSteps):
     _done: dict[int, SceneMedia]
     _redoing: set[int]
     """Scenes an accepted update is redoing; the video is composed once this is empty."""
+    _redone: bool
+    """Set once a scene was redone with feedback: the video is no longer what the request alone
+    makes, so the catalog does not offer it to identical requests."""
     _composing: bool
     """Set when the scenes are final: from then on an update is refused."""
 
@@ -78,6 +81,7 @@ class SceneRegeneration(SceneSteps):
             self._scene_state(st, "done")  # the earlier render stays in the video
             raise
         self._done[index] = SceneMedia(video_key=key, narration=authored.narration)
+        self._redone = True
         self._scene_state(st, "done")
         return st.model_copy()
 

@@ -133,7 +133,11 @@ def is_retryable(err: BaseException) -> bool:
 
 
 def job_record(
-    req: VideoRequest, status: JobStatus, plan: VideoPlan | None, done: dict[int, SceneMedia]
+    req: VideoRequest,
+    status: JobStatus,
+    plan: VideoPlan | None,
+    done: dict[int, SceneMedia],
+    reusable: bool = True,
 ) -> JobRecord:
     """The catalog's view of a job: its request, status, and the finished scenes (checkpoint)."""
     return JobRecord(
@@ -145,4 +149,5 @@ def job_record(
         error=status.error,
         artifacts=status.artifacts,
         checkpoint=Checkpoint(plan=plan, scenes=done) if plan else None,
+        reusable=reusable,
     )

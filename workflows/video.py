@@ -52,6 +52,7 @@ class VideoWorkflow(SceneRegeneration):
         self._plan: VideoPlan | None = None
         self._done: dict[int, SceneMedia] = {}
         self._redoing: set[int] = set()
+        self._redone = False
         self._composing = False
 
     @workflow.query
@@ -78,7 +79,7 @@ class VideoWorkflow(SceneRegeneration):
 
     async def _record(self, status: JobStatus) -> None:
         """Write the job's state to the catalog, with the finished work a retry can reuse."""
-        record = job_record(self._req, status, self._plan, self._done)
+        record = job_record(self._req, status, self._plan, self._done, not self._redone)
         await self._work(
             "record_job",
             record,
