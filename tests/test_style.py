@@ -15,7 +15,7 @@ from pydantic import ValidationError
 from temporalio.client import Client
 
 from api.main import create_app
-from cli.main import _request
+from cli.main import _parser, _request
 from t2m import authoring
 from t2m.config import Settings
 from t2m.db import JobStore
@@ -84,17 +84,17 @@ async def test_bad_style_is_a_422_naming_the_field(api: httpx.AsyncClient, keys:
 
 
 def test_cli_style_flags_become_the_request(settings: Settings) -> None:
-    fields = {"topic": "Style", "context": "", "model": None, "quality": "low", "rag": False,
-              "visual_check": False, "no_subtitles": False, "no_thumbnail": False,
-              "voice": None, "force": False}  # fmt: skip
-    args = argparse.Namespace(**fields, style=["theme=light", "language=fr", "mood=calm = kind"])
-    req = _request(settings, args)
+    def args(*style: str) -> argparse.Namespace:
+        flags = [f"--style={kv}" for kv in style]
+        return _parser().parse_args(["generate", "Style", "--quality", "low", *flags])
+
+    req = _request(settings, args("theme=light", "language=fr", "mood=calm = kind"))
     assert req.style_preferences == {"theme": "light", "language": "fr", "mood": "calm = kind"}
     assert req.voice == "fr"
     with pytest.raises(InvalidRequest, match="KEY=VALUE"):
-        _request(settings, argparse.Namespace(**fields, style=["theme"]))
+        _request(settings, args("theme"))
     with pytest.raises(InvalidRequest, match="theme must be one of"):
-        _request(settings, argparse.Namespace(**fields, style=["theme=neon"]))
+        _request(settings, args("theme=neon"))
 
 
 async def test_style_reaches_every_prompt(scripted: ScriptedLLM) -> None:
