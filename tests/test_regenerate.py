@@ -200,3 +200,31 @@ async def test_rest_regenerates_a_completed_jobs_scene_as_a_new_version(
     assert (
         frame_at(tmp_path / "v1.mp4", mid_scene_1) != frame_at(tmp_path / "v2.mp4", mid_scene_1)
     ).any()
+
+
+async def test_rest_on_a_running_job_sends_the_update(
+    api: httpx.AsyncClient, keys: dict, scripted: ScriptedLLM, worker: None, client: Client
+) -> None:
+    seen: list[str] = []
+
+    def handler(task: str, data: dict) -> str | None:
+        if task == "plan_video":
+            return plan_json("One", "Two", "Three", duration=2.0)
+        if task == "write_scene_code":
+            seen.append(f"{data['scene']['index']}:{data.get('feedback', '')}")
+            return scene_code(data["class_name"], "self.play(Create(Circle()))")
+        return None
+
+    scripted.handler = handler
+    alice = keys["alice"]
+    job = (await api.post(GENERATE, json=body("Running regenerate"), headers=alice)).json()
+    await wait_planned(client.get_workflow_handle(job["job_id"]))
+    url = f"/api/v1/jobs/{job['job_id']}/scenes/2/regenerate"
+    r = await api.post(url, json={"feedback": "slower please"}, headers=alice)
+    assert r.status_code == 202, r.text
+    assert r.json()["status"] == "regenerating" and r.json()["version"] == 1
+    done = await wait_status(api, job["job_id"], alice, {"completed"})
+    assert done["version"] == 1
+    counts = await scheduled(client, client.get_workflow_handle(job["job_id"]))
+    assert [counts["render_scene", i] for i in range(3)] == [1, 1, 2]
+    assert sorted(seen) == ["0:", "1:", "2:", "2:slower please"]
