@@ -20,6 +20,8 @@ from activities.messages import (
     CodeResult,
     CritiqueRequest,
     CritiqueResult,
+    DocQueriesRequest,
+    DocQueriesResult,
     DocsRequest,
     FixRequest,
     PlanResult,
@@ -77,6 +79,14 @@ class LLMActivities:
                 hits.setdefault(hit.name, hit)
         return rag.format_snippets(list(hits.values()))
 
+    @activity.defn(name="doc_queries_for_error")
+    async def doc_queries_for_error(self, req: DocQueriesRequest) -> DocQueriesResult:
+        with _fatal_when_unusable():
+            queries, usage = await authoring.doc_queries_for_error(
+                self.client, req.model, req.topic, req.code, req.error, req.style
+            )
+        return DocQueriesResult(queries=queries, usage=usage)
+
     @activity.defn(name="write_scene_code")
     async def write_scene_code(self, req: CodeRequest) -> CodeResult:
         with _fatal_when_unusable():
@@ -130,6 +140,7 @@ class LLMActivities:
             self.plan_video,
             self.storyboard_scene,
             self.retrieve_docs,
+            self.doc_queries_for_error,
             self.write_scene_code,
             self.fix_scene_code,
             self.critique_scene,

@@ -44,6 +44,22 @@ class DocsRequest(BaseModel):
     k: int = 3
 
 
+class DocQueriesRequest(BaseModel):
+    """A failed render's error (and its code), for the model to write documentation searches."""
+
+    model: str
+    topic: str
+    scene_index: int
+    code: str
+    error: str
+    style: dict[str, str] = Field(default_factory=dict)
+
+
+class DocQueriesResult(BaseModel):
+    queries: list[str]
+    usage: Usage
+
+
 class CodeRequest(BaseModel):
     model: str
     topic: str

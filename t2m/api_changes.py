@@ -189,10 +189,11 @@ def table() -> tuple[Change, ...]:
     return tuple(_curated() + deprecated_in(vars(manim)))
 
 
+def matching(error: str) -> list[Change]:
+    """The changes whose old API the error names (in its message or traceback)."""
+    return [c for c in table() if all(re.search(p, error) for p in c.patterns)]
+
+
 def hints(error: str) -> list[str]:
-    """The replacements for old API the error names (in its message or traceback)."""
-    found: list[str] = []
-    for change in table():
-        if change.hint not in found and all(re.search(p, error) for p in change.patterns):
-            found.append(change.hint)
-    return found[:MAX_HINTS]
+    """The replacements for old API the error names."""
+    return list(dict.fromkeys(c.hint for c in matching(error)))[:MAX_HINTS]

@@ -1,4 +1,5 @@
-"""The model-driven steps of a video: plan, storyboard, write a scene's code, fix it, critique it.
+"""The model-driven steps of a video: plan, storyboard, write a scene's code, fix it (with doc
+searches written from the error), critique it.
 
 Each step fills a prompt file from `t2m/prompts/` (readable and editable), asks the model through
 litellm (`ModelClient`) and parses the answer. No step knows which model answers: `offline/...` is
@@ -13,8 +14,9 @@ import re
 from functools import cache
 from importlib import resources
 from pathlib import Path
+from typing import Annotated
 
-from pydantic import ValidationError
+from pydantic import Field, StringConstraints, TypeAdapter, ValidationError
 
 from t2m import api_changes
 from t2m.llm import ModelClient
@@ -24,6 +26,15 @@ MIN_SCENES, MAX_SCENES = 3, 7
 PLAN_ASKS = 2
 """How often a plan is requested when the answer does not validate (the error is sent back)."""
 APPROVAL = "OK"
+MAX_DOC_QUERIES = 3
+_DOC_QUERIES = TypeAdapter(
+    Annotated[
+        list[
+            Annotated[str, StringConstraints(strip_whitespace=True, min_length=2, max_length=200)]
+        ],
+        Field(min_length=1, max_length=MAX_DOC_QUERIES),
+    ]
+)
 
 
 class PlanError(ValueError):
@@ -182,6 +193,21 @@ async def fix_scene_code(
     _with_feedback(data, feedback)
     answer = await client.complete(model, user(render_prompt("fix_scene_code", data)))
     return extract_block(answer.text, "python"), answer.usage
+
+
+async def doc_queries_for_error(
+    client: ModelClient, model: str, topic: str, code: str, error: str, style: Style = None
+) -> tuple[list[str], Usage]:
+    """1–3 documentation searches for what a failed render's error is about, written by the model
+    (a traceback's last line alone is a poor query). An answer that is not a JSON list of 1–3
+    short strings falls back to that last line: the fix goes ahead either way."""
+    data = _styled({"topic": topic, "code": code, "error": error}, style)
+    answer = await client.complete(model, user(render_prompt("doc_queries_for_error", data)))
+    try:
+        queries = _DOC_QUERIES.validate_json(extract_block(answer.text, "json"))
+    except ValidationError:
+        queries = [(error.strip().splitlines() or [topic])[-1]]
+    return list(dict.fromkeys(queries)), answer.usage
 
 
 async def critique_frames(

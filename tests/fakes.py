@@ -22,6 +22,8 @@ from activities.messages import (
     CopyArtifactsRequest,
     CritiqueRequest,
     CritiqueResult,
+    DocQueriesRequest,
+    DocQueriesResult,
     DocsRequest,
     FinalizeRequest,
     FixRequest,
@@ -65,6 +67,10 @@ class Fakes:
     rendered: list[activity.Info] = field(default_factory=list)
     """Each `render_scene` call's info (workflow id, priority, …), in the order they started."""
     fixes: list[FixRequest] = field(default_factory=list)
+    doc_queries: list[str] = field(default_factory=lambda: ["Circle radius"])
+    """What the model answers when asked for documentation searches about an error."""
+    searched: list[list[str]] = field(default_factory=list)
+    """Each `retrieve_docs` call's queries, in order."""
     composed: list[ComposeRequest] = field(default_factory=list)
     records: list[JobRecord] = field(default_factory=list)
     reusable: Reusable = field(default_factory=Reusable)
@@ -87,7 +93,12 @@ class Fakes:
 
         @activity.defn(name="retrieve_docs")
         async def retrieve_docs(req: DocsRequest) -> str:
-            return "docs"
+            self.searched.append(req.queries)
+            return "docs of " + "; ".join(req.queries)
+
+        @activity.defn(name="doc_queries_for_error")
+        async def doc_queries_for_error(req: DocQueriesRequest) -> DocQueriesResult:
+            return DocQueriesResult(queries=self.doc_queries, usage=BILL)
 
         @activity.defn(name="write_scene_code")
         async def write_scene_code(req: CodeRequest) -> CodeResult:
@@ -146,11 +157,13 @@ class Fakes:
         async def finalize_video(req: FinalizeRequest) -> int:
             return 1234
 
-        llm = [plan_video, storyboard_scene, retrieve_docs, write_scene_code, fix_scene_code]
+        llm = [plan_video, storyboard_scene, retrieve_docs, doc_queries_for_error]
+        llm += [write_scene_code, fix_scene_code]
         llm += [critique_scene, narrate_scene, find_reusable, copy_artifacts]
         llm += self.catalog or [record_job]
         if self.models:
-            faked = {plan_video, storyboard_scene, retrieve_docs, write_scene_code, fix_scene_code}
+            faked = {plan_video, storyboard_scene, retrieve_docs, doc_queries_for_error}
+            faked |= {write_scene_code, fix_scene_code}
             llm = [*self.models, *(a for a in llm if a not in faked | {critique_scene})]
         return {"llm": llm, "render": [render_scene, compose_video, make_thumbnail, finalize_video]}
 

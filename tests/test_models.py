@@ -6,22 +6,33 @@ from __future__ import annotations
 import asyncio
 import json
 import time
+import uuid
 from pathlib import Path
 
 import litellm
 import pytest
-from temporalio.client import Client, WorkflowFailureError
+from temporalio.api.enums.v1 import EventType
+from temporalio.client import Client, WorkflowFailureError, WorkflowHandle
 
+from activities.llm import LLMActivities
+from activities.messages import DocsRequest, RenderOutcome
 from t2m import authoring
 from t2m.config import Settings
 from t2m.db import JobStore
 from t2m.llm import ModelClient
 from t2m.models import VideoRequest
 from t2m.storage import LocalStorage
+from tests.fakes import Fakes, running
 from tests.scripted import ScriptedLLM, plan_json, scene_code
 from workflows.client import job_status, start_video
+from workflows.video import VideoWorkflow
 
 OFF_SCREEN = 'self.play(FadeIn(Text("Way off to the right").shift(RIGHT * 9)))'
+SHOW_CREATION = "self.play(ShowCreation(Circle()))"
+NAME_ERROR = (
+    'Traceback (most recent call last):\n  File "scene.py", line 5, in construct\n'
+    f"    {SHOW_CREATION}\nNameError: name 'ShowCreation' is not defined"
+)
 
 
 def request(**overrides) -> VideoRequest:
@@ -84,7 +95,7 @@ async def test_docs_reach_the_code_prompt_only_with_rag(
     for stage in ("planning", "storyboarding", "generating_code"):
         assert status.usage[stage].calls >= 1 and status.usage[stage].prompt_tokens > 0
     row = await jobs.get(with_rag.id)
-    assert row.usage.total.calls == 1 + 3 + 3 + 1  # plan, 3 storyboards, 3 code, 1 fix
+    assert row.usage.total.calls == 1 + 3 + 3 + 2  # plan, 3 storyboards, 3 code, 1 fix (2 calls)
 
 
 async def test_planner_and_coder_models_can_differ(
@@ -224,3 +235,81 @@ async def test_a_vision_reviewers_critique_goes_to_the_fixer(
     assert len(fixes) == 1 and "far too small to read" in fixes[0][0]["error"]
     status = await job_status(handle)
     assert status.usage["reviewing"].calls == len(critiques)
+
+
+async def docs_searched(client: Client, handle: WorkflowHandle) -> list[list[str]]:
+    """The queries of each `retrieve_docs` the run scheduled, from its history."""
+    searched = []
+    async for event in handle.fetch_history_events():
+        attrs = event.activity_task_scheduled_event_attributes
+        if event.event_type != EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED:
+            continue
+        if attrs.activity_type.name == "retrieve_docs":
+            [req] = await client.data_converter.decode(attrs.input.payloads, [DocsRequest])
+            searched.append(req.queries)
+    return searched
+
+
+async def test_a_fix_with_rag_gets_the_docs_of_what_the_models_queries_name(
+    client: Client, scripted: ScriptedLLM, tmp_path: Path
+) -> None:
+    queries = ["AnnularSector inner and outer radius", "ShowCreation Create"]
+
+    def handler(task: str, data: dict) -> str | None:
+        if task == "storyboard_scene":
+            return '```json\n{"visuals": "a circle", "doc_queries": ["draw a circle"]}\n```'
+        if task == "write_scene_code" and data["scene"]["index"] == 0:
+            return scene_code(data["class_name"], SHOW_CREATION)
+        if task == "doc_queries_for_error":
+            return "```json\n" + json.dumps(queries) + "\n```"
+        return simple(task, data)  # the fix: the offline model's
+
+    scripted.handler = handler
+    fakes = Fakes(
+        render=lambda r: RenderOutcome(
+            ok="ShowCreation" not in r.code, error=NAME_ERROR, video_key="k.mp4"
+        )
+    )
+    fakes.models = LLMActivities(ModelClient(None), LocalStorage(tmp_path), tmp_path).all()
+    async with running(client, fakes) as queue:
+        handle = await client.start_workflow(
+            VideoWorkflow.run, request(use_rag=True), id=f"video-{uuid.uuid4()}", task_queue=queue
+        )
+        await handle.result()
+        status = await handle.query(VideoWorkflow.status)
+    ((asked, _),) = scripted.prompts_for("doc_queries_for_error")
+    assert asked["error"] == NAME_ERROR and SHOW_CREATION in asked["code"]
+    searched = await docs_searched(client, handle)
+    assert sorted(searched) == sorted([["draw a circle"]] * 3 + [queries])
+    ((fix, _),) = scripted.prompts_for("fix_scene_code")
+    named = (
+        "### manim.mobject.geometry.arc.AnnularSector\n",
+        "### manim.animation.creation.Create\n",
+    )
+    assert all(doc in fix["docs"] for doc in named)
+    first_code = scripted.prompts_for("write_scene_code")[0][0]
+    assert first_code["docs"] and first_code["docs"] in fix["docs"]  # the storyboard's docs too
+    assert not any(
+        doc in first_code["docs"] for doc in named
+    )  # only the model's queries found these
+    assert status.usage["fixing"].calls == 2  # the doc searches and the fix
+
+
+@pytest.mark.parametrize(
+    "answer",
+    [
+        "Search for ShowCreation.",
+        '```json\n["one", "two", "three", "four"]\n```',
+        '```json\n{"queries": ["ShowCreation"]}\n```',
+        '```json\n[""]\n```',
+    ],
+)
+async def test_unusable_doc_queries_fall_back_to_the_errors_last_line(
+    scripted: ScriptedLLM, answer: str
+) -> None:
+    scripted.handler = lambda task, data: answer
+    queries, usage = await authoring.doc_queries_for_error(
+        ModelClient(None), "scripted/test", "Circles", SHOW_CREATION, NAME_ERROR
+    )
+    assert queries == ["NameError: name 'ShowCreation' is not defined"]
+    assert usage.calls == 1 and usage.prompt_tokens > 0

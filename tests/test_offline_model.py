@@ -81,6 +81,26 @@ def test_fix_answer_is_plain_text_code() -> None:
     assert "MathTex" not in code
 
 
+async def test_offline_doc_queries_name_what_the_error_is_about() -> None:
+    code = "c = Sector(outer_radius=2, fill_opacity=0.5)\nself.play(ShowCreation(c))\n"
+
+    async def queries(error: str) -> list[str]:
+        found, usage = await authoring.doc_queries_for_error(
+            ModelClient(None), "offline/templates", "Circles", code, error
+        )
+        assert usage.calls == 1
+        return found
+
+    shown = await queries("NameError: name 'ShowCreation' is not defined")
+    assert shown == ["ShowCreation Create"]  # the old name and what replaced it
+    sector = await queries(
+        '  File "scene.py", line 1, in construct\n    c = Sector(outer_radius=2, fill_opacity=0.5)'
+        "\nTypeError: Mobject.__init__() got an unexpected keyword argument 'outer_radius'"
+    )
+    assert "Sector" in sector[0].split() and "outer_radius" in sector[0].split()
+    assert await queries("RuntimeError: out of memory") == ["RuntimeError: out of memory"]
+
+
 def test_unknown_prompt_gets_a_plain_answer() -> None:
     response = offline.OfflineLLM().completion(
         model="templates", messages=[{"role": "user", "content": "hi"}]

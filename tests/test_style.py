@@ -107,10 +107,12 @@ async def test_style_reaches_every_prompt(scripted: ScriptedLLM) -> None:
     await authoring.fix_scene_code(
         client, model, "Styled", scene, "x", "boom", 1, None, cues, STYLE
     )
+    await authoring.doc_queries_for_error(client, model, "Styled", "x", "boom", STYLE)
     await authoring.critique_frames(client, model, scene, [], STYLE)
     tasks = [t for t, _, _ in scripted.prompts]
     assert tasks == [
-        "plan_video", "storyboard_scene", "write_scene_code", "fix_scene_code", "critique_scene"
+        "plan_video", "storyboard_scene", "write_scene_code", "fix_scene_code",
+        "doc_queries_for_error", "critique_scene",
     ]  # fmt: skip
     for task, data, prompt in scripted.prompts:
         assert data["style"] == STYLE, task

@@ -100,6 +100,7 @@ async def test_a_running_video_shows_summary_details_current_details_and_activit
         "write code for scene 2 'S1'",
         "render scene 1 'S0', attempt 1",
         "render scene 2 'S1', attempt 1",
+        "write doc searches for the error of scene 2 'S1'",
         "fix scene 2 'S1' after render attempt 1",
         "render scene 2 'S1', attempt 2",
         "compose the scenes into one video",

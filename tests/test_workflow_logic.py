@@ -61,6 +61,20 @@ async def test_a_fixed_scene_renders_and_the_job_completes(client: Client) -> No
     assert sorted(fakes.records[-1].checkpoint.scenes) == [0, 1]
 
 
+async def test_with_rag_each_fix_searches_what_the_model_asked_and_books_it_as_fixing(
+    client: Client,
+) -> None:
+    fakes = Fakes(
+        render=lambda r: RenderOutcome(ok=r.code != "v1", error="Traceback\nboom", video_key="k"),
+        doc_queries=["Sector radius", "Create"],
+    )
+    status = await run(client, fakes, use_rag=True)
+    assert status.status == "completed"
+    assert fakes.searched == [["Sector radius", "Create"]] * 2  # not the error's last line
+    assert [f.docs for f in fakes.fixes] == ["docs of Sector radius; Create"] * 2
+    assert status.usage["fixing"].calls == 2 * 2  # per fix: the doc searches and the fix
+
+
 async def test_layout_findings_get_bounded_rounds_then_the_scene_is_accepted(
     client: Client,
 ) -> None:

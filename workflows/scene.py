@@ -185,7 +185,7 @@ class SceneSteps:
         self._scene_state(st, "fixing")
         docs = authored.docs
         if req.use_rag:
-            found = await self._docs([problem.strip().splitlines()[-1]])
+            found = await self._docs(await self._queries_for(req, authored, problem))
             docs = "\n\n".join(d for d in (found, authored.docs) if d)
         fixed = await self._llm(
             "fix_scene_code",
@@ -205,6 +205,19 @@ class SceneSteps:
             "fixing",
         )
         return fixed.code
+
+    async def _queries_for(self, req: VideoRequest, authored: Authored, problem: str) -> list[str]:
+        """The model's documentation searches for what `problem` is about (booked as fixing)."""
+        asked = msg.DocQueriesRequest(
+            model=req.coder_model or req.model,
+            topic=req.topic,
+            scene_index=authored.scene.index,
+            code=authored.code,
+            error=problem,
+            style=req.style_preferences,
+        )
+        written = await self._llm("doc_queries_for_error", asked, msg.DocQueriesResult, "fixing")
+        return written.queries
 
     async def _llm(self, name: str, arg: object, result_type: type[R], stage: str) -> R:
         """Run a model activity and book its usage under `stage`; refused once the budget is

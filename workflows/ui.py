@@ -23,6 +23,7 @@ SCENE_VERBS = {
     "storyboard_scene": "storyboard",
     "narrate_scene": "narrate",
     "write_scene_code": "write code for",
+    "doc_queries_for_error": "write doc searches for the error of",
     "fix_scene_code": "fix",
     "render_scene": "render",
     "critique_scene": "review",

@@ -4,7 +4,8 @@ It reads the same prompts a real model gets (the `TASK:` line and the JSON `INPU
 answers in the same format. It does not know any topic: it presents the context it is given —
 every sentence narrated once and shown in full, formulas typeset with a legend, visuals chosen
 from what the sentences talk about — in the requested style, paced to the narration's timings.
-Plain-text code is its fix.
+Plain-text code is its fix; its documentation searches for an error name the Manim API the error
+and the code share (`errors.py`).
 """
 
 from __future__ import annotations
@@ -16,11 +17,13 @@ from typing import Any
 from litellm import CustomLLM, ModelResponse
 
 from t2m.llm.offline.code import fallback_code, scene_code
+from t2m.llm.offline.errors import doc_queries
 from t2m.llm.offline.planner import plan, storyboard
 from t2m.llm.offline.text import find_formulas, strip_tex_io, to_latex
 
 __all__ = [
     "OfflineLLM",
+    "doc_queries",
     "fallback_code",
     "find_formulas",
     "message_text",
@@ -34,7 +37,8 @@ __all__ = [
 
 
 class OfflineLLM(CustomLLM):
-    """Answers t2m's prompts (plan, storyboard, code, fix, critique) deterministically."""
+    """Answers t2m's prompts (plan, storyboard, code, doc searches, fix, critique)
+    deterministically."""
 
     def completion(self, *args: Any, **kwargs: Any) -> ModelResponse:
         return self._respond(kwargs["model"], kwargs["messages"])
@@ -68,6 +72,8 @@ def answer(task: str, data: dict) -> str:
         timing = data.get("narration_timing") or []
         code = scene_code(data["scene"], data["class_name"], last=last, timing=timing, style=style)
         return "```python\n" + code + "```"
+    if task == "doc_queries_for_error":
+        return "```json\n" + json.dumps(doc_queries(data["error"], data.get("code", ""))) + "\n```"
     if task == "fix_scene_code":
         return "```python\n" + fallback_code(data["scene"], data["class_name"], style) + "```"
     if task == "critique_scene":
