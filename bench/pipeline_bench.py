@@ -252,7 +252,13 @@ async def sequential_baseline(quality: str, work: Path) -> float:
             client, model, TOPIC, scene, len(plan.scenes), board, None, cues
         )
         result = await sandbox.render(
-            code, quality, work / f"scene-{scene.index}", timeout_s=300, cpu_s=600
+            code,
+            quality,
+            work / f"scene-{scene.index}",
+            timeout_s=300,
+            cpu_s=600,
+            min_seconds=spoken + media.NARRATION_TAIL_S,  # as long as its narration, like t2m's
+            scene_class=authoring.class_name(scene),
         )
         assert result.ok and result.video, result.error
         inputs.append(media.SceneInput(result.video, wav, spoken, cues))

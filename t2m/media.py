@@ -138,7 +138,11 @@ def _join(
     with av.open(str(out), "w", format="mp4", options={"movflags": "+faststart"}) as oc:
         with av.open(str(videos[0])) as first:
             v_out = oc.add_stream_from_template(first.streams.video[0])
-        a_out = oc.add_stream("aac", rate=AUDIO_RATE, layout="mono") if has_audio else None
+        # The fast AAC coder: about twice the speed of the default search, plenty for speech.
+        aac = {"aac_coder": "fast"}
+        a_out = (
+            oc.add_stream("aac", rate=AUDIO_RATE, layout="mono", options=aac) if has_audio else None
+        )
         s_out = _subtitle_stream(oc) if subtitles else None
         for scene, video in zip(scenes, videos, strict=True):
             slot = _copy_packets(oc, v_out, video, offset)
