@@ -58,7 +58,8 @@ async def test_cancelling_kills_the_jail(tmp_path: Path) -> None:
 
 async def test_jail_has_no_network_no_secrets_and_its_limits(tmp_path: Path) -> None:
     """The render's process, probed from inside the real jail: a clean environment, paranoid TeX,
-    an unprivileged uid, the address-space limit, no route to a host listener."""
+    an unprivileged uid, the address-space limit, the lowest CPU priority, no route to a host
+    listener."""
     server = socket.socket()
     server.bind(("127.0.0.1", 0))
     server.listen()
@@ -68,7 +69,7 @@ async def test_jail_has_no_network_no_secrets_and_its_limits(tmp_path: Path) -> 
         "import os, socket, resource\n"
         "print('secret' if 'T2M_TEST_SECRET_KEY' in os.environ else 'clean')\n"
         "print(os.environ['openin_any'], os.getuid() != 0)\n"
-        "print(resource.getrlimit(resource.RLIMIT_AS)[0])\n"
+        "print(resource.getrlimit(resource.RLIMIT_AS)[0], os.nice(0))\n"
         f"try:\n    socket.create_connection(('127.0.0.1', {port}), timeout=2); print('connected')\n"
         "except OSError:\n    print('no network')\n"
     )
@@ -83,4 +84,5 @@ async def test_jail_has_no_network_no_secrets_and_its_limits(tmp_path: Path) -> 
     finally:
         del os.environ["T2M_TEST_SECRET_KEY"]
         server.close()
-    assert run.log.split() == ["clean", "p", "True", str(1536 * 1024**2), "no", "network"]
+    limit, niceness = str(1536 * 1024**2), str(jail.NICENESS)
+    assert run.log.split() == ["clean", "p", "True", limit, niceness, "no", "network"]
