@@ -16,25 +16,13 @@ from temporalio.api.operatorservice.v1 import (
 from temporalio.api.taskqueue.v1 import TaskQueue
 from temporalio.api.workflowservice.v1 import DescribeTaskQueueRequest
 from temporalio.client import Client, WorkflowExecutionStatus, WorkflowHandle
-from temporalio.common import (
-    Priority,
-    SearchAttributePair,
-    TypedSearchAttributes,
-    WorkflowIDReusePolicy,
-)
+from temporalio.common import Priority, WorkflowIDReusePolicy
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.runtime import Runtime
 
 from t2m.config import Settings
 from t2m.models import JobStatus, VideoRequest, new_job_id
-from workflows.search import (
-    SA_MODEL,
-    SA_OWNER,
-    SA_QUALITY,
-    SA_STAGE,
-    SA_TOPIC,
-    SEARCH_ATTRIBUTES,
-)
+from workflows.search import SA_STAGE, SEARCH_ATTRIBUTES, search_attributes
 from workflows.ui import static_details, static_summary
 from workflows.video import VideoWorkflow
 
@@ -141,15 +129,7 @@ async def start_video(
         id_reuse_policy=id_reuse_policy,
         static_summary=static_summary(req),
         static_details=static_details(req),
-        search_attributes=TypedSearchAttributes(
-            [
-                SearchAttributePair(SA_TOPIC, req.topic),
-                SearchAttributePair(SA_OWNER, req.owner),
-                SearchAttributePair(SA_STAGE, "queued"),
-                SearchAttributePair(SA_QUALITY, req.quality),
-                SearchAttributePair(SA_MODEL, req.model),
-            ]
-        ),
+        search_attributes=search_attributes(req),
     )
 
 

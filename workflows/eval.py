@@ -24,7 +24,7 @@ from temporalio.client import (
     ScheduleUpdate,
     ScheduleUpdateInput,
 )
-from temporalio.common import Priority, SearchAttributePair, TypedSearchAttributes
+from temporalio.common import Priority
 from temporalio.exceptions import ActivityError, CancelledError, ChildWorkflowError
 from temporalio.workflow import ParentClosePolicy
 
@@ -40,8 +40,7 @@ with workflow.unsafe.imports_passed_through():
         ReportRequest,
         VideoOutcome,
     )
-    from t2m.models import VideoRequest
-    from workflows.search import SA_MODEL, SA_OWNER, SA_QUALITY, SA_STAGE, SA_TOPIC
+    from workflows.search import search_attributes
     from workflows.steps import LLM_RETRY, LLM_TIMEOUT, WORK_RETRY, reason_of, sibling_queue
     from workflows.ui import md, one_line, static_details, static_summary
     from workflows.video import VideoWorkflow
@@ -49,19 +48,6 @@ with workflow.unsafe.imports_passed_through():
 EVAL_OWNER = "eval"
 EVAL_PRIORITY = Priority(priority_key=5, fairness_key=EVAL_OWNER)
 """The lowest task priority, with the eval's own fairness key: users' jobs go first."""
-
-
-def search_attributes(req: VideoRequest) -> TypedSearchAttributes:
-    """What the Web UI filters a video by, as `workflows.client.start_video` sets them."""
-    return TypedSearchAttributes(
-        [
-            SearchAttributePair(SA_TOPIC, req.topic),
-            SearchAttributePair(SA_OWNER, req.owner),
-            SearchAttributePair(SA_STAGE, "queued"),
-            SearchAttributePair(SA_QUALITY, req.quality),
-            SearchAttributePair(SA_MODEL, req.model),
-        ]
-    )
 
 
 @workflow.defn

@@ -4,7 +4,9 @@ videos by topic, owner, stage, quality and model (e.g. `T2mStage="rendering"`)."
 from __future__ import annotations
 
 from temporalio.api.enums.v1 import IndexedValueType
-from temporalio.common import SearchAttributeKey
+from temporalio.common import SearchAttributeKey, SearchAttributePair, TypedSearchAttributes
+
+from t2m.models import VideoRequest
 
 SA_TOPIC = SearchAttributeKey.for_text("T2mTopic")
 SA_OWNER = SearchAttributeKey.for_keyword("T2mOwner")
@@ -18,3 +20,16 @@ SEARCH_ATTRIBUTES: dict[str, IndexedValueType.ValueType] = {
     SA_QUALITY.name: IndexedValueType.INDEXED_VALUE_TYPE_KEYWORD,
     SA_MODEL.name: IndexedValueType.INDEXED_VALUE_TYPE_KEYWORD,
 }
+
+
+def search_attributes(req: VideoRequest) -> TypedSearchAttributes:
+    """What the Web UI filters a new video workflow by."""
+    return TypedSearchAttributes(
+        [
+            SearchAttributePair(SA_TOPIC, req.topic),
+            SearchAttributePair(SA_OWNER, req.owner),
+            SearchAttributePair(SA_STAGE, "queued"),
+            SearchAttributePair(SA_QUALITY, req.quality),
+            SearchAttributePair(SA_MODEL, req.model),
+        ]
+    )
