@@ -108,3 +108,20 @@ async def test_status_without_a_worker_answers_within_its_bound(
         assert (await api.get(url, headers=keys["alice"])).status_code == 200
     assert (time.perf_counter() - t) / 20 < 0.25  # the snapshot answers, not a new query
     await api.post(f"/api/v1/jobs/{job['job_id']}/cancel", headers=keys["alice"])
+
+
+async def test_a_deleted_job_is_not_found_at_once_even_while_its_refresh_waits(
+    api: httpx.AsyncClient, keys: dict
+) -> None:
+    """No worker answers, so the snapshot's refresh is still waiting for its query when the job is
+    deleted: the status must not be answered from that snapshot."""
+    body = {"configuration": {"topic": "Deleted while polled", "quality": "low"}}
+    job = (await api.post("/api/v1/videos/generate", json=body, headers=keys["alice"])).json()
+    url = f"/api/v1/videos/jobs/{job['job_id']}/status"
+    assert (await api.get(url, headers=keys["alice"])).status_code == 200
+    await asyncio.sleep(0.3)  # stale: the next call starts a refresh whose query finds no worker
+    assert (await api.get(url, headers=keys["alice"])).status_code == 200
+    deleted = await api.delete(f"/api/v1/jobs/{job['job_id']}", headers=keys["alice"])
+    assert deleted.status_code == 204
+    gone = await api.get(url, headers=keys["alice"])
+    assert gone.status_code == 404, gone.text

@@ -127,4 +127,5 @@ async def delete_job(job: OwnedJob, state: StateDep) -> Response:
             await state.client.get_workflow_handle(job.id).cancel()
     await asyncio.to_thread(state.storage.delete_prefix, f"jobs/{job.id}")
     await state.jobs.delete(job.id)
+    state.status.forget(job.id)  # its snapshot would answer until a refresh noticed the delete
     return Response(status_code=status.HTTP_204_NO_CONTENT)
