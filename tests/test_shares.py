@@ -200,3 +200,12 @@ async def test_a_failure_is_retryable_unless_a_step_said_retrying_cannot_help(
     broken = Fakes(render=lambda r: RenderOutcome(ok=False, error="NameError"))
     scene_failed = await run(client, broken, max_fix_attempts=1)
     assert scene_failed.status == "failed" and scene_failed.retryable is True
+
+
+async def test_a_share_page_for_a_malformed_token_is_the_not_found_page(
+    api: httpx.AsyncClient,
+) -> None:
+    """Whatever follows /s/ (a NUL byte PostgreSQL refuses, a non-token) is a 404, never a 5xx."""
+    for token in ("%00" + "a" * 42, "a" * 42 + "%ff", "a" * 41 + "%0A", "é" * 30):
+        page = await api.get(f"/s/{token}")
+        assert page.status_code == 404 and 'id="gone"' in page.text, (token, page.status_code)

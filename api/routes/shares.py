@@ -6,6 +6,7 @@ job only. Every answer is `no-store`, so a revoked link stops working at once, e
 
 from __future__ import annotations
 
+import re
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, HTTPException, Path, Response, status
@@ -21,9 +22,8 @@ from t2m.shares import Share, ShareStore
 router = protected_router("/api/v1/jobs", "shares")
 public = APIRouter(tags=["shares"])
 NO_STORE = {"Cache-Control": "no-store", "Referrer-Policy": "no-referrer"}
-Token = Annotated[
-    str, Path(pattern=r"^[A-Za-z0-9_-]{20,100}$", description="the share link's token")
-]
+TOKEN_PATTERN = r"^[A-Za-z0-9_-]{20,100}$"
+Token = Annotated[str, Path(pattern=TOKEN_PATTERN, description="the share link's token")]
 
 
 def _shares(state: AppState) -> ShareStore:
@@ -97,7 +97,7 @@ GONE = """<!doctype html><html lang="en"><head><meta charset="utf-8">
 
 @public.get("/s/{token}", include_in_schema=False)
 async def share_page(token: str, state: StateDep) -> Response:
-    if len(token) > 100 or await _shared_job(state, token) is None:
+    if not re.fullmatch(TOKEN_PATTERN, token) or await _shared_job(state, token) is None:
         return HTMLResponse(GONE, status_code=404, headers=NO_STORE)
     return FileResponse(PAGES / "share.html", headers=NO_STORE)
 
