@@ -7,6 +7,7 @@ from __future__ import annotations
 import re
 import uuid
 from collections.abc import AsyncIterator
+from urllib.parse import quote
 
 import pytest
 from playwright.async_api import Browser, BrowserContext, Dialog, Route, async_playwright, expect
@@ -211,4 +212,31 @@ async def test_failed_job_page_and_cancel_confirmation(
             assert (await response.value).status == 202
         finally:
             await client.get_workflow_handle(queued).terminate()
+        await ctx.close()
+
+
+async def test_sign_in_goes_on_to_a_page_of_this_site_only(
+    api_settings: Settings, keys: dict[str, Caller], browser: Browser
+) -> None:
+    """`next` may not lead elsewhere: browsers drop tabs and newlines from a URL, so `/<TAB>/host`
+    is `//host`, another site (which could then ask for the key again)."""
+    async with serve(create_app(api_settings)) as url:
+        ctx = await context(browser)
+        page = await ctx.new_page()
+        elsewhere: list[str] = []
+        page.on("request", lambda r: None if r.url.startswith(url) else elsewhere.append(r.url))
+        for wanted in ("/\t/evil.example/x", "/\n/evil.example/x", "//evil.example", "/\\evil"):
+            await page.goto(f"{url}/signin?next={quote(wanted)}")
+            await page.fill("#api-key", key_of(keys["alice"]))
+            await page.click("#sign-in")
+            for _ in range(100):  # until it went somewhere: this site's list, or elsewhere
+                if elsewhere or "/signin" not in page.url:
+                    break
+                await page.wait_for_timeout(50)
+            await page.wait_for_load_state()
+            assert elsewhere == [] and page.url == f"{url}/videos", (wanted, page.url, elsewhere)
+        await page.goto(f"{url}/signin?next={quote('/videos/create?from=x')}")
+        await page.fill("#api-key", key_of(keys["alice"]))
+        await page.click("#sign-in")
+        await page.wait_for_url(f"{url}/videos/create?from=x")
         await ctx.close()
