@@ -48,6 +48,8 @@ AXES: dict[str, str] = {
     "visual_consistency": "visual consistency",
 }
 """The judge's five axes (field name → what the report calls it)."""
+MAX_TOPIC_FILE_BYTES = 8 * 1024 * 1024
+"""Far above 100 topics at their longest: a bigger file (or a device) is refused unread."""
 JUDGE_FRAMES = 4
 TRANSCRIPT_CHARS = 6000
 
@@ -92,9 +94,13 @@ def parse_topics(text: str, source: str = "topics") -> list[EvalTopic]:
 
 def load_topics(path: Path) -> list[EvalTopic]:
     try:
-        text = path.read_text()
+        with path.open("rb") as f:
+            data = f.read(MAX_TOPIC_FILE_BYTES + 1)
+        text = data.decode()
     except (OSError, UnicodeDecodeError) as e:
         raise TopicFileError(f"{path}: cannot be read: {e}") from None
+    if len(data) > MAX_TOPIC_FILE_BYTES:
+        raise TopicFileError(f"{path}: larger than {MAX_TOPIC_FILE_BYTES // 2**20} MiB")
     return parse_topics(text, str(path))
 
 

@@ -20,6 +20,7 @@ from t2m.config import Settings
 from t2m.db import JobStore
 from t2m.eval import (
     AXES,
+    MAX_TOPIC_FILE_BYTES,
     EvalItem,
     EvalRequest,
     EvalResult,
@@ -29,6 +30,7 @@ from t2m.eval import (
     JudgeScores,
     TopicFileError,
     judge_video,
+    load_topics,
     parse_topics,
 )
 from t2m.llm import ModelClient
@@ -205,6 +207,15 @@ def test_a_bad_topic_file_is_named_by_entry_and_field(text: str, message: str) -
         parse_topics(text, "t.json")
     assert str(e.value).startswith("t.json: ") and message in str(e.value)
     assert "\n" not in str(e.value)
+
+
+def test_a_topic_file_is_read_up_to_its_limit_only(tmp_path: Path) -> None:
+    huge = tmp_path / "huge.json"
+    huge.write_text(json.dumps(TOPICS[:1]) + " " * MAX_TOPIC_FILE_BYTES)
+    with pytest.raises(TopicFileError, match="larger than 8 MiB"):
+        load_topics(huge)
+    with pytest.raises(TopicFileError, match="larger than 8 MiB"):
+        load_topics(Path("/dev/zero"))  # endless: read up to the limit, not to the end
 
 
 async def test_schedule_registers_the_eval_in_temporal_and_bad_input_exits_2(
