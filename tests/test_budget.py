@@ -90,7 +90,7 @@ async def test_an_always_failing_scene_stops_at_the_budget(
     assert fakes.calls["render_scene"] == fixes + 3
     fix = status.usage["fixing"]  # past the budget only by the calls in flight, one per scene:
     assert status.spent_usd < BUDGET + 3 * 2 * fix.cost_usd / fix.calls
-    assert status.status == "failed"
+    assert status.status == "failed" and status.retryable is False  # resubmit with more budget
     found = re.match(
         r"BudgetReached: budget of \$0\.10 reached after \$(0\.\d+) spent:"
         r" scene [123] \('(One|Two|Three)'\) did not render after \d+ attempts: NameError",

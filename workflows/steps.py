@@ -124,7 +124,10 @@ def is_retryable(err: BaseException) -> bool:
     """Whether running the failed job again can succeed. Not when a step failed with an error
     its activity marked non-retryable (an unusable model, an unknown voice, a plan that will not
     validate): a new run would meet it again at once. A scene that did not render, a timeout or
-    transient trouble that outlasted its retries is worth another run."""
+    transient trouble that outlasted its retries is worth another run. A job that spent its
+    budget is not either: a retry would get a whole budget again (resubmit with a larger one)."""
+    if isinstance(err, ApplicationError) and err.type == "BudgetReached":
+        return False
     while isinstance(err, ActivityError) and err.cause is not None:
         err = err.cause
         if isinstance(err, ApplicationError) and err.non_retryable:
