@@ -7,6 +7,7 @@ and the authenticator in the lifespan; routes reach them through `Annotated` dep
 from __future__ import annotations
 
 import logging
+import math
 import secrets
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
@@ -75,7 +76,10 @@ async def _unavailable(request: Request, exc: Exception) -> JSONResponse:
 
 
 def _printable(value: Any) -> Any:
-    """`value` with lone surrogates replaced, so that it can be encoded as UTF-8 JSON."""
+    """`value` with lone surrogates replaced and NaN or infinities as text, so that it can be
+    encoded as UTF-8 JSON."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return str(value)
     if isinstance(value, str):
         return "".join("\ufffd" if "\ud800" <= c <= "\udfff" else c for c in value)
     if isinstance(value, list | tuple):

@@ -363,6 +363,22 @@ async def test_unstorable_text_is_a_422_naming_the_field(
     assert problem["loc"] == ["body", "configuration", field] and message in problem["msg"]
 
 
+@pytest.mark.parametrize("number", ["NaN", "Infinity", "-Infinity", "1e400"])
+async def test_a_number_json_cannot_echo_is_a_422_naming_the_field(
+    api: httpx.AsyncClient, keys: dict, number: str
+) -> None:
+    """Python's JSON parser takes NaN and infinities, which the 422 (echoing its input) must
+    still be able to send."""
+    for field in ("max_cost_usd", "no_such_field"):
+        raw = json.dumps(body()).replace('"quality"', f'"{field}": {number}, "quality"')
+        r = await api.post(
+            GENERATE, content=raw, headers=keys["alice"] | {"Content-Type": "application/json"}
+        )
+        assert r.status_code == 422, r.text
+        (problem,) = r.json()["detail"]
+        assert problem["loc"] == ["body", "configuration", field]
+
+
 async def test_idempotency_key_is_bound_to_its_body_and_dies_with_its_job(
     api: httpx.AsyncClient, keys: dict
 ) -> None:
