@@ -12,7 +12,9 @@ import logging
 import os
 import signal
 import sys
+import threading
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 
 from temporalio.client import Client
 from temporalio.runtime import PrometheusConfig, Runtime, TelemetryConfig
@@ -35,7 +37,15 @@ from workflows.maintenance import ReconcileWorkflow, ensure_reconcile_schedule
 from workflows.video import VideoWorkflow
 
 QUEUES = ("video", "llm", "render")
+BLOCKING_NICENESS = 10
+"""Blocking work (composing, narrating, storage transfers) runs in threads at this niceness: above
+renders (19), below the API, Temporal and this worker's event loop, which answers queries and
+heartbeats."""
 log = logging.getLogger("t2m.worker")
+
+
+def _lower_thread_priority() -> None:
+    os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), BLOCKING_NICENESS)  # per thread
 
 
 def build_workers(
@@ -131,6 +141,9 @@ def metrics_runtime(settings: Settings) -> Runtime | None:
 
 async def run(settings: Settings, queues: Sequence[str] = QUEUES) -> int:
     """Serve `queues` until SIGINT/SIGTERM, then shut the workers down gracefully."""
+    asyncio.get_running_loop().set_default_executor(  # where asyncio.to_thread runs blocking work
+        ThreadPoolExecutor(thread_name_prefix="t2m-blocking", initializer=_lower_thread_priority)
+    )
     try:  # a worker that cannot store its results must not take tasks
         await asyncio.to_thread(get_storage(settings).check)
     except StorageUnavailable as e:

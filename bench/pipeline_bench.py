@@ -203,6 +203,7 @@ async def poller(port: int, paths: list[str], stop: float) -> tuple[list[float],
     reader, writer = await asyncio.open_connection("127.0.0.1", port)
     latencies: list[float] = []
     errors = 0
+    await asyncio.sleep(random.uniform(0, POLL_EVERY_S))  # independent pages, not one burst
     while time.perf_counter() < stop:
         t = time.perf_counter()
         writer.write(

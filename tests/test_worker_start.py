@@ -54,5 +54,12 @@ def test_ctrl_c_stops_the_worker_with_130_and_sigterm_with_0(settings: Settings)
         for line in proc.stderr:  # serving: the signal handlers are in place
             if "worker serving" in line:
                 break
+        assert thread_nice(proc.pid) == {0, worker.BLOCKING_NICENESS}  # loop 0, blocking work 10
         proc.send_signal(sig)
         assert proc.wait(timeout=30) == code
+
+
+def thread_nice(pid: int) -> set[int]:
+    """The niceness of each of a process's threads (field 19 of /proc/PID/task/TID/stat)."""
+    tasks = Path(f"/proc/{pid}/task").iterdir()
+    return {int((t / "stat").read_text().rsplit(")", 1)[1].split()[16]) for t in tasks}
