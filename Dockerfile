@@ -53,4 +53,5 @@ WORKDIR /var/lib/t2m
 USER t2m
 EXPOSE 8000
 ENTRYPOINT ["tini", "--"]
-CMD ["uvicorn", "--factory", "api.main:create_app", "--host", "0.0.0.0", "--port", "8000"]
+# No access log: share links and signed media URLs carry their tokens in the path and query.
+CMD ["uvicorn", "--factory", "api.main:create_app", "--host", "0.0.0.0", "--port", "8000", "--no-access-log"]

@@ -129,6 +129,8 @@ def check_command(argv: Any) -> tuple[list[str], list[str]]:
         errors = []
         if not params["factory"]:
             errors.append("uvicorn needs --factory (api.main:create_app is a factory)")
+        if params["access_log"]:  # share links and signed media URLs carry tokens
+            errors.append("the API must run with --no-access-log: its URLs carry tokens")
         module, _, attr = params["app"].partition(":")
         try:
             factory = getattr(importlib.import_module(module), attr)
