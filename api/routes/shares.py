@@ -1,7 +1,9 @@
 """Share links: the owner makes (and revokes) a link that plays one video without credentials.
 
 `/s/{token}` is the page; `/api/v1/shared/{token}/…` its media, which accept that token for that
-job only. Every answer is `no-store`, so a revoked link stops working at once, even from a cache.
+job only. Every answer is `no-store`, so a revoked link stops working at once, even from a cache;
+with S3 storage the media answer with a presigned S3 URL, and one already handed out keeps working
+until it expires (`T2M_PRESIGN_EXPIRY_S`).
 """
 
 from __future__ import annotations
