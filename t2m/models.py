@@ -202,7 +202,7 @@ class VideoOptions(BaseModel):
     voice: PlainText | None = Field(default=None, max_length=100)
     force: bool = False
     """Make the video anew even when an identical request already has a finished one."""
-    max_cost_usd: float | None = Field(default=None, gt=0, le=1_000_000)
+    max_cost_usd: float | None = Field(default=None, gt=0, le=1_000_000, strict=True)
     """Budget for the job's model calls (USD); the configured default when absent."""
 
     @field_validator("style_preferences")

@@ -156,7 +156,13 @@ def test_the_budget_comes_from_the_request_the_default_or_the_ceiling(tmp_path: 
 @pytest.mark.parametrize("settings", [{"max_cost_usd_ceiling": 0.5}], indirect=True)
 async def test_a_budget_above_the_ceiling_is_a_422_and_cli_exit_2(settings: Settings) -> None:
     async with asgi_client(settings) as http:
-        for asked, rule in ((2, "must be at most 0.5"), (0, "greater than 0"), (-1, "greater")):
+        for asked, rule in (
+            (2, "must be at most 0.5"),
+            (0, "greater than 0"),
+            (-1, "greater"),
+            ("0.4", "valid number"),  # a number, not a string that looks like one
+            (True, "valid number"),
+        ):
             body = {"configuration": {"topic": "Circles", "max_cost_usd": asked}}
             r = await http.post("/api/v1/videos/generate", json=body)
             assert r.status_code == 422
