@@ -91,17 +91,21 @@ def build_workers(
                 interceptors=counted,
             )
         )
-    if "render" in queues:
+    if "render" in queues:  # renders, and the finishing steps on a queue of their own
         workers.append(
             Worker(
                 client,
                 task_queue=settings.queue("render"),
-                activities=[
-                    media.render_scene,
-                    media.compose_video,
-                    media.make_thumbnail,
-                    media.finalize_video,
-                ],
+                activities=[media.render_scene],
+                max_concurrent_activities=settings.render_concurrency,
+                interceptors=counted,
+            )
+        )
+        workers.append(
+            Worker(
+                client,
+                task_queue=settings.queue("media"),
+                activities=[media.compose_video, media.make_thumbnail, media.finalize_video],
                 max_concurrent_activities=settings.render_concurrency,
                 interceptors=counted,
             )

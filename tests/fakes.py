@@ -165,7 +165,8 @@ class Fakes:
             faked = {plan_video, storyboard_scene, retrieve_docs, doc_queries_for_error}
             faked |= {write_scene_code, fix_scene_code}
             llm = [*self.models, *(a for a in llm if a not in faked | {critique_scene})]
-        return {"llm": llm, "render": [render_scene, compose_video, make_thumbnail, finalize_video]}
+        media = [compose_video, make_thumbnail, finalize_video]
+        return {"llm": llm, "render": [render_scene], "media": media}
 
 
 @contextlib.asynccontextmanager

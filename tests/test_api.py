@@ -284,6 +284,7 @@ async def test_health_and_metrics(api: httpx.AsyncClient, keys: dict, worker: No
         "workers_video": "ok",
         "workers_llm": "ok",
         "workers_render": "ok",
+        "workers_media": "ok",
     }
     await api.get("/api/v1/jobs", headers=keys["alice"])
     m = await api.get("/metrics")

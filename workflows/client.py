@@ -57,6 +57,7 @@ async def queue_workers(client: Client, settings: Settings) -> dict[str, str]:
         "video": TaskQueueType.TASK_QUEUE_TYPE_WORKFLOW,
         "llm": TaskQueueType.TASK_QUEUE_TYPE_ACTIVITY,
         "render": TaskQueueType.TASK_QUEUE_TYPE_ACTIVITY,
+        "media": TaskQueueType.TASK_QUEUE_TYPE_ACTIVITY,
     }
     now = datetime.now(UTC)
     found: dict[str, str] = {}

@@ -147,6 +147,7 @@ class VideoWorkflow(SceneRegeneration):
                 job_id=job_id, scenes=media, subtitles=req.subtitles, version=self._version()
             ),
             msg.ComposeResult,
+            queue="media",
             heartbeat_timeout=HEARTBEAT_TIMEOUT,
         )
         thumbnail_key = None
@@ -158,6 +159,7 @@ class VideoWorkflow(SceneRegeneration):
                     job_id=job_id, video_key=composed.video_key, at_s=at_s, version=self._version()
                 ),
                 str,
+                queue="media",
                 start_to_close=timedelta(minutes=2),
             )
         self._set_stage("uploading")
@@ -166,6 +168,7 @@ class VideoWorkflow(SceneRegeneration):
             "finalize_video",
             msg.FinalizeRequest(job_id=job_id, keys=[k for k in keys if k]),
             int,
+            queue="media",
             start_to_close=timedelta(minutes=10),
         )
         return Artifacts(
