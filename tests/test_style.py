@@ -182,8 +182,8 @@ async def test_a_light_french_video_end_to_end(
 
 
 async def test_the_form_sends_its_style_fields(settings: Settings) -> None:
-    """The create page's theme, accent, pace, audience and language fields reach the API, whose
-    422 for a bad one is shown under the style field."""
+    """The create page's theme, accent, pace, audience, language and budget fields reach the API,
+    whose 422 for a bad one is shown under its field."""
     app = create_app(settings.model_copy(update={"dev_user": f"style-{uuid.uuid4().hex[:8]}"}))
     async with serve(app) as url, async_playwright() as p:
         browser = await p.chromium.launch(
@@ -203,4 +203,9 @@ async def test_the_form_sends_its_style_fields(settings: Settings) -> None:
         await page.fill("#style_language", "zz")
         await page.click("#submit")
         await expect(error).to_contain_text("language 'zz' has no espeak-ng voice")
+        await page.fill("#style_language", "")
+        await page.fill("#max_cost_usd", "0")  # the budget field reaches the API as a number
+        await page.click("#submit")
+        budget = page.locator('.error[data-for="max_cost_usd"]')
+        await expect(budget).to_contain_text("greater than 0")
         await browser.close()
