@@ -12,12 +12,14 @@ from typing import Any
 
 import av
 import httpx
+import pytest
 from temporalio.api.enums.v1 import EventType
 from temporalio.client import Client, WorkflowHandle, WorkflowUpdateFailedError, WorkflowUpdateStage
 from temporalio.exceptions import ApplicationError
 
 from activities.messages import RenderOutcome
 from api.main import create_app
+from api.routes import regenerate
 from t2m.config import Settings
 from t2m.db import JobStore
 from t2m.models import VideoRequest
@@ -121,6 +123,7 @@ async def test_rest_regenerates_a_completed_jobs_scene_as_a_new_version(
     jobs: JobStore,
     tmp_path: Path,
     api_settings: Settings,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     def handler(task: str, data: dict) -> str | None:
         if task == "plan_video":
@@ -138,9 +141,9 @@ async def test_rest_regenerates_a_completed_jobs_scene_as_a_new_version(
     assert first["version"] == 1 and first["previous"] is None
     v1 = (await api.get(first["download_url"])).content
 
-    regenerate = f"/api/v1/jobs/{job}/scenes/1/regenerate"
+    regenerate_url = f"/api/v1/jobs/{job}/scenes/1/regenerate"
     feedback = {"feedback": "Show a red square instead"}
-    assert (await api.post(regenerate, json=feedback, headers=bob)).status_code == 404
+    assert (await api.post(regenerate_url, json=feedback, headers=bob)).status_code == 404
     bad = await api.post(f"/api/v1/jobs/{job}/scenes/7/regenerate", json=feedback, headers=alice)
     assert bad.status_code == 422 and bad.json()["detail"] == [
         {
@@ -149,7 +152,7 @@ async def test_rest_regenerates_a_completed_jobs_scene_as_a_new_version(
             "type": "value_error",
         }
     ]
-    empty = await api.post(regenerate, json={"feedback": " "}, headers=alice)
+    empty = await api.post(regenerate_url, json={"feedback": " "}, headers=alice)
     assert empty.status_code == 422 and empty.json()["detail"][0]["loc"] == ["body", "feedback"]
     async with serve(create_app(api_settings)) as url:  # the CLI over the REST API
         env = env_for(api_settings, tmp_path, url, alice["Authorization"].split()[1])
@@ -200,6 +203,10 @@ async def test_rest_regenerates_a_completed_jobs_scene_as_a_new_version(
     assert (
         frame_at(tmp_path / "v1.mp4", mid_scene_1) != frame_at(tmp_path / "v2.mp4", mid_scene_1)
     ).any()
+
+    monkeypatch.setattr(regenerate, "MAX_VERSIONS", 2)  # versions are bounded
+    again = await api.post(regenerate_url, json=feedback, headers=alice)
+    assert again.status_code == 409 and "2 versions, the most a job may have" in again.text
 
 
 async def test_rest_on_a_running_job_sends_the_update(

@@ -32,6 +32,9 @@ from workflows.video import VideoWorkflow
 
 router = protected_router("/api/v1/jobs", "jobs")
 ACCEPT_TIMEOUT = timedelta(seconds=10)
+MAX_VERSIONS = 20
+"""Versions a job may have: each costs a budget of model calls and keeps its files until the job
+is deleted, so regenerating cannot go on without bound."""
 """How long a running job's worker has to accept (or refuse) the update."""
 SceneIndex = Annotated[int, Path(ge=0, le=99, description="the scene's index, from 0")]
 
@@ -97,6 +100,11 @@ async def _next_version(state: AppState, job: Job, index: int, feedback: str) ->
     if index >= count:
         raise _bad_index(
             f"scene index {index} does not exist; this video has {count} scenes (0-{count - 1})"
+        )
+    if job.artifacts.version >= MAX_VERSIONS:
+        raise HTTPException(
+            409,
+            f"job {job.id} has {MAX_VERSIONS} versions, the most a job may have; make a new job",
         )
     again = Regeneration(index=index, feedback=feedback, previous=job.artifacts)
     req = job.request.model_copy(update={"resume": job.checkpoint, "regenerate": again})
