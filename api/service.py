@@ -180,7 +180,8 @@ def budget_of(status: JobStatus) -> Budget | None:
     if status.max_cost_usd is None:
         return None
     reached = status.spent_usd >= status.max_cost_usd
-    return Budget(max_cost_usd=status.max_cost_usd, spent_usd=status.spent_usd, reached=reached)
+    spent = round(status.spent_usd, 6)  # a sum of floats: 0.10702, not 0.10702000000000001
+    return Budget(max_cost_usd=status.max_cost_usd, spent_usd=spent, reached=reached)
 
 
 def summary(job: Job, thumbnail_url: str | None) -> JobSummary:
