@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 from collections.abc import AsyncIterator, Callable, Iterable
 from datetime import UTC, datetime
@@ -60,7 +61,8 @@ async def create_job(
             raise HTTPException(409, f"{e}; send a new Idempotency-Key") from None
         raise _invalid(["header", "idempotency-key"], f"{e}; send a new key") from None
     try:
-        await start_job(state, job, req)
+        with contextlib.suppress(WorkflowAlreadyStartedError):  # an idempotent replay
+            await start_job(state, job, req)
     except Exception as e:
         failed = JobStatus(job_id=job.id, status="failed", error=f"could not start: {e}")
         record = JobRecord(
@@ -76,22 +78,37 @@ def _invalid(loc: list[str], message: str) -> HTTPException:
     return HTTPException(422, [{"loc": loc, "msg": message, "type": "value_error"}])
 
 
-async def start_job(state: AppState, job: Job, req: VideoRequest, *, retry: bool = False) -> None:
-    """Start the job's workflow; a duplicate start (an idempotent replay) is not an error."""
-    try:
-        await start_video(
-            state.client,
-            state.settings,
-            req,
-            job.id,
-            priority_key=PRIORITY_KEYS[job.priority],
-            id_reuse_policy=WorkflowIDReusePolicy.ALLOW_DUPLICATE_FAILED_ONLY
-            if retry
-            else WorkflowIDReusePolicy.REJECT_DUPLICATE,
-        )
-    except WorkflowAlreadyStartedError:
-        if retry:
-            raise
+async def start_job(
+    state: AppState,
+    job: Job,
+    req: VideoRequest,
+    policy: WorkflowIDReusePolicy = WorkflowIDReusePolicy.REJECT_DUPLICATE,
+) -> None:
+    """Start the job's workflow at its priority, under its id; `policy` says whether a closed run
+    of that id may be followed by another."""
+    await start_video(
+        state.client,
+        state.settings,
+        req,
+        job.id,
+        priority_key=PRIORITY_KEYS[job.priority],
+        id_reuse_policy=policy,
+    )
+
+
+async def run_again(
+    state: AppState,
+    job: Job,
+    req: VideoRequest,
+    progress: JobStatus | None,
+    policy: WorkflowIDReusePolicy,
+) -> None:
+    """A new run of a job's workflow (a retry, a next version): the row starts afresh, its usage
+    so far (`progress`) kept as the earlier runs'."""
+    before = usage_of(job, progress) if progress else None
+    await state.jobs.requeue(job.id, before or usage_summary({}))
+    await start_job(state, job, req, policy)
+    state.status.forget(job.id)
 
 
 async def wait_closed(state: AppState, job_id: str, timeout_s: float = 10.0) -> bool:

@@ -9,13 +9,14 @@ from typing import Annotated
 
 from fastapi import HTTPException, Query, Response, status
 from pydantic import AfterValidator
+from temporalio.common import WorkflowIDReusePolicy
 from temporalio.service import RPCError
 
 from api import service
 from api.deps import AppState, CurrentUser, OwnedJob, StateDep, protected_router
 from api.schemas import ActionResult, JobDetail, JobList, errors
 from t2m.db import Job
-from t2m.models import TERMINAL_STATUSES, JobState, usage_summary, user_name
+from t2m.models import TERMINAL_STATUSES, JobState, user_name
 
 router = protected_router("/api/v1/jobs", "jobs")
 ACTION_ERRORS = errors(403, 404, 409, 415)
@@ -108,9 +109,8 @@ async def retry_job(job: OwnedJob, state: StateDep) -> ActionResult:
     if not await service.wait_closed(state, job.id):
         raise HTTPException(409, f"job {job.id} is still stopping; retry in a moment")
     job = await state.jobs.get(job.id) or job
-    before = service.usage_of(job, job.progress or live) or usage_summary({})
-    await state.jobs.requeue(job.id, before)
-    await service.start_job(state, job, service.request_of(job), retry=True)
+    policy = WorkflowIDReusePolicy.ALLOW_DUPLICATE_FAILED_ONLY
+    await service.run_again(state, job, service.request_of(job), job.progress or live, policy)
     return ActionResult(job_id=job.id, status="queued")
 
 

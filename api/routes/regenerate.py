@@ -26,8 +26,7 @@ from api import service
 from api.deps import AppState, OwnedJob, StateDep, protected_router
 from api.schemas import RegenerateRequest, RegenerateResult, errors
 from t2m.db import Job
-from t2m.models import PRIORITY_KEYS, Regeneration, usage_summary
-from workflows.client import start_video
+from t2m.models import Regeneration
 from workflows.video import VideoWorkflow
 
 router = protected_router("/api/v1/jobs", "jobs")
@@ -108,21 +107,12 @@ async def _next_version(state: AppState, job: Job, index: int, feedback: str) ->
         )
     again = Regeneration(index=index, feedback=feedback, previous=job.artifacts)
     req = job.request.model_copy(update={"resume": job.checkpoint, "regenerate": again})
-    # Like a retry: the row starts the run afresh, its usage so far kept as the earlier runs'.
-    before = service.usage_of(job, job.progress) if job.progress else None
-    await state.jobs.requeue(job.id, before or usage_summary({}))
-    try:
-        await start_video(
-            state.client,
-            state.settings,
-            req,
-            job.id,
-            priority_key=PRIORITY_KEYS[job.priority],
-            id_reuse_policy=WorkflowIDReusePolicy.ALLOW_DUPLICATE,
+    try:  # like a retry
+        await service.run_again(
+            state, job, req, job.progress, WorkflowIDReusePolicy.ALLOW_DUPLICATE
         )
     except WorkflowAlreadyStartedError:
         raise HTTPException(409, f"job {job.id} is already making a new version") from None
-    state.status.forget(job.id)
     return RegenerateResult(
         job_id=job.id, status="queued", index=index, version=job.artifacts.version + 1
     )
