@@ -84,6 +84,14 @@ class Settings(BaseSettings):
     `/metrics`; off when unset. One port per worker process."""
     worker_metrics_host: str = "127.0.0.1"
     """Address the worker metrics endpoint binds (loopback by default)."""
+    worker_drain_s: float = Field(default=100.0, ge=0, le=3600)
+    """On SIGTERM a worker stops polling and lets in-flight activities finish for up to this long
+    before cancelling them; deployments give their pods/containers a grace period above it (120 s)."""
+    deployment_name: str = "t2m"
+    """Worker Versioning: the Temporal worker deployment this release's workers belong to."""
+    build_id: str | None = None
+    """Worker Versioning: this release's build id; by default derived from the package version and
+    a hash of the workflow code, so a forgotten version bump cannot reuse an id."""
 
     @field_validator("storage_url")
     @classmethod
