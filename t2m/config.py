@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ipaddress
 import os
+import re
 from functools import lru_cache
 from pathlib import Path
 
@@ -16,8 +17,28 @@ def _default_data_dir() -> Path:
     return Path(base) / "t2m"
 
 
+SERVICE_LINK = re.compile(r"(tcp|udp|sctp)://[^/\s]+:\d+")
+"""The value the kubelet gives `<SERVICE>_PORT` for every Service of a pod's namespace (unless the
+pod sets `enableServiceLinks: false`): a Service named `t2m-api` yields `T2M_API_PORT=tcp://IP:80`."""
+PORT_SETTINGS = ("api_port", "temporal_ui_port", "worker_metrics_port")
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="T2M_", env_file=".env", extra="ignore")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _ignore_service_links(cls, data: object) -> object:
+        """A port setting whose value is a kubelet service link (`tcp://IP:PORT`) is not a port
+        someone set: ignore it (the default applies) instead of failing every pod at start.
+        Any other non-integer value still fails."""
+        if isinstance(data, dict):
+            return {
+                k: v
+                for k, v in data.items()
+                if not (k in PORT_SETTINGS and isinstance(v, str) and SERVICE_LINK.fullmatch(v))
+            }
+        return data
 
     data_dir: Path = Field(default_factory=_default_data_dir)
     """Temporal's SQLite file, local storage and logs live here."""

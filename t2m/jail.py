@@ -374,6 +374,15 @@ async def check_jail(timeout_s: float = 20.0) -> None:
         "open('probe', 'w').write('ok')\n"
         "print(os.getuid(), os.getgid(), len(socket.if_nameindex()), *[l.split()[1] for l in caps])"
     )
+    try:
+        await _self_test(probe, timeout_s)
+    except JailUnavailable:
+        raise
+    except Exception as e:  # a missing capability, a read-only path, a failed clean-up, ...
+        raise JailUnavailable(f"{type(e).__name__}: {e}"[:500]) from e
+
+
+async def _self_test(probe: str, timeout_s: float) -> None:
     env = {"PATH": "/usr/bin:/bin", "LANG": "C.UTF-8", "PYTHONDONTWRITEBYTECODE": "1"}
     with tempfile.TemporaryDirectory(prefix="t2m-jail-check-") as tmp:
         work, log = Path(tmp) / "job", Path(tmp) / "log"
