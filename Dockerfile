@@ -2,7 +2,7 @@
 # One image for every t2m process: the API (`uvicorn --factory api.main:create_app`), the
 # video/llm worker (`t2m worker --queues video,llm`), the render worker (`t2m worker --queues
 # render`) and the one-shot set-up job (`python /opt/t2m/t2m_setup.py`). docker-compose.yml and deploy/
-# run it with different commands and users.
+# run it with different commands (Kubernetes: `args`, so that tini stays PID 1) and users.
 ARG PYTHON_IMAGE=python:3.11-slim-bookworm
 
 # --- build: compile pycairo/manimpango against cairo and pango, install t2m into /opt/venv ------
@@ -47,7 +47,11 @@ ENV PATH=/opt/venv/bin:$PATH \
     PYTHONUNBUFFERED=1 \
     PYTHONDONTWRITEBYTECODE=1 \
     LITELLM_LOCAL_MODEL_COST_MAP=True \
-    T2M_DATA_DIR=/var/lib/t2m
+    T2M_DATA_DIR=/var/lib/t2m \
+    T2M_API_HOST=0.0.0.0 \
+    T2M_DEV_USER=""
+# Safe by default: the API listens on every address, so there is no anonymous dev identity
+# (`t2m up`'s convenience); requests need an API key or a JWT (`t2m keys create`).
 # Settings also read `.env` from the working directory: this one holds none.
 WORKDIR /var/lib/t2m
 USER t2m

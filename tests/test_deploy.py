@@ -63,6 +63,10 @@ SHARED = (
     "AWS_ENDPOINT_URL",
     "AWS_REGION",
 )
+RENDER_ONLY = {"render"}  # `t2m worker --queues render` also serves t2m-media
+WORKER_DRAIN_S = 100  # T2M_WORKER_DRAIN_S shown in the deployables
+GRACE_S = 120
+WORKER_HEADROOM_MIB = 1024  # the worker process itself, beside its renders  # stop_grace_period / terminationGracePeriodSeconds: above the drain
 SECRET_NAME = re.compile(r"PASSWORD|PWD|SECRET|API_KEY|ACCESS_KEY")
 APT_PACKAGES = [
     "libpango1.0-dev",
@@ -140,6 +144,8 @@ def check_command(argv: Any) -> tuple[list[str], list[str]]:
             errors.append(f"{params['app']} is not callable")
         if params["host"] != "0.0.0.0":
             errors.append(f"the API must listen on 0.0.0.0 in a container, not {params['host']}")
+        if "*" in str(params.get("forwarded_allow_ips") or ""):
+            errors.append("--forwarded-allow-ips '*' trusts X-Forwarded-* from any client")
         return errors, []
     if prog in ("python", "python3") and args[:1] == [SETUP_IN_IMAGE]:
         err = _argparse(setup_script().parser().parse_args, args[1:])
@@ -194,10 +200,15 @@ def check_deployment(
                 errors.append(f"{name}: T2M_SECRET_KEY must be set (shared by API replicas)")
         if s is not None and not (s.storage_url or "").startswith("s3://"):
             errors.append(f"{name}: hosts share artifacts only through T2M_STORAGE_URL=s3://…")
-        if s is not None and not s.database_url:
+        render_only = bool(queues) and set(queues) <= RENDER_ONLY
+        if s is not None and render_only and s.database_url:
+            errors.append(f"{name}: a render worker gets no database credentials (it needs none)")
+        if s is not None and not render_only and not s.database_url:
             errors.append(f"{name}: T2M_DATABASE_URL must be set (there is no embedded database)")
+        if queues and (c["env"].get("T2M_WORKER_DRAIN_S") or "") != str(WORKER_DRAIN_S):
+            errors.append(f"{name}: a worker shows T2M_WORKER_DRAIN_S={WORKER_DRAIN_S}")
     for key in SHARED:
-        values = {c["env"].get(key) for c in containers.values()}
+        values = {c["env"][key] for c in containers.values() if key in c["env"]}
         if len(values) > 1:
             errors.append(f"{key} differs between containers: {sorted(map(str, values))}")
     covered = {q for qs in served.values() for q in qs}
@@ -220,18 +231,50 @@ def check_deployment(
 
 # --- Compose -------------------------------------------------------------------------------------
 
+
+def mib(quantity: str) -> float:
+    """MiB of a Compose (`6g`, `512m`) or Kubernetes (`6Gi`, `13824Mi`) memory quantity."""
+    m = re.fullmatch(r"(\d+(?:\.\d+)?)\s*([kmgKMG]i?)?[bB]?", str(quantity).strip())
+    assert m, quantity
+    unit = (m.group(2) or "").lower().rstrip("i")
+    return float(m.group(1)) * {"": 1 / 1024**2, "k": 1 / 1024, "m": 1, "g": 1024}[unit]
+
+
+def render_memory_mib(slots: int) -> int:
+    """What a render worker with `slots` render slots may use at worst: each jail at the largest
+    quality's memory limit plus its /tmp tmpfs (charged to the container), and the worker."""
+    from t2m.jail_limits import Limits
+    from t2m.sandbox import MEMORY_MB
+
+    return slots * (max(MEMORY_MB.values()) + Limits().tmp_mb) + WORKER_HEADROOM_MIB
+
+
+def duration_s(text: str) -> float:
+    m = re.fullmatch(r"(?:(\d+)m)?(?:(\d+)s)?", str(text))
+    assert m and text, text
+    return int(m.group(1) or 0) * 60 + int(m.group(2) or 0)
+
+
 INTERPOLATION = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?:(:?[-?])([^}]*))?\}")
 
 
+def _value(m: re.Match[str]) -> str:
+    """A variable as Compose resolves it when `.env` sets only the required ones (`${X:?…}`, set
+    here to a stand-in) and nothing else (`${X:-default}` → default)."""
+    if m.group(2) in (":?", "?"):
+        return f"set-{m.group(1).lower()}"
+    return m.group(3) or ""
+
+
 def interpolate(node: Any) -> Any:
-    """The file as Compose sees it with no variable set: `${X:-default}` → default, `$$` → `$`."""
+    """The file as Compose sees it with only the required variables set; `$$` → `$`."""
     if isinstance(node, dict):
         return {k: interpolate(v) for k, v in node.items()}
     if isinstance(node, list):
         return [interpolate(v) for v in node]
     if isinstance(node, str):
         parts = node.split("$$")
-        return "$".join(INTERPOLATION.sub(lambda m: m.group(3) or "", p) for p in parts)
+        return "$".join(INTERPOLATION.sub(_value, p) for p in parts)
     return node
 
 
@@ -248,25 +291,27 @@ def compose_schema() -> dict[str, Any]:
     return json.loads(vendor.joinpath("compose-spec.json").read_text())
 
 
+OPTIONAL_SECRETS = re.compile(r"(GEMINI|OPENAI|ANTHROPIC)_API_KEY")  # only the providers you use
+
+
 def check_secret_sources(raw_services: dict[str, Any]) -> list[str]:
-    """A secret-looking variable's value is interpolated, and its default, if any, is dev-only."""
+    """A secret-looking variable's value comes from the environment and is required there
+    (`${X:?message}`: Compose refuses to start while it is unset or empty), never a default."""
     errors = []
     for name, svc in raw_services.items():
         for key, value in env_dict(svc.get("environment")).items():
             candidates = []
-            if SECRET_NAME.search(key):
+            if SECRET_NAME.search(key) and not OPTIONAL_SECRETS.fullmatch(key):
                 candidates.append(value)
-            url = urlparse(value) if "://" in value else None
+            url = urlparse(interpolate(value)) if "://" in value else None
             if url and url.password:  # postgresql://user:PASSWORD@host
-                candidates.append(url.password)
+                candidates.append(value.split("://", 1)[1].rsplit("@", 1)[0].split(":", 1)[1])
             for v in candidates:
                 m = INTERPOLATION.fullmatch(v)
-                if not v:
-                    continue
                 if not m:
                     errors.append(f"{name}: {key} holds a literal secret; take it from the env")
-                elif m.group(3) and not m.group(3).startswith("dev-only"):
-                    errors.append(f"{name}: {key}'s default must be marked dev-only")
+                elif m.group(2) != ":?":
+                    errors.append(f"{name}: {key} must be required with ${{X:?…}}, no default")
     return errors
 
 
@@ -284,8 +329,17 @@ def check_compose(raw: dict[str, Any]) -> list[str]:
     services: dict[str, Any] = doc["services"]
     errors += check_secret_sources(raw["services"])
 
-    # One image, built from the repository's Dockerfile, for every t2m service.
-    t2m = {n: s for n, s in services.items() if "build" in s}
+    # One image, built from the repository's Dockerfile, for every t2m service; the `rollout`
+    # profile's services are the next release's copies of them (their own image, same settings).
+    for name, svc in services.items():
+        if "rollout" in svc.get("profiles", []) and svc.get("image", "").startswith("temporalio/"):
+            continue
+        if "rollout" in svc.get("profiles", []):
+            extends = svc.get("extends") or {}
+            base = services.get(extends if isinstance(extends, str) else extends.get("service", ""))
+            if base is None or "build" not in base or svc.get("image") == base.get("image"):
+                errors.append(f"{name}: a rollout service extends a t2m service, with its own image")
+    t2m = {n: s for n, s in services.items() if "build" in s and not s.get("profiles")}
     images = {s.get("image") for s in t2m.values()}
     if len(images) != 1 or None in images:
         errors.append(f"t2m services must share one image name, not {images}")
@@ -330,6 +384,12 @@ def check_compose(raw: dict[str, Any]) -> list[str]:
                 errors.append(f"{name}: the render jail needs cap_add {sorted(JAIL_CAPS - caps)}")
             if "apparmor:unconfined" not in svc.get("security_opt", []):
                 errors.append(f"{name}: the render jail needs security_opt apparmor:unconfined")
+            if "no-new-privileges:true" not in svc.get("security_opt", []):
+                errors.append(f"{name}: the render worker runs with no-new-privileges:true")
+            limit = dep.get("resources", {}).get("limits", {}).get("memory", "0m")
+            need = render_memory_mib(int(conc) if conc and conc.isdigit() else 1)
+            if mib(limit) < need:
+                errors.append(f"{name}: memory limit {limit} < {need} MiB for its render slots")
             if svc.get("privileged"):
                 errors.append(f"{name}: must not be privileged")
         else:
@@ -337,10 +397,17 @@ def check_compose(raw: dict[str, Any]) -> list[str]:
                 errors.append(f"{name}: runs as the image's unprivileged user, no capabilities")
             if svc.get("cap_drop") != ["ALL"]:
                 errors.append(f"{name}: must drop all capabilities")
+        if (queues or svc.get("command", [""])[0] == "uvicorn") and duration_s(
+            svc.get("stop_grace_period", "10s")
+        ) < GRACE_S:
+            errors.append(f"{name}: stop_grace_period must be ≥ {GRACE_S}s (the drain is 100 s)")
         if svc.get("command", [""])[0] == "uvicorn":
             test = " ".join(svc.get("healthcheck", {}).get("test", []))
-            if "/health" not in test:
-                errors.append(f"{name}: the API's healthcheck must use GET /health")
+            if "/readyz" not in test:
+                errors.append(f"{name}: the API's healthcheck must use GET /readyz")
+    seaweed = " ".join(services.get("s3", {}).get("command", []))
+    if "-ip.bind=127.0.0.1" not in seaweed or "-s3.ip.bind=0.0.0.0" not in seaweed:
+        errors.append("s3: SeaweedFS's internal ports bind its loopback, only S3 the network")
 
     # Start order: known targets, checkable conditions, no cycle, set-up before t2m.
     for name, svc in services.items():
@@ -485,9 +552,41 @@ _DELETE = object()
         ("services/catalog-db/environment/POSTGRES_PASSWORD", "hunter2", "literal secret"),
         (
             "services/catalog-db/environment/POSTGRES_PASSWORD",
-            "${CATALOG_DB_PASSWORD:-hunter2}",
-            "dev-only",
+            "${CATALOG_DB_PASSWORD:-dev-only-catalog-password}",
+            "must be required",
         ),
+        (
+            "services/api/environment/T2M_SECRET_KEY",
+            "${T2M_SECRET_KEY:-dev-only-media-url-signing-key-change-me}",
+            "must be required",
+        ),
+        (
+            "services/worker-video-llm/environment/T2M_DATABASE_URL",
+            "postgresql://t2m:${CATALOG_DB_PASSWORD:-dev-only}@catalog-db:5432/t2m",
+            "must be required",
+        ),
+        (
+            "services/worker-render/environment/T2M_DATABASE_URL",
+            "postgresql://t2m:${CATALOG_DB_PASSWORD:?set it}@catalog-db:5432/t2m",
+            "no database credentials",
+        ),
+        ("services/worker-render/security_opt", ["apparmor:unconfined"], "no-new-privileges"),
+        ("services/worker-render/deploy/resources/limits/memory", "6g", "memory limit 6g"),
+        ("services/worker-render/stop_grace_period", "10s", "stop_grace_period"),
+        ("services/api/stop_grace_period", _DELETE, "stop_grace_period"),
+        ("services/worker-video-llm/environment/T2M_WORKER_DRAIN_S", _DELETE, "DRAIN_S=100"),
+        (
+            "services/s3/command",
+            ["exec weed mini -dir=/data -ip=127.0.0.1 -ip.bind=0.0.0.0 -s3.port=8333"],
+            "internal ports",
+        ),
+        (
+            "services/api/command",
+            ["uvicorn", "--factory", "api.main:create_app", "--host", "0.0.0.0",
+             "--proxy-headers", "--forwarded-allow-ips", "*", "--no-access-log"],
+            "forwarded-allow-ips",
+        ),  # fmt: skip
+        ("services/worker-render-next/image", "t2m:local", "with its own image"),
         (
             "services/api/depends_on/t2m-setup/condition",
             "service_started",
@@ -509,7 +608,7 @@ _DELETE = object()
             "after the set-up job",
         ),
         ("services/t2m-setup/restart", "always", "restarts forever"),
-        ("services/api/healthcheck", {"test": ["CMD", "true"]}, "GET /health"),
+        ("services/api/healthcheck", {"test": ["CMD", "true"]}, "GET /readyz"),
         ("services/worker-video-llm/cap_add", ["NET_ADMIN"], "no capabilities"),
         ("services/worker-video-llm/build/dockerfile", "Dockerfile.dev", "repository's Dockerfile"),
     ],
@@ -526,6 +625,12 @@ def test_compose_checker_catches(
     _set(broken, path, value)
     errors = check_compose(broken)
     assert any(expected in e for e in errors), errors
+
+
+def test_compose_temporal_dynamic_config_has_no_test_only_keys() -> None:
+    config = yaml.safe_load((ROOT / "deploy" / "compose" / "temporal-dynamicconfig.yaml").read_text())
+    assert "system.forceSearchAttributesCacheRefreshOnRead" not in config  # "not for production"
+    assert config["matching.enableFairness"] == [{"value": True}]
 
 
 # --- Dockerfile ----------------------------------------------------------------------------------
