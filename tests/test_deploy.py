@@ -163,11 +163,16 @@ def t2m_environ(env: dict[str, str]) -> Iterator[None]:
         yield
 
 
-def check_env(env: dict[str, str]) -> tuple[list[str], Settings | None]:
-    """Errors for unknown or invalid T2M_* names/values, and the settings they make."""
+def check_env(
+    env: dict[str, str], links: frozenset[str] = frozenset()
+) -> tuple[list[str], Settings | None]:
+    """Errors for unknown or invalid T2M_* names/values, and the settings they make; `links` are
+    the kubelet's service-link variables (not settings, but in the environment all the same)."""
     known = {f"T2M_{name.upper()}" for name in Settings.model_fields}
     errors = [
-        f"unknown setting {k}" for k in sorted(env) if k.startswith("T2M_") and k not in known
+        f"unknown setting {k}"
+        for k in sorted(env)
+        if k.startswith("T2M_") and k not in known and k not in links
     ]
     try:
         with t2m_environ(env):
@@ -189,7 +194,7 @@ def check_deployment(
         errors += [f"{name}: {e}" for e in errs]
         if queues:
             served[name] = queues
-        errs, s = check_env(c["env"])
+        errs, s = check_env(c["env"], frozenset(c.get("links", ())))
         errors += [f"{name}: {e}" for e in errs]
         if s is not None:
             settings[name] = s
@@ -338,7 +343,9 @@ def check_compose(raw: dict[str, Any]) -> list[str]:
             extends = svc.get("extends") or {}
             base = services.get(extends if isinstance(extends, str) else extends.get("service", ""))
             if base is None or "build" not in base or svc.get("image") == base.get("image"):
-                errors.append(f"{name}: a rollout service extends a t2m service, with its own image")
+                errors.append(
+                    f"{name}: a rollout service extends a t2m service, with its own image"
+                )
     t2m = {n: s for n, s in services.items() if "build" in s and not s.get("profiles")}
     images = {s.get("image") for s in t2m.values()}
     if len(images) != 1 or None in images:
@@ -582,8 +589,17 @@ _DELETE = object()
         ),
         (
             "services/api/command",
-            ["uvicorn", "--factory", "api.main:create_app", "--host", "0.0.0.0",
-             "--proxy-headers", "--forwarded-allow-ips", "*", "--no-access-log"],
+            [
+                "uvicorn",
+                "--factory",
+                "api.main:create_app",
+                "--host",
+                "0.0.0.0",
+                "--proxy-headers",
+                "--forwarded-allow-ips",
+                "*",
+                "--no-access-log",
+            ],
             "forwarded-allow-ips",
         ),  # fmt: skip
         ("services/worker-render-next/image", "t2m:local", "with its own image"),
@@ -628,7 +644,9 @@ def test_compose_checker_catches(
 
 
 def test_compose_temporal_dynamic_config_has_no_test_only_keys() -> None:
-    config = yaml.safe_load((ROOT / "deploy" / "compose" / "temporal-dynamicconfig.yaml").read_text())
+    config = yaml.safe_load(
+        (ROOT / "deploy" / "compose" / "temporal-dynamicconfig.yaml").read_text()
+    )
     assert "system.forceSearchAttributesCacheRefreshOnRead" not in config  # "not for production"
     assert config["matching.enableFairness"] == [{"value": True}]
 
@@ -706,257 +724,3 @@ async def test_setup_script_registers_namespace_and_search_attributes(
         ListSearchAttributesRequest(namespace=namespace)
     )
     assert set(SEARCH_ATTRIBUTES) <= set(listed.custom_attributes)
-
-
-# --- Kubernetes ----------------------------------------------------------------------------------
-
-
-def manifest_files() -> list[Path]:
-    return sorted(p for p in K8S.glob("*.yaml") if p.name != "kustomization.yaml")
-
-
-def load_docs(paths: list[Path]) -> list[dict[str, Any]]:
-    return [d for p in paths for d in yaml.safe_load_all(p.read_text()) if d]
-
-
-def kubernetes_validate(paths: list[Path]) -> subprocess.CompletedProcess[str]:
-    exe = Path(sys.executable).parent / "kubernetes-validate"
-    return subprocess.run(
-        [str(exe), "--strict", "--quiet", *map(str, paths)],
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-
-
-def test_every_manifest_passes_kubernetes_validate_strict() -> None:
-    paths = manifest_files()
-    assert len(paths) >= 6
-    run = kubernetes_validate(paths)
-    assert run.returncode == 0, run.stdout + run.stderr
-    assert "Couldn't find schema" not in run.stdout + run.stderr  # every kind was really checked
-
-
-def test_kubernetes_validate_rejects_a_broken_manifest(tmp_path: Path) -> None:
-    text = (K8S / "worker-render.yaml").read_text()
-    typo = tmp_path / "typo.yaml"
-    typo.write_text(text.replace("  replicas: 2", "  replica: 2", 1))
-    wrong_type = tmp_path / "wrong-type.yaml"
-    wrong_type.write_text(text.replace("minReplicas: 2", "minReplicas: two", 1))
-    for path in (typo, wrong_type):
-        assert kubernetes_validate([path]).returncode != 0, path.read_text()[:200]
-
-
-def test_kustomization_lists_every_manifest() -> None:
-    kustomization = yaml.safe_load((K8S / "kustomization.yaml").read_text())
-    listed = set(kustomization["resources"])
-    assert listed == {p.name for p in manifest_files()} - {SECRET_EXAMPLE}
-    assert SECRET_EXAMPLE not in listed, "the example Secret must never be applied"
-    assert [i["name"] for i in kustomization["images"]] == [K8S_IMAGE]
-
-
-def pod_containers(doc: dict[str, Any]) -> list[dict[str, Any]]:
-    if doc["kind"] in ("Deployment", "Job"):
-        return doc["spec"]["template"]["spec"]["containers"]
-    return []
-
-
-def check_kubernetes(docs: list[dict[str, Any]]) -> list[str]:
-    errors: list[str] = []
-    by_kind: dict[str, dict[str, dict[str, Any]]] = {}
-    for d in docs:
-        by_kind.setdefault(d["kind"], {})[d["metadata"]["name"]] = d
-    configmaps = {n: d.get("data", {}) for n, d in by_kind.get("ConfigMap", {}).items()}
-    secrets = {n: d.get("stringData", {}) for n, d in by_kind.get("Secret", {}).items()}
-    for name, data in secrets.items():
-        for key, value in data.items():
-            if "CHANGE-ME" not in value:
-                errors.append(f"Secret {name}: {key} must be a CHANGE-ME placeholder")
-
-    containers: dict[str, dict[str, Any]] = {}
-    for d in docs:
-        spec = d["spec"]["template"]["spec"] if pod_containers(d) else None
-        for c in pod_containers(d):
-            cname = f"{d['kind']}/{d['metadata']['name']}/{c['name']}"
-            if c.get("image") != K8S_IMAGE:
-                errors.append(f"{cname}: image must be {K8S_IMAGE!r} (kustomize sets the registry)")
-            env: dict[str, str] = {}
-            for source in c.get("envFrom", []):
-                ref = source.get("configMapRef", {}).get("name")
-                if ref not in configmaps:
-                    errors.append(f"{cname}: envFrom names unknown ConfigMap {ref}")
-                env |= configmaps.get(ref, {})
-            for var in c.get("env", []):
-                if "value" in var:
-                    env[var["name"]] = var["value"]
-                    continue
-                ref = var["valueFrom"]["secretKeyRef"]
-                value = secrets.get(ref["name"], {}).get(ref["key"])
-                if value is None:
-                    errors.append(
-                        f"{cname}: {var['name']} reads {ref['name']}/{ref['key']}, not in {SECRET_EXAMPLE}"
-                    )
-                env[var["name"]] = value or ""
-            if SECRET_NAME.search(
-                " ".join(k for k, v in env.items() if k in configmaps.get("t2m-config", {}))
-            ):
-                errors.append(f"{cname}: a secret in the ConfigMap")
-            containers[cname] = {"command": [*c.get("command", []), *c.get("args", [])], "env": env}
-            res = c.get("resources", {})
-            if not res.get("requests") or not res.get("limits", {}).get("memory"):
-                errors.append(f"{cname}: needs resource requests and a memory limit")
-            sc = {**(spec or {}).get("securityContext", {}), **c.get("securityContext", {})}
-            _, queues = check_command(containers[cname]["command"])
-            if "render" in queues:
-                caps = set(sc.get("capabilities", {}).get("add", []))
-                if not caps >= JAIL_CAPS or sc.get("runAsUser") != 0:
-                    errors.append(f"{cname}: the render jail needs uid 0 and {sorted(JAIL_CAPS)}")
-                if sc.get("privileged"):
-                    errors.append(f"{cname}: must not be privileged")
-                if not res.get("limits", {}).get("cpu"):
-                    errors.append(f"{cname}: a render worker needs a CPU limit")
-            elif not (
-                sc.get("runAsNonRoot")
-                and sc.get("allowPrivilegeEscalation") is False
-                and sc.get("capabilities", {}).get("drop") == ["ALL"]
-                and not sc.get("capabilities", {}).get("add")
-            ):
-                errors.append(
-                    f"{cname}: must run as non-root, no privilege escalation, no capabilities"
-                )
-            if sc.get("seccompProfile", {}).get("type") != "RuntimeDefault":
-                errors.append(f"{cname}: needs the RuntimeDefault seccomp profile")
-            if c.get("command", [""])[0] == "uvicorn":
-                probe = c.get("readinessProbe", {}).get("httpGet", {})
-                ports = {p["name"]: p["containerPort"] for p in c.get("ports", [])}
-                port = int(c["command"][c["command"].index("--port") + 1])
-                if probe.get("path") != "/health" or ports.get(probe.get("port")) != port:
-                    errors.append(f"{cname}: readiness must GET /health on the port uvicorn serves")
-                if not c.get("livenessProbe"):
-                    errors.append(f"{cname}: needs a liveness probe")
-    errors += check_deployment(containers)
-
-    deployments = by_kind.get("Deployment", {})
-    for name, hpa in by_kind.get("HorizontalPodAutoscaler", {}).items():
-        target = deployments.get(hpa["spec"]["scaleTargetRef"]["name"])
-        if target is None:
-            errors.append(f"HPA {name} scales a Deployment that does not exist")
-    render = [
-        n
-        for n, d in deployments.items()
-        if any(
-            "render" in check_command([*c.get("command", []), *c.get("args", [])])[1]
-            for c in pod_containers(d)
-        )
-    ]
-    scaled = {
-        h["spec"]["scaleTargetRef"]["name"]
-        for h in by_kind.get("HorizontalPodAutoscaler", {}).values()
-    }
-    if not render or not set(render) <= scaled:
-        errors.append(f"render workers {render} need a HorizontalPodAutoscaler")
-    for name, svc in by_kind.get("Service", {}).items():
-        pods = [
-            d for d in deployments.values()
-            if svc["spec"]["selector"].items() <= d["spec"]["template"]["metadata"]["labels"].items()
-        ]  # fmt: skip
-        if not pods:
-            errors.append(f"Service {name} selects no Deployment's pods")
-        names = {p.get("name") for d in pods for c in pod_containers(d) for p in c.get("ports", [])}
-        for port in svc["spec"]["ports"]:
-            if port["targetPort"] not in names:
-                errors.append(
-                    f"Service {name}: targetPort {port['targetPort']} is no container port"
-                )
-    for name, ing in by_kind.get("Ingress", {}).items():
-        for rule in ing["spec"]["rules"]:
-            for path in rule["http"]["paths"]:
-                backend = path["backend"]["service"]
-                svc = by_kind.get("Service", {}).get(backend["name"])
-                if svc is None or backend["port"].get("name") not in {
-                    p["name"] for p in svc["spec"]["ports"]
-                }:
-                    errors.append(f"Ingress {name}: backend {backend} is no Service port")
-    return errors
-
-
-@pytest.fixture(scope="module")
-def manifests() -> list[dict[str, Any]]:
-    return load_docs(manifest_files())
-
-
-def test_kubernetes_manifests_pass_t2m_checks(manifests: list[dict[str, Any]]) -> None:
-    assert check_kubernetes(manifests) == []
-    kinds = {d["kind"] for d in manifests}
-    assert {
-        "Deployment",
-        "Service",
-        "Ingress",
-        "HorizontalPodAutoscaler",
-        "ConfigMap",
-        "Job",
-    } <= kinds
-
-
-def _find(docs: list[dict[str, Any]], kind: str, name: str) -> dict[str, Any]:
-    return next(d for d in docs if d["kind"] == kind and d["metadata"]["name"] == name)
-
-
-def _container(docs: list[dict[str, Any]], name: str) -> dict[str, Any]:
-    return pod_containers(_find(docs, "Deployment", name))[0]
-
-
-@pytest.mark.parametrize(
-    ("breakage", "expected"),
-    [
-        ("configmap-typo", "unknown setting T2M_TEMPORAL_ADRESS"),
-        ("unknown-flag", "`t2m` rejects"),
-        ("no-render-worker", "queues ['render'] have no worker"),
-        ("secret-key-missing", "not in secret.example.yaml"),
-        ("real-secret", "CHANGE-ME placeholder"),
-        ("no-hpa", "need a HorizontalPodAutoscaler"),
-        ("service-selector", "selects no Deployment"),
-        ("ingress-port", "is no Service port"),
-        ("render-caps", "the render jail needs uid 0"),
-        ("api-root", "must run as non-root"),
-        ("probe-path", "readiness must GET /health"),
-        ("dev-user", "T2M_DEV_USER must be empty"),
-        ("no-limits", "needs resource requests"),
-    ],
-)
-def test_kubernetes_checker_catches(
-    manifests: list[dict[str, Any]], breakage: str, expected: str
-) -> None:
-    docs = copy.deepcopy(manifests)
-    config = _find(docs, "ConfigMap", "t2m-config")["data"]
-    api = _container(docs, "t2m-api")
-    render = _container(docs, "t2m-worker-render")
-    if breakage == "configmap-typo":
-        config["T2M_TEMPORAL_ADRESS"] = config.pop("T2M_TEMPORAL_ADDRESS")
-    elif breakage == "unknown-flag":
-        render["command"] = ["t2m", "worker", "--queues", "render", "--concurrency", "4"]
-    elif breakage == "no-render-worker":
-        render["command"] = ["t2m", "worker", "--queues", "llm"]
-    elif breakage == "secret-key-missing":
-        api["env"][0]["valueFrom"]["secretKeyRef"]["key"] = "DATABASE_URL"
-    elif breakage == "real-secret":
-        _find(docs, "Secret", "t2m-secrets")["stringData"]["T2M_SECRET_KEY"] = "s3cr3t"
-    elif breakage == "no-hpa":
-        docs = [d for d in docs if d["kind"] != "HorizontalPodAutoscaler"]
-    elif breakage == "service-selector":
-        _find(docs, "Service", "t2m-api")["spec"]["selector"] = {"app": "api"}
-    elif breakage == "ingress-port":
-        rule = _find(docs, "Ingress", "t2m-api")["spec"]["rules"][0]
-        rule["http"]["paths"][0]["backend"]["service"]["port"] = {"name": "https"}
-    elif breakage == "render-caps":
-        render["securityContext"]["capabilities"]["add"].remove("SYS_ADMIN")
-    elif breakage == "api-root":
-        api["securityContext"]["allowPrivilegeEscalation"] = True
-    elif breakage == "probe-path":
-        api["readinessProbe"]["httpGet"]["path"] = "/healthz"
-    elif breakage == "dev-user":
-        config["T2M_DEV_USER"] = "local"
-    elif breakage == "no-limits":
-        del render["resources"]["limits"]
-    errors = check_kubernetes(docs)
-    assert any(expected in e for e in errors), errors
