@@ -54,6 +54,10 @@ class Settings(BaseSettings):
     credentials from the standard AWS configuration); `<data_dir>/storage` when unset."""
     presign_expiry_s: int = Field(default=1800, ge=60, le=7 * 24 * 3600)
     """Lifetime of the presigned S3 URLs `video-url` and the media endpoints hand out."""
+    s3_public_endpoint: str | None = None
+    """The S3 endpoint browsers reach (e.g. `https://s3.example.com`), when it is not the one the
+    pods use (`AWS_ENDPOINT_URL`, say an in-cluster service): presigned URLs name and are signed
+    for this one. Unset: the pods' endpoint."""
 
     database_url: str | None = None
     """PostgreSQL for the job catalog; `t2m up` runs an embedded one when this is unset."""
@@ -114,6 +118,13 @@ class Settings(BaseSettings):
     """Worker Versioning: this release's build id; by default derived from the package version and
     a hash of the workflow code, so a forgotten version bump cannot reuse an id."""
 
+    @field_validator("s3_public_endpoint")
+    @classmethod
+    def _endpoint_url(cls, url: str | None) -> str | None:
+        if url and not url.startswith(("http://", "https://")):
+            raise ValueError("use http(s)://host[:port]")
+        return url or None
+
     @field_validator("storage_url")
     @classmethod
     def _storage_scheme(cls, url: str | None) -> str | None:
@@ -139,9 +150,20 @@ class Settings(BaseSettings):
         return f"{self.task_queue_prefix}-{kind}"
 
 
+SECRETS_DIR = "/run/secrets/t2m"
+
+
+def secrets_dir() -> str | None:
+    """Where settings may also be read from files, one per setting named like its variable
+    (`T2M_DATABASE_URL`, `T2M_SECRET_KEY`): `T2M_SECRETS_DIR`, or /run/secrets/t2m when it exists
+    (a mounted Kubernetes Secret, Docker/Compose secrets). A variable set in the environment wins."""
+    path = os.environ.get("T2M_SECRETS_DIR") or SECRETS_DIR
+    return path if os.path.isdir(path) else None
+
+
 @lru_cache
 def get_settings() -> Settings:
-    return Settings()
+    return Settings(_secrets_dir=secrets_dir())
 
 
 def is_loopback(host: str) -> bool:

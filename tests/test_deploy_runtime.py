@@ -6,6 +6,7 @@ queue with the reason instead of crashing."""
 from __future__ import annotations
 
 import logging
+import os
 import re
 import shlex
 import shutil
@@ -17,8 +18,10 @@ import pytest
 
 import worker
 from t2m import jail
-from t2m.config import Settings
+from t2m.config import Settings, get_settings, secrets_dir
+from t2m.storage import storage_from_url
 from tests.helpers import asgi_client
+from tests.seaweed import SeaweedFS, http_get
 from tests.test_deploy import t2m_environ
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -122,3 +125,42 @@ async def test_a_jail_that_cannot_be_built_refuses_the_render_queue_with_the_rea
     with caplog.at_level(logging.ERROR, logger="t2m.worker"):
         assert await worker.jail_ready(["video", "render"]) == ["video"]
     assert "the render jail is unavailable: NotADirectoryError" in caplog.text
+
+
+def test_settings_from_secret_files_with_the_environment_winning(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A mounted Secret (one file per variable) supplies what the environment does not."""
+    secrets = tmp_path / "secrets"
+    secrets.mkdir()
+    (secrets / "T2M_DATABASE_URL").write_text("postgresql://t2m:from-file@db/t2m\n")
+    (secrets / "T2M_SECRET_KEY").write_text("key-from-file")
+    with t2m_environ({"T2M_SECRETS_DIR": str(secrets), "T2M_SECRET_KEY": "key-from-env"}):
+        get_settings.cache_clear()
+        try:
+            settings = get_settings()
+        finally:
+            get_settings.cache_clear()
+    assert settings.database_url == "postgresql://t2m:from-file@db/t2m"
+    assert settings.secret_key == "key-from-env"
+    with t2m_environ({"T2M_SECRETS_DIR": str(tmp_path / "none")}):
+        assert secrets_dir() is None  # and no warning about a missing directory
+
+
+def test_presigned_urls_name_the_public_s3_endpoint(aws_env: SeaweedFS, tmp_path: Path) -> None:
+    """The pods reach S3 at one address (AWS_ENDPOINT_URL, here 127.0.0.1), browsers at another
+    (T2M_S3_PUBLIC_ENDPOINT, here `localhost`): the URL names the public one, signed for it."""
+    port = aws_env.endpoint.rsplit(":", 1)[1]
+    public = f"http://localhost:{port}"
+    storage = storage_from_url(f"s3://{aws_env.bucket}/public-{os.getpid()}", public)
+    src = tmp_path / "v.mp4"
+    src.write_bytes(b"0123456789" * 100)
+    storage.put_file("jobs/j/video.mp4", src)  # through the pods' endpoint
+    url = storage.presigned_url("jobs/j/video.mp4", 60)
+    assert url.startswith(f"{public}/"), url
+    status, body, _ = http_get(url)
+    assert status == 200 and body == src.read_bytes()
+    inside = storage_from_url(f"s3://{aws_env.bucket}/public-{os.getpid()}")
+    assert inside.presigned_url("jobs/j/video.mp4", 60).startswith(aws_env.endpoint)
+    with t2m_environ({"T2M_S3_PUBLIC_ENDPOINT": "s3.example.com"}), pytest.raises(ValueError):
+        Settings(_env_file=None)  # type: ignore[call-arg]
