@@ -252,6 +252,8 @@ def _check_worker(
         errors.append(f"{where}: a worker Deployment per build id (name-<T2M_BUILD_ID>)")
     elif selector.get(BUILD_LABEL) != build:
         errors.append(f"{where}: its selector must name its build id, or releases share pods")
+    if "video" in check_command(c.get("args", []))[1] and env.get("T2M_PROMOTE_BUILD") != "false":
+        errors.append(f"{where}: T2M_PROMOTE_BUILD=false: the rollout makes a build current")
     annotations = d["spec"]["template"]["metadata"].get("annotations", {})
     port = env.get("T2M_WORKER_METRICS_PORT")
     ports = {str(p["containerPort"]) for p in c.get("ports", [])}
@@ -412,6 +414,7 @@ def test_a_release_overlay_per_build_id(rendered: list[dict[str, Any]], tmp_path
         ("build-id", "per build id"),
         ("selector", "selector must name its build id"),
         ("metrics", "worker metrics on"),
+        ("promote", "T2M_PROMOTE_BUILD=false"),
         ("liveness", "livenessProbe must GET /livez"),
         ("readiness-health", "readinessProbe must GET /readyz"),
         ("pdb", "AlwaysAllow"),
@@ -464,6 +467,8 @@ def test_kubernetes_checker_catches(
         render["env"].remove(env["T2M_BUILD_ID"])
     elif breakage == "selector":
         del render_doc["spec"]["selector"]["matchLabels"][BUILD_LABEL]
+    elif breakage == "promote":
+        video["env"] = [e for e in video["env"] if e["name"] != "T2M_PROMOTE_BUILD"]
     elif breakage == "metrics":
         render["env"].remove(env["T2M_WORKER_METRICS_PORT"])
     elif breakage == "liveness":
