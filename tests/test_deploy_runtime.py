@@ -10,6 +10,8 @@ import os
 import re
 import shlex
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -164,3 +166,34 @@ def test_presigned_urls_name_the_public_s3_endpoint(aws_env: SeaweedFS, tmp_path
     assert inside.presigned_url("jobs/j/video.mp4", 60).startswith(aws_env.endpoint)
     with t2m_environ({"T2M_S3_PUBLIC_ENDPOINT": "s3.example.com"}), pytest.raises(ValueError):
         Settings(_env_file=None)  # type: ignore[call-arg]
+
+
+def test_a_render_worker_serves_without_database_credentials(settings: Settings) -> None:
+    """As deployed: `t2m worker --queues render` with no T2M_DATABASE_URL at all."""
+    env = {
+        "PATH": "/usr/bin:/bin",
+        "T2M_DATA_DIR": str(settings.data_dir),
+        "T2M_TEMPORAL_ADDRESS": settings.temporal_address,
+        "T2M_TEMPORAL_NAMESPACE": settings.temporal_namespace,
+        "T2M_TASK_QUEUE_PREFIX": settings.task_queue_prefix,
+        "T2M_RENDER_CONCURRENCY": "1",
+    }
+    proc = subprocess.Popen(
+        [sys.executable, str(ROOT / "worker.py"), "--queues", "render"],
+        env=env,
+        cwd=ROOT,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    assert proc.stderr is not None
+    try:
+        lines = []
+        for line in proc.stderr:
+            lines.append(line)
+            if "worker serving" in line:
+                break
+        assert "worker serving" in "".join(lines), "".join(lines)
+        assert settings.queue("render") in lines[-1]
+    finally:
+        proc.terminate()
+        proc.wait(timeout=130)
