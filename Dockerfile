@@ -3,7 +3,8 @@
 # video/llm worker (`t2m worker --queues video,llm`), the render worker (`t2m worker --queues
 # render`) and the one-shot set-up job (`python /opt/t2m/t2m_setup.py`). docker-compose.yml and deploy/
 # run it with different commands (Kubernetes: `args`, so that tini stays PID 1) and users.
-# PYTHON_IMAGE: any Debian 12 image with Python 3.11 as `python` (deploy/smoke.sh builds one locally).
+# PYTHON_IMAGE: any Debian 12 image with Python 3.11 as `python` and its headers, as the official
+# image has (deploy/smoke.sh builds one locally with debootstrap).
 ARG PYTHON_IMAGE=python:3.11-slim-bookworm
 
 # --- build: compile pycairo/manimpango against cairo and pango, install t2m into /opt/venv ------

@@ -36,7 +36,7 @@ if ! podman image exists "$BASE"; then
     step "debootstrap bookworm"
     rm -rf "$WORK/rootfs"
     debootstrap --variant=minbase \
-      --include=python3,python3-venv,python3-pip,python-is-python3,ca-certificates \
+      --include=python3,python3-dev,python3-venv,python3-pip,python-is-python3,ca-certificates \
       bookworm "$WORK/rootfs" http://deb.debian.org/debian >"$WORK/debootstrap.log"
   fi
   # This host's trust store and pip's use of it (an HTTPS proxy may re-sign PyPI's certificates).
