@@ -1,13 +1,14 @@
-"""docker-compose.yml, the Dockerfile and deploy/kubernetes/ checked without Docker or a cluster.
+"""docker-compose.yml and the Dockerfile checked without Docker (deploy/kubernetes/: in
+tests/test_deploy_k8s.py, with the shared checks below).
 
 - docker-compose.yml against the Compose specification's JSON schema (the copy PyPI's
   `check-jsonschema` ships, from github.com/compose-spec/compose-spec, schema/compose-spec.json),
   with `jsonschema`;
-- every manifest in deploy/kubernetes/ with `kubernetes-validate --strict` (offline schemas);
-- for every t2m container in both: its command through the real parsers (`t2m`'s argparse, uvicorn's
+- for every t2m container: its command through the real parsers (`t2m`'s argparse, uvicorn's
   click command, the set-up script's argparse), its `T2M_*` environment through `t2m.config.Settings`
   (an unknown name fails), the settings every process must share, queue coverage, the render
-  worker's jail privileges, start order and where secrets come from.
+  worker's jail privileges and memory, drain grace, start order and where secrets come from
+  (required, never defaulted).
 
 Each checker is also run on deliberately broken copies, to show that it catches what it claims to.
 """
