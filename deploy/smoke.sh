@@ -32,13 +32,23 @@ mkdir -p "$WORK"
 
 # --- 1. base image --------------------------------------------------------------------------------
 if ! podman image exists "$BASE"; then
-  if [ ! -x "$WORK/rootfs/usr/bin/python3" ]; then
+  if [ ! -x "$WORK/rootfs/usr/bin/apt-get" ]; then
     step "debootstrap bookworm"
     rm -rf "$WORK/rootfs"
     debootstrap --variant=minbase \
-      --include=python3,python3-dev,python3-venv,python3-pip,python-is-python3,ca-certificates \
+      --include=ca-certificates,libssl3,libffi8,libsqlite3-0,libbz2-1.0,liblzma5,libreadline8,libncursesw6,zlib1g,libuuid1,libgdbm6 \
       bookworm "$WORK/rootfs" http://deb.debian.org/debian >"$WORK/debootstrap.log"
   fi
+  # Python as the official python:3.11-slim-bookworm image has it: a CPython built into
+  # /usr/local, with its headers. Here the one this checkout's venv runs on (Debian's own 3.11.2
+  # is older than requirements.lock allows: a locked package needs >= 3.11.5).
+  prefix=$("$PY" -c 'import sys; print(sys.base_prefix)')
+  step "Python $("$PY" -c 'import platform; print(platform.python_version())') from $prefix"
+  tar -C "$prefix" --exclude=lib/python3.11/site-packages --exclude=lib/python3.11/test \
+    --exclude='*.a' --exclude=__pycache__ -c . | tar -C "$WORK/rootfs/usr/local" -x
+  mkdir -p "$WORK/rootfs/usr/local/lib/python3.11/site-packages"
+  ln -sf python3 "$WORK/rootfs/usr/local/bin/python"
+  chroot "$WORK/rootfs" ldconfig
   # This host's trust store and pip's use of it (an HTTPS proxy may re-sign PyPI's certificates).
   cp /etc/ssl/certs/ca-certificates.crt "$WORK/rootfs/etc/ssl/certs/ca-certificates.crt"
   printf '[global]\ncert = /etc/ssl/certs/ca-certificates.crt\n' >"$WORK/rootfs/etc/pip.conf"
