@@ -48,6 +48,8 @@ if ! podman image exists "$BASE"; then
     --exclude='*.a' --exclude=__pycache__ -c . | tar -C "$WORK/rootfs/usr/local" -x
   mkdir -p "$WORK/rootfs/usr/local/lib/python3.11/site-packages"
   ln -sf python3 "$WORK/rootfs/usr/local/bin/python"
+  # Its sysconfig names the prefix it was built for (headers for C extensions): point that there.
+  mkdir -p "$WORK/rootfs$(dirname "$prefix")" && ln -sfn /usr/local "$WORK/rootfs$prefix"
   chroot "$WORK/rootfs" ldconfig
   # This host's trust store and pip's use of it (an HTTPS proxy may re-sign PyPI's certificates).
   cp /etc/ssl/certs/ca-certificates.crt "$WORK/rootfs/etc/ssl/certs/ca-certificates.crt"
