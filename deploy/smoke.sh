@@ -117,9 +117,12 @@ SOCKET_DIR=$("$PY" -c 'import sys, urllib.parse as u; print(u.parse_qs(u.urlspli
 step "host services up (PostgreSQL socket $SOCKET_DIR)"
 
 # --- 4. the containers -----------------------------------------------------------------------------
-common=(--network host --read-only --env T2M_TEMPORAL_ADDRESS --env T2M_TEMPORAL_NAMESPACE=t2m
+# Limits at or below the host's: podman's defaults (RLIMIT_NOFILE 1048576) are above this host's
+# hard limits, which a container without CAP_SYS_RESOURCE may not raise.
+common=(--network host --read-only --ulimit nofile=16384:16384 --ulimit nproc=16384:16384 --env T2M_TEMPORAL_ADDRESS --env T2M_TEMPORAL_NAMESPACE=t2m
   --env T2M_STORAGE_URL --env T2M_BUILD_ID --env AWS_ENDPOINT_URL --env AWS_ACCESS_KEY_ID
   --env AWS_SECRET_ACCESS_KEY --env AWS_REGION --env T2M_WORKER_DRAIN_S=100)
+"${PODMAN[@]}" rm -f --ignore t2m-smoke-render t2m-smoke-api >/dev/null  # an earlier run's
 step "render worker container (uid 0, caps $JAIL_CAPS, no-new-privileges, default seccomp)"
 "${PODMAN[@]}" run -d --name t2m-smoke-render "${common[@]}" \
   --user 0:0 --cap-drop ALL --cap-add "$JAIL_CAPS" \
@@ -131,7 +134,7 @@ containers+=(t2m-smoke-render)
 step "API container (uid 10001, no capability, no-new-privileges)"
 "${PODMAN[@]}" run -d --name t2m-smoke-api "${common[@]}" \
   --cap-drop ALL --security-opt no-new-privileges \
-  --tmpfs /tmp:rw --tmpfs /var/lib/t2m:rw,uid=10001,gid=10001 \
+  --tmpfs /tmp:rw --tmpfs /var/lib/t2m:rw,mode=1777 \
   -v "$SOCKET_DIR:$SOCKET_DIR" --env T2M_DATABASE_URL="$DB_URL" --env T2M_SECRET_KEY \
   "$IMAGE" uvicorn --factory api.main:create_app --host 127.0.0.1 --port "$API_PORT" \
   --no-access-log >/dev/null
