@@ -71,6 +71,10 @@ step "built $IMAGE in $((SECONDS - build_start)) s: $(podman image inspect --for
 pids=()
 containers=()
 cleanup() {
+  local rc=$?
+  if [ "$rc" != 0 ]; then
+    for c in "${containers[@]}"; do echo "--- $c"; "${PODMAN[@]}" logs "$c" 2>&1 | tail -20; done
+  fi
   for c in "${containers[@]}"; do "${PODMAN[@]}" rm -f -t 30 "$c" >/dev/null 2>&1 || true; done
   for p in "${pids[@]}"; do kill -TERM "$p" 2>/dev/null || true; done
   for p in "${pids[@]}"; do wait "$p" 2>/dev/null || true; done
@@ -114,6 +118,8 @@ from t2m.db import start_embedded
 print(asyncio.run(start_embedded(Path(sys.argv[1])))[1])
 ' "$T2M_DATA_DIR")
 SOCKET_DIR=$("$PY" -c 'import sys, urllib.parse as u; print(u.parse_qs(u.urlsplit(sys.argv[1]).query)["host"][0])' "$DB_URL")
+# The API container runs as uid 10001: let it reach the socket (the server wants a password).
+chmod o+x "$SOCKET_DIR"
 step "host services up (PostgreSQL socket $SOCKET_DIR)"
 
 # --- 4. the containers -----------------------------------------------------------------------------
@@ -123,6 +129,8 @@ common=(--network host --read-only --ulimit nofile=16384:16384 --ulimit nproc=16
   --env T2M_STORAGE_URL --env T2M_BUILD_ID --env AWS_ENDPOINT_URL --env AWS_ACCESS_KEY_ID
   --env AWS_SECRET_ACCESS_KEY --env AWS_REGION --env T2M_WORKER_DRAIN_S=100)
 "${PODMAN[@]}" rm -f --ignore t2m-smoke-render t2m-smoke-api >/dev/null  # an earlier run's
+# The render worker first, alone: its jail self-test has a 20 s wall limit, which a host busy
+# starting the API too can exceed on two cores.
 step "render worker container (uid 0, caps $JAIL_CAPS, no-new-privileges, default seccomp)"
 "${PODMAN[@]}" run -d --name t2m-smoke-render "${common[@]}" \
   --user 0:0 --cap-drop ALL --cap-add "$JAIL_CAPS" \
@@ -131,14 +139,6 @@ step "render worker container (uid 0, caps $JAIL_CAPS, no-new-privileges, defaul
   --env T2M_RENDER_CONCURRENCY=2 \
   "$IMAGE" t2m worker --queues render >/dev/null
 containers+=(t2m-smoke-render)
-step "API container (uid 10001, no capability, no-new-privileges)"
-"${PODMAN[@]}" run -d --name t2m-smoke-api "${common[@]}" \
-  --cap-drop ALL --security-opt no-new-privileges \
-  --tmpfs /tmp:rw --tmpfs /var/lib/t2m:rw,mode=1777 \
-  -v "$SOCKET_DIR:$SOCKET_DIR" --env T2M_DATABASE_URL="$DB_URL" --env T2M_SECRET_KEY \
-  "$IMAGE" uvicorn --factory api.main:create_app --host 127.0.0.1 --port "$API_PORT" \
-  --no-access-log >/dev/null
-containers+=(t2m-smoke-api)
 
 for _ in $(seq 120); do
   "${PODMAN[@]}" logs t2m-smoke-render 2>&1 | grep -q "worker serving\|refusing" && break; sleep 1
@@ -147,7 +147,16 @@ done
 "${PODMAN[@]}" logs t2m-smoke-render 2>&1 | grep -q "worker serving .*-render" \
   || { echo "render worker did not serve the render queue"; exit 1; }
 step "render worker: the jail self-test passed inside the container"
+step "API container (uid 10001, no capability, no-new-privileges)"
+"${PODMAN[@]}" run -d --name t2m-smoke-api "${common[@]}" \
+  --cap-drop ALL --security-opt no-new-privileges \
+  --tmpfs /tmp:rw --tmpfs /var/lib/t2m:rw,mode=1777 \
+  -v "$SOCKET_DIR:$SOCKET_DIR" --env T2M_DATABASE_URL="$DB_URL" --env T2M_SECRET_KEY \
+  "$IMAGE" uvicorn --factory api.main:create_app --host 127.0.0.1 --port "$API_PORT" \
+  --no-access-log >/dev/null
+containers+=(t2m-smoke-api)
 "${PODMAN[@]}" exec t2m-smoke-render sh -c 'id; grep -E "^(CapEff|NoNewPrivs|Seccomp):" /proc/1/status'
+sleep 5
 "${PODMAN[@]}" exec t2m-smoke-api sh -c 'id; grep -E "^(CapEff|NoNewPrivs|Seccomp):" /proc/1/status; cat /proc/1/cmdline | tr "\0" " "; echo'
 
 # --- 5. one video ----------------------------------------------------------------------------------
