@@ -84,9 +84,10 @@ trap cleanup EXIT
 rm -rf "$WORK/run" && mkdir -p "$WORK/run"
 step "SeaweedFS on the host"
 (cd "$ROOT" && exec "$PY" -c '
-import json, sys, time
+import json, signal, sys, time
 from pathlib import Path
 from tests.seaweed import SeaweedFS
+signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))  # run `finally`: stop the server
 s = SeaweedFS(Path(sys.argv[1]), bucket="t2m-smoke")
 s.start(); s.create_bucket(s.bucket)
 Path(sys.argv[1], "env.json").write_text(json.dumps(s.env))
