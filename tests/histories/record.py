@@ -31,6 +31,8 @@ from temporalio.client import Client, WorkflowHandle, WorkflowHistory
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 
+import t2m  # noqa: F401  # before litellm loads (scenarios): keeps its cost map local, offline
+
 HERE = Path(__file__).parent
 INDEX = "index.json"
 """History name → its workflow id and type."""
@@ -139,12 +141,13 @@ Scenario = Callable[[Recorder], Awaitable[None]]
 
 
 async def record(out: Path, only: set[str]) -> int:
-    from tests.histories.scenarios import SCENARIOS
+    from tests.histories.scenarios import NEEDS, SCENARIOS
 
     unknown = only - set(SCENARIOS)
     if unknown:
         print(f"unknown scenario(s) {sorted(unknown)}; choose from {list(SCENARIOS)}")
         return 2
+    only = only.union(*(NEEDS.get(name, set()) for name in only))
     out.mkdir(parents=True, exist_ok=True)
     started = time.monotonic()
     with tempfile.TemporaryDirectory(prefix="t2m-histories-") as tmp:

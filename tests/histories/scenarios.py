@@ -300,3 +300,5 @@ SCENARIOS: dict[str, Scenario] = {
     "eval": eval_run,
     "reconcile": reconcile,
 }
+NEEDS = {"next_version": {"plain"}, "reconcile": {"regenerate_in_run"}}
+"""Scenarios that continue an earlier one's job: `--only` records that one too."""
