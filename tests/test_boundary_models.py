@@ -4,6 +4,7 @@ each kind of breaking change while letting compatible ones through."""
 
 from __future__ import annotations
 
+import json
 from typing import Literal
 
 import pytest
@@ -36,6 +37,22 @@ def test_every_crossing_model_is_in_the_snapshot() -> None:
     } <= names  # fmt: skip
     missing = set(current) - set(boundary.load_snapshot())
     assert not missing, f"new boundary models {sorted(missing)}: {boundary.REFRESH}"
+
+
+def test_a_real_model_tightened_is_named_with_its_field() -> None:
+    """As the check reads the project's own models: VideoRequest.max_fix_attempts capped lower
+    and a required field added to JobStatus."""
+    snapshot = boundary.load_snapshot()
+    changed = json.loads(json.dumps(boundary.current_schemas()))
+    request = changed["t2m.models.VideoRequest"]
+    request["properties"]["max_fix_attempts"]["maximum"] = 5
+    status = changed["t2m.models.JobStatus"]
+    status["properties"]["held_by"] = {"type": "string"}
+    status["required"].append("held_by")
+    assert boundary.problems(snapshot, changed) == [
+        "JobStatus.held_by: field added without a default (give it a default)",
+        "VideoRequest.max_fix_attempts: bound tightened: maximum 10 → 5 (keep the bound)",
+    ]
 
 
 class Before(BaseModel):

@@ -165,7 +165,30 @@ async def record(out: Path, only: set[str]) -> int:
                     events = len(rec.saved[saved].events)
                     print(f"  {saved}.json: {events} events, {size:,} bytes ({name}: {took:.1f} s)")
     print(f"recorded {len(rec.saved)} histories in {time.monotonic() - started:.1f} s")
-    return 0
+    return await replay_all(rec.saved)
+
+
+async def replay_all(saved: dict[str, WorkflowHistory]) -> int:
+    """Replay what was just recorded: workflow code that is nondeterministic on its own (time,
+    randomness, iteration order) fails here, before a history is committed."""
+    from temporalio.worker import Replayer
+
+    from workflows.eval import EvalWorkflow
+    from workflows.maintenance import ReconcileWorkflow
+    from workflows.video import VideoWorkflow
+
+    replayer = Replayer(
+        workflows=[VideoWorkflow, EvalWorkflow, ReconcileWorkflow],
+        data_converter=pydantic_data_converter,
+    )
+    failed = 0
+    for name, history in saved.items():
+        result = await replayer.replay_workflow(history, raise_on_replay_failure=False)
+        if result.replay_failure is not None:
+            print(f"  {name}: does not replay: {result.replay_failure}")
+            failed += 1
+    print(f"replayed {len(saved) - failed} of {len(saved)} histories cleanly")
+    return 1 if failed else 0
 
 
 def refresh_snapshot(force: bool) -> int:

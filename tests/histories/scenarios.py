@@ -129,8 +129,9 @@ async def fixes(rec: Recorder) -> None:
     assert [s.attempts for s in status.scenes] == [4, 1, 1], status.scenes
     history = await rec.save("fixes_layout_critique_rag", handle)
     expect(history, "fix_scene_code", "critique_scene", "retrieve_docs", "doc_queries_for_error")
-    errors = [d["error"] for d, _ in rec.llm.prompts_for("fix_scene_code")]
-    assert [e.split(":")[0] for e in errors][1:] == ["Layout check", "Reviewer's critique of frames from the render"], errors  # fmt: skip
+    errors = [d["error"].split(":")[0] for d, _ in rec.llm.prompts_for("fix_scene_code")]
+    critique = "Reviewer's critique of frames from the render"
+    assert errors[1:] == ["Layout check", critique], errors  # the first: the code error
 
 
 async def regenerate_in_run(rec: Recorder) -> None:
