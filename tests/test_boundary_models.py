@@ -83,7 +83,7 @@ class TypeChanged(Before):
 class Tightened(Before):
     name: str = Field(max_length=5, pattern="^[a-z]+$")
     count: int = Field(default=1, ge=2, le=5)
-    quality: Literal["low", "medium"] = "medium"  # type: ignore[assignment]
+    quality: Literal["low", "medium"] = "medium"
     note: str | None = Field(default=None, min_length=1)
     tags: list[str] = Field(default_factory=list, max_length=3)
 

@@ -76,7 +76,9 @@ def has_event(history: WorkflowHistory, kind: EventType.ValueType) -> bool:
     return any(e.event_type == kind for e in history.events)
 
 
-def expect(history: WorkflowHistory, *activities: str, events: tuple[int, ...] = ()) -> None:
+def expect(
+    history: WorkflowHistory, *activities: str, events: tuple[EventType.ValueType, ...] = ()
+) -> None:
     """A scenario must exercise what it is named for: fail the recording otherwise (a change to
     the workflow or the models can make a scripted branch stop happening)."""
     missing = [a for a in activities if a not in scheduled(history)]

@@ -280,9 +280,8 @@ async def reconcile(rec: Recorder) -> None:
         ReconcileRequest(grace_s=0),
         id="reconcile-replay",
         task_queue=rec.settings.queue("video"),
-        result_type=ReconcileReport,
     )
-    report = await handle.result()
+    report: ReconcileReport = await handle.result()
     assert report.repaired == {
         done.id: "completed",
         "video-replay-never-started": "failed",
