@@ -129,9 +129,7 @@ async def stack(tmp: Path) -> Any:
         llm = ScriptedLLM()
         register_provider("scripted", llm)
         jobs = db.JobStore(pool)
-        async with contextlib.AsyncExitStack() as workers:
-            for w in t2m_worker.build_workers(env.client, settings, jobs=jobs):
-                await workers.enter_async_context(w)
+        async with t2m_worker.running(env.client, settings, jobs=jobs):  # its build promoted
             yield Recorder(env.client, settings, jobs, llm, HERE)
     finally:
         await pool.close()
