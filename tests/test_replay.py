@@ -39,9 +39,9 @@ def test_every_recorded_history_is_indexed_and_every_scenario_recorded() -> None
     files = {p.stem for p in HISTORIES.glob("*.json")} - {"index"}
     assert files == set(INDEX), "re-record with `make histories`"
     assert {"plain", "fixes_layout_critique_rag", "regenerate_in_run", "cancelled",
-            "budget_stop", "resumed_retry", "next_version", "eval", "reconcile"} <= files  # fmt: skip
+            "budget_stop", "resumed_retry", "next_version", "eval", "reconcile", "reused"} <= files  # fmt: skip
     assert set(SCENARIOS) == {
-        "plain", "next_version", "fixes", "regenerate_in_run", "cancelled", "budget_stop",
+        "plain", "reused", "next_version", "fixes", "regenerate_in_run", "cancelled", "budget_stop",
         "resumed_retry", "eval", "reconcile",
     }  # fmt: skip
 

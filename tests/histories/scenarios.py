@@ -69,12 +69,31 @@ async def wait_status(handle: WorkflowHandle, predicate, timeout: float = 60.0) 
         await asyncio.sleep(0.05)
 
 
+PLAIN = VideoRequest(
+    topic="Why the sky is blue",
+    model="offline/templates",
+    quality="low",
+    owner="replay",
+    reuse=True,
+)
+"""As `t2m generate` asks: the offline model, and a finished identical job's video reused."""
+
+
 async def plain(rec: Recorder) -> None:
-    """A job as `t2m generate` makes it with the offline model: plan, 3 scenes, compose."""
-    req = VideoRequest(topic="Why the sky is blue", model="offline/templates", quality="low")
-    handle = await video(rec, req.model_copy(update={"owner": "replay"}), "video-replay-plain")
+    """A job as `t2m generate` makes it: no identical job yet, so plan, 3 scenes, compose."""
+    handle = await video(rec, PLAIN, "video-replay-plain")
     await handle.result()
-    expect(await rec.save("plain", handle), "plan_video", "render_scene", "finalize_video")
+    history = await rec.save("plain", handle)
+    expect(history, "find_reusable", "plan_video", "render_scene", "finalize_video")
+
+
+async def reused(rec: Recorder) -> None:
+    """The same request again: answered from the whole-result cache, the artifacts copied."""
+    handle = await video(rec, PLAIN, "video-replay-reused")
+    await handle.result()
+    history = await rec.save("reused", handle)
+    expect(history, "find_reusable", "copy_artifacts")
+    assert "plan_video" not in scheduled(history), scheduled(history)
 
 
 async def next_version(rec: Recorder) -> None:
@@ -291,6 +310,7 @@ async def reconcile(rec: Recorder) -> None:
 
 SCENARIOS: dict[str, Scenario] = {
     "plain": plain,
+    "reused": reused,
     "next_version": next_version,
     "fixes": fixes,
     "regenerate_in_run": regenerate_in_run,
@@ -300,5 +320,5 @@ SCENARIOS: dict[str, Scenario] = {
     "eval": eval_run,
     "reconcile": reconcile,
 }
-NEEDS = {"next_version": {"plain"}, "reconcile": {"regenerate_in_run"}}
+NEEDS = {"reused": {"plain"}, "next_version": {"plain"}, "reconcile": {"regenerate_in_run"}}
 """Scenarios that continue an earlier one's job: `--only` records that one too."""
