@@ -1,8 +1,8 @@
-"""Today's workflow code replays the histories of representative runs recorded with the real
-pipeline (tests/histories/, re-recorded by `make histories`), with the project's data converter:
-a change that would strand running jobs with a nondeterminism error fails here first. And the
-replayer does catch such a change (a workflow that adds an activity call at its start, the
-everyday mistake), so this test can fail."""
+"""Today's workflow code (the worker's `WORKFLOWS`) replays the histories of representative runs
+recorded with the real pipeline (tests/histories/, re-recorded by `make histories`), with the
+project's data converter: a change that would strand running jobs with a nondeterminism error
+fails here first. And the replayer does catch such a change (a workflow that adds an activity
+call at its start, the everyday mistake), so this test can fail."""
 
 from __future__ import annotations
 
@@ -20,13 +20,11 @@ from temporalio.workflow import NondeterminismError
 
 from t2m.models import VideoRequest, VideoResult
 from tests.histories.scenarios import SCENARIOS
-from workflows.eval import EvalWorkflow
-from workflows.maintenance import ReconcileWorkflow
+from worker import WORKFLOWS
 from workflows.video import VideoWorkflow
 
 HISTORIES = Path(__file__).parent / "histories"
 INDEX: dict[str, dict[str, str]] = json.loads((HISTORIES / "index.json").read_text())
-WORKFLOWS = [VideoWorkflow, EvalWorkflow, ReconcileWorkflow]
 
 
 def recorded(name: str) -> WorkflowHistory:
@@ -38,6 +36,8 @@ def recorded(name: str) -> WorkflowHistory:
 def test_every_recorded_history_is_indexed_and_every_scenario_recorded() -> None:
     files = {p.stem for p in HISTORIES.glob("*.json")} - {"index"}
     assert files == set(INDEX), "re-record with `make histories`"
+    recorded_types = {entry["workflow_type"] for entry in INDEX.values()}
+    assert {w.__name__ for w in WORKFLOWS} <= recorded_types, "a workflow without a history"
     assert {"plain", "fixes_layout_critique_rag", "regenerate_in_run", "cancelled",
             "budget_stop", "resumed_retry", "next_version", "eval", "reconcile", "reused"} <= files  # fmt: skip
     assert set(SCENARIOS) == {

@@ -173,14 +173,9 @@ async def replay_all(saved: dict[str, WorkflowHistory]) -> int:
     randomness, iteration order) fails here, before a history is committed."""
     from temporalio.worker import Replayer
 
-    from workflows.eval import EvalWorkflow
-    from workflows.maintenance import ReconcileWorkflow
-    from workflows.video import VideoWorkflow
+    from worker import WORKFLOWS
 
-    replayer = Replayer(
-        workflows=[VideoWorkflow, EvalWorkflow, ReconcileWorkflow],
-        data_converter=pydantic_data_converter,
-    )
+    replayer = Replayer(workflows=WORKFLOWS, data_converter=pydantic_data_converter)
     failed = 0
     for name, history in saved.items():
         result = await replayer.replay_workflow(history, raise_on_replay_failure=False)
