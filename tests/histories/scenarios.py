@@ -1,7 +1,8 @@
 """The runs `make histories` records (tests/histories/record.py): one per branch of the workflows
-that a change could break, each small (low quality, 1-3 short scenes) and checked to have taken
-the branch it is named for. Scenarios run one after another, in this order (the next version and
-the resumed retry continue earlier jobs; reconcile repairs rows the earlier ones left)."""
+that a change could break, each small (low quality, 3 short scenes: the fewest a plan may have)
+and checked to have taken the branch it is named for. Scenarios run one after another, in this
+order (the reuse, the next version and the resumed retry continue earlier jobs; reconcile repairs
+rows the earlier ones left)."""
 
 from __future__ import annotations
 
