@@ -45,7 +45,9 @@ def _env() -> dict[str, str]:
     }
 
 
-async def run(op: str, args: Sequence[str], work: Path, limits: Limits, on_tick: Tick = None) -> dict:
+async def run(
+    op: str, args: Sequence[str], work: Path, limits: Limits, on_tick: Tick = None
+) -> dict:
     """Run `t2m.media_main OP ARGS` in a jail on `work` (seen as /job); its answer."""
     log = work.parent / f"{work.name}.media.log"
     answer = work / "out.json"
