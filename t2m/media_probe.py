@@ -285,11 +285,8 @@ def _check_with_ffmpeg(path: Path, facts: VideoFacts, longest_s: float) -> None:
                 raise BadVideo(f"FFmpeg reads the scene video at {float(s.average_rate):.6g} fps")
             if c.duration is not None and c.duration / av.time_base > longest_s + 1:
                 raise BadVideo(f"FFmpeg reads the scene video as {c.duration / av.time_base} s")
-            packets = 0
-            for packet in c.demux(s):
-                packets += 1
+            for packets, _ in enumerate(c.demux(s), 1):
                 if packets > facts.frames + 1:
                     raise BadVideo("the scene video has more packets than its index says")
-                del packet
     except av.error.FFmpegError as e:
         raise BadVideo(f"FFmpeg cannot read the scene video: {e}") from None
