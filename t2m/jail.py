@@ -78,15 +78,11 @@ HOST_PATHS = (
     "/var/lib/texmf",
     "/var/cache/fontconfig",
 )
+# What renders and media jails import of t2m (read-only, no secrets).
 T2M_FILES = (
-    "__init__.py",
-    "layout.py",
-    "render_runner.py",
-    "media_probe.py",
-    "media_main.py",
-    "media.py",
+    "__init__.py", "layout.py", "render_runner.py", "media_probe.py", "media_main.py", "media.py",
     "models.py",
-)
+)  # fmt: skip
 NICENESS = 19
 """Renders run at the lowest CPU priority: on shared cores they take only what the API, Temporal,
 PostgreSQL and the worker's event loop leave (status p99 under load was about half of nice 10's)."""

@@ -101,7 +101,7 @@ def _max_frame_bytes(width: int, height: int) -> int:
 
 def _boxes(data: bytes, start: int, end: int) -> list[tuple[bytes, int, int]]:
     """(type, payload start, payload end) of the boxes in data[start:end]."""
-    out = []
+    out: list[tuple[bytes, int, int]] = []
     while start < end:
         if end - start < 8 or len(out) >= MAX_BOXES:
             raise BadVideo("the scene video's MP4 structure is malformed")

@@ -213,7 +213,9 @@ async def test_a_weapon_fails_its_job_while_a_bystander_completes(
 ) -> None:
     """Through the whole pipeline (static check, jail, checks, fix loop): the job whose scenes
     are weapons fails with the check's message; another job on the same worker completes."""
-    weapons = {n: (WEAPONS / f"{n}.py.in").read_text() for n in ("concat_fifo", "big_8k")}
+    weapons = {
+        n: (WEAPONS / f"{n}.py.in").read_text() for n in ("concat_fifo", "big_8k", "billion_fps")
+    }
 
     def handler(task: str, data: dict) -> str | None:
         if task == "plan_video" and data["topic"].startswith("Hostile"):
