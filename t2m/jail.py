@@ -57,7 +57,8 @@ from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from t2m.jail_limits import Limits, jail_usage, kill_uid, wait_gone
+from t2m import jail_cgroup
+from t2m.jail_limits import JailUnavailable, Limits, jail_usage, kill_uid, wait_gone
 from t2m.jail_monitor import JailMonitor
 from t2m.seccomp import seccomp_filter
 
@@ -86,10 +87,6 @@ T2M_FILES = (
 NICENESS = 19
 """Renders run at the lowest CPU priority: on shared cores they take only what the API, Temporal,
 PostgreSQL and the worker's event loop leave (status p99 under load was about half of nice 10's)."""
-
-
-class JailUnavailable(RuntimeError):
-    """The jail cannot be set up on this host; nothing may be rendered unjailed."""
 
 
 @dataclass
@@ -272,7 +269,8 @@ async def run_python(
     jail is killed before re-raising. Raises JailUnavailable if bwrap could not build the jail.
     """
     bwrap = bwrap_path()
-    with uid_slot() as uid:
+    cgroup = jail_cgroup.jail_cgroup(limits.memory_mb + limits.tmp_mb, limits.threads)
+    with uid_slot() as uid, cgroup as cg:
         _prepare_work(work, uid)
         options = bwrap_options(work, uid, limits)
         out = os.open(log, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
@@ -288,14 +286,10 @@ async def run_python(
             os.close(seccomp_w)
             os.write(arg_w, b"".join(a.encode() + b"\0" for a in options))
             os.close(arg_w)
+            bwrap_argv = [bwrap, "--json-status-fd", str(status_w), "--args", str(arg_r)]
+            command = jail_command(uid, [sys.executable, *args])  # cannot be in --args
             proc = await asyncio.create_subprocess_exec(
-                *_prlimit(limits),
-                bwrap,
-                "--json-status-fd",
-                str(status_w),
-                "--args",  # the command itself cannot be in there
-                str(arg_r),
-                *jail_command(uid, [sys.executable, *args]),
+                *jail_cgroup.enter(cg, [*_prlimit(limits), *bwrap_argv, *command]),
                 stdin=subprocess.DEVNULL,
                 stdout=log_w,
                 stderr=log_w,
@@ -332,7 +326,10 @@ async def run_python(
             status = _read_all(status_r)
         if '"child-pid"' not in status:
             raise JailUnavailable(f"bwrap could not set up the jail: {_read_tail(log, 2000)}")
-        return JailRun(proc.returncode, _read_tail(log, LOG_TAIL_BYTES), monitor.violation)
+        violation = monitor.violation
+        if violation is None and jail_cgroup.oom_killed(cg):
+            violation = f"memory limit exceeded ({limits.memory_mb} MB for the whole render)"
+        return JailRun(proc.returncode, _read_tail(log, LOG_TAIL_BYTES), violation)
 
 
 async def _kill(proc: asyncio.subprocess.Process, seen: tuple[int, ...], uid: int | None) -> None:

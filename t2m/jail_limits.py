@@ -15,6 +15,10 @@ CLK_TCK = os.sysconf("SC_CLK_TCK")
 PAGE = os.sysconf("SC_PAGE_SIZE")
 
 
+class JailUnavailable(RuntimeError):
+    """The jail cannot be set up on this host; nothing may be rendered unjailed."""
+
+
 @dataclass(frozen=True)
 class Limits:
     """Limits for one jail as a whole (memory and processes also per process, see module doc)."""
