@@ -41,20 +41,25 @@ class JailMonitor(threading.Thread):
 
     def run(self) -> None:
         try:
-            next_check = time.monotonic()
-            while not self.stop.is_set():
-                self._pump(WATCH_INTERVAL_S)
-                judging = self.violation is None and not self.exited.is_set()
-                if judging and time.monotonic() >= next_check:
-                    next_check = time.monotonic() + WATCH_INTERVAL_S
-                    self._check()
-            while self.log_r >= 0 and self._pump(0):  # the writers are dead: take the rest
-                pass
+            self._watch()
+        except Exception as e:  # an unwatched jail must not live on
+            self._kill(f"watchdog failed ({type(e).__name__}: {e})")
         finally:
             if self.log_r >= 0:
                 os.close(self.log_r)
             if self.pidfd is not None:
                 os.close(self.pidfd)
+
+    def _watch(self) -> None:
+        next_check = time.monotonic()
+        while not self.stop.is_set():
+            self._pump(WATCH_INTERVAL_S)
+            judging = self.violation is None and not self.exited.is_set()
+            if judging and time.monotonic() >= next_check:
+                next_check = time.monotonic() + WATCH_INTERVAL_S
+                self._check()
+        while self.log_r >= 0 and self._pump(0):  # the writers are dead: take the rest
+            pass
 
     def _pump(self, timeout: float) -> bool:
         """Move what the jail wrote into the log, up to its limit; False at end of output."""
