@@ -1,5 +1,5 @@
 """The jail's output is hostile too: every weapon of issue 18, built inside a real jail by a
-program that passes today's static check (tests/hostile/media/), is refused with a clear message
+program that passes today's static check (tests/hostile/output/), is refused with a clear message
 before anything outside a jail opens it; media work is jailed and dies with a cancel; the
 watchdog works while the event loop is blocked; memory the RSS sum cannot see is refused or
 capped; the output limit holds at the byte."""
@@ -25,7 +25,7 @@ from tests.scripted import ScriptedLLM, plan_json
 from tests.test_jail import jail_processes
 from workflows.client import job_status, start_video
 
-WEAPONS = Path(__file__).parent / "hostile" / "media"
+WEAPONS = Path(__file__).parent / "hostile" / "output"
 HOSTILE = Path(__file__).parent / "hostile"
 GIB = 1024**3
 
