@@ -25,8 +25,10 @@ from t2m.models import Cue
 
 Tick = Callable[[], Awaitable[None] | None] | None
 PROBE_LIMITS = Limits(memory_mb=1024, cpu_s=20, wall_s=60, threads=32, disk_mb=64, files=64)
-COMPOSE_LIMITS = Limits(memory_mb=3072, cpu_s=900, wall_s=1200, disk_mb=4096, files=256)
-THUMBNAIL_LIMITS = Limits(memory_mb=1536, cpu_s=60, wall_s=120, threads=48, disk_mb=64, files=64)
+COMPOSE_LIMITS = Limits(memory_mb=3072, cpu_s=900, wall_s=1100, disk_mb=4096, files=256)
+THUMBNAIL_LIMITS = Limits(memory_mb=1536, cpu_s=60, wall_s=100, threads=48, disk_mb=64, files=64)
+"""Wall limits a little under the activities' start-to-close timeouts (20 and 2 min), so the jail's
+own limit ends the work first, with a clear message."""
 MAX_ANSWER_BYTES = 4 * 1024**2
 
 
