@@ -267,10 +267,7 @@ async def _client(settings: Settings, quiet: bool) -> AsyncIterator:
         os.close(saved_stdout)
     async with env:
         await ensure_search_attributes(env.client)
-        workers = worker.build_workers(env.client, settings)
-        async with contextlib.AsyncExitStack() as stack:
-            for w in workers:
-                await stack.enter_async_context(w)
+        async with worker.running(env.client, settings):
             yield env.client
 
 
