@@ -159,8 +159,8 @@ async def regenerate_in_run(rec: Recorder) -> None:
     rec.llm.handler = plain_scenes("One", "Two", "Three")
     handle = await video(rec, scripted_request("In-run regenerate"), "video-replay-update")
     await wait_status(handle, lambda s: bool(s.scenes))
-    redone = await handle.execute_update(VideoWorkflow.regenerate_scene, args=[1, "bigger"])
-    assert redone.state == "done"
+    accepted = await handle.execute_update(VideoWorkflow.regenerate_scene, args=[1, "bigger"])
+    assert accepted.index == 1  # answered at acceptance; the redo runs beside the scenes
     await handle.result()
     history = await rec.save("regenerate_in_run", handle)
     expect(history, events=(EventType.EVENT_TYPE_WORKFLOW_EXECUTION_UPDATE_COMPLETED,))
