@@ -179,10 +179,11 @@ async def running(
     fakes: Fakes,
     workflows: Sequence[type] = (VideoWorkflow,),
     render_slots: int | None = None,
+    prefix: str | None = None,
 ) -> AsyncIterator[str]:
-    """A worker per queue kind on fresh queues (`render_slots`: the render worker's concurrency,
-    the SDK's default if None); yields the workflow queue."""
-    prefix = f"logic-{uuid.uuid4().hex[:8]}"
+    """A worker per queue kind on fresh queues, or on `prefix`'s (`render_slots`: the render
+    worker's concurrency, the SDK's default if None); yields the workflow queue."""
+    prefix = prefix or f"logic-{uuid.uuid4().hex[:8]}"
     build = deployment_version(Settings())
     versioned = deployment_config(build)
     async with contextlib.AsyncExitStack() as stack:
