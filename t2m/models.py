@@ -391,6 +391,7 @@ class JobRecord(BaseModel):
     artifacts: Artifacts | None = None
     checkpoint: Checkpoint | None = None
     reusable: bool = True  # False once a scene was redone with feedback: not the request alone
+    seq: int = Field(default=0, ge=0)  # each write of a run larger than the last (0: unordered)
 
 
 class VideoResult(BaseModel):
