@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import functools
 from collections.abc import Awaitable, Callable, Coroutine
+from datetime import timedelta
 from typing import Any, ParamSpec, TypeVar
 
 from temporalio import activity
@@ -23,6 +24,10 @@ P = ParamSpec("P")
 HEARTBEAT_EVERY_S = 2.0
 """How often a waiting activity heartbeats: well inside a 10-15 s heartbeat timeout (the SDK
 sends at most one heartbeat per 0.8 × the timeout anyway; the rest are coalesced locally)."""
+MAX_HEARTBEAT_THROTTLE = timedelta(seconds=HEARTBEAT_EVERY_S)
+"""For a Worker's `max_heartbeat_throttle_interval`: a cancel arrives in a heartbeat's answer, so
+with the SDK's default throttle (0.8 × a 10 s heartbeat timeout) a cancelled job's model call
+runs on for up to 8 s (measured 6.8 s); throttled at 2 s it is cancelled in under a second."""
 
 
 async def heartbeating(work: Awaitable[T], every_s: float = HEARTBEAT_EVERY_S) -> T:
