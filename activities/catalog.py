@@ -1,5 +1,6 @@
 """Catalog activities: `record_job` writes the workflow's state changes to the job catalog, and
-`reconcile_catalog` repairs rows that disagree with Temporal (see workflows/maintenance.py)."""
+`reconcile_catalog` repairs rows that disagree with Temporal (see workflows/maintenance.py). Each
+heartbeats while it waits (on a database that may be slow to answer during an outage)."""
 
 from __future__ import annotations
 
@@ -19,6 +20,7 @@ from temporalio.client import (
 from temporalio.exceptions import ApplicationError
 from temporalio.service import RPCError, RPCStatusCode
 
+from activities.heartbeat import heartbeats
 from activities.messages import ReconcileReport, ReconcileRequest, Reusable
 from t2m.db import CatalogRejected, Job, JobStore
 from t2m.models import STAGES, JobRecord, JobState, JobStatus, VideoRequest, VideoResult
@@ -40,6 +42,7 @@ class CatalogActivities:
         self.client = client
 
     @activity.defn(name="record_job")
+    @heartbeats
     async def record_job(self, rec: JobRecord) -> None:
         """Write the job's state, as the run that calls it (`run_id`, for the write guard).
 
@@ -65,6 +68,7 @@ class CatalogActivities:
             )
 
     @activity.defn(name="find_reusable")
+    @heartbeats
     async def find_reusable(self, req: VideoRequest) -> Reusable:
         """A finished job that made the video `req` asks for (the whole-result cache)."""
         job = await self.jobs.finished_like(req) if self.jobs is not None else None
@@ -74,6 +78,7 @@ class CatalogActivities:
         return Reusable(job_id=job.id, artifacts=job.artifacts, scenes=scenes)
 
     @activity.defn(name="reconcile_catalog")
+    @heartbeats
     async def reconcile_catalog(self, req: ReconcileRequest) -> ReconcileReport:
         report = ReconcileReport()
         if self.jobs is None or self.client is None:

@@ -44,6 +44,8 @@ async def heartbeating(work: Awaitable[T], every_s: float = HEARTBEAT_EVERY_S) -
         if not task.done():
             task.cancel()
             await asyncio.wait({task})  # let it unwind (close its connection) before we go
+            if not task.cancelled():
+                task.exception()  # it ended otherwise as it unwound: ours is the cancel
 
 
 def heartbeats(
