@@ -61,7 +61,7 @@ class CatalogActivities:
             raise ApplicationError(str(e), type="CatalogRejected", non_retryable=True) from e
         if not written:
             activity.logger.warning(
-                "catalog write of %s (%s, seq %d) skipped: the row has a newer state",
+                "catalog write of %s (%s, seq %d) skipped: the row has it or a newer state",
                 rec.job_id,
                 rec.status,
                 rec.seq,
