@@ -28,8 +28,11 @@ from temporalio.exceptions import ActivityError, CancelledError, TimeoutType
 from temporalio.exceptions import TimeoutError as ActivityTimeout
 from temporalio.worker import UnsandboxedWorkflowRunner, Worker
 
+from activities.catalog import CatalogActivities
+from activities.eval import EvalActivities
 from activities.heartbeat import MAX_HEARTBEAT_THROTTLE, heartbeats
 from activities.llm import LLMActivities
+from activities.media import MediaActivities
 from activities.messages import DocQueriesRequest, DocQueriesResult
 from t2m import authoring
 from t2m.llm import ModelClient
@@ -162,3 +165,16 @@ async def test_cancelling_the_caller_cancels_the_in_flight_model_request(
         assert EventType.EVENT_TYPE_ACTIVITY_TASK_CANCELED in events, "the activity saw the cancel"
         assert provider.answered == 0
         print(f"connection closed {latency:.2f} s after the cancel")
+
+
+@pytest.mark.parametrize("cls", [LLMActivities, MediaActivities, EvalActivities, CatalogActivities])
+def test_every_activity_of_the_workers_heartbeats(cls: type) -> None:
+    """A new activity must heartbeat too (`@heartbeats` under `@activity.defn`), or a heartbeat
+    timeout would fail it while it waits."""
+    defined = {
+        name: fn
+        for name, fn in vars(cls).items()
+        if getattr(fn, "__temporal_activity_definition", None) is not None
+    }
+    assert defined
+    assert [n for n, fn in defined.items() if getattr(fn, "__wrapped__", None) is None] == []
