@@ -26,6 +26,7 @@ from temporalio.worker import Worker
 
 from activities.catalog import CatalogActivities
 from activities.eval import EvalActivities
+from activities.heartbeat import MAX_HEARTBEAT_THROTTLE
 from activities.llm import LLMActivities
 from activities.media import MediaActivities
 from activities.metrics import HISTOGRAM_BUCKETS, MetricsInterceptor
@@ -80,6 +81,9 @@ def build_workers(
     common: dict[str, Any] = {
         "deployment_config": deployment_config(deployment_version(settings)),
         "graceful_shutdown_timeout": timedelta(seconds=settings.worker_drain_s),
+        # A cancel reaches an activity only in the answer to a heartbeat: send them as often as
+        # activities beat, not at the SDK's 0.8 x heartbeat timeout.
+        "max_heartbeat_throttle_interval": MAX_HEARTBEAT_THROTTLE,
     }
     workers = []
     if "video" in queues:
