@@ -15,6 +15,7 @@ import sys
 import threading
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
+from datetime import timedelta
 
 from temporalio.client import Client
 from temporalio.runtime import PrometheusConfig, Runtime, TelemetryConfig
@@ -41,7 +42,19 @@ BLOCKING_NICENESS = 10
 """Blocking work (composing, narrating, storage transfers) runs in threads at this niceness: above
 renders (19), below the API, Temporal and this worker's event loop, which answers queries and
 heartbeats."""
+DRAIN_MARGIN_S = 10.0
+"""After the drain limit the SDK cancels what still runs; this long more for that to finish before
+the process exits regardless (deployments' grace periods leave room for it)."""
 log = logging.getLogger("t2m.worker")
+
+
+def drain(settings: Settings) -> timedelta:
+    """How long a stopping worker lets in-flight activities finish before cancelling them.
+
+    The SDK's default is 0: SIGTERM cancelled every running render at once and it ran again from
+    the start elsewhere. Activities go on heartbeating while the worker drains.
+    """
+    return timedelta(seconds=settings.worker_drain_s)
 
 
 def _lower_thread_priority() -> None:
@@ -70,6 +83,7 @@ def build_workers(
             Worker(
                 client,
                 task_queue=settings.queue("video"),
+                graceful_shutdown_timeout=drain(settings),
                 workflows=[VideoWorkflow, ReconcileWorkflow, EvalWorkflow],
             )
         )
@@ -78,6 +92,7 @@ def build_workers(
             Worker(
                 client,
                 task_queue=settings.queue("llm"),
+                graceful_shutdown_timeout=drain(settings),
                 activities=[
                     *models.all(),
                     *evals.all(),
@@ -96,6 +111,7 @@ def build_workers(
             Worker(
                 client,
                 task_queue=settings.queue("render"),
+                graceful_shutdown_timeout=drain(settings),
                 activities=[media.render_scene],
                 max_concurrent_activities=settings.render_concurrency,
                 interceptors=counted,
@@ -105,6 +121,7 @@ def build_workers(
             Worker(
                 client,
                 task_queue=settings.queue("media"),
+                graceful_shutdown_timeout=drain(settings),
                 activities=[media.compose_video, media.make_thumbnail, media.finalize_video],
                 max_concurrent_activities=settings.render_concurrency,
                 interceptors=counted,
@@ -162,11 +179,13 @@ async def run(settings: Settings, queues: Sequence[str] = QUEUES) -> int:
     workers = build_workers(client, settings, queues, jobs)
     if "video" in queues and jobs is not None:
         await ensure_reconcile_schedule(client, settings)
-    stop = asyncio.Event()
+    stop, force = asyncio.Event(), asyncio.Event()
     stopped_by: list[signal.Signals] = []
     loop = asyncio.get_running_loop()
 
     def on_signal(sig: signal.Signals) -> None:
+        if stopped_by:  # a second signal: do not wait for the drain
+            force.set()
         stopped_by.append(sig)
         stop.set()
 
@@ -185,9 +204,38 @@ async def run(settings: Settings, queues: Sequence[str] = QUEUES) -> int:
             settings.worker_metrics_port,
         )
     await stop.wait()
-    await asyncio.gather(*(w.shutdown() for w in workers))
-    await asyncio.gather(*tasks, return_exceptions=True)
-    return 130 if stopped_by[:1] == [signal.SIGINT] else 0  # Ctrl-C, as shells expect
+    return await _drain(workers, tasks, settings.worker_drain_s, force, stopped_by[0])
+
+
+async def _drain(
+    workers: Sequence[Worker],
+    tasks: Sequence[asyncio.Task[None]],
+    drain_s: float,
+    force: asyncio.Event,
+    sig: signal.Signals,
+) -> int:
+    """Stop polling, let in-flight activities finish for up to `drain_s` (the SDK then cancels
+    them), and return once done — or after `drain_s` + DRAIN_MARGIN_S, or at a second signal,
+    with 1: the caller exits without waiting for what is left (main() does not run asyncio.run's
+    cancel-and-wait of leftover tasks)."""
+    log.info(
+        "stopping: no new tasks; in-flight activities have %g s to finish (signal again to "
+        "cancel them now)",
+        drain_s,
+    )
+    shutdown: asyncio.Future[object] = asyncio.ensure_future(
+        asyncio.gather(*(w.shutdown() for w in workers), *tasks, return_exceptions=True)
+    )
+    forced: asyncio.Future[object] = asyncio.ensure_future(force.wait())
+    done, _ = await asyncio.wait(
+        [shutdown, forced], timeout=drain_s + DRAIN_MARGIN_S, return_when=asyncio.FIRST_COMPLETED
+    )
+    forced.cancel()
+    if shutdown not in done:
+        log.warning("exiting with activities still running (they will be retried elsewhere)")
+        return 1
+    log.info("stopped")
+    return 130 if sig == signal.SIGINT else 0  # Ctrl-C, as shells expect
 
 
 def parse_queues(text: str) -> list[str]:
@@ -204,7 +252,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
     logging.getLogger("botocore").setLevel(logging.WARNING)  # one line per S3 client otherwise
-    return asyncio.run(run(get_settings(), parse_queues(args.queues)))
+    # Not asyncio.run: its clean-up would wait for the tasks a timed-out drain leaves behind.
+    loop = asyncio.new_event_loop()
+    return loop.run_until_complete(run(get_settings(), parse_queues(args.queues)))
 
 
 if __name__ == "__main__":
