@@ -79,8 +79,8 @@ async def attempts(handle: WorkflowHandle, activity_id: str) -> tuple[int, list[
             if scheduled.get(a.scheduled_event_id) == activity_id:
                 starts.append(a.attempt)
         elif e.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_COMPLETED:
-            a = e.activity_task_completed_event_attributes
-            completed |= scheduled.get(a.scheduled_event_id) == activity_id
+            done = e.activity_task_completed_event_attributes
+            completed |= scheduled.get(done.scheduled_event_id) == activity_id
     return list(scheduled.values()).count(activity_id), starts, completed
 
 
