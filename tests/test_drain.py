@@ -1,20 +1,28 @@
 """Graceful drain: SIGTERM lets a worker's in-flight render finish (run once, attempt 1) and the
-process exits within its drain limit; past the limit the render is cancelled and runs again."""
+process exits within its drain limit; past the limit the render is cancelled and runs again. The
+API on SIGTERM ends its event streams at once and lets a download in flight finish."""
 
 from __future__ import annotations
 
 import asyncio
+import os
+import signal
 import subprocess
 import sys
 import time
+import uuid
+from collections.abc import AsyncIterator
 from pathlib import Path
 
+import httpx
 from temporalio.api.enums.v1 import EventType, PendingActivityState
 from temporalio.client import Client, WorkflowHandle
 
+from t2m import db
 from t2m.config import Settings
-from t2m.models import VideoRequest
-from tests.helpers import cli_env
+from t2m.models import Artifacts, JobRecord, JobStatus, VideoRequest
+from t2m.storage import get_storage
+from tests.helpers import api_process, catalog_request, cli_env
 from worker import DRAIN_MARGIN_S
 from workflows.client import start_video
 
@@ -84,6 +92,18 @@ async def attempts(handle: WorkflowHandle, activity_id: str) -> tuple[int, list[
     return list(scheduled.values()).count(activity_id), starts, completed
 
 
+async def read_all(frames: AsyncIterator[str]) -> str:
+    return "".join([f async for f in frames])
+
+
+def proc_state(pid: int) -> str:
+    """The state letter in /proc/<pid>/stat ("Z": exited, not yet reaped)."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return "gone"
+
+
 async def test_sigterm_lets_the_render_in_flight_finish_once(
     client: Client, settings: Settings, tmp_path: Path
 ) -> None:
@@ -137,3 +157,62 @@ async def test_past_the_drain_limit_the_render_is_cancelled_and_runs_again(
         second.wait(timeout=30)
     scheduled, starts, completed = await attempts(handle, render)
     assert (scheduled, completed) == (1, True) and starts[-1] >= 2, starts
+
+
+async def test_the_api_ends_event_streams_and_finishes_downloads_on_sigterm(
+    settings: Settings, jobs: db.JobStore
+) -> None:
+    owner = "local"  # the dev identity of the API process
+    running = await jobs.create(f"video-{uuid.uuid4()}", catalog_request(owner), "normal")
+    await jobs.record(
+        JobRecord(
+            job_id=running.id,
+            owner=owner,
+            request=running.request,
+            status="running",
+            progress=JobStatus(job_id=running.id, status="running", percentage=40),
+        )
+    )
+    done = await jobs.create(f"video-{uuid.uuid4()}", catalog_request(owner), "normal")
+    video = settings.data_dir / "big.mp4"
+    video.parent.mkdir(parents=True, exist_ok=True)
+    video.write_bytes(os.urandom(1 << 20) * 64)  # far more than the socket buffers hold
+    get_storage(settings).put_file(f"jobs/{done.id}/video.mp4", video)
+    await jobs.record(
+        JobRecord(
+            job_id=done.id,
+            owner=owner,
+            request=done.request,
+            status="completed",
+            progress=JobStatus(job_id=done.id, status="completed", percentage=100),
+            artifacts=Artifacts(video_key=f"jobs/{done.id}/video.mp4", duration_s=1),
+        )
+    )
+    async with (
+        api_process(settings) as (url, pid),
+        httpx.AsyncClient(base_url=url, timeout=30) as http,
+    ):
+        events = f"/api/v1/videos/jobs/{running.id}/events"
+        download = f"/api/v1/videos/jobs/{done.id}/download"
+        async with http.stream("GET", events) as sse, http.stream("GET", download) as dl:
+            frames = sse.aiter_text()
+            assert (await anext(frames)).startswith("event: status")
+            chunks = dl.aiter_bytes()
+            received = len(await anext(chunks))
+            start = time.monotonic()
+            os.kill(pid, signal.SIGTERM)
+            rest = await asyncio.wait_for(read_all(frames), timeout=10)
+            ended = time.monotonic() - start
+            async for chunk in chunks:  # the download in flight goes on to its end
+                received += len(chunk)
+        for _ in range(100):
+            if not Path(f"/proc/{pid}").exists() or "Z" in proc_state(pid):
+                break
+            await asyncio.sleep(0.05)
+        exited = time.monotonic() - start
+    print(
+        f"\nAPI on SIGTERM: event stream ended after {ended:.2f} s, process gone after {exited:.2f} s"
+    )
+    assert "reconnect" in rest and ended < 2
+    assert received == video.stat().st_size
+    assert exited < 5
