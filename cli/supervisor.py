@@ -115,18 +115,27 @@ class ChildProcess(Component):
         except subprocess.TimeoutExpired:
             self.kill()
 
-    async def stop_async(self, force: asyncio.Event) -> None:
+    async def stop_async(self, force: asyncio.Event, log: Callable[[str], None]) -> None:
         """SIGTERM, then SIGKILL after `stop_timeout_s` or as soon as `force` is set; the event
         loop keeps running meanwhile (a second Ctrl-C must be heard)."""
         proc = self.process
         if proc is None or proc.poll() is not None:
             return
         os.killpg(proc.pid, signal.SIGTERM)
-        deadline = time.monotonic() + self.stop_timeout_s
-        while proc.poll() is None and time.monotonic() < deadline and not force.is_set():
+        start = time.monotonic()
+        told = False
+        while proc.poll() is None and not force.is_set():
+            waited = time.monotonic() - start
+            if waited >= self.stop_timeout_s:
+                break
+            if waited > 2 and not told:
+                left = self.stop_timeout_s - waited
+                log(f"waiting up to {left:.0f} s more for {self.name} (Ctrl-C again to kill it)")
+                told = True
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(force.wait(), timeout=0.1)
         if proc.poll() is None:
+            log(f"killing {self.name}")
             self.kill()
 
     def kill(self) -> None:
@@ -206,11 +215,7 @@ class Supervisor:
         """`stop()`, waiting for each child without blocking the loop: `force` kills at once."""
         for c in reversed(self.components):
             if isinstance(c, ChildProcess):
-                if c.alive() and c.stop_timeout_s > 5:
-                    self.log(
-                        f"stopping {c.name} (up to {c.stop_timeout_s:g} s; Ctrl-C again to kill it)"
-                    )
-                await c.stop_async(force)
+                await c.stop_async(force, self.log)
             else:
                 c.stop()
         self.components.clear()
