@@ -18,11 +18,14 @@ import httpx
 from temporalio.api.enums.v1 import EventType, PendingActivityState
 from temporalio.client import Client, WorkflowHandle
 
+from cli.stack import wait_for_temporal
 from t2m import db
 from t2m.config import Settings
 from t2m.models import Artifacts, JobRecord, JobStatus, VideoRequest
 from t2m.storage import get_storage
-from tests.helpers import api_process, catalog_request, cli_env
+from tests.helpers import api_process, catalog_request, cli_env, start_up, stop_up
+from tests.test_stack import up_env
+from tests.test_supervisor import gone, started
 from worker import DRAIN_MARGIN_S
 from workflows.client import start_video
 
@@ -31,7 +34,7 @@ REQUEST = VideoRequest(
     context="A fraction is a part of a whole. The denominator counts the parts. "
     "The numerator counts the parts we take.",
     model="offline/templates",
-    quality="high",  # renders of a few seconds: long enough to be caught in flight
+    quality="medium",  # renders of several seconds: long enough to be caught in flight
 )
 
 
@@ -107,7 +110,7 @@ def proc_state(pid: int) -> str:
 async def test_sigterm_lets_the_render_in_flight_finish_once(
     client: Client, settings: Settings, tmp_path: Path
 ) -> None:
-    drain_s = 60.0
+    drain_s = 90.0  # well above a render's time, even on a busy machine
     first = start_worker(settings, tmp_path / "worker1.log", drain_s)
     try:
         handle = await start_video(client, settings, REQUEST)
@@ -120,7 +123,7 @@ async def test_sigterm_lets_the_render_in_flight_finish_once(
     log = (tmp_path / "worker1.log").read_text()
     assert code == 0, log[-3000:]
     assert took < drain_s, "the worker must exit once its work is done, within the drain limit"
-    assert "in-flight activities have 60 s to finish" in log
+    assert "in-flight activities have 90 s to finish" in log
     assert await attempts(handle, render) == (1, [1], True), "the render ran exactly once"
 
     second = start_worker(settings, tmp_path / "worker2.log", drain_s)
@@ -216,3 +219,72 @@ async def test_the_api_ends_event_streams_and_finishes_downloads_on_sigterm(
     assert "reconnect" in rest and ended < 2
     assert received == video.stat().st_size
     assert exited < 5
+
+
+def descendants(roots: list[int]) -> dict[int, str | None]:
+    """Every process under `roots` (roots included), with its start time."""
+    parents: dict[int, int] = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        parents[int(stat.parent.name)] = int(fields[1])
+    found = set(roots)
+    while grown := {pid for pid, ppid in parents.items() if ppid in found} - found:
+        found |= grown
+    return {pid: started(pid) for pid in found}
+
+
+async def test_a_killed_up_leaves_no_process_behind(tmp_path: Path) -> None:
+    env, settings, _, _ = up_env(tmp_path)
+    up = start_up(env)
+    try:
+        client = await wait_for_temporal(settings, timeout_s=10)
+        handle = await start_video(client, settings, REQUEST)
+        await render_in_flight(handle)  # the jail's processes are grandchildren of the worker
+        postmaster = int((tmp_path / "data/postgres/postmaster.pid").read_text().split()[0])
+        pids = descendants([up.pid, postmaster])
+        commands = " ".join(
+            Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode() for pid in pids
+        )
+        for part in ("start-dev", "-m worker", "uvicorn", "bin/postgres", "bwrap"):
+            assert part in commands, f"{part} not among the processes t2m up started"
+        up.kill()
+        up.wait()
+        start = time.monotonic()
+        left = await gone(pids, timeout_s=10)
+        print(
+            f"\nt2m up SIGKILLed: its {len(pids) - 1} processes gone in {time.monotonic() - start:.2f} s"
+        )
+    finally:
+        if up.poll() is None:
+            up.kill()
+    assert left == [], [Path(f"/proc/{pid}/cmdline").read_bytes() for pid in left]
+
+
+async def test_up_drains_the_worker_on_sigterm(tmp_path: Path) -> None:
+    env, settings, _, _ = up_env(tmp_path)
+    env |= {"T2M_WORKER_DRAIN_S": "90", "T2M_RENDER_CONCURRENCY": "1"}
+    up = start_up(env)
+    try:
+        client = await wait_for_temporal(settings, timeout_s=10)
+        handle = await start_video(client, settings, REQUEST)
+        render = await render_in_flight(handle)
+        start = time.monotonic()
+        up.send_signal(signal.SIGTERM)
+        code = await asyncio.to_thread(up.wait, 120)
+        took = time.monotonic() - start
+    finally:
+        if up.poll() is None:
+            up.kill()
+    print(f"\nt2m up SIGTERM with a render in flight: stopped in {took:.2f} s")
+    assert code == 0 and took < 90
+    up = start_up(env)  # the job goes on after a restart, its render done once
+    try:
+        client = await wait_for_temporal(settings, timeout_s=10)
+        handle = client.get_workflow_handle(handle.id)
+        await asyncio.wait_for(handle.result(), timeout=240)
+        assert await attempts(handle, render) == (1, [1], True)
+    finally:
+        assert stop_up(up) == 0
