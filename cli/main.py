@@ -267,7 +267,9 @@ async def _client(settings: Settings, quiet: bool) -> AsyncIterator:
         os.close(saved_stdout)
     async with env:
         await ensure_search_attributes(env.client)
-        workers = worker.build_workers(env.client, settings)
+        # No drain: this stack ends with the command, so work left running has nowhere to go on.
+        no_drain = settings.model_copy(update={"worker_drain_s": 0})
+        workers = worker.build_workers(env.client, no_drain)
         async with contextlib.AsyncExitStack() as stack:
             for w in workers:
                 await stack.enter_async_context(w)
