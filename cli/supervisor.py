@@ -1,15 +1,15 @@
 """What keeps `t2m up` up: its children are watched, and one that dies is restarted with backoff.
 
+A child that dies is logged and restarted after 0.5 s, 1 s, 2 s … (at most 15 s); one that keeps
+dying — more than `MAX_RESTARTS` times within `WINDOW_S` — is a crash loop, and the stack stops
+with a clear message instead of spinning. Services that are not our children (the embedded
+PostgreSQL runs as a daemon) are watched through a liveness probe and a restart function.
+
 Each child runs in its own process group (so stopping it stops what it started): it gets SIGTERM,
-then, once its own stop timeout has passed (the worker's is its drain limit), SIGKILL. Nothing
+then, once its own stop limit has passed (the worker's is its drain limit), SIGKILL. Nothing
 outlives `t2m up`, even when it is SIGKILLed: each child is started with a parent-death signal
-(Linux `PR_SET_PDEATHSIG`), and daemons that are not our children (the embedded PostgreSQL's
-postmaster, started through `pg_ctl`, runs under init) are stopped by a guard process that waits
-for `t2m up`'s end of a pipe to close. A child that
-dies is logged and restarted after 0.5 s, 1 s, 2 s … (at most 15 s); one that keeps dying — more
-than `MAX_RESTARTS` times within `WINDOW_S` — is a crash loop, and the stack stops with a clear
-message instead of spinning. Services that are not our children (the embedded PostgreSQL runs as
-a daemon) are watched through a liveness probe and a restart function.
+(Linux `PR_SET_PDEATHSIG`), and daemons (the postmaster, which `pg_ctl` leaves running under
+init) are stopped by a guard process that waits for `t2m up`'s end of a pipe to close.
 """
 
 from __future__ import annotations
@@ -234,15 +234,19 @@ for line in sys.stdin:
     name, pid, sig, start = line.split()
     targets[name] = (int(pid), int(sig), start)
 alive = [(pid, start) for pid, sig, start in targets.values() if started(pid) == start]
-for pid, sig, start in targets.values():
+def signal_if_there(pid, start, sig):
     if started(pid) == start:
-        os.kill(pid, sig)
+        try:
+            os.kill(pid, sig)
+        except ProcessLookupError:
+            pass
+for pid, sig, start in targets.values():
+    signal_if_there(pid, start, sig)
 deadline = time.monotonic() + float(sys.argv[1])
 while any(started(pid) == start for pid, start in alive) and time.monotonic() < deadline:
     time.sleep(0.1)
 for pid, start in alive:
-    if started(pid) == start:
-        os.kill(pid, signal.SIGKILL)
+    signal_if_there(pid, start, signal.SIGKILL)
 """
 """The guard: it reads `name pid signal start-time` lines until the pipe's other end closes (when
 `t2m up` exits, however), then signals each process still there (the start time tells a recycled
@@ -263,8 +267,11 @@ class Guard:
         stat = Path(f"/proc/{pid}/stat").read_text()
         start = stat.rsplit(")", 1)[1].split()[19]  # field 22: start time since boot
         assert self.process.stdin is not None
-        self.process.stdin.write(f"{name} {pid} {int(sig)} {start}\n".encode())
-        self.process.stdin.flush()
+        try:
+            self.process.stdin.write(f"{name} {pid} {int(sig)} {start}\n".encode())
+            self.process.stdin.flush()
+        except BrokenPipeError:  # the guard is gone: keep the stack up, say so
+            print(f"t2m: cannot guard {name}: the guard process has exited", file=sys.stderr)
 
     def close(self) -> None:
         """This process is ending normally: the guard does its round now and exits."""
