@@ -8,15 +8,18 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import logging
 import os
 import signal
 import sys
 import threading
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
+from typing import Any
 
+from temporalio import activity
 from temporalio.client import Client
 from temporalio.runtime import PrometheusConfig, Runtime, TelemetryConfig
 from temporalio.worker import Worker
@@ -32,12 +35,16 @@ from t2m.db import JobStore
 from t2m.jail import JailUnavailable, check_jail
 from t2m.llm import ModelClient
 from t2m.storage import StorageUnavailable, get_storage
+from workflows import deployment
+from workflows.activity_table import ACTIVITIES, Queue, on_queue
 from workflows.client import connect
+from workflows.deployment import deployment_config, promote
 from workflows.eval import EvalWorkflow
 from workflows.maintenance import ReconcileWorkflow, ensure_reconcile_schedule
 from workflows.video import VideoWorkflow
 
 QUEUES = ("video", "llm", "render")
+WORKFLOWS: list[type] = [VideoWorkflow, ReconcileWorkflow, EvalWorkflow]
 BLOCKING_NICENESS = 10
 """Blocking work (composing, narrating, storage transfers) runs in threads at this niceness: above
 renders (19), below the API, Temporal and this worker's event loop, which answers queries and
@@ -46,15 +53,6 @@ DRAIN_MARGIN_S = 10.0
 """After the drain limit the SDK cancels what still runs; this long more for that to finish before
 the process exits regardless (deployments' grace periods leave room for it)."""
 log = logging.getLogger("t2m.worker")
-
-
-def drain(settings: Settings) -> timedelta:
-    """How long a stopping worker lets in-flight activities finish before cancelling them.
-
-    The SDK's default is 0: SIGTERM cancelled every running render at once and it ran again from
-    the start elsewhere. Activities go on heartbeating while the worker drains.
-    """
-    return timedelta(seconds=settings.worker_drain_s)
 
 
 def _lower_thread_priority() -> None:
@@ -67,67 +65,84 @@ def build_workers(
     queues: Sequence[str] = QUEUES,
     jobs: JobStore | None = None,
 ) -> list[Worker]:
+    """One Temporal worker per task queue this process serves (`render` brings its sibling
+    `media`: the finishing steps run on render hosts), each registering exactly the activities
+    `workflows/activity_table.py` puts on its queue, all in this build's deployment version."""
     unknown = set(queues) - set(QUEUES)
     if unknown:
         raise ValueError(f"unknown queue(s) {sorted(unknown)}; choose from {QUEUES}")
     storage = get_storage(settings)
     media = MediaActivities(settings, storage)
     model_client = ModelClient(storage if settings.llm_cache else None)
-    models = LLMActivities(model_client, storage, settings.data_dir)
-    evals = EvalActivities(model_client, storage, jobs, client)
-    catalog = CatalogActivities(jobs, client)
-    counted = [MetricsInterceptor()]  # t2m's own metrics (activities/metrics.py)
+    implementations = activity_implementations(
+        LLMActivities(model_client, storage, settings.data_dir),
+        EvalActivities(model_client, storage, jobs, client),
+        CatalogActivities(jobs, client),
+        media,
+    )
+    common: dict[str, Any] = {
+        "deployment_config": deployment_config(settings),
+        "graceful_shutdown_timeout": timedelta(seconds=settings.worker_drain_s),
+    }
     workers = []
     if "video" in queues:
         workers.append(
-            Worker(
-                client,
-                task_queue=settings.queue("video"),
-                graceful_shutdown_timeout=drain(settings),
-                workflows=[VideoWorkflow, ReconcileWorkflow, EvalWorkflow],
-            )
+            Worker(client, task_queue=settings.queue("video"), workflows=WORKFLOWS, **common)
         )
-    if "llm" in queues:
+    served: list[Queue] = ["llm"] if "llm" in queues else []
+    if "render" in queues:
+        served += ["render", "media"]
+    for queue in served:
         workers.append(
             Worker(
                 client,
-                task_queue=settings.queue("llm"),
-                graceful_shutdown_timeout=drain(settings),
-                activities=[
-                    *models.all(),
-                    *evals.all(),
-                    media.narrate_scene,
-                    catalog.record_job,
-                    catalog.reconcile_catalog,
-                    catalog.find_reusable,
-                    media.copy_artifacts,
-                ],
-                max_concurrent_activities=settings.llm_concurrency,
-                interceptors=counted,
-            )
-        )
-    if "render" in queues:  # renders, and the finishing steps on a queue of their own
-        workers.append(
-            Worker(
-                client,
-                task_queue=settings.queue("render"),
-                graceful_shutdown_timeout=drain(settings),
-                activities=[media.render_scene],
-                max_concurrent_activities=settings.render_concurrency,
-                interceptors=counted,
-            )
-        )
-        workers.append(
-            Worker(
-                client,
-                task_queue=settings.queue("media"),
-                graceful_shutdown_timeout=drain(settings),
-                activities=[media.compose_video, media.make_thumbnail, media.finalize_video],
-                max_concurrent_activities=settings.render_concurrency,
-                interceptors=counted,
+                task_queue=settings.queue(queue),
+                activities=[implementations[name] for name in on_queue(queue)],
+                max_concurrent_activities=settings.llm_concurrency
+                if queue == "llm"
+                else settings.render_concurrency,
+                interceptors=[MetricsInterceptor()],  # t2m's own metrics (activities/metrics.py)
+                **common,
             )
         )
     return workers
+
+
+@contextlib.asynccontextmanager
+async def running(
+    client: Client,
+    settings: Settings,
+    queues: Sequence[str] = QUEUES,
+    jobs: JobStore | None = None,
+) -> AsyncIterator[list[Worker]]:
+    """`build_workers`, polling until the block ends (then shut down); a worker of the video
+    queue makes this build current (`promote`) so that new runs come to it."""
+    async with contextlib.AsyncExitStack() as stack:
+        workers = build_workers(client, settings, queues, jobs)
+        for w in workers:
+            await stack.enter_async_context(w)
+        if "video" in queues and settings.promote_build:
+            await promote(client, settings)
+        yield workers
+
+
+def activity_implementations(*holders: object) -> dict[str, Callable[..., Any]]:
+    """Every `@activity.defn` method of `holders`, by activity name; exactly the table's names
+    (a missing or extra implementation is a deployment bug, refused at start)."""
+    found: dict[str, Callable[..., Any]] = {}
+    for holder in holders:
+        for attr in dir(holder):
+            fn = getattr(holder, attr)
+            defn = activity._Definition.from_callable(fn) if callable(fn) else None
+            if defn is not None and defn.name is not None:
+                found[defn.name] = fn
+    table = {a.name for a in ACTIVITIES}
+    if set(found) != table:
+        raise RuntimeError(
+            f"activities without a table entry: {sorted(set(found) - table)};"
+            f" table entries without an implementation: {sorted(table - set(found))}"
+        )
+    return found
 
 
 async def jail_ready(queues: Sequence[str]) -> list[str]:
@@ -160,8 +175,13 @@ def metrics_runtime(settings: Settings) -> Runtime | None:
     return Runtime(telemetry=TelemetryConfig(metrics=prometheus))
 
 
-async def run(settings: Settings, queues: Sequence[str] = QUEUES) -> int:
-    """Serve `queues` until SIGINT/SIGTERM, then shut the workers down gracefully."""
+async def run(
+    settings: Settings, queues: Sequence[str] = QUEUES, adopt_older_builds: bool = False
+) -> int:
+    """Serve `queues` until SIGINT/SIGTERM, then shut the workers down gracefully: polling stops
+    and in-flight activities get `worker_drain_s` to finish. With `adopt_older_builds` (a
+    single-host stack restarted on changed workflow code), runs pinned to older builds are
+    moved onto this one where their history replays (`workflows/deployment.py`)."""
     asyncio.get_running_loop().set_default_executor(  # where asyncio.to_thread runs blocking work
         ThreadPoolExecutor(thread_name_prefix="t2m-blocking", initializer=_lower_thread_priority)
     )
@@ -192,6 +212,10 @@ async def run(settings: Settings, queues: Sequence[str] = QUEUES) -> int:
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, on_signal, sig)
     tasks = [asyncio.create_task(w.run()) for w in workers]
+    if "video" in queues and settings.promote_build:
+        await promote(client, settings)
+        if adopt_older_builds:
+            await deployment.adopt_older_builds(client, settings, WORKFLOWS)
     log.info(
         "worker serving %s on %s",
         ", ".join(settings.queue(q) for q in queues),
@@ -247,6 +271,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument(
         "--queues", default=",".join(QUEUES), help="comma-separated: video,llm,render"
     )
+    parser.add_argument(
+        "--adopt-older-builds",
+        action="store_true",
+        help="move runs pinned to older builds onto this one where they replay (single host)",
+    )
     args = parser.parse_args(argv)
     logging.basicConfig(
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
@@ -254,7 +283,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.getLogger("botocore").setLevel(logging.WARNING)  # one line per S3 client otherwise
     # Not asyncio.run: its clean-up would wait for the tasks a timed-out drain leaves behind.
     loop = asyncio.new_event_loop()
-    return loop.run_until_complete(run(get_settings(), parse_queues(args.queues)))
+    code = run(get_settings(), parse_queues(args.queues), args.adopt_older_builds)
+    return loop.run_until_complete(code)
 
 
 if __name__ == "__main__":

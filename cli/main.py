@@ -269,10 +269,7 @@ async def _client(settings: Settings, quiet: bool) -> AsyncIterator:
         await ensure_search_attributes(env.client)
         # No drain: this stack ends with the command, so work left running has nowhere to go on.
         no_drain = settings.model_copy(update={"worker_drain_s": 0})
-        workers = worker.build_workers(env.client, no_drain)
-        async with contextlib.AsyncExitStack() as stack:
-            for w in workers:
-                await stack.enter_async_context(w)
+        async with worker.running(env.client, no_drain):
             yield env.client
 
 

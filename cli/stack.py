@@ -47,12 +47,14 @@ DEV_SERVER_DYNAMIC_CONFIG = {
     "matching.enableFairness": "true",
     "matching.enableMigration": "true",
     "matching.numTaskqueueWritePartitions": "1",
+    "system.numConsecutiveWorkflowTaskProblemsToTriggerSearchAttribute": "2",
 }
 """Task queue priority and fairness, off by default in the dev server (a cluster sets the same
 keys in its dynamic config). Fairness is kept per queue partition: over the default four, a
 handful of jobs' tasks scatter and come out nearly first come, first served, so all are written
 to one (reads stay at four, so tasks an older data dir left in the others still drain).
-Migration drains tasks queued before fairness was on."""
+Migration drains tasks queued before fairness was on. A run whose workflow task failed twice in
+a row is marked (`TemporalReportedProblems`), which /health and the job's status report."""
 
 
 def dev_server_flags() -> list[str]:
@@ -155,7 +157,7 @@ async def up(settings: Settings, queues: str = ",".join(QUEUES)) -> int:
         client = await wait_for_temporal(settings)
         await ensure_search_attributes(client)
         await wait_for_ui(settings)
-        worker = [sys.executable, "-m", "worker", "--queues", queues]
+        worker = [sys.executable, "-m", "worker", "--queues", queues, "--adopt-older-builds"]
         drain_s = settings.worker_drain_s + DRAIN_MARGIN_S + KILL_MARGIN_S
         await stack.add(ChildProcess("worker", worker, logs / "worker.log", env, drain_s))
         api = [sys.executable, "-m", "uvicorn", "--factory", "api.main:create_app"]

@@ -89,6 +89,10 @@ class Settings(BaseSettings):
     before cancelling them; deployments give their pods/containers a grace period above it (120 s)."""
     deployment_name: str = "t2m"
     """Worker Versioning: the Temporal worker deployment this release's workers belong to."""
+    promote_build: bool = True
+    """Worker Versioning: a worker serving the video queue makes its build the deployment's
+    current version at start (new runs go to it; runs pinned to older builds stay on them). Off
+    where a rollout tool (or an operator) decides when a build becomes current."""
     build_id: str | None = None
     """Worker Versioning: this release's build id; by default derived from the package version and
     a hash of the workflow code, so a forgotten version bump cannot reuse an id."""

@@ -3,7 +3,6 @@ task queues, and a scripted model served through litellm's custom-provider mecha
 
 from __future__ import annotations
 
-import contextlib
 import os
 import uuid
 from collections.abc import AsyncIterator, Iterator
@@ -47,7 +46,14 @@ async def temporal_env() -> AsyncIterator[WorkflowEnvironment]:
         dev_server_log_level="error",
         ip="127.0.0.1",
         port=free_port(),
-        dev_server_extra_args=["--metrics-port", str(free_port()), *dev_server_flags()],
+        dev_server_extra_args=[
+            "--metrics-port",
+            str(free_port()),
+            *dev_server_flags(),
+            # Every test's workers join the one deployment version on task queues of their own.
+            *("--dynamic-config-value", "matching.maxTaskQueuesInDeployment=100000"),
+            *("--dynamic-config-value", "matching.maxTaskQueuesInDeploymentVersion=100000"),
+        ],
     )
     await ensure_search_attributes(env.client)
     yield env
@@ -135,9 +141,7 @@ def scripted(scripted_llm: ScriptedLLM) -> Iterator[ScriptedLLM]:
 @pytest.fixture
 async def worker(client: Client, settings: Settings, jobs: db.JobStore) -> AsyncIterator[None]:
     """All three queues served in-process on this test's own task queues."""
-    async with contextlib.AsyncExitStack() as stack:
-        for w in t2m_worker.build_workers(client, settings, jobs=jobs):
-            await stack.enter_async_context(w)
+    async with t2m_worker.running(client, settings, jobs=jobs):
         yield
 
 

@@ -43,8 +43,9 @@ async def test_jobs_complete_across_a_60_s_database_outage(
     codes: Counter[int] = Counter()
     try:
         async with contextlib.AsyncExitStack() as stack:
-            for w in t2m_worker.build_workers(client, settings, jobs=db.JobStore(pool)):
-                await stack.enter_async_context(w)
+            await stack.enter_async_context(
+                t2m_worker.running(client, settings, jobs=db.JobStore(pool))
+            )
             http = await stack.enter_async_context(asgi_client(settings))
             ids = []
             for i in range(3):

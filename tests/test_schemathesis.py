@@ -36,8 +36,7 @@ async def test_schemathesis_finds_no_server_error_and_no_schema_violation(
 ) -> None:
     key = await db.KeyStore(db_pool).create(f"fuzz-{uuid.uuid4().hex[:6]}")
     app = create_app(api_settings, Limits(events_max_s=2, events_poll_s=0.5))
-    (workflows,) = t2m_worker.build_workers(client, api_settings, ["video"], jobs)
-    async with workflows, serve(app) as url:
+    async with t2m_worker.running(client, api_settings, ["video"], jobs), serve(app) as url:
         start = time.monotonic()
         proc = await asyncio.create_subprocess_exec(
             ST, "run", f"{url}/openapi.json",

@@ -10,7 +10,6 @@ finished video (when a judge model is given) and the report (`eval/<eval id>/` i
 from __future__ import annotations
 
 import asyncio
-from datetime import timedelta
 
 from temporalio import workflow
 from temporalio.client import (
@@ -24,7 +23,7 @@ from temporalio.client import (
     ScheduleUpdate,
     ScheduleUpdateInput,
 )
-from temporalio.common import Priority
+from temporalio.common import Priority, VersioningBehavior
 from temporalio.exceptions import ActivityError, CancelledError, ChildWorkflowError
 from temporalio.workflow import ParentClosePolicy
 
@@ -40,8 +39,9 @@ with workflow.unsafe.imports_passed_through():
         ReportRequest,
         VideoOutcome,
     )
+    from workflows.activity_table import JUDGE_VIDEO, WRITE_EVAL_REPORT
     from workflows.search import search_attributes
-    from workflows.steps import LLM_RETRY, LLM_TIMEOUT, WORK_RETRY, reason_of, sibling_queue
+    from workflows.steps import reason_of
     from workflows.ui import md, one_line, static_details, static_summary
     from workflows.video import VideoWorkflow
 
@@ -50,7 +50,7 @@ EVAL_PRIORITY = Priority(priority_key=5, fairness_key=EVAL_OWNER)
 """The lowest task priority, with the eval's own fairness key: users' jobs go first."""
 
 
-@workflow.defn
+@workflow.defn(versioning_behavior=VersioningBehavior.PINNED)
 class EvalWorkflow:
     @workflow.init
     def __init__(self, req: EvalRequest) -> None:
@@ -77,15 +77,7 @@ class EvalWorkflow:
             judgements=list(judgements),
             wall_s=(workflow.now() - started).total_seconds(),
         )
-        return await workflow.execute_activity(
-            "write_eval_report",
-            report,
-            result_type=EvalResult,
-            task_queue=sibling_queue("llm"),
-            start_to_close_timeout=timedelta(minutes=5),
-            retry_policy=WORK_RETRY,
-            summary="write the eval report",
-        )
+        return await WRITE_EVAL_REPORT.run(report, summary="write the eval report")
 
     async def _video(self, item: EvalItem) -> VideoOutcome:
         """One topic's video as an ordinary job; how it ended, failure included."""
@@ -144,14 +136,8 @@ class EvalWorkflow:
             srt_key=video.artifacts.srt_key,
         )
         try:
-            return await workflow.execute_activity(
-                "judge_video",
-                judge,
-                result_type=Judgement,
-                task_queue=sibling_queue("llm"),
-                start_to_close_timeout=LLM_TIMEOUT,
-                retry_policy=LLM_RETRY,
-                summary=f"judge {one_line(item.topic.theorem, 60)!r}",
+            return await JUDGE_VIDEO.run(
+                judge, summary=f"judge {one_line(item.topic.theorem, 60)!r}"
             )
         except ActivityError as e:
             return Judgement(error=f"the judge failed: {reason_of(e)}")

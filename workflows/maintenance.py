@@ -22,25 +22,19 @@ from temporalio.client import (
     SchedulePolicy,
     ScheduleSpec,
 )
+from temporalio.common import VersioningBehavior
 
 with workflow.unsafe.imports_passed_through():
     from activities.messages import ReconcileReport, ReconcileRequest
     from t2m.config import Settings
-    from workflows.steps import WORK_RETRY, sibling_queue
+    from workflows.activity_table import RECONCILE_CATALOG
 
 
-@workflow.defn
+@workflow.defn(versioning_behavior=VersioningBehavior.AUTO_UPGRADE)
 class ReconcileWorkflow:
     @workflow.run
     async def run(self, req: ReconcileRequest) -> ReconcileReport:
-        return await workflow.execute_activity(
-            "reconcile_catalog",
-            req,
-            result_type=ReconcileReport,
-            task_queue=sibling_queue("llm"),
-            start_to_close_timeout=timedelta(minutes=10),
-            retry_policy=WORK_RETRY,
-        )
+        return await RECONCILE_CATALOG.run(req, summary="reconcile the catalog with Temporal")
 
 
 def schedule_id(settings: Settings) -> str:

@@ -7,11 +7,9 @@ critiques, bounded). Orchestration only, like the workflow itself.
 
 from __future__ import annotations
 
-from datetime import timedelta
-from typing import Any
+from typing import TypeVar
 
 from temporalio import workflow
-from temporalio.common import RetryPolicy
 from temporalio.exceptions import ApplicationError
 
 with workflow.unsafe.imports_passed_through():
@@ -19,7 +17,6 @@ with workflow.unsafe.imports_passed_through():
     from t2m.budget import exhausted
     from t2m.models import (
         JobStatus,
-        Narration,
         ScenePlan,
         SceneState,
         SceneStatus,
@@ -27,24 +24,22 @@ with workflow.unsafe.imports_passed_through():
         Usage,
         VideoRequest,
     )
+    from workflows import activity_table as act
     from workflows import progress, ui
+    from workflows.activity_table import ActivitySpec
     from workflows.search import SA_STAGE
     from workflows.steps import (
-        DOCS_TIMEOUT,
-        HEARTBEAT_TIMEOUT,
         LAYOUT_FIX_ROUNDS,
-        LLM_RETRY,
-        LLM_TIMEOUT,
-        RENDER_TIMEOUT,
         VISUAL_FIX_ROUNDS,
-        WORK_RETRY,
         Authored,
+        Billed,
         BudgetReached,
-        R,
         Rounds,
-        T,
-        sibling_queue,
     )
+
+A = TypeVar("A")
+B = TypeVar("B", bound=Billed)
+T = TypeVar("T")
 
 
 class SceneSteps:
@@ -67,22 +62,19 @@ class SceneSteps:
             scene_count=count,
             style=req.style_preferences,
         )
-        boarded = await self._llm("storyboard_scene", asked, msg.StoryboardResult, "storyboarding")
+        boarded = await self._llm(act.STORYBOARD_SCENE, asked, "storyboarding")
         board = boarded.storyboard
         if board.narration:
             scene = scene.model_copy(update={"narration": board.narration})
         self._scene_state(st, "narrating")
-        narration = await self._work(
-            "narrate_scene",
+        narration = await self._call(
+            act.NARRATE_SCENE,
             msg.NarrateRequest(
                 job_id=self._status.job_id,
                 scene_index=scene.index,
                 text=scene.narration,
                 voice=req.voice,
             ),
-            Narration,
-            queue="llm",
-            start_to_close=timedelta(minutes=5),
         )
         docs = None
         if req.use_rag and board.doc_queries:
@@ -90,7 +82,7 @@ class SceneSteps:
             docs = await self._docs(board.doc_queries)
         self._scene_state(st, "generating_code")
         written = await self._llm(
-            "write_scene_code",
+            act.WRITE_SCENE_CODE,
             msg.CodeRequest(
                 model=req.coder_model or req.model,
                 topic=req.topic,
@@ -102,7 +94,6 @@ class SceneSteps:
                 style=req.style_preferences,
                 feedback=feedback,
             ),
-            msg.CodeResult,
             "generating_code",
         )
         return Authored(scene, docs, written.code, narration, feedback)
@@ -163,14 +154,13 @@ class SceneSteps:
         if req.vision_model and rounds.visual < VISUAL_FIX_ROUNDS and not spent:
             self._scene_state(st, "reviewing")
             review = await self._llm(
-                "critique_scene",
+                act.CRITIQUE_SCENE,
                 msg.CritiqueRequest(
                     model=req.vision_model,
                     scene=scene,
                     video_key=outcome.video_key or "",
                     style=req.style_preferences,
                 ),
-                msg.CritiqueResult,
                 "reviewing",
             )
             if review.critique is not None:
@@ -188,7 +178,7 @@ class SceneSteps:
             found = await self._docs(await self._queries_for(req, authored, problem))
             docs = "\n\n".join(d for d in (found, authored.docs) if d)
         fixed = await self._llm(
-            "fix_scene_code",
+            act.FIX_SCENE_CODE,
             msg.FixRequest(
                 model=req.coder_model or req.model,
                 topic=req.topic,
@@ -201,7 +191,6 @@ class SceneSteps:
                 style=req.style_preferences,
                 feedback=authored.feedback,
             ),
-            msg.CodeResult,
             "fixing",
         )
         return fixed.code
@@ -216,48 +205,26 @@ class SceneSteps:
             error=problem,
             style=req.style_preferences,
         )
-        written = await self._llm("doc_queries_for_error", asked, msg.DocQueriesResult, "fixing")
+        written = await self._llm(act.DOC_QUERIES_FOR_ERROR, asked, "fixing")
         return written.queries
 
-    async def _llm(self, name: str, arg: object, result_type: type[R], stage: str) -> R:
+    async def _llm(self, spec: ActivitySpec[A, B], arg: A, stage: str) -> B:
         """Run a model activity and book its usage under `stage`; refused once the budget is
         spent (BudgetReached)."""
         if reason := exhausted(self._status.max_cost_usd, self._status.spent_usd):
             raise BudgetReached(reason)
-        result = await self._work(
-            name, arg, result_type, queue="llm", start_to_close=LLM_TIMEOUT, retry_policy=LLM_RETRY
-        )
+        result = await self._call(spec, arg)
         self._status.usage[stage] = self._status.usage.get(stage, Usage()).plus(result.usage)
         self._status.spent_usd += result.usage.cost_usd
         return result
 
-    async def _work(
-        self,
-        name: str,
-        arg: object,
-        result_type: type[T],
-        *,
-        queue: str = "render",
-        start_to_close: timedelta = RENDER_TIMEOUT,
-        retry_policy: RetryPolicy = WORK_RETRY,
-        **options: Any,
-    ) -> T:
-        """Run activity `name` on its kind's queue, with the durable retry policy for work; the
-        Web UI shows it by its summary (`workflows/ui.py`: which scene, which render attempt)."""
-        options.setdefault("summary", ui.activity_summary(name, arg, self._status))
-        return await workflow.execute_activity(
-            name,
-            arg,
-            result_type=result_type,
-            task_queue=sibling_queue(queue),
-            start_to_close_timeout=start_to_close,
-            retry_policy=retry_policy,
-            **options,
-        )
+    async def _call(self, spec: ActivitySpec[A, T], arg: A) -> T:
+        """Run an activity from the table; the Web UI shows it by its summary
+        (`workflows/ui.py`: which scene, which render attempt)."""
+        return await spec.run(arg, summary=ui.activity_summary(spec.name, arg, self._status))
 
     async def _docs(self, queries: list[str]) -> str:
-        req = msg.DocsRequest(queries=queries)
-        return await self._work("retrieve_docs", req, str, queue="llm", start_to_close=DOCS_TIMEOUT)
+        return await self._call(act.RETRIEVE_DOCS, msg.DocsRequest(queries=queries))
 
     async def _render(self, req: VideoRequest, authored: Authored) -> msg.RenderOutcome:
         request = msg.RenderRequest(
@@ -269,13 +236,7 @@ class SceneSteps:
             # authoring.class_name's convention; importing t2m.authoring here would load litellm
             class_name=f"Scene{authored.scene.index + 1}",
         )
-        return await self._work(
-            "render_scene",
-            request,
-            msg.RenderOutcome,
-            heartbeat_timeout=HEARTBEAT_TIMEOUT,
-            cancellation_type=workflow.ActivityCancellationType.WAIT_CANCELLATION_COMPLETED,
-        )
+        return await self._call(act.RENDER_SCENE, request)
 
     def _scene_state(self, st: SceneStatus, state: SceneState) -> None:
         st.state = state

@@ -1,5 +1,4 @@
-"""The workflow's building blocks that are not the workflow itself: retry policies and timeouts,
-the queue naming rule, error helpers, and the small records a scene's steps hand each other.
+"""The workflow's building blocks that are not the workflow itself: fix-round limits, error helpers, and the small records a scene's steps hand each other.
 
 Imported by the workflow through `imports_passed_through`; nothing here does I/O.
 """
@@ -8,11 +7,8 @@ from __future__ import annotations
 
 import asyncio
 from dataclasses import dataclass
-from datetime import timedelta
-from typing import Protocol, TypeVar
+from typing import Protocol
 
-from temporalio import workflow
-from temporalio.common import RetryPolicy
 from temporalio.exceptions import ActivityError, ApplicationError, CancelledError
 
 from t2m.models import (
@@ -27,36 +23,6 @@ from t2m.models import (
     VideoRequest,
 )
 
-# Durable retries: transient trouble (rate limits, a worker that died, a storage hiccup). Errors
-# raised as non-retryable (bad key, unknown model, invalid input) fail at once instead.
-LLM_RETRY = RetryPolicy(
-    initial_interval=timedelta(seconds=2),
-    backoff_coefficient=2.0,
-    maximum_interval=timedelta(minutes=1),
-    maximum_attempts=6,
-)
-WORK_RETRY = RetryPolicy(
-    initial_interval=timedelta(seconds=1),
-    backoff_coefficient=2.0,
-    maximum_interval=timedelta(seconds=30),
-    maximum_attempts=10,
-)
-"""About two and a half minutes of retries: enough for a storage outage or a worker restart."""
-CATALOG_RETRY = RetryPolicy(
-    initial_interval=timedelta(seconds=1),
-    backoff_coefficient=2.0,
-    maximum_interval=timedelta(seconds=5),
-    maximum_attempts=0,
-)
-"""Catalog writes retry until the database is back (unlimited), checking every 5 s at most, so a
-database outage delays a job's row, never its video, and the job ends as soon as it returns."""
-LOOKUP_RETRY = RetryPolicy(maximum_attempts=2)
-"""Looking for a reusable result is an optimisation: if the catalog cannot answer, make anew."""
-LOOKUP_TIMEOUT = timedelta(seconds=10)
-LLM_TIMEOUT = timedelta(minutes=5)
-RENDER_TIMEOUT = timedelta(minutes=20)
-HEARTBEAT_TIMEOUT = timedelta(seconds=10)
-DOCS_TIMEOUT = timedelta(minutes=2)
 LAYOUT_FIX_ROUNDS = 2
 """Fix rounds spent on layout findings before a scene is accepted with them listed."""
 VISUAL_FIX_ROUNDS = 1
@@ -68,10 +34,6 @@ class Billed(Protocol):
 
     @property
     def usage(self) -> Usage: ...
-
-
-R = TypeVar("R", bound=Billed)
-T = TypeVar("T")
 
 
 @dataclass
@@ -100,12 +62,6 @@ class Rounds:
 
     layout: int = 0
     visual: int = 0
-
-
-def sibling_queue(kind: str) -> str:
-    """`t2m-video` → `t2m-llm`: activity queues share the workflow queue's prefix."""
-    prefix = workflow.info().task_queue.rsplit("-", 1)[0]
-    return f"{prefix}-{kind}"
 
 
 def is_cancellation(err: BaseException) -> bool:

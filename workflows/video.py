@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from datetime import timedelta
 
 from temporalio import workflow
+from temporalio.common import VersioningBehavior
 from temporalio.exceptions import ActivityError, ApplicationError
 
 with workflow.unsafe.imports_passed_through():
@@ -26,14 +26,11 @@ with workflow.unsafe.imports_passed_through():
         VideoRequest,
         VideoResult,
     )
+    from workflows import activity_table as act
     from workflows import progress
     from workflows.regenerate import SceneRegeneration
     from workflows.search import SA_STAGE
     from workflows.steps import (
-        CATALOG_RETRY,
-        HEARTBEAT_TIMEOUT,
-        LOOKUP_RETRY,
-        LOOKUP_TIMEOUT,
         is_cancellation,
         is_retryable,
         job_record,
@@ -41,7 +38,7 @@ with workflow.unsafe.imports_passed_through():
     )
 
 
-@workflow.defn
+@workflow.defn(versioning_behavior=VersioningBehavior.PINNED)
 class VideoWorkflow(SceneRegeneration):
     @workflow.init
     def __init__(self, req: VideoRequest) -> None:
@@ -80,14 +77,7 @@ class VideoWorkflow(SceneRegeneration):
     async def _record(self, status: JobStatus) -> None:
         """Write the job's state to the catalog, with the finished work a retry can reuse."""
         record = job_record(self._req, status, self._plan, self._done, not self._redone)
-        await self._work(
-            "record_job",
-            record,
-            type(None),
-            queue="llm",
-            start_to_close=timedelta(seconds=30),
-            retry_policy=CATALOG_RETRY,
-        )
+        await self._call(act.RECORD_JOB, record)
 
     async def _produce(self, req: VideoRequest) -> VideoResult:
         if req.reuse and not req.resume and (reused := await self._reuse(req)) is not None:
@@ -98,7 +88,7 @@ class VideoWorkflow(SceneRegeneration):
             if req.regenerate:  # a finished job's next version: that scene is made anew
                 self._done.pop(req.regenerate.index, None)
         else:
-            plan = (await self._llm("plan_video", req, msg.PlanResult, "planning")).plan
+            plan = (await self._llm(act.PLAN_VIDEO, req, "planning")).plan
         self._plan = plan
         self._status.scenes = [
             SceneStatus(
@@ -124,16 +114,13 @@ class VideoWorkflow(SceneRegeneration):
     async def _reuse(self, req: VideoRequest) -> VideoResult | None:
         """The whole-result cache: a finished identical job's video, copied for this job."""
         try:
-            found = await self._work(
-                "find_reusable", req, msg.Reusable, queue="llm", start_to_close=LOOKUP_TIMEOUT,
-                retry_policy=LOOKUP_RETRY,
-            )  # fmt: skip
+            found = await self._call(act.FIND_REUSABLE, req)
         except ActivityError:  # the catalog cannot say: make the video anew
             return None
         if found.job_id is None or found.artifacts is None:
             return None
         copy = msg.CopyArtifactsRequest(job_id=self._status.job_id, source=found.artifacts)
-        artifacts = await self._work("copy_artifacts", copy, Artifacts, queue="llm")
+        artifacts = await self._call(act.COPY_ARTIFACTS, copy)
         self._status.reused_from, self._status.artifacts = found.job_id, artifacts
         return VideoResult(job_id=self._status.job_id, artifacts=artifacts, scenes=found.scenes)
 
@@ -141,35 +128,25 @@ class VideoWorkflow(SceneRegeneration):
         """Compose the scenes into one video, take its thumbnail, check every artifact landed."""
         job_id = self._status.job_id
         self._set_stage("composing")
-        composed = await self._work(
-            "compose_video",
+        composed = await self._call(
+            act.COMPOSE_VIDEO,
             msg.ComposeRequest(
                 job_id=job_id, scenes=media, subtitles=req.subtitles, version=self._version()
             ),
-            msg.ComposeResult,
-            queue="media",
-            heartbeat_timeout=HEARTBEAT_TIMEOUT,
         )
         thumbnail_key = None
         if req.thumbnail:
             at_s = min(composed.duration_s / 2, max(media[0].narration.duration_s, 2.0))
-            thumbnail_key = await self._work(
-                "make_thumbnail",
+            thumbnail_key = await self._call(
+                act.MAKE_THUMBNAIL,
                 msg.ThumbnailRequest(
                     job_id=job_id, video_key=composed.video_key, at_s=at_s, version=self._version()
                 ),
-                str,
-                queue="media",
-                start_to_close=timedelta(minutes=2),
             )
         self._set_stage("uploading")
         keys = [composed.video_key, composed.srt_key, composed.vtt_key, thumbnail_key]
-        size = await self._work(
-            "finalize_video",
-            msg.FinalizeRequest(job_id=job_id, keys=[k for k in keys if k]),
-            int,
-            queue="media",
-            start_to_close=timedelta(minutes=10),
+        size = await self._call(
+            act.FINALIZE_VIDEO, msg.FinalizeRequest(job_id=job_id, keys=[k for k in keys if k])
         )
         return Artifacts(
             video_key=composed.video_key,
