@@ -38,7 +38,7 @@ from t2m.storage import StorageUnavailable, get_storage
 from workflows import deployment
 from workflows.activity_table import ACTIVITIES, Queue, on_queue
 from workflows.client import connect
-from workflows.deployment import deployment_config, promote
+from workflows.deployment import deployment_config, deployment_version, promote
 from workflows.eval import EvalWorkflow
 from workflows.maintenance import ReconcileWorkflow, ensure_reconcile_schedule
 from workflows.video import VideoWorkflow
@@ -81,7 +81,7 @@ def build_workers(
         media,
     )
     common: dict[str, Any] = {
-        "deployment_config": deployment_config(settings),
+        "deployment_config": deployment_config(deployment_version(settings)),
         "graceful_shutdown_timeout": timedelta(seconds=settings.worker_drain_s),
     }
     workers = []
@@ -122,7 +122,7 @@ async def running(
         for w in workers:
             await stack.enter_async_context(w)
         if "video" in queues and settings.promote_build:
-            await promote(client, settings)
+            await promote(client, deployment_version(settings))
         yield workers
 
 
@@ -213,7 +213,7 @@ async def run(
         loop.add_signal_handler(sig, on_signal, sig)
     tasks = [asyncio.create_task(w.run()) for w in workers]
     if "video" in queues and settings.promote_build:
-        await promote(client, settings)
+        await promote(client, deployment_version(settings))
         if adopt_older_builds:
             await deployment.adopt_older_builds(client, settings, WORKFLOWS)
     log.info(

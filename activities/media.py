@@ -31,7 +31,7 @@ from activities.messages import (
     RenderRequest,
     ThumbnailRequest,
 )
-from t2m import media, sandbox, tts
+from t2m import media, media_jail, sandbox, tts
 from t2m.config import Settings
 from t2m.jail import JailUnavailable
 from t2m.models import Artifacts, Cue, Narration
@@ -119,7 +119,7 @@ class MediaActivities:
             findings = Path(workdir) / "layout.json"
             findings.write_text(json.dumps(result.layout))
             await self._put(findings_key, findings)
-            duration = media.video_duration(result.video)
+            duration = result.duration_s  # measured by the jailed check of the video
         log.info("render done job=%s scene=%d key=%s", req.job_id, req.scene_index, key)
         return RenderOutcome(
             ok=True, video_key=key, duration_s=duration, layout_issues=result.layout
@@ -148,18 +148,22 @@ class MediaActivities:
         prefix = version_prefix(req.job_id, req.version)
         with tempfile.TemporaryDirectory(prefix="t2m-compose-") as tmp:
             work = Path(tmp)
+            jailed = work / "job"  # only the inputs: the jail's whole view
+            jailed.mkdir()
             inputs = []
             for i, scene in enumerate(req.scenes):
-                video = await self._get(scene.video_key, work / f"scene-{i}.mp4")
+                video = await self._get(scene.video_key, jailed / f"scene-{i}.mp4")
                 audio = None
                 if scene.narration.audio_key:
-                    audio = await self._get(scene.narration.audio_key, work / f"scene-{i}.wav")
+                    audio = await self._get(scene.narration.audio_key, jailed / f"scene-{i}.wav")
                 narration = scene.narration
                 inputs.append(media.SceneInput(video, audio, narration.duration_s, narration.cues))
-            out = work / "video.mp4"
-            composed = await _heartbeating(
-                lambda: media.compose(inputs, out, subtitles=req.subtitles)
-            )
+            try:  # in a jail with limits, killed on cancel: never on the loop or in a thread
+                out, composed = await media_jail.compose(
+                    inputs, jailed, subtitles=req.subtitles, on_tick=activity.heartbeat
+                )
+            except media_jail.MediaFailed as e:
+                raise ApplicationError(str(e), type="MediaFailed", non_retryable=True) from e
             await self._put(f"{prefix}/video.mp4", out)
             srt_key = vtt_key = None
             if req.subtitles:
@@ -179,8 +183,13 @@ class MediaActivities:
     async def make_thumbnail(self, req: ThumbnailRequest) -> str:
         key = f"{version_prefix(req.job_id, req.version)}/thumbnail.png"
         with tempfile.TemporaryDirectory(prefix="t2m-thumb-") as tmp:
-            video = await self._get(req.video_key, Path(tmp) / "video.mp4")
-            png = await asyncio.to_thread(media.thumbnail, video, Path(tmp) / "thumb.png", req.at_s)
+            jailed = Path(tmp) / "job"
+            jailed.mkdir()
+            video = await self._get(req.video_key, jailed / "video.mp4")
+            try:
+                png = await media_jail.thumbnail(video, jailed, req.at_s, activity.heartbeat)
+            except media_jail.MediaFailed as e:
+                raise ApplicationError(str(e), type="MediaFailed", non_retryable=True) from e
             await self._put(key, png)
         return key
 

@@ -175,6 +175,7 @@ async def status_response(
         previous_version=job.previous_artifacts.version if job.previous_artifacts else None,
         usage=usage_of(job, status),
         retryable=status.retryable if status.status == "failed" else None,
+        held=status.held if status.status == "running" else None,
         created_at=job.created_at,
         updated_at=job.updated_at,
         completed_at=job.completed_at,

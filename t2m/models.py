@@ -377,6 +377,7 @@ class JobStatus(BaseModel):
     retryable: bool | None = None
     """For a failed job: whether running it again can succeed (False when a step said retrying
     cannot help: an unusable model, an unknown voice, a plan that will not validate)."""
+    held: str | None = None  # why a running job makes no progress (set by the API)
 
 
 class JobRecord(BaseModel):

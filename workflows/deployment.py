@@ -89,16 +89,17 @@ def deployment_version(settings: Settings) -> WorkerDeploymentVersion:
     return WorkerDeploymentVersion(settings.deployment_name, settings.build_id or code_build_id())
 
 
-def deployment_config(settings: Settings) -> WorkerDeploymentConfig:
+def deployment_config(version: WorkerDeploymentVersion) -> WorkerDeploymentConfig:
     """Every worker of this process (workflows and activities) is in this build: a pinned run's
     activities go to workers of its own build."""
-    return WorkerDeploymentConfig(version=deployment_version(settings), use_worker_versioning=True)
+    return WorkerDeploymentConfig(version=version, use_worker_versioning=True)
 
 
-async def promote(client: Client, settings: Settings, timeout_s: float = 30.0) -> None:
-    """Make this build the deployment's current version: new runs start on it; runs pinned to
+async def promote(
+    client: Client, current: WorkerDeploymentVersion, timeout_s: float = 30.0
+) -> None:
+    """Make `current` the deployment's current version: new runs start on it; runs pinned to
     an older build stay there. Retried until the server has seen this build's pollers."""
-    current = deployment_version(settings)
     request = SetWorkerDeploymentCurrentVersionRequest(
         namespace=client.namespace,
         deployment_name=current.deployment_name,
