@@ -8,7 +8,7 @@ SUDO    := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 APT_PACKAGES := libpango1.0-dev libcairo2-dev pkg-config texlive-latex-base texlive-latex-extra \
 	texlive-fonts-recommended dvisvgm espeak-ng util-linux procps chromium curl bubblewrap
 
-.PHONY: setup apt run test lint format lock
+.PHONY: setup apt run test lint format lock histories schema-snapshot
 setup: apt $(VENV)/.installed
 
 apt:
@@ -45,3 +45,13 @@ test: setup
 lint:
 	$(VENV)/bin/ruff check --fix .
 	$(VENV)/bin/ruff format .
+
+# Re-record the workflow histories tests/test_replay.py replays (real dev server, worker, renders;
+# about a minute), then refresh the boundary-model snapshot unless a model change breaks it.
+histories: setup
+	$(VENV)/bin/python -m tests.histories.record
+
+# Accept today's boundary models as the snapshot, breaking changes included (README: Changing
+# workflow code).
+schema-snapshot: setup
+	$(VENV)/bin/python -m tests.histories.record --schema-only

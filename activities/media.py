@@ -3,8 +3,10 @@
 They exchange storage keys only. Renders are keyed by a hash of (code, quality, manim version), so
 a retried activity, a retried job or an identical scene in another job reuses the finished video
 (and its layout check findings, kept beside it), whichever host made it when storage is S3.
-Storage calls run in a thread while the activity heartbeats: an S3 call may spend a while in
-boto3's retries during an outage, and must hold up neither the worker's event loop nor heartbeats.
+Narrations are keyed by a hash of (text, voice, TTS engine) under their job, so a redo that fails
+leaves the audio its scene keeps untouched. Every activity heartbeats while it runs
+(`activities.heartbeat`); storage calls run in a thread: an S3 call may spend a while in boto3's
+retries during an outage, and must hold up neither the worker's event loop nor heartbeats.
 """
 
 from __future__ import annotations
@@ -13,14 +15,13 @@ import asyncio
 import hashlib
 import json
 import tempfile
-from collections.abc import Callable
 from importlib.metadata import version
 from pathlib import Path
-from typing import TypeVar
 
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
+from activities.heartbeat import heartbeats
 from activities.messages import (
     ComposeRequest,
     ComposeResult,
@@ -31,15 +32,13 @@ from activities.messages import (
     RenderRequest,
     ThumbnailRequest,
 )
-from t2m import media, sandbox, tts
+from t2m import media, media_jail, sandbox, tts
 from t2m.config import Settings
 from t2m.jail import JailUnavailable
 from t2m.models import Artifacts, Cue, Narration
 from t2m.storage import Storage
 
-T = TypeVar("T")
 MANIM_VERSION = version("manim")
-HEARTBEAT_EVERY_S = 5.0
 
 
 def render_key(code: str, quality: str, min_seconds: float = 0.0, class_name: str = "") -> str:
@@ -47,6 +46,13 @@ def render_key(code: str, quality: str, min_seconds: float = 0.0, class_name: st
     if class_name:
         blob += f"\0{class_name}"
     return f"renders/{hashlib.sha256(blob.encode()).hexdigest()[:32]}.mp4"
+
+
+def narration_key(job_id: str, text: str, voice: str) -> str:
+    """Where a narration lives: keyed by what it says and how (text, voice, TTS engine), so a
+    redo that narrates anew never overwrites the audio a kept scene still uses."""
+    blob = f"{tts.engine_version()}\0{voice}\0{text}"
+    return f"jobs/{job_id}/narration/{hashlib.sha256(blob.encode()).hexdigest()[:32]}.wav"
 
 
 def version_prefix(job_id: str, version: int) -> str:
@@ -59,31 +65,22 @@ def min_seconds(narration_s: float) -> float:
     return narration_s + media.NARRATION_TAIL_S if narration_s > 0 else 0.0
 
 
-async def _heartbeating(fn: Callable[..., T], *args: object) -> T:
-    """Run blocking `fn` in a thread, heartbeating until it returns."""
-    task = asyncio.ensure_future(asyncio.to_thread(fn, *args))
-    while True:
-        done, _ = await asyncio.wait({task}, timeout=HEARTBEAT_EVERY_S)
-        if done:
-            return task.result()
-        activity.heartbeat()
-
-
 class MediaActivities:
     def __init__(self, settings: Settings, storage: Storage) -> None:
         self.settings = settings
         self.storage = storage
 
     async def _put(self, key: str, src: Path) -> None:
-        await _heartbeating(self.storage.put_file, key, src)
+        await asyncio.to_thread(self.storage.put_file, key, src)
 
     async def _get(self, key: str, dest: Path) -> Path:
-        return await _heartbeating(self.storage.get_file, key, dest)
+        return await asyncio.to_thread(self.storage.get_file, key, dest)
 
     async def _exists(self, key: str) -> bool:
-        return await _heartbeating(self.storage.exists, key)
+        return await asyncio.to_thread(self.storage.exists, key)
 
     @activity.defn(name="render_scene")
+    @heartbeats
     async def render_scene(self, req: RenderRequest) -> RenderOutcome:
         at_least = min_seconds(req.narration_s)
         key = render_key(req.code, req.quality, at_least, req.class_name)
@@ -119,47 +116,58 @@ class MediaActivities:
             findings = Path(workdir) / "layout.json"
             findings.write_text(json.dumps(result.layout))
             await self._put(findings_key, findings)
-            duration = media.video_duration(result.video)
+            duration = result.duration_s  # measured by the jailed check of the video
         log.info("render done job=%s scene=%d key=%s", req.job_id, req.scene_index, key)
         return RenderOutcome(
             ok=True, video_key=key, duration_s=duration, layout_issues=result.layout
         )
 
     @activity.defn(name="narrate_scene")
+    @heartbeats
     async def narrate_scene(self, req: NarrateRequest) -> Narration:
         if req.voice is None:
             return _reading_cues(req.text)
-        key = f"jobs/{req.job_id}/scenes/{req.scene_index}/narration.wav"
+        key = narration_key(req.job_id, req.text, req.voice)
+        timings_key = key.removesuffix(".wav") + ".json"
         with tempfile.TemporaryDirectory(prefix="t2m-tts-") as tmp:
+            if await self._exists(key) and await self._exists(timings_key):
+                timings = await self._get(timings_key, Path(tmp) / "timings.json")
+                kept = Narration.model_validate_json(timings.read_text())
+                return kept.model_copy(update={"audio_key": key})
             wav = Path(tmp) / "narration.wav"
             try:
                 duration, cues = await asyncio.to_thread(tts.synthesize, req.text, req.voice, wav)
             except tts.VoiceError as e:
                 raise ApplicationError(str(e), type="VoiceError", non_retryable=True) from e
+            narration = Narration(audio_key=key, duration_s=duration, cues=cues)
             await self._put(key, wav)
-        return Narration(
-            audio_key=key,
-            duration_s=duration,
-            cues=cues,
-        )
+            timings = Path(tmp) / "timings.json"
+            timings.write_text(narration.model_dump_json())
+            await self._put(timings_key, timings)  # last: its presence says the audio is whole
+        return narration
 
     @activity.defn(name="compose_video")
+    @heartbeats
     async def compose_video(self, req: ComposeRequest) -> ComposeResult:
         prefix = version_prefix(req.job_id, req.version)
         with tempfile.TemporaryDirectory(prefix="t2m-compose-") as tmp:
             work = Path(tmp)
+            jailed = work / "job"  # only the inputs: the jail's whole view
+            jailed.mkdir()
             inputs = []
             for i, scene in enumerate(req.scenes):
-                video = await self._get(scene.video_key, work / f"scene-{i}.mp4")
+                video = await self._get(scene.video_key, jailed / f"scene-{i}.mp4")
                 audio = None
                 if scene.narration.audio_key:
-                    audio = await self._get(scene.narration.audio_key, work / f"scene-{i}.wav")
+                    audio = await self._get(scene.narration.audio_key, jailed / f"scene-{i}.wav")
                 narration = scene.narration
                 inputs.append(media.SceneInput(video, audio, narration.duration_s, narration.cues))
-            out = work / "video.mp4"
-            composed = await _heartbeating(
-                lambda: media.compose(inputs, out, subtitles=req.subtitles)
-            )
+            try:  # in a jail with limits, killed on cancel: never on the loop or in a thread
+                out, composed = await media_jail.compose(
+                    inputs, jailed, subtitles=req.subtitles, on_tick=activity.heartbeat
+                )
+            except media_jail.MediaFailed as e:
+                raise ApplicationError(str(e), type="MediaFailed", non_retryable=True) from e
             await self._put(f"{prefix}/video.mp4", out)
             srt_key = vtt_key = None
             if req.subtitles:
@@ -176,23 +184,31 @@ class MediaActivities:
         )
 
     @activity.defn(name="make_thumbnail")
+    @heartbeats
     async def make_thumbnail(self, req: ThumbnailRequest) -> str:
         key = f"{version_prefix(req.job_id, req.version)}/thumbnail.png"
         with tempfile.TemporaryDirectory(prefix="t2m-thumb-") as tmp:
-            video = await self._get(req.video_key, Path(tmp) / "video.mp4")
-            png = await asyncio.to_thread(media.thumbnail, video, Path(tmp) / "thumb.png", req.at_s)
+            jailed = Path(tmp) / "job"
+            jailed.mkdir()
+            video = await self._get(req.video_key, jailed / "video.mp4")
+            try:
+                png = await media_jail.thumbnail(video, jailed, req.at_s, activity.heartbeat)
+            except media_jail.MediaFailed as e:
+                raise ApplicationError(str(e), type="MediaFailed", non_retryable=True) from e
             await self._put(key, png)
         return key
 
     @activity.defn(name="finalize_video")
+    @heartbeats
     async def finalize_video(self, req: FinalizeRequest) -> int:
         """Check every artifact landed in storage; return the video's size in bytes."""
         missing = [k for k in req.keys if not await self._exists(k)]
         if missing:
             raise ApplicationError(f"artifacts missing from storage: {missing}")
-        return await _heartbeating(self.storage.size, req.keys[0])
+        return await asyncio.to_thread(self.storage.size, req.keys[0])
 
     @activity.defn(name="copy_artifacts")
+    @heartbeats
     async def copy_artifacts(self, req: CopyArtifactsRequest) -> Artifacts:
         """Give a job its own copy of a finished identical job's artifacts (the whole-result
         cache), so deleting either job never takes the other's video away."""
@@ -201,7 +217,7 @@ class MediaActivities:
             key = getattr(src, field)
             if key:
                 new_key = f"jobs/{req.job_id}/{key.rsplit('/', 1)[-1]}"
-                await _heartbeating(self.storage.copy, key, new_key)
+                await asyncio.to_thread(self.storage.copy, key, new_key)
                 setattr(copied, field, new_key)
         return copied
 

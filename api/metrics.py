@@ -9,12 +9,16 @@ from __future__ import annotations
 
 import time
 
-from prometheus_client import Counter, Histogram
+from prometheus_client import Counter, Gauge, Histogram
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 REQUESTS = Counter("t2m_http_requests_total", "HTTP requests", ["method", "route", "status"])
 LATENCY = Histogram("t2m_http_request_seconds", "HTTP request latency", ["method", "route"])
 JOBS_CREATED = Counter("t2m_jobs_created_total", "Video jobs created", ["priority"])
+JOBS_HELD = Gauge(
+    "t2m_jobs_held",
+    "Running jobs whose workflow task keeps failing (as of the last /health or /metrics)",
+)
 METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
 
 

@@ -110,6 +110,9 @@ class JobStatusResponse(BaseModel):
     """Spend against `max_cost_usd`; null when the job has no budget."""
     retryable: bool | None = None
     """For a failed job: whether a retry can succeed (False: edit the request and resubmit)."""
+    held: str | None = None
+    """For a running job that makes no progress: why (its workflow task keeps failing, a
+    worker problem an operator must fix); null otherwise."""
     created_at: datetime
     updated_at: datetime
     completed_at: datetime | None = None

@@ -25,17 +25,21 @@ not the static check, is the boundary. Design, and why:
   files because they are not mounted.
 - **Limits for the jail as a whole.** cgroup v2 is not delegated on the hosts this runs on (this
   one has a v1 hierarchy owned by the VM's init), so: per-process RLIMIT_AS/CPU/FSIZE/CORE (and
-  NPROC on the slot uid), plus a watchdog in the worker that every `WATCH_INTERVAL_S` sums the
-  RSS, CPU time and threads of every process of the jail (the descendants of bwrap; inside a PID
-  namespace nothing can re-parent out of that tree) and the bytes and entries of the work dir and
-  the log, and kills the jail when any is over. The `/tmp` tmpfs has a fixed size.
+  NPROC on the slot uid, NOFILE; seccomp refuses memfds and SysV shared memory), plus a watchdog
+  in a thread of its own (`t2m.jail_monitor`: a blocked event loop cannot blind it) that every
+  0.2 s sums the RSS, CPU time and threads of every process of the jail (the descendants of
+  bwrap; inside a PID namespace nothing can re-parent out of that tree), the bytes and entries of
+  the work dir and the entries of the jail's `/tmp` (a tmpfs of fixed size), and kills the jail
+  when any is over. The root and `/dev` tmpfs are read-only. See `t2m.jail_cgroup` for the
+  cgroup v2 limits used where the host delegates a subtree.
 - **Killing is total.** The worker SIGKILLs bwrap; `--die-with-parent` takes the jail's init with
   it (and bwrap with a dead worker: it sets the parent-death signal on itself too), and when a PID
   namespace's init dies the kernel kills every process in it (setsid'd orphans included). The
   parent-death signal follows the worker's *thread* that started bwrap: start renders from the
   event loop's thread (as `render()` does), not from a short-lived thread.
-- **Output goes to a file, not a pipe**, so a grandchild holding stdout cannot keep the worker
-  waiting; the watchdog caps its size and only its tail is read.
+- **Output goes through a pipe to the watchdog thread**, which writes it to a file up to the
+  limit's byte and kills the jail past it; nothing waits for the pipe's end (a grandchild holding
+  stdout cannot keep the worker waiting), and only the log's tail is read.
 """
 
 from __future__ import annotations
@@ -53,14 +57,15 @@ from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from t2m.jail_limits import Limits, jail_usage, kill_uid, over_limit, wait_gone
+from t2m import jail_cgroup
+from t2m.jail_limits import JailUnavailable, Limits, jail_usage, kill_uid, wait_gone
+from t2m.jail_monitor import JailMonitor
 from t2m.seccomp import seccomp_filter
 
 JAIL_WORKDIR = "/job"
 UID_BASE = 2_000_000_000  # far from login users, system users and the usual subuid ranges
 UID_SLOTS = 64
 SLOT_LOCK_DIR = Path("/run/t2m-jail")
-WATCH_INTERVAL_S = 0.2
 LOG_TAIL_BYTES = 64 * 1024
 # What the render needs from the host besides /usr and the Python runtime: fontconfig, TeX
 # (kpathsea's texmf.cnf lives in /etc/texmf, format files in /var/lib/texmf), the alternatives
@@ -74,14 +79,14 @@ HOST_PATHS = (
     "/var/lib/texmf",
     "/var/cache/fontconfig",
 )
-T2M_FILES = ("__init__.py", "layout.py", "render_runner.py")
+# What renders and media jails import of t2m (read-only, no secrets).
+T2M_FILES = (
+    "__init__.py", "layout.py", "render_runner.py", "media_probe.py", "media_main.py", "media.py",
+    "models.py",
+)  # fmt: skip
 NICENESS = 19
 """Renders run at the lowest CPU priority: on shared cores they take only what the API, Temporal,
 PostgreSQL and the worker's event loop leave (status p99 under load was about half of nice 10's)."""
-
-
-class JailUnavailable(RuntimeError):
-    """The jail cannot be set up on this host; nothing may be rendered unjailed."""
 
 
 @dataclass
@@ -187,7 +192,10 @@ def bwrap_options(work: Path, uid: int | None, limits: Limits) -> list[str]:
             args += [*parents(path), "--ro-bind", path, path]
     for link, target in symlinks.items():
         args += [*parents(link), "--symlink", target, link]
-    return args + ["--bind", str(work), JAIL_WORKDIR, "--chdir", JAIL_WORKDIR]
+    args += ["--bind", str(work), JAIL_WORKDIR, "--chdir", JAIL_WORKDIR]
+    # The root and /dev are tmpfs without a size: read-only, so that only the capped /tmp and
+    # the watched work dir can hold files (a non-root worker's jail owns them, /dev/shm too).
+    return args + ["--remount-ro", "/dev", "--remount-ro", "/"]
 
 
 def jail_command(uid: int | None, argv: list[str]) -> list[str]:
@@ -219,6 +227,7 @@ def _prlimit(limits: Limits) -> list[str]:
         f"--fsize={disk}",
         "--core=0",
         f"--nproc={limits.threads}",
+        f"--nofile={limits.open_files}",
         "--",
     ]
 
@@ -260,11 +269,13 @@ async def run_python(
     jail is killed before re-raising. Raises JailUnavailable if bwrap could not build the jail.
     """
     bwrap = bwrap_path()
-    loop = asyncio.get_running_loop()
-    with uid_slot() as uid:
+    cgroup = jail_cgroup.jail_cgroup(limits.memory_mb + limits.tmp_mb, limits.threads)
+    with uid_slot() as uid, cgroup as cg:
         _prepare_work(work, uid)
         options = bwrap_options(work, uid, limits)
         out = os.open(log, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        # Output goes through a pipe the monitor reads, so its limit holds at the byte.
+        log_r, log_w = os.pipe()
         arg_r, arg_w = os.pipe()
         status_r, status_w = os.pipe()
         seccomp_r, seccomp_w = os.pipe()
@@ -275,55 +286,49 @@ async def run_python(
             os.close(seccomp_w)
             os.write(arg_w, b"".join(a.encode() + b"\0" for a in options))
             os.close(arg_w)
+            bwrap_argv = [bwrap, "--json-status-fd", str(status_w), "--args", str(arg_r)]
+            command = jail_command(uid, [sys.executable, *args])  # cannot be in --args
             proc = await asyncio.create_subprocess_exec(
-                *_prlimit(limits),
-                bwrap,
-                "--json-status-fd",
-                str(status_w),
-                "--args",  # the command itself cannot be in there
-                str(arg_r),
-                *jail_command(uid, [sys.executable, *args]),
+                *jail_cgroup.enter(cg, [*_prlimit(limits), *bwrap_argv, *command]),
                 stdin=subprocess.DEVNULL,
-                stdout=out,
-                stderr=out,
+                stdout=log_w,
+                stderr=log_w,
                 env=env,
                 pass_fds=(arg_r, status_w, seccomp_r),
                 start_new_session=True,
             )
         except BaseException:
-            os.close(status_r)
+            for fd in (status_r, out, log_r):
+                os.close(fd)
             raise
         finally:
-            for fd in (out, arg_r, status_w, seccomp_r):
+            for fd in (log_w, arg_r, status_w, seccomp_r):
                 os.close(fd)
-        violation: str | None = None
-        last_pids: tuple[int, ...] = ()
+        monitor = JailMonitor(proc.pid, log_r, out, work, log, limits)
+        monitor.start()
         try:
-            deadline = loop.time() + limits.wall_s
-            next_tick = loop.time() + tick_s
             while True:
                 try:
-                    await asyncio.wait_for(asyncio.shield(proc.wait()), WATCH_INTERVAL_S)
+                    await asyncio.wait_for(asyncio.shield(proc.wait()), tick_s)
                     break
                 except TimeoutError:
                     pass
-                usage = jail_usage(proc.pid)
-                last_pids = usage.pids or last_pids
-                violation = over_limit(usage, work, log, limits)
-                if violation is None and loop.time() > deadline:
-                    violation = f"timed out after {limits.wall_s:.0f} s"
-                if violation is not None:
-                    break
-                if on_tick is not None and loop.time() >= next_tick:
-                    next_tick = loop.time() + tick_s
+                if on_tick is not None:
                     r = on_tick()
                     if r is not None:
                         await r
         finally:
-            await _kill(proc, last_pids, uid)
+            monitor.exited.set()
+            await _kill(proc, monitor.last_pids, uid)
+            monitor.stop.set()
+            await asyncio.to_thread(monitor.join)
+            os.close(out)
             status = _read_all(status_r)
         if '"child-pid"' not in status:
             raise JailUnavailable(f"bwrap could not set up the jail: {_read_tail(log, 2000)}")
+        violation = monitor.violation
+        if violation is None and jail_cgroup.oom_killed(cg):
+            violation = f"memory limit exceeded ({limits.memory_mb} MB for the whole render)"
         return JailRun(proc.returncode, _read_tail(log, LOG_TAIL_BYTES), violation)
 
 
@@ -361,12 +366,9 @@ def _read_all(fd: int) -> str:
 
 
 async def check_jail(timeout_s: float = 20.0) -> None:
-    """Fail fast, with a clear message, unless a render jail can be built here.
-
-    Builds a real jail and checks from inside: an unprivileged uid (not 0), no capabilities,
-    no_new_privs, the seccomp filter, only loopback, and a work dir it can write. For the worker's start-up check
-    and /health; raises JailUnavailable otherwise.
-    """
+    """Fail fast, with a clear message, unless a render jail can be built here: a real jail checked
+    from inside (an unprivileged uid, no capabilities, no_new_privs, the seccomp filter, only
+    loopback, a writable work dir). Any failure, an OS error included, is JailUnavailable."""
     probe = (
         "import os, socket\n"
         "caps = [l for l in open('/proc/self/status') if l.startswith(('CapEff', 'CapBnd', "
@@ -374,11 +376,9 @@ async def check_jail(timeout_s: float = 20.0) -> None:
         "open('probe', 'w').write('ok')\n"
         "print(os.getuid(), os.getgid(), len(socket.if_nameindex()), *[l.split()[1] for l in caps])"
     )
-    try:
+    try:  # a missing capability, a read-only path, a failed clean-up (TemporaryDirectory), ...
         await _self_test(probe, timeout_s)
-    except JailUnavailable:
-        raise
-    except Exception as e:  # a missing capability, a read-only path, a failed clean-up, ...
+    except (OSError, RecursionError, subprocess.SubprocessError, ValueError) as e:
         raise JailUnavailable(f"{type(e).__name__}: {e}"[:500]) from e
 
 

@@ -15,6 +15,10 @@ CLK_TCK = os.sysconf("SC_CLK_TCK")
 PAGE = os.sysconf("SC_PAGE_SIZE")
 
 
+class JailUnavailable(RuntimeError):
+    """The jail cannot be set up on this host; nothing may be rendered unjailed."""
+
+
 @dataclass(frozen=True)
 class Limits:
     """Limits for one jail as a whole (memory and processes also per process, see module doc)."""
@@ -27,6 +31,8 @@ class Limits:
     files: int = 4000  # entries in the work dir
     tmp_mb: int = 256  # the /tmp tmpfs
     log_mb: int = 16  # stdout + stderr
+    tmp_files: int = 10000  # entries in the /tmp tmpfs (each costs kernel memory, not bytes)
+    open_files: int = 256  # RLIMIT_NOFILE: each pipe or socket holds kernel buffers
 
 
 @dataclass
@@ -110,6 +116,21 @@ def over_limit(usage: Usage, work: Path, log: Path, limits: Limits) -> str | Non
     if entries > limits.files:
         return f"file count limit exceeded ({limits.files} files)"
     return None
+
+
+def tmp_entries(pids: tuple[int, ...], limits: Limits) -> int:
+    """Inodes in use in the jail's /tmp, seen through a jail process's root (0 when none is
+    set up yet). The tmpfs is told apart from the host's /tmp by its size."""
+    host = os.stat("/tmp").st_dev
+    for pid in pids[1:]:
+        tmp = f"/proc/{pid}/root/tmp"
+        with contextlib.suppress(OSError):
+            if os.stat(tmp).st_dev == host:
+                continue
+            fs = os.statvfs(tmp)
+            if fs.f_blocks * fs.f_frsize == limits.tmp_mb * 1024**2:
+                return fs.f_files - fs.f_ffree
+    return 0
 
 
 def uid_processes(uid: int) -> list[int]:

@@ -20,6 +20,10 @@ from t2m.models import Cue
 AUDIO_RATE = 44100
 NARRATION_TAIL_S = 0.4
 """Silence kept after a scene's narration before the next scene starts."""
+MAX_SCENE_S = 900.0
+MAX_RATE = 60
+"""Bounds on what a file may make this module allocate or loop over (a scene's length, its frame
+rate): the files are checked before they get here (`t2m.media_probe`), this is the belt."""
 MANIM_CRF = "23"
 """Manim's own libx264 setting: a re-encoded scene matches its neighbours' stream parameters."""
 
@@ -97,6 +101,8 @@ class _VideoSpec:
             cc = s.codec_context
             # the nominal rate: the average is derived from the duration and can be off by a hair
             rate = Fraction(s.base_rate or s.guessed_rate or s.average_rate or 30)
+            if not 0 < rate <= MAX_RATE:
+                raise ValueError(f"a scene's frame rate is {float(rate):.6g} fps")
             return cls(
                 cc.name, cc.width, cc.height, cc.pix_fmt or "", rate, bytes(cc.extradata or b"")
             )
@@ -107,7 +113,8 @@ class _VideoSpec:
 
 def _slot(scene: SceneInput) -> float:
     """How long a scene must last: its narration plus the tail (its reading time if silent)."""
-    return scene.audio_duration + NARRATION_TAIL_S if scene.audio_duration else 0.0
+    slot = scene.audio_duration + NARRATION_TAIL_S if scene.audio_duration else 0.0
+    return min(max(slot, 0.0), MAX_SCENE_S)
 
 
 def _conforming(scene: SceneInput, spec: _VideoSpec, tmp: Path, *, force: bool = False) -> Path:
@@ -118,10 +125,12 @@ def _conforming(scene: SceneInput, spec: _VideoSpec, tmp: Path, *, force: bool =
     with av.open(str(scene.video)) as ic, av.open(str(tmp), "w", format="mp4") as oc:
         v_out = oc.add_stream("libx264", rate=spec.rate, options={"crf": MANIM_CRF})
         v_out.width, v_out.height, v_out.pix_fmt = spec.width, spec.height, "yuv420p"
-        written, last = 0, None
+        written, last, most = 0, None, round(MAX_SCENE_S * spec.rate)
         for frame in ic.decode(video=0):
             last = frame.reformat(width=spec.width, height=spec.height, format="yuv420p")
             written = _encode(oc, v_out, last, written)
+            if written > most:
+                raise ValueError(f"a scene lasts more than {MAX_SCENE_S:.0f} s")
         while last is not None and written < round(_slot(scene) * spec.rate):
             written = _encode(oc, v_out, last, written)
         for packet in v_out.encode(None):
@@ -170,7 +179,12 @@ def _copy_packets(oc: av.container.OutputContainer, stream, video: Path, offset_
     with av.open(str(video)) as ic:
         src = ic.streams.video[0]
         tb = src.time_base or Fraction(1, av.time_base)
-        packets = [p for p in ic.demux(src) if p.size]
+        packets = []
+        for p in ic.demux(src):
+            if p.size:
+                packets.append(p)
+            if len(packets) > MAX_SCENE_S * MAX_RATE:
+                raise ValueError(f"a scene has more than {MAX_SCENE_S * MAX_RATE:.0f} frames")
         start = min(p.pts for p in packets if p.pts is not None)
         end = max(p.pts + (p.duration or 0) for p in packets if p.pts is not None)
         shift = round(offset_s / tb) - start
@@ -179,7 +193,7 @@ def _copy_packets(oc: av.container.OutputContainer, stream, video: Path, offset_
             p.dts = None if p.dts is None else p.dts + shift
             p.stream = stream
             oc.mux(p)
-    return float((end - start) * tb)
+    return min(float((end - start) * tb), MAX_SCENE_S)
 
 
 def _encode(oc: av.container.OutputContainer, stream, frame: av.VideoFrame, index: int) -> int:

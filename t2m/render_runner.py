@@ -82,6 +82,13 @@ def main(argv: list[str]) -> int:
             file=sys.stderr,
         )
         return 1
+    from t2m import media_probe
+
+    try:  # the check the worker makes again outside, here for a clear message to the fixer
+        media_probe.check(Path(video), quality, media_probe.max_seconds(min_seconds))
+    except media_probe.BadVideo as e:
+        print(f"Error: the render's video was refused: {e}", file=sys.stderr)
+        return 1
     (media_dir / "result.json").write_text(json.dumps({"video": str(video), "layout": findings}))
     return 0
 

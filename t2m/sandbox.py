@@ -19,7 +19,7 @@ from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from t2m import jail
+from t2m import jail, media_jail
 from t2m.jail import JailUnavailable, check_jail
 
 __all__ = ["CodeRejected", "JailUnavailable", "RenderResult", "check_jail", "render", "scrub"]
@@ -199,6 +199,7 @@ class RenderResult:
     video: Path | None
     error: str | None
     layout: list[str] = field(default_factory=list)
+    duration_s: float = 0.0
 
 
 def trim_error(text: str, max_chars: int = 3000) -> str:
@@ -295,8 +296,15 @@ async def render_in_jail(
         return RenderResult(False, None, scrub(trim_error(f"{run.log}\n{why}")))
     if run.returncode == 0:
         result = _read_result(job)
-        if result is not None:
-            return result
+        if result is not None and result.video is not None:
+            # The video is the attacker's file too: accepted only if it is what a render makes.
+            video, duration, bad = await media_jail.probe_render(
+                result.video, quality, min_seconds, workdir / "checked", on_tick
+            )
+            if video is None:
+                why = f"Error: the render's video was refused: {bad}"
+                return RenderResult(False, None, scrub(trim_error(f"{run.log}\n{why}")))
+            return RenderResult(True, video, None, result.layout, duration)
     return RenderResult(ok=False, video=None, error=scrub(trim_error(_failure(run, job))))
 
 

@@ -7,7 +7,9 @@ import struct
 
 # A seccomp filter (x86_64) against kernel attack surface a render never needs: creating or joining
 # namespaces (a user namespace would hand the jail capabilities over a fresh set of namespaces),
-# keyrings, eBPF, perf, userfaultfd, io_uring, ptrace, mounting, modules, kexec. Numbers are the
+# keyrings, eBPF, perf, userfaultfd, io_uring, ptrace, mounting, modules, kexec; and memory no
+# limit sees: memfds and SysV shared memory outlive every mapping (RSS drops to nothing while the
+# host's memory stays taken), so the watchdog's RSS sum would miss them. Numbers are the
 # x86_64 ones; x32 syscalls (nr >= 0x40000000) are refused too. clone3 answers ENOSYS so libc falls
 # back to clone, whose flags can be checked.
 _SYSCALLS_X86_64 = {
@@ -19,6 +21,7 @@ _SYSCALLS_X86_64 = {
     "move_mount": 429, "fsopen": 430, "fsconfig": 431, "fsmount": 432, "fspick": 433,
     "mount_setattr": 442, "init_module": 175, "finit_module": 313, "delete_module": 176,
     "quotactl": 179, "acct": 163, "swapon": 167, "swapoff": 168, "reboot": 169,
+    "memfd_create": 319, "memfd_secret": 447, "shmget": 29,
 }  # fmt: skip
 _CLONE, _CLONE3 = 56, 435
 _CLONE_NAMESPACES = 0x7E020000  # NEWNS|NEWCGROUP|NEWUTS|NEWIPC|NEWUSER|NEWPID|NEWNET

@@ -119,6 +119,7 @@ def settings(
         "max_fix_attempts": 3,
         "render_concurrency": 2,
         "reuse_results": False,  # tests share one catalog: a test opts in to the result cache
+        "worker_drain_s": 0,  # in-process workers stop at once when a test ends (tests/test_drain.py)
     }
     return Settings(**(defaults | getattr(request, "param", {})))
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import inspect
 import uuid
 from collections import Counter
 from collections.abc import AsyncIterator, Callable, Sequence
@@ -36,6 +37,7 @@ from activities.messages import (
     StoryboardResult,
     ThumbnailRequest,
 )
+from t2m.config import Settings
 from t2m.models import (
     Artifacts,
     JobRecord,
@@ -46,6 +48,7 @@ from t2m.models import (
     VideoPlan,
     VideoRequest,
 )
+from workflows.deployment import deployment_config, deployment_version, promote
 from workflows.video import VideoWorkflow
 
 BILL = Usage(calls=1, prompt_tokens=10, completion_tokens=5, cost_usd=0.001)
@@ -142,7 +145,8 @@ class Fakes:
             self.calls["render_scene"] += 1
             self.rendered.append(activity.info())
             await asyncio.sleep(self.render_delay_s)
-            return self.render(req)
+            outcome = self.render(req)
+            return await outcome if inspect.isawaitable(outcome) else outcome
 
         @activity.defn(name="compose_video")
         async def compose_video(req: ComposeRequest) -> ComposeResult:
@@ -175,13 +179,21 @@ async def running(
     fakes: Fakes,
     workflows: Sequence[type] = (VideoWorkflow,),
     render_slots: int | None = None,
+    prefix: str | None = None,
 ) -> AsyncIterator[str]:
-    """A worker per queue kind on fresh queues (`render_slots`: the render worker's concurrency,
-    the SDK's default if None); yields the workflow queue."""
-    prefix = f"logic-{uuid.uuid4().hex[:8]}"
+    """A worker per queue kind on fresh queues, or on `prefix`'s (`render_slots`: the render
+    worker's concurrency, the SDK's default if None); yields the workflow queue."""
+    prefix = prefix or f"logic-{uuid.uuid4().hex[:8]}"
+    build = deployment_version(Settings())
+    versioned = deployment_config(build)
     async with contextlib.AsyncExitStack() as stack:
         await stack.enter_async_context(
-            Worker(client, task_queue=f"{prefix}-video", workflows=list(workflows))
+            Worker(
+                client,
+                task_queue=f"{prefix}-video",
+                workflows=list(workflows),
+                deployment_config=versioned,
+            )
         )
         for kind, acts in fakes.activities().items():
             slots = render_slots if kind == "render" else None
@@ -191,6 +203,8 @@ async def running(
                     task_queue=f"{prefix}-{kind}",
                     activities=acts,
                     max_concurrent_activities=slots,
+                    deployment_config=versioned,
                 )
             )
+        await promote(client, build)
         yield f"{prefix}-video"

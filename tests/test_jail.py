@@ -239,9 +239,9 @@ async def _run_one(name: str, canaries: Canaries, base: Path, sem: asyncio.Semap
 
 def jail_processes(under: Path) -> list[str]:
     """Live processes of the jails whose work dirs are under `under`: jail processes show the
-    bind of their work dir in their mountinfo, bwrap itself has the log open. (Scoped, because
-    other test runs on this host may be rendering too.)"""
-    found = []
+    bind of their work dir in their mountinfo, and the outer bwrap is the parent of one of them.
+    (Scoped, because other test runs on this host may be rendering too.)"""
+    found, parents = [], set()
     for pid in os.listdir("/proc"):
         if not pid.isdigit():
             continue
@@ -250,12 +250,17 @@ def jail_processes(under: Path) -> list[str]:
             if stat[stat.rindex(b")") + 2 :].startswith(b"Z"):
                 continue
             seen = Path(f"/proc/{pid}/mountinfo").read_text()
-            seen += " ".join(os.readlink(f"/proc/{pid}/fd/{fd}") for fd in (1, 2))
             cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
         except OSError:
             continue
         if str(under) in seen:
             found.append(f"{pid} uid={os.stat(f'/proc/{pid}').st_uid} {cmdline[:120]}")
+            parents.add(stat[stat.rindex(b")") + 2 :].split()[1].decode())
+    for pid in parents - {line.split()[0] for line in found}:
+        with contextlib.suppress(OSError):
+            cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
+            if cmdline.startswith(jail.bwrap_path()):
+                found.append(f"{pid} uid={os.stat(f'/proc/{pid}').st_uid} {cmdline[:120]}")
     return found
 
 

@@ -90,12 +90,12 @@ async def test_an_update_redoes_one_running_scene_and_the_video_uses_it(client: 
         )
         again = handle.execute_update(VideoWorkflow.regenerate_scene, args=[1, "no"])
         assert "already being regenerated" in await reason(again)
-        redone = await accepted.result()
-        assert redone.index == 1 and redone.state == "done" and redone.attempts == 1
+        assert (await accepted.result()).index == 1  # answered at acceptance
         result = await handle.result()
         status = await handle.query(VideoWorkflow.status)
 
     assert result.scenes == 2 and [s.state for s in status.scenes] == ["done", "done"]
+    assert status.scenes[1].attempts == 1
     counts = await scheduled(client, handle)
     for name in ("storyboard_scene", "narrate_scene", "write_scene_code", "render_scene"):
         assert (counts[name, 0], counts[name, 1]) == (1, 2), name
@@ -107,6 +107,77 @@ async def test_an_update_redoes_one_running_scene_and_the_video_uses_it(client: 
     ]
     assert composed.version == 1 and result.artifacts.version == 1
     assert not fakes.records[-1].reusable  # not offered to identical requests
+
+
+async def test_a_failed_redo_leaves_the_scene_exactly_as_it_was(client: Client) -> None:
+    """The redo's renders fail (its code carries the feedback): the video keeps scene 1's first
+    picture and narration, and the job completes."""
+    fakes = Fakes(
+        render=lambda r: RenderOutcome(
+            ok="worse" not in r.code, video_key=f"renders/{r.scene_index}-{r.code}.mp4"
+        ),
+        render_delay_s=0.5,
+    )
+    req = VideoRequest(topic="Circles", model="fake/model", max_fix_attempts=1)
+    async with running(client, fakes) as queue:
+        handle = await client.start_workflow(
+            VideoWorkflow.run, req, id=f"video-{uuid.uuid4()}", task_queue=queue
+        )
+        await wait_planned(handle)
+        await handle.execute_update(VideoWorkflow.regenerate_scene, args=[1, "make it worse"])
+        result = await handle.result()
+        status = await handle.query(VideoWorkflow.status)
+    assert result.scenes == 2 and [s.state for s in status.scenes] == ["done", "done"]
+    [composed] = fakes.composed
+    assert [m.video_key for m in composed.scenes] == ["renders/0-v1.mp4", "renders/1-v1.mp4"]
+    counts = await scheduled(client, handle)
+    assert counts["render_scene", 1] == 2  # the first make and the failed redo
+    assert fakes.records[-1].reusable  # nothing was redone: still what the request makes
+
+
+async def test_a_run_refuses_redos_past_its_cap(client: Client) -> None:
+    """Scene 0's first render is held while scene 1 is redone up to the cap: the next is a 409
+    reason, and the job then completes with every accepted redo made."""
+    first_render_of_scene_0 = asyncio.Event()
+
+    async def render(r: Any) -> RenderOutcome:
+        if r.scene_index == 0:
+            await first_render_of_scene_0.wait()
+        return RenderOutcome(ok=True, video_key=f"renders/{r.scene_index}-{r.code}.mp4")
+
+    fakes = Fakes(render=render)
+    req = VideoRequest(topic="Circles", model="fake/model")
+    async with running(client, fakes) as queue:
+        handle = await client.start_workflow(
+            VideoWorkflow.run, req, id=f"video-{uuid.uuid4()}", task_queue=queue
+        )
+        await wait_planned(handle)
+        for _ in range(regenerate_cap()):
+            assert await when_free(handle, 1) == "accepted"
+        assert "already redone scenes 10 times" in await when_free(handle, 1)
+        first_render_of_scene_0.set()
+        await handle.result()
+    counts = await scheduled(client, handle)
+    assert counts["render_scene", 1] == 1 + regenerate_cap()
+
+
+async def when_free(handle: WorkflowHandle[Any, Any], index: int) -> str:
+    """Ask for a redo of scene `index` until it is not busy being redone: "accepted" or why not."""
+    while True:
+        try:
+            await handle.execute_update(VideoWorkflow.regenerate_scene, args=[index, "again"])
+            return "accepted"
+        except WorkflowUpdateFailedError as e:
+            assert isinstance(e.cause, ApplicationError)
+            if e.cause.type != "SceneBusy":
+                return e.cause.message
+        await asyncio.sleep(0.1)
+
+
+def regenerate_cap() -> int:
+    from workflows.regenerate import MAX_REDOS
+
+    return MAX_REDOS
 
 
 def packets(path: Any) -> list[bytes]:
@@ -161,6 +232,11 @@ async def test_rest_regenerates_a_completed_jobs_scene_as_a_new_version(
         assert code == 2 and "scene index 5 does not exist" in err, err
         code, answer, _ = await t2m_json(env, *args[:3], "1", *args[3:])
     assert code == 0 and answer == {"job_id": job, "status": "queued", "index": 1, "version": 2}
+    # At once, while version 2 is being made: another scene is a 409 naming it, no such scene a 422.
+    racing = await api.post(f"/api/v1/jobs/{job}/scenes/2/regenerate", json=feedback, headers=alice)
+    assert racing.status_code == 409 and "version 2 of" in racing.text, racing.text
+    nine = await api.post(f"/api/v1/jobs/{job}/scenes/9/regenerate", json=feedback, headers=alice)
+    assert nine.status_code == 422 and "this video has 3 scenes" in nine.text, nine.text
     while_making = await api.get(f"/api/v1/videos/jobs/{job}/video-url", headers=alice)
     if while_making.json()["status"] != "completed":  # the current version plays meanwhile
         assert while_making.json()["version"] == 1

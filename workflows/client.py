@@ -15,7 +15,12 @@ from temporalio.api.operatorservice.v1 import (
 )
 from temporalio.api.taskqueue.v1 import TaskQueue
 from temporalio.api.workflowservice.v1 import DescribeTaskQueueRequest
-from temporalio.client import Client, WorkflowExecutionStatus, WorkflowHandle
+from temporalio.client import (
+    Client,
+    WorkflowExecutionDescription,
+    WorkflowExecutionStatus,
+    WorkflowHandle,
+)
 from temporalio.common import Priority, WorkflowIDReusePolicy
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.envconfig import ClientConfigProfile
@@ -148,6 +153,35 @@ async def start_video(
     )
 
 
+HELD_AFTER_ATTEMPTS = 2
+"""A workflow task that failed this many times in a row is not a hiccup: a bug in workflow code
+or a deploy that cannot replay the run holds the job until an operator acts."""
+HELD = "TemporalReportedProblems IS NOT NULL"
+"""Set by the server on a run whose workflow task keeps failing (after
+`system.numConsecutiveWorkflowTaskProblemsToTriggerSearchAttribute` failures; t2m's dev server
+sets it to 2, a cluster should too)."""
+
+
+def held_reason(desc: WorkflowExecutionDescription) -> str | None:
+    """Why a running job makes no progress, when its workflow task keeps failing."""
+    attempt = desc.raw_description.pending_workflow_task.attempt
+    if desc.status != WorkflowExecutionStatus.RUNNING or attempt < HELD_AFTER_ATTEMPTS:
+        return None
+    return (
+        f"held by a worker problem: the job's workflow task has failed {attempt - 1} times in a"
+        " row (a bug in workflow code, or a deploy that cannot replay it); it goes on once an"
+        " operator deploys a fix or rolls back (README: Stranded runs)"
+    )
+
+
+async def held_jobs(client: Client, settings: Settings, limit: int = 10) -> tuple[int, list[str]]:
+    """How many running jobs are held by a failing workflow task, and the first few ids."""
+    query = f'TaskQueue = "{settings.queue("video")}" AND ExecutionStatus = "Running" AND {HELD}'
+    count = (await client.count_workflows(query)).count
+    ids = [w.id async for w in client.list_workflows(query, limit=limit)] if count else []
+    return count, ids
+
+
 async def job_status(handle: WorkflowHandle[Any, Any], known: JobStatus | None = None) -> JobStatus:
     """The workflow's own status; if no worker answers in time, what `describe()` adds to `known`.
 
@@ -165,7 +199,8 @@ async def job_status(handle: WorkflowHandle[Any, Any], known: JobStatus | None =
     except Exception:
         return status
     update: dict[str, Any] = {
-        "current_stage": desc.typed_search_attributes.get(SA_STAGE) or status.current_stage
+        "current_stage": desc.typed_search_attributes.get(SA_STAGE) or status.current_stage,
+        "held": held_reason(desc),
     }
     if desc.status in _CLOSED:
         update["status"] = _CLOSED[desc.status]

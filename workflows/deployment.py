@@ -89,16 +89,17 @@ def deployment_version(settings: Settings) -> WorkerDeploymentVersion:
     return WorkerDeploymentVersion(settings.deployment_name, settings.build_id or code_build_id())
 
 
-def deployment_config(settings: Settings) -> WorkerDeploymentConfig:
+def deployment_config(version: WorkerDeploymentVersion) -> WorkerDeploymentConfig:
     """Every worker of this process (workflows and activities) is in this build: a pinned run's
     activities go to workers of its own build."""
-    return WorkerDeploymentConfig(version=deployment_version(settings), use_worker_versioning=True)
+    return WorkerDeploymentConfig(version=version, use_worker_versioning=True)
 
 
-async def promote(client: Client, settings: Settings, timeout_s: float = 30.0) -> None:
-    """Make this build the deployment's current version: new runs start on it; runs pinned to
+async def promote(
+    client: Client, current: WorkerDeploymentVersion, timeout_s: float = 30.0
+) -> None:
+    """Make `current` the deployment's current version: new runs start on it; runs pinned to
     an older build stay there. Retried until the server has seen this build's pollers."""
-    current = deployment_version(settings)
     request = SetWorkerDeploymentCurrentVersionRequest(
         namespace=client.namespace,
         deployment_name=current.deployment_name,
@@ -131,7 +132,7 @@ async def adopt_older_builds(
     query = (
         f'TaskQueue = "{settings.queue("video")}" AND ExecutionStatus = "Running"'
         f' AND TemporalWorkerDeployment = "{current.deployment_name}"'
-        f' AND TemporalWorkerDeploymentVersion != "{current.to_canonical_string()}"'
+        f' AND TemporalWorkerDeploymentVersion != "{search_value(current)}"'
     )
     replayer = Replayer(workflows=workflows, data_converter=client.data_converter)
     outcome: dict[str, str] = {}
@@ -164,3 +165,17 @@ def _pin_request(
         ),
         update_mask=FieldMask(paths=["versioning_override"]),
     )
+
+
+def search_value(version: WorkerDeploymentVersion) -> str:
+    """How the `TemporalWorkerDeploymentVersion` search attribute spells a version."""
+    return f"{version.deployment_name}:{version.build_id}"
+
+
+async def pinned_runs(client: Client, version: WorkerDeploymentVersion) -> int:
+    """Running workflows pinned to `version`: once none is left, its workers may be retired."""
+    query = (
+        'ExecutionStatus = "Running"'
+        f' AND TemporalWorkerDeploymentVersion = "{search_value(version)}"'
+    )
+    return (await client.count_workflows(query)).count

@@ -12,7 +12,12 @@ import contextlib
 
 from temporalio import workflow
 from temporalio.common import VersioningBehavior
-from temporalio.exceptions import ActivityError, ApplicationError
+from temporalio.exceptions import (
+    ActivityError,
+    ApplicationError,
+    CancelledError,
+    ChildWorkflowError,
+)
 
 with workflow.unsafe.imports_passed_through():
     from activities import messages as msg
@@ -38,6 +43,17 @@ with workflow.unsafe.imports_passed_through():
     )
 
 
+JOB_ENDING_ERRORS = (
+    ActivityError,
+    ChildWorkflowError,
+    ApplicationError,
+    CancelledError,
+    asyncio.CancelledError,
+)
+"""What ends a job as failed or cancelled: its activities' and children's failures, its own
+decisions (a scene that did not render, the budget), a cancel."""
+
+
 @workflow.defn(versioning_behavior=VersioningBehavior.PINNED)
 class VideoWorkflow(SceneRegeneration):
     @workflow.init
@@ -46,11 +62,13 @@ class VideoWorkflow(SceneRegeneration):
         self._status = JobStatus(
             job_id=workflow.info().workflow_id, status="queued", max_cost_usd=req.max_cost_usd
         )
-        self._plan: VideoPlan | None = None
+        self._plan: VideoPlan | None = req.resume.plan if req.resume else None
         self._done: dict[int, SceneMedia] = {}
         self._redoing: set[int] = set()
         self._redone = False
         self._composing = False
+        self._redos: list[asyncio.Task[None]] = []
+        self._writes = 0  # catalog writes made, their sequence numbers
 
     @workflow.query
     def status(self) -> JobStatus:
@@ -64,20 +82,34 @@ class VideoWorkflow(SceneRegeneration):
         self._started = asyncio.create_task(self._record(self._status.model_copy(deep=True)))
         try:
             result = await self._produce(req)
-        except (Exception, asyncio.CancelledError) as err:
+        except JOB_ENDING_ERRORS as err:
+            # Only what happened to the job's work ends it. Any other exception is a bug in
+            # workflow code: it fails the workflow task, which Temporal retries (and /health
+            # reports) until a fixed worker is deployed, and the job goes on from there.
             if is_cancellation(err):
+                for redo in self._redos:
+                    redo.cancel()
                 await self._finish(progress.final(self._status, "cancelled", None))
                 raise
             reason = reason_of(err)
             await self._finish(progress.final(self._status, "failed", reason, is_retryable(err)))
             raise ApplicationError(reason, type="VideoFailed", non_retryable=True) from err
         await self._finish(progress.final(self._status, "completed", None))
+        await workflow.wait_condition(workflow.all_handlers_finished)
         return result
 
     async def _record(self, status: JobStatus) -> None:
-        """Write the job's state to the catalog, with the finished work a retry can reuse."""
-        record = job_record(self._req, status, self._plan, self._done, not self._redone)
-        await self._call(act.RECORD_JOB, record)
+        """Write the job's state to the catalog, with the finished work a retry can reuse. A
+        write that cannot be made (an error that will not heal, or a database away for longer
+        than `CATALOG_WINDOW`) is given up, never the job: the reconciler repairs the row."""
+        self._writes += 1
+        record = job_record(
+            self._req, status, self._plan, self._done, not self._redone, seq=self._writes
+        )
+        try:
+            await self._call(act.RECORD_JOB, record)
+        except ActivityError as err:  # the catalog never fails a job: the reconciler repairs it
+            workflow.logger.warning("catalog write for %s given up: %s", status.status, err)
 
     async def _produce(self, req: VideoRequest) -> VideoResult:
         if req.reuse and not req.resume and (reused := await self._reuse(req)) is not None:
@@ -104,7 +136,7 @@ class VideoWorkflow(SceneRegeneration):
         for r in results:
             if isinstance(r, BaseException):
                 raise r
-        await workflow.wait_condition(lambda: not self._redoing)  # regenerate_scene updates
+        await self._redos_done()  # regenerate_scene updates
         self._composing = True
         media = [self._done[s.index] for s in plan.scenes]
         artifacts = await self._assemble(req, media)

@@ -1,7 +1,8 @@
 """Regenerate one scene of a job, with the requester's feedback.
 
-Running job: the workflow's `regenerate_scene` Update (its validator answers at once: no such scene
-is a 422, a scene already being redone or scenes already final a 409). Completed job: a new run
+Running job: the workflow's `regenerate_scene` Update, whose real outcome decides the answer (only
+an accepted request is a 202; no such scene is a 422; a scene already being redone, a version
+being made, scenes already final or too many redos a 409). Completed job: a new run
 of the same workflow id whose request carries the previous result (the checkpoint of its scenes,
 so only that scene is made again, and the artifacts it replaces) — the next version of the video;
 the one it replaces stays downloadable (video-url's `previous`) until a later version replaces it.
@@ -13,11 +14,7 @@ from datetime import timedelta
 from typing import Annotated
 
 from fastapi import HTTPException, Path, status
-from temporalio.client import (
-    WorkflowUpdateFailedError,
-    WorkflowUpdateRPCTimeoutOrCancelledError,
-    WorkflowUpdateStage,
-)
+from temporalio.client import WorkflowUpdateFailedError, WorkflowUpdateRPCTimeoutOrCancelledError
 from temporalio.common import WorkflowIDReusePolicy
 from temporalio.exceptions import ApplicationError, WorkflowAlreadyStartedError
 from temporalio.service import RPCError
@@ -31,10 +28,10 @@ from workflows.video import VideoWorkflow
 
 router = protected_router("/api/v1/jobs", "jobs")
 ACCEPT_TIMEOUT = timedelta(seconds=10)
+"""How long a running job's worker has to accept (or refuse) the update."""
 MAX_VERSIONS = 20
 """Versions a job may have: each costs a budget of model calls and keeps its files until the job
 is deleted, so regenerating cannot go on without bound."""
-"""How long a running job's worker has to accept (or refuse) the update."""
 SceneIndex = Annotated[int, Path(ge=0, le=99, description="the scene's index, from 0")]
 
 
@@ -67,12 +64,9 @@ async def regenerate_scene(
 
 async def _while_running(state: AppState, job: Job, index: int, feedback: str) -> RegenerateResult:
     handle = state.client.get_workflow_handle(job.id)
-    try:
-        await handle.start_update(
-            VideoWorkflow.regenerate_scene,
-            args=[index, feedback],
-            wait_for_stage=WorkflowUpdateStage.ACCEPTED,
-            rpc_timeout=ACCEPT_TIMEOUT,
+    try:  # the update answers as soon as the workflow accepted or refused it
+        await handle.execute_update(
+            VideoWorkflow.regenerate_scene, args=[index, feedback], rpc_timeout=ACCEPT_TIMEOUT
         )
     except WorkflowUpdateFailedError as e:  # the validator refused it
         cause = e.cause
@@ -112,7 +106,11 @@ async def _next_version(state: AppState, job: Job, index: int, feedback: str) ->
             state, job, req, job.progress, WorkflowIDReusePolicy.ALLOW_DUPLICATE
         )
     except WorkflowAlreadyStartedError:
-        raise HTTPException(409, f"job {job.id} is already making a new version") from None
+        raise HTTPException(
+            409,
+            f"job {job.id} is already making version {job.artifacts.version + 1} of its video;"
+            " regenerate again once it has completed",
+        ) from None
     return RegenerateResult(
         job_id=job.id, status="queued", index=index, version=job.artifacts.version + 1
     )

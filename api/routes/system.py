@@ -1,6 +1,7 @@
 """Probes and operations: `/livez` (the event loop answers), `/readyz` (this process's own
 dependencies answer: what a load balancer needs), `/health` (the whole service, a worker on every
-queue included: for people and alerts) and Prometheus `/metrics`.
+queue and no job held by a failing workflow task: for people and alerts) and Prometheus
+`/metrics`.
 
 `/health` and `/metrics` are internal: a request that came through a proxy (it carries
 `X-Forwarded-For`, `Forwarded` or `X-Real-IP`, as every Ingress adds) gets a 404, so they are not
@@ -15,7 +16,8 @@ from fastapi.responses import JSONResponse, PlainTextResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from api.deps import AppState, StateDep
-from workflows.client import queue_workers
+from api.metrics import JOBS_HELD
+from workflows.client import held_jobs, queue_workers
 
 PROXY_HEADERS = ("x-forwarded-for", "forwarded", "x-real-ip")
 
@@ -99,8 +101,24 @@ async def health(state: StateDep) -> JSONResponse:
     except Exception as e:
         workers = {"workers": f"error: {type(e).__name__}: {e}"[:200]}
     checks |= workers
+    checks["workflow_tasks"] = await _held_jobs(state)
     ok = all(v == "ok" for v in checks.values())
     return JSONResponse({"status": "ok" if ok else "degraded", **checks}, 200 if ok else 503)
+
+
+async def _held_jobs(state: AppState) -> str:
+    """ "ok", or how many running jobs a failing workflow task holds (and which)."""
+    try:
+        count, ids = await asyncio.wait_for(held_jobs(state.client, state.settings), timeout=3)
+    except Exception as e:
+        return f"error: {type(e).__name__}: {e}"[:200]
+    JOBS_HELD.set(count)
+    if not count:
+        return "ok"
+    return (
+        f"error: {count} running job(s) held by a failing workflow task (a bug in workflow code"
+        f" or a deploy that cannot replay them): {', '.join(ids)}; see README: Stranded runs"
+    )
 
 
 @router.get(
@@ -109,6 +127,7 @@ async def health(state: StateDep) -> JSONResponse:
     response_class=PlainTextResponse,
     responses={200: {"content": {"text/plain": {"schema": {"type": "string"}}}}},
 )
-async def metrics() -> Response:
-    """Prometheus text exposition format."""
+async def metrics(state: StateDep) -> Response:
+    """Prometheus text exposition format (`t2m_jobs_held` counted at each scrape)."""
+    await _held_jobs(state)
     return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)

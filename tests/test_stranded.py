@@ -1,0 +1,74 @@
+"""A bug in workflow code holds a job instead of failing it: the workflow task fails (and is
+retried), /health, the metrics and the job's status say so, and a fixed worker completes the job.
+Activities faked by name, real dev server."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+
+from temporalio import workflow
+from temporalio.api.enums.v1 import EventType
+from temporalio.common import VersioningBehavior
+
+with workflow.unsafe.imports_passed_through():
+    from t2m.config import Settings
+    from t2m.models import Artifacts, SceneMedia, VideoRequest, VideoResult
+    from tests.fakes import Fakes, running
+    from tests.helpers import asgi_client
+    from workflows.client import held_jobs, job_status
+    from workflows.video import VideoWorkflow
+
+
+@workflow.defn(name="VideoWorkflow", versioning_behavior=VersioningBehavior.PINNED)
+class BuggyVideoWorkflow(VideoWorkflow):
+    """Today's workflow with a bug in one step: composing looks up a key that is not there."""
+
+    @workflow.run
+    async def run(self, req: VideoRequest) -> VideoResult:
+        return await super().run(req)
+
+    async def _assemble(self, req: VideoRequest, media: list[SceneMedia]) -> Artifacts:
+        return {}["the missing key"]  # type: ignore[index]
+
+
+async def test_a_bug_in_workflow_code_holds_the_job_until_a_fix_completes_it(
+    client, settings: Settings
+) -> None:
+    fakes = Fakes()
+    prefix = f"stranded-{uuid.uuid4().hex[:8]}"
+    ours = settings.model_copy(update={"task_queue_prefix": prefix, "dev_user": None})
+    req = VideoRequest(topic="Circles", model="fake/model")
+    async with running(client, fakes, workflows=(BuggyVideoWorkflow,), prefix=prefix) as queue:
+        handle = await client.start_workflow(
+            VideoWorkflow.run, req, id=f"video-{uuid.uuid4()}", task_queue=queue
+        )
+        started = time.monotonic()
+        while (status := await job_status(handle)).held is None:
+            assert time.monotonic() - started < 60, status
+            await asyncio.sleep(0.5)
+        assert status.status == "running" and "held by a worker problem" in status.held
+        while (await held_jobs(client, ours))[0] == 0:  # the server marks it after 2 failures
+            assert time.monotonic() - started < 60
+            await asyncio.sleep(0.5)
+        async with asgi_client(ours) as http:
+            health = (await http.get("/health")).json()
+            metrics = (await http.get("/metrics")).text
+        assert handle.id in health["workflow_tasks"] and health["status"] == "degraded"
+        assert "t2m_jobs_held 1.0" in metrics
+    failures = [
+        e
+        async for e in handle.fetch_history_events()
+        if e.event_type == EventType.EVENT_TYPE_WORKFLOW_TASK_FAILED
+    ]
+    assert (
+        failures
+        and "the missing key" in failures[0].workflow_task_failed_event_attributes.failure.message
+    )
+    assert (await handle.describe()).status is not None  # still running, not failed
+
+    async with running(client, fakes, prefix=prefix):  # the fix is deployed
+        result = await asyncio.wait_for(handle.result(), 60)
+    assert result.scenes == 2 and result.artifacts.video_key == "v.mp4"
+    assert [r.status for r in fakes.records] == ["running", "completed"]
