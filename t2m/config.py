@@ -61,6 +61,10 @@ class Settings(BaseSettings):
 
     database_url: str | None = None
     """PostgreSQL for the job catalog; `t2m up` runs an embedded one when this is unset."""
+    migrate_catalog: bool = True
+    """Apply the catalog's pending migrations on connect (`t2m up`, the set-up step). Deployed
+    API and workers set it false: they only check the schema is current, and their database role
+    needs no DDL rights."""
 
     api_host: str = "127.0.0.1"
     api_port: int = Field(default=8000, ge=1, le=65535)
