@@ -8,7 +8,7 @@ SUDO    := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 APT_PACKAGES := libpango1.0-dev libcairo2-dev pkg-config texlive-latex-base texlive-latex-extra \
 	texlive-fonts-recommended dvisvgm espeak-ng util-linux procps chromium curl bubblewrap
 
-.PHONY: setup apt run test lint format lock histories schema-snapshot
+.PHONY: setup apt run test test-fast lint format lock histories schema-snapshot
 setup: apt $(VENV)/.installed
 
 apt:
@@ -41,6 +41,12 @@ test: setup
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/mypy
 	$(VENV)/bin/pytest
+
+# The fast lane: tests that need at most the session's Temporal dev server and PostgreSQL
+# (workflow logic with activities faked, models, style rules, budgets, layers, the offline
+# model, replay...), no renders, S3, browser or processes of their own.
+test-fast: setup
+	$(VENV)/bin/pytest -q -m "not (s3 or render or stack or browser or jail)"
 
 lint:
 	$(VENV)/bin/ruff check --fix .
