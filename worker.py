@@ -68,7 +68,10 @@ def build_workers(
 ) -> list[Worker]:
     """One Temporal worker per task queue this process serves (`render` brings its sibling
     `media`: the finishing steps run on render hosts), each registering exactly the activities
-    `workflows/activity_table.py` puts on its queue, all in this build's deployment version."""
+    `workflows/activity_table.py` puts on its queue. The workflow worker is in this build's
+    deployment version (runs are pinned to it); activity workers are not versioned: any
+    release's serve any run (activity messages only gain defaulted fields), so render hosts roll
+    out on their own."""
     unknown = set(queues) - set(QUEUES)
     if unknown:
         raise ValueError(f"unknown queue(s) {sorted(unknown)}; choose from {QUEUES}")
@@ -82,7 +85,6 @@ def build_workers(
         media,
     )
     common: dict[str, Any] = {
-        "deployment_config": deployment_config(deployment_version(settings)),
         "graceful_shutdown_timeout": timedelta(seconds=settings.worker_drain_s),
         # A cancel reaches an activity only in the answer to a heartbeat: send them as often as
         # activities beat, not at the SDK's 0.8 x heartbeat timeout.
@@ -91,7 +93,13 @@ def build_workers(
     workers = []
     if "video" in queues:
         workers.append(
-            Worker(client, task_queue=settings.queue("video"), workflows=WORKFLOWS, **common)
+            Worker(
+                client,
+                task_queue=settings.queue("video"),
+                workflows=WORKFLOWS,
+                deployment_config=deployment_config(deployment_version(settings)),
+                **common,
+            )
         )
     served: list[Queue] = ["llm"] if "llm" in queues else []
     if "render" in queues:

@@ -203,7 +203,6 @@ async def running(
                     task_queue=f"{prefix}-{kind}",
                     activities=acts,
                     max_concurrent_activities=slots,
-                    deployment_config=versioned,
                 )
             )
         await promote(client, build)

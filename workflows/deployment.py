@@ -90,8 +90,10 @@ def deployment_version(settings: Settings) -> WorkerDeploymentVersion:
 
 
 def deployment_config(version: WorkerDeploymentVersion) -> WorkerDeploymentConfig:
-    """Every worker of this process (workflows and activities) is in this build: a pinned run's
-    activities go to workers of its own build."""
+    """A workflow worker of this build. Activity workers stay unversioned: activity code must
+    accept what any release's workflows send (boundary models only gain defaulted fields), and
+    versioned activity queues with task-queue fairness on were seen to leave tasks undispatched
+    on the 1.32 dev server."""
     return WorkerDeploymentConfig(version=version, use_worker_versioning=True)
 
 
