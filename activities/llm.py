@@ -65,21 +65,23 @@ class LLMActivities:
         self.tenancy = tenancy
         """None without a catalog (the CLI's own stack): nothing is booked."""
         self.share_cache = share_cache
-        self._owners: dict[str, str | None] = {}
+        self._owners: dict[str, str] = {}
 
-    async def _model(self) -> ModelClient:
-        """The model client for the calling job: the cache partition of its owner (of the job
-        itself when the owner is unknown; one for all when the operator shares caches), its
-        spend booked on its row as each call completes."""
+    async def _model(self, owner: str | None = None) -> ModelClient:
+        """The model client for the calling job: the cache partition of its owner (`owner`, else
+        the catalog's; the job's own while its row is not written yet; one for all when the
+        operator shares caches), its spend booked on its row as each call completes."""
         job_id = activity.info().workflow_id or ""
         if self.tenancy is None:
             return self.client.scoped("" if self.share_cache else f"job:{job_id}", None)
         tenancy = self.tenancy
-        if job_id not in self._owners:
-            if len(self._owners) > 10_000:
-                self._owners.clear()
-            self._owners[job_id] = await tenancy.owner_of(job_id)
-        owner = self._owners[job_id]
+        if len(self._owners) > 10_000:
+            self._owners.clear()
+        if owner is not None:
+            self._owners[job_id] = owner
+        elif job_id not in self._owners and (found := await tenancy.owner_of(job_id)):
+            self._owners[job_id] = found
+        owner = self._owners.get(job_id)
         scope = f"owner:{owner}" if owner is not None else f"job:{job_id}"
 
         async def book(cost_usd: float) -> None:
@@ -93,7 +95,7 @@ class LLMActivities:
         with _fatal_when_unusable():
             model = req.planner_model or req.model
             plan, usage = await authoring.plan_video(
-                await self._model(), model, req.topic, req.context, req.style_preferences
+                await self._model(req.owner), model, req.topic, req.context, req.style_preferences
             )
         return PlanResult(plan=plan, usage=usage)
 

@@ -183,7 +183,7 @@ async def status_response(
         progress=progress_of(status),
         error=status.error or job.error,
         reused_from=status.reused_from,
-        budget=budget_of(job, status),
+        budget=budget_of(status, job),
         version=job.artifacts.version if job.artifacts else None,
         previous_version=job.previous_artifacts.version if job.previous_artifacts else None,
         usage=usage_of(job, status),
@@ -207,13 +207,13 @@ def usage_of(job: Job, status: JobStatus) -> UsageSummary | None:
     return usage_summary(stages)
 
 
-def budget_of(job: Job, status: JobStatus) -> Budget | None:
+def budget_of(status: JobStatus, job: Job | None = None) -> Budget | None:
     """The job's budget and spend over all its runs (a run's own budget is what was left)."""
-    budget = job.request.max_cost_usd or status.max_cost_usd
+    budget = (job.request.max_cost_usd if job else None) or status.max_cost_usd
     if budget is None:
         return None
-    before = job.usage_before.total.cost_usd if job.usage_before else 0.0
-    total = max(job.booked_usd, before + status.spent_usd)
+    before = job.usage_before.total.cost_usd if job and job.usage_before else 0.0
+    total = max(job.booked_usd if job else 0.0, before + status.spent_usd)
     reached = total >= budget or (
         status.max_cost_usd is not None and status.spent_usd >= status.max_cost_usd
     )
