@@ -54,15 +54,16 @@ async def create_job(
     is a 422, and the key of a deleted job does not bring it back (409). A non-admin is held to
     the priority ceiling and the quotas (`api.tenancy`; a replay creates nothing, so it is not).
     """
-    tenancy.check_priority(state, body.priority, admin)
     try:
         req = build_request(state.settings, body.configuration, owner)
     except InvalidRequest as e:
         raise _invalid(["body", "configuration", e.field], e.message) from None
     fingerprint = hashlib.sha256(body.model_dump_json().encode()).hexdigest()
     job_id = new_job_id(owner, idempotency_key)
-    if not admin and (idempotency_key is None or await state.jobs.get(job_id) is None):
-        await tenancy.check_quotas(state, owner, creating=True)
+    if idempotency_key is None or await state.jobs.get(job_id) is None:
+        tenancy.check_priority(state, body.priority, admin)
+        if not admin:
+            await tenancy.check_quotas(state, owner, creating=True)
     try:
         job = await state.jobs.create(job_id, req, body.priority, idempotency_key, fingerprint)
     except IdempotencyConflict as e:
