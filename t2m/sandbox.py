@@ -56,9 +56,8 @@ FORBIDDEN_ATTRIBUTES = FORBIDDEN_NAMES | frozenset(
 ATTRIBUTE_STRING_CALLS = frozenset(
     {"attrgetter", "methodcaller", "format", "format_map", "vformat", "get_field"}
 )
-# Of those, the ones that may only be called directly, with constant strings: an alias or a
-# reference (`f = operator.attrgetter`) or a built string (`attrgetter("op" + "en")`) would hide
-# the attribute from this check.
+# Of those, the ones called only directly with constant strings: an alias, a reference or a
+# built string (`attrgetter("op" + "en")`) would hide the attribute from this check.
 DIRECT_ONLY_CALLS = frozenset({"attrgetter", "methodcaller", "vformat", "get_field"})
 ALLOWED_DUNDERS = frozenset({"__init__"})
 ALLOWED_DUNDER_NAMES = frozenset({"__name__"})  # `if __name__ == "__main__":`

@@ -128,8 +128,8 @@ def test_html_in_user_text_is_escaped_in_summaries_and_details() -> None:
     topic = '<img src=x onerror="alert(1)"> & <a href="http://evil">go</a> ' + "<b>" * 80
     req = VideoRequest(topic=topic, context="<svg onload=x>", model="m", owner="<i>eve</i>")
     summary = ui.static_summary(req)
-    assert "<" not in summary and ">" not in summary and '"' not in summary
-    assert summary.startswith("&lt;img src=x onerror=&quot;alert\\(1\\)&quot;&gt; &amp; &lt;a")
+    assert "<" not in summary and ">" not in summary
+    assert summary.startswith('&lt;img src=x onerror="alert\\(1\\)"&gt; &amp; &lt;a')
     assert len(summary) <= ui.SUMMARY_CHARS and summary.endswith("…")
     assert not re.search(r"&[a-z#0-9]*…$", summary)  # no entity cut in half
     details = ui.static_details(req)

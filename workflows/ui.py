@@ -49,8 +49,9 @@ def one_line(text: str, limit: int) -> str:
 def md(text: str) -> str:
     """`text` with HTML's and markdown's special characters escaped, so it shows as typed: the
     UI renders summaries and details as markdown with HTML (`<img>`, forms, links) let through,
-    so `<`, `>`, `&` and quotes become entities, and markdown's own marks are backslashed."""
-    return _MD_SPECIAL.sub(r"\\\1", html.escape(text, quote=True))
+    so `<`, `>` and `&` become entities (quotes are harmless outside a tag), and markdown's own
+    marks are backslashed."""
+    return _MD_SPECIAL.sub(r"\\\1", html.escape(text, quote=False))
 
 
 def safe_line(text: str, limit: int) -> str:
