@@ -63,7 +63,7 @@ class LLMActivities:
         self.storage = storage
         self.data_dir = data_dir
         self.tenancy = tenancy
-        """None without a catalog (the CLI's own stack): nothing is booked."""
+        """None without a catalog (the CLI's own stack, one user): one cache, nothing booked."""
         self.share_cache = share_cache
         self._owners: dict[str, str] = {}
 
@@ -72,8 +72,8 @@ class LLMActivities:
         the catalog's; the job's own while its row is not written yet; one for all when the
         operator shares caches), its spend booked on its row as each call completes."""
         job_id = activity.info().workflow_id or ""
-        if self.tenancy is None:
-            return self.client.scoped("" if self.share_cache else f"job:{job_id}", None)
+        if self.tenancy is None:  # no catalog: the CLI's own stack, one user's
+            return self.client
         tenancy = self.tenancy
         if len(self._owners) > 10_000:
             self._owners.clear()
@@ -85,7 +85,10 @@ class LLMActivities:
         scope = f"owner:{owner}" if owner is not None else f"job:{job_id}"
 
         async def book(cost_usd: float) -> None:
-            await tenancy.book_spend(job_id, cost_usd)
+            try:
+                await tenancy.book_spend(job_id, cost_usd)
+            except Exception as e:  # the answer is paid for: failing the call would pay again
+                activity.logger.warning("spend of %s not booked (%s): %s", job_id, cost_usd, e)
 
         return self.client.scoped("" if self.share_cache else scope, book)
 
