@@ -36,6 +36,7 @@ from t2m.db import JobStore
 from t2m.jail import JailUnavailable, check_jail
 from t2m.llm import ModelClient
 from t2m.storage import StorageUnavailable, get_storage
+from t2m.tenancy import Tenancy
 from workflows import deployment
 from workflows.activity_table import ACTIVITIES, Queue, on_queue
 from workflows.client import connect
@@ -79,9 +80,15 @@ def build_workers(
     media = MediaActivities(settings, storage)
     model_client = ModelClient(storage if settings.llm_cache else None)
     implementations = activity_implementations(
-        LLMActivities(model_client, storage, settings.data_dir),
+        LLMActivities(
+            model_client,
+            storage,
+            settings.data_dir,
+            Tenancy(jobs.pool) if jobs is not None else None,
+            settings.share_caches_across_owners,
+        ),
         EvalActivities(model_client, storage, jobs, client),
-        CatalogActivities(jobs, client),
+        CatalogActivities(jobs, client, any_owner=settings.share_caches_across_owners),
         media,
     )
     common: dict[str, Any] = {

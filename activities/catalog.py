@@ -36,10 +36,15 @@ PAGE = 100
 
 
 class CatalogActivities:
-    def __init__(self, jobs: JobStore | None, client: Client | None = None) -> None:
+    def __init__(
+        self, jobs: JobStore | None, client: Client | None = None, any_owner: bool = False
+    ) -> None:
         self.jobs = jobs
         """None when the worker runs without a database (e.g. the CLI's ephemeral stack)."""
         self.client = client
+        self.any_owner = any_owner
+        """Whether the whole-result cache may answer with another owner's video (an operator's
+        opt-in, T2M_SHARE_CACHES_ACROSS_OWNERS)."""
 
     @activity.defn(name="record_job")
     @heartbeats
@@ -70,8 +75,11 @@ class CatalogActivities:
     @activity.defn(name="find_reusable")
     @heartbeats
     async def find_reusable(self, req: VideoRequest) -> Reusable:
-        """A finished job that made the video `req` asks for (the whole-result cache)."""
-        job = await self.jobs.finished_like(req) if self.jobs is not None else None
+        """A finished job of the same owner that made the video `req` asks for (the whole-result
+        cache; anyone's when the operator opted in)."""
+        if self.jobs is None:
+            return Reusable()
+        job = await self.jobs.finished_like(req, self.any_owner)
         if job is None or job.artifacts is None:
             return Reusable()
         scenes = len(job.progress.scenes) if job.progress else 0

@@ -35,6 +35,7 @@ from t2m import authoring, media, rag
 from t2m.llm import ModelClient, ModelError
 from t2m.models import VideoRequest
 from t2m.storage import Storage
+from t2m.tenancy import Tenancy
 
 CRITIQUE_FRAMES = 3
 
@@ -50,10 +51,46 @@ def _fatal_when_unusable() -> Iterator[None]:
 
 
 class LLMActivities:
-    def __init__(self, client: ModelClient, storage: Storage, data_dir: Path) -> None:
+    def __init__(
+        self,
+        client: ModelClient,
+        storage: Storage,
+        data_dir: Path,
+        tenancy: Tenancy | None = None,
+        share_cache: bool = False,
+    ) -> None:
         self.client = client
         self.storage = storage
         self.data_dir = data_dir
+        self.tenancy = tenancy
+        """None without a catalog (the CLI's own stack, one user): one cache, nothing booked."""
+        self.share_cache = share_cache
+        self._owners: dict[str, str] = {}
+
+    async def _model(self, owner: str | None = None) -> ModelClient:
+        """The model client for the calling job: the cache partition of its owner (`owner`, else
+        the catalog's; the job's own while its row is not written yet; one for all when the
+        operator shares caches), its spend booked on its row as each call completes."""
+        job_id = activity.info().workflow_id or ""
+        if self.tenancy is None:  # no catalog: the CLI's own stack, one user's
+            return self.client
+        tenancy = self.tenancy
+        if len(self._owners) > 10_000:
+            self._owners.clear()
+        if owner is not None:
+            self._owners[job_id] = owner
+        elif job_id not in self._owners and (found := await tenancy.owner_of(job_id)):
+            self._owners[job_id] = found
+        owner = self._owners.get(job_id)
+        scope = f"owner:{owner}" if owner is not None else f"job:{job_id}"
+
+        async def book(cost_usd: float) -> None:
+            try:
+                await tenancy.book_spend(job_id, cost_usd)
+            except Exception as e:  # the answer is paid for: failing the call would pay again
+                activity.logger.warning("spend of %s not booked (%s): %s", job_id, cost_usd, e)
+
+        return self.client.scoped("" if self.share_cache else scope, book)
 
     @activity.defn(name="plan_video")
     @heartbeats
@@ -61,7 +98,7 @@ class LLMActivities:
         with _fatal_when_unusable():
             model = req.planner_model or req.model
             plan, usage = await authoring.plan_video(
-                self.client, model, req.topic, req.context, req.style_preferences
+                await self._model(req.owner), model, req.topic, req.context, req.style_preferences
             )
         return PlanResult(plan=plan, usage=usage)
 
@@ -70,7 +107,7 @@ class LLMActivities:
     async def storyboard_scene(self, req: StoryboardRequest) -> StoryboardResult:
         with _fatal_when_unusable():
             board, usage = await authoring.storyboard_scene(
-                self.client, req.model, req.topic, req.scene, req.scene_count, req.style
+                await self._model(), req.model, req.topic, req.scene, req.scene_count, req.style
             )
         return StoryboardResult(storyboard=board, usage=usage)
 
@@ -90,7 +127,7 @@ class LLMActivities:
     async def doc_queries_for_error(self, req: DocQueriesRequest) -> DocQueriesResult:
         with _fatal_when_unusable():
             queries, usage = await authoring.doc_queries_for_error(
-                self.client, req.model, req.topic, req.code, req.error, req.style
+                await self._model(), req.model, req.topic, req.code, req.error, req.style
             )
         return DocQueriesResult(queries=queries, usage=usage)
 
@@ -99,7 +136,7 @@ class LLMActivities:
     async def write_scene_code(self, req: CodeRequest) -> CodeResult:
         with _fatal_when_unusable():
             code, usage = await authoring.write_scene_code(
-                self.client,
+                await self._model(),
                 req.model,
                 req.topic,
                 req.scene,
@@ -117,7 +154,7 @@ class LLMActivities:
     async def fix_scene_code(self, req: FixRequest) -> CodeResult:
         with _fatal_when_unusable():
             code, usage = await authoring.fix_scene_code(
-                self.client,
+                await self._model(),
                 req.model,
                 req.topic,
                 req.scene,
@@ -141,7 +178,7 @@ class LLMActivities:
             frames = await asyncio.to_thread(media.sample_frames, video, Path(tmp), CRITIQUE_FRAMES)
             with _fatal_when_unusable():
                 critique, usage = await authoring.critique_frames(
-                    self.client, req.model, req.scene, frames, req.style
+                    await self._model(), req.model, req.scene, frames, req.style
                 )
         return CritiqueResult(critique=critique, usage=usage)
 

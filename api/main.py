@@ -34,6 +34,7 @@ from temporalio.service import RPCError
 
 from api.auth import Authenticator
 from api.deps import AppState
+from api.headers import SecurityHeaders
 from api.limits import BodyLimit, Limits, StreamSlots
 from api.metrics import MetricsMiddleware
 from api.routes import jobs, shares, system, videos, web
@@ -244,6 +245,7 @@ def create_app(settings: Settings | None = None, limits: Limits | None = None) -
         redoc_url=None,
     )
     app.add_middleware(BodyLimit, limit=limits.max_body_bytes)
+    app.add_middleware(SecurityHeaders)  # outside BodyLimit: its 413s get the headers too
     app.add_middleware(MetricsMiddleware)  # outermost: it also counts the 413s
     app.add_exception_handler(RequestValidationError, _invalid)
     app.add_exception_handler(405, _method_not_allowed)

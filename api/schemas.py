@@ -34,7 +34,7 @@ ERRORS = {
     409: "the job is not in a state that allows this",
     413: "request body over the limit",
     415: "a body without Content-Type: application/json, on ambient credentials",
-    429: "too many open event streams for this user (Retry-After)",
+    429: "too many jobs or open event streams for this user (Retry-After)",
     503: "a backing service (database, workflow service) is unavailable; try again",
 }
 

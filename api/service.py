@@ -14,6 +14,7 @@ from starlette.types import Receive, Scope, Send
 from temporalio.common import WorkflowIDReusePolicy
 from temporalio.exceptions import WorkflowAlreadyStartedError
 
+from api import tenancy
 from api.deps import AppState
 from api.schemas import (
     Budget,
@@ -41,12 +42,17 @@ from workflows.client import job_status, start_video
 
 
 async def create_job(
-    state: AppState, owner: str, body: GenerateRequest, idempotency_key: str | None
+    state: AppState,
+    owner: str,
+    body: GenerateRequest,
+    idempotency_key: str | None,
+    admin: bool = False,
 ) -> Job:
     """Record the job and start its workflow; an Idempotency-Key replay returns the same job.
 
     A key stands for one request body (IETF idempotency-key draft): reused with another body it
-    is a 422, and the key of a deleted job does not bring it back (409).
+    is a 422, and the key of a deleted job does not bring it back (409). A non-admin is held to
+    the priority ceiling and the quotas (`api.tenancy`; a replay creates nothing, so it is not).
     """
     try:
         req = build_request(state.settings, body.configuration, owner)
@@ -54,6 +60,10 @@ async def create_job(
         raise _invalid(["body", "configuration", e.field], e.message) from None
     fingerprint = hashlib.sha256(body.model_dump_json().encode()).hexdigest()
     job_id = new_job_id(owner, idempotency_key)
+    if idempotency_key is None or await state.jobs.get(job_id) is None:
+        tenancy.check_priority(state, body.priority, admin)
+        if not admin:
+            await tenancy.check_quotas(state, owner, creating=True)
     try:
         job = await state.jobs.create(job_id, req, body.priority, idempotency_key, fingerprint)
     except IdempotencyConflict as e:
@@ -104,8 +114,12 @@ async def run_again(
     policy: WorkflowIDReusePolicy,
 ) -> None:
     """A new run of a job's workflow (a retry, a next version): the row starts afresh, its usage
-    so far (`progress`) kept as the earlier runs'."""
+    so far (`progress`) kept as the earlier runs'. The run's budget is what the earlier runs left
+    of the job's (409 when nothing is)."""
     before = usage_of(job, progress) if progress else None
+    left = tenancy.remaining_budget(job, before or job.usage_before)
+    if left is not None:
+        req = req.model_copy(update={"max_cost_usd": left})
     await state.jobs.requeue(job.id, before or usage_summary({}))
     await start_job(state, job, req, policy)
     state.status.forget(job.id)
@@ -170,7 +184,7 @@ async def status_response(
         progress=progress_of(status),
         error=status.error or job.error,
         reused_from=status.reused_from,
-        budget=budget_of(status),
+        budget=budget_of(status, job),
         version=job.artifacts.version if job.artifacts else None,
         previous_version=job.previous_artifacts.version if job.previous_artifacts else None,
         usage=usage_of(job, status),
@@ -194,12 +208,18 @@ def usage_of(job: Job, status: JobStatus) -> UsageSummary | None:
     return usage_summary(stages)
 
 
-def budget_of(status: JobStatus) -> Budget | None:
-    if status.max_cost_usd is None:
+def budget_of(status: JobStatus, job: Job | None = None) -> Budget | None:
+    """The job's budget and spend over all its runs (a run's own budget is what was left)."""
+    budget = (job.request.max_cost_usd if job else None) or status.max_cost_usd
+    if budget is None:
         return None
-    reached = status.spent_usd >= status.max_cost_usd
-    spent = round(status.spent_usd, 6)  # a sum of floats: 0.10702, not 0.10702000000000001
-    return Budget(max_cost_usd=status.max_cost_usd, spent_usd=spent, reached=reached)
+    before = job.usage_before.total.cost_usd if job and job.usage_before else 0.0
+    total = max(job.booked_usd if job else 0.0, before + status.spent_usd)
+    reached = total >= budget or (
+        status.max_cost_usd is not None and status.spent_usd >= status.max_cost_usd
+    )
+    spent = round(total, 6)  # a sum of floats: 0.10702, not 0.10702000000000001
+    return Budget(max_cost_usd=budget, spent_usd=spent, reached=reached)
 
 
 def summary(job: Job, thumbnail_url: str | None) -> JobSummary:

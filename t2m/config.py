@@ -7,6 +7,7 @@ import os
 import re
 from functools import lru_cache
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -91,6 +92,16 @@ class Settings(BaseSettings):
     """Answer a request identical to a finished job's with that job's video (`force` opts out)."""
     llm_cache: bool = True
     """Keep model responses in storage so an identical request never pays twice."""
+    share_caches_across_owners: bool = False
+    """Let the whole-result cache and the model-response cache answer one owner with what
+    another owner's job paid for. Off: each owner's requests are made anew (a shared answer
+    would confirm a guess of another user's private topic)."""
+    user_max_priority: Literal["low", "normal", "high", "urgent"] = "normal"
+    """The highest priority a non-admin may ask for (403 above it); admins may use any."""
+    max_active_jobs_per_user: int = Field(default=10, ge=1)
+    """Queued or running jobs per non-admin user; a new job or retry beyond it answers 429."""
+    max_jobs_per_minute_per_user: int = Field(default=20, ge=1)
+    """New jobs a non-admin user may create in any 60 s; more answer 429 with Retry-After."""
     default_voice: str = "en-us"
     max_fix_attempts: int = Field(default=3, ge=1, le=10)
     """Renders per scene: the first attempt plus model fixes, bounded."""

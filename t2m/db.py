@@ -84,6 +84,8 @@ class Job:
     """The video's version before the current one, while it is kept (see `Regeneration`)."""
     usage_before: UsageSummary | None = None
     """Model usage of the job's earlier runs (each retry starts a run of its own)."""
+    booked_usd: float = 0.0
+    """What its model calls have cost over all its runs, as the model activities booked them."""
 
     @classmethod
     def from_row(cls, row: asyncpg.Record) -> Job:
@@ -106,6 +108,7 @@ class Job:
             completed_at=row["completed_at"],
             previous_artifacts=parse(Artifacts, "previous_artifacts"),
             usage_before=parse(UsageSummary, "usage_before"),
+            booked_usd=row["booked_usd"],
         )
 
 
@@ -252,14 +255,17 @@ class JobStore:
             raise CatalogRejected(f"job {rec.job_id}: {type(e).__name__}: {e}") from e
         return status.endswith(" 1")
 
-    async def finished_like(self, req: VideoRequest) -> Job | None:
-        """The latest completed job whose request makes the same video as `req`, if any."""
+    async def finished_like(self, req: VideoRequest, any_owner: bool = False) -> Job | None:
+        """The latest completed job of the same owner (of anyone's, given `any_owner`) whose
+        request makes the same video as `req`, if any."""
         row = await self.pool.fetchrow(
             f"""SELECT {_JOB_COLUMNS} FROM jobs
                 WHERE fingerprint = $1 AND status = 'completed' AND deleted_at IS NULL
-                  AND artifacts IS NOT NULL
+                  AND artifacts IS NOT NULL AND ($2 OR owner = $3)
                 ORDER BY completed_at DESC LIMIT 1""",
             fingerprint(req),
+            any_owner,
+            req.owner,
         )
         return Job.from_row(row) if row else None
 

@@ -21,6 +21,7 @@ from pathlib import Path
 
 from t2m import jail, media_jail
 from t2m.jail import JailUnavailable, check_jail
+from t2m.static_names import DANGEROUS_NAMES, MANIM_REEXPORTS, reexport_problem
 
 __all__ = ["CodeRejected", "JailUnavailable", "RenderResult", "check_jail", "render", "scrub"]
 
@@ -55,6 +56,9 @@ FORBIDDEN_ATTRIBUTES = FORBIDDEN_NAMES | frozenset(
 ATTRIBUTE_STRING_CALLS = frozenset(
     {"attrgetter", "methodcaller", "format", "format_map", "vformat", "get_field"}
 )
+# Of those, the ones called only directly with constant strings: an alias, a reference or a
+# built string (`attrgetter("op" + "en")`) would hide the attribute from this check.
+DIRECT_ONLY_CALLS = frozenset({"attrgetter", "methodcaller", "vformat", "get_field"})
 ALLOWED_DUNDERS = frozenset({"__init__"})
 ALLOWED_DUNDER_NAMES = frozenset({"__name__"})  # `if __name__ == "__main__":`
 
@@ -79,9 +83,10 @@ def static_check(code: str) -> None:
     except SyntaxError as e:
         raise CodeRejected(f"SyntaxError: line {e.lineno}: {e.msg}") from None
     problems: list[str] = []
+    called = {id(n.func) for n in ast.walk(tree) if isinstance(n, ast.Call)}
     for node in ast.walk(tree):
         line = getattr(node, "lineno", "?")
-        problems += [f"line {line}: {p}" for p in _problems(node)]
+        problems += [f"line {line}: {p}" for p in _problems(node) + _reference(node, called)]
     if not any(isinstance(n, ast.ClassDef) and n.bases for n in tree.body):
         problems.append("no Scene subclass is defined at the top level")
     if problems:
@@ -101,13 +106,19 @@ def _problems(node: ast.AST) -> list[str]:
                 _unavailable(node.module or "") or f"import from {node.module!r} is not allowed"
             ]
         return [
-            f"import of name {a.name!r} from {node.module!r} is not allowed"
+            reexport_problem(a.name, node.module or "")
+            or f"import of name {a.name!r} from {node.module!r} is not allowed"
             for a in node.names
-            if a.name.startswith("_") or a.name in FORBIDDEN_ATTRIBUTES
+            if a.name.startswith("_")
+            or a.name in FORBIDDEN_ATTRIBUTES | DANGEROUS_NAMES
+            or (a.name in MANIM_REEXPORTS and (node.module or "").split(".")[0] == "manim")
+            or (a.name in DIRECT_ONLY_CALLS and a.asname not in (None, a.name))
         ]
     if isinstance(node, ast.Name):
         if node.id in FORBIDDEN_NAMES:
             return [f"use of {node.id!r} is not allowed"]
+        if node.id in DANGEROUS_NAMES:
+            return [f"use of {node.id!r} is not allowed (it reaches processes, files or code)"]
         if _is_dunder(node.id) and node.id not in ALLOWED_DUNDER_NAMES:
             return [f"dunder name {node.id!r} is not allowed"]
     if isinstance(node, ast.Attribute):
@@ -116,6 +127,14 @@ def _problems(node: ast.AST) -> list[str]:
         return ["allow_pickle is not allowed"]
     if isinstance(node, ast.Call):
         return _call_problems(node)
+    return []
+
+
+def _reference(node: ast.AST, called: set[int]) -> list[str]:
+    """A call that names attributes by string, referred to other than as a direct call."""
+    name = node.id if isinstance(node, ast.Name) else getattr(node, "attr", None)
+    if name in DIRECT_ONLY_CALLS and id(node) not in called and not isinstance(node, ast.alias):
+        return [f"{name} may only be called directly, with constant strings"]
     return []
 
 
@@ -139,7 +158,7 @@ def _attribute_problems(node: ast.Attribute) -> list[str]:
     own = isinstance(node.value, ast.Name) and node.value.id == "self"
     if node.attr.startswith("_") and not own and node.attr not in ALLOWED_DUNDERS:
         return [f"private attribute {node.attr!r} is not allowed"]
-    if node.attr in FORBIDDEN_ATTRIBUTES:
+    if node.attr in FORBIDDEN_ATTRIBUTES or node.attr in DANGEROUS_NAMES:
         return [f"attribute {node.attr!r} is not allowed"]
     return []
 
@@ -149,6 +168,15 @@ def _call_problems(node: ast.Call) -> list[str]:
     name = func.id if isinstance(func, ast.Name) else getattr(func, "attr", None)
     if name not in ATTRIBUTE_STRING_CALLS:
         return []
+    named = node.args if name == "attrgetter" else node.args[:1]
+    if name in DIRECT_ONLY_CALLS and not all(_is_str(a) for a in named):
+        return [f"{name}() with a built (non-constant) string is not allowed"]
+    if (
+        isinstance(func, ast.Attribute)
+        and name in ("format", "format_map")
+        and not _is_str(func.value)
+    ):
+        return [f"{name}() on a built (non-constant) string is not allowed; use an f-string"]
     strings = [a.value for a in node.args if isinstance(a, ast.Constant)]
     if isinstance(func, ast.Attribute) and isinstance(func.value, ast.Constant):
         strings.append(func.value.value)  # "{0.__class__}".format(x)
@@ -160,6 +188,10 @@ def _call_problems(node: ast.Call) -> list[str]:
         if FORBIDDEN_ATTRIBUTES.intersection(re.split(r"[^\w]+", s)):
             return [f"{name}() naming a forbidden attribute ({s!r}) is not allowed"]
     return []
+
+
+def _is_str(node: ast.AST) -> bool:
+    return isinstance(node, ast.Constant) and isinstance(node.value, str)
 
 
 def _is_dunder(name: str) -> bool:

@@ -46,8 +46,8 @@ async def test_generate_follow_and_fetch_the_video(
     api: httpx.AsyncClient, keys: dict, scripted: ScriptedLLM, worker: None, client: Client
 ) -> None:
     scripted.handler = quick_scenes
-    alice = keys["alice"]
-    r = await api.post(GENERATE, json=body() | {"priority": "urgent"}, headers=alice)
+    admin = keys["admin"]  # urgent is reserved to admins (tests/test_tenancy.py)
+    r = await api.post(GENERATE, json=body() | {"priority": "urgent"}, headers=admin)
     assert r.status_code == 201, r.text
     created = r.json()
     job = created["job_id"]
@@ -59,22 +59,22 @@ async def test_generate_follow_and_fetch_the_video(
     desc = await client.get_workflow_handle(job).describe()
     assert desc.raw_description.workflow_execution_info.priority.priority_key == 1
 
-    running = await api.get(f"/api/v1/videos/jobs/{job}/status", headers=alice)
+    running = await api.get(f"/api/v1/videos/jobs/{job}/status", headers=admin)
     assert running.status_code == 200
     assert {"job_id", "status", "progress", "created_at", "updated_at", "completed_at"} <= set(
         running.json()
     )
-    done = await wait_status(api, job, alice, {"completed"})
+    done = await wait_status(api, job, admin, {"completed"})
     assert done["progress"]["percentage"] == 100 and done["completed_at"]
     assert [s["state"] for s in done["progress"]["scenes"]] == ["done"] * 3
     assert done["usage"]["total"]["calls"] == 1 + 3 + 3  # plan, storyboards, code
 
-    events = await api.get(f"/api/v1/videos/jobs/{job}/events", headers=alice)
+    events = await api.get(f"/api/v1/videos/jobs/{job}/events", headers=admin)
     assert events.headers["content-type"].startswith("text/event-stream")
     frames = [f for f in events.text.split("\n\n") if f.startswith("event: status")]
     assert frames and '"status":"completed"' in frames[-1]  # the stream ends with the outcome
 
-    r = await api.get(f"/api/v1/videos/jobs/{job}/video-url", headers=alice)
+    r = await api.get(f"/api/v1/videos/jobs/{job}/video-url", headers=admin)
     assert r.status_code == 200, r.text
     urls = r.json()
     meta = urls["metadata"]
@@ -89,7 +89,7 @@ async def test_generate_follow_and_fetch_the_video(
     assert (await api.get(urls["thumbnail_url"])).headers["content-type"] == "image/png"
     vtt = await api.get(urls["subtitles_url"])
     assert vtt.text.startswith("WEBVTT") and "This is One." in vtt.text
-    srt = await api.get(f"/api/v1/videos/jobs/{job}/subtitles?format=srt", headers=alice)
+    srt = await api.get(f"/api/v1/videos/jobs/{job}/subtitles?format=srt", headers=admin)
     assert srt.status_code == 200 and srt.text.startswith("1\n00:00:00,000 --> ")
     dl = await api.get(urls["download_url"])
     assert dl.headers["content-disposition"].startswith("attachment") and len(dl.content) == size
@@ -101,23 +101,23 @@ async def test_generate_follow_and_fetch_the_video(
         ("bytes=1000-1999", 1000, 1999),
         ("bytes=-500", size - 500, size - 1),
     ):
-        part = await api.get(stream, headers=alice | {"Range": rng})
+        part = await api.get(stream, headers=admin | {"Range": rng})
         assert part.status_code == 206, rng
         assert part.headers["content-range"] == f"bytes {start}-{end}/{size}"
         assert part.content == full.content[start : end + 1]
-    unsatisfiable = await api.get(stream, headers=alice | {"Range": f"bytes={size + 10}-"})
+    unsatisfiable = await api.get(stream, headers=admin | {"Range": f"bytes={size + 10}-"})
     assert unsatisfiable.status_code == 416
 
-    listed = (await api.get("/api/v1/jobs", headers=alice)).json()
+    listed = (await api.get("/api/v1/jobs", headers=admin)).json()
     assert [i["job_id"] for i in listed["items"]] == [job] and listed["total"] == 1
-    detail = (await api.get(f"/api/v1/jobs/{job}", headers=alice)).json()
+    detail = (await api.get(f"/api/v1/jobs/{job}", headers=admin)).json()
     assert detail["request"]["topic"] == "Circles and squares" and detail["status"] == "completed"
-    again = await api.post(f"/api/v1/jobs/{job}/cancel", headers=alice)
+    again = await api.post(f"/api/v1/jobs/{job}/cancel", headers=admin)
     assert again.status_code == 409 and "already completed" in again.text
 
-    assert (await api.delete(f"/api/v1/jobs/{job}", headers=alice)).status_code == 204
-    assert (await api.get(f"/api/v1/jobs/{job}", headers=alice)).status_code == 404
-    assert (await api.get("/api/v1/jobs", headers=alice)).json()["total"] == 0
+    assert (await api.delete(f"/api/v1/jobs/{job}", headers=admin)).status_code == 204
+    assert (await api.get(f"/api/v1/jobs/{job}", headers=admin)).status_code == 404
+    assert (await api.get("/api/v1/jobs", headers=admin)).json()["total"] == 0
     assert (await api.get(urls["video_url"])).status_code == 404
 
 

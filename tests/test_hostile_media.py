@@ -1,5 +1,6 @@
 """The jail's output is hostile too: every weapon of issue 18, built inside a real jail by a
-program that passes today's static check (tests/hostile/output/), is refused with a clear message
+program that passed the static check of its day (tests/hostile/output/; run here with the check
+bypassed, as it now refuses them), is refused with a clear message
 before anything outside a jail opens it; media work is jailed and dies with a cancel; the
 watchdog works while the event loop is blocked; memory the RSS sum cannot see is refused or
 capped; the output limit holds at the byte."""
@@ -49,7 +50,9 @@ async def test_every_weapon_is_refused_with_a_clear_message(tmp_path: Path) -> N
 
     async def one(name: str) -> tuple[str, sandbox.RenderResult, float]:
         code = (WEAPONS / f"{name}.py.in").read_text()
-        sandbox.static_check(code)  # the model could have written it
+        # The static check now refuses every weapon (tests/test_static_check.py); it is fast
+        # feedback, not the boundary: the jail and its output checks must hold without it, so the
+        # weapons run with it bypassed (`render_in_jail`), as code slipping past it would.
         async with sem:
             t0 = time.monotonic()
             result = await sandbox.render_in_jail(

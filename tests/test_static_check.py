@@ -1,6 +1,16 @@
+import importlib
+import inspect
+import pkgutil
+import re
+import types
+from pathlib import Path
+
+import manim
 import pytest
 
+from t2m import sandbox
 from t2m.sandbox import CodeRejected, static_check
+from t2m.static_names import DANGEROUS_NAMES, MANIM_REEXPORTS
 
 GOOD = """
 from manim import *
@@ -52,3 +62,78 @@ def test_syntax_error_names_the_line() -> None:
 def test_code_without_a_scene_class_is_rejected() -> None:
     with pytest.raises(CodeRejected, match="no Scene subclass"):
         static_check("from manim import *\nx = Circle()\n")
+
+
+WEAPONS = Path(__file__).parent / "hostile" / "output"
+
+
+@pytest.mark.parametrize("name", sorted(p.name for p in WEAPONS.glob("*.py.in")))
+def test_the_hostile_output_corpus_is_refused(name: str) -> None:
+    """Each weapon of issue 18 reached `av.open` or `subprocess.run` through names manim's modules
+    re-export, or `operator.attrgetter("op" + "en")`; the check now names them."""
+    with pytest.raises(CodeRejected, match=r"not manim's own|non-constant|is not allowed"):
+        static_check((WEAPONS / name).read_text())
+
+
+@pytest.mark.parametrize(
+    ("snippet", "reason"),
+    [
+        ("from manim.utils.commands import run", "'run' from 'manim.utils.commands'"),
+        ("from manim.utils.file_ops import copyfile", "'copyfile' from 'manim.utils.file_ops'"),
+        ("from manim.utils.file_ops import Path", "it is not manim's own"),
+        ("from manim.scene.scene_file_writer import av", "'av' from"),
+        ("from manim.utils.tex_file_writing import json", "'json' from"),
+        ("from manim.utils.file_ops import Path as P", "'Path' from"),
+        ("import manim.scene.scene_file_writer as w\nw.av.open('x')", "attribute 'av'"),
+        ("sp.run(['id'])", "use of 'sp'"),
+        ("operator.attrgetter('op' + 'en')(x)", "built (non-constant) string"),
+        ("operator.attrgetter('a', 'op' + 'en')(x)", "built (non-constant) string"),
+        ("operator.methodcaller(name)(x)", "built (non-constant) string"),
+        ("g = operator.attrgetter\ng('open')(x)", "attrgetter may only be called directly"),
+        ("from operator import attrgetter as ag", "import of name 'attrgetter'"),
+        ("fmt = '{0.' + 'x}'\nfmt.format(x)", "format() on a built (non-constant) string"),
+    ],
+)
+def test_reexported_and_built_names_are_refused(snippet: str, reason: str) -> None:
+    code = f"import operator\nfrom manim import *\n{snippet}\nclass S(Scene):\n    pass\n"
+    with pytest.raises(CodeRejected, match=re.escape(reason)):
+        static_check(code)
+
+
+def test_constant_attrgetter_and_format_still_pass() -> None:
+    static_check(
+        "import operator\nfrom manim import *\nfrom operator import attrgetter\n"
+        "key = operator.attrgetter('radius')\nlabel = '{:.2f}'.format(1.5)\n"
+        "by_name = attrgetter('width', 'height')\n"
+        "class S(Scene):\n    def construct(self):\n"
+        "        color = BLUE\n        time = ValueTracker(0)\n"
+        "        self.play(Create(Circle(color=color)))\n"
+    )
+
+
+def test_every_name_the_installed_manim_reexports_is_listed() -> None:
+    """Recomputed from the installed manim: a new re-export (an upgrade) fails here until listed."""
+    found = set()
+    for info in pkgutil.walk_packages(manim.__path__, "manim."):
+        try:
+            module = importlib.import_module(info.name)
+        except Exception:  # optional extras (e.g. the jupyter magic) that are not installed
+            continue
+        for name, value in vars(module).items():
+            if name.startswith("_"):
+                continue
+            if isinstance(value, types.ModuleType):
+                origin = value.__name__
+            elif inspect.isclass(value) or inspect.isroutine(value):
+                origin = getattr(value, "__module__", None) or ""
+            else:
+                continue
+            top = origin.split(".")[0]
+            if top == "manim" or top in sandbox.ALLOWED_MODULES:
+                continue
+            if not (top == "builtins" and not isinstance(value, types.ModuleType)):
+                found.add(name)
+    assert found - MANIM_REEXPORTS == set()
+    assert DANGEROUS_NAMES & {"run", "sp", "copyfile", "Path", "json", "av"} == {
+        "run", "sp", "copyfile", "Path", "json", "av"
+    }  # fmt: skip

@@ -6,6 +6,7 @@ Every activity is faked by name (tests/fakes.py) on the real dev server."""
 from __future__ import annotations
 
 import asyncio
+import re
 
 from temporalio.api.enums.v1 import EventType
 from temporalio.api.sdk.v1 import WorkflowMetadata
@@ -118,7 +119,31 @@ def test_user_text_cannot_break_the_ui() -> None:
     summary = ui.static_summary(req)
     assert "\n" not in summary and len(summary) <= ui.SUMMARY_CHARS and summary.endswith("…")
     details = ui.static_details(req)
-    assert "**Owner:** eve\\|admin" in details and "\\[link\\]\\(http://x\\) \\<b\\>" in details
+    assert "**Owner:** eve\\|admin" in details and "\\[link\\]\\(http://x\\) &lt;b&gt;" in details
+
+
+def test_html_in_user_text_is_escaped_in_summaries_and_details() -> None:
+    """The Temporal UI renders a topic's raw HTML (`<img>`, `<svg>`, forms, links) unless it is
+    escaped: summary, details, current details and activity summaries carry entities instead."""
+    topic = '<img src=x onerror="alert(1)"> & <a href="http://evil">go</a> ' + "<b>" * 80
+    req = VideoRequest(topic=topic, context="<svg onload=x>", model="m", owner="<i>eve</i>")
+    summary = ui.static_summary(req)
+    assert "<" not in summary and ">" not in summary
+    assert summary.startswith('&lt;img src=x onerror="alert\\(1\\)"&gt; &amp; &lt;a')
+    assert len(summary) <= ui.SUMMARY_CHARS and summary.endswith("…")
+    assert not re.search(r"&[a-z#0-9]*…$", summary)  # no entity cut in half
+    details = ui.static_details(req)
+    assert "<" not in details and "&lt;svg onload=x&gt;" in details
+    status = JobStatus(
+        job_id="j",
+        status="failed",
+        current_stage="rendering",
+        error="<form action=http://evil><input></form>",
+        scenes=[SceneStatus(index=0, title="<img src=y>", state="failed", attempts=1)],
+    )
+    assert "<" not in ui.current_details(status)
+    render = RenderRequest(job_id="j", scene_index=0, code="", quality="low")
+    assert "<" not in ui.activity_summary("render_scene", render, status)
     status = JobStatus(
         job_id="j",
         status="running",

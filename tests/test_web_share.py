@@ -189,6 +189,7 @@ async def test_failed_job_page_and_cancel_confirmation(
         await expect(page.locator("#style")).to_have_value("mood: calm")
 
         await page.fill("#topic", "A queued video")
+        await page.select_option("#priority", "normal")  # `high` is an admin's (test_tenancy.py)
         await page.click("#submit")
         await page.wait_for_url("**/videos/status/video-*")
         queued = page.url.rsplit("/", 1)[1]

@@ -9,6 +9,7 @@ server's metadata limits.
 
 from __future__ import annotations
 
+import html
 import re
 
 from t2m.budget import spent_against
@@ -46,13 +47,29 @@ def one_line(text: str, limit: int) -> str:
 
 
 def md(text: str) -> str:
-    """`text` with markdown's special characters escaped, so it shows as typed."""
-    return _MD_SPECIAL.sub(r"\\\1", text)
+    """`text` with HTML's and markdown's special characters escaped, so it shows as typed: the
+    UI renders summaries and details as markdown with HTML (`<img>`, forms, links) let through,
+    so `<`, `>` and `&` become entities (quotes are harmless outside a tag), and markdown's own
+    marks are backslashed."""
+    return _MD_SPECIAL.sub(r"\\\1", html.escape(text, quote=False))
+
+
+def safe_line(text: str, limit: int) -> str:
+    """`text` on one line, escaped (`md`), and at most `limit` characters once escaped (cut
+    before the escaping, so no entity or backslash is split)."""
+    flat = " ".join(text.split())
+    cut = len(flat)
+    while True:
+        line = flat if cut >= len(flat) else flat[: cut - 1].rstrip() + "…"
+        escaped = md(line)
+        if len(escaped) <= limit:
+            return escaped
+        cut = min(cut, len(flat)) - max(1, (len(escaped) - limit) // 6)
 
 
 def static_summary(req: VideoRequest) -> str:
-    """The workflow's one-line summary: the topic."""
-    return one_line(req.topic, SUMMARY_CHARS)
+    """The workflow's one-line summary: the topic, escaped."""
+    return safe_line(req.topic, SUMMARY_CHARS)
 
 
 def static_details(req: VideoRequest) -> str:
@@ -132,7 +149,7 @@ def activity_summary(name: str, arg: object, status: JobStatus) -> str:
         title = status.scenes[index].title if known else ""
         text = f"{SCENE_VERBS[name]} scene {index + 1}"
         if title:
-            text += f" '{one_line(title, TITLE_CHARS)}'"
+            text += f" '{safe_line(title, TITLE_CHARS)}'"
         attempt = getattr(arg, "attempt", None)
         if name == "fix_scene_code" and isinstance(attempt, int):
             text += f" after render attempt {attempt}"

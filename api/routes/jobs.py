@@ -12,14 +12,14 @@ from pydantic import AfterValidator
 from temporalio.common import WorkflowIDReusePolicy
 from temporalio.service import RPCError
 
-from api import service
+from api import service, tenancy
 from api.deps import AppState, CurrentUser, OwnedJob, StateDep, protected_router
 from api.schemas import ActionResult, JobDetail, JobList, errors
 from t2m.db import Job
 from t2m.models import TERMINAL_STATUSES, JobState, user_name
 
 router = protected_router("/api/v1/jobs", "jobs")
-ACTION_ERRORS = errors(403, 404, 409, 415)
+ACTION_ERRORS = errors(403, 404, 409, 415, 429)
 
 
 def _owner_filter(value: str) -> str:
@@ -93,7 +93,7 @@ async def cancel_job(job: OwnedJob, state: StateDep) -> ActionResult:
     response_model=ActionResult,
     responses=ACTION_ERRORS,
 )
-async def retry_job(job: OwnedJob, state: StateDep) -> ActionResult:
+async def retry_job(job: OwnedJob, user: CurrentUser, state: StateDep) -> ActionResult:
     """Run a failed or cancelled job again, reusing every scene that had finished (not when it
     failed with an error a new run would meet again: edit the request and resubmit instead)."""
     live = await service.live_status(state, job, fresh=True)
@@ -109,6 +109,8 @@ async def retry_job(job: OwnedJob, state: StateDep) -> ActionResult:
     if not await service.wait_closed(state, job.id):
         raise HTTPException(409, f"job {job.id} is still stopping; retry in a moment")
     job = await state.jobs.get(job.id) or job
+    if not user.admin:
+        await tenancy.check_quotas(state, job.owner, creating=False)
     policy = WorkflowIDReusePolicy.ALLOW_DUPLICATE_FAILED_ONLY
     await service.run_again(state, job, service.request_of(job), job.progress or live, policy)
     return ActionResult(job_id=job.id, status="queued")

@@ -60,7 +60,7 @@ SSE_EVENT = {
     "/generate",
     status_code=status.HTTP_201_CREATED,
     response_model=JobCreated,
-    responses=errors(400, 403, 409, 415),
+    responses=errors(400, 403, 409, 415, 429),
 )
 async def generate(
     body: GenerateRequest,
@@ -68,7 +68,7 @@ async def generate(
     state: StateDep,
     idempotency_key: IdempotencyKey = None,
 ) -> JobCreated:
-    job = await service.create_job(state, user.user, body, idempotency_key)
+    job = await service.create_job(state, user.user, body, idempotency_key, user.admin)
     JOBS_CREATED.labels(priority=job.priority).inc()
     live = await service.live_status(state, job)
     return JobCreated(

@@ -14,6 +14,7 @@ import asyncio
 import hashlib
 import json
 import tempfile
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -72,19 +73,39 @@ def _cached(cache: Storage, key: str) -> str | None:
         return json.loads(cache.get_file(key, Path(tmp) / "c.json").read_text())["text"]
 
 
+Booker = Callable[[float], Awaitable[None]]
+
+
 class ModelClient:
-    """litellm completions with a durable cache in storage (None disables it)."""
+    """litellm completions with a durable cache in storage (None disables it).
+
+    `scope` partitions the cache (an owner's calls never read another owner's answers); `book`
+    is told the cost of every call the provider answered, before the answer is returned, so a
+    call that completes after its job was cancelled is paid for all the same.
+    """
 
     TEMPERATURE = 0.2
 
-    def __init__(self, cache: Storage | None = None) -> None:
+    def __init__(
+        self, cache: Storage | None = None, scope: str = "", book: Booker | None = None
+    ) -> None:
         self.cache = cache
+        self.scope = scope
+        self.book = book
+
+    def scoped(self, scope: str, book: Booker | None) -> ModelClient:
+        """This client for one owner's job: its own cache partition, its spend booked."""
+        return ModelClient(self.cache, scope, book)
 
     def _key(self, model: str, messages: list[dict]) -> str:
         blob = json.dumps(
             {"model": model, "messages": messages, "t": self.TEMPERATURE}, sort_keys=True
         )
-        return f"llm-cache/{hashlib.sha256(blob.encode()).hexdigest()}.json"
+        digest = hashlib.sha256(blob.encode()).hexdigest()
+        if not self.scope:
+            return f"llm-cache/{digest}.json"
+        scope = hashlib.sha256(self.scope.encode()).hexdigest()[:32]
+        return f"llm-cache/{scope}/{digest}.json"
 
     async def complete(self, model: str, messages: list[dict]) -> Completion:
         key = self._key(model, messages)
@@ -106,6 +127,9 @@ class ModelClient:
             completion_tokens=int(getattr(u, "completion_tokens", 0) or 0),
             cost_usd=_cost(response, model),
         )
+        if self.book is not None and usage.cost_usd > 0:
+            # Shielded: a cancel arriving now must not lose what the provider has charged.
+            await asyncio.shield(self.book(usage.cost_usd))
         if self.cache is not None and text:
             with tempfile.TemporaryDirectory() as tmp:
                 path = Path(tmp) / "c.json"
