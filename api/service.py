@@ -140,12 +140,23 @@ async def live_status(state: AppState, job: Job, *, fresh: bool = False) -> JobS
     return snapshot.status if snapshot else row_status(job)
 
 
+_SCENE_ENDED = ("done", "failed")
+
+
 def progress_of(status: JobStatus) -> StatusProgress:
+    """The progress as answered: once a job was cancelled or failed, its unfinished scenes say
+    "cancelled" (the workflow stopped them; their last state, e.g. "rendering", is no longer
+    true)."""
+    stopped = status.status in ("cancelled", "failed")
+    scenes = [SceneProgress.model_validate(s.model_dump()) for s in status.scenes]
+    for scene in scenes:
+        if stopped and scene.state not in _SCENE_ENDED:
+            scene.state = "cancelled"
     return StatusProgress(
         percentage=status.percentage,
         current_stage=status.current_stage,
         stages_completed=status.stages_completed,
-        scenes=[SceneProgress.model_validate(s.model_dump()) for s in status.scenes],
+        scenes=scenes,
     )
 
 
