@@ -76,6 +76,8 @@ async def test_generate_writes_a_watchable_video(
     assert srt.count(" --> ") == len(p.cues)
     assert Path(result["subtitles_vtt"]).read_text().startswith("WEBVTT")
     assert best_frame_distance(video, Path(result["thumbnail"])) < 3.0  # a frame of the video
+    luma = np.asarray(Image.open(result["thumbnail"]).convert("L")).astype(float)
+    assert luma.std() > 12  # content, not a black or faded frame between scenes
 
 
 async def test_silent_video_without_thumbnail(
