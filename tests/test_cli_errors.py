@@ -1,0 +1,102 @@
+"""Errors that help: `--json` stdout is the JSON alone, even with a chatty model library in the
+process; a missing or rejected provider key fails the job at once, not retryable, in one line."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import time
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+
+from t2m.config import Settings
+from tests.helpers import cli_env, free_port, run_cli
+
+MODEL = "openai/gpt-4o-mini"
+
+
+@contextlib.asynccontextmanager
+async def rejecting_provider() -> AsyncIterator[str]:
+    """An OpenAI-compatible endpoint on loopback that rejects every key (HTTP 401)."""
+
+    async def serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        with contextlib.suppress(Exception):
+            await reader.readuntil(b"\r\n\r\n")
+            body = json.dumps(
+                {
+                    "error": {
+                        "message": "Incorrect API key provided: sk-bad",
+                        "type": "invalid_request_error",
+                        "code": "invalid_api_key",
+                    }
+                }  # fmt: skip
+            ).encode()
+            writer.write(
+                b"HTTP/1.1 401 Unauthorized\r\ncontent-type: application/json\r\n"
+                + f"content-length: {len(body)}\r\nconnection: close\r\n\r\n".encode()
+                + body
+            )
+            await writer.drain()
+        writer.close()
+
+    port = free_port()
+    server = await asyncio.start_server(serve, "127.0.0.1", port)
+    async with server:
+        yield f"http://127.0.0.1:{port}/v1"
+
+
+def _one_line_without_class_names(error: str) -> None:
+    assert "\n" not in error and "litellm." not in error and "Exception -" not in error
+    assert not error.startswith(("InternalServerError", "AuthenticationError", "ModelError"))
+
+
+async def test_a_missing_key_fails_at_once_and_is_not_retryable(
+    settings: Settings, worker: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("OPENAI_API_KEY", raising=False)  # the worker's environment
+    env = cli_env(settings, T2M_ALLOWED_MODELS=json.dumps([MODEL]))
+    env.pop("OPENAI_API_KEY", None)
+    t = time.monotonic()
+    code, out, err = await run_cli(env, "generate", "Prime numbers", "--model", MODEL, "--json")
+    took = time.monotonic() - t
+    assert code == 1, err
+    answer = json.loads(out)
+    assert answer["status"] == "failed" and answer["retryable"] is False
+    assert answer["error"] == f"model '{MODEL}' cannot be used: OPENAI_API_KEY is not set"
+    _one_line_without_class_names(answer["error"])
+    assert took < 10, took
+
+
+async def test_json_stdout_holds_only_the_json_with_a_chatty_real_provider_path(
+    settings: Settings, tmp_path: Path
+) -> None:
+    """The throwaway stack runs in the CLI's process, with everything logging at INFO to stdout
+    (as a deployment's logging setup may have it; litellm's INFO lines go to stdout), against a
+    loopback provider that rejects the key: stdout is one JSON object, the error one line."""
+    chatty = tmp_path / "chatty"
+    chatty.mkdir()
+    (chatty / "sitecustomize.py").write_text(
+        "import logging, sys\nlogging.basicConfig(level=logging.INFO, stream=sys.stdout)\n"
+    )
+    async with rejecting_provider() as base:
+        env = cli_env(
+            settings,
+            PYTHONPATH=str(chatty),
+            T2M_TEMPORAL_ADDRESS=f"127.0.0.1:{free_port()}",  # nothing there: a throwaway stack
+            T2M_ALLOWED_MODELS=json.dumps([MODEL]),
+            OPENAI_API_KEY="sk-bad",
+            OPENAI_API_BASE=base,
+            OPENAI_BASE_URL=base,
+            LITELLM_LOG="INFO",
+        )
+        args = ("generate", "Prime numbers", "--model", MODEL, "--quality", "low", "--json")
+        code, out, err = await run_cli(env, *args)
+    assert code == 1, err
+    answer = json.loads(out)  # nothing else on stdout
+    assert answer["status"] == "failed" and answer["retryable"] is False, answer
+    assert answer["error"].startswith(f"model '{MODEL}' cannot be used: "), answer
+    assert "Incorrect API key" in answer["error"]
+    _one_line_without_class_names(answer["error"])
