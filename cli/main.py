@@ -165,6 +165,11 @@ def _run(args: argparse.Namespace) -> int:
         return jobs.run(args, version())
     settings = get_settings()
     if args.command == "up":
+        from cli.ports import port_in_use
+
+        if taken := port_in_use(settings):  # not "t2m is up" with another stack's URLs
+            print(f"t2m up: refusing to start: {taken}", file=sys.stderr)
+            return 2
         from cli.stack import up
 
         code = asyncio.run(up(settings, args.queues))
