@@ -15,7 +15,7 @@ from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from cli.output import emit_json, json_only_on_stdout
+from cli.output import emit_json, json_only_on_stdout, warn_without_context
 from t2m.config import Settings, get_settings
 from t2m.models import QUALITIES
 
@@ -334,6 +334,7 @@ async def generate(settings: Settings, args: argparse.Namespace) -> int:
     except InvalidRequest as e:
         _fail(args, None, f"invalid request: {e}")
         return 2
+    warn_without_context(req.model, req.context)
     async with _client(settings, args.json) as client:
         handle = await start_video(client, settings, req)
         view = ProgressView(handle.id, stream=sys.stderr)

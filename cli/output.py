@@ -29,3 +29,15 @@ def emit_json(answer: Any) -> None:
         return
     sys.stdout.flush()
     os.write(_JSON_OUT, text.encode())
+
+
+def warn_without_context(model: str, context: str | None) -> None:
+    """Say before rendering what the offline model will make of a topic with no context: a short
+    placeholder that says no context was given (it knows no topic; it presents its context)."""
+    if model.startswith("offline/") and not (context or "").strip():
+        print(
+            f"t2m: warning: no --context, and the offline model ({model}) knows no topic: this"
+            " makes a short placeholder video. Give --context TEXT (a few sentences), or choose"
+            " a real model with --model.",
+            file=sys.stderr,
+        )

@@ -49,6 +49,8 @@ async def test_generate_writes_a_watchable_video(
     args = ["generate", topic, "--context", context, "--quality", "low", "--out", str(out_dir)]
     code, out, err = await run_cli(env, *args, *flags, "--json")
     assert code == 0, err
+    # Warned before rendering that the offline model makes a placeholder of a topic alone.
+    assert ("warning: no --context" in err) == (not context), err
     result = json.loads(out)  # stdout is exactly one JSON object
     assert set(result) == {
         "job_id", "status", "video", "subtitles_srt", "subtitles_vtt", "thumbnail", "duration_s", "scenes"

@@ -16,6 +16,7 @@ import pytest
 from temporalio.client import Client
 
 from t2m.config import Settings
+from t2m.storage import LocalStorage, get_storage
 from tests.helpers import cli_env, free_port, run_cli
 
 MODEL = "openai/gpt-4o-mini"
@@ -127,3 +128,23 @@ async def test_up_refuses_at_once_naming_a_port_in_use(tmp_path: Path, taken: st
     assert code == 2 and took < 5, (code, took, err)
     assert f"port {busy} on 127.0.0.1" in err and taken in err and "in use" in err
     assert "t2m is up" not in out and not (tmp_path / "data" / "logs").exists()
+
+
+async def test_a_worker_whose_storage_is_not_the_stacks_refuses(
+    settings: Settings, client: Client, tmp_path: Path
+) -> None:
+    """The stack's first worker claimed its queues for its data dir; a worker of another data dir
+    pointed at them (as a second `t2m up`'s worker did) refuses with one line, taking nothing."""
+    import worker
+
+    mine = get_storage(settings)
+    assert isinstance(mine, LocalStorage)
+    assert await worker.stack_mismatch(client, settings, mine) is None  # claims
+    assert await worker.stack_mismatch(client, settings, mine) is None  # and is still its own
+    env = cli_env(settings) | {"T2M_DATA_DIR": str(tmp_path / "other")}
+    env.pop("T2M_DATABASE_URL", None)
+    code, out, err = await run_cli(env, "worker", "--queues", "llm")
+    assert code == 2, err
+    lines = [line for line in err.splitlines() if line.startswith("t2m worker:")]
+    assert len(lines) == 1 and "refusing to serve" in lines[0], err
+    assert str(tmp_path / "other") in lines[0] and "out of reach" in lines[0]
