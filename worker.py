@@ -207,7 +207,13 @@ async def run(
     if problem := await stack_mismatch(client, settings, get_storage(settings)):
         print(f"t2m worker: refusing to serve: {problem}", file=sys.stderr)
         return 2
-    jobs = JobStore(await db.connect(settings.database_url)) if settings.database_url else None
+    jobs = None
+    if settings.database_url:
+        try:
+            jobs = JobStore(await db.connect(settings.database_url, settings.migrate_catalog))
+        except db.SchemaBehind as e:
+            print(f"t2m worker: refusing to start: {e}", file=sys.stderr)
+            return 2
     workers = build_workers(client, settings, queues, jobs)
     if "video" in queues and jobs is not None:
         await ensure_reconcile_schedule(client, settings)

@@ -113,6 +113,3 @@ class EvalActivities:
         except (RPCError, WorkflowQueryFailedError) as e:
             activity.logger.warning("no status for %s: %s", job_id, e)
             return None
-
-    def all(self) -> list:
-        return [self.judge, self.write_eval_report]

@@ -208,7 +208,7 @@ def create_app(settings: Settings | None = None, limits: Limits | None = None) -
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         if not settings.database_url:
             raise RuntimeError("T2M_DATABASE_URL is required by the API (`t2m up` sets it)")
-        pool = await db.connect(settings.database_url)
+        pool = await db.connect(settings.database_url, settings.migrate_catalog)
         try:
             client = await connect(settings)
 

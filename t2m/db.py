@@ -15,7 +15,6 @@ import secrets
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime
-from importlib import resources
 from typing import Any, TypeVar
 
 import asyncpg
@@ -24,6 +23,7 @@ from pydantic import BaseModel
 from t2m.embedded_pg import EMBEDDED_HBA as EMBEDDED_HBA
 from t2m.embedded_pg import embedded_server as embedded_server
 from t2m.embedded_pg import start_embedded as start_embedded
+from t2m.migrations import SchemaBehind, migrate, pending
 from t2m.models import (
     TERMINAL_STATUSES,
     Artifacts,
@@ -37,7 +37,6 @@ from t2m.models import (
 )
 from t2m.reuse import fingerprint
 
-MIGRATION_LOCK = 7_281_001
 M = TypeVar("M", bound=BaseModel)
 
 
@@ -45,38 +44,23 @@ async def _init_connection(conn: asyncpg.Connection) -> None:
     await conn.set_type_codec("jsonb", encoder=json.dumps, decoder=json.loads, schema="pg_catalog")
 
 
-async def connect(url: str) -> asyncpg.Pool:
+async def connect(url: str, migrate_schema: bool = True) -> asyncpg.Pool:
+    """A pool on the catalog. With `migrate_schema` pending migrations are applied first (the
+    embedded stack, the set-up Job); without, the schema must already be current (deployed API
+    and workers, whose role needs no DDL rights): SchemaBehind names what is missing."""
     pool = await asyncpg.create_pool(url, min_size=1, max_size=10, init=_init_connection)
-    await migrate(pool)
+    try:
+        if migrate_schema:
+            await migrate(pool)
+        elif missing := await pending(pool):
+            raise SchemaBehind(
+                f"the catalog lacks migrations {', '.join(missing)}: run the set-up step"
+                " (deploy/t2m_setup.py, the t2m-setup Job) before this release"
+            )
+    except BaseException:
+        await pool.close()
+        raise
     return pool
-
-
-def migrations() -> list[tuple[int, str, str]]:
-    files = sorted(
-        (f for f in resources.files("t2m.migrations").iterdir() if f.name.endswith(".sql")),
-        key=lambda f: f.name,
-    )
-    return [(int(f.name.split("_", 1)[0]), f.name, f.read_text()) for f in files]
-
-
-async def migrate(pool: asyncpg.Pool) -> list[str]:
-    """Apply pending migrations; return the names applied."""
-    applied: list[str] = []
-    async with pool.acquire() as conn, conn.transaction():
-        await conn.execute("SELECT pg_advisory_xact_lock($1)", MIGRATION_LOCK)
-        await conn.execute(
-            "CREATE TABLE IF NOT EXISTS schema_migrations ("
-            " version int PRIMARY KEY, name text NOT NULL, applied_at timestamptz DEFAULT now())"
-        )
-        done = {r["version"] for r in await conn.fetch("SELECT version FROM schema_migrations")}
-        for version, name, sql in migrations():
-            if version not in done:
-                await conn.execute(sql)
-                await conn.execute(
-                    "INSERT INTO schema_migrations (version, name) VALUES ($1, $2)", version, name
-                )
-                applied.append(name)
-    return applied
 
 
 @dataclass

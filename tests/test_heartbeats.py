@@ -35,10 +35,13 @@ from activities.llm import LLMActivities
 from activities.media import MediaActivities
 from activities.messages import DocQueriesRequest, DocQueriesResult
 from t2m import authoring
+from t2m.config import Settings
 from t2m.llm import ModelClient
-from t2m.models import Usage
+from t2m.models import Usage, VideoRequest
 from t2m.storage import LocalStorage
 from tests.slow_provider import MODEL, slow_provider
+from workflows.client import start_video
+from workflows.video import VideoWorkflow
 
 
 class Call(BaseModel):
@@ -178,3 +181,24 @@ def test_every_activity_of_the_workers_heartbeats(cls: type) -> None:
     }
     assert defined
     assert [n for n, fn in defined.items() if getattr(fn, "__wrapped__", None) is None] == []
+
+
+async def test_cancelling_a_job_cancels_its_model_call_in_flight(
+    client: Client, settings: Settings, worker: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The real workflow and worker: a job planning on a slow provider is cancelled; the provider
+    sees the request's connection close within seconds (the heartbeat carries the cancel), and
+    the job ends cancelled instead of waiting for the call."""
+    async with slow_provider(120.0, monkeypatch) as provider:
+        req = VideoRequest(topic="Circles", model=MODEL, voice="none")
+        handle = await start_video(client, settings, req)
+        await asyncio.wait_for(provider.received.wait(), 30)
+        await asyncio.sleep(1.0)  # the call is in flight
+        cancelled_at = time.monotonic()
+        await handle.cancel()
+        await asyncio.wait_for(provider.closed.wait(), 10)
+        assert provider.closed_at is not None and provider.closed_at - cancelled_at < 5
+        with pytest.raises(WorkflowFailureError):
+            await handle.result()
+        assert (await handle.query(VideoWorkflow.status)).status == "cancelled"
+        assert provider.answered == 0

@@ -94,6 +94,15 @@ class ScenesReordered(ChangedVideoWorkflow):
         return await super().run(req)
 
 
+@workflow.defn(name="VideoWorkflow")
+class UnversionedVideoWorkflow(VideoWorkflow):
+    """Today's workflow as a release before Worker Versioning ran it."""
+
+    @workflow.run
+    async def run(self, req: VideoRequest) -> VideoResult:
+        return await super().run(req)
+
+
 RELEASES_N_PLUS_1 = {c.change: c for c in (StageConstantChanged, ActivityAdded, AwaitsSwapped,
                                            ScenesReordered)}  # fmt: skip
 
@@ -188,6 +197,34 @@ async def test_a_release_with_changed_workflow_code_leaves_running_jobs_alone(
             assert scheduled.count("retrieve_docs") == 2  # N+1's code ran
         if change == "swapped awaits":
             assert scheduled.count("narrate_scene") == 4
+
+
+async def test_a_single_host_upgraded_to_versioned_workers_adopts_the_runs_it_had(
+    client: Client, settings: Settings
+) -> None:
+    """A run started before workers were versioned (an older t2m's data dir) is moved onto the
+    first versioned build, where it finishes."""
+    prefix, deployment = f"adopt-{uuid.uuid4().hex[:8]}", f"adopt-{uuid.uuid4().hex[:8]}"
+    ours = settings.model_copy(
+        update={"task_queue_prefix": prefix, "deployment_name": deployment, "build_id": "first"}
+    )
+    fakes = Fakes(render_delay_s=2.0)
+    async with contextlib.AsyncExitStack() as unversioned:
+        await unversioned.enter_async_context(
+            Worker(client, task_queue=f"{prefix}-video", workflows=[UnversionedVideoWorkflow])
+        )
+        for kind, acts in fakes.activities().items():
+            await unversioned.enter_async_context(
+                Worker(client, task_queue=f"{prefix}-{kind}", activities=acts)
+            )
+        before = await start(client, prefix, "Before versioning")
+        while fakes.calls["render_scene"] < 2:
+            await asyncio.sleep(0.1)
+    first = WorkerDeploymentVersion(deployment, "first")
+    async with release(client, prefix, fakes, VideoWorkflow, first):
+        await promote(client, first)
+        assert await adopt_older_builds(client, ours, [VideoWorkflow]) == {before.id: "moved"}
+        assert (await asyncio.wait_for(before.result(), 60)).scenes == 2
 
 
 async def test_a_single_host_restarted_on_changed_code_adopts_the_runs_that_replay(

@@ -131,8 +131,9 @@ async def adopt_older_builds(
     current = deployment_version(settings)
     query = (
         f'TaskQueue = "{settings.queue("video")}" AND ExecutionStatus = "Running"'
-        f' AND TemporalWorkerDeployment = "{current.deployment_name}"'
-        f' AND TemporalWorkerDeploymentVersion != "{search_value(current)}"'
+        f' AND ((TemporalWorkerDeployment = "{current.deployment_name}"'
+        f' AND TemporalWorkerDeploymentVersion != "{search_value(current)}")'
+        " OR TemporalWorkerDeployment IS NULL)"  # started before workers were versioned
     )
     replayer = Replayer(workflows=workflows, data_converter=client.data_converter)
     outcome: dict[str, str] = {}
@@ -145,13 +146,28 @@ async def adopt_older_builds(
             log.warning("run %s does not replay on build %s: %s", execution.id, current.build_id,
                         replayed.replay_failure)  # fmt: skip
             continue
-        await client.workflow_service.update_workflow_execution_options(
-            _pin_request(client, execution.id, execution.run_id, current)
-        )
+        await _pin(client, _pin_request(client, execution.id, execution.run_id, current))
         outcome[execution.id] = "moved"
     if outcome:
         log.info("runs of older builds: %s", outcome)
     return outcome
+
+
+async def _pin(
+    client: Client, request: UpdateWorkflowExecutionOptionsRequest, timeout_s: float = 30.0
+) -> None:
+    """Move a run; retried while the server has not yet listed this build on the queue (a
+    version's task queues are registered asynchronously after its first poll)."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout_s
+    while True:
+        try:
+            await client.workflow_service.update_workflow_execution_options(request)
+            return
+        except RPCError as e:
+            if "is not present in task queue" not in e.message or loop.time() > deadline:
+                raise
+            await asyncio.sleep(0.3)
 
 
 def _pin_request(
