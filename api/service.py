@@ -128,7 +128,9 @@ def request_of(job: Job) -> VideoRequest:
     return job.request.model_copy(update={"resume": job.checkpoint})
 
 
-async def live_status(state: AppState, job: Job, *, fresh: bool = False) -> JobStatus:
+async def live_status(
+    state: AppState, job: Job, *, fresh: bool = False, wait: bool = True
+) -> JobStatus:
     """From the workflow while it runs (its shared snapshot, or a query of its own when `fresh`,
     for decisions such as cancel and retry); from the catalog once closed."""
     if job.status in TERMINAL_STATUSES and job.progress is not None:
@@ -136,7 +138,7 @@ async def live_status(state: AppState, job: Job, *, fresh: bool = False) -> JobS
     if fresh:
         state.status.forget(job.id)
         return await job_status(state.client.get_workflow_handle(job.id), job.progress)
-    snapshot = await state.status.get(job.id, job)
+    snapshot = await state.status.get(job.id, job, wait)
     return snapshot.status if snapshot else row_status(job)
 
 

@@ -80,8 +80,9 @@ class StatusCache:
         self.max_jobs = max_jobs
         self._entries: OrderedDict[str, _Entry] = OrderedDict()
 
-    async def get(self, job_id: str, row: Job | None = None) -> Snapshot | None:
-        """The job's snapshot (None: no such job); `row` spares a read when the caller has it."""
+    async def get(self, job_id: str, row: Job | None = None, wait: bool = True) -> Snapshot | None:
+        """The job's snapshot (None: no such job); `row` spares a read when the caller has it;
+        `wait=False` (the job was just made: its row is the truth) never waits for a refresh."""
         entry = self._entries.get(job_id)
         if entry is None:
             row = row or await self.rows(job_id)
@@ -97,7 +98,7 @@ class StatusCache:
         one_off, entry.asked = now - entry.asked > self.idle_s, now
         if now - entry.at >= self.max_age_s and entry.refresh is None:
             entry.refresh = asyncio.create_task(self._refresh(job_id, entry))
-        if (one_off or entry.at == 0.0) and entry.refresh is not None:
+        if wait and (one_off or entry.at == 0.0) and entry.refresh is not None:
             # Not a poller (first sight, or nobody asked for a while): the snapshot may be far
             # behind (the POST that made the job saw it queued), so wait for the refresh.
             await asyncio.shield(entry.refresh)
