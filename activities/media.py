@@ -32,7 +32,7 @@ from activities.messages import (
     RenderRequest,
     ThumbnailRequest,
 )
-from t2m import media, media_jail, sandbox, tts
+from t2m import media, media_jail, sandbox, subtitles, tts
 from t2m.config import Settings
 from t2m.jail import JailUnavailable
 from t2m.models import Artifacts, Cue, Narration
@@ -161,7 +161,8 @@ class MediaActivities:
                 if scene.narration.audio_key:
                     audio = await self._get(scene.narration.audio_key, jailed / f"scene-{i}.wav")
                 narration = scene.narration
-                inputs.append(media.SceneInput(video, audio, narration.duration_s, narration.cues))
+                cues = subtitles.broadcast(narration.cues)  # ≤ 2 lines × 42 chars, ≤ 7 s
+                inputs.append(media.SceneInput(video, audio, narration.duration_s, cues))
             try:  # in a jail with limits, killed on cancel: never on the loop or in a thread
                 out, composed = await media_jail.compose(
                     inputs, jailed, subtitles=req.subtitles, on_tick=activity.heartbeat

@@ -142,7 +142,9 @@ def request_of(job: Job) -> VideoRequest:
     return job.request.model_copy(update={"resume": job.checkpoint})
 
 
-async def live_status(state: AppState, job: Job, *, fresh: bool = False) -> JobStatus:
+async def live_status(
+    state: AppState, job: Job, *, fresh: bool = False, wait: bool = True
+) -> JobStatus:
     """From the workflow while it runs (its shared snapshot, or a query of its own when `fresh`,
     for decisions such as cancel and retry); from the catalog once closed."""
     if job.status in TERMINAL_STATUSES and job.progress is not None:
@@ -150,16 +152,27 @@ async def live_status(state: AppState, job: Job, *, fresh: bool = False) -> JobS
     if fresh:
         state.status.forget(job.id)
         return await job_status(state.client.get_workflow_handle(job.id), job.progress)
-    snapshot = await state.status.get(job.id, job)
+    snapshot = await state.status.get(job.id, job, wait)
     return snapshot.status if snapshot else row_status(job)
 
 
+_SCENE_ENDED = ("done", "failed")
+
+
 def progress_of(status: JobStatus) -> StatusProgress:
+    """The progress as answered: once a job was cancelled or failed, its unfinished scenes say
+    "cancelled" (the workflow stopped them; their last state, e.g. "rendering", is no longer
+    true)."""
+    stopped = status.status in ("cancelled", "failed")
+    scenes = [SceneProgress.model_validate(s.model_dump()) for s in status.scenes]
+    for scene in scenes:
+        if stopped and scene.state not in _SCENE_ENDED:
+            scene.state = "cancelled"
     return StatusProgress(
         percentage=status.percentage,
         current_stage=status.current_stage,
         stages_completed=status.stages_completed,
-        scenes=[SceneProgress.model_validate(s.model_dump()) for s in status.scenes],
+        scenes=scenes,
     )
 
 

@@ -5,8 +5,10 @@ Without it every status call is a catalog read plus a Temporal query answered by
 CPU the renders hold (p99 of seconds with 50 pollers). With it, pollers share one refresh per job
 per `max_age_s`: a fresh snapshot is answered from memory; a stale one is answered at once while
 one refresh runs behind it (stale-while-revalidate, so a busy or stopped worker, or a slow
-database, delays no poller); a job seen for the first time is answered from its catalog row while
-its first query runs. A snapshot holds the row too, so the owner check needs no database read; a
+database, delays no poller); only pollers get stale answers: a job seen for the first time, or not
+asked about for `idle_s`, waits for a refresh (shared by everyone asking at that moment), so a
+one-off request or a stream's first event is the current state, never the row's or an old
+snapshot's "queued 0%" while scenes have rendered. A snapshot holds the row too, so the owner check needs no database read; a
 refresh re-reads the row, so a job deleted through another API replica disappears here within one
 refresh, and keeps the last row while the database is away, so a running job's status stays live
 through a catalog outage. Pulling like this keeps the workflow free of push plumbing and the API stateless across
@@ -43,7 +45,11 @@ class Snapshot:
 class _Entry:
     snapshot: Snapshot
     at: float = 0.0
+    """When the snapshot was last refreshed (0: never: it is the row's view)."""
+    asked: float = 0.0
+    """When someone last asked for it."""
     refresh: asyncio.Task[None] | None = None
+    deleted: bool = False
 
 
 def _ended(job: Job) -> bool:
@@ -59,16 +65,24 @@ def row_status(job: Job) -> JobStatus:
 
 class StatusCache:
     def __init__(
-        self, rows: Rows, query: Query, max_age_s: float = 0.25, max_jobs: int = 10_000
+        self,
+        rows: Rows,
+        query: Query,
+        max_age_s: float = 0.25,
+        max_jobs: int = 10_000,
+        idle_s: float = 3.0,
     ) -> None:
         self.rows = rows
         self.query = query
         self.max_age_s = max_age_s
+        self.idle_s = idle_s
+        """Asked again after this long, a job's caller is no poller: it waits for a refresh."""
         self.max_jobs = max_jobs
         self._entries: OrderedDict[str, _Entry] = OrderedDict()
 
-    async def get(self, job_id: str, row: Job | None = None) -> Snapshot | None:
-        """The job's snapshot (None: no such job); `row` spares a read when the caller has it."""
+    async def get(self, job_id: str, row: Job | None = None, wait: bool = True) -> Snapshot | None:
+        """The job's snapshot (None: no such job); `row` spares a read when the caller has it;
+        `wait=False` (the job was just made: its row is the truth) never waits for a refresh."""
         entry = self._entries.get(job_id)
         if entry is None:
             row = row or await self.rows(job_id)
@@ -80,8 +94,16 @@ class StatusCache:
             while len(self._entries) > self.max_jobs:
                 self._entries.popitem(last=False)
         self._entries.move_to_end(job_id)
-        if time.monotonic() - entry.at >= self.max_age_s and entry.refresh is None:
+        now = time.monotonic()
+        one_off, entry.asked = now - entry.asked > self.idle_s, now
+        if now - entry.at >= self.max_age_s and entry.refresh is None:
             entry.refresh = asyncio.create_task(self._refresh(job_id, entry))
+        if wait and (one_off or entry.at == 0.0) and entry.refresh is not None:
+            # Not a poller (first sight, or nobody asked for a while): the snapshot may be far
+            # behind (the POST that made the job saw it queued), so wait for the refresh.
+            await asyncio.shield(entry.refresh)
+            if entry.deleted:
+                return None
         return entry.snapshot  # stale by at most one refresh, which is then under way
 
     async def _refresh(self, job_id: str, entry: _Entry) -> None:
@@ -91,17 +113,26 @@ class StatusCache:
             except Exception as e:  # the workflow still knows its status: keep the last row
                 log.warning("catalog row of %s not refreshed: %s", job_id, e)
                 row = entry.snapshot.job
-            if row is None or _ended(row):
-                self._entries.pop(job_id, None)
+            if row is None or _ended(row):  # the catalog row answers from now on
+                if row is None:
+                    entry.deleted = True
+                else:
+                    entry.snapshot = Snapshot(row, row_status(row))
+                self._drop(job_id, entry)
                 return
             status = await self.query(job_id, entry.snapshot.status)
             entry.snapshot, entry.at = Snapshot(row, status), time.monotonic()
             if status.status in TERMINAL_STATUSES:  # the catalog row answers from now on
-                self._entries.pop(job_id, None)
+                self._drop(job_id, entry)
         except Exception as e:  # the stale snapshot keeps answering; the next call retries
             log.warning("status of %s not refreshed: %s", job_id, e)
+            entry.at = entry.at or time.monotonic() - self.max_age_s  # first waiters go on
         finally:
             entry.refresh = None
+
+    def _drop(self, job_id: str, entry: _Entry) -> None:
+        if self._entries.get(job_id) is entry:
+            del self._entries[job_id]
 
     def forget(self, job_id: str) -> None:
         """Drop a job's snapshot (after a cancel, retry or delete changed it)."""

@@ -15,6 +15,7 @@ from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from cli.output import emit_json, json_only_on_stdout, warn_without_context
 from t2m.config import Settings, get_settings
 from t2m.models import QUALITIES
 
@@ -138,11 +139,13 @@ def _parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> None:
     args = _parser().parse_args(argv)
+    if getattr(args, "json", False) and args.command == "generate":
+        json_only_on_stdout()
     try:
         code = _run(args)
     except KeyboardInterrupt:
         if getattr(args, "json", False):
-            print(json.dumps({"error": "interrupted"}))
+            emit_json({"error": "interrupted"})
         print("t2m: interrupted", file=sys.stderr)
         code = 130
     sys.stdout.flush()
@@ -162,6 +165,11 @@ def _run(args: argparse.Namespace) -> int:
         return jobs.run(args, version())
     settings = get_settings()
     if args.command == "up":
+        from cli.ports import port_in_use
+
+        if taken := port_in_use(settings):  # not "t2m is up" with another stack's URLs
+            print(f"t2m up: refusing to start: {taken}", file=sys.stderr)
+            return 2
         from cli.stack import up
 
         code = asyncio.run(up(settings, args.queues))
@@ -326,6 +334,7 @@ async def generate(settings: Settings, args: argparse.Namespace) -> int:
     except InvalidRequest as e:
         _fail(args, None, f"invalid request: {e}")
         return 2
+    warn_without_context(req.model, req.context)
     async with _client(settings, args.json) as client:
         handle = await start_video(client, settings, req)
         view = ProgressView(handle.id, stream=sys.stderr)
@@ -342,7 +351,8 @@ async def generate(settings: Settings, args: argparse.Namespace) -> int:
             return _fail(args, handle.id, "cancelled by the user", status="cancelled", code=130)
         except WorkflowFailureError as e:
             status = await job_status(handle)
-            return _fail(args, handle.id, status.error or str(e.cause or e), status=status.status)
+            reason = status.error or str(e.cause or e)
+            return _fail(args, handle.id, reason, status.status, retryable=status.retryable)
     storage = get_storage(settings)
     a = result.artifacts
     args.out.mkdir(parents=True, exist_ok=True)
@@ -356,16 +366,14 @@ async def generate(settings: Settings, args: argparse.Namespace) -> int:
         dest = args.out / f"{result.job_id}.{ext}"
         paths[field] = str(storage.get_file(key, dest).resolve()) if key else None
     if args.json:
-        print(
-            json.dumps(
-                {
-                    "job_id": result.job_id,
-                    "status": "completed",
-                    **paths,
-                    "duration_s": round(a.duration_s, 3),
-                    "scenes": result.scenes,
-                }
-            )
+        emit_json(
+            {
+                "job_id": result.job_id,
+                "status": "completed",
+                **paths,
+                "duration_s": round(a.duration_s, 3),
+                "scenes": result.scenes,
+            }
         )
     else:
         print(f"Done: {result.job_id} ({a.duration_s:.1f} s, {result.scenes} scenes)")
@@ -376,10 +384,16 @@ async def generate(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def _fail(
-    args: argparse.Namespace, job_id: str | None, reason: str, status: str = "failed", code: int = 1
+    args: argparse.Namespace,
+    job_id: str | None,
+    reason: str,
+    status: str = "failed",
+    code: int = 1,
+    retryable: bool | None = None,
 ) -> int:
     reason = " ".join(reason.split())
     if args.json:
-        print(json.dumps({"job_id": job_id, "status": status, "error": reason}))
+        answer = {"job_id": job_id, "status": status, "error": reason}
+        emit_json(answer | ({"retryable": retryable} if status == "failed" else {}))
     print(f"t2m: {status}: {reason}", file=sys.stderr)
     return code

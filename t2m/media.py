@@ -285,3 +285,66 @@ def to_vtt(cues: Sequence[Cue]) -> str:
         f"{_timestamp(c.start, '.')} --> {_timestamp(c.end, '.')}\n{c.text}\n" for c in cues
     )
     return "WEBVTT\n\n" + body
+
+
+# --- a thumbnail that shows content ------------------------------------------------------------
+# A fixed time lands on whatever is there: taken at 2.0 s it was the fade between scenes 1 and 2,
+# and a third of the thumbnails were black. So frames are sampled over the whole video (and at the
+# time the workflow suggests), each scored by its detail (the spread of its luma) and whether it
+# is settled (the same as a moment before: not inside a fade or a move). The best one is kept;
+# ties go to the one nearest the suggested time. Deterministic for a given video.
+THUMB_CANDIDATES = 12
+SETTLE_S = 0.3
+"""A frame is settled if the one this long before looks the same (no fade, no motion)."""
+_MOVING = 2.0
+"""Mean absolute luma change (0–255) above which a frame is still moving."""
+
+
+def _luma(frame: av.VideoFrame) -> np.ndarray:
+    small = frame.reformat(width=160, height=90, format="gray")
+    return small.to_ndarray()[:90, :160].astype(np.float32)
+
+
+def _frames_near(c: av.container.InputContainer, at_s: float) -> tuple[av.VideoFrame, float]:
+    """The first frame at or after `at_s` and how much it differs from the one SETTLE_S before."""
+    stream = c.streams.video[0]
+    time_base = stream.time_base or Fraction(1, av.time_base)
+    before_s = max(0.0, at_s - SETTLE_S)
+    c.seek(int(before_s / time_base), stream=stream, backward=True)
+    before = frame = None
+    for frame in c.decode(stream):
+        if frame.time is None:
+            continue
+        if before is None and frame.time + 1e-6 >= before_s:
+            before = frame
+        if frame.time + 1e-6 >= at_s:
+            break
+    if frame is None:
+        raise ValueError("the video has no frames")
+    change = float(np.abs(_luma(frame) - _luma(before or frame)).mean())
+    return frame, change
+
+
+def _thumb_score(frame: av.VideoFrame, change: float) -> float:
+    """Detail (luma spread), halved for a frame that is still changing."""
+    detail = float(_luma(frame).std())
+    return detail if change <= _MOVING else detail / 2
+
+
+def best_thumbnail(video: Path, out: Path, at_s: float, duration_s: float) -> Path:
+    """Save the best frame (see the module doc) as PNG; `at_s` is the suggested time."""
+    end = max(0.0, duration_s - 0.05)
+    times = sorted({round(min(at_s, end), 3)} | {
+        round(end * (i + 1) / THUMB_CANDIDATES, 3) for i in range(THUMB_CANDIDATES)
+    })  # fmt: skip
+    best: tuple[float, float, av.VideoFrame] | None = None
+    with av.open(str(video)) as c:
+        for t in times:
+            frame, change = _frames_near(c, t)
+            key = (_thumb_score(frame, change), -abs(t - at_s))
+            if best is None or key > best[:2]:
+                best = (*key, frame)
+        assert best is not None
+        out.parent.mkdir(parents=True, exist_ok=True)
+        best[2].to_image().save(out, format="PNG")
+    return out

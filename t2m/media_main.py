@@ -46,7 +46,8 @@ def main(argv: list[str]) -> int:
     elif op == "thumbnail":
         from t2m import media
 
-        media.thumbnail(Path(args[0]), Path(args[1]), float(args[2]))
+        video = Path(args[0])
+        media.best_thumbnail(video, Path(args[1]), float(args[2]), media.video_duration(video))
         answer = {"ok": True}
     else:
         print(f"unknown operation {op!r}", file=sys.stderr)

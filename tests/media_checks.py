@@ -63,3 +63,26 @@ def make_clip(
         for p in s.encode(None):
             c.mux(p)
     return path
+
+
+def assert_broadcast_subtitles(text: str) -> int:
+    """Every cue of an SRT or VTT file: at most 2 lines of at most 42 characters, at most 7 s;
+    returns the number of cues."""
+
+    def seconds(stamp: str) -> float:
+        h, m, s = stamp.strip().replace(",", ".").split(":")
+        return int(h) * 3600 + int(m) * 60 + float(s)
+
+    count = 0
+    for block in text.replace("\r\n", "\n").split("\n\n"):
+        rows = block.strip("\n").split("\n")
+        timing = next((i for i, r in enumerate(rows) if " --> " in r), None)
+        if timing is None:
+            continue
+        start, end = rows[timing].split(" --> ")
+        body = [r for r in rows[timing + 1 :] if r.strip()]
+        assert 1 <= len(body) <= 2, block
+        assert all(len(r) <= 42 for r in body), block
+        assert 0 <= seconds(end) - seconds(start) <= 7.0 + 1e-3, block
+        count += 1
+    return count

@@ -12,7 +12,7 @@ from PIL import Image
 from t2m import media
 from t2m.config import Settings
 from tests.helpers import asgi_client, cli_env, free_port, run_cli
-from tests.media_checks import probe
+from tests.media_checks import assert_broadcast_subtitles, probe
 
 PYTHAGORAS = (
     "In a right triangle the square of the hypotenuse equals the sum of the squares of the other "
@@ -49,6 +49,8 @@ async def test_generate_writes_a_watchable_video(
     args = ["generate", topic, "--context", context, "--quality", "low", "--out", str(out_dir)]
     code, out, err = await run_cli(env, *args, *flags, "--json")
     assert code == 0, err
+    # Warned before rendering that the offline model makes a placeholder of a topic alone.
+    assert ("warning: no --context" in err) == (not context), err
     result = json.loads(out)  # stdout is exactly one JSON object
     assert set(result) == {
         "job_id", "status", "video", "subtitles_srt", "subtitles_vtt", "thumbnail", "duration_s", "scenes"
@@ -75,7 +77,13 @@ async def test_generate_writes_a_watchable_video(
     srt = Path(result["subtitles_srt"]).read_text()
     assert srt.count(" --> ") == len(p.cues)
     assert Path(result["subtitles_vtt"]).read_text().startswith("WEBVTT")
+    # ≤ 2 lines × 42 characters, ≤ 7 s a cue, in both files and in the MP4's own track
+    assert assert_broadcast_subtitles(srt) == len(p.cues)
+    assert assert_broadcast_subtitles(Path(result["subtitles_vtt"]).read_text()) == len(p.cues)
+    assert all(e - s <= 7.0 + 1e-3 for s, e in p.cues)
     assert best_frame_distance(video, Path(result["thumbnail"])) < 3.0  # a frame of the video
+    luma = np.asarray(Image.open(result["thumbnail"]).convert("L")).astype(float)
+    assert luma.std() > 12  # content, not a black or faded frame between scenes
 
 
 async def test_silent_video_without_thumbnail(

@@ -168,3 +168,35 @@ async def test_real_renders_padded_to_their_narration_are_joined_by_packet_copy(
     out = tmp_path / "out.mp4"
     media.compose(scenes, out, subtitles=True)
     assert video_packets(out) == video_packets(scenes[0].video) + video_packets(scenes[1].video)
+
+
+def _fading_clip(path: Path, fps: int = 15) -> Path:
+    """Black, a fade in to a striped card, the card held, a fade out, black: like scenes joined."""
+    import av
+
+    card = np.zeros((180, 320, 3), dtype=np.uint8)
+    card[:, ::20] = card[:, 1::20] = (250, 250, 250)
+    card[60:120, 80:240] = (30, 160, 230)
+    levels = [0.0] * 15 + [i / 15 for i in range(15)] + [1.0] * 30 + [1 - i / 15 for i in range(15)]
+    with av.open(str(path), "w") as c:
+        s = c.add_stream("libx264", rate=fps)
+        s.width, s.height, s.pix_fmt = 320, 180, "yuv420p"
+        for i, level in enumerate(levels + [0.0] * 15):
+            f = av.VideoFrame.from_ndarray((card * level).astype(np.uint8), format="rgb24")
+            f.pts = i
+            for p in s.encode(f):
+                c.mux(p)
+        for p in s.encode(None):
+            c.mux(p)
+    return path
+
+
+def test_thumbnail_shows_content_not_a_fade_or_black(tmp_path: Path) -> None:
+    """Suggested on a black frame (as at 2.0 s, between scenes), the thumbnail is the held card."""
+    clip = _fading_clip(tmp_path / "f.mp4")
+    for at_s in (0.5, 1.5, 4.5):  # black, mid fade-in, mid fade-out
+        png = media.best_thumbnail(clip, tmp_path / "t.png", at_s, media.video_duration(clip))
+        image = np.asarray(Image.open(png).convert("L")).astype(float)
+        held = frame_at(clip, 3.0).astype(float).mean(axis=2)
+        assert image.std() > 40  # not uniform
+        assert np.abs(image - held).mean() < 4  # the fully shown card, not a faded one

@@ -9,10 +9,13 @@ import time
 from datetime import UTC, datetime
 
 import httpx
+from temporalio.client import Client
 
 from api.status_cache import StatusCache
 from t2m.db import Job
 from t2m.models import JobStatus, VideoRequest
+from tests.scripted import ScriptedLLM, plan_json, scene_code
+from workflows.client import job_status
 
 
 class Workflow:
@@ -50,7 +53,7 @@ async def test_many_pollers_share_one_query_per_job() -> None:
     wf = Workflow()
     cache = StatusCache(wf.row, wf, max_age_s=10)
     first = await asyncio.gather(*(status(cache, "job-a") for _ in range(50)))
-    assert {s.status for s in first} == {"running"}  # the row's view while the query runs
+    assert {s.status for s in first} == {"running"}  # all waited for the one first query
     await asyncio.sleep(0.1)
     assert (await status(cache, "job-a")).percentage == 0.0
     assert wf.calls == 1 and wf.reads == 2  # one read to see the job, one with its query
@@ -97,7 +100,9 @@ async def test_status_without_a_worker_answers_within_its_bound(
     api: httpx.AsyncClient, keys: dict
 ) -> None:
     body = {"configuration": {"topic": "Nobody works on this", "quality": "low"}}
+    t = time.perf_counter()
     job = (await api.post("/api/v1/videos/generate", json=body, headers=keys["alice"])).json()
+    assert time.perf_counter() - t < 2  # a new job's row is its status: no query waited for
     url = f"/api/v1/videos/jobs/{job['job_id']}/status"
     t = time.perf_counter()
     first = await api.get(url, headers=keys["alice"])
@@ -127,3 +132,62 @@ async def test_a_deleted_job_is_not_found_at_once_even_while_its_refresh_waits(
     assert deleted.status_code == 204
     gone = await api.get(url, headers=keys["alice"])
     assert gone.status_code == 404, gone.text
+
+
+async def test_a_first_request_waits_for_the_current_state() -> None:
+    """Nobody asked while the job ran: the first answer is the workflow's, not the row's
+    "queued 0%"; those asking at the same moment share that one query."""
+    wf = Workflow(delay_s=0.2)
+    wf.percentage = 60.0
+    cache = StatusCache(wf.row, wf, max_age_s=10)
+    first = await asyncio.gather(*(status(cache, "job") for _ in range(10)))
+    assert {s.percentage for s in first} == {60.0} and wf.calls == 1
+    cache.max_age_s, cache.idle_s = 0.05, 0.1
+    await asyncio.sleep(0.2)  # nobody asked since: the next caller is no poller
+    wf.percentage = 80.0
+    assert (await status(cache, "job")).percentage == 80.0
+    wf.status = "completed"
+    ended = StatusCache(wf.row, wf, max_age_s=10)
+    assert (await status(ended, "job")).status == "completed"  # the row still says running
+
+
+async def test_first_status_of_a_job_nobody_polled_is_current(
+    api: httpx.AsyncClient, keys: dict, scripted: ScriptedLLM, worker: None, client: Client
+) -> None:
+    """Through the API, with a real worker: scenes 1 and 3 render while scene 2 renders "forever";
+    nobody polls the API until then, yet its first answer says so; once cancelled, scene 2 says
+    "cancelled", not "rendering"."""
+
+    def handler(task: str, data: dict) -> str | None:
+        if task == "plan_video":
+            return plan_json("Quick", "Stuck", "Quick too", duration=2.0)
+        if task in ("write_scene_code", "fix_scene_code"):
+            stuck = data["scene"]["index"] == 1
+            return scene_code(data["class_name"], "self.wait(900)" if stuck else None)
+        return None
+
+    scripted.handler = handler
+    alice = keys["alice"]
+    body = {"configuration": {"topic": "Nobody polls", "model": "scripted/test", "quality": "low"}}
+    job = (await api.post("/api/v1/videos/generate", json=body, headers=alice)).json()["job_id"]
+    handle = client.get_workflow_handle(job)
+    deadline = time.monotonic() + 90
+    while True:  # asked of the workflow itself, not of the API
+        known = await job_status(handle)
+        if [s.state for s in known.scenes] == ["done", "rendering", "done"]:
+            break
+        assert time.monotonic() < deadline, known
+        await asyncio.sleep(0.3)
+    url = f"/api/v1/videos/jobs/{job}/status"
+    first = (await api.get(url, headers=alice)).json()
+    assert first["status"] == "running" and first["progress"]["current_stage"] != "queued"
+    assert first["progress"]["percentage"] >= known.percentage > 0
+    assert [s["state"] for s in first["progress"]["scenes"]] == ["done", "rendering", "done"]
+    assert (await api.post(f"/api/v1/jobs/{job}/cancel", headers=alice)).status_code == 202
+    while (now := (await api.get(url, headers=alice)).json())["status"] != "cancelled":
+        assert time.monotonic() < deadline, now
+        await asyncio.sleep(0.3)
+    assert [s["state"] for s in now["progress"]["scenes"]] == ["done", "cancelled", "done"]
+    detail = (await api.get(f"/api/v1/jobs/{job}", headers=alice)).json()
+    assert detail["status"] == "cancelled"
+    assert [s["state"] for s in detail["progress"]["scenes"]] == ["done", "cancelled", "done"]

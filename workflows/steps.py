@@ -73,7 +73,13 @@ def is_cancellation(err: BaseException) -> bool:
 def reason_of(err: BaseException) -> str:
     while isinstance(err, ActivityError) and err.cause is not None:
         err = err.cause
+    if isinstance(err, ApplicationError) and err.type in _SAYS_IT_ALL and err.message:
+        return err.message  # "model 'x' cannot be used: …", not "ModelError: model 'x' …"
     return str(err) or type(err).__name__
+
+
+_SAYS_IT_ALL = ("ModelError",)
+"""Errors whose message is the whole story for a user: no class name before it."""
 
 
 def is_retryable(err: BaseException) -> bool:

@@ -114,7 +114,9 @@ def current_details(status: JobStatus) -> str:
     """The job as it stands: status, stage, percentage, then a table of its scenes, as markdown."""
     head = f"**{status.status}** · stage **{status.current_stage}** · {status.percentage:.0f}%"
     if status.max_cost_usd is not None:
-        head += f" · model calls: {spent_against(status.max_cost_usd, status.spent_usd)} spent"
+        # No "$": the UI's markdown takes "$…$" for math and showed "\(0.00 of \)0.05".
+        spent = spent_against(status.max_cost_usd, status.spent_usd).replace("$", "")
+        head += f" · model calls: {spent} USD spent"
     lines = [head]
     if status.reused_from:
         lines.append(f"Reused the video of job {md(status.reused_from)}")

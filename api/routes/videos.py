@@ -70,7 +70,7 @@ async def generate(
 ) -> JobCreated:
     job = await service.create_job(state, user.user, body, idempotency_key, user.admin)
     JOBS_CREATED.labels(priority=job.priority).inc()
-    live = await service.live_status(state, job)
+    live = await service.live_status(state, job, wait=False)  # just made: no query to wait for
     return JobCreated(
         job_id=job.id,
         status=live.status,

@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import json
+import re
 import tempfile
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -38,6 +39,36 @@ _NON_RETRYABLE = (
     litellm.BadRequestError,
     litellm.PermissionDeniedError,
 )
+
+
+_CREDENTIALS = re.compile(r"missing credentials|api_key client option must be set", re.IGNORECASE)
+_CLASS_CHAIN = re.compile(r"^(?:litellm\.)?\w+(?:Error|Exception)(?::| -)\s*")
+
+
+def readable(e: BaseException) -> str:
+    """One line of what went wrong, without litellm's chain of class names
+    ("litellm.AuthenticationError: AuthenticationError: OpenAIException - Incorrect API key…")."""
+    text = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+    while (shorter := _CLASS_CHAIN.sub("", text, count=1)) != text:
+        text = shorter
+    return text[:300]
+
+
+def missing_key(model: str) -> str | None:
+    """The provider key `model` needs and the environment lacks (e.g. "OPENAI_API_KEY"), or None.
+
+    Asked before the call: without its key litellm fails late and as a retryable
+    InternalServerError ("Missing credentials"), so the job sat in retries for a minute.
+    Only keys count: a provider that lacks an optional base URL (Ollama's) is not refused.
+    """
+    try:
+        env = litellm.validate_environment(model)
+    except Exception:  # a name litellm cannot place: the call itself says why
+        return None
+    missing = [k for k in env.get("missing_keys", []) if k.endswith(("_KEY", "_TOKEN"))]
+    if env.get("keys_in_environment") or not missing:
+        return None
+    return " or ".join(missing)
 
 
 @dataclass
@@ -113,12 +144,18 @@ class ModelClient:
             text = await asyncio.to_thread(_cached, self.cache, key)
             if text is not None:
                 return Completion(text, Usage(calls=1, cached_calls=1))
+        if absent := missing_key(model):
+            raise ModelError(f"model {model!r} cannot be used: {absent} is not set")
         try:
             response = await litellm.acompletion(
                 model=model, messages=messages, temperature=self.TEMPERATURE
             )
         except _NON_RETRYABLE as e:
-            raise ModelError(f"model {model!r} cannot be used: {e}") from e
+            raise ModelError(f"model {model!r} cannot be used: {readable(e)}") from e
+        except litellm.InternalServerError as e:
+            if _CREDENTIALS.search(str(e)):  # a key litellm found nowhere (e.g. in a config)
+                raise ModelError(f"model {model!r} cannot be used: {readable(e)}") from e
+            raise
         text = response.choices[0].message.content or ""
         u = getattr(response, "usage", None)
         usage = Usage(
