@@ -1,0 +1,328 @@
+"""Kill at any moment: against a real `t2m up`, the worker is SIGKILLed while a job plans,
+narrates, renders, composes, takes its thumbnail, finalizes, and while a slow model call is in
+flight. Every job completes, at most `SLACK_S` later than the same job without a kill, and the
+activity the killed worker had started is retried (attempt 2) — within seconds, because every
+one of them has a heartbeat timeout (workflows/activity_table.py).
+
+Finding the moment: the test follows the job's history (a long poll) until the stage's activity
+is scheduled, then freezes the worker's process group with SIGSTOP. A frozen worker is a dead
+worker the server does not know about yet: its outstanding poll still takes the task (the server
+records it started), so even an activity that lasts a few milliseconds is caught in flight. Then
+SIGKILL, and `t2m up`'s supervisor starts a new worker. The model stage needs no freeze: a fake
+OpenAI-compatible provider on a loopback port holds the plan call for `SLOW_S` seconds.
+
+One stack serves the module and the jobs run one after another: the supervisor counts restarts
+in a 120 s window (5 make a crash loop, and each one doubles the restart backoff), so the kills
+must stay a job's length apart.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import os
+import signal
+import subprocess
+import threading
+import time
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import httpx
+import pytest
+from temporalio.api.enums.v1 import EventType, PendingActivityState
+from temporalio.client import Client, WorkflowHandle
+
+from cli.stack import wait_for_temporal
+from t2m.config import Settings
+from t2m.llm.offline import answer, message_text, parse_prompt
+from tests.helpers import free_port, start_up, stop_up
+
+SLACK_S = 30.0
+"""How much later than the same job without a kill a killed job may complete (the issue's bound)."""
+SLOW_S = 5.0
+"""How long the fake provider holds a plan call."""
+CONTEXT = "Tides rise twice a day. The moon pulls the water. The sun helps a little."
+STAGES: dict[str, tuple[str | None, str]] = {
+    "planning": (None, "plan_video"),
+    "narrating": ("narrate_scene", "narrate_scene"),
+    "rendering": ("render_scene", "render_scene"),
+    "composing": ("compose_video", "compose_video"),
+    "thumbnail": ("compose_video", "make_thumbnail"),
+    "finalizing": ("make_thumbnail", "finalize_video"),
+}
+"""Each stage: from which moment the worker is crept forward (an activity scheduled, or the job's
+start), and the activity it is killed in."""
+
+
+class SlowProvider(ThreadingHTTPServer):
+    """An OpenAI-compatible `/chat/completions` on a loopback port: answers t2m's prompts as the
+    offline model would, holding each plan call for `SLOW_S` seconds."""
+
+    daemon_threads = True
+
+    def __init__(self) -> None:
+        super().__init__(("127.0.0.1", free_port()), _Completions)
+        self.plan_asked = threading.Event()
+
+
+class _Completions(BaseHTTPRequestHandler):
+    server: SlowProvider
+
+    def do_POST(self) -> None:
+        body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+        task, data = parse_prompt(message_text(body["messages"]))
+        if task == "plan_video":
+            self.server.plan_asked.set()
+            time.sleep(SLOW_S)
+        reply = json.dumps({
+            "id": "chatcmpl-slow", "object": "chat.completion", "created": int(time.time()),
+            "model": body["model"],
+            "choices": [{"index": 0, "finish_reason": "stop",
+                         "message": {"role": "assistant", "content": answer(task, data)}}],
+            "usage": {"prompt_tokens": 10, "completion_tokens": 10, "total_tokens": 20},
+        }).encode()  # fmt: skip
+        with contextlib.suppress(OSError):  # the worker that asked may be dead by now
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(reply)))
+            self.end_headers()
+            self.wfile.write(reply)
+
+    def log_message(self, format: str, *args: object) -> None:
+        pass
+
+
+@dataclass
+class Stack:
+    up: object
+    settings: Settings
+    api: str
+    provider: SlowProvider
+    baseline_s: float | None = None
+    delays: dict[str, float] = field(default_factory=dict)
+
+
+@pytest.fixture(scope="module")
+async def stack(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Stack]:
+    data = tmp_path_factory.mktemp("kill") / "data"
+    provider = SlowProvider()
+    threading.Thread(target=provider.serve_forever, daemon=True).start()
+    grpc, ui, api = free_port(), free_port(), free_port()
+    env = os.environ | {
+        "T2M_DATA_DIR": str(data),
+        "T2M_TEMPORAL_ADDRESS": f"127.0.0.1:{grpc}",
+        "T2M_TEMPORAL_UI_PORT": str(ui),
+        "T2M_API_PORT": str(api),
+        "T2M_ALLOWED_MODELS": '["offline/templates", "openai/slow"]',
+        "T2M_REUSE_RESULTS": "false",
+        "OPENAI_API_KEY": "sk-loopback",
+        "OPENAI_BASE_URL": f"http://127.0.0.1:{provider.server_port}/v1",
+        "OPENAI_API_BASE": f"http://127.0.0.1:{provider.server_port}/v1",
+    }
+    up = await asyncio.to_thread(start_up, env)
+    threading.Thread(target=keep_output, args=(up, data / "logs" / "up.log"), daemon=True).start()
+    settings = Settings(data_dir=data, temporal_address=f"127.0.0.1:{grpc}")
+    try:
+        yield Stack(up, settings, f"http://127.0.0.1:{api}", provider)
+    finally:
+        assert await asyncio.to_thread(stop_up, up) == 0  # type: ignore[arg-type]
+        provider.shutdown()
+
+
+def keep_output(up: subprocess.Popen[str], path: Path) -> None:
+    """What `t2m up` (its supervisor) says after its banner, line by line into `path`."""
+    with path.open("a") as log:
+        for line in up.stdout:  # type: ignore[union-attr]
+            log.write(line)
+            log.flush()
+
+
+def worker_pid(up_pid: int) -> int | None:
+    """The pid of `t2m up`'s worker child (found through /proc: its parent and command line)."""
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            ppid = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
+            cmd = (entry / "cmdline").read_bytes().split(b"\0")
+        except (OSError, IndexError, ValueError):
+            continue
+        if ppid == up_pid and b"-m" in cmd and b"worker" in cmd:
+            return int(entry.name)
+    return None
+
+
+async def start_job(stack: Stack, topic: str, model: str = "offline/templates") -> str:
+    config = {"topic": topic, "context": CONTEXT, "quality": "low", "model": model}
+    async with httpx.AsyncClient(base_url=stack.api, timeout=30) as http:
+        r = await http.post(
+            "/api/v1/videos/generate", json={"configuration": config | {"force": True}}
+        )
+    assert r.status_code == 201, r.text
+    return str(r.json()["job_id"])
+
+
+async def finish(stack: Stack, handle: WorkflowHandle) -> None:
+    """Wait for the job's workflow to end, then for the API to report it completed (its status
+    comes from a cache the workflow's updates refresh)."""
+    await asyncio.wait_for(handle.result(), timeout=150)
+    async with httpx.AsyncClient(base_url=stack.api, timeout=30) as http:
+        for _ in range(100):
+            r = await http.get(f"/api/v1/videos/jobs/{handle.id}/status")
+            if r.json()["status"] == "completed":
+                return
+            await asyncio.sleep(0.1)
+    raise AssertionError(r.text)
+
+
+async def baseline(stack: Stack, client: Client) -> float:
+    """Wall time of the job without a kill (measured once, on the module's stack)."""
+    if stack.baseline_s is None:
+        start = time.monotonic()
+        job = await start_job(stack, "Tides baseline")
+        await finish(stack, client.get_workflow_handle(job))
+        stack.baseline_s = time.monotonic() - start
+    return stack.baseline_s
+
+
+async def scheduled(handle: WorkflowHandle, activity: str | None, skip: set[str]) -> str:
+    """The activity id of the next `activity` scheduled in the job's history (not in `skip`);
+    "" at the job's start when `activity` is None."""
+    async for event in handle.fetch_history_events(wait_new_event=True):
+        if activity is None and event.event_type == EventType.EVENT_TYPE_WORKFLOW_EXECUTION_STARTED:
+            return ""
+        if event.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED:
+            attrs = event.activity_task_scheduled_event_attributes
+            if attrs.activity_type.name == activity and attrs.activity_id not in skip:
+                return str(attrs.activity_id)
+    raise AssertionError(f"the job ended before {activity} was scheduled")
+
+
+async def pending(handle: WorkflowHandle, activity: str) -> dict[str, int]:
+    """The job's pending `activity` tasks: {activity id: state (SCHEDULED, STARTED)}."""
+    desc = await handle.describe()
+    return {
+        p.activity_id: int(p.state)
+        for p in desc.raw_description.pending_activities
+        if p.activity_type.name == activity
+    }
+
+
+def signal_group(pid: int, sig: int) -> None:
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(pid, sig)  # the worker leads its process group: its renders go with it
+
+
+async def kill_during(
+    stack: Stack, handle: WorkflowHandle, trigger: str | None, activity: str
+) -> str:
+    """SIGKILL the worker while `activity` runs for this job; returns its activity id.
+
+    At `trigger` (an activity scheduled, or the job's start) the worker is frozen, then let run
+    a few milliseconds at a time until the server has handed it `activity`: so an activity of a
+    few milliseconds is caught in flight too. Where `trigger` is `activity` itself and it ended
+    before the freeze, the next one is waited for (a job narrates and renders every scene)."""
+    worker = worker_pid(stack.up.pid)  # type: ignore[attr-defined]
+    assert worker is not None, "no worker under t2m up"
+    missed: set[str] = set()
+    while True:
+        trigger_id = await scheduled(handle, trigger, missed)
+        signal_group(worker, signal.SIGSTOP)
+        try:
+            deadline = time.monotonic() + 30
+            while time.monotonic() < deadline:
+                tasks = await pending(handle, activity)
+                started = [
+                    i
+                    for i, s in tasks.items()
+                    if s == PendingActivityState.PENDING_ACTIVITY_STATE_STARTED
+                ]
+                if started:
+                    signal_group(worker, signal.SIGKILL)
+                    return started[0]
+                if trigger == activity and trigger_id not in tasks:
+                    break  # it finished before the freeze: catch the next one
+                signal_group(worker, signal.SIGCONT)
+                await asyncio.sleep(0.003)
+                signal_group(worker, signal.SIGSTOP)
+            else:
+                raise AssertionError(f"{activity} did not start within 30 s of {trigger}")
+            missed.add(trigger_id)
+        finally:
+            signal_group(worker, signal.SIGCONT)
+
+
+async def restarted(stack: Stack, old: int) -> None:
+    for _ in range(300):
+        pid = worker_pid(stack.up.pid)  # type: ignore[attr-defined]
+        if pid is not None and pid != old:
+            return
+        await asyncio.sleep(0.1)
+    raise AssertionError("t2m up did not restart the worker")
+
+
+async def attempts(handle: WorkflowHandle, activity_id: str) -> int:
+    """The attempt that completed the activity (its ActivityTaskStarted event's)."""
+    scheduled_id = None
+    async for event in handle.fetch_history_events():
+        if event.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED:
+            if event.activity_task_scheduled_event_attributes.activity_id == activity_id:
+                scheduled_id = event.event_id
+        elif event.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_STARTED:
+            started = event.activity_task_started_event_attributes
+            if started.scheduled_event_id == scheduled_id:
+                return int(started.attempt)
+    raise AssertionError(f"{activity_id} never started")
+
+
+async def provider_holds_a_call(stack: Stack, handle: WorkflowHandle) -> str:
+    """SIGKILL the worker while the fake provider holds its plan call; returns the activity id."""
+    worker = worker_pid(stack.up.pid)  # type: ignore[attr-defined]
+    assert worker is not None, "no worker under t2m up"
+    assert await asyncio.to_thread(stack.provider.plan_asked.wait, 60), "no plan call arrived"
+    signal_group(worker, signal.SIGKILL)
+    async for event in handle.fetch_history_events():
+        attrs = event.activity_task_scheduled_event_attributes
+        if event.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED and (
+            attrs.activity_type.name == "plan_video"
+        ):
+            return str(attrs.activity_id)
+    raise AssertionError("plan_video was never scheduled")
+
+
+async def run_killed_job(stack: Stack, stage: str, model: str = "offline/templates") -> None:
+    """Start the job, kill the worker at `stage`, and check the job completes in time with the
+    killed activity retried."""
+    client = await wait_for_temporal(stack.settings, timeout_s=10)
+    base = await baseline(stack, client)
+    old = worker_pid(stack.up.pid)  # type: ignore[attr-defined]
+    assert old is not None
+    stack.provider.plan_asked.clear()
+    start = time.monotonic()
+    handle = client.get_workflow_handle(await start_job(stack, f"Tides {stage}", model))
+    if stage == "model":
+        activity_id = await provider_holds_a_call(stack, handle)
+        base += SLOW_S  # the provider's hold is the only difference from the offline job
+    else:
+        activity_id = await kill_during(stack, handle, *STAGES[stage])
+    await restarted(stack, old)
+    await finish(stack, handle)
+    took = time.monotonic() - start
+    stack.delays[stage] = took - base
+    print(f"\n{stage}: {took:.1f} s vs {base:.1f} s without a kill (+{took - base:.1f} s)")
+    assert await attempts(handle, activity_id) >= 2, f"{stage}: the killed activity was not retried"
+    assert took <= base + SLACK_S, f"{stage}: {took:.1f} s, {took - base:.1f} s over the baseline"
+
+
+async def test_baseline(stack: Stack) -> None:
+    client = await wait_for_temporal(stack.settings, timeout_s=10)
+    assert await baseline(stack, client) < 60
+
+
+@pytest.mark.parametrize("stage", ["model", *STAGES])
+async def test_worker_killed_while_a_job_is(stack: Stack, stage: str) -> None:
+    await run_killed_job(stack, stage, "openai/slow" if stage == "model" else "offline/templates")
