@@ -37,6 +37,7 @@ from temporalio.api.enums.v1 import EventType, PendingActivityState
 from temporalio.client import Client, WorkflowHandle
 
 from cli.stack import wait_for_temporal
+from cli.supervisor import MAX_RESTARTS, WINDOW_S
 from t2m.config import Settings
 from t2m.llm.offline import answer, message_text, parse_prompt
 from tests.helpers import free_port, start_up, stop_up
@@ -98,12 +99,23 @@ class _Completions(BaseHTTPRequestHandler):
 
 @dataclass
 class Stack:
-    up: object
+    up: subprocess.Popen[str]
     settings: Settings
     api: str
     provider: SlowProvider
     baseline_s: float | None = None
     delays: dict[str, float] = field(default_factory=dict)
+    kills: list[float] = field(default_factory=list)
+
+    async def may_kill(self) -> None:
+        """Wait until one more kill cannot make the supervisor see a crash loop (more than
+        `MAX_RESTARTS` deaths within `WINDOW_S`): the jobs here are fast enough to get there."""
+        while True:
+            recent = [t for t in self.kills if time.monotonic() - t < WINDOW_S + 5]
+            if len(recent) < MAX_RESTARTS - 1:
+                self.kills.append(time.monotonic())
+                return
+            await asyncio.sleep(1)
 
 
 @pytest.fixture(scope="module")
@@ -129,7 +141,7 @@ async def stack(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Stack
     try:
         yield Stack(up, settings, f"http://127.0.0.1:{api}", provider)
     finally:
-        assert await asyncio.to_thread(stop_up, up) == 0  # type: ignore[arg-type]
+        assert await asyncio.to_thread(stop_up, up) == 0
         provider.shutdown()
 
 
@@ -226,7 +238,7 @@ async def kill_during(
     a few milliseconds at a time until the server has handed it `activity`: so an activity of a
     few milliseconds is caught in flight too. Where `trigger` is `activity` itself and it ended
     before the freeze, the next one is waited for (a job narrates and renders every scene)."""
-    worker = worker_pid(stack.up.pid)  # type: ignore[attr-defined]
+    worker = worker_pid(stack.up.pid)
     assert worker is not None, "no worker under t2m up"
     missed: set[str] = set()
     while True:
@@ -258,7 +270,7 @@ async def kill_during(
 
 async def restarted(stack: Stack, old: int) -> None:
     for _ in range(300):
-        pid = worker_pid(stack.up.pid)  # type: ignore[attr-defined]
+        pid = worker_pid(stack.up.pid)
         if pid is not None and pid != old:
             return
         await asyncio.sleep(0.1)
@@ -281,7 +293,7 @@ async def attempts(handle: WorkflowHandle, activity_id: str) -> int:
 
 async def provider_holds_a_call(stack: Stack, handle: WorkflowHandle) -> str:
     """SIGKILL the worker while the fake provider holds its plan call; returns the activity id."""
-    worker = worker_pid(stack.up.pid)  # type: ignore[attr-defined]
+    worker = worker_pid(stack.up.pid)
     assert worker is not None, "no worker under t2m up"
     assert await asyncio.to_thread(stack.provider.plan_asked.wait, 60), "no plan call arrived"
     signal_group(worker, signal.SIGKILL)
@@ -299,7 +311,8 @@ async def run_killed_job(stack: Stack, stage: str, model: str = "offline/templat
     killed activity retried."""
     client = await wait_for_temporal(stack.settings, timeout_s=10)
     base = await baseline(stack, client)
-    old = worker_pid(stack.up.pid)  # type: ignore[attr-defined]
+    await stack.may_kill()
+    old = worker_pid(stack.up.pid)
     assert old is not None
     stack.provider.plan_asked.clear()
     start = time.monotonic()
