@@ -4,16 +4,17 @@ flight. Every job completes, at most `SLACK_S` later than the same job without a
 activity the killed worker had started is retried (attempt 2) — within seconds, because every
 one of them has a heartbeat timeout (workflows/activity_table.py).
 
-Finding the moment: the test follows the job's history (a long poll) until the stage's activity
-is scheduled, then freezes the worker's process group with SIGSTOP. A frozen worker is a dead
-worker the server does not know about yet: its outstanding poll still takes the task (the server
-records it started), so even an activity that lasts a few milliseconds is caught in flight. Then
-SIGKILL, and `t2m up`'s supervisor starts a new worker. The model stage needs no freeze: a fake
-OpenAI-compatible provider on a loopback port holds the plan call for `SLOW_S` seconds.
+Finding the moment: the test follows the job's history (a long poll) to a moment shortly before
+the stage (`STAGES`), freezes the worker's process group with SIGSTOP, then lets it run a few
+milliseconds at a time until the server has handed it the stage's activity, and SIGKILLs it.
+The server records a task started as it answers the worker's poll, so even an activity that
+lasts a few milliseconds (finalize, a narration) is caught in flight: exactly a worker that died
+holding it. `t2m up`'s supervisor then starts a new worker. The model stage needs no freeze: a
+fake OpenAI-compatible provider on a loopback port holds the plan call for `SLOW_S` seconds.
 
-One stack serves the module and the jobs run one after another: the supervisor counts restarts
-in a 120 s window (5 make a crash loop, and each one doubles the restart backoff), so the kills
-must stay a job's length apart.
+One stack serves the module and the jobs run one after another: the supervisor doubles its
+restart backoff with each restart within `WINDOW_S` and stops the stack after `MAX_RESTARTS`,
+so the kills are kept a job's length apart (`Stack.may_kill`).
 """
 
 from __future__ import annotations
@@ -47,16 +48,18 @@ SLACK_S = 30.0
 SLOW_S = 5.0
 """How long the fake provider holds a plan call."""
 CONTEXT = "Tides rise twice a day. The moon pulls the water. The sun helps a little."
-STAGES: dict[str, tuple[str | None, str]] = {
-    "planning": (None, "plan_video"),
-    "narrating": ("narrate_scene", "narrate_scene"),
-    "rendering": ("render_scene", "render_scene"),
-    "composing": ("compose_video", "compose_video"),
-    "thumbnail": ("compose_video", "make_thumbnail"),
-    "finalizing": ("make_thumbnail", "finalize_video"),
+Trigger = tuple[str, str | None]
+"""A moment in a job's history: ("scheduled" | "completed", activity), or ("start", None)."""
+STAGES: dict[str, tuple[Trigger, str]] = {
+    "planning": (("start", None), "plan_video"),
+    "narrating": (("scheduled", "narrate_scene"), "narrate_scene"),
+    "rendering": (("scheduled", "render_scene"), "render_scene"),
+    "composing": (("scheduled", "compose_video"), "compose_video"),
+    "thumbnail": (("completed", "compose_video"), "make_thumbnail"),
+    "finalizing": (("completed", "make_thumbnail"), "finalize_video"),
 }
-"""Each stage: from which moment the worker is crept forward (an activity scheduled, or the job's
-start), and the activity it is killed in."""
+"""Each stage: the moment from which the worker is crept forward, and the activity it is killed
+in (the moment is the activity's own scheduling where it lasts long enough to be frozen in)."""
 
 
 class SlowProvider(ThreadingHTTPServer):
@@ -112,7 +115,7 @@ class Stack:
         `MAX_RESTARTS` deaths within `WINDOW_S`): the jobs here are fast enough to get there."""
         while True:
             recent = [t for t in self.kills if time.monotonic() - t < WINDOW_S + 5]
-            if len(recent) < MAX_RESTARTS - 1:
+            if len(recent) < MAX_RESTARTS:
                 self.kills.append(time.monotonic())
                 return
             await asyncio.sleep(1)
@@ -138,9 +141,11 @@ async def stack(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Stack
     up = await asyncio.to_thread(start_up, env)
     threading.Thread(target=keep_output, args=(up, data / "logs" / "up.log"), daemon=True).start()
     settings = Settings(data_dir=data, temporal_address=f"127.0.0.1:{grpc}")
+    stack = Stack(up, settings, f"http://127.0.0.1:{api}", provider)
     try:
-        yield Stack(up, settings, f"http://127.0.0.1:{api}", provider)
+        yield stack
     finally:
+        print(f"\nlater than without a kill, by stage (s): {stack.delays}")
         assert await asyncio.to_thread(stop_up, up) == 0
         provider.shutdown()
 
@@ -201,17 +206,26 @@ async def baseline(stack: Stack, client: Client) -> float:
     return stack.baseline_s
 
 
-async def scheduled(handle: WorkflowHandle, activity: str | None, skip: set[str]) -> str:
-    """The activity id of the next `activity` scheduled in the job's history (not in `skip`);
-    "" at the job's start when `activity` is None."""
+async def reached(handle: WorkflowHandle, trigger: Trigger, skip: set[str]) -> str:
+    """Wait for `trigger` in the job's history; returns its activity id ("" for the start)."""
+    kind, activity = trigger
+    names: dict[int, tuple[str, str]] = {}  # scheduled event id: (activity type, activity id)
     async for event in handle.fetch_history_events(wait_new_event=True):
-        if activity is None and event.event_type == EventType.EVENT_TYPE_WORKFLOW_EXECUTION_STARTED:
+        if event.event_type == EventType.EVENT_TYPE_WORKFLOW_EXECUTION_STARTED and kind == "start":
             return ""
         if event.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED:
             attrs = event.activity_task_scheduled_event_attributes
-            if attrs.activity_type.name == activity and attrs.activity_id not in skip:
+            names[event.event_id] = (attrs.activity_type.name, attrs.activity_id)
+            named = attrs.activity_type.name == activity and attrs.activity_id not in skip
+            if kind == "scheduled" and named:
                 return str(attrs.activity_id)
-    raise AssertionError(f"the job ended before {activity} was scheduled")
+        if event.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_COMPLETED and kind == "completed":
+            name, activity_id = names[
+                event.activity_task_completed_event_attributes.scheduled_event_id
+            ]
+            if name == activity:
+                return activity_id
+    raise AssertionError(f"the job ended before {trigger}")
 
 
 async def pending(handle: WorkflowHandle, activity: str) -> dict[str, int]:
@@ -229,23 +243,21 @@ def signal_group(pid: int, sig: int) -> None:
         os.killpg(pid, sig)  # the worker leads its process group: its renders go with it
 
 
-async def kill_during(
-    stack: Stack, handle: WorkflowHandle, trigger: str | None, activity: str
-) -> str:
+async def kill_during(stack: Stack, handle: WorkflowHandle, trigger: Trigger, activity: str) -> str:
     """SIGKILL the worker while `activity` runs for this job; returns its activity id.
 
-    At `trigger` (an activity scheduled, or the job's start) the worker is frozen, then let run
-    a few milliseconds at a time until the server has handed it `activity`: so an activity of a
-    few milliseconds is caught in flight too. Where `trigger` is `activity` itself and it ended
+    At `trigger` (an activity scheduled or completed, or the job's start) the worker is frozen,
+    then let run a few milliseconds at a time until the server has handed it `activity`: so an
+    activity of a few milliseconds is caught in flight too. Where `trigger` is `activity` itself and it ended
     before the freeze, the next one is waited for (a job narrates and renders every scene)."""
     worker = worker_pid(stack.up.pid)
     assert worker is not None, "no worker under t2m up"
     missed: set[str] = set()
     while True:
-        trigger_id = await scheduled(handle, trigger, missed)
+        trigger_id = await reached(handle, trigger, missed)
         signal_group(worker, signal.SIGSTOP)
         try:
-            deadline = time.monotonic() + 30
+            deadline = time.monotonic() + 60
             while time.monotonic() < deadline:
                 tasks = await pending(handle, activity)
                 started = [
@@ -256,13 +268,13 @@ async def kill_during(
                 if started:
                     signal_group(worker, signal.SIGKILL)
                     return started[0]
-                if trigger == activity and trigger_id not in tasks:
+                if trigger == ("scheduled", activity) and trigger_id not in tasks:
                     break  # it finished before the freeze: catch the next one
                 signal_group(worker, signal.SIGCONT)
                 await asyncio.sleep(0.003)
                 signal_group(worker, signal.SIGSTOP)
             else:
-                raise AssertionError(f"{activity} did not start within 30 s of {trigger}")
+                raise AssertionError(f"{activity} did not start within 60 s of {trigger}")
             missed.add(trigger_id)
         finally:
             signal_group(worker, signal.SIGCONT)
