@@ -55,11 +55,12 @@ STAGES: dict[str, tuple[Trigger, str]] = {
     "narrating": (("scheduled", "narrate_scene"), "narrate_scene"),
     "rendering": (("scheduled", "render_scene"), "render_scene"),
     "composing": (("scheduled", "compose_video"), "compose_video"),
-    "thumbnail": (("completed", "compose_video"), "make_thumbnail"),
-    "finalizing": (("completed", "make_thumbnail"), "finalize_video"),
+    "thumbnail": (("scheduled", "compose_video"), "make_thumbnail"),
+    "finalizing": (("scheduled", "make_thumbnail"), "finalize_video"),
 }
 """Each stage: the moment from which the worker is crept forward, and the activity it is killed
-in (the moment is the activity's own scheduling where it lasts long enough to be frozen in)."""
+in. Waiting for the previous activity's completion instead was too late for finalize (done
+within milliseconds, before a test process under load had frozen the worker)."""
 
 
 class SlowProvider(ThreadingHTTPServer):
