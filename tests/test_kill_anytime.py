@@ -29,6 +29,7 @@ import threading
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
+from datetime import UTC
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
@@ -45,6 +46,8 @@ from tests.helpers import free_port, start_up, stop_up
 
 SLACK_S = 30.0
 """How much later than the same job without a kill a killed job may complete (the issue's bound)."""
+CREEP_S = 20.0
+"""How long the worker may be crept forward before the test lets the job go and tries another."""
 SLOW_S = 5.0
 """How long the fake provider holds a plan call."""
 CONTEXT = "Tides rise twice a day. The moon pulls the water. The sun helps a little."
@@ -110,6 +113,7 @@ class Stack:
     baseline_s: float | None = None
     delays: dict[str, float] = field(default_factory=dict)
     kills: list[float] = field(default_factory=list)
+    killed_at = 0.0
 
     async def may_kill(self) -> None:
         """Wait until one more kill cannot make the supervisor see a crash loop (more than
@@ -244,13 +248,16 @@ def signal_group(pid: int, sig: int) -> None:
         os.killpg(pid, sig)  # the worker leads its process group: its renders go with it
 
 
-async def kill_during(stack: Stack, handle: WorkflowHandle, trigger: Trigger, activity: str) -> str:
+async def kill_during(
+    stack: Stack, handle: WorkflowHandle, trigger: Trigger, activity: str
+) -> str | None:
     """SIGKILL the worker while `activity` runs for this job; returns its activity id.
 
     At `trigger` (an activity scheduled or completed, or the job's start) the worker is frozen,
     then let run a few milliseconds at a time until the server has handed it `activity`: so an
     activity of a few milliseconds is caught in flight too. Where `trigger` is `activity` itself and it ended
-    before the freeze, the next one is waited for (a job narrates and renders every scene)."""
+    before the freeze, the next one is waited for (a job narrates and renders every scene).
+    None when the worker could not be crept to `activity` within `CREEP_S`."""
     worker = worker_pid(stack.up.pid)
     assert worker is not None, "no worker under t2m up"
     missed: set[str] = set()
@@ -258,7 +265,7 @@ async def kill_during(stack: Stack, handle: WorkflowHandle, trigger: Trigger, ac
         trigger_id = await reached(handle, trigger, missed)
         signal_group(worker, signal.SIGSTOP)
         try:
-            deadline = time.monotonic() + 60
+            deadline = time.monotonic() + CREEP_S
             while time.monotonic() < deadline:
                 tasks = await pending(handle, activity)
                 started = [
@@ -268,6 +275,7 @@ async def kill_during(stack: Stack, handle: WorkflowHandle, trigger: Trigger, ac
                 ]
                 if started:
                     signal_group(worker, signal.SIGKILL)
+                    stack.killed_at = time.time()
                     return started[0]
                 if trigger == ("scheduled", activity) and trigger_id not in tasks:
                     break  # it finished before the freeze: catch the next one
@@ -275,7 +283,7 @@ async def kill_during(stack: Stack, handle: WorkflowHandle, trigger: Trigger, ac
                 await asyncio.sleep(0.003)
                 signal_group(worker, signal.SIGSTOP)
             else:
-                raise AssertionError(f"{activity} did not start within 60 s of {trigger}")
+                return None  # too slow to creep this far on a loaded machine: another job
             missed.add(trigger_id)
         finally:
             signal_group(worker, signal.SIGCONT)
@@ -290,8 +298,8 @@ async def restarted(stack: Stack, old: int) -> None:
     raise AssertionError("t2m up did not restart the worker")
 
 
-async def attempts(handle: WorkflowHandle, activity_id: str) -> int:
-    """The attempt that completed the activity (its ActivityTaskStarted event's)."""
+async def last_attempt(handle: WorkflowHandle, activity_id: str) -> tuple[int, float]:
+    """The attempt that completed the activity and when it started (its ActivityTaskStarted)."""
     scheduled_id = None
     async for event in handle.fetch_history_events():
         if event.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED:
@@ -300,7 +308,7 @@ async def attempts(handle: WorkflowHandle, activity_id: str) -> int:
         elif event.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_STARTED:
             started = event.activity_task_started_event_attributes
             if started.scheduled_event_id == scheduled_id:
-                return int(started.attempt)
+                return int(started.attempt), event.event_time.ToDatetime(UTC).timestamp()
     raise AssertionError(f"{activity_id} never started")
 
 
@@ -310,6 +318,7 @@ async def provider_holds_a_call(stack: Stack, handle: WorkflowHandle) -> str:
     assert worker is not None, "no worker under t2m up"
     assert await asyncio.to_thread(stack.provider.plan_asked.wait, 60), "no plan call arrived"
     signal_group(worker, signal.SIGKILL)
+    stack.killed_at = time.time()
     async for event in handle.fetch_history_events():
         attrs = event.activity_task_scheduled_event_attributes
         if event.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED and (
@@ -327,20 +336,34 @@ async def run_killed_job(stack: Stack, stage: str, model: str = "offline/templat
     await stack.may_kill()
     old = worker_pid(stack.up.pid)
     assert old is not None
-    stack.provider.plan_asked.clear()
-    start = time.monotonic()
-    handle = client.get_workflow_handle(await start_job(stack, f"Tides {stage}", model))
-    if stage == "model":
-        activity_id = await provider_holds_a_call(stack, handle)
-        base += SLOW_S  # the provider's hold is the only difference from the offline job
-    else:
-        activity_id = await kill_during(stack, handle, *STAGES[stage])
+    for again in range(3):
+        stack.provider.plan_asked.clear()
+        start = time.monotonic()
+        topic = f"Tides {stage}" + (f" {again}" if again else "")
+        handle = client.get_workflow_handle(await start_job(stack, topic, model))
+        if stage == "model":
+            activity_id: str | None = await provider_holds_a_call(stack, handle)
+            base += SLOW_S  # the provider's hold is the only difference from the offline job
+        else:
+            activity_id = await kill_during(stack, handle, *STAGES[stage])
+        if activity_id is not None:
+            break
+        await finish(stack, handle)
+    assert activity_id is not None, f"{stage}: the worker was never caught in it"
     await restarted(stack, old)
     await finish(stack, handle)
     took = time.monotonic() - start
     stack.delays[stage] = took - base
-    print(f"\n{stage}: {took:.1f} s vs {base:.1f} s without a kill (+{took - base:.1f} s)")
-    assert await attempts(handle, activity_id) >= 2, f"{stage}: the killed activity was not retried"
+    attempt, retried_at = await last_attempt(handle, activity_id)
+    print(
+        f"\n{stage}: {took:.1f} s vs {base:.1f} s without a kill (+{took - base:.1f} s);"
+        f" the killed activity ran again {retried_at - stack.killed_at:.1f} s after the kill"
+    )
+    assert attempt >= 2, f"{stage}: the killed activity was not retried"
+    # the job's wall time moves with the machine's load; the retry's start much less so
+    assert retried_at - stack.killed_at <= SLACK_S, (
+        f"{stage}: retried {retried_at - stack.killed_at:.1f} s later"
+    )
     assert took <= base + SLACK_S, f"{stage}: {took:.1f} s, {took - base:.1f} s over the baseline"
 
 
