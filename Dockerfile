@@ -2,7 +2,9 @@
 # One image for every t2m process: the API (`uvicorn --factory api.main:create_app`), the
 # video/llm worker (`t2m worker --queues video,llm`), the render worker (`t2m worker --queues
 # render`) and the one-shot set-up job (`python /opt/t2m/t2m_setup.py`). docker-compose.yml and deploy/
-# run it with different commands and users.
+# run it with different commands (Kubernetes: `args`, so that tini stays PID 1) and users.
+# PYTHON_IMAGE: any Debian 12 image with Python 3.11 as `python` and its headers, as the official
+# image has (deploy/smoke.sh builds one locally with debootstrap).
 ARG PYTHON_IMAGE=python:3.11-slim-bookworm
 
 # --- build: compile pycairo/manimpango against cairo and pango, install t2m into /opt/venv ------
@@ -14,24 +16,28 @@ RUN apt-get update \
 ENV PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1
 RUN python -m venv /opt/venv
 WORKDIR /src
-COPY pyproject.toml README.md worker.py ./
+# Dependencies first, in a layer of their own: a source change does not reinstall them. Only the
+# runtime ones (not the `local` and `dev` extras), at the versions requirements.lock pins.
+COPY pyproject.toml requirements.lock ./
+RUN python -c "import tomllib; print('\n'.join(tomllib.load(open('pyproject.toml', 'rb'))['project']['dependencies']))" > runtime.txt \
+    && /opt/venv/bin/pip install -c requirements.lock -r runtime.txt
+COPY README.md worker.py ./
 COPY t2m t2m
 COPY workflows workflows
 COPY activities activities
 COPY api api
 COPY cli cli
-RUN /opt/venv/bin/pip install .
+RUN /opt/venv/bin/pip install --no-deps .
 
-# --- runtime: no compiler; the system packages Manim, TeX, narration and the render jail use ------
+# --- runtime: no compiler, no -dev packages; what Manim, TeX, narration and the render jail use ---
 FROM ${PYTHON_IMAGE}
-# libpango1.0-dev/libcairo2-dev/pkg-config: Manim's text and drawing (the -dev packages pull in
-#   exactly the shared libraries the wheels built above link against);
+# libcairo2, libpango*: the shared libraries pycairo and manimpango (built above) link against;
 # texlive-* + dvisvgm: MathTex/Tex (latex-base alone lacks standalone.cls);
 # espeak-ng: narration; bubblewrap + util-linux (setpriv): the render jail (t2m/jail.py);
 # tini: PID 1 that forwards signals and reaps orphans.
 RUN apt-get update \
     && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
-        libpango1.0-dev libcairo2-dev pkg-config \
+        libcairo2 libpango-1.0-0 libpangocairo-1.0-0 libpangoft2-1.0-0 libstdc++6 \
         texlive-latex-base texlive-latex-extra texlive-fonts-recommended dvisvgm \
         espeak-ng bubblewrap util-linux tini \
     && rm -rf /var/lib/apt/lists/*
@@ -47,7 +53,11 @@ ENV PATH=/opt/venv/bin:$PATH \
     PYTHONUNBUFFERED=1 \
     PYTHONDONTWRITEBYTECODE=1 \
     LITELLM_LOCAL_MODEL_COST_MAP=True \
-    T2M_DATA_DIR=/var/lib/t2m
+    T2M_DATA_DIR=/var/lib/t2m \
+    T2M_API_HOST=0.0.0.0 \
+    T2M_DEV_USER=""
+# Safe by default: the API listens on every address, so there is no anonymous dev identity
+# (`t2m up`'s convenience); requests need an API key or a JWT (`t2m keys create`).
 # Settings also read `.env` from the working directory: this one holds none.
 WORKDIR /var/lib/t2m
 USER t2m

@@ -8,7 +8,7 @@ SUDO    := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 APT_PACKAGES := libpango1.0-dev libcairo2-dev pkg-config texlive-latex-base texlive-latex-extra \
 	texlive-fonts-recommended dvisvgm espeak-ng util-linux procps chromium curl bubblewrap
 
-.PHONY: setup apt run test lint format histories schema-snapshot
+.PHONY: setup apt run test test-fast lint format lock histories schema-snapshot
 setup: apt $(VENV)/.installed
 
 apt:
@@ -19,11 +19,19 @@ apt:
 		DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -q --no-install-recommends $$missing; \
 	fi
 
-$(VENV)/.installed: pyproject.toml
+# requirements.lock pins every dependency (as constraints: the image installs only the runtime ones).
+$(VENV)/.installed: pyproject.toml requirements.lock
 	$(PYTHON) -m venv $(VENV)
 	$(VENV)/bin/pip install -q -U pip
-	$(VENV)/bin/pip install -q -e ".[dev]"
+	$(VENV)/bin/pip install -q -c requirements.lock -e ".[dev]"
 	touch $@
+
+# Re-resolve the lock from pyproject.toml in a fresh venv (after changing a dependency).
+lock:
+	rm -rf .lock-venv && $(PYTHON) -m venv .lock-venv
+	.lock-venv/bin/pip install -q -U pip && .lock-venv/bin/pip install -q ".[dev]"
+	{ sed -n '1,2p' requirements.lock; .lock-venv/bin/pip freeze --exclude-editable | grep -v '^t2m'; } > requirements.lock.new
+	mv requirements.lock.new requirements.lock && rm -rf .lock-venv
 
 run: setup
 	$(VENV)/bin/t2m up
@@ -33,6 +41,12 @@ test: setup
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/mypy
 	$(VENV)/bin/pytest
+
+# The fast lane: tests that need at most the session's Temporal dev server and PostgreSQL
+# (workflow logic with activities faked, models, style rules, budgets, layers, the offline
+# model, replay...), no renders, S3, browser or processes of their own.
+test-fast: setup
+	$(VENV)/bin/pytest -q -m "not (s3 or render or stack or browser or jail)"
 
 lint:
 	$(VENV)/bin/ruff check --fix .

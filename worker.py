@@ -26,6 +26,7 @@ from temporalio.worker import Worker
 
 from activities.catalog import CatalogActivities
 from activities.eval import EvalActivities
+from activities.heartbeat import MAX_HEARTBEAT_THROTTLE
 from activities.llm import LLMActivities
 from activities.media import MediaActivities
 from activities.metrics import HISTOGRAM_BUCKETS, MetricsInterceptor
@@ -49,6 +50,9 @@ BLOCKING_NICENESS = 10
 """Blocking work (composing, narrating, storage transfers) runs in threads at this niceness: above
 renders (19), below the API, Temporal and this worker's event loop, which answers queries and
 heartbeats."""
+DRAIN_MARGIN_S = 10.0
+"""After the drain limit the SDK cancels what still runs; this long more for that to finish before
+the process exits regardless (deployments' grace periods leave room for it)."""
 log = logging.getLogger("t2m.worker")
 
 
@@ -80,6 +84,9 @@ def build_workers(
     common: dict[str, Any] = {
         "deployment_config": deployment_config(deployment_version(settings)),
         "graceful_shutdown_timeout": timedelta(seconds=settings.worker_drain_s),
+        # A cancel reaches an activity only in the answer to a heartbeat: send them as often as
+        # activities beat, not at the SDK's 0.8 x heartbeat timeout.
+        "max_heartbeat_throttle_interval": MAX_HEARTBEAT_THROTTLE,
     }
     workers = []
     if "video" in queues:
@@ -192,15 +199,23 @@ async def run(
         return 1
     runtime = metrics_runtime(settings)
     client = await connect(settings, runtime)
-    jobs = JobStore(await db.connect(settings.database_url)) if settings.database_url else None
+    jobs = None
+    if settings.database_url:
+        try:
+            jobs = JobStore(await db.connect(settings.database_url, settings.migrate_catalog))
+        except db.SchemaBehind as e:
+            print(f"t2m worker: refusing to start: {e}", file=sys.stderr)
+            return 2
     workers = build_workers(client, settings, queues, jobs)
     if "video" in queues and jobs is not None:
         await ensure_reconcile_schedule(client, settings)
-    stop = asyncio.Event()
+    stop, force = asyncio.Event(), asyncio.Event()
     stopped_by: list[signal.Signals] = []
     loop = asyncio.get_running_loop()
 
     def on_signal(sig: signal.Signals) -> None:
+        if stopped_by:  # a second signal: do not wait for the drain
+            force.set()
         stopped_by.append(sig)
         stop.set()
 
@@ -223,9 +238,38 @@ async def run(
             settings.worker_metrics_port,
         )
     await stop.wait()
-    await asyncio.gather(*(w.shutdown() for w in workers))
-    await asyncio.gather(*tasks, return_exceptions=True)
-    return 130 if stopped_by[:1] == [signal.SIGINT] else 0  # Ctrl-C, as shells expect
+    return await _drain(workers, tasks, settings.worker_drain_s, force, stopped_by[0])
+
+
+async def _drain(
+    workers: Sequence[Worker],
+    tasks: Sequence[asyncio.Task[None]],
+    drain_s: float,
+    force: asyncio.Event,
+    sig: signal.Signals,
+) -> int:
+    """Stop polling, let in-flight activities finish for up to `drain_s` (the SDK then cancels
+    them), and return once done — or after `drain_s` + DRAIN_MARGIN_S, or at a second signal,
+    with 1: the caller exits without waiting for what is left (main() does not run asyncio.run's
+    cancel-and-wait of leftover tasks)."""
+    log.info(
+        "stopping: no new tasks; in-flight activities have %g s to finish (signal again to "
+        "cancel them now)",
+        drain_s,
+    )
+    shutdown: asyncio.Future[object] = asyncio.ensure_future(
+        asyncio.gather(*(w.shutdown() for w in workers), *tasks, return_exceptions=True)
+    )
+    forced: asyncio.Future[object] = asyncio.ensure_future(force.wait())
+    done, _ = await asyncio.wait(
+        [shutdown, forced], timeout=drain_s + DRAIN_MARGIN_S, return_when=asyncio.FIRST_COMPLETED
+    )
+    forced.cancel()
+    if shutdown not in done:
+        log.warning("exiting with activities still running (they will be retried elsewhere)")
+        return 1
+    log.info("stopped")
+    return 130 if sig == signal.SIGINT else 0  # Ctrl-C, as shells expect
 
 
 def parse_queues(text: str) -> list[str]:
@@ -247,7 +291,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
     logging.getLogger("botocore").setLevel(logging.WARNING)  # one line per S3 client otherwise
-    return asyncio.run(run(get_settings(), parse_queues(args.queues), args.adopt_older_builds))
+    # Not asyncio.run: its clean-up would wait for the tasks a timed-out drain leaves behind.
+    loop = asyncio.new_event_loop()
+    code = run(get_settings(), parse_queues(args.queues), args.adopt_older_builds)
+    return loop.run_until_complete(code)
 
 
 if __name__ == "__main__":

@@ -1,11 +1,14 @@
 """Catalog activities: `record_job` writes the workflow's state changes to the job catalog, and
-`reconcile_catalog` repairs rows that disagree with Temporal (see workflows/maintenance.py)."""
+`reconcile_catalog` repairs rows that disagree with Temporal (see workflows/maintenance.py). Each
+heartbeats while it waits (on a database that may be slow to answer during an outage)."""
 
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from pydantic import ValidationError
+from pydantic_core import PydanticSerializationError
 from temporalio import activity
 from temporalio.client import (
     Client,
@@ -14,10 +17,12 @@ from temporalio.client import (
     WorkflowFailureError,
     WorkflowHandle,
 )
+from temporalio.exceptions import ApplicationError
 from temporalio.service import RPCError, RPCStatusCode
 
+from activities.heartbeat import heartbeats
 from activities.messages import ReconcileReport, ReconcileRequest, Reusable
-from t2m.db import Job, JobStore
+from t2m.db import CatalogRejected, Job, JobStore
 from t2m.models import STAGES, JobRecord, JobState, JobStatus, VideoRequest, VideoResult
 
 _OUTCOME: dict[WorkflowExecutionStatus, JobState] = {
@@ -37,13 +42,33 @@ class CatalogActivities:
         self.client = client
 
     @activity.defn(name="record_job")
+    @heartbeats
     async def record_job(self, rec: JobRecord) -> None:
+        """Write the job's state, as the run that calls it (`run_id`, for the write guard).
+
+        Data the database refuses, or a record that does not validate, fails at once
+        (non-retryable `CatalogRejected`): writing it again cannot succeed. Anything else (the
+        database unreachable, a timeout) propagates for the caller's retry policy.
+        """
         if self.jobs is None:
             activity.logger.debug("no job catalog configured; %s is %s", rec.job_id, rec.status)
             return
-        await self.jobs.record(rec)
+        info = activity.info()
+        run_id = info.workflow_run_id if info.workflow_id == rec.job_id else None
+        try:
+            written = await self.jobs.record(rec, run_id)
+        except (CatalogRejected, ValidationError, PydanticSerializationError) as e:
+            raise ApplicationError(str(e), type="CatalogRejected", non_retryable=True) from e
+        if not written:
+            activity.logger.warning(
+                "catalog write of %s (%s, seq %d) skipped: the row has it or a newer state",
+                rec.job_id,
+                rec.status,
+                rec.seq,
+            )
 
     @activity.defn(name="find_reusable")
+    @heartbeats
     async def find_reusable(self, req: VideoRequest) -> Reusable:
         """A finished job that made the video `req` asks for (the whole-result cache)."""
         job = await self.jobs.finished_like(req) if self.jobs is not None else None
@@ -53,6 +78,7 @@ class CatalogActivities:
         return Reusable(job_id=job.id, artifacts=job.artifacts, scenes=scenes)
 
     @activity.defn(name="reconcile_catalog")
+    @heartbeats
     async def reconcile_catalog(self, req: ReconcileRequest) -> ReconcileReport:
         report = ReconcileReport()
         if self.jobs is None or self.client is None:
@@ -61,9 +87,10 @@ class CatalogActivities:
             activity.heartbeat(job.id)
             repaired = await self._repair(job, req.grace_s)
             if repaired is not None:
-                await self.jobs.record(repaired)
-                report.repaired[job.id] = repaired.status
-                activity.logger.warning("catalog repaired: %s is %s", job.id, repaired.status)
+                record, run_id = repaired
+                await self.jobs.record(record, run_id)  # as the run it describes: guarded
+                report.repaired[job.id] = record.status
+                activity.logger.warning("catalog repaired: %s is %s", job.id, record.status)
         return report
 
     async def _unfinished(self) -> list[Job]:
@@ -78,8 +105,10 @@ class CatalogActivities:
                     break
         return rows
 
-    async def _repair(self, job: Job, grace_s: float) -> JobRecord | None:
-        """The row this job should have, or None when it is right (or cannot be told yet)."""
+    async def _repair(self, job: Job, grace_s: float) -> tuple[JobRecord, str | None] | None:
+        """The row this job should have and the run it describes (so the write cannot replace the
+        row of a run that has since taken the job over), or None when the row is right (or cannot
+        be told yet)."""
         assert self.client is not None
         handle = self.client.get_workflow_handle(job.id, result_type=VideoResult)
         stale = datetime.now(UTC) - job.updated_at > timedelta(seconds=grace_s)
@@ -88,12 +117,13 @@ class CatalogActivities:
         except RPCError as e:
             if e.status != RPCStatusCode.NOT_FOUND or not stale:
                 return None
-            return _record(job, "failed", "the job's workflow never started or no longer exists")
+            gone = "the job's workflow never started or no longer exists"
+            return _record(job, "failed", gone), None
         if desc.status not in _OUTCOME:
             return None  # still running
         if not stale and not _closed_after_row(desc, job):
             return None  # the row is newer than the run: e.g. a retry is starting
-        return await _outcome(handle, desc, job)
+        return await _outcome(handle, desc, job), desc.run_id
 
 
 def _closed_after_row(desc: WorkflowExecutionDescription, job: Job) -> bool:

@@ -15,6 +15,7 @@ from temporalio import activity
 from temporalio.client import Client, WorkflowQueryFailedError
 from temporalio.service import RPCError
 
+from activities.heartbeat import heartbeats
 from t2m import media
 from t2m.db import JobStore
 from t2m.eval import (
@@ -55,6 +56,7 @@ class EvalActivities:
         self.temporal = temporal
 
     @activity.defn(name="judge_video")
+    @heartbeats
     async def judge(self, req: JudgeRequest) -> Judgement:
         """Score one video; a model that cannot be used is a judgement without scores."""
         with tempfile.TemporaryDirectory(prefix="t2m-judge-") as tmp:
@@ -74,6 +76,7 @@ class EvalActivities:
                 return Judgement(error=str(e))
 
     @activity.defn(name="write_eval_report")
+    @heartbeats
     async def write_eval_report(self, req: ReportRequest) -> EvalResult:
         statuses = [await self._final_status(o.job_id) for o in req.outcomes]
         report = build_report(req, statuses)
@@ -110,6 +113,3 @@ class EvalActivities:
         except (RPCError, WorkflowQueryFailedError) as e:
             activity.logger.warning("no status for %s: %s", job_id, e)
             return None
-
-    def all(self) -> list:
-        return [self.judge, self.write_eval_report]

@@ -1,7 +1,9 @@
 """Model-driven activities (queue `<prefix>-llm`): thin wrappers over `t2m.authoring` and `t2m.rag`.
 
-Transient model trouble (rate limits, timeouts, 5xx) raises as-is, so Temporal retries it with
-backoff; a model that cannot be used or a plan that will not validate fails at once.
+Each heartbeats while it waits for the provider (`activities.heartbeat`), so a dead worker's call
+is retried within its heartbeat timeout and a cancelled job's call is cancelled. Transient model
+trouble (rate limits, timeouts, 5xx) raises as-is, so Temporal retries it with backoff; a model
+that cannot be used or a plan that will not validate fails at once.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from pathlib import Path
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
+from activities.heartbeat import heartbeats
 from activities.messages import (
     CodeRequest,
     CodeResult,
@@ -53,6 +56,7 @@ class LLMActivities:
         self.data_dir = data_dir
 
     @activity.defn(name="plan_video")
+    @heartbeats
     async def plan_video(self, req: VideoRequest) -> PlanResult:
         with _fatal_when_unusable():
             model = req.planner_model or req.model
@@ -62,6 +66,7 @@ class LLMActivities:
         return PlanResult(plan=plan, usage=usage)
 
     @activity.defn(name="storyboard_scene")
+    @heartbeats
     async def storyboard_scene(self, req: StoryboardRequest) -> StoryboardResult:
         with _fatal_when_unusable():
             board, usage = await authoring.storyboard_scene(
@@ -70,6 +75,7 @@ class LLMActivities:
         return StoryboardResult(storyboard=board, usage=usage)
 
     @activity.defn(name="retrieve_docs")
+    @heartbeats
     async def retrieve_docs(self, req: DocsRequest) -> str:
         """The Manim docs that answer the queries best, deduplicated, as prompt-ready text."""
         index = await asyncio.to_thread(rag.load_index, self.data_dir)
@@ -80,6 +86,7 @@ class LLMActivities:
         return rag.format_snippets(list(hits.values()))
 
     @activity.defn(name="doc_queries_for_error")
+    @heartbeats
     async def doc_queries_for_error(self, req: DocQueriesRequest) -> DocQueriesResult:
         with _fatal_when_unusable():
             queries, usage = await authoring.doc_queries_for_error(
@@ -88,6 +95,7 @@ class LLMActivities:
         return DocQueriesResult(queries=queries, usage=usage)
 
     @activity.defn(name="write_scene_code")
+    @heartbeats
     async def write_scene_code(self, req: CodeRequest) -> CodeResult:
         with _fatal_when_unusable():
             code, usage = await authoring.write_scene_code(
@@ -105,6 +113,7 @@ class LLMActivities:
         return CodeResult(code=code, usage=usage)
 
     @activity.defn(name="fix_scene_code")
+    @heartbeats
     async def fix_scene_code(self, req: FixRequest) -> CodeResult:
         with _fatal_when_unusable():
             code, usage = await authoring.fix_scene_code(
@@ -123,6 +132,7 @@ class LLMActivities:
         return CodeResult(code=code, usage=usage)
 
     @activity.defn(name="critique_scene")
+    @heartbeats
     async def critique_scene(self, req: CritiqueRequest) -> CritiqueResult:
         with tempfile.TemporaryDirectory(prefix="t2m-critique-") as tmp:
             video = await asyncio.to_thread(

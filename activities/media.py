@@ -3,8 +3,10 @@
 They exchange storage keys only. Renders are keyed by a hash of (code, quality, manim version), so
 a retried activity, a retried job or an identical scene in another job reuses the finished video
 (and its layout check findings, kept beside it), whichever host made it when storage is S3.
-Storage calls run in a thread while the activity heartbeats: an S3 call may spend a while in
-boto3's retries during an outage, and must hold up neither the worker's event loop nor heartbeats.
+Narrations are keyed by a hash of (text, voice, TTS engine) under their job, so a redo that fails
+leaves the audio its scene keeps untouched. Every activity heartbeats while it runs
+(`activities.heartbeat`); storage calls run in a thread: an S3 call may spend a while in boto3's
+retries during an outage, and must hold up neither the worker's event loop nor heartbeats.
 """
 
 from __future__ import annotations
@@ -13,14 +15,13 @@ import asyncio
 import hashlib
 import json
 import tempfile
-from collections.abc import Callable
 from importlib.metadata import version
 from pathlib import Path
-from typing import TypeVar
 
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
+from activities.heartbeat import heartbeats
 from activities.messages import (
     ComposeRequest,
     ComposeResult,
@@ -37,9 +38,7 @@ from t2m.jail import JailUnavailable
 from t2m.models import Artifacts, Cue, Narration
 from t2m.storage import Storage
 
-T = TypeVar("T")
 MANIM_VERSION = version("manim")
-HEARTBEAT_EVERY_S = 5.0
 
 
 def render_key(code: str, quality: str, min_seconds: float = 0.0, class_name: str = "") -> str:
@@ -47,6 +46,13 @@ def render_key(code: str, quality: str, min_seconds: float = 0.0, class_name: st
     if class_name:
         blob += f"\0{class_name}"
     return f"renders/{hashlib.sha256(blob.encode()).hexdigest()[:32]}.mp4"
+
+
+def narration_key(job_id: str, text: str, voice: str) -> str:
+    """Where a narration lives: keyed by what it says and how (text, voice, TTS engine), so a
+    redo that narrates anew never overwrites the audio a kept scene still uses."""
+    blob = f"{tts.engine_version()}\0{voice}\0{text}"
+    return f"jobs/{job_id}/narration/{hashlib.sha256(blob.encode()).hexdigest()[:32]}.wav"
 
 
 def version_prefix(job_id: str, version: int) -> str:
@@ -59,31 +65,22 @@ def min_seconds(narration_s: float) -> float:
     return narration_s + media.NARRATION_TAIL_S if narration_s > 0 else 0.0
 
 
-async def _heartbeating(fn: Callable[..., T], *args: object) -> T:
-    """Run blocking `fn` in a thread, heartbeating until it returns."""
-    task = asyncio.ensure_future(asyncio.to_thread(fn, *args))
-    while True:
-        done, _ = await asyncio.wait({task}, timeout=HEARTBEAT_EVERY_S)
-        if done:
-            return task.result()
-        activity.heartbeat()
-
-
 class MediaActivities:
     def __init__(self, settings: Settings, storage: Storage) -> None:
         self.settings = settings
         self.storage = storage
 
     async def _put(self, key: str, src: Path) -> None:
-        await _heartbeating(self.storage.put_file, key, src)
+        await asyncio.to_thread(self.storage.put_file, key, src)
 
     async def _get(self, key: str, dest: Path) -> Path:
-        return await _heartbeating(self.storage.get_file, key, dest)
+        return await asyncio.to_thread(self.storage.get_file, key, dest)
 
     async def _exists(self, key: str) -> bool:
-        return await _heartbeating(self.storage.exists, key)
+        return await asyncio.to_thread(self.storage.exists, key)
 
     @activity.defn(name="render_scene")
+    @heartbeats
     async def render_scene(self, req: RenderRequest) -> RenderOutcome:
         at_least = min_seconds(req.narration_s)
         key = render_key(req.code, req.quality, at_least, req.class_name)
@@ -126,24 +123,31 @@ class MediaActivities:
         )
 
     @activity.defn(name="narrate_scene")
+    @heartbeats
     async def narrate_scene(self, req: NarrateRequest) -> Narration:
         if req.voice is None:
             return _reading_cues(req.text)
-        key = f"jobs/{req.job_id}/scenes/{req.scene_index}/narration.wav"
+        key = narration_key(req.job_id, req.text, req.voice)
+        timings_key = key.removesuffix(".wav") + ".json"
         with tempfile.TemporaryDirectory(prefix="t2m-tts-") as tmp:
+            if await self._exists(key) and await self._exists(timings_key):
+                timings = await self._get(timings_key, Path(tmp) / "timings.json")
+                kept = Narration.model_validate_json(timings.read_text())
+                return kept.model_copy(update={"audio_key": key})
             wav = Path(tmp) / "narration.wav"
             try:
                 duration, cues = await asyncio.to_thread(tts.synthesize, req.text, req.voice, wav)
             except tts.VoiceError as e:
                 raise ApplicationError(str(e), type="VoiceError", non_retryable=True) from e
+            narration = Narration(audio_key=key, duration_s=duration, cues=cues)
             await self._put(key, wav)
-        return Narration(
-            audio_key=key,
-            duration_s=duration,
-            cues=cues,
-        )
+            timings = Path(tmp) / "timings.json"
+            timings.write_text(narration.model_dump_json())
+            await self._put(timings_key, timings)  # last: its presence says the audio is whole
+        return narration
 
     @activity.defn(name="compose_video")
+    @heartbeats
     async def compose_video(self, req: ComposeRequest) -> ComposeResult:
         prefix = version_prefix(req.job_id, req.version)
         with tempfile.TemporaryDirectory(prefix="t2m-compose-") as tmp:
@@ -180,6 +184,7 @@ class MediaActivities:
         )
 
     @activity.defn(name="make_thumbnail")
+    @heartbeats
     async def make_thumbnail(self, req: ThumbnailRequest) -> str:
         key = f"{version_prefix(req.job_id, req.version)}/thumbnail.png"
         with tempfile.TemporaryDirectory(prefix="t2m-thumb-") as tmp:
@@ -194,14 +199,16 @@ class MediaActivities:
         return key
 
     @activity.defn(name="finalize_video")
+    @heartbeats
     async def finalize_video(self, req: FinalizeRequest) -> int:
         """Check every artifact landed in storage; return the video's size in bytes."""
         missing = [k for k in req.keys if not await self._exists(k)]
         if missing:
             raise ApplicationError(f"artifacts missing from storage: {missing}")
-        return await _heartbeating(self.storage.size, req.keys[0])
+        return await asyncio.to_thread(self.storage.size, req.keys[0])
 
     @activity.defn(name="copy_artifacts")
+    @heartbeats
     async def copy_artifacts(self, req: CopyArtifactsRequest) -> Artifacts:
         """Give a job its own copy of a finished identical job's artifacts (the whole-result
         cache), so deleting either job never takes the other's video away."""
@@ -210,7 +217,7 @@ class MediaActivities:
             key = getattr(src, field)
             if key:
                 new_key = f"jobs/{req.job_id}/{key.rsplit('/', 1)[-1]}"
-                await _heartbeating(self.storage.copy, key, new_key)
+                await asyncio.to_thread(self.storage.copy, key, new_key)
                 setattr(copied, field, new_key)
         return copied
 

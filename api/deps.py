@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable, Coroutine
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, HTTPException, Path, Query, Request, Response, Security
@@ -39,6 +40,8 @@ class AppState:
     limits: Limits
     streams: StreamSlots
     status: StatusCache
+    stopping: asyncio.Event = field(default_factory=asyncio.Event)
+    """Set when the server is told to stop: open event streams end instead of holding it up."""
 
 
 async def get_state(request: Request) -> AppState:

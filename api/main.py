@@ -6,12 +6,16 @@ and the authenticator in the lifespan; routes reach them through `Annotated` dep
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import gc
 import logging
 import math
 import secrets
-from collections.abc import AsyncIterator, Callable
-from contextlib import asynccontextmanager
+import signal
+import threading
+from collections.abc import AsyncIterator, Callable, Iterator
+from contextlib import asynccontextmanager, contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -163,6 +167,39 @@ def _offline_docs(app: FastAPI) -> None:
         )
 
 
+@contextmanager
+def _told_to_stop(stopping: asyncio.Event) -> Iterator[None]:
+    """Sets `stopping` as soon as the server gets SIGTERM or SIGINT, before passing it on.
+
+    On a signal uvicorn stops accepting connections and waits for the open ones to finish; only
+    then does the lifespan end. An event stream never finishes on its own, so it must hear of the
+    signal itself: the server's handler (uvicorn installs one with `signal.signal`) is wrapped.
+    Without one (no server, or not in the main thread) there is nothing to wrap.
+    """
+    wrapped = {}
+    if threading.current_thread() is threading.main_thread():
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            handler = signal.getsignal(sig)
+            if callable(handler):
+
+                def on_signal(
+                    signum: int, frame: Any, handler: Callable[..., Any] = handler
+                ) -> None:
+                    with contextlib.suppress(RuntimeError):  # that loop is already closed
+                        loop.call_soon_threadsafe(stopping.set)
+                    handler(signum, frame)
+
+                wrapped[sig] = handler
+                signal.signal(sig, on_signal)
+    try:
+        yield
+    finally:
+        stopping.set()
+        for sig, handler in wrapped.items():
+            signal.signal(sig, handler)
+
+
 def create_app(settings: Settings | None = None, limits: Limits | None = None) -> FastAPI:
     settings = settings or get_settings()
     limits = limits or Limits()
@@ -171,7 +208,7 @@ def create_app(settings: Settings | None = None, limits: Limits | None = None) -
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         if not settings.database_url:
             raise RuntimeError("T2M_DATABASE_URL is required by the API (`t2m up` sets it)")
-        pool = await db.connect(settings.database_url)
+        pool = await db.connect(settings.database_url, settings.migrate_catalog)
         try:
             client = await connect(settings)
 
@@ -193,7 +230,8 @@ def create_app(settings: Settings | None = None, limits: Limits | None = None) -
             # collector, whose full passes over it took ~60 ms, the tail of status latency.
             gc.collect()
             gc.freeze()
-            yield
+            with _told_to_stop(app.state.t2m.stopping):
+                yield
         finally:
             await pool.close()
 

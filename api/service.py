@@ -249,14 +249,19 @@ async def status_events(
     state: AppState, job: Job, first: JobStatusResponse, request: Request
 ) -> AsyncIterator[str]:
     """`first`, then each change of the job's status, until it ends, the client goes away, the
-    job is deleted, or the stream's lifetime is up (the client reconnects for more)."""
+    job is deleted, the stream's lifetime is up or the server stops (the client reconnects for
+    more)."""
     limits = state.limits
     loop = asyncio.get_running_loop()
     deadline = loop.time() + limits.events_max_s
     last, quiet = first, 0.0
     yield status_frame(first)
     while loop.time() + limits.events_poll_s < deadline:
-        await asyncio.sleep(limits.events_poll_s)
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(state.stopping.wait(), limits.events_poll_s)
+        if state.stopping.is_set():  # the server is stopping: the client reconnects to another
+            yield ": the server is restarting; reconnect to follow the job\n\n"
+            return
         quiet += limits.events_poll_s
         current = await state.jobs.get(job.id)
         if current is None or await request.is_disconnected():

@@ -138,6 +138,8 @@ def describe(s: dict[str, Any]) -> str:
         line += f", spent {spent_against(budget['max_cost_usd'], budget['spent_usd'])}"
     if s.get("error"):
         line += f": {' '.join(s['error'].split())}"
+    if s.get("held"):
+        line += f" ({s['held']})"
     return line
 
 

@@ -267,7 +267,9 @@ async def _client(settings: Settings, quiet: bool) -> AsyncIterator:
         os.close(saved_stdout)
     async with env:
         await ensure_search_attributes(env.client)
-        async with worker.running(env.client, settings):
+        # No drain: this stack ends with the command, so work left running has nowhere to go on.
+        no_drain = settings.model_copy(update={"worker_drain_s": 0})
+        async with worker.running(env.client, no_drain):
             yield env.client
 
 

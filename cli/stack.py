@@ -3,7 +3,8 @@
 
 Each part is supervised (cli/supervisor.py): one that dies is restarted with backoff, and the
 whole stack stops, in reverse order and leaving no orphans, only on Ctrl-C/SIGTERM or a crash
-loop.
+loop. Stopping lets the worker drain (in-flight activities finish, up to T2M_WORKER_DRAIN_S) and
+the API finish its requests (open event streams end at once); a second Ctrl-C kills at once.
 """
 
 from __future__ import annotations
@@ -19,12 +20,18 @@ from typing import Any
 
 from temporalio.client import Client
 
-from cli.supervisor import ChildProcess, CrashLoop, Service, Supervisor
+from cli.supervisor import ChildProcess, CrashLoop, Guard, Service, Supervisor
 from t2m import db
 from t2m.config import Settings, check_bind
 from t2m.storage import StorageUnavailable, get_storage
-from worker import QUEUES, parse_queues
+from worker import DRAIN_MARGIN_S, QUEUES, parse_queues
 from workflows.client import connect, ensure_search_attributes
+
+API_DRAIN_S = 30
+"""How long the API's requests in flight (a slow download, say) may take to finish on shutdown
+(uvicorn's --timeout-graceful-shutdown); open event streams end at once."""
+KILL_MARGIN_S = 5.0
+"""Past a child's own limit, this long more before it is SIGKILLed."""
 
 
 def temporal_binary() -> str:
@@ -120,25 +127,30 @@ async def up(settings: Settings, queues: str = ",".join(QUEUES)) -> int:
         return 2
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     logs = settings.data_dir / "logs"
+    stack = Supervisor()
+    guard = None
     postgres = None
     if not settings.database_url:
+        guard = Guard()  # first: it must exist before anything it is to stop
         postgres, url = await db.start_embedded(settings.data_dir)
+        guard.watch("postgres", postgres.get_pid(), signal.SIGINT)  # fast shutdown
         settings = settings.model_copy(update={"database_url": url})
     env = os.environ | {"T2M_DATABASE_URL": settings.database_url or ""}
-    stack = Supervisor()
-    stop = asyncio.Event()
+    stop, force = asyncio.Event(), asyncio.Event()
     loop = asyncio.get_running_loop()
     signals: list[int] = []  # SIGTERM stops it cleanly (0); Ctrl-C exits 130, as every command does
 
     def stopping(sig: int) -> None:
+        if stop.is_set():  # a second signal: kill what is still stopping
+            force.set()
         signals.append(sig)
         stop.set()
 
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stopping, sig)
     try:
-        if postgres is not None:
-            await stack.add(embedded_postgres(postgres))
+        if postgres is not None and guard is not None:
+            await stack.add(embedded_postgres(postgres, guard))
         await stack.add(
             ChildProcess("temporal", dev_server_command(settings), logs / "temporal.log")
         )
@@ -146,10 +158,13 @@ async def up(settings: Settings, queues: str = ",".join(QUEUES)) -> int:
         await ensure_search_attributes(client)
         await wait_for_ui(settings)
         worker = [sys.executable, "-m", "worker", "--queues", queues, "--adopt-older-builds"]
-        await stack.add(ChildProcess("worker", worker, logs / "worker.log", env))
+        drain_s = settings.worker_drain_s + DRAIN_MARGIN_S + KILL_MARGIN_S
+        await stack.add(ChildProcess("worker", worker, logs / "worker.log", env, drain_s))
         api = [sys.executable, "-m", "uvicorn", "--factory", "api.main:create_app"]
         api += ["--host", settings.api_host, "--port", str(settings.api_port), "--no-access-log"]
-        await stack.add(ChildProcess("api", api, logs / "api.log", env))
+        api += ["--timeout-graceful-shutdown", str(API_DRAIN_S)]
+        api_stop_s = API_DRAIN_S + KILL_MARGIN_S
+        await stack.add(ChildProcess("api", api, logs / "api.log", env, api_stop_s))
         # /health also wants a worker on every queue; when other hosts serve some queues, it
         # stays degraded until they join, so only wait for the API itself to answer.
         ready = "/health" if set(parse_queues(queues)) == set(QUEUES) else "/metrics"
@@ -161,17 +176,21 @@ async def up(settings: Settings, queues: str = ",".join(QUEUES)) -> int:
         print(f"t2m: {e} (see {logs})", file=sys.stderr)
         return 1
     finally:
-        stack.stop()
+        await stack.stop_async(force)
         if postgres is not None:
             postgres.cleanup()
+        if guard is not None:
+            guard.close()
 
 
-def embedded_postgres(server: Any) -> Service:
-    """The embedded PostgreSQL (a daemon, not our child), watched through its postmaster."""
+def embedded_postgres(server: Any, guard: Guard) -> Service:
+    """The embedded PostgreSQL (a daemon, not our child), watched through its postmaster; the
+    guard stops it should `t2m up` be killed."""
 
     async def start() -> None:
         if not server.get_postmaster_info().is_running():
             await asyncio.to_thread(server.ensure_postgres_running)
+            guard.watch("postgres", server.get_pid(), signal.SIGINT)
 
     return Service("postgres", start, alive=lambda: server.get_postmaster_info().is_running())
 

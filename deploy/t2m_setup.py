@@ -6,7 +6,9 @@ has it at /opt/t2m/setup.py. Idempotent; every step uses t2m's own settings (`T2
 1. waits for the Temporal frontend (`T2M_TEMPORAL_ADDRESS`), then registers the namespace
    (`T2M_TEMPORAL_NAMESPACE`) unless it exists (`--no-namespace` on Temporal Cloud, where
    namespaces are made in the Cloud console or with tcld);
-2. registers t2m's search attributes in it (`workflows.client.ensure_search_attributes`);
+2. registers t2m's search attributes in it (`workflows.client.ensure_search_attributes`) and waits
+   until the frontend accepts a query naming them (a server caches search attributes for a while:
+   without this wait the first jobs could be refused);
 3. applies the catalog's migrations (`t2m.db.connect`, under an advisory lock) when
    `T2M_DATABASE_URL` is set;
 4. with `--create-bucket`, creates the bucket of `T2M_STORAGE_URL=s3://bucket[/prefix]` when it
@@ -90,6 +92,17 @@ async def ensure_namespace(client, namespace: str, retention_days: int) -> bool:
     return True
 
 
+async def search_attributes_usable(client) -> None:
+    """Raises until a visibility query naming every t2m search attribute is accepted."""
+    from temporalio.api.enums.v1 import IndexedValueType
+
+    from workflows.search import SEARCH_ATTRIBUTES
+
+    keyword = IndexedValueType.INDEXED_VALUE_TYPE_KEYWORD
+    names = [n for n, t in SEARCH_ATTRIBUTES.items() if t == keyword]
+    await client.count_workflows(" AND ".join(f"{name} = 'x'" for name in names))
+
+
 def ensure_bucket(bucket: str) -> bool:
     """Create `bucket` (standard AWS_* configuration) unless it exists; True when created."""
     import boto3
@@ -126,6 +139,7 @@ async def setup(args: argparse.Namespace) -> None:
         )
     # A namespace just registered takes a few seconds to reach every frontend: retry.
     await retry("search attributes", lambda: ensure_search_attributes(client), args.wait)
+    await retry("search attributes in use", lambda: search_attributes_usable(client), args.wait)
     print("setup: search attributes registered")
     if settings.database_url:
         pool = await retry(

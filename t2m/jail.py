@@ -366,12 +366,9 @@ def _read_all(fd: int) -> str:
 
 
 async def check_jail(timeout_s: float = 20.0) -> None:
-    """Fail fast, with a clear message, unless a render jail can be built here.
-
-    Builds a real jail and checks from inside: an unprivileged uid (not 0), no capabilities,
-    no_new_privs, the seccomp filter, only loopback, and a work dir it can write. For the worker's start-up check
-    and /health; raises JailUnavailable otherwise.
-    """
+    """Fail fast, with a clear message, unless a render jail can be built here: a real jail checked
+    from inside (an unprivileged uid, no capabilities, no_new_privs, the seccomp filter, only
+    loopback, a writable work dir). Any failure, an OS error included, is JailUnavailable."""
     probe = (
         "import os, socket\n"
         "caps = [l for l in open('/proc/self/status') if l.startswith(('CapEff', 'CapBnd', "
@@ -379,6 +376,13 @@ async def check_jail(timeout_s: float = 20.0) -> None:
         "open('probe', 'w').write('ok')\n"
         "print(os.getuid(), os.getgid(), len(socket.if_nameindex()), *[l.split()[1] for l in caps])"
     )
+    try:  # a missing capability, a read-only path, a failed clean-up (TemporaryDirectory), ...
+        await _self_test(probe, timeout_s)
+    except (OSError, RecursionError, subprocess.SubprocessError, ValueError) as e:
+        raise JailUnavailable(f"{type(e).__name__}: {e}"[:500]) from e
+
+
+async def _self_test(probe: str, timeout_s: float) -> None:
     env = {"PATH": "/usr/bin:/bin", "LANG": "C.UTF-8", "PYTHONDONTWRITEBYTECODE": "1"}
     with tempfile.TemporaryDirectory(prefix="t2m-jail-check-") as tmp:
         work, log = Path(tmp) / "job", Path(tmp) / "log"

@@ -375,8 +375,7 @@ class JobStatus(BaseModel):
     spent_usd: float = 0.0
     """This run's budget for model calls (USD, None: none) and what they have cost so far."""
     retryable: bool | None = None
-    """For a failed job: whether running it again can succeed (False when a step said retrying
-    cannot help: an unusable model, an unknown voice, a plan that will not validate)."""
+    """For a failed job: whether running it again can succeed (`workflows.steps.is_retryable`)."""
     held: str | None = None  # why a running job makes no progress (set by the API)
 
 
@@ -392,6 +391,7 @@ class JobRecord(BaseModel):
     artifacts: Artifacts | None = None
     checkpoint: Checkpoint | None = None
     reusable: bool = True  # False once a scene was redone with feedback: not the request alone
+    seq: int = Field(default=0, ge=0)  # each write of a run larger than the last (0: unordered)
 
 
 class VideoResult(BaseModel):

@@ -116,7 +116,7 @@ class LocalStorage:
             raise StorageUnavailable(f"storage {self.url} is not writable: {e}") from e
 
 
-def _s3_client(max_attempts: int) -> Any:
+def _s3_client(max_attempts: int, endpoint_url: str | None = None) -> Any:
     """An S3 client from the standard AWS configuration, with boto3's standard-mode retries
     (exponential backoff with jitter) for throttling, 5xx and connection errors."""
     config = Config(
@@ -125,7 +125,7 @@ def _s3_client(max_attempts: int) -> Any:
         connect_timeout=5,
         read_timeout=60,
     )
-    return boto3.session.Session().client("s3", config=config)
+    return boto3.session.Session().client("s3", config=config, endpoint_url=endpoint_url)
 
 
 class S3Storage:
@@ -139,13 +139,21 @@ class S3Storage:
     """
 
     def __init__(
-        self, bucket: str, prefix: str = "", *, max_attempts: int = 10, part_size: int = 16 * MiB
+        self,
+        bucket: str,
+        prefix: str = "",
+        *,
+        max_attempts: int = 10,
+        part_size: int = 16 * MiB,
+        public_endpoint: str | None = None,
     ) -> None:
         self.bucket = bucket
         self.prefix = _clean(prefix) + "/" if prefix.strip("/") else ""
         self.url = f"s3://{bucket}/{self.prefix}".rstrip("/")
         self._s3 = _s3_client(max_attempts)
         self._probe = _s3_client(max_attempts=2)
+        # Presigning is local (no request): a client for the endpoint browsers reach, if another.
+        self._presign = _s3_client(2, public_endpoint) if public_endpoint else self._s3
         self._transfer = TransferConfig(
             multipart_threshold=part_size, multipart_chunksize=part_size, max_concurrency=4
         )
@@ -222,7 +230,9 @@ class S3Storage:
             kind = "attachment" if attachment else "inline"
             name = f'; filename="{filename}"' if filename else ""
             params["ResponseContentDisposition"] = kind + name
-        return self._s3.generate_presigned_url("get_object", Params=params, ExpiresIn=expires_s)
+        return self._presign.generate_presigned_url(
+            "get_object", Params=params, ExpiresIn=expires_s
+        )
 
     def check(self) -> None:
         try:
@@ -253,15 +263,17 @@ def _status(e: ClientError) -> int:
     return int(meta.get("HTTPStatusCode", 0))
 
 
-def storage_from_url(url: str) -> LocalStorage | S3Storage:
+def storage_from_url(url: str, public_endpoint: str | None = None) -> LocalStorage | S3Storage:
     """The backend `url` names: `file:///path` or `s3://bucket[/prefix]`."""
     parsed = urlparse(url)
     if parsed.scheme == "file":
         return LocalStorage(Path(parsed.path))
     if parsed.scheme == "s3" and parsed.netloc:
-        return S3Storage(parsed.netloc, parsed.path.strip("/"))
+        return S3Storage(parsed.netloc, parsed.path.strip("/"), public_endpoint=public_endpoint)
     raise ValueError(f"unsupported storage URL {url!r}: use file:///path or s3://bucket[/prefix]")
 
 
 def get_storage(settings: Settings) -> LocalStorage | S3Storage:
-    return storage_from_url(settings.storage_url or settings.storage_dir.resolve().as_uri())
+    return storage_from_url(
+        settings.storage_url or settings.storage_dir.resolve().as_uri(), settings.s3_public_endpoint
+    )

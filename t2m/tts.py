@@ -37,6 +37,22 @@ def available_voices() -> frozenset[str]:
     return frozenset(names)
 
 
+@cache
+def engine_version() -> str:
+    """What makes the same text sound different: espeak-ng's version and this module's pacing
+    (part of a narration's storage key, so a changed engine never reuses older audio)."""
+    exe = shutil.which("espeak-ng")
+    out = (
+        subprocess.run([exe, "--version"], capture_output=True, text=True, timeout=30).stdout
+        if exe
+        else ""
+    )
+    found = re.search(r"\d+(?:\.\d+)+", out)
+    return (
+        f"espeak-ng {found.group(0) if found else '?'} wpm={WORDS_PER_MINUTE} gap={SENTENCE_GAP_S}"
+    )
+
+
 def check_voice(voice: str) -> None:
     """Raise VoiceError unless espeak-ng knows `voice` (a `+variant` suffix is allowed)."""
     if shutil.which("espeak-ng") is None:

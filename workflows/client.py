@@ -23,6 +23,7 @@ from temporalio.client import (
 )
 from temporalio.common import Priority, WorkflowIDReusePolicy
 from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.envconfig import ClientConfigProfile
 from temporalio.runtime import Runtime
 
 from t2m.config import Settings
@@ -43,10 +44,23 @@ _CLOSED = {
 
 async def connect(settings: Settings, runtime: Runtime | None = None) -> Client:
     """A client with t2m's data converter (pydantic models on both sides); a worker passes the
-    runtime that exports its metrics."""
+    runtime that exports its metrics.
+
+    TLS, mTLS, an API key and gRPC metadata come from the Temporal SDKs' environment
+    configuration (`temporalio.envconfig`): `TEMPORAL_API_KEY`, `TEMPORAL_TLS`,
+    `TEMPORAL_TLS_SERVER_CA_CERT_PATH`, `TEMPORAL_TLS_CLIENT_CERT_PATH`/`_KEY_PATH`,
+    `TEMPORAL_TLS_SERVER_NAME`, `TEMPORAL_GRPC_META_*`, or a profile (`TEMPORAL_PROFILE`) of the
+    TOML file `TEMPORAL_CONFIG_FILE`. The address and namespace are `T2M_TEMPORAL_ADDRESS` and
+    `T2M_TEMPORAL_NAMESPACE` when set, else `TEMPORAL_ADDRESS`/`TEMPORAL_NAMESPACE` (or the
+    profile's), else t2m's defaults."""
+    config = dict(ClientConfigProfile.load().to_client_connect_config())
+    explicit = settings.model_fields_set
+    if "temporal_address" in explicit or "target_host" not in config:
+        config["target_host"] = settings.temporal_address
+    if "temporal_namespace" in explicit or "namespace" not in config:
+        config["namespace"] = settings.temporal_namespace
     return await Client.connect(
-        settings.temporal_address,
-        namespace=settings.temporal_namespace,
+        **config,  # type: ignore[arg-type]
         data_converter=pydantic_data_converter,
         runtime=runtime,
     )

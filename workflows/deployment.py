@@ -132,7 +132,7 @@ async def adopt_older_builds(
     query = (
         f'TaskQueue = "{settings.queue("video")}" AND ExecutionStatus = "Running"'
         f' AND TemporalWorkerDeployment = "{current.deployment_name}"'
-        f' AND TemporalWorkerDeploymentVersion != "{current.to_canonical_string()}"'
+        f' AND TemporalWorkerDeploymentVersion != "{search_value(current)}"'
     )
     replayer = Replayer(workflows=workflows, data_converter=client.data_converter)
     outcome: dict[str, str] = {}
@@ -165,3 +165,17 @@ def _pin_request(
         ),
         update_mask=FieldMask(paths=["versioning_override"]),
     )
+
+
+def search_value(version: WorkerDeploymentVersion) -> str:
+    """How the `TemporalWorkerDeploymentVersion` search attribute spells a version."""
+    return f"{version.deployment_name}:{version.build_id}"
+
+
+async def pinned_runs(client: Client, version: WorkerDeploymentVersion) -> int:
+    """Running workflows pinned to `version`: once none is left, its workers may be retired."""
+    query = (
+        'ExecutionStatus = "Running"'
+        f' AND TemporalWorkerDeploymentVersion = "{search_value(version)}"'
+    )
+    return (await client.count_workflows(query)).count

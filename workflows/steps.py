@@ -97,8 +97,10 @@ def job_record(
     plan: VideoPlan | None,
     done: dict[int, SceneMedia],
     reusable: bool = True,
+    seq: int = 0,
 ) -> JobRecord:
-    """The catalog's view of a job: its request, status, and the finished scenes (checkpoint)."""
+    """The catalog's view of a job: its request, status, and the finished scenes (checkpoint);
+    `seq` orders a run's writes, so a late retry of an earlier one never lands over a later."""
     return JobRecord(
         job_id=status.job_id,
         owner=req.owner,
@@ -109,4 +111,5 @@ def job_record(
         artifacts=status.artifacts,
         checkpoint=Checkpoint(plan=plan, scenes=done) if plan else None,
         reusable=reusable,
+        seq=seq,
     )

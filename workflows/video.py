@@ -68,6 +68,7 @@ class VideoWorkflow(SceneRegeneration):
         self._redone = False
         self._composing = False
         self._redos: list[asyncio.Task[None]] = []
+        self._writes = 0  # catalog writes made, their sequence numbers
 
     @workflow.query
     def status(self) -> JobStatus:
@@ -101,7 +102,10 @@ class VideoWorkflow(SceneRegeneration):
         """Write the job's state to the catalog, with the finished work a retry can reuse. A
         write that cannot be made (an error that will not heal, or a database away for longer
         than `CATALOG_WINDOW`) is given up, never the job: the reconciler repairs the row."""
-        record = job_record(self._req, status, self._plan, self._done, not self._redone)
+        self._writes += 1
+        record = job_record(
+            self._req, status, self._plan, self._done, not self._redone, seq=self._writes
+        )
         try:
             await self._call(act.RECORD_JOB, record)
         except ActivityError as err:  # the catalog never fails a job: the reconciler repairs it

@@ -1,17 +1,32 @@
-"""Health (Temporal, a worker on each queue, database, storage, no job held by a failing workflow
-task) and Prometheus metrics."""
+"""Probes and operations: `/livez` (the event loop answers), `/readyz` (this process's own
+dependencies answer: what a load balancer needs), `/health` (the whole service, a worker on every
+queue and no job held by a failing workflow task: for people and alerts) and Prometheus
+`/metrics`.
+
+`/health` and `/metrics` are internal: a request that came through a proxy (it carries
+`X-Forwarded-For`, `Forwarded` or `X-Real-IP`, as every Ingress adds) gets a 404, so they are not
+published by the Ingress while probes and Prometheus reach the pods directly."""
 
 from __future__ import annotations
 
 import asyncio
 
-from fastapi import APIRouter, Response
+from fastapi import APIRouter, Depends, HTTPException, Request, Response
 from fastapi.responses import JSONResponse, PlainTextResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from api.deps import AppState, StateDep
 from api.metrics import JOBS_HELD
 from workflows.client import held_jobs, queue_workers
+
+PROXY_HEADERS = ("x-forwarded-for", "forwarded", "x-real-ip")
+
+
+def internal_only(request: Request) -> None:
+    """404 for a request that came through a proxy (see the module doc)."""
+    if any(h in request.headers for h in PROXY_HEADERS):
+        raise HTTPException(404, "Not Found")
+
 
 router = APIRouter(tags=["system"])
 
@@ -27,8 +42,46 @@ async def _check(coro) -> str:
 HEALTH = {"type": "object", "additionalProperties": {"type": "string"}}
 
 
+@router.get("/livez", response_class=JSONResponse)
+async def livez() -> dict[str, str]:
+    """Liveness: the event loop answers (nothing else is asked: a dependency outage must not get
+    the pod restarted)."""
+    return {"status": "ok"}
+
+
+@router.get(
+    "/readyz",
+    responses={
+        200: {
+            "description": "this process can serve",
+            "content": {"application/json": {"schema": HEALTH}},
+        },
+        503: {
+            "description": "one of this process's own dependencies is down",
+            "content": {"application/json": {"schema": HEALTH}},
+        },
+    },
+)
+async def readyz(state: StateDep) -> JSONResponse:
+    """Readiness: Temporal, the database and storage answer this process. Workers are not its
+    dependencies: with none polling, requests are still accepted and queued, so a worker outage
+    keeps API pods in the load balancer (`/health` reports it)."""
+    checks = await _own_checks(state)
+    ok = all(v == "ok" for v in checks.values())
+    return JSONResponse({"status": "ok" if ok else "unavailable", **checks}, 200 if ok else 503)
+
+
+async def _own_checks(state: AppState) -> dict[str, str]:
+    return {
+        "temporal": await _check(state.client.service_client.check_health()),
+        "database": await _check(state.jobs.pool.fetchval("SELECT 1")),
+        "storage": await _check(asyncio.to_thread(state.storage.check)),
+    }
+
+
 @router.get(
     "/health",
+    dependencies=[Depends(internal_only)],
     responses={
         200: {
             "description": "every component answers",
@@ -42,11 +95,7 @@ HEALTH = {"type": "object", "additionalProperties": {"type": "string"}}
 )
 async def health(state: StateDep) -> JSONResponse:
     """Temporal, the database, storage, and a worker polling each task queue."""
-    checks = {
-        "temporal": await _check(state.client.service_client.check_health()),
-        "database": await _check(state.jobs.pool.fetchval("SELECT 1")),
-        "storage": await _check(asyncio.to_thread(state.storage.check)),
-    }
+    checks = await _own_checks(state)
     try:
         workers = await asyncio.wait_for(queue_workers(state.client, state.settings), timeout=3)
     except Exception as e:
@@ -74,6 +123,7 @@ async def _held_jobs(state: AppState) -> str:
 
 @router.get(
     "/metrics",
+    dependencies=[Depends(internal_only)],
     response_class=PlainTextResponse,
     responses={200: {"content": {"text/plain": {"schema": {"type": "string"}}}}},
 )

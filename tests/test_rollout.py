@@ -1,0 +1,233 @@
+"""Deploying changed workflow code under load, by the documented procedure (README: Changing
+workflow code): release N's workers run 6 jobs mid-render; release N+1 (a different build id,
+with a workflow change that would break replay or reorder scenes) starts beside it and is made
+current; N's runs stay pinned to N and finish there with the videos N makes, new jobs run N+1's
+code, no history has a workflow task failure, and N is retired once it has drained.
+Activities faked by name, real dev server."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import uuid
+from collections.abc import AsyncIterator
+from typing import Any
+
+import pytest
+from temporalio import workflow
+from temporalio.api.enums.v1 import EventType
+from temporalio.client import Client, WorkflowHandle
+from temporalio.common import VersioningBehavior, WorkerDeploymentVersion
+from temporalio.worker import Worker
+
+with workflow.unsafe.imports_passed_through():
+    from activities import messages as msg
+    from t2m.config import Settings
+    from t2m.models import SceneMedia, ScenePlan, Stage, VideoRequest, VideoResult
+    from tests.fakes import Fakes
+    from workflows import activity_table as act
+    from workflows.deployment import adopt_older_builds, deployment_config, pinned_runs, promote
+    from workflows.video import VideoWorkflow
+
+OLD_JOBS = 6
+
+
+class ChangedVideoWorkflow(VideoWorkflow):
+    """Today's VideoWorkflow with one of four everyday changes, as release N+1 would ship it."""
+
+    change = ""
+
+    def _set_stage(self, stage: Stage) -> None:
+        if self.change == "stage constant" and stage == "rendering":
+            stage = "generating_code"  # another constant behind the search attribute
+        super()._set_stage(stage)
+
+    async def _scene(self, req: VideoRequest, scene: ScenePlan, count: int) -> SceneMedia:
+        if self.change == "added activity":  # one more activity at a scene's start
+            await self._call(act.RETRIEVE_DOCS, msg.DocsRequest(queries=[scene.title]))
+        if self.change == "scene order":  # the last scene starts first
+            await workflow.sleep(0.2 * (count - scene.index))
+        return await super()._scene(req, scene, count)
+
+    async def _author(self, req: VideoRequest, scene: ScenePlan, count: int, st: Any,
+                      feedback: str = "") -> Any:  # fmt: skip
+        if self.change == "swapped awaits":  # narrate a first draft before the storyboard
+            await self._call(act.NARRATE_SCENE, msg.NarrateRequest(
+                job_id=self._status.job_id, scene_index=scene.index, text=scene.narration,
+                voice=req.voice))  # fmt: skip
+        return await super()._author(req, scene, count, st, feedback)
+
+
+@workflow.defn(name="VideoWorkflow", versioning_behavior=VersioningBehavior.PINNED)
+class StageConstantChanged(ChangedVideoWorkflow):
+    change = "stage constant"
+
+    @workflow.run
+    async def run(self, req: VideoRequest) -> VideoResult:
+        return await super().run(req)
+
+
+@workflow.defn(name="VideoWorkflow", versioning_behavior=VersioningBehavior.PINNED)
+class ActivityAdded(ChangedVideoWorkflow):
+    change = "added activity"
+
+    @workflow.run
+    async def run(self, req: VideoRequest) -> VideoResult:
+        return await super().run(req)
+
+
+@workflow.defn(name="VideoWorkflow", versioning_behavior=VersioningBehavior.PINNED)
+class AwaitsSwapped(ChangedVideoWorkflow):
+    change = "swapped awaits"
+
+    @workflow.run
+    async def run(self, req: VideoRequest) -> VideoResult:
+        return await super().run(req)
+
+
+@workflow.defn(name="VideoWorkflow", versioning_behavior=VersioningBehavior.PINNED)
+class ScenesReordered(ChangedVideoWorkflow):
+    change = "scene order"
+
+    @workflow.run
+    async def run(self, req: VideoRequest) -> VideoResult:
+        return await super().run(req)
+
+
+RELEASES_N_PLUS_1 = {c.change: c for c in (StageConstantChanged, ActivityAdded, AwaitsSwapped,
+                                           ScenesReordered)}  # fmt: skip
+
+
+@contextlib.asynccontextmanager
+async def release(
+    client: Client, prefix: str, fakes: Fakes, workflow_class: type, build: WorkerDeploymentVersion
+) -> AsyncIterator[None]:
+    """One release's workers on the shared queues, in its own deployment version."""
+    versioned = deployment_config(build)
+    async with contextlib.AsyncExitStack() as stack:
+        await stack.enter_async_context(
+            Worker(
+                client,
+                task_queue=f"{prefix}-video",
+                workflows=[workflow_class],
+                deployment_config=versioned,
+            )  # fmt: skip
+        )
+        for kind, acts in fakes.activities().items():
+            await stack.enter_async_context(
+                Worker(
+                    client,
+                    task_queue=f"{prefix}-{kind}",
+                    activities=acts,
+                    deployment_config=versioned,
+                )  # fmt: skip
+            )
+        yield
+
+
+async def start(client: Client, prefix: str, topic: str) -> WorkflowHandle[Any, VideoResult]:
+    req = VideoRequest(topic=topic, model="fake/model")
+    return await client.start_workflow(
+        VideoWorkflow.run, req, id=f"video-{uuid.uuid4()}", task_queue=f"{prefix}-video"
+    )
+
+
+async def history_facts(handle: WorkflowHandle[Any, Any]) -> tuple[list[str], int]:
+    """The activity types the run scheduled, and how many workflow tasks failed."""
+    scheduled, failed = [], 0
+    async for e in handle.fetch_history_events():
+        if e.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED:
+            scheduled.append(e.activity_task_scheduled_event_attributes.activity_type.name)
+        failed += e.event_type == EventType.EVENT_TYPE_WORKFLOW_TASK_FAILED
+    return scheduled, failed
+
+
+@pytest.mark.parametrize(
+    "change", ["stage constant", "added activity", "swapped awaits", "scene order"]
+)
+async def test_a_release_with_changed_workflow_code_leaves_running_jobs_alone(
+    client: Client, change: str
+) -> None:
+    prefix, deployment = f"rollout-{uuid.uuid4().hex[:8]}", f"rollout-{uuid.uuid4().hex[:8]}"
+    n, n1 = WorkerDeploymentVersion(deployment, "N"), WorkerDeploymentVersion(deployment, "N+1")
+    fakes = Fakes(
+        render=lambda r: msg.RenderOutcome(ok=True, video_key=f"renders/{r.scene_index}.mp4"),
+        render_delay_s=2.0,
+    )
+    async with contextlib.AsyncExitStack() as release_n1:
+        async with release(client, prefix, fakes, VideoWorkflow, n):
+            await promote(client, n)
+            old = [await start(client, prefix, f"Old {i}") for i in range(OLD_JOBS)]
+            while fakes.calls["render_scene"] < OLD_JOBS:  # every old job is mid-render
+                await asyncio.sleep(0.1)
+            # N+1 starts beside N and is made current: new runs go to it, N's stay pinned to N.
+            await release_n1.enter_async_context(
+                release(client, prefix, fakes, RELEASES_N_PLUS_1[change], n1)
+            )
+            await promote(client, n1)
+            new = [await start(client, prefix, f"New {i}") for i in range(2)]
+            results = await asyncio.wait_for(asyncio.gather(*(h.result() for h in old)), 60)
+            while await pinned_runs(client, n):  # N has drained: it is retired
+                await asyncio.sleep(0.2)
+        await asyncio.wait_for(asyncio.gather(*(h.result() for h in new)), 60)
+
+    composed = {c.job_id: [m.video_key for m in c.scenes] for c in fakes.composed}
+    for handle, result in zip(old, results, strict=True):
+        scheduled, failed = await history_facts(handle)
+        assert result.scenes == 2 and failed == 0
+        assert composed[handle.id] == ["renders/0.mp4", "renders/1.mp4"]  # N's scenes, N's order
+        assert scheduled.count("retrieve_docs") == 0 and scheduled.count("narrate_scene") == 2
+        info = (await handle.describe()).raw_description.workflow_execution_info
+        assert info.versioning_info.deployment_version.build_id == "N"
+    for handle in new:
+        scheduled, failed = await history_facts(handle)
+        assert failed == 0 and composed[handle.id] == ["renders/0.mp4", "renders/1.mp4"]
+        info = (await handle.describe()).raw_description.workflow_execution_info
+        assert info.versioning_info.deployment_version.build_id == "N+1"
+        if change == "added activity":
+            assert scheduled.count("retrieve_docs") == 2  # N+1's code ran
+        if change == "swapped awaits":
+            assert scheduled.count("narrate_scene") == 4
+
+
+async def test_a_single_host_restarted_on_changed_code_adopts_the_runs_that_replay(
+    client: Client, settings: Settings
+) -> None:
+    """`t2m up` restarted on new workflow code (a new build, the old one's workers gone): a run
+    whose history replays on the new code is moved onto the new build and completes; one that
+    does not replay stays pinned to its build and is reported, never failed."""
+    prefix, deployment = f"adopt-{uuid.uuid4().hex[:8]}", f"adopt-{uuid.uuid4().hex[:8]}"
+    ours = settings.model_copy(
+        update={"task_queue_prefix": prefix, "deployment_name": deployment, "build_id": "new"}
+    )
+    old_build, new_build = (WorkerDeploymentVersion(deployment, b) for b in ("old", "new"))
+    fakes = Fakes(render_delay_s=2.0)
+    async with release(client, prefix, fakes, VideoWorkflow, old_build):
+        await promote(client, old_build)
+        jobs = [await start(client, prefix, f"Adopted {i}") for i in range(2)]
+        while fakes.calls["render_scene"] < 2:
+            await asyncio.sleep(0.1)
+    # The old build's workers are gone. The new build (same code here) replays both runs.
+    async with release(client, prefix, fakes, VideoWorkflow, new_build):
+        await promote(client, new_build)
+        moved = await adopt_older_builds(client, ours, [VideoWorkflow])
+        assert moved == {h.id: "moved" for h in jobs}
+        results = await asyncio.wait_for(asyncio.gather(*(h.result() for h in jobs)), 60)
+    assert [r.scenes for r in results] == [2, 2]
+
+    stuck_build = WorkerDeploymentVersion(deployment, "stuck")
+    async with release(client, prefix, fakes, VideoWorkflow, old_build):
+        await promote(client, old_build)
+        rendered = fakes.calls["render_scene"]
+        held = await start(client, prefix, "Left alone")
+        while fakes.calls["render_scene"] < rendered + 2:
+            await asyncio.sleep(0.1)
+    ours = ours.model_copy(update={"build_id": "stuck"})
+    async with release(client, prefix, fakes, ActivityAdded, stuck_build):
+        await promote(client, stuck_build)
+        left = await adopt_older_builds(client, ours, [ActivityAdded])
+    assert list(left) == [held.id] and left[held.id].startswith("left on its build")
+    info = (await held.describe()).raw_description.workflow_execution_info
+    assert info.versioning_info.deployment_version.build_id == "old"  # still pinned, not failed
+    async with release(client, prefix, fakes, VideoWorkflow, old_build):  # its build returns
+        assert (await asyncio.wait_for(held.result(), 60)).scenes == 2
