@@ -127,7 +127,7 @@ RECORD_JOB = ActivitySpec(
     "llm",
     JobRecord,
     type(None),
-    timedelta(seconds=30),
+    timedelta(seconds=10),  # one row write: a dead worker's attempt is retried within seconds
     None,
     CATALOG_RETRY,
     schedule_to_close=CATALOG_WINDOW,
