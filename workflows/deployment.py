@@ -17,7 +17,7 @@ import ast
 import asyncio
 import hashlib
 import logging
-from collections.abc import Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from functools import cache
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
@@ -109,17 +109,11 @@ async def promote(
         identity=client.identity,
         ignore_missing_task_queues=True,
     )
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout_s
-    while True:
-        try:
-            await client.workflow_service.set_worker_deployment_current_version(request)
-            return
-        except RPCError as e:  # "does your Worker Deployment have pollers?": not yet
-            if loop.time() > deadline:
-                raise
-            log.debug("waiting for this build's pollers before promoting it: %s", e.message)
-            await asyncio.sleep(0.3)
+    await _until_accepted(  # "does your Worker Deployment have pollers?": not yet
+        lambda: client.workflow_service.set_worker_deployment_current_version(request),
+        lambda e: True,
+        timeout_s,
+    )
 
 
 async def adopt_older_builds(
@@ -160,15 +154,28 @@ async def _pin(
 ) -> None:
     """Move a run; retried while the server has not yet listed this build on the queue (a
     version's task queues are registered asynchronously after its first poll)."""
+    await _until_accepted(
+        lambda: client.workflow_service.update_workflow_execution_options(request),
+        lambda e: "is not present in task queue" in e.message,
+        timeout_s,
+    )
+
+
+async def _until_accepted(
+    call: Callable[[], Awaitable[object]], not_yet: Callable[[RPCError], bool], timeout_s: float
+) -> None:
+    """Make `call` until the server accepts it, while its refusals say `not_yet` (something
+    the server registers asynchronously), for up to `timeout_s`."""
     loop = asyncio.get_running_loop()
     deadline = loop.time() + timeout_s
     while True:
         try:
-            await client.workflow_service.update_workflow_execution_options(request)
+            await call()
             return
         except RPCError as e:
-            if "is not present in task queue" not in e.message or loop.time() > deadline:
+            if not not_yet(e) or loop.time() > deadline:
                 raise
+            log.debug("not yet accepted, trying again: %s", e.message)
             await asyncio.sleep(0.3)
 
 
