@@ -215,7 +215,8 @@ async def test_a_weapon_fails_its_job_while_a_bystander_completes(
     client: Client, settings: Settings, scripted: ScriptedLLM, worker: None
 ) -> None:
     """Through the whole pipeline (static check, jail, checks, fix loop): the job whose scenes
-    are weapons fails with the check's message; another job on the same worker completes."""
+    are weapons fails with a check's message (today the static check's, which names each weapon's
+    way in; the output checks stand behind it); another job on the same worker completes."""
     weapons = {
         n: (WEAPONS / f"{n}.py.in").read_text() for n in ("concat_fifo", "big_8k", "billion_fps")
     }
@@ -247,6 +248,7 @@ async def test_a_weapon_fails_its_job_while_a_bystander_completes(
         await asyncio.wait_for(hostile.result(), 240)
     status = await job_status(hostile)
     assert status.status == "failed"
-    assert "refused" in status.model_dump_json(), status
+    error = status.model_dump_json()  # the static check names the weapon before any render
+    assert "is not allowed" in error or "refused" in error, status
     print(f"bystander completed in {bystander_s:.1f} s")
     assert resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 < 2 * GIB

@@ -42,7 +42,9 @@ async def loopback_only(route: Route) -> None:
 
 async def context(browser: Browser, key: str | None = None) -> BrowserContext:
     """A fresh browser profile (nothing stored), signed in with `key` if given."""
-    ctx = await browser.new_context(viewport=PHONE)
+    # bypass_csp: Playwright polls wait_for_function predicates with eval, which the pages' CSP
+    # refuses (tests/test_security_headers.py checks the policy itself).
+    ctx = await browser.new_context(viewport=PHONE, bypass_csp=True)
     await ctx.route("**/*", loopback_only)
     if key:
         await ctx.add_init_script(f"sessionStorage.setItem('t2m_api_key', {key!r})")
