@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import logging
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -31,6 +32,8 @@ from t2m.models import JobStatus, VideoRequest, new_job_id
 from workflows.search import SA_STAGE, SEARCH_ATTRIBUTES, search_attributes
 from workflows.ui import static_details, static_summary
 from workflows.video import VideoWorkflow
+
+log = logging.getLogger(__name__)
 
 QUERY_TIMEOUT = timedelta(seconds=3)
 _CLOSED = {
@@ -189,8 +192,8 @@ async def job_status(handle: WorkflowHandle[Any, Any], known: JobStatus | None =
     """
     try:
         return await handle.query(VideoWorkflow.status, rpc_timeout=QUERY_TIMEOUT)
-    except Exception:
-        pass  # no worker polling, or the workflow has not started yet
+    except Exception as e:  # no worker polling, a worker too busy, or the workflow not started
+        log.info("status query of %s unanswered (%s): describe() instead", handle.id, e)
     status = known or JobStatus(job_id=handle.id, status="queued")
     try:
         desc = await asyncio.wait_for(
