@@ -19,10 +19,10 @@ from temporalio.api.enums.v1 import EventType, PendingActivityState
 from temporalio.client import Client, WorkflowHandle
 
 from cli.stack import wait_for_temporal
-from t2m import db
+from t2m.catalog import db
+from t2m.catalog.storage import get_storage
 from t2m.config import Settings
 from t2m.models import Artifacts, JobRecord, JobStatus, VideoRequest
-from t2m.storage import get_storage
 from tests.helpers import api_process, catalog_request, cli_env, start_up, stop_up
 from tests.test_stack import up_env
 from tests.test_supervisor import gone, started

@@ -65,7 +65,7 @@ async def test_killed_worker_resumes_without_rerendering(
     assert done_before
     # The kill takes the sandboxed render with it (the jail dies with its parent, within moments).
     gone_by = time.monotonic() + 5
-    while subprocess.run(["pgrep", "-f", "t2m.render_runner"], capture_output=True).stdout:
+    while subprocess.run(["pgrep", "-f", "t2m.render.runner"], capture_output=True).stdout:
         assert time.monotonic() < gone_by, "a render outlived its killed worker"
         await asyncio.sleep(0.05)
 

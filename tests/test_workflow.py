@@ -8,8 +8,8 @@ import subprocess
 import pytest
 from temporalio.client import Client, WorkflowExecutionStatus, WorkflowFailureError
 
+from t2m.catalog.db import JobStore
 from t2m.config import Settings
-from t2m.db import JobStore
 from t2m.models import STAGES, VideoRequest
 from tests.scripted import ScriptedLLM, plan_json, scene_code
 from workflows.client import job_status, start_video
@@ -146,7 +146,7 @@ async def test_an_unusable_model_fails_fast_with_a_clear_message(
 
 
 def _render_processes() -> list[str]:
-    out = subprocess.run(["pgrep", "-af", "t2m.render_runner"], capture_output=True, text=True)
+    out = subprocess.run(["pgrep", "-af", "t2m.render.runner"], capture_output=True, text=True)
     return [line for line in out.stdout.splitlines() if "pgrep" not in line]
 
 

@@ -233,7 +233,7 @@ class SceneSteps:
             code=authored.code,
             quality=req.quality,
             narration_s=authored.narration.duration_s,
-            # authoring.class_name's convention; importing t2m.authoring here would load litellm
+            # authoring.class_name's convention; importing t2m.authoring.steps here would load litellm
             class_name=f"Scene{authored.scene.index + 1}",
         )
         return await self._call(act.RENDER_SCENE, request)

@@ -1,5 +1,5 @@
 """What a render jail may use, and what it uses: the limits for a jail as a whole and the
-watchdog's accounting over every process of the jail and its work dir (see t2m/jail.py for why
+watchdog's accounting over every process of the jail and its work dir (see t2m/jail/bwrap.py for why
 the limits are enforced this way)."""
 
 from __future__ import annotations

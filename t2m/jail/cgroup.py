@@ -4,7 +4,7 @@ The watchdog sums RSS; the kernel's memory controller counts everything a jail m
 hold (page cache, tmpfs and shmem pages, kernel memory such as inodes and dentries, socket
 buffers), so where it is available each jail gets a cgroup of its own: `memory.max` (the jail's
 memory plus its /tmp), no swap, `memory.oom.group` (the whole jail dies at the limit) and
-`pids.max`. Without one, the fallback in t2m/jail.py holds: seccomp refuses memfds and SysV
+`pids.max`. Without one, the fallback in t2m/jail/bwrap.py holds: seccomp refuses memfds and SysV
 shared memory, RLIMIT_NOFILE is low, /tmp is capped in bytes and watched in entries.
 
 To give the worker a subtree (cgroup v2 only; a v1 or hybrid host has no place for it):
@@ -30,7 +30,7 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
-from t2m.jail_limits import JailUnavailable
+from t2m.jail.limits import JailUnavailable
 
 ENV = "T2M_JAIL_CGROUP"
 
@@ -48,7 +48,7 @@ def delegated() -> Path | None:
     if missing := {"memory", "pids"} - controllers:
         raise JailUnavailable(
             f"{ENV}={path} lacks the {', '.join(sorted(missing))} controller(s); enable them in "
-            "its parent's cgroup.subtree_control (see t2m/jail_cgroup.py)"
+            "its parent's cgroup.subtree_control (see t2m/jail/cgroup.py)"
         )
     enabled = set((root / "cgroup.subtree_control").read_text().split())
     if {"memory", "pids"} - enabled:

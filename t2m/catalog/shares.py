@@ -12,7 +12,7 @@ from datetime import datetime
 
 import asyncpg
 
-from t2m.db import unreachable_is_unavailable
+from t2m.catalog.db import unreachable_is_unavailable
 
 
 @dataclass(frozen=True)

@@ -22,9 +22,9 @@ from pathlib import Path
 import litellm
 from litellm import CustomLLM
 
-from t2m.llm.offline import OfflineLLM
+from t2m.authoring.llm.offline import OfflineLLM
+from t2m.catalog.storage import Storage
 from t2m.models import Usage
-from t2m.storage import Storage
 
 litellm.suppress_debug_info = True  # no "Provider List" banners in worker logs
 

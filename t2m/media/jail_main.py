@@ -1,9 +1,9 @@
-"""Runs inside a media jail (`t2m.media_jail`): one piece of media work on files in /job, its
+"""Runs inside a media jail (`t2m.media.jailed`): one piece of media work on files in /job, its
 answer written to /job/out.json. The worker never parses a render's output itself.
 
-Usage: python -m t2m.media_main probe VIDEO QUALITY LONGEST_S
-       python -m t2m.media_main compose SPEC_JSON
-       python -m t2m.media_main thumbnail VIDEO OUT_PNG AT_S
+Usage: python -m t2m.media.jail_main probe VIDEO QUALITY LONGEST_S
+       python -m t2m.media.jail_main compose SPEC_JSON
+       python -m t2m.media.jail_main thumbnail VIDEO OUT_PNG AT_S
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ OUT = "out.json"
 def main(argv: list[str]) -> int:
     op, args = argv[0], argv[1:]
     if op == "probe":
-        from t2m import media_probe
+        from t2m.media import probe as media_probe
 
         try:
             facts = media_probe.check(Path(args[0]), args[1], float(args[2]))
@@ -27,7 +27,7 @@ def main(argv: list[str]) -> int:
         else:
             answer = {"ok": True, "duration_s": facts.duration_s, "frames": facts.frames}
     elif op == "compose":
-        from t2m import media
+        from t2m.media import compose as media
         from t2m.models import Cue
 
         spec = json.loads(Path(args[0]).read_text())
@@ -44,7 +44,7 @@ def main(argv: list[str]) -> int:
         cues = [c.model_dump() for c in composed.cues]
         answer = {"ok": True, "duration_s": composed.duration, "cues": cues}
     elif op == "thumbnail":
-        from t2m import media
+        from t2m.media import compose as media
 
         video = Path(args[0])
         media.best_thumbnail(video, Path(args[1]), float(args[2]), media.video_duration(video))

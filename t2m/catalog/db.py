@@ -1,7 +1,7 @@
 """The job catalog and API keys in PostgreSQL (asyncpg), with versioned plain-SQL migrations
-(the embedded server, for when no database is configured, is `t2m.embedded_pg`).
+(the embedded server, for when no database is configured, is `t2m.catalog.local_postgres`).
 
-`t2m/migrations/NNN_name.sql` files are applied in order, once each, inside a transaction, at
+`t2m/catalog/migrations/NNN_name.sql` files are applied in order, once each, inside a transaction, at
 start-up (guarded by an advisory lock so several processes can start together).
 """
 
@@ -20,10 +20,11 @@ from typing import Any, TypeVar
 import asyncpg
 from pydantic import BaseModel
 
-from t2m.embedded_pg import EMBEDDED_HBA as EMBEDDED_HBA
-from t2m.embedded_pg import embedded_server as embedded_server
-from t2m.embedded_pg import start_embedded as start_embedded
-from t2m.migrations import SchemaBehind, migrate, pending
+from t2m.catalog.local_postgres import EMBEDDED_HBA as EMBEDDED_HBA
+from t2m.catalog.local_postgres import embedded_server as embedded_server
+from t2m.catalog.local_postgres import start_embedded as start_embedded
+from t2m.catalog.migrations import SchemaBehind, migrate, pending
+from t2m.catalog.reuse import fingerprint
 from t2m.models import (
     TERMINAL_STATUSES,
     Artifacts,
@@ -35,7 +36,6 @@ from t2m.models import (
     usage_summary,
     user_name,
 )
-from t2m.reuse import fingerprint
 
 M = TypeVar("M", bound=BaseModel)
 

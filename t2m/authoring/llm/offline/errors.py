@@ -12,7 +12,7 @@ from __future__ import annotations
 import builtins
 import re
 
-from t2m import api_changes
+from t2m.authoring import manim_api_changes as api_changes
 
 MAX_QUERIES = 3
 MAX_NAMES = 6

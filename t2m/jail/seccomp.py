@@ -1,4 +1,4 @@
-"""The render jail's seccomp filter (see t2m/jail.py), as a classic BPF program for bwrap."""
+"""The render jail's seccomp filter (see t2m/jail/bwrap.py), as a classic BPF program for bwrap."""
 
 from __future__ import annotations
 

@@ -23,7 +23,7 @@ PIPELINE_VERSION = "2026-11-29"
 @cache
 def _versions() -> dict[str, str]:
     prompts = hashlib.sha256()
-    for f in sorted(resources.files("t2m.prompts").iterdir(), key=lambda f: f.name):
+    for f in sorted(resources.files("t2m.authoring.prompts").iterdir(), key=lambda f: f.name):
         if f.name.endswith(".md"):
             prompts.update(f.name.encode() + b"\0" + f.read_bytes())
     return {"manim": version("manim"), "prompts": prompts.hexdigest(), "t2m": PIPELINE_VERSION}

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import asyncpg
 
-from t2m.db import unreachable_is_unavailable
+from t2m.catalog.db import unreachable_is_unavailable
 
 RATE_WINDOW_S = 60.0
 """The creation-rate quota counts the jobs of the last minute."""

@@ -16,10 +16,10 @@ from typing import Any
 
 from litellm import CustomLLM, ModelResponse
 
-from t2m.llm.offline.code import fallback_code, scene_code
-from t2m.llm.offline.errors import doc_queries
-from t2m.llm.offline.planner import plan, storyboard
-from t2m.llm.offline.text import find_formulas, strip_tex_io, to_latex
+from t2m.authoring.llm.offline.code import fallback_code, scene_code
+from t2m.authoring.llm.offline.errors import doc_queries
+from t2m.authoring.llm.offline.planner import plan, storyboard
+from t2m.authoring.llm.offline.text import find_formulas, strip_tex_io, to_latex
 
 __all__ = [
     "OfflineLLM",

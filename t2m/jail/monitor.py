@@ -1,4 +1,4 @@
-"""The jail's watchdog, in a thread of its own (see t2m/jail.py).
+"""The jail's watchdog, in a thread of its own (see t2m/jail/bwrap.py).
 
 It must not share the worker's event loop: anything that blocks the loop (a stuck call, a slow
 callback) would blind it, and a second render could then hold twice its limit unkilled. So a
@@ -18,7 +18,7 @@ import threading
 import time
 from pathlib import Path
 
-from t2m.jail_limits import Limits, jail_usage, over_limit, tmp_entries
+from t2m.jail.limits import Limits, jail_usage, over_limit, tmp_entries
 
 WATCH_INTERVAL_S = 0.2
 CHUNK = 65536

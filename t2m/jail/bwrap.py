@@ -26,11 +26,11 @@ not the static check, is the boundary. Design, and why:
 - **Limits for the jail as a whole.** cgroup v2 is not delegated on the hosts this runs on (this
   one has a v1 hierarchy owned by the VM's init), so: per-process RLIMIT_AS/CPU/FSIZE/CORE (and
   NPROC on the slot uid, NOFILE; seccomp refuses memfds and SysV shared memory), plus a watchdog
-  in a thread of its own (`t2m.jail_monitor`: a blocked event loop cannot blind it) that every
+  in a thread of its own (`t2m.jail.monitor`: a blocked event loop cannot blind it) that every
   0.2 s sums the RSS, CPU time and threads of every process of the jail (the descendants of
   bwrap; inside a PID namespace nothing can re-parent out of that tree), the bytes and entries of
   the work dir and the entries of the jail's `/tmp` (a tmpfs of fixed size), and kills the jail
-  when any is over. The root and `/dev` tmpfs are read-only. See `t2m.jail_cgroup` for the
+  when any is over. The root and `/dev` tmpfs are read-only. See `t2m.jail.cgroup` for the
   cgroup v2 limits used where the host delegates a subtree.
 - **Killing is total.** The worker SIGKILLs bwrap; `--die-with-parent` takes the jail's init with
   it (and bwrap with a dead worker: it sets the parent-death signal on itself too), and when a PID
@@ -52,15 +52,14 @@ import shutil
 import signal
 import subprocess
 import sys
-import tempfile
 from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from t2m import jail_cgroup
-from t2m.jail_limits import JailUnavailable, Limits, jail_usage, kill_uid, wait_gone
-from t2m.jail_monitor import JailMonitor
-from t2m.seccomp import seccomp_filter
+from t2m.jail import cgroup as jail_cgroup
+from t2m.jail.limits import JailUnavailable, Limits, jail_usage, kill_uid, wait_gone
+from t2m.jail.monitor import JailMonitor
+from t2m.jail.seccomp import seccomp_filter
 
 JAIL_WORKDIR = "/job"
 UID_BASE = 2_000_000_000  # far from login users, system users and the usual subuid ranges
@@ -81,9 +80,18 @@ HOST_PATHS = (
 )
 # What renders and media jails import of t2m (read-only, no secrets).
 T2M_FILES = (
-    "__init__.py", "layout.py", "render_runner.py", "media_probe.py", "media_main.py", "media.py",
+    "__init__.py",
     "models.py",
-)  # fmt: skip
+    "render/__init__.py",
+    "render/runner.py",
+    "render/layout_check.py",
+    "media/__init__.py",
+    "media/probe.py",
+    "media/jail_main.py",
+    "media/compose.py",
+)
+"""What of t2m a jailed program may import (the render runner and the media work), relative to the
+package; nothing else of t2m (the jail's own code, the catalog, settings) is visible inside."""
 NICENESS = 19
 """Renders run at the lowest CPU priority: on shared cores they take only what the API, Temporal,
 PostgreSQL and the worker's event loop leave (status p99 under load was about half of nice 10's)."""
@@ -150,7 +158,7 @@ def _python_paths() -> tuple[list[str], dict[str, str]]:
     if sys.prefix != sys.base_prefix:
         binds += [f"{sys.prefix}/pyvenv.cfg", os.path.realpath(f"{sys.prefix}/lib")]
         symlinks[sys.executable] = os.path.realpath(sys.executable)
-    package = Path(__file__).resolve().parent
+    package = Path(__file__).resolve().parents[1]
     binds += [str(package / name) for name in T2M_FILES]
     return binds, symlinks
 
@@ -363,37 +371,3 @@ def _read_all(fd: int) -> str:
     finally:
         os.close(fd)
     return b"".join(chunks).decode(errors="replace")
-
-
-async def check_jail(timeout_s: float = 20.0) -> None:
-    """Fail fast, with a clear message, unless a render jail can be built here: a real jail checked
-    from inside (an unprivileged uid, no capabilities, no_new_privs, the seccomp filter, only
-    loopback, a writable work dir). Any failure, an OS error included, is JailUnavailable."""
-    probe = (
-        "import os, socket\n"
-        "caps = [l for l in open('/proc/self/status') if l.startswith(('CapEff', 'CapBnd', "
-        "'NoNewPrivs', 'Seccomp:'))]\n"
-        "open('probe', 'w').write('ok')\n"
-        "print(os.getuid(), os.getgid(), len(socket.if_nameindex()), *[l.split()[1] for l in caps])"
-    )
-    try:  # a missing capability, a read-only path, a failed clean-up (TemporaryDirectory), ...
-        await _self_test(probe, timeout_s)
-    except (OSError, RecursionError, subprocess.SubprocessError, ValueError) as e:
-        raise JailUnavailable(f"{type(e).__name__}: {e}"[:500]) from e
-
-
-async def _self_test(probe: str, timeout_s: float) -> None:
-    env = {"PATH": "/usr/bin:/bin", "LANG": "C.UTF-8", "PYTHONDONTWRITEBYTECODE": "1"}
-    with tempfile.TemporaryDirectory(prefix="t2m-jail-check-") as tmp:
-        work, log = Path(tmp) / "job", Path(tmp) / "log"
-        limits = Limits(memory_mb=512, cpu_s=10, wall_s=timeout_s)
-        run = await run_python(["-I", "-c", probe], work, log, env=env, limits=limits)
-        out = run.log.split()
-        seccomp = "0" if seccomp_filter() is None else "2"
-        expected_rest = ["1", "0000000000000000", "0000000000000000", "1", seccomp]
-        if run.returncode != 0 or out[2:] != expected_rest:
-            raise JailUnavailable(f"the jail self-test failed (rc {run.returncode}): {run.log}")
-        if os.geteuid() == 0 and (out[0] == "0" or out[1] == "0"):
-            raise JailUnavailable(f"the jail runs as uid/gid {out[0]}/{out[1]}, not unprivileged")
-        if not (work / "probe").is_file():
-            raise JailUnavailable("the jail could not write its work dir")

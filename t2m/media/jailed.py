@@ -3,8 +3,8 @@
 A scene video is the attacker's file until proven otherwise, and FFmpeg's allocations and loops
 follow what a file claims (an 8K frame size, 10⁹ fps, 37 h of packets, a 10 k-entry edit list, a
 concat script naming a FIFO). So the worker never opens one itself, neither on its event loop
-nor in a thread it cannot stop: each piece of media work runs `t2m.media_main` in a fresh jail
-(`t2m.jail.run_python`: an unprivileged uid, no network, only its own work dir, RLIMIT_AS, CPU and
+nor in a thread it cannot stop: each piece of media work runs `t2m.media.jail_main` in a fresh jail
+(`t2m.jail.bwrap.run_python`: an unprivileged uid, no network, only its own work dir, RLIMIT_AS, CPU and
 wall limits, the off-loop watchdog), which is killed when the awaiting task is cancelled. The
 answer comes back as a small JSON file, read bounded and checked like result.json.
 """
@@ -17,10 +17,10 @@ import shutil
 from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
 
-from t2m import jail
-from t2m.jail_limits import Limits
-from t2m.media import Composed, SceneInput
-from t2m.media_probe import max_seconds
+from t2m.jail import bwrap as jail
+from t2m.jail.limits import Limits
+from t2m.media.compose import Composed, SceneInput
+from t2m.media.probe import max_seconds
 from t2m.models import Cue
 
 Tick = Callable[[], Awaitable[None] | None] | None
@@ -50,11 +50,11 @@ def _env() -> dict[str, str]:
 async def run(
     op: str, args: Sequence[str], work: Path, limits: Limits, on_tick: Tick = None
 ) -> dict:
-    """Run `t2m.media_main OP ARGS` in a jail on `work` (seen as /job); its answer."""
+    """Run `t2m.media.jail_main OP ARGS` in a jail on `work` (seen as /job); its answer."""
     log = work.parent / f"{work.name}.media.log"
     answer = work / "out.json"
     answer.unlink(missing_ok=True)
-    argv = ["-I", "-B", "-m", "t2m.media_main", op, *args]
+    argv = ["-I", "-B", "-m", "t2m.media.jail_main", op, *args]
     r = await jail.run_python(argv, work, log, env=_env(), limits=limits, on_tick=on_tick)
     if r.violation is not None:
         raise MediaFailed(f"{op}: {r.violation}")

@@ -14,7 +14,7 @@ pinned to MP4 and the `file` protocol only:
 - at most one edit (FFmpeg writes one to skip the B-frame delay), no more than a few frames in.
 
 Runs inside the render jail as its last step (a clear message for the fixer), and again outside in
-a media jail (`t2m.media_jail`), the check that counts. Imports only the standard library (and
+a media jail (`t2m.media.jailed`), the check that counts. Imports only the standard library (and
 PyAV, lazily), so the jail needs nothing more to run it.
 """
 

@@ -10,8 +10,8 @@ the summary), the points are revealed one after another over the narration as a 
 
 from __future__ import annotations
 
-from t2m.llm.offline import text as tx
-from t2m.llm.offline import visuals
+from t2m.authoring.llm.offline import text as tx
+from t2m.authoring.llm.offline import visuals
 
 THEMES = {"dark": ("#000000", "#F2F2F2", "#58C4DD"), "light": ("#FAFAF7", "#1B1B1B", "#1F6FB2")}
 PACE = {"slow": 1.4, "normal": 1.0, "fast": 0.7}

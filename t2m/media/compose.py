@@ -23,7 +23,7 @@ NARRATION_TAIL_S = 0.4
 MAX_SCENE_S = 900.0
 MAX_RATE = 60
 """Bounds on what a file may make this module allocate or loop over (a scene's length, its frame
-rate): the files are checked before they get here (`t2m.media_probe`), this is the belt."""
+rate): the files are checked before they get here (`t2m.media.probe`), this is the belt."""
 MANIM_CRF = "23"
 """Manim's own libx264 setting: a re-encoded scene matches its neighbours' stream parameters."""
 

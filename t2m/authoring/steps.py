@@ -1,7 +1,7 @@
 """The model-driven steps of a video: plan, storyboard, write a scene's code, fix it (with doc
 searches written from the error), critique it.
 
-Each step fills a prompt file from `t2m/prompts/` (readable and editable), asks the model through
+Each step fills a prompt file from `t2m/authoring/prompts/` (readable and editable), asks the model through
 litellm (`ModelClient`) and parses the answer. No step knows which model answers: `offline/...` is
 just a provider. Each returns its result with the tokens and cost it spent.
 """
@@ -18,8 +18,8 @@ from typing import Annotated
 
 from pydantic import Field, StringConstraints, TypeAdapter, ValidationError
 
-from t2m import api_changes
-from t2m.llm import ModelClient
+from t2m.authoring import manim_api_changes as api_changes
+from t2m.authoring.llm import ModelClient
 from t2m.models import Cue, ScenePlan, Storyboard, Usage, VideoPlan
 
 MIN_SCENES, MAX_SCENES = 3, 7
@@ -43,7 +43,7 @@ class PlanError(ValueError):
 
 @cache
 def prompt_template(name: str) -> str:
-    return resources.files("t2m.prompts").joinpath(f"{name}.md").read_text()
+    return resources.files("t2m.authoring.prompts").joinpath(f"{name}.md").read_text()
 
 
 def render_prompt(name: str, data: dict, **extra: object) -> str:

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import math
 
-from t2m.llm.offline import text as tx
+from t2m.authoring.llm.offline import text as tx
 
 WORDS_PER_SECOND = 2.6
 MAX_SCENES = 7
@@ -121,7 +121,7 @@ def _recap(candidates: list[str]) -> list[str]:
 
 def storyboard(scene: dict, style: dict[str, str] | None = None) -> dict:
     """What the templates will show, and the docs a coder would look up for it."""
-    from t2m.llm.offline import visuals
+    from t2m.authoring.llm.offline import visuals
 
     shown = scene.get("key_points") or []
     kinds = [k for k in (visuals.choose(p) for p in shown) if k]

@@ -1,8 +1,8 @@
-"""Runs inside the render jail (`t2m.jail`), as an unprivileged uid with the work dir at /job: load
+"""Runs inside the render jail (`t2m.jail.bwrap`), as an unprivileged uid with the work dir at /job: load
 one generated module and render its Scene with Manim. Everything it writes is the attacker's to
 change, so the worker distrusts result.json (see `sandbox._read_result`).
 
-Usage: python -m t2m.render_runner SCENE_FILE QUALITY MEDIA_DIR [MIN_SECONDS [CLASS_NAME]]. It
+Usage: python -m t2m.render.runner SCENE_FILE QUALITY MEDIA_DIR [MIN_SECONDS [CLASS_NAME]]. It
 renders the Scene subclass named CLASS_NAME, or when there is none by that name the only (else the
 first) Scene subclass of the file. The scene lasts at least MIN_SECONDS (its narration's length): a
 shorter one ends holding its last frame, and a still scene (no animation) is held that long, or
@@ -82,7 +82,7 @@ def main(argv: list[str]) -> int:
             file=sys.stderr,
         )
         return 1
-    from t2m import media_probe
+    from t2m.media import probe as media_probe
 
     try:  # the check the worker makes again outside, here for a clear message to the fixer
         media_probe.check(Path(video), quality, media_probe.max_seconds(min_seconds))
@@ -122,7 +122,7 @@ def _checked(scene_class: type, findings: list[str], min_seconds: float, media_d
     scene at least STILL_SECONDS), reporting its progress to MEDIA_DIR/progress.json."""
     from manim import ThreeDCamera, config
 
-    from t2m import layout
+    from t2m.render import layout_check as layout
 
     def in_3d(camera: object) -> bool:
         return isinstance(camera, ThreeDCamera)
