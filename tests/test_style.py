@@ -15,7 +15,8 @@ from pydantic import ValidationError
 from temporalio.client import Client
 
 from api.main import create_app
-from cli.main import _parser, _request
+from cli.generate import request as _request
+from cli.main import _parser
 from t2m import authoring
 from t2m.config import Settings
 from t2m.db import JobStore
