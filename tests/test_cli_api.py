@@ -111,6 +111,18 @@ async def test_jobs_find_the_api_by_its_port_and_name_the_setting_when_none_answ
     env = derived_env(settings, tmp_path, api_url, key)
     code, stdout, err = await run_cli(env, "jobs", "list", "--json")
     assert code == 0 and json.loads(stdout)["total"] == 0, err
+    # The server's rules: its default model (offline: warned about before anything is made), its
+    # validation (422: exit 2 with the field) and its priority ceiling (403).
+    code, stdout, err = await run_cli(env, "generate", "Tides", "--voice", "xx-nope")
+    assert code == 2 and stdout == "", err
+    assert "warning: no --context, and the offline model (offline/templates)" in err
+    last = err.splitlines()[-1]
+    assert last.startswith("t2m: failed: invalid request: configuration.voice: unknown voice")
+    assert last.endswith("(HTTP 422)")
+    code, stdout, err = await run_cli(env, "generate", "Tides", "--context", "The moon pulls.",
+                                      "--priority", "urgent", "--json")  # fmt: skip
+    assert code == 1 and json.loads(stdout)["job_id"] is None, err
+    assert "priority 'urgent' is reserved to admins" in err
     dead = free_port()
     code, stdout, err = await run_cli(env | {"T2M_API_PORT": str(dead)}, "jobs", "list")
     assert code == 1 and stdout == ""
@@ -198,3 +210,28 @@ async def test_follow_shows_every_change_and_the_end_once(
     percentages = [p for _, p in stages]
     assert percentages == sorted(percentages), lines
     assert len(set(stages)) > len({s for s, _ in stages}), lines  # a stage at several percentages
+
+
+@pytest.mark.parametrize(
+    ("host", "port", "url"),
+    [
+        ("127.0.0.1", "8123", "http://127.0.0.1:8123"),
+        ("0.0.0.0", "9000", "http://127.0.0.1:9000"),  # bound everywhere: reached on loopback
+        ("::", "9000", "http://[::1]:9000"),
+        ("127.0.0.1", "tcp://10.0.0.7:80", "http://127.0.0.1:8000"),  # a kubelet service link
+    ],
+)
+def test_the_url_is_where_t2m_up_serves(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, host: str, port: str, url: str
+) -> None:
+    from cli.remote import DERIVED, load_config
+    from t2m.config import get_settings
+
+    monkeypatch.setenv("T2M_API_HOST", host)
+    monkeypatch.setenv("T2M_API_PORT", port)
+    get_settings.cache_clear()
+    try:
+        config = load_config({"T2M_CONFIG": str(tmp_path / "none.toml")})
+    finally:
+        get_settings.cache_clear()
+    assert (config.api, config.source, config.named) == (url, DERIVED, False)
