@@ -10,6 +10,7 @@ import contextlib
 import json
 import os
 import re
+import signal
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -102,6 +103,28 @@ async def test_generate_goes_through_the_running_api(
     [line] = [x for x in err.splitlines() if x.startswith("t2m:")]
     assert line.startswith(f"t2m: job {failed['job_id']} failed: model '{MODEL}' cannot be used")
     assert line.endswith("it has no video (change the request and generate anew)"), line
+
+    # Ctrl-C while the server makes it: the job is cancelled there, exit 130, one JSON object.
+    scripted.handler = lambda task, data: None
+    proc = await asyncio.create_subprocess_exec(
+        T2M, "generate", "Square numbers", "--model", MODEL, "--quality", "low", "--json",
+        env=env, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+    )  # fmt: skip
+    assert proc.stderr is not None
+    first = (await asyncio.wait_for(proc.stderr.readline(), timeout=60)).decode()
+    assert first.startswith("video-"), first  # its progress: the job exists
+    proc.send_signal(signal.SIGINT)
+    out, _ = await asyncio.wait_for(proc.communicate(), timeout=60)
+    answer = json.loads(out)
+    assert proc.returncode == 130 and answer["status"] == "cancelled", answer
+    assert answer["job_id"] == first.split(":")[0]
+    async with httpx.AsyncClient(base_url=api_url, headers=alice, timeout=30) as http:
+        for _ in range(120):
+            r = await http.get(f"/api/v1/videos/jobs/{answer['job_id']}/status")
+            if r.json()["status"] in ("completed", "failed", "cancelled"):
+                break
+            await asyncio.sleep(0.5)
+        assert r.json()["status"] == "cancelled", r.json()
 
 
 async def test_jobs_find_the_api_by_its_port_and_name_the_setting_when_none_answers(
