@@ -59,9 +59,13 @@ def catalog_request(owner: str, topic: str = "Catalog entry") -> VideoRequest:
 
 
 def cli_env(settings: Settings, **extra: str) -> dict[str, str]:
+    """The `t2m` command's environment for this test's stack. `t2m generate` goes through the API
+    where one answers at the derived address: point it at a free port (no API) unless a test names
+    one, so that no other stack's API on the default port takes the job."""
     return (
         os.environ
         | {
+            "T2M_API_PORT": str(free_port()),
             "T2M_DATA_DIR": str(settings.data_dir),
             "T2M_TEMPORAL_ADDRESS": settings.temporal_address,
             "T2M_TEMPORAL_NAMESPACE": settings.temporal_namespace,

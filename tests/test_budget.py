@@ -105,8 +105,8 @@ async def test_an_always_failing_scene_stops_at_the_budget(
     line = describe(answer | {"budget": budget.model_dump()})  # t2m jobs status
     assert line.startswith("j: failed, ") and f"%, spent {usd(status.spent_usd)} of $0.10" in line
     view = ProgressView(status.job_id, stream=io.StringIO())
-    with view:
-        view.update(status)
+    with view:  # a line per change while it runs (the end is the command's own line)
+        view.update(status.model_copy(update={"status": "running"}))
     shown = view.console.file.getvalue()  # type: ignore[attr-defined]
     assert f"{usd(status.spent_usd)} of $0.10 spent" in shown
     details = ui.current_details(status)  # dollars without "$", which the UI takes for math

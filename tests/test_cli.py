@@ -53,7 +53,8 @@ async def test_generate_writes_a_watchable_video(
     assert ("warning: no --context" in err) == (not context), err
     result = json.loads(out)  # stdout is exactly one JSON object
     assert set(result) == {
-        "job_id", "status", "video", "subtitles_srt", "subtitles_vtt", "thumbnail", "duration_s", "scenes"
+        "job_id", "status", "video", "subtitles_srt", "subtitles_vtt", "thumbnail", "duration_s", "scenes",
+        "reused_from",
     }  # fmt: skip
     job = result["job_id"]
     assert job.startswith("video-") and result["status"] == "completed"

@@ -46,6 +46,7 @@ async def public_config(state: StateDep) -> dict:
     s = state.settings
     return {
         "models": s.allowed_models,
+        "default_model": s.default_model,
         "default_voice": s.default_voice,
         "qualities": ["low", "medium", "high", "ultra"],
         "priorities": ["low", "normal", "high", "urgent"],
