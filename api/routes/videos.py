@@ -33,6 +33,7 @@ from api.schemas import (
 )
 from t2m.db import Job
 from t2m.models import TERMINAL_STATUSES, Artifacts
+from t2m.shares import ShareStore
 from t2m.storage import S3Storage
 
 router = protected_router("/api/v1/videos", "videos")
@@ -164,6 +165,9 @@ async def video_url(job: OwnedJob, state: StateDep) -> VideoUrls:
             **_urls(state, job, previous, versioned=True),
         )
         if previous
+        else None,
+        share_url=f"/s/{share.token}"
+        if (share := await ShareStore(state.jobs.pool).live(job.id))
         else None,
     )
 

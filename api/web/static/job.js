@@ -1,0 +1,114 @@
+// The job page's self-contained parts: stage chips, the time estimate, notices and the
+// regenerate dialog. status.html wires them to the status stream; each stands on its own.
+const jobPage = {
+  // The pipeline's stages in order and the models that do not read feedback (GET /api/v1/config).
+  config: t2m.api("/api/v1/config"),
+
+  // One chip per stage, in pipeline order: done, current (red where a job failed, grey where it
+  // was cancelled) or skipped — a stage this job never runs: retrieving without RAG, and every
+  // stage of a job answered from an identical one's finished video.
+  stageChips(order, s, request) {
+    const p = s.progress;
+    const skipped = (st) => (st === "retrieving" && request && !request.use_rag)
+      || (s.reused_from && !["queued", "completed"].includes(st));
+    const stopped = { failed: "failed", cancelled: "stopped" }[s.status];
+    return order.map((st) => {
+      const state = skipped(st) ? "skipped"
+        : p.stages_completed.includes(st) ? "done"
+        : st === p.current_stage ? (stopped || "current") : "";
+      const label = state === "skipped" ? `${t2m.label(st)} · skipped` : t2m.label(st);
+      return t2m.el("li", { class: state, "data-stage": st, title: state || "to come" }, label);
+    });
+  },
+
+  // A notice (what the page is doing on the user's request, e.g. a regenerate), shown apart from
+  // errors: neutral, not the red error banner.
+  notice(msg) { const n = document.getElementById("notice"); n.textContent = msg || ""; n.hidden = !msg; },
+
+  // Ask what should change in a scene, in the page's <dialog>; resolves to the feedback, or null
+  // when cancelled. It says so when the model in use does not read feedback.
+  askFeedback(scene, model, ignoresFeedback) {
+    const dialog = document.getElementById("feedback-dialog");
+    const text = document.getElementById("feedback-text");
+    document.getElementById("feedback-title").textContent = `Regenerate scene ${scene.index + 1}: ${scene.title}`;
+    const note = document.getElementById("feedback-note");
+    note.textContent = ignoresFeedback
+      ? `The model in use (${model}) does not read feedback: the scene is made again the same way.` : "";
+    note.hidden = !ignoresFeedback;
+    text.value = "";
+    dialog.returnValue = "";
+    dialog.showModal();
+    return new Promise((resolve) => {
+      dialog.addEventListener("close", () => {
+        resolve(dialog.returnValue === "regenerate" && text.value.trim() ? text.value : null);
+      }, { once: true });
+    });
+  },
+};
+
+// The time estimate, from what this page measured of the current run (or regenerate): when its
+// scenes started and when each was done — not from the job's creation, which counts queueing
+// and earlier runs. Two estimates of the scenes' time left, the smaller taken, as each
+// over-counts where the other does not:
+//  - as long again: each open scene takes as long again as it has so far (a render in progress
+//    is as likely in its first half as its second; the scenes run side by side) — too long for
+//    scenes that waited for a render slot;
+//  - the rate of finished scenes: scenes left × time per finished scene (scenes render a few at
+//    a time, the workers' render slots, so the rate holds from one wave to the next) — too long
+//    while only the first of a wave is done.
+// Composing adds a share of the scenes' time. Nothing is shown until the scenes have run a while.
+class JobEta {
+  static ENDED = new Set(["done", "failed", "cancelled"]);
+  static FINISHING = new Set(["composing", "uploading"]);
+  static COMPOSE_SHARE = 0.08;
+  static SETTLE_MS = 3000;
+
+  // Measures from `origin` (ms): the job's creation, or a retry or regenerate, named by `label`.
+  constructor(origin, label = "") {
+    Object.assign(this, { origin, label, scenesStart: null, openSince: {}, doneAt: {}, finishStart: null });
+  }
+
+  observe(s, now = Date.now()) {
+    const p = s.progress;
+    if (p.scenes.length) this.scenesStart ??= now;
+    for (const sc of p.scenes) {
+      const open = !JobEta.ENDED.has(sc.state);
+      if (open) { this.openSince[sc.index] ??= now; delete this.doneAt[sc.index]; }
+      else if (this.openSince[sc.index] !== undefined) {  // seen open, then done: measured here
+        if (sc.state === "done") this.doneAt[sc.index] ??= now;
+        delete this.openSince[sc.index];
+      }
+    }
+    if (JobEta.FINISHING.has(p.current_stage)) this.finishStart ??= now;
+    else this.finishStart = null;  // a regenerate in a running job reopens a scene
+  }
+
+  // Seconds left, or null while there is nothing measured to go on.
+  secondsLeft(s, now = Date.now()) {
+    if (this.scenesStart === null) return null;
+    const open = s.progress.scenes.filter((sc) => !JobEta.ENDED.has(sc.state));
+    const finished = Object.values(this.doneAt);
+    let scenesLeft = 0;
+    if (open.length) {
+      scenesLeft = Math.max(...open.map((sc) => now - (this.openSince[sc.index] ?? now)));
+      if (finished.length) {
+        const last = Math.max(...finished);
+        const perScene = (last - this.scenesStart) / finished.length;
+        scenesLeft = Math.min(scenesLeft, Math.max(open.length * perScene - (now - last), 0.2 * perScene));
+      } else if (scenesLeft < JobEta.SETTLE_MS) return null;
+    }
+    const scenesTime = (this.finishStart ?? now) - this.scenesStart + scenesLeft;
+    const composing = this.finishStart === null ? 0 : now - this.finishStart;
+    return (scenesLeft + Math.max(JobEta.COMPOSE_SHARE * scenesTime - composing, 500)) / 1000;
+  }
+
+  // "regenerating scene 2 · 12 s elapsed · about 9 s left"; "took 21 s" once completed.
+  text(s, ended, now = Date.now()) {
+    const end = ended ? Date.parse(s.completed_at || s.updated_at) : now;
+    const elapsed = Math.max(0, Math.round((end - this.origin) / 1000));
+    if (ended) return s.status === "completed" ? `took ${elapsed} s` : `${elapsed} s elapsed`;
+    const left = this.secondsLeft(s, now);
+    const estimate = left === null ? "estimating the time left…" : `about ${Math.max(1, Math.round(left))} s left`;
+    return [this.label, `${elapsed} s elapsed`, estimate].filter(Boolean).join(" · ");
+  }
+}
