@@ -4,14 +4,14 @@ const jobPage = {
   // The pipeline's stages in order and the models that do not read feedback (GET /api/v1/config).
   config: t2m.api("/api/v1/config"),
 
-  // One chip per stage, in pipeline order: done, current (red where a job failed, grey where it
+  // One chip per stage, in pipeline order: done, current (red where a job failed, amber where it
   // was cancelled) or skipped — a stage this job never runs: retrieving without RAG, and every
   // stage of a job answered from an identical one's finished video.
   stageChips(order, s, request) {
     const p = s.progress;
     const skipped = (st) => (st === "retrieving" && request && !request.use_rag)
       || (s.reused_from && !["queued", "completed"].includes(st));
-    const stopped = { failed: "failed", cancelled: "stopped" }[s.status];
+    const stopped = { failed: "failed", cancelled: "stopped", completed: "done" }[s.status];
     return order.map((st) => {
       const state = skipped(st) ? "skipped"
         : p.stages_completed.includes(st) ? "done"
