@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 import unicodedata
 import uuid
-from typing import Annotated, Literal, get_args
+from typing import Annotated, Any, Literal, get_args
 
 from pydantic import (
     AfterValidator,
@@ -22,7 +22,6 @@ from pydantic import (
     ValidationError,
     field_validator,
 )
-from pydantic_core import InitErrorDetails, PydanticCustomError
 
 Stage = Literal[
     "queued",
@@ -146,7 +145,7 @@ def style_vocabulary(prefs: dict[str, str]) -> dict[str, str]:
     """Known style keys normalized (lower case; `Accent-Color` → `accent_color`) and their values
     checked: a ValidationError lists every bad value at once, each under its own key."""
     out: dict[str, str] = {}
-    bad: list[InitErrorDetails] = []
+    bad: list[Any] = []  # pydantic_core's InitErrorDetails
     for key, value in prefs.items():
         known = key.strip().lower().replace("-", "_").replace(" ", "_")
         v = value.strip().lower()
@@ -159,10 +158,11 @@ def style_vocabulary(prefs: dict[str, str]) -> dict[str, str]:
             rule = f"#RRGGBB, #RGB or one of {', '.join(NAMED_COLORS)}"
         elif known == "language" and not re.fullmatch(r"[a-z]{2,3}(?:-[a-z0-9]{2,8}){0,2}", v):
             rule = "a language code such as en, fr or pt-br"
-        msg = PydanticCustomError(
-            "value_error", "{msg}", {"msg": f"{known} must be {rule}, not {value!r}"}
-        )
-        bad += [InitErrorDetails(type=msg, loc=(key,), input=value)] if rule else []
+        if rule:
+            error = ValueError(f"{known} must be {rule}, not {value!r}")
+            bad.append(
+                {"type": "value_error", "loc": (key,), "input": value, "ctx": {"error": error}}
+            )
         out[known if known in STYLE_KEYS else key] = v if known in STYLE_KEYS else value
     if bad:
         raise ValidationError.from_exception_data("style_preferences", bad)
