@@ -46,38 +46,40 @@ const jobPage = {
   },
 };
 
-// The time estimate, from what this page measured of the current run (or regenerate): when its
-// scenes started and when each was done — not from the job's creation, which counts queueing
-// and earlier runs. Two estimates of the scenes' time left, the smaller taken, as each
-// over-counts where the other does not:
-//  - as long again: each open scene takes as long again as it has so far (a render in progress
-//    is as likely in its first half as its second; the scenes run side by side) — too long for
-//    scenes that waited for a render slot;
-//  - the rate of finished scenes: scenes left × time per finished scene (scenes render a few at
-//    a time, the workers' render slots, so the rate holds from one wave to the next) — too long
-//    while only the first of a wave is done.
-// Composing adds a share of the scenes' time. Nothing is shown until the scenes have run a while.
+// The time estimate, from what this page measured of the current run (or retry, or regenerate):
+// not from the job's creation, which counts queueing and earlier runs. Two estimates, the smaller
+// taken, as each over-counts where the other does not:
+//  - as long again: a run takes about twice what it has taken so far (nothing else is known
+//    before its first scene is done; on its own it over-counts late in the run);
+//  - the rate of finished scenes: open scenes × time per finished scene (scenes render a few at a
+//    time, the workers' render slots, so the rate holds from one wave to the next), plus a share
+//    for composing — too long while only the first scene of a wave is done.
+// A run's time starts when it leaves the queue, as this page saw it (the run's origin — creation,
+// the retry or the regenerate — when the page opened on a run already at work).
 class JobEta {
   static ENDED = new Set(["done", "failed", "cancelled"]);
+  static TERMINAL = new Set(["completed", "failed", "cancelled"]);
   static FINISHING = new Set(["composing", "uploading"]);
   static COMPOSE_SHARE = 0.08;
   static SETTLE_MS = 3000;
 
   // Measures from `origin` (ms): the job's creation, or a retry or regenerate, named by `label`.
   constructor(origin, label = "") {
-    Object.assign(this, { origin, label, scenesStart: null, openSince: {}, doneAt: {}, finishStart: null });
+    Object.assign(this, { origin, label, early: null, workStart: null, scenesStart: null, doneAt: {}, seen: {}, finishStart: null });
   }
 
   observe(s, now = Date.now()) {
     const p = s.progress;
+    if (JobEta.TERMINAL.has(s.status)) return;
+    this.early ??= s.status === "queued" || !p.scenes.length;  // first seen before its work began
+    if (s.status !== "queued" && p.current_stage !== "queued") this.workStart ??= this.early ? now : this.origin;
     if (p.scenes.length) this.scenesStart ??= now;
     for (const sc of p.scenes) {
-      const open = !JobEta.ENDED.has(sc.state);
-      if (open) { this.openSince[sc.index] ??= now; delete this.doneAt[sc.index]; }
-      else if (this.openSince[sc.index] !== undefined) {  // seen open, then done: measured here
-        if (sc.state === "done") this.doneAt[sc.index] ??= now;
-        delete this.openSince[sc.index];
+      if (!JobEta.ENDED.has(sc.state)) delete this.doneAt[sc.index];
+      else if (sc.state === "done" && this.seen[sc.index] !== undefined && !JobEta.ENDED.has(this.seen[sc.index])) {
+        this.doneAt[sc.index] = now;  // seen open, then done: measured here
       }
+      this.seen[sc.index] = sc.state;
     }
     if (JobEta.FINISHING.has(p.current_stage)) this.finishStart ??= now;
     else this.finishStart = null;  // a regenerate in a running job reopens a scene
@@ -85,21 +87,20 @@ class JobEta {
 
   // Seconds left, or null while there is nothing measured to go on.
   secondsLeft(s, now = Date.now()) {
-    if (this.scenesStart === null) return null;
-    const open = s.progress.scenes.filter((sc) => !JobEta.ENDED.has(sc.state));
+    if (this.workStart === null || this.scenesStart === null) return null;
+    const open = s.progress.scenes.filter((sc) => !JobEta.ENDED.has(sc.state)).length;
     const finished = Object.values(this.doneAt);
-    let scenesLeft = 0;
-    if (open.length) {
-      scenesLeft = Math.max(...open.map((sc) => now - (this.openSince[sc.index] ?? now)));
-      if (finished.length) {
-        const last = Math.max(...finished);
-        const perScene = (last - this.scenesStart) / finished.length;
-        scenesLeft = Math.min(scenesLeft, Math.max(open.length * perScene - (now - last), 0.2 * perScene));
-      } else if (scenesLeft < JobEta.SETTLE_MS) return null;
-    }
-    const scenesTime = (this.finishStart ?? now) - this.scenesStart + scenesLeft;
     const composing = this.finishStart === null ? 0 : now - this.finishStart;
-    return (scenesLeft + Math.max(JobEta.COMPOSE_SHARE * scenesTime - composing, 500)) / 1000;
+    const sceneTime = (this.finishStart ?? now) - this.scenesStart;
+    if (!open) return Math.max(JobEta.COMPOSE_SHARE * sceneTime - composing, 500) / 1000;
+    let left = now - this.workStart;  // as long again
+    if (finished.length) {
+      const last = Math.max(...finished);
+      const perScene = (last - this.scenesStart) / finished.length;
+      const scenesLeft = Math.max(open * perScene - (now - last), 0.2 * perScene);
+      left = Math.min(left, scenesLeft + JobEta.COMPOSE_SHARE * (sceneTime + scenesLeft));
+    } else if (left < JobEta.SETTLE_MS) return null;
+    return left / 1000;
   }
 
   // "regenerating scene 2 · 12 s elapsed · about 9 s left"; "took 21 s" once completed.
