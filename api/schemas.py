@@ -138,6 +138,8 @@ class VideoUrls(BaseModel):
     """The video's version: 1, then one more each time a scene of the finished job is regenerated."""
     previous: PreviousVersion | None = None
     """The version before this one, downloadable until the next version replaces it."""
+    share_url: str | None = None
+    """The job's live share link (`/s/{token}`), if it has one."""
 
 
 class PreviousVersion(BaseModel):
@@ -214,3 +216,5 @@ class SharedVideo(BaseModel):
     thumbnail_url: str | None
     subtitles_url: str | None
     duration: float
+    download_url: str | None = None
+    """The MP4 as an attachment (`<job id>.mp4`)."""

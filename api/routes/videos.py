@@ -32,6 +32,7 @@ from api.schemas import (
     errors,
 )
 from t2m.catalog.db import Job
+from t2m.catalog.shares import ShareStore
 from t2m.catalog.storage import S3Storage
 from t2m.models import TERMINAL_STATUSES, Artifacts
 
@@ -164,6 +165,9 @@ async def video_url(job: OwnedJob, state: StateDep) -> VideoUrls:
             **_urls(state, job, previous, versioned=True),
         )
         if previous
+        else None,
+        share_url=f"/s/{share.token}"
+        if (share := await ShareStore(state.jobs.pool).live(job.id))
         else None,
     )
 
