@@ -8,6 +8,7 @@ from pydantic import ValidationError
 from t2m.config import Settings
 from t2m.models import VideoOptions, VideoRequest
 from t2m.tts import VoiceError, check_voice
+from t2m.voices import is_provider_voice
 
 
 class InvalidRequest(ValueError):
@@ -28,6 +29,23 @@ class InvalidRequest(ValueError):
 def allowed_models(settings: Settings) -> list[str]:
     """Models a request may name: the configured allow-list plus the default model."""
     return list(dict.fromkeys([settings.default_model, *settings.allowed_models]))
+
+
+def _check_voice(settings: Settings, voice: str) -> None:
+    """A provider voice must be on the allow-list (T2M_ALLOWED_VOICES); any other voice must be
+    one espeak-ng knows."""
+    if is_provider_voice(voice):
+        if voice not in settings.allowed_voices:
+            raise InvalidRequest(
+                "voice",
+                f"voice {voice!r} is not allowed; allowed: {settings.allowed_voices}"
+                " (T2M_ALLOWED_VOICES) or an espeak-ng voice such as 'en-us'",
+            )
+        return
+    try:
+        check_voice(voice)
+    except VoiceError as e:
+        raise InvalidRequest("voice", str(e)) from None
 
 
 def _language_voice(settings: Settings, options: VideoOptions) -> str:
@@ -75,10 +93,7 @@ def build_request(settings: Settings, options: VideoOptions, owner: str) -> Vide
     if voice is not None and voice.lower() == "none":
         voice = None
     if voice is not None:
-        try:
-            check_voice(voice)
-        except VoiceError as e:
-            raise InvalidRequest("voice", str(e)) from None
+        _check_voice(settings, voice)
     return VideoRequest(
         topic=options.topic,
         context=options.context,

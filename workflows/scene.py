@@ -24,6 +24,7 @@ with workflow.unsafe.imports_passed_through():
         Usage,
         VideoRequest,
     )
+    from t2m.voices import is_provider_voice
     from workflows import activity_table as act
     from workflows import progress, ui
     from workflows.activity_table import ActivitySpec
@@ -67,15 +68,17 @@ class SceneSteps:
         if board.narration:
             scene = scene.model_copy(update={"narration": board.narration})
         self._scene_state(st, "narrating")
-        narration = await self._call(
-            act.NARRATE_SCENE,
-            msg.NarrateRequest(
-                job_id=self._status.job_id,
-                scene_index=scene.index,
-                text=scene.narration,
-                voice=req.voice,
-            ),
+        narrate = msg.NarrateRequest(
+            job_id=self._status.job_id,
+            scene_index=scene.index,
+            text=scene.narration,
+            voice=req.voice,
+            owner=req.owner,
         )
+        if is_provider_voice(req.voice):  # paid speech: booked, budgeted
+            narration = await self._llm(act.NARRATE_SCENE, narrate, "narrating")
+        else:
+            narration = await self._call(act.NARRATE_SCENE, narrate)
         docs = None
         if req.use_rag and board.doc_queries:
             self._scene_state(st, "retrieving")
