@@ -24,7 +24,7 @@ from t2m.db import JobStore
 from t2m.models import Narration, VideoOptions, VideoRequest
 from t2m.requests import InvalidRequest, build_request
 from t2m.storage import LocalStorage, get_storage
-from tests.helpers import serve
+from tests.helpers import asgi_client, serve
 from tests.speech_server import KEY, RATE, SpeechServer
 from workflows.client import job_status, start_video
 
@@ -153,3 +153,13 @@ def test_provider_voices_are_allowed_by_configuration() -> None:
         Settings(allowed_voices=["nova"])
     with pytest.raises(ValidationError, match="not in T2M_ALLOWED_VOICES"):
         Settings(default_voice=VOICE)
+
+
+async def test_the_form_and_the_api_offer_the_allowed_voices(settings: Settings) -> None:
+    allowed = settings.model_copy(update={"allowed_voices": [VOICE]})
+    async with asgi_client(allowed) as http:
+        offered = (await http.get("/api/v1/config")).json()
+        assert offered["voices"] == [VOICE] and offered["default_voice"] == "en-us"
+        asked = {"configuration": {"topic": "Tides", "voice": "openai/tts-1:alloy"}}
+        r = await http.post("/api/v1/videos/generate", json=asked)
+        assert r.status_code == 422 and "voice" in r.text and VOICE in r.text, r.text

@@ -42,11 +42,12 @@ async def status_page(job_id: str = Path(pattern=JOB_ID_PATTERN)) -> FileRespons
 
 @router.get("/api/v1/config")
 async def public_config(state: StateDep) -> dict:
-    """What the create form offers: the allowed models and the defaults."""
+    """What the create form offers: the allowed models and voices, and the defaults."""
     s = state.settings
     return {
         "models": s.allowed_models,
         "default_voice": s.default_voice,
+        "voices": s.allowed_voices,
         "qualities": ["low", "medium", "high", "ultra"],
         "priorities": ["low", "normal", "high", "urgent"],
     }
