@@ -30,6 +30,8 @@ class SpeechServer:
     """Seconds of audio sent for each input text."""
     audio: dict[str, np.ndarray] = field(default_factory=dict)
     """The samples (float32 at RATE) sent for each input text, as decoded back from the MP3."""
+    busy: int = 0
+    """Answer this many requests with 429 (rate limited) first."""
     garbage: bool = False
     """Answer with bytes that are not audio (a broken or hostile server)."""
 
@@ -48,6 +50,10 @@ class SpeechServer:
                     "code": "invalid_api_key",
                 }
                 return JSONResponse({"error": error}, status_code=401)
+            if self.busy > 0:
+                self.busy -= 1
+                error = {"message": "Rate limit reached", "type": "requests", "code": None}
+                return JSONResponse({"error": error}, status_code=429)
             if self.garbage:
                 return Response(b"<html>not audio</html>" * 100, media_type="audio/mpeg")
             mp3 = mp3_of(espeak(body["input"]))

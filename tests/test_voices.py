@@ -139,6 +139,21 @@ async def test_audio_that_is_not_audio_is_refused(tmp_path: Path, speech: Speech
     assert e.value.non_retryable and "refused" in str(e.value) and "not WAV, MP3" in str(e.value)
 
 
+async def test_a_rate_limit_is_left_to_temporal_to_retry(
+    tmp_path: Path, speech: SpeechServer
+) -> None:
+    speech.busy = 1
+    narrate = MediaActivities(
+        Settings(data_dir=tmp_path / "data"), LocalStorage(tmp_path)
+    ).narrate_scene
+    asked = NarrateRequest(job_id=f"video-{uuid.uuid4()}", scene_index=0, text="Hi.", voice=VOICE)
+    with pytest.raises(Exception) as e:  # as raised: the activity's retry policy applies
+        await ActivityEnvironment().run(narrate, asked)
+    assert not isinstance(e.value, ApplicationError) and "RateLimit" in type(e.value).__name__
+    again = await ActivityEnvironment().run(narrate, asked)  # the next attempt
+    assert again.audio_key and again.usage.calls == 1 and len(speech.requests) == 2
+
+
 def test_provider_voices_are_allowed_by_configuration() -> None:
     options = VideoOptions(topic="Tides", voice=VOICE)
     with pytest.raises(InvalidRequest) as e:
