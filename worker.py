@@ -83,14 +83,15 @@ def build_workers(
     if unknown:
         raise ValueError(f"unknown queue(s) {sorted(unknown)}; choose from {QUEUES}")
     storage = get_storage(settings)
-    media = MediaActivities(settings, storage)
+    tenancy = Tenancy(jobs.pool) if jobs is not None else None
+    media = MediaActivities(settings, storage, tenancy)
     model_client = ModelClient(storage if settings.llm_cache else None)
     implementations = activity_implementations(
         LLMActivities(
             model_client,
             storage,
             settings.data_dir,
-            Tenancy(jobs.pool) if jobs is not None else None,
+            tenancy,
             settings.share_caches_across_owners,
         ),
         EvalActivities(model_client, storage, jobs, client),

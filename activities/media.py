@@ -33,13 +33,16 @@ from activities.messages import (
     ThumbnailRequest,
 )
 from t2m.catalog.storage import Storage
+from t2m.catalog.tenancy import Tenancy
 from t2m.config import Settings
-from t2m.jail.bwrap import JailUnavailable
+from t2m.jail.limits import JailUnavailable
 from t2m.media import compose as media
 from t2m.media import jailed as media_jail
+from t2m.media import provider_speech as speech
 from t2m.media import speech as tts
-from t2m.media import subtitles
-from t2m.models import Artifacts, Cue, Narration
+from t2m.media import speech_audio, subtitles
+from t2m.media.voices import is_provider_voice
+from t2m.models import Artifacts, Cue, Narration, Usage
 from t2m.render import sandbox
 
 MANIM_VERSION = version("manim")
@@ -55,7 +58,8 @@ def render_key(code: str, quality: str, min_seconds: float = 0.0, class_name: st
 def narration_key(job_id: str, text: str, voice: str) -> str:
     """Where a narration lives: keyed by what it says and how (text, voice, TTS engine), so a
     redo that narrates anew never overwrites the audio a kept scene still uses."""
-    blob = f"{tts.engine_version()}\0{voice}\0{text}"
+    engine = speech.ENGINE if is_provider_voice(voice) else tts.engine_version()
+    blob = f"{engine}\0{voice}\0{text}"
     return f"jobs/{job_id}/narration/{hashlib.sha256(blob.encode()).hexdigest()[:32]}.wav"
 
 
@@ -70,9 +74,13 @@ def min_seconds(narration_s: float) -> float:
 
 
 class MediaActivities:
-    def __init__(self, settings: Settings, storage: Storage) -> None:
+    def __init__(
+        self, settings: Settings, storage: Storage, tenancy: Tenancy | None = None
+    ) -> None:
         self.settings = settings
         self.storage = storage
+        self.tenancy = tenancy
+        """Where provider speech is booked; None without a catalog (the CLI's own stack)."""
 
     async def _put(self, key: str, src: Path) -> None:
         await asyncio.to_thread(self.storage.put_file, key, src)
@@ -129,7 +137,7 @@ class MediaActivities:
     @activity.defn(name="narrate_scene")
     @heartbeats
     async def narrate_scene(self, req: NarrateRequest) -> Narration:
-        if req.voice is None:
+        if req.voice is None or not req.text.strip():  # silent: a scene with nothing to say
             return _reading_cues(req.text)
         key = narration_key(req.job_id, req.text, req.voice)
         timings_key = key.removesuffix(".wav") + ".json"
@@ -137,18 +145,73 @@ class MediaActivities:
             if await self._exists(key) and await self._exists(timings_key):
                 timings = await self._get(timings_key, Path(tmp) / "timings.json")
                 kept = Narration.model_validate_json(timings.read_text())
-                return kept.model_copy(update={"audio_key": key})
-            wav = Path(tmp) / "narration.wav"
-            try:
-                duration, cues = await asyncio.to_thread(tts.synthesize, req.text, req.voice, wav)
-            except tts.VoiceError as e:
-                raise ApplicationError(str(e), type="VoiceError", non_retryable=True) from e
-            narration = Narration(audio_key=key, duration_s=duration, cues=cues)
+                reused = Usage(calls=kept.usage.calls, cached_calls=kept.usage.calls)
+                return kept.model_copy(update={"audio_key": key, "usage": reused})
+            if is_provider_voice(req.voice):
+                narration = await self._speak(req, key, Path(tmp))
+                wav = Path(tmp) / "job" / "narration.wav"
+            else:
+                wav = Path(tmp) / "narration.wav"
+                try:
+                    duration, cues = await asyncio.to_thread(
+                        tts.synthesize, req.text, req.voice, wav
+                    )
+                except tts.VoiceError as e:
+                    raise ApplicationError(str(e), type="VoiceError", non_retryable=True) from e
+                narration = Narration(audio_key=key, duration_s=duration, cues=cues)
             await self._put(key, wav)
             timings = Path(tmp) / "timings.json"
             timings.write_text(narration.model_dump_json())
             await self._put(timings_key, timings)  # last: its presence says the audio is whole
         return narration
+
+    async def _speak(self, req: NarrateRequest, key: str, tmp: Path) -> Narration:
+        """Narrate with a provider voice: each sentence's audio (cached, or asked for and booked
+        on the job), then decoded, measured and joined in a media jail."""
+        assert req.voice is not None
+        sentences = tts.split_sentences(req.text)
+        if not sentences:
+            raise ApplicationError("the narration text is empty", non_retryable=True)
+        try:
+            spoken = await self._speech(req).speak(req.voice, sentences)
+        except speech.SpeechError as e:
+            raise ApplicationError(str(e), type="VoiceError", non_retryable=True) from e
+        jailed = tmp / "job"
+        jailed.mkdir()
+        parts = []
+        for i, audio in enumerate(spoken.audio):
+            parts.append(jailed / f"sentence-{i}.audio")
+            parts[-1].write_bytes(audio)
+        longest = [speech_audio.longest_s(s) for s in sentences]
+        try:
+            _, durations = await media_jail.join_speech(
+                parts, longest, jailed, tts.SENTENCE_GAP_S, activity.heartbeat
+            )
+        except media_jail.MediaFailed as e:
+            raise ApplicationError(str(e), type="MediaFailed", non_retryable=True) from e
+        cues, t = [], 0.0
+        for sentence, d in zip(sentences, durations, strict=True):
+            cues.append(Cue(start=round(t, 3), end=round(t + d, 3), text=sentence))
+            t += d + tts.SENTENCE_GAP_S
+        duration = t - tts.SENTENCE_GAP_S
+        return Narration(audio_key=key, duration_s=duration, cues=cues, usage=spoken.usage)
+
+    def _speech(self, req: NarrateRequest) -> speech.SpeechClient:
+        """The speech client for the calling job: its owner's cache partition (one for all
+        when the operator shares caches), its spend booked on its row."""
+        cache = self.storage if self.settings.llm_cache else None
+        if self.tenancy is None:
+            return speech.SpeechClient(cache)
+        tenancy, job_id = self.tenancy, req.job_id
+
+        async def book(cost_usd: float) -> None:
+            try:
+                await tenancy.book_spend(job_id, cost_usd)
+            except Exception as e:  # the audio is paid for: failing would pay again
+                activity.logger.warning("spend of %s not booked (%s): %s", job_id, cost_usd, e)
+
+        scope = "" if self.settings.share_caches_across_owners else f"owner:{req.owner or job_id}"
+        return speech.SpeechClient(cache, scope, book)
 
     @activity.defn(name="compose_video")
     @heartbeats

@@ -136,6 +136,8 @@ class NarrateRequest(BaseModel):
     scene_index: int
     text: str
     voice: str | None
+    owner: str | None = None
+    """Whose cache partition a provider voice's speech is kept in (the job's when unset)."""
 
 
 class ComposeRequest(BaseModel):

@@ -12,6 +12,8 @@ from typing import Literal
 from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from t2m.media.voices import PROVIDER_VOICE, is_provider_voice
+
 
 def _default_data_dir() -> Path:
     base = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
@@ -103,6 +105,12 @@ class Settings(BaseSettings):
     max_jobs_per_minute_per_user: int = Field(default=20, ge=1)
     """New jobs a non-admin user may create in any 60 s; more answer 429 with Retry-After."""
     default_voice: str = "en-us"
+    """The narration voice when a request names none: an espeak-ng voice (offline), or one of
+    `allowed_voices`."""
+    allowed_voices: list[str] = []
+    """Provider voices a request may name besides espeak-ng's (JSON list in T2M_ALLOWED_VOICES),
+    each `PROVIDER/MODEL:VOICE` as litellm's speech API takes them, e.g. `openai/tts-1:nova`
+    (the provider's usual environment applies: `OPENAI_API_KEY`, `OPENAI_API_BASE`...)."""
     max_fix_attempts: int = Field(default=3, ge=1, le=10)
     """Renders per scene: the first attempt plus model fixes, bounded."""
     default_max_cost_usd: float | None = Field(default=None, gt=0)
@@ -137,6 +145,14 @@ class Settings(BaseSettings):
     """Worker Versioning: this release's build id; by default derived from the package version and
     a hash of the workflow code, so a forgotten version bump cannot reuse an id."""
 
+    @field_validator("allowed_voices")
+    @classmethod
+    def _provider_voices(cls, voices: list[str]) -> list[str]:
+        for voice in voices:
+            if not PROVIDER_VOICE.fullmatch(voice):
+                raise ValueError(f"{voice!r}: use PROVIDER/MODEL:VOICE, e.g. openai/tts-1:nova")
+        return voices
+
     @field_validator("s3_public_endpoint")
     @classmethod
     def _endpoint_url(cls, url: str | None) -> str | None:
@@ -159,6 +175,13 @@ class Settings(BaseSettings):
                 f"T2M_DEFAULT_MAX_COST_USD ({default}) is above"
                 f" T2M_MAX_COST_USD_CEILING ({ceiling})"
             )
+        return self
+
+    @model_validator(mode="after")
+    def _default_voice_allowed(self) -> Settings:
+        voice = self.default_voice
+        if is_provider_voice(voice) and voice not in self.allowed_voices:
+            raise ValueError(f"T2M_DEFAULT_VOICE {voice!r} is not in T2M_ALLOWED_VOICES")
         return self
 
     @property

@@ -237,9 +237,7 @@ class UsageSummary(BaseModel):
 
 
 def usage_summary(per_stage: dict[str, Usage]) -> UsageSummary:
-    total = Usage()
-    for u in per_stage.values():
-        total = total.plus(u)
+    total = Usage(**{f: sum(getattr(u, f) for u in per_stage.values()) for f in Usage.model_fields})
     return UsageSummary(stages=per_stage, total=total)
 
 
@@ -279,6 +277,7 @@ class Narration(BaseModel):
     audio_key: str | None
     duration_s: float
     cues: list[Cue]
+    usage: Usage = Field(default_factory=Usage)  # a provider voice's requests (espeak-ng: none)
 
 
 class SceneMedia(BaseModel):

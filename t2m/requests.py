@@ -9,6 +9,7 @@ from pydantic import ValidationError
 
 from t2m.config import Settings
 from t2m.media.speech import VoiceError, check_voice
+from t2m.media.voices import is_provider_voice
 from t2m.models import VideoOptions, VideoRequest
 
 
@@ -63,7 +64,8 @@ def _voice(settings: Settings, voice: str | None, language: str | None) -> str |
 
 def configuration_problems(settings: Settings, fields: dict[str, Any]) -> list[tuple[str, str]]:
     """Every rule of this deployment a request's `configuration` breaks: the model allow-list,
-    the vision model, the voice and the budget ceiling, as (field, message) pairs.
+    the vision model, the voice (an espeak-ng voice, or a provider voice on T2M_ALLOWED_VOICES)
+    and the budget ceiling, as (field, message) pairs.
 
     `fields` may be raw (the API checks them even when pydantic refused other fields, so every
     problem is reported at once): a field of the wrong type is left to pydantic's message.
@@ -82,7 +84,13 @@ def configuration_problems(settings: Settings, fields: dict[str, Any]) -> list[t
     if isinstance(voice, str | None) and isinstance(language, str | None):
         chosen = _voice(settings, voice and voice.strip(), language and language.strip().lower())
         try:
-            if chosen is not None:
+            if chosen is not None and is_provider_voice(chosen):
+                if chosen not in settings.allowed_voices:
+                    raise VoiceError(
+                        f"voice {chosen!r} is not allowed; allowed: {settings.allowed_voices}"
+                        " (T2M_ALLOWED_VOICES) or an espeak-ng voice such as 'en-us'"
+                    )
+            elif chosen is not None:
                 check_voice(chosen)
         except VoiceError as e:
             found.append(

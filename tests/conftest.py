@@ -193,7 +193,8 @@ NEEDS_BY_MODULE = {
     "browser": {"test_web", "test_web_share", "test_walkthrough",
                 "test_style::test_the_form_sends_its_style_fields"},
     "jail": {"test_jail", "test_jail_cgroup", "test_sandbox", "test_hostile_media",
-             "test_render_quality", "test_offline_quality", "test_media", "test_workflow"},
+             "test_render_quality", "test_offline_quality", "test_media", "test_workflow",
+             "test_voices"},
 }  # fmt: skip
 """Modules (or `module::test`) whose tests start processes, a browser or render jails of their
 own."""

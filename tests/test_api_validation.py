@@ -36,6 +36,7 @@ CASES = [
     ("unknown configuration field", "POST", GEN, {}, cfg(colour="red"), 422, "Extra inputs are not permitted"),
     ("unknown top-level field", "POST", GEN, {}, cfg() | {"urgent": True}, 422, "Extra inputs are not permitted"),
     ("unknown voice", "POST", GEN, {}, cfg(voice="xx-nope"), 422, "unknown voice 'xx-nope'"),
+    ("voice not allowed", "POST", GEN, {}, cfg(voice="openai/tts-1:nova"), 422, "voice 'openai/tts-1:nova' is not allowed"),
     ("idempotency key too long", "POST", GEN, {"Idempotency-Key": "k" * 201}, cfg(), 422, "idempotency-key"),
     ("malformed job id", "GET", "/api/v1/videos/jobs/abc/status", {}, None, 422, "should match pattern"),
     ("unknown job", "GET", f"/api/v1/videos/jobs/{JOB}/status", {}, None, 404, "not found"),

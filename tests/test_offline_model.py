@@ -27,7 +27,8 @@ async def test_plan_and_code_through_litellm(topic: str, context: str) -> None:
     assert 3 <= len(plan.scenes) <= 5
     assert plan.scenes[0].title == topic
     assert plan.scenes[-1].title == "Summary"
-    assert all(s.narration.strip() for s in plan.scenes)
+    assert all(s.narration.strip() for s in plan.scenes[:-1])
+    assert not plan.scenes[-1].narration  # the summary is shown, not said: no filler
     for scene in plan.scenes:
         code, _ = await authoring.write_scene_code(
             client, "offline/templates", topic, scene, len(plan.scenes)

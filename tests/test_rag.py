@@ -66,3 +66,21 @@ def test_docs_search_cli(tmp_path: Path) -> None:
         timeout=120,
     )
     assert text.returncode == 0 and "1. manim." in text.stdout
+
+
+def test_an_error_message_finds_the_api_it_names(tmp_path: Path) -> None:
+    """The names an error mentions, not its boilerplate ("object has no attribute"), decide; a
+    manimgl name a model still writes finds what ManimCE calls it."""
+    index = rag.load_index(tmp_path)
+    for error, expected in [
+        (
+            "AttributeError: 'Axes' object has no attribute 'get_graph'",
+            "manim.mobject.graphing.coordinate_systems.CoordinateSystem.plot",
+        ),
+        ("NameError: name 'ShowCreation' is not defined", "manim.animation.creation.Create"),
+        (
+            "TypeError: Mobject.next_to() got an unexpected keyword argument 'direction'",
+            "manim.mobject.mobject.Mobject.next_to",
+        ),
+    ]:
+        assert expected in [h.name for h in index.search(error, 5)], error

@@ -15,6 +15,7 @@ from temporalio.exceptions import ApplicationError
 with workflow.unsafe.imports_passed_through():
     from activities import messages as msg
     from t2m.budget import exhausted
+    from t2m.media.voices import is_provider_voice
     from t2m.models import SceneMedia, ScenePlan, SceneState, SceneStatus, Stage, Usage
     from workflows import activity_table as act
     from workflows import progress, ui
@@ -73,15 +74,17 @@ class SceneSteps:
         if board.narration:
             scene = scene.model_copy(update={"narration": board.narration})
         self.scene_state(st, "narrating")
-        narration = await self.call(
-            act.NARRATE_SCENE,
-            msg.NarrateRequest(
-                job_id=self.job.status.job_id,
-                scene_index=scene.index,
-                text=scene.narration,
-                voice=req.voice,
-            ),
+        narrate = msg.NarrateRequest(
+            job_id=self.job.status.job_id,
+            scene_index=scene.index,
+            text=scene.narration,
+            voice=req.voice,
+            owner=req.owner,
         )
+        if is_provider_voice(req.voice):  # paid speech: booked, budgeted
+            narration = await self.llm(act.NARRATE_SCENE, narrate, "narrating")
+        else:
+            narration = await self.call(act.NARRATE_SCENE, narrate)
         docs = None
         if req.use_rag and board.doc_queries:
             self.scene_state(st, "retrieving")

@@ -59,8 +59,8 @@ def ignores_feedback(model: str) -> bool:
 
 @router.get("/api/v1/config")
 async def public_config(state: StateDep) -> dict:
-    """What the create form offers (the allowed models and the defaults) and what the job page
-    shows: the pipeline's stages in order, the models that ignore regenerate feedback."""
+    """What the create form offers (the allowed models and voices, the defaults) and what the job
+    page shows: the pipeline's stages in order, the models that ignore regenerate feedback."""
     s = state.settings
     return {
         "models": s.allowed_models,
@@ -68,6 +68,7 @@ async def public_config(state: StateDep) -> dict:
         "stages": list(STAGES),
         "ignores_feedback": [m for m in allowed_models(s) if ignores_feedback(m)],
         "default_voice": s.default_voice,
+        "voices": s.allowed_voices,
         "qualities": ["low", "medium", "high", "ultra"],
         "priorities": ["low", "normal", "high", "urgent"],
     }

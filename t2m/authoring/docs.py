@@ -117,6 +117,10 @@ _SYNONYMS = {
     "lag": "laggedstart",
     "simultaneously": "animationgroup",
     "counter": "decimalnumber valuetracker",
+    "same": "animationgroup",
+    "sequence": "succession",
+    "reversing": "uncreate unwrite",
+    "reverse": "uncreate unwrite",
 }
 
 
@@ -199,7 +203,41 @@ def _spoken_names(query: str) -> set[str]:
     return names
 
 
+_ERROR = re.compile(r"^\s*(?:[\w.]+(?:Error|Exception|Warning)):\s*(.*)", re.DOTALL)
+_ERROR_WORDS = re.compile(
+    r"\b(?:object|has no attribute|got an unexpected keyword argument|unexpected keyword|argument|"
+    r"is not defined|name|not callable|missing \d+ required positional arguments?|takes|"
+    r"positional arguments? but \d+ (?:was|were) given|cannot import|from|module|"
+    r"__init__|self)\b"
+)
+
+
+def _identifiers(error: str) -> list[str]:
+    """The API names an error message mentions: quoted names (`'Axes'`, `'get_graph'`) and
+    called ones (`Axes.__init__()`, `Mobject.next_to()`), dunder methods left out."""
+    found = re.findall(r"'([A-Za-z_][\w]*)'", error)
+    for owner, method in re.findall(r"\b([A-Za-z_]\w*)\.(\w+)\(\)", error):
+        found += [owner] + ([] if method.startswith("__") else [method])
+    return list(dict.fromkeys(found))
+
+
+def _replacements(error: str) -> list[str]:
+    """What replaced the old API an error names (`api_changes`: `ShowCreation` → `Create`)."""
+    from t2m.authoring import manim_api_changes as api_changes
+
+    hints = " ".join(c.hint for c in api_changes.matching(error))
+    return list(dict.fromkeys(re.findall(r"\b[A-Z]\w+|\b[a-z]+_\w+", hints)))
+
+
 def _expand(query: str) -> str:
+    """The query with everyday words' API names added; an error message becomes the names it
+    mentions, each also split into words (`TextMobject` → text mobject), and what replaced the old
+    ones (`ShowCreation` → Create), instead of the boilerplate ("object has no attribute") that
+    matches every docstring."""
+    if m := _ERROR.match(query):
+        names = _identifiers(m.group(1))
+        rest = _ERROR_WORDS.sub(" ", re.sub(r"'[^']*'|\w+\.\w+\(\)", " ", m.group(1)))
+        query = " ".join([_split_name(n) for n in names] + _replacements(query) + [rest])
     words = re.findall(r"[a-z0-9]+", query.lower())
     return query + " " + " ".join(_SYNONYMS.get(w, "") for w in words)
 
@@ -227,6 +265,8 @@ class Index:
         n = min(CANDIDATES, len(self.docs))
         results, scores = self.bm25.retrieve([tokens], k=n, show_progress=False)
         named = _spoken_names(query)
+        if m := _ERROR.match(query):
+            named |= {n.lower() for n in _identifiers(m.group(1)) + _replacements(query)}
         top = float(scores[0][0]) or 1.0
         ranked = []
         for i, score in zip(results[0], scores[0], strict=True):

@@ -4,6 +4,7 @@ answer written to /job/out.json. The worker never parses a render's output itsel
 Usage: python -m t2m.media.jail_main probe VIDEO QUALITY LONGEST_S
        python -m t2m.media.jail_main compose SPEC_JSON
        python -m t2m.media.jail_main thumbnail VIDEO OUT_PNG AT_S
+       python -m t2m.media.jail_main speech SPEC_JSON
 """
 
 from __future__ import annotations
@@ -49,6 +50,23 @@ def main(argv: list[str]) -> int:
         video = Path(args[0])
         media.best_thumbnail(video, Path(args[1]), float(args[2]), media.video_duration(video))
         answer = {"ok": True}
+    elif op == "speech":
+        from t2m.media import compose as media
+        from t2m.media import speech_audio
+
+        spec = json.loads(Path(args[0]).read_text())
+        try:
+            durations = speech_audio.join(
+                [Path(p) for p in spec["parts"]],
+                [float(s) for s in spec["longest_s"]],
+                Path(spec["out"]),
+                media.AUDIO_RATE,
+                float(spec["gap_s"]),
+            )
+        except speech_audio.BadAudio as e:
+            answer = {"ok": False, "error": str(e)}
+        else:
+            answer = {"ok": True, "durations": durations}
     else:
         print(f"unknown operation {op!r}", file=sys.stderr)
         return 2

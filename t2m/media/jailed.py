@@ -26,6 +26,7 @@ from t2m.models import Cue
 Tick = Callable[[], Awaitable[None] | None] | None
 PROBE_LIMITS = Limits(memory_mb=1024, cpu_s=20, wall_s=60, threads=32, disk_mb=64, files=64)
 COMPOSE_LIMITS = Limits(memory_mb=3072, cpu_s=900, wall_s=1100, disk_mb=4096, files=256)
+SPEECH_LIMITS = Limits(memory_mb=1024, cpu_s=60, wall_s=100, threads=32, disk_mb=256, files=256)
 THUMBNAIL_LIMITS = Limits(memory_mb=1536, cpu_s=60, wall_s=100, threads=48, disk_mb=64, files=64)
 """Wall limits a little under the activities' start-to-close timeouts (20 and 2 min), so the jail's
 own limit ends the work first, with a clear message."""
@@ -139,3 +140,37 @@ async def thumbnail(video: Path, work: Path, at_s: float, on_tick: Tick = None) 
     if png.is_symlink() or not png.is_file():
         raise MediaFailed("the thumbnail was not written")
     return png
+
+
+async def join_speech(
+    parts: Sequence[Path],
+    longest_s: Sequence[float],
+    work: Path,
+    gap_s: float,
+    on_tick: Tick = None,
+) -> tuple[Path, list[float]]:
+    """`speech_audio.join` in a jail: the provider's answers `parts` (files under `work`) decoded,
+    bounded by `longest_s` each, joined into `work/narration.wav`; their measured durations."""
+    spec = {
+        "parts": [f"{jail.JAIL_WORKDIR}/{p.relative_to(work)}" for p in parts],
+        "longest_s": list(longest_s),
+        "gap_s": gap_s,
+        "out": f"{jail.JAIL_WORKDIR}/narration.wav",
+    }
+    (work / "speech.json").write_text(json.dumps(spec))
+    answer = await run("speech", [f"{jail.JAIL_WORKDIR}/speech.json"], work, SPEECH_LIMITS, on_tick)
+    if answer.get("ok") is not True:
+        raise MediaFailed(f"the voice's audio was refused: {str(answer.get('error'))[:300]}")
+    durations = answer.get("durations")
+    out = work / "narration.wav"
+    if (
+        not isinstance(durations, list)
+        or len(durations) != len(parts)
+        or not all(
+            isinstance(d, float) and 0 < d <= m for d, m in zip(durations, longest_s, strict=True)
+        )
+        or out.is_symlink()
+        or not out.is_file()
+    ):
+        raise MediaFailed("the speech check gave no sane answer")
+    return out, durations

@@ -63,9 +63,38 @@ def check_voice(voice: str) -> None:
         )
 
 
+ABBREVIATIONS = ("e.g.", "i.e.", "cf.", "vs.", "Dr.", "Mr.", "Mrs.", "Ms.", "Prof.", "St.", "Fig.",
+                 "Figs.", "Eq.", "Eqs.", "approx.", "No.", "resp.", "Ch.", "Sec.", "p.", "pp.")  # fmt: skip
+"""Abbreviations whose dot never ends a sentence (`etc.` may: it often ends one)."""
+_END = re.compile(r"[.!?][\"')\]]*\s+")
+_GOES_ON = set("+-−*/=^×·<>≤≥≈≠,;:)]}|")
+"""What follows a `.`, `!` or `?` that does not end a sentence: `3! + x`, `n! = 1 × 2 × …`."""
+
+
+def _ends_sentence(text: str, end: int, nxt: str) -> bool:
+    """Whether the `.`, `!` or `?` run ending before `end` (followed by `nxt`) ends a sentence."""
+    if nxt.islower() or nxt in _GOES_ON:  # "e.g. the", "x^3/3! + x^5/5!", "vs. b"
+        return False
+    if text[:end].count("$") % 2:  # inside a `$…$` formula
+        return False
+    head = text[:end].rstrip("\"')] ")
+    word = head.rsplit(" ", 1)[-1]
+    # "Fig. 3", "J. S. Bach"
+    return word not in ABBREVIATIONS and not re.fullmatch(r"\(?[A-Z]\.", word)
+
+
 def split_sentences(text: str) -> list[str]:
-    parts = re.split(r"(?<=[.!?])\s+", " ".join(text.split()))
-    return [p for p in parts if p.strip()]
+    """The sentences of `text`: split after `.`, `!` or `?` and a space, but not after an
+    abbreviation or an initial, a factorial (`3! + 1`), a dot before a lower-case word, or
+    inside `$…$` (decimals such as 3.14 have no space after the dot)."""
+    text = " ".join(text.split())
+    out, start = [], 0
+    for m in _END.finditer(text):
+        if _ends_sentence(text, m.end(), text[m.end() : m.end() + 1]):
+            out.append(text[start : m.end()].strip())
+            start = m.end()
+    out.append(text[start:].strip())
+    return [p for p in out if p]
 
 
 def synthesize(text: str, voice: str, out: Path) -> tuple[float, list[Cue]]:

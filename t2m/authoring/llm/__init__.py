@@ -33,7 +33,7 @@ class ModelError(Exception):
     """A model call that retrying cannot fix: bad key, unknown model, rejected request."""
 
 
-_NON_RETRYABLE = (
+NON_RETRYABLE = (
     litellm.AuthenticationError,
     litellm.NotFoundError,
     litellm.BadRequestError,
@@ -150,7 +150,7 @@ class ModelClient:
             response = await litellm.acompletion(
                 model=model, messages=messages, temperature=self.TEMPERATURE
             )
-        except _NON_RETRYABLE as e:
+        except NON_RETRYABLE as e:
             raise ModelError(f"model {model!r} cannot be used: {readable(e)}") from e
         except litellm.InternalServerError as e:
             if _CREDENTIALS.search(str(e)):  # a key litellm found nowhere (e.g. in a config)

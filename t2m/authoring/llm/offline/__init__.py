@@ -68,7 +68,7 @@ def answer(task: str, data: dict) -> str:
     if task == "storyboard_scene":
         return "```json\n" + json.dumps(storyboard(data["scene"], style)) + "\n```"
     if task == "write_scene_code":
-        last = data["scene"].get("index") == data.get("scene_count", 0) - 1
+        last = not str(data["scene"].get("narration") or "").strip()  # the silent summary
         timing = data.get("narration_timing") or []
         code = scene_code(data["scene"], data["class_name"], last=last, timing=timing, style=style)
         return "```python\n" + code + "```"

@@ -161,7 +161,8 @@ def scene_code(
                 )
                 anims += [f"Write(eq{i})", f"Create(box{i})"]
                 on_screen += [f"eq{i}", f"box{i}"]
-            right_kind = None  # the visual sits below the formula: place it anew
+            out += [right] if right in on_screen else []  # it sat below the old formula
+            right_kind, right = None, ""  # the visual sits below the formula: place it anew
         kind = visuals.choose(sentence, everything)
         if legend and formula and (i in legend[1] or (right_kind == "legend" and not kind)):
             kind = "legend"
@@ -175,7 +176,8 @@ def scene_code(
                 anims.append(f"FadeIn({right})" if kind == "legend" else f"Create({right})")
                 on_screen.append(right)
         side = "L" if right_kind else "C"
-        parts = tx.screens(sentence, WIDTH[side], MAX_LINES)
+        written = tx.without_formulas(sentence, tx.find_formulas(sentence)[:2])  # typeset above
+        parts = tx.screens(written, WIDTH[side], MAX_LINES)
         share = (end - start) / len(parts)
         for j, part in enumerate(parts):
             name = f"t{i}_{j}"
@@ -219,6 +221,9 @@ def _as_list(
         code += f"        right = place({build}, {anchor}, 'R')\n"
         anims.append("Create(right)")
     mark = "Text('✓', font_size=30, color=ACCENT)" if last else "Dot(color=ACCENT)"
+    typeset = tx.to_latex(formula) if formula else None
+    shown = [tx.without_formulas(p, [f for f in tx.find_formulas(p) if tx.to_latex(f) == typeset])
+             for p in shown]  # fmt: skip
     rows = [f"'\\n'.join({tx.wrap(p, WIDTH[side] - 3)!r})" for p in shown]
     if rows:
         code += (

@@ -2,8 +2,9 @@
 
 Every sentence of the context is narrated exactly once, in order, and shown on screen in full
 (never cut): the title scene says the topic's name, "Key ideas" scenes take the sentences, and
-a formula scene the ones with a formula and those naming its symbols, where they first occur. The summary shows complete sentences
-again and says one new sentence. A scene's `key_points` are its sentences as written, one per
+a formula scene the ones with a formula and those naming its symbols, where they first occur; a
+formula is typeset, and its sentence shows the rest. The summary shows the shortest key sentences
+again, silently (no closing filler; a formula sentence in words). A scene's `key_points` are its sentences as written, one per
 narrated sentence, so the code can show each while it is spoken.
 """
 
@@ -16,30 +17,27 @@ from t2m.authoring.llm.offline import text as tx
 WORDS_PER_SECOND = 2.6
 MAX_SCENES = 7
 PHRASES = {
-    "en": {"thanks": "Thanks for watching.", "ideas": "Key ideas", "part": "part", "formula": "The formula", "summary": "Summary",
-           "recap": "That was the context about {topic}, with its key points on screen.",
+    "en": {"ideas": "Key ideas", "part": "part", "formula": "The formula", "summary": "Summary",
            "none": "No context was given for this topic. The offline model does not know any topic:"
            " it presents the context it is given, sentence by sentence. Give it a few sentences of"
            " context, or choose a real model, for a video that explains the topic.",
            "about": "About this video"},
-    "fr": {"thanks": "Merci de votre attention.", "ideas": "Idées clés", "part": "partie", "formula": "La formule", "summary": "Résumé",
-           "recap": "Voilà le contexte sur {topic}, avec ses points clés à l'écran.",
+    "fr": {"ideas": "Idées clés", "part": "partie", "formula": "La formule", "summary": "Résumé",
            "none": "Aucun contexte n'a été donné pour ce sujet. Le modèle hors ligne ne connaît aucun"
            " sujet : il présente le contexte qu'on lui donne, phrase par phrase.",
            "about": "À propos de cette vidéo"},
-    "de": {"thanks": "Danke fürs Zuschauen.", "ideas": "Kernideen", "part": "Teil", "formula": "Die Formel",
+    "de": {"ideas": "Kernideen", "part": "Teil", "formula": "Die Formel",
            "summary": "Zusammenfassung",
-           "recap": "Das war der Kontext zu {topic}, mit den Kernpunkten auf dem Bildschirm.",
            "none": "Für dieses Thema wurde kein Kontext gegeben. Das Offline-Modell kennt kein Thema:"
            " es zeigt den Kontext, den es bekommt, Satz für Satz.",
            "about": "Über dieses Video"},
-    "es": {"thanks": "Gracias por ver.", "ideas": "Ideas clave", "part": "parte", "formula": "La fórmula", "summary": "Resumen",
-           "recap": "Ese fue el contexto sobre {topic}, con sus puntos clave en pantalla.",
+    "es": {"ideas": "Ideas clave", "part": "parte", "formula": "La fórmula", "summary": "Resumen",
            "none": "No se dio contexto para este tema. El modelo sin conexión no conoce ningún tema:"
            " presenta el contexto que recibe, frase por frase.",
            "about": "Sobre este video"},
 }  # fmt: skip
 PACE_SENTENCES = {"slow": 2, "normal": 3, "fast": 4}
+SUMMARY_S = 4.0
 
 
 def phrases(style: dict[str, str]) -> dict[str, str]:
@@ -104,11 +102,12 @@ def plan(topic: str, context: str, style: dict[str, str] | None = None) -> dict:
         scene = _scene(title, f"{topic}: {title}", math_sentences, math_sentences, latex, style)
         body.append((sentences.index(math_sentences[0]), scene))
     scenes = [title_scene] + [scene for _, scene in sorted(body, key=lambda b: b[0])]
-    recap = _recap([g[0] for g in groups] + math_sentences[:1] + opening)
-    said = [words["recap"].format(topic=topic.rstrip(".!?")) if sentences else words["thanks"]]
-    scenes.append(
-        _scene(words["summary"], f"{topic}: {words['summary']}", said, recap, None, style)
-    )
+    # The summary shows the shortest key sentences again, silently: no closing filler, nothing
+    # said twice; a formula sentence only in words (its formula is typeset once, in its scene).
+    language = style.get("language", "en")
+    recap = _recap([g[0] for g in groups] + opening) or [tx.spoken(math_sentences[0], language)]
+    summary = _scene(words["summary"], f"{topic}: {words['summary']}", [], recap, None, style)
+    scenes.append(summary | {"duration_s": SUMMARY_S})
     return {"title": topic, "scenes": scenes}
 
 

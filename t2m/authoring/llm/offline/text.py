@@ -6,6 +6,8 @@ from __future__ import annotations
 import re
 import textwrap
 
+from t2m.media.speech import ABBREVIATIONS, split_sentences
+
 # TeX primitives and macros that touch files, the shell or TeX's own reading rules. The render jail
 # already makes them harmless (openin_any=p, no shell escape); this keeps them out of code at all.
 _TEX_IO = re.compile(
@@ -35,23 +37,18 @@ def strip_tex_io(text: str) -> str:
 
 # --- sentences ------------------------------------------------------------------------------------
 
-_ABBREVIATIONS = ("e.g.", "i.e.", "etc.", "vs.", "cf.", "Dr.", "Mr.", "Mrs.", "Ms.", "Prof.", "St.")
-_DOT = "\u2024"  # a one-dot leader stands in for an abbreviation's dot while splitting
+_ABBREVIATIONS = ("etc.", *ABBREVIATIONS)
 
 
 def sentences(text: str) -> list[str]:
     """The complete sentences of `text`, in order, each ending in . ! or ? (one is added when a
-    line or the text ends without it). Abbreviations and initials do not end a sentence."""
+    line or the text ends without it). Abbreviations, initials, factorials (`3! + 1`) and `$…$`
+    do not end a sentence (`t2m.media.speech.split_sentences`, the splitter the narration's cues use)."""
     text = strip_tex_io(text)
-    protected = text
-    for abbr in _ABBREVIATIONS:
-        protected = re.sub(re.escape(abbr), abbr.replace(".", _DOT), protected)
-    protected = re.sub(r"\b([A-Z])\.(?=\s+[A-Z])", rf"\1{_DOT}", protected)
     out: list[str] = []
-    for line in re.split(r"\n\s*\n|\n(?=\s*[-*•\d])", protected):
+    for line in re.split(r"\n\s*\n|\n(?=\s*[-*•\d])", text):
         line = re.sub(r"^\s*(?:[-*•]|\d+[.)])\s+", "", line)
-        for part in re.split(r"(?<=[.!?])[\"')\]]*\s+", " ".join(line.split())):
-            part = part.strip().replace(_DOT, ".")
+        for part in split_sentences(line):
             if not re.search(r"\w", part):
                 continue
             if part[-1] not in ".!?" and not part.endswith(('."', ".)", "?)", '?"', '!"')):
@@ -165,6 +162,39 @@ def _plain_formulas(sentence: str) -> list[str]:
         if len(sides) >= 2 and all(re.search(r"\w", s) for s in sides):
             found.append(formula)
             used.update(range(lo, hi + 1))
+    return found + _expressions(tokens, used)
+
+
+_STRONG = re.compile(r"\^|!|/|sqrt\(|√|_\w")
+"""What makes a run of symbols an expression rather than words: powers, factorials, fractions,
+roots, subscripts."""
+
+
+def _expressions(tokens: list[str], used: set[int]) -> list[str]:
+    """Plain-text expressions without a relation, such as the series `x - x^3/3! + x^5/5!`: a run
+    of formula tokens joined by operators (`+`, `-`, `/`…), one of them a power, a factorial, a
+    fraction, a root or a subscript."""
+    found: list[str] = []
+    run: list[str] = []
+
+    def close() -> None:
+        while run and (_OPERATOR.match(run[0]) or run[0] == "a"):
+            run.pop(0)
+        while run and _OPERATOR.match(run[-1].rstrip(",;:.")):
+            run.pop()
+        formula = " ".join(run).rstrip(",;:.")
+        if len(run) >= 3 and any(_OPERATOR.match(t) for t in run) and _STRONG.search(formula):
+            found.append(formula)
+        run.clear()
+
+    for i, tok in enumerate(tokens):
+        if i in used or not _mathy(tok, tokens[i - 1] if i else ""):
+            close()
+            continue
+        run.append(tok)
+        if tok.endswith((",", ";", ":", ".")):
+            close()
+    close()
     return found
 
 
@@ -175,13 +205,17 @@ def find_formulas(text: str) -> list[str]:
     found = [m.strip() for m in re.findall(r"\$\$?([^$]+)\$\$?|\\\((.+?)\\\)|\\\[(.+?)\\\]", text)
              for m in m if m.strip()]  # fmt: skip
     plain = re.sub(r"\$\$?[^$]+\$\$?|\\\(.+?\\\)|\\\[.+?\\\]", " ", text)
-    for sentence in re.split(r"(?<=[.!?])\s+", plain):
+    for sentence in split_sentences(plain):
         found += _plain_formulas(sentence)
     return list(dict.fromkeys(found))
 
 
 def is_latex(formula: str) -> bool:
     return "\\" in formula or "{" in formula
+
+
+_FRACTION = re.compile(r"(?<![\w^{}()!/])([\w.]+(?:\^(?:\w|\{\w+\}))?!?)/([\w.]+!?)(?![\w^(/])")
+"""`x^3/3!` → `\\frac{x^3}{3!}`: a fraction of two plain atoms (a power above, a factorial below)."""
 
 
 def to_latex(formula: str) -> str:
@@ -196,13 +230,14 @@ def to_latex(formula: str) -> str:
         tex = re.sub(r"\^\(([^()]*)\)", r"^{\1}", tex)
         tex = re.sub(r"\^(\d{2,})", r"^{\1}", tex)
         tex = re.sub(r"\b([A-Za-z])(\d+)\b", r"\1_\2", tex)
-        tex = re.sub(rf"\b({'|'.join(GREEK)})\b", r"\\\1", tex)
+        tex = re.sub(rf"(?<![A-Za-z\\])({'|'.join(GREEK)})(?![A-Za-z])", r"\\\1", tex)
         fns = "|".join(f for f in FUNCTIONS if f != "sqrt")
         tex = re.sub(rf"(?<!\\)\b({fns})\b", r"\\\1", tex)
         tex = re.sub(r"<=", r" \\le ", tex)
         tex = re.sub(r">=", r" \\ge ", tex)
         tex = re.sub(r"!=", r" \\neq ", tex)
         tex = tex.replace("||", r" \| ").replace("*", r" \cdot ")
+        tex = _FRACTION.sub(r"\\frac{\1}{\2}", tex)
         tex = re.sub(r"(?<!\\)([%#&$])", r"\\\1", tex)
     tex = tex.encode("ascii", "ignore").decode()
     return " ".join(tex.split())
@@ -247,19 +282,24 @@ def legend(formula: str, text: str) -> list[tuple[str, str]]:
 
 _SPOKEN = {
     "en": {"^2": " squared", "^3": " cubed", "^": " to the power ", "=": " equals ", "+": " plus ",
-           "-": " minus ", "*": " times ", "/": " over ", "sqrt": "the square root of "},
+           "-": " minus ", "*": " times ", "/": " over ", "sqrt": "the square root of ",
+           "!": " factorial"},
     "fr": {"^2": " au carré", "^3": " au cube", "^": " puissance ", "=": " égale ", "+": " plus ",
-           "-": " moins ", "*": " fois ", "/": " sur ", "sqrt": "la racine carrée de "},
+           "-": " moins ", "*": " fois ", "/": " sur ", "sqrt": "la racine carrée de ",
+           "!": " factorielle"},
     "de": {"^2": " Quadrat", "^3": " hoch drei", "^": " hoch ", "=": " gleich ", "+": " plus ",
-           "-": " minus ", "*": " mal ", "/": " durch ", "sqrt": "die Wurzel aus "},
+           "-": " minus ", "*": " mal ", "/": " durch ", "sqrt": "die Wurzel aus ",
+           "!": " Fakultät"},
     "es": {"^2": " al cuadrado", "^3": " al cubo", "^": " elevado a ", "=": " igual a ",
-           "+": " más ", "-": " menos ", "*": " por ", "/": " entre ", "sqrt": "la raíz de "},
+           "+": " más ", "-": " menos ", "*": " por ", "/": " entre ", "sqrt": "la raíz de ",
+           "!": " factorial"},
 }  # fmt: skip
 
 
 def spoken_formula(formula: str, language: str = "en") -> str:
     words = _SPOKEN.get(language.split("-")[0], _SPOKEN["en"])
     s = re.sub(r"\\frac\{([^{}]*)\}\{([^{}]*)\}", r"(\1)/(\2)", formula)
+    s = re.sub(r"(?<=[\w)}])!(?!=)", words["!"] + " ", s)
     s = re.sub(r"\\[a-zA-Z]+", lambda m: m.group(0)[1:] + " ", s).replace("{", "").replace("}", "")
     s = re.sub(r"sqrt\s*\(?", words["sqrt"], s)
     for key in ("^2", "^3", "^", "=", "+", "*", "/"):
@@ -283,6 +323,22 @@ def spoken(sentence: str, language: str = "en") -> str:
     out = re.sub(r"\b([A-Z])\.(?=\s+[A-Z])", r"\1", out)
     out = re.sub(r"[$\\{}]", "", out)
     return " ".join(out.split())
+
+
+def without_formulas(sentence: str, formulas: list[str]) -> str:
+    """`sentence` as written beside its typeset `formulas`, each left out rather than shown twice
+    (raw beside typeset): a formula ending the sentence becomes a colon ("In a right triangle:"),
+    one inside it "the formula above". A sentence that is only formulas is kept as it is."""
+    out = sentence
+    for formula in formulas:
+        m = re.search(r"\$\$?\s*" + re.escape(formula) + r"\s*\$\$?|" + re.escape(formula), out)
+        if m is None:
+            continue
+        if re.search(r"\w", out[m.end() :]):
+            out = out[: m.start()] + "the formula above" + out[m.end() :]
+        else:
+            out = out[: m.start()].rstrip(" ,;:") + ":"
+    return " ".join(out.split()) if re.search(r"\w", out.rstrip(":")) else sentence
 
 
 def on_screen(sentence: str) -> str:

@@ -1,0 +1,140 @@
+"""Neural narration through litellm's speech API: `PROVIDER/MODEL:VOICE` voices such as
+`openai/tts-1:nova`, `azure/tts:alloy`, `elevenlabs/eleven_multilingual_v2:VOICE_ID` or any
+OpenAI-compatible speech server (`OPENAI_API_BASE`, e.g. Kokoro-FastAPI or speaches).
+
+Each sentence is one request, so the cues carry the real audio timings (measured after decoding,
+in a media jail: the provider's bytes are untrusted like a render's). Answers are cached in
+storage by (model, voice, sentence) in the caller's partition, like model answers: a retry or an
+identical job pays nothing. Rate limits, timeouts and outages raise as they are (Temporal retries
+them); a bad key, an unknown model or voice raises `SpeechError` (fail at once).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import tempfile
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import litellm
+
+from t2m.authoring.llm import NON_RETRYABLE, missing_key, readable
+from t2m.catalog.storage import Storage
+from t2m.models import Usage
+
+MAX_SPEECH_BYTES = 16 * 1024**2
+"""The most audio one sentence may come back as (about 16 minutes of MP3 at 128 kbit/s)."""
+TIMEOUT_S = 60.0
+ENGINE = "litellm-speech 1"
+"""Part of a narration's storage key: a change in how speech is requested or joined bumps it."""
+
+Booker = Callable[[float], Awaitable[None]]
+
+
+class SpeechError(ValueError):
+    """The voice cannot be used (bad key, unknown model or voice, rejected request)."""
+
+
+def split_voice(voice: str) -> tuple[str, str]:
+    """`openai/tts-1:nova` → (`openai/tts-1`, `nova`): litellm's model name and the voice."""
+    model, _, name = voice.rpartition(":")
+    return model, name
+
+
+@dataclass
+class Spoken:
+    audio: list[bytes]
+    """One encoded audio file (any format the provider chose) per sentence."""
+    usage: Usage
+
+
+def _cost(response: object, model: str, text: str) -> float:
+    """The request's USD cost as litellm prices it (per character for OpenAI's TTS models);
+    0 when no price is known (local servers)."""
+    priced = getattr(response, "_hidden_params", {}).get("response_cost")
+    if priced is not None:
+        return float(priced)
+    try:
+        cost = litellm.completion_cost(
+            completion_response=response, model=model, prompt=text, call_type="aspeech"
+        )
+        return float(cost or 0.0)
+    except Exception:  # no price known for this model
+        return 0.0
+
+
+class SpeechClient:
+    """litellm speech with a durable per-sentence cache in storage (None disables it)."""
+
+    def __init__(self, cache: Storage | None, scope: str = "", book: Booker | None = None) -> None:
+        self.cache = cache
+        self.scope = scope
+        self.book = book
+
+    def _key(self, voice: str, text: str) -> str:
+        digest = hashlib.sha256(f"{ENGINE}\0{voice}\0{text}".encode()).hexdigest()
+        if not self.scope:
+            return f"speech-cache/{digest}.audio"
+        scope = hashlib.sha256(self.scope.encode()).hexdigest()[:32]
+        return f"speech-cache/{scope}/{digest}.audio"
+
+    def _cached(self, key: str) -> bytes | None:
+        """A blocking storage read: run it in a thread."""
+        if self.cache is None or not self.cache.exists(key):
+            return None
+        if self.cache.size(key) > MAX_SPEECH_BYTES:
+            return None
+        with tempfile.TemporaryDirectory() as tmp:
+            return self.cache.get_file(key, Path(tmp) / "a").read_bytes()
+
+    def _store(self, key: str, audio: bytes) -> None:
+        if self.cache is None:
+            return
+        with tempfile.TemporaryDirectory() as tmp:
+            path = Path(tmp) / "a"
+            path.write_bytes(audio)
+            self.cache.put_file(key, path)
+
+    async def _request(self, voice: str, text: str) -> tuple[bytes, float]:
+        model, name = split_voice(voice)
+        try:
+            response = await litellm.aspeech(
+                model=model, voice=name, input=text, timeout=TIMEOUT_S, max_retries=0
+            )
+        except (*NON_RETRYABLE, litellm.UnsupportedParamsError) as e:
+            raise SpeechError(f"voice {voice!r} cannot be used: {readable(e)}") from e
+        except litellm.APIConnectionError as e:
+            if "not supported" in str(e).lower() or "llm provider" in str(e).lower():
+                raise SpeechError(f"voice {voice!r} cannot be used: {readable(e)}") from e
+            raise
+        audio = response.content
+        if not audio:
+            raise SpeechError(f"voice {voice!r} answered with no audio")
+        if len(audio) > MAX_SPEECH_BYTES:
+            raise SpeechError(f"voice {voice!r} answered with more than {MAX_SPEECH_BYTES} bytes")
+        return audio, _cost(response, model, text)
+
+    async def speak(self, voice: str, sentences: list[str]) -> Spoken:
+        """Each sentence's audio, from the cache or the provider (the cost of each answered
+        request booked before it is cached)."""
+        model, _ = split_voice(voice)
+        usage, audio = Usage(), []
+        for text in sentences:
+            key = self._key(voice, text)
+            kept = await asyncio.to_thread(self._cached, key)
+            if kept is not None:
+                audio.append(kept)
+                usage = usage.plus(Usage(calls=1, cached_calls=1))
+                continue
+            if absent := missing_key(model):
+                raise SpeechError(f"voice {voice!r} cannot be used: {absent} is not set")
+            data, cost = await self._request(voice, text)
+            if self.book is not None and cost > 0:
+                # Shielded: a cancel arriving now must not lose what the provider has charged.
+                await asyncio.shield(self.book(cost))
+            await asyncio.to_thread(self._store, key, data)
+            audio.append(data)
+            usage = usage.plus(Usage(calls=1, cost_usd=cost))
+        return Spoken(audio, usage)

@@ -1,0 +1,13 @@
+"""Which engine speaks a voice: `PROVIDER/MODEL:VOICE` is a speech provider's through litellm
+(`t2m.media.provider_speech`, e.g. `openai/tts-1:nova`); any other name is espeak-ng's (`t2m.media.speech`). Standard
+library only: workflows import it to budget paid speech."""
+
+from __future__ import annotations
+
+import re
+
+PROVIDER_VOICE = re.compile(r"[a-z0-9_-]+/[^\s:]+:[^\s:]+")
+
+
+def is_provider_voice(voice: str | None) -> bool:
+    return voice is not None and PROVIDER_VOICE.fullmatch(voice) is not None
