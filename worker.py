@@ -39,6 +39,7 @@ from t2m import db
 from t2m.config import Settings, get_settings
 from t2m.db import JobStore
 from t2m.jail import JailUnavailable, check_jail
+from t2m.keys import STORAGE_MARKER
 from t2m.llm import ModelClient
 from t2m.storage import LocalStorage, Storage, StorageUnavailable, get_storage
 from t2m.tenancy import Tenancy
@@ -309,17 +310,16 @@ def parse_queues(text: str) -> list[str]:
 # object with its id, and the Temporal namespace records, per task-queue prefix, the storage id of
 # its stack: the first worker claims it, a worker with another storage refuses with one line.
 # S3 storage is shared by every host of a stack, so it needs no marker.
-MARKER_KEY = "stack/storage-id"
 
 
 def storage_id(storage: Storage) -> str:
     """The storage's id, made and stored on first use."""
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "id"
-        if storage.exists(MARKER_KEY):
-            return storage.get_file(MARKER_KEY, path).read_text().strip()
+        if storage.exists(STORAGE_MARKER):
+            return storage.get_file(STORAGE_MARKER, path).read_text().strip()
         path.write_text(uuid.uuid4().hex)
-        storage.put_file(MARKER_KEY, path)
+        storage.put_file(STORAGE_MARKER, path)
         return path.read_text()
 
 

@@ -19,7 +19,7 @@ from api.status_cache import StatusCache
 from t2m.config import Settings
 from t2m.db import Job, JobStore, Principal
 from t2m.models import JOB_ID_PATTERN
-from t2m.storage import LocalStorage, S3Storage
+from t2m.storage import Storage
 
 PRINCIPAL = "t2m.principal"
 """Scope key of the caller authenticated before the body was read."""
@@ -35,7 +35,7 @@ class AppState:
     settings: Settings
     client: Client
     jobs: JobStore
-    storage: LocalStorage | S3Storage
+    storage: Storage
     auth: Authenticator
     limits: Limits
     streams: StreamSlots

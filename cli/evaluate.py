@@ -105,9 +105,9 @@ async def run(settings: Settings, args: argparse.Namespace) -> int:
         return _fail(args, f"invalid eval: {e}", code=2)
     if args.schedule:
         return await schedule(settings, args, req)
-    from cli.main import _client
+    from cli.connection import stack_client
 
-    async with _client(settings, args.json) as client:
+    async with stack_client(settings, args.json) as client:
         result = await follow(client, settings, args, req)
     if result is None:
         return 130

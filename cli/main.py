@@ -7,14 +7,14 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import json
 import os
 import sys
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from cli.connection import stack_client
 from cli.output import emit_json, json_only_on_stdout, warn_without_context
 from t2m.config import Settings, get_settings
 from t2m.models import QUALITIES
@@ -240,47 +240,6 @@ async def create_key(settings: Settings, user: str, admin: bool, as_json: bool =
     return 0
 
 
-@contextlib.asynccontextmanager
-async def _client(settings: Settings, quiet: bool) -> AsyncIterator:
-    """The running stack's client, or an ephemeral dev server + in-process worker."""
-    from cli.stack import dev_server_flags, temporal_binary
-    from workflows.client import connect, ensure_search_attributes
-
-    try:
-        yield await asyncio.wait_for(connect(settings), timeout=3)
-        return
-    except Exception:
-        pass
-    from temporalio.contrib.pydantic import pydantic_data_converter
-    from temporalio.testing import WorkflowEnvironment
-
-    import worker
-
-    if not quiet:
-        print("No t2m stack answers; starting an ephemeral one for this command.", file=sys.stderr)
-    # The dev server inherits stdout; point it at stderr so `--json` output stays clean.
-    saved_stdout = os.dup(1)
-    os.dup2(2, 1)
-    try:
-        env = await WorkflowEnvironment.start_local(
-            namespace=settings.temporal_namespace,
-            data_converter=pydantic_data_converter,
-            dev_server_existing_path=temporal_binary(),
-            dev_server_log_level="error",
-            dev_server_extra_args=dev_server_flags(),
-            ui=False,
-        )
-    finally:
-        os.dup2(saved_stdout, 1)
-        os.close(saved_stdout)
-    async with env:
-        await ensure_search_attributes(env.client)
-        # No drain: this stack ends with the command, so work left running has nowhere to go on.
-        no_drain = settings.model_copy(update={"worker_drain_s": 0})
-        async with worker.running(env.client, no_drain):
-            yield env.client
-
-
 def _style_pairs(pairs: list[str]) -> dict[str, str] | None:
     """`--style KEY=VALUE` flags as the request's style preferences."""
     from t2m.requests import InvalidRequest
@@ -335,7 +294,7 @@ async def generate(settings: Settings, args: argparse.Namespace) -> int:
         _fail(args, None, f"invalid request: {e}")
         return 2
     warn_without_context(req.model, req.context)
-    async with _client(settings, args.json) as client:
+    async with stack_client(settings, args.json) as client:
         handle = await start_video(client, settings, req)
         view = ProgressView(handle.id, stream=sys.stderr)
         result_task = asyncio.ensure_future(handle.result())

@@ -23,6 +23,7 @@ from pydantic import BaseModel
 from t2m.embedded_pg import EMBEDDED_HBA as EMBEDDED_HBA
 from t2m.embedded_pg import embedded_server as embedded_server
 from t2m.embedded_pg import start_embedded as start_embedded
+from t2m.errors import ErrorKind, T2mError
 from t2m.migrations import SchemaBehind, migrate, pending
 from t2m.models import (
     TERMINAL_STATUSES,
@@ -159,7 +160,7 @@ def _record_args(rec: JobRecord) -> tuple[Any, ...]:
     )
 
 
-class IdempotencyConflict(Exception):
+class IdempotencyConflict(T2mError):
     """A job id (an owner's Idempotency-Key) came back for another request or a deleted job."""
 
     def __init__(self, job_id: str, *, deleted: bool) -> None:
@@ -169,13 +170,15 @@ class IdempotencyConflict(Exception):
         self.deleted = deleted
 
 
-class CatalogUnavailable(RuntimeError):
+class CatalogUnavailable(T2mError, RuntimeError):
     """The database cannot be reached (down, restarting, its socket gone)."""
 
 
-class CatalogRejected(ValueError):
+class CatalogRejected(T2mError, ValueError):
     """The database refused a write for what it holds (invalid data, a violated constraint):
     writing it again cannot succeed."""
+
+    kind = ErrorKind.CATALOG_REJECTED
 
 
 C = TypeVar("C", bound=type)

@@ -82,7 +82,7 @@ HOST_PATHS = (
 # What renders and media jails import of t2m (read-only, no secrets).
 T2M_FILES = (
     "__init__.py", "layout.py", "render_runner.py", "media_probe.py", "media_main.py", "media.py",
-    "models.py",
+    "models.py", "errors.py",
 )  # fmt: skip
 NICENESS = 19
 """Renders run at the lowest CPU priority: on shared cores they take only what the API, Temporal,

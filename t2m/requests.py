@@ -6,11 +6,12 @@ from __future__ import annotations
 from pydantic import ValidationError
 
 from t2m.config import Settings
+from t2m.errors import T2mError
 from t2m.models import VideoOptions, VideoRequest
 from t2m.tts import VoiceError, check_voice
 
 
-class InvalidRequest(ValueError):
+class InvalidRequest(T2mError, ValueError):
     """A request field broke a rule; `field` names it (as in the API's `configuration`)."""
 
     def __init__(self, field: str, message: str) -> None:

@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from t2m import jail, media_jail
+from t2m.errors import T2mError
 from t2m.jail import JailUnavailable, check_jail
 from t2m.static_names import DANGEROUS_NAMES, MANIM_REEXPORTS, reexport_problem
 
@@ -68,7 +69,7 @@ MEMORY_MB = {"low": 1536, "medium": 2048, "high": 3072, "ultra": 6144}
 MAX_RESULT_BYTES = 1024**2
 
 
-class CodeRejected(ValueError):
+class CodeRejected(T2mError, ValueError):
     """The code failed the static check; the message names the line and the rule."""
 
 
@@ -76,8 +77,7 @@ def static_check(code: str) -> None:
     """Raise CodeRejected unless `code` only imports allow-listed modules and avoids escapes.
 
     Fast feedback for the fixer, not the boundary (the jail is): it rejects what a scene never
-    needs and the cheap escapes seen so far.
-    """
+    needs and the cheap escapes seen so far."""
     try:
         tree = ast.parse(code)
     except SyntaxError as e:

@@ -15,7 +15,7 @@ from fastapi import APIRouter, HTTPException, Path, Response, status
 from fastapi.responses import FileResponse, HTMLResponse
 
 from api.deps import AppState, OwnedJob, StateDep, protected_router
-from api.routes.videos import ArtifactField, _file, media
+from api.routes.videos import ArtifactField, artifact_response, media
 from api.routes.web import PAGES
 from api.schemas import SharedVideo, ShareLink, errors
 from t2m.db import Job
@@ -141,6 +141,6 @@ async def shared_media(
     """The shared video (with `Range`), its thumbnail or its WebVTT subtitles."""
     job = await shared_job(token, state)
     field, what, media_type = SHARED_MEDIA[kind]
-    answer = await _file(state, job, field, what, media_type)
+    answer = await artifact_response(state, job, field, what, media_type)
     answer.headers.update(NO_STORE)
     return answer
