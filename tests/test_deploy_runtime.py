@@ -159,7 +159,7 @@ def test_presigned_urls_name_the_public_s3_endpoint(aws_env: SeaweedFS, tmp_path
     src.write_bytes(b"0123456789" * 100)
     storage.put_file("jobs/j/video.mp4", src)  # through the pods' endpoint
     url = storage.url_for("jobs/j/video.mp4", 60)
-    assert url.startswith(f"{public}/"), url
+    assert url is not None and url.startswith(f"{public}/"), url
     status, body, _ = http_get(url)
     assert status == 200 and body == src.read_bytes()
     inside = storage_from_url(f"s3://{aws_env.bucket}/public-{os.getpid()}")

@@ -17,7 +17,7 @@ from tests.seaweed import SeaweedFS, http_get
 MiB = 1024 * 1024
 
 
-@pytest.fixture(params=["file", "s3"])
+@pytest.fixture(params=["file", pytest.param("s3", marks=pytest.mark.s3)])
 def storage(request: pytest.FixtureRequest, tmp_path: Path) -> LocalStorage | S3Storage:
     if request.param == "file":
         return LocalStorage(tmp_path / "storage")
