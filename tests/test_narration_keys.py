@@ -9,9 +9,10 @@ from pathlib import Path
 
 from temporalio.testing import ActivityEnvironment
 
-from activities.media import MediaActivities, narration_key
+from activities.media import MediaActivities
 from activities.messages import NarrateRequest
 from t2m.config import Settings
+from t2m.keys import narration_key
 from t2m.storage import LocalStorage
 
 A = "A circle is the set of points at one distance from its centre. That distance is the radius."
