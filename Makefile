@@ -44,9 +44,9 @@ test: setup
 
 # The fast lane: tests that need at most the session's Temporal dev server and PostgreSQL
 # (workflow logic with activities faked, models, style rules, budgets, layers, the offline
-# model, replay...), no renders, S3, browser or processes of their own.
+# model, replay...), no renders, S3, browser or processes of their own, and no slow ones.
 test-fast: setup
-	$(VENV)/bin/pytest -q -m "not (s3 or render or stack or browser or jail)"
+	$(VENV)/bin/pytest -q -m "not (s3 or render or stack or browser or jail or slow)"
 
 lint:
 	$(VENV)/bin/ruff check --fix .

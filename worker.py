@@ -43,6 +43,7 @@ from t2m.catalog.tenancy import Tenancy
 from t2m.config import Settings, get_settings
 from t2m.jail.limits import JailUnavailable
 from t2m.jail.self_test import check_jail
+from t2m.keys import STORAGE_MARKER
 from workflows import deployment
 from workflows.activity_table import ACTIVITIES, Queue, on_queue
 from workflows.client import connect
@@ -311,17 +312,16 @@ def parse_queues(text: str) -> list[str]:
 # object with its id, and the Temporal namespace records, per task-queue prefix, the storage id of
 # its stack: the first worker claims it, a worker with another storage refuses with one line.
 # S3 storage is shared by every host of a stack, so it needs no marker.
-MARKER_KEY = "stack/storage-id"
 
 
 def storage_id(storage: Storage) -> str:
     """The storage's id, made and stored on first use."""
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "id"
-        if storage.exists(MARKER_KEY):
-            return storage.get_file(MARKER_KEY, path).read_text().strip()
+        if storage.exists(STORAGE_MARKER):
+            return storage.get_file(STORAGE_MARKER, path).read_text().strip()
         path.write_text(uuid.uuid4().hex)
-        storage.put_file(MARKER_KEY, path)
+        storage.put_file(STORAGE_MARKER, path)
         return path.read_text()
 
 

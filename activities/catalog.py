@@ -23,6 +23,7 @@ from temporalio.service import RPCError, RPCStatusCode
 from activities.heartbeat import heartbeats
 from activities.messages import ReconcileReport, ReconcileRequest, Reusable
 from t2m.catalog.db import CatalogRejected, Job, JobStore
+from t2m.errors import ErrorKind
 from t2m.models import STAGES, JobRecord, JobState, JobStatus, VideoRequest, VideoResult
 
 _OUTCOME: dict[WorkflowExecutionStatus, JobState] = {
@@ -63,7 +64,9 @@ class CatalogActivities:
         try:
             written = await self.jobs.record(rec, run_id)
         except (CatalogRejected, ValidationError, PydanticSerializationError) as e:
-            raise ApplicationError(str(e), type="CatalogRejected", non_retryable=True) from e
+            raise ApplicationError(
+                str(e), type=ErrorKind.CATALOG_REJECTED, non_retryable=True
+            ) from e
         if not written:
             activity.logger.warning(
                 "catalog write of %s (%s, seq %d) skipped: the row has it or a newer state",

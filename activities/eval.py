@@ -30,15 +30,11 @@ from t2m.eval import (
     markdown,
     srt_transcript,
 )
+from t2m.keys import report_keys
 from t2m.media import compose as media
 from t2m.models import JobStatus
 
 STATUS_QUERY_TIMEOUT = timedelta(seconds=10)
-
-
-def report_keys(eval_id: str) -> tuple[str, str]:
-    """Where an eval's report lives: its JSON and its Markdown."""
-    return f"eval/{eval_id}/report.json", f"eval/{eval_id}/report.md"
 
 
 class EvalActivities:

@@ -49,7 +49,7 @@ def _fatal_when_unusable() -> Iterator[None]:
     try:
         yield
     except (ModelError, authoring.PlanError) as e:
-        raise ApplicationError(str(e), type=type(e).__name__, non_retryable=True) from e
+        raise ApplicationError(str(e), type=e.kind, non_retryable=True) from e
 
 
 class LLMActivities:

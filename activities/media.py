@@ -12,10 +12,8 @@ retries during an outage, and must hold up neither the worker's event loop nor h
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import json
 import tempfile
-from importlib.metadata import version
 from pathlib import Path
 
 from temporalio import activity
@@ -35,7 +33,9 @@ from activities.messages import (
 from t2m.catalog.storage import Storage
 from t2m.catalog.tenancy import Tenancy
 from t2m.config import Settings
+from t2m.errors import ErrorKind
 from t2m.jail.limits import JailUnavailable
+from t2m.keys import copied_artifact, narration_key, render_key, version_prefix
 from t2m.media import compose as media
 from t2m.media import jailed as media_jail
 from t2m.media import provider_speech as speech
@@ -44,28 +44,6 @@ from t2m.media import speech_audio, subtitles
 from t2m.media.voices import is_provider_voice
 from t2m.models import Artifacts, Cue, Narration, Usage
 from t2m.render import sandbox
-
-MANIM_VERSION = version("manim")
-
-
-def render_key(code: str, quality: str, min_seconds: float = 0.0, class_name: str = "") -> str:
-    blob = f"{MANIM_VERSION}\0{quality}\0{min_seconds:.3f}\0{code}"
-    if class_name:
-        blob += f"\0{class_name}"
-    return f"renders/{hashlib.sha256(blob.encode()).hexdigest()[:32]}.mp4"
-
-
-def narration_key(job_id: str, text: str, voice: str) -> str:
-    """Where a narration lives: keyed by what it says and how (text, voice, TTS engine), so a
-    redo that narrates anew never overwrites the audio a kept scene still uses."""
-    engine = speech.ENGINE if is_provider_voice(voice) else tts.engine_version()
-    blob = f"{engine}\0{voice}\0{text}"
-    return f"jobs/{job_id}/narration/{hashlib.sha256(blob.encode()).hexdigest()[:32]}.wav"
-
-
-def version_prefix(job_id: str, version: int) -> str:
-    """Where a version of a job's video lives: `jobs/<id>` (the first), `jobs/<id>/v<n>`."""
-    return f"jobs/{job_id}" if version == 1 else f"jobs/{job_id}/v{version}"
 
 
 def min_seconds(narration_s: float) -> float:
@@ -119,7 +97,7 @@ class MediaActivities:
                 )
             except JailUnavailable as e:  # this host's trouble, not the code's: retry elsewhere
                 raise ApplicationError(
-                    f"render jail unavailable: {e}", type="JailUnavailable"
+                    f"render jail unavailable: {e}", type=ErrorKind.JAIL_UNAVAILABLE
                 ) from e
             if not result.ok or result.video is None:
                 log.info("render failed job=%s scene=%d", req.job_id, req.scene_index)
@@ -157,7 +135,9 @@ class MediaActivities:
                         tts.synthesize, req.text, req.voice, wav
                     )
                 except tts.VoiceError as e:
-                    raise ApplicationError(str(e), type="VoiceError", non_retryable=True) from e
+                    raise ApplicationError(
+                        str(e), type=ErrorKind.VOICE_ERROR, non_retryable=True
+                    ) from e
                 narration = Narration(audio_key=key, duration_s=duration, cues=cues)
             await self._put(key, wav)
             timings = Path(tmp) / "timings.json"
@@ -171,11 +151,13 @@ class MediaActivities:
         assert req.voice is not None
         sentences = tts.split_sentences(req.text)
         if not sentences:
-            raise ApplicationError("the narration text is empty", non_retryable=True)
+            raise ApplicationError(
+                "the narration text is empty", type=ErrorKind.VOICE_ERROR, non_retryable=True
+            )
         try:
             spoken = await self._speech(req).speak(req.voice, sentences)
         except speech.SpeechError as e:
-            raise ApplicationError(str(e), type="VoiceError", non_retryable=True) from e
+            raise ApplicationError(str(e), type=ErrorKind.VOICE_ERROR, non_retryable=True) from e
         jailed = tmp / "job"
         jailed.mkdir()
         parts = []
@@ -188,7 +170,7 @@ class MediaActivities:
                 parts, longest, jailed, tts.SENTENCE_GAP_S, activity.heartbeat
             )
         except media_jail.MediaFailed as e:
-            raise ApplicationError(str(e), type="MediaFailed", non_retryable=True) from e
+            raise ApplicationError(str(e), type=ErrorKind.MEDIA_FAILED, non_retryable=True) from e
         cues, t = [], 0.0
         for sentence, d in zip(sentences, durations, strict=True):
             cues.append(Cue(start=round(t, 3), end=round(t + d, 3), text=sentence))
@@ -235,7 +217,9 @@ class MediaActivities:
                     inputs, jailed, subtitles=req.subtitles, on_tick=activity.heartbeat
                 )
             except media_jail.MediaFailed as e:
-                raise ApplicationError(str(e), type="MediaFailed", non_retryable=True) from e
+                raise ApplicationError(
+                    str(e), type=ErrorKind.MEDIA_FAILED, non_retryable=True
+                ) from e
             await self._put(f"{prefix}/video.mp4", out)
             srt_key = vtt_key = None
             if req.subtitles:
@@ -262,7 +246,9 @@ class MediaActivities:
             try:
                 png = await media_jail.thumbnail(video, jailed, req.at_s, activity.heartbeat)
             except media_jail.MediaFailed as e:
-                raise ApplicationError(str(e), type="MediaFailed", non_retryable=True) from e
+                raise ApplicationError(
+                    str(e), type=ErrorKind.MEDIA_FAILED, non_retryable=True
+                ) from e
             await self._put(key, png)
         return key
 
@@ -272,7 +258,9 @@ class MediaActivities:
         """Check every artifact landed in storage; return the video's size in bytes."""
         missing = [k for k in req.keys if not await self._exists(k)]
         if missing:
-            raise ApplicationError(f"artifacts missing from storage: {missing}")
+            raise ApplicationError(
+                f"artifacts missing from storage: {missing}", type=ErrorKind.ARTIFACTS_MISSING
+            )
         return await asyncio.to_thread(self.storage.size, req.keys[0])
 
     @activity.defn(name="copy_artifacts")
@@ -284,7 +272,7 @@ class MediaActivities:
         for field in ("video_key", "srt_key", "vtt_key", "thumbnail_key"):
             key = getattr(src, field)
             if key:
-                new_key = f"jobs/{req.job_id}/{key.rsplit('/', 1)[-1]}"
+                new_key = copied_artifact(req.job_id, key)
                 await asyncio.to_thread(self.storage.copy, key, new_key)
                 setattr(copied, field, new_key)
         return copied

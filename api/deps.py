@@ -17,7 +17,7 @@ from api.limits import Limits, StreamSlots
 from api.schemas import errors
 from api.status_cache import StatusCache
 from t2m.catalog.db import Job, JobStore, Principal
-from t2m.catalog.storage import LocalStorage, S3Storage
+from t2m.catalog.storage import Storage
 from t2m.config import Settings
 from t2m.models import JOB_ID_PATTERN
 
@@ -35,7 +35,7 @@ class AppState:
     settings: Settings
     client: Client
     jobs: JobStore
-    storage: LocalStorage | S3Storage
+    storage: Storage
     auth: Authenticator
     limits: Limits
     streams: StreamSlots

@@ -3,24 +3,20 @@
 The job goes to the running API when one answers (`cli.via_api`): the owner is the API key's user
 and the server's allow-list, quotas, priority ceiling and result reuse apply. Only when none answers
 at the derived address does it start the workflow itself (`cli.local`), on the running Temporal or
-on an ephemeral stack. Both end with the same output (`done`, `fail`).
+on an ephemeral stack. Both build the request from the same flags (`cli.request_flags`) and end
+with the same output (`cli.outcome`).
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
-import sys
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from cli.jobs import REUSED
-from cli.output import emit_json
+from cli.outcome import fail
 from t2m.config import Settings
-from t2m.models import PRIORITIES, QUALITIES, VideoOptions
-
-if TYPE_CHECKING:
-    from t2m.models import VideoRequest
+from t2m.models import PRIORITIES, QUALITIES
 
 
 def add_parser(sub: Any) -> argparse.ArgumentParser:
@@ -100,96 +96,3 @@ def run(settings: Settings, args: argparse.Namespace, version: str) -> int:
     from cli import local
 
     return asyncio.run(local.generate(settings, args))
-
-
-def style_pairs(pairs: list[str]) -> dict[str, str] | None:
-    """`--style KEY=VALUE` flags as the request's style preferences."""
-    from t2m.requests import InvalidRequest
-
-    style = {}
-    for pair in pairs:
-        key, sep, value = pair.partition("=")
-        if not sep or not key.strip():
-            raise InvalidRequest("style_preferences", f"--style takes KEY=VALUE, not {pair!r}")
-        style[key.strip()] = value.strip()
-    return style or None
-
-
-def options(args: argparse.Namespace) -> VideoOptions:
-    """The options the flags describe, through the API's own model (same rules, same words)."""
-    from pydantic import ValidationError
-
-    from t2m.requests import InvalidRequest
-
-    try:
-        return VideoOptions(
-            topic=args.topic,
-            context=args.context,
-            model=args.model,
-            quality=args.quality,
-            use_rag=args.rag,
-            visual_check=args.visual_check,
-            enable_subtitles=not args.no_subtitles,
-            enable_thumbnails=not args.no_thumbnail,
-            voice=args.voice,
-            force=args.force,
-            max_cost_usd=args.max_cost_usd,
-            style_preferences=style_pairs(args.style),
-        )
-    except ValidationError as e:
-        raise InvalidRequest.from_validation(e) from None
-
-
-def request(settings: Settings, args: argparse.Namespace) -> VideoRequest:
-    """The whole request for a job this process starts itself, by this process's settings (allowed
-    models, voices, budget), as the API would build it."""
-    from t2m.requests import build_request
-
-    return build_request(settings, options(args), owner=settings.dev_user or "local")
-
-
-def done(
-    args: argparse.Namespace,
-    job_id: str,
-    paths: dict[str, str | None],
-    duration_s: float,
-    scenes: int,
-    reused_from: str | None,
-) -> int:
-    """The result, once: a JSON object on stdout, or a summary line and the files."""
-    if args.json:
-        emit_json(
-            {
-                "job_id": job_id,
-                "status": "completed",
-                **paths,
-                "duration_s": round(duration_s, 3),
-                "scenes": scenes,
-                "reused_from": reused_from,
-            }
-        )
-        return 0
-    if reused_from:
-        print(f"Done: {job_id} ({duration_s:.1f} s), {REUSED.format(reused_from)}")
-    else:
-        print(f"Done: {job_id} ({duration_s:.1f} s, {scenes} scenes)")
-    for field, path in paths.items():
-        if path:
-            print(f"  {field:14} {path}")
-    return 0
-
-
-def fail(
-    args: argparse.Namespace,
-    job_id: str | None,
-    reason: str,
-    status: str = "failed",
-    code: int = 1,
-    retryable: bool | None = None,
-) -> int:
-    reason = " ".join(reason.split())
-    if args.json:
-        answer = {"job_id": job_id, "status": status, "error": reason}
-        emit_json(answer | ({"retryable": retryable} if status == "failed" else {}))
-    print(f"t2m: {status}: {reason}", file=sys.stderr)
-    return code

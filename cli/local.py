@@ -10,8 +10,9 @@ import os
 import sys
 from collections.abc import AsyncIterator
 
-from cli.generate import done, fail, request
+from cli.outcome import done, fail
 from cli.output import warn_without_context
+from cli.request_flags import request
 from t2m.config import Settings
 
 

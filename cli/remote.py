@@ -7,7 +7,7 @@ Where: `T2M_API`, else `api` in the config file, else the address `t2m up` serve
 optional.
 
 Every failure is an `ApiError`: one line with the API's own message, and the exit code the command
-ends with (see `exit_code`).
+ends with (`t2m.errors.exit_code`).
 """
 
 from __future__ import annotations
@@ -22,24 +22,17 @@ from typing import Any
 
 import httpx
 
+from t2m.errors import T2mError, exit_code
+
 DERIVED = "T2M_API_HOST/T2M_API_PORT"
 TERMINAL = ("completed", "failed", "cancelled")
-INVALID_REQUEST = (400, 409, 422)
-"""Answers that mean "this request cannot succeed as asked" (exit 2): malformed or invalid input,
-and a 409, the job not being in a state that allows the action (cancel an ended job, retry a
-completed one, download an unfinished one). Asking again unchanged would get the same answer."""
 
 
-class ApiError(Exception):
+class ApiError(T2mError):
     def __init__(self, message: str, code: int = 1, status: int | None = None) -> None:
         super().__init__(message)
         self.code = code
         self.status = status
-
-
-def exit_code(status: int) -> int:
-    """2 for an invalid request (see INVALID_REQUEST), 1 for every other error answer."""
-    return 2 if status in INVALID_REQUEST else 1
 
 
 @dataclass(frozen=True)

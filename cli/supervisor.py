@@ -26,6 +26,8 @@ from collections import deque
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 
+from t2m.errors import T2mError
+
 MAX_RESTARTS = 5
 WINDOW_S = 120.0
 MAX_BACKOFF_S = 15.0
@@ -51,7 +53,7 @@ def die_with_parent(sig: int = signal.SIGKILL) -> Callable[[], None] | None:
     return preexec
 
 
-class CrashLoop(RuntimeError):
+class CrashLoop(T2mError, RuntimeError):
     """A component died too often in too short a time; restarting it again would not help."""
 
 

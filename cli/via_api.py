@@ -7,11 +7,12 @@ import argparse
 import sys
 from typing import Any
 
-from cli.generate import done, fail, options
 from cli.jobs import MEDIA
+from cli.outcome import done, fail
 from cli.output import warn_without_context
 from cli.progress import ProgressView, from_api
 from cli.remote import ApiError, Remote
+from cli.request_flags import options
 from t2m.requests import InvalidRequest
 
 

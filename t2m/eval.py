@@ -24,6 +24,7 @@ from pydantic import (
     ValidationError,
 )
 
+from t2m.errors import T2mError
 from t2m.models import (
     Artifacts,
     Context,
@@ -65,7 +66,7 @@ class EvalTopic(BaseModel):
     subfield: PlainText | None = Field(default=None, max_length=100)
 
 
-class TopicFileError(ValueError):
+class TopicFileError(T2mError, ValueError):
     """A topic file that is not a JSON list of valid topics; the message is one line."""
 
 

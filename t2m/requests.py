@@ -8,12 +8,13 @@ from typing import Any
 from pydantic import ValidationError
 
 from t2m.config import Settings
+from t2m.errors import T2mError
 from t2m.media.speech import VoiceError, check_voice
 from t2m.media.voices import is_provider_voice
 from t2m.models import VideoOptions, VideoRequest
 
 
-class InvalidRequest(ValueError):
+class InvalidRequest(T2mError, ValueError):
     """Request fields broke rules: `problems` holds every (field, message) found, fields named
     as in the API's `configuration`; `field` and `message` are the first."""
 

@@ -195,21 +195,43 @@ NEEDS_BY_MODULE = {
     "jail": {"test_jail", "test_jail_cgroup", "test_sandbox", "test_hostile_media",
              "test_render_quality", "test_offline_quality", "test_media", "test_workflow",
              "test_voices"},
+    # Needs only the session's services but takes seconds (subprocesses, waits, many runs, outages).
+    "slow": {"test_rollout", "test_reconcile", "test_outages", "test_stranded", "test_fairness",
+             "test_deploy_k8s", "test_embedded_db", "test_heartbeats", "test_temporal_ui",
+             "test_cli_errors", "test_rag::test_docs_search_cli",
+             "test_cli::test_bad_input_exits_2_with_a_one_line_reason",
+             "test_cli::test_the_cli_rejects_a_topic_as_the_api_does",
+             "test_eval::test_schedule_registers_the_eval_in_temporal_and_bad_input_exits_2",
+             "test_deploy::test_setup_script_registers_namespace_and_search_attributes",
+             "test_api::test_idempotency_key_returns_the_same_job",
+             "test_api::test_other_users_jobs_are_invisible",
+             "test_api::test_status_answers_without_a_worker",
+             "test_api_abuse::test_random_methods_and_paths_add_at_most_one_metrics_series",
+             "test_api_abuse::test_a_hundred_event_streams_on_a_finished_job_close_at_once",
+             "test_api_abuse::test_cross_site_and_rebinding_requests_are_refused",
+             "test_status_cache::test_status_without_a_worker_answers_within_its_bound",
+             "test_status_cache::test_a_deleted_job_is_not_found_at_once_even_while_its_refresh_waits",
+             "test_regenerate::test_rest_regenerates_a_completed_jobs_scene_as_a_new_version",
+             "test_regenerate::test_rest_on_a_running_job_sends_the_update",
+             "test_shares::test_retry_refuses_a_permanent_failure_and_usage_adds_up_over_runs"},
 }  # fmt: skip
 """Modules (or `module::test`) whose tests start processes, a browser or render jails of their
-own."""
+own, or are slow (kept out of `make test-fast`; the workflow-logic, model, style, budget, layer
+and offline-model tests stay in it whatever they take)."""
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     """Mark each test by what it needs, so `make test-fast` can run the ones needing at most the
-    session's Temporal dev server and PostgreSQL (each up in about a second):
-    `-m "not (s3 or render or stack or browser or jail)"`."""
+    session's Temporal dev server and PostgreSQL (each up in about a second) and are quick:
+    `-m "not (s3 or render or stack or browser or jail or slow)"`."""
     for item in items:
         used = set(getattr(item, "fixturenames", ()))
         for fixture, marker in NEEDS_BY_FIXTURE.items():
             if fixture in used:
                 item.add_marker(marker)
-        module = item.module.__name__.rsplit(".", 1)[-1] if item.module else ""
+        module = getattr(item, "module", None)
+        module = module.__name__.rsplit(".", 1)[-1] if module else ""
         for marker, places in NEEDS_BY_MODULE.items():
-            if module in places or f"{module}::{item.name}" in places:
+            name = getattr(item, "originalname", item.name)  # without its parameters
+            if module in places or f"{module}::{name}" in places:
                 item.add_marker(marker)

@@ -8,7 +8,7 @@ import contextlib
 import inspect
 import uuid
 from collections import Counter
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 
 from temporalio import activity
@@ -58,8 +58,8 @@ BILL = Usage(calls=1, prompt_tokens=10, completion_tokens=5, cost_usd=0.001)
 class Fakes:
     """Activities by name; `render` decides each render's outcome from (scene, code)."""
 
-    render: Callable[[RenderRequest], RenderOutcome] = lambda r: RenderOutcome(
-        ok=True, video_key=f"renders/{r.scene_index}.mp4"
+    render: Callable[[RenderRequest], RenderOutcome | Awaitable[RenderOutcome]] = lambda r: (
+        RenderOutcome(ok=True, video_key=f"renders/{r.scene_index}.mp4")
     )
     critique: str | None = None
     catalog_down_for: int = 0
@@ -161,7 +161,7 @@ class Fakes:
         async def finalize_video(req: FinalizeRequest) -> int:
             return 1234
 
-        llm = [plan_video, storyboard_scene, retrieve_docs, doc_queries_for_error]
+        llm: list[Callable] = [plan_video, storyboard_scene, retrieve_docs, doc_queries_for_error]
         llm += [write_scene_code, fix_scene_code]
         llm += [critique_scene, narrate_scene, find_reusable, copy_artifacts]
         llm += self.catalog or [record_job]
@@ -169,7 +169,7 @@ class Fakes:
             faked = {plan_video, storyboard_scene, retrieve_docs, doc_queries_for_error}
             faked |= {write_scene_code, fix_scene_code}
             llm = [*self.models, *(a for a in llm if a not in faked | {critique_scene})]
-        media = [compose_video, make_thumbnail, finalize_video]
+        media: list[Callable] = [compose_video, make_thumbnail, finalize_video]
         return {"llm": llm, "render": [render_scene], "media": media}
 
 

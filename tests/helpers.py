@@ -81,6 +81,7 @@ async def run_cli(env: dict[str, str], *args: str) -> tuple[int, str, str]:
         T2M, *args, env=env, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE
     )
     out, err = await asyncio.wait_for(proc.communicate(), timeout=300)
+    assert proc.returncode is not None  # communicate() waited for it
     return proc.returncode, out.decode(), err.decode()
 
 

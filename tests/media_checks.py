@@ -20,7 +20,7 @@ class Probe:
 
 def probe(path: Path) -> Probe:
     with av.open(str(path)) as c:
-        codecs = {s.type: s.codec_context.name for s in c.streams}
+        codecs: dict[str, str] = {str(s.type): s.codec_context.name for s in c.streams}
         duration = float(c.duration or 0) / av.time_base
         cues = []
         if c.streams.subtitles:

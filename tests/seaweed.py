@@ -54,7 +54,10 @@ class SeaweedFS:
         self.access_key, self.secret_key = "t2m-test-key", "t2m-test-secret-" + str(random.random())
         self.proc: subprocess.Popen | None = None
         (root / "data").mkdir(parents=True, exist_ok=True)
-        identity = {"name": "t2m", "actions": ["Admin", "Read", "Write", "List", "Tagging"]}
+        identity: dict[str, object] = {
+            "name": "t2m",
+            "actions": ["Admin", "Read", "Write", "List", "Tagging"],
+        }
         identity["credentials"] = [{"accessKey": self.access_key, "secretKey": self.secret_key}]
         (root / "identities.json").write_text(json.dumps({"identities": [identity]}))
 

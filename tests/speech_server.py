@@ -43,7 +43,7 @@ class SpeechServer:
             body = await request.json()
             self.requests.append(body)
             if request.headers.get("authorization") != f"Bearer {KEY}":
-                error = {
+                error: dict[str, str | None] = {
                     "message": "Incorrect API key provided: sk-bad. You can find your API key at"
                     " https://platform.openai.com/account/api-keys.",
                     "type": "invalid_request_error",
@@ -52,7 +52,11 @@ class SpeechServer:
                 return JSONResponse({"error": error}, status_code=401)
             if self.busy > 0:
                 self.busy -= 1
-                error = {"message": "Rate limit reached", "type": "requests", "code": None}
+                error = {
+                    "message": "Rate limit reached",
+                    "type": "requests",
+                    "code": None,
+                }
                 return JSONResponse({"error": error}, status_code=429)
             if self.garbage:
                 return Response(b"<html>not audio</html>" * 100, media_type="audio/mpeg")

@@ -296,6 +296,6 @@ async def test_health_and_metrics(api: httpx.AsyncClient, keys: dict, worker: No
 
 async def test_a_backing_service_outage_is_a_503_not_a_500(api_settings: Settings, keys) -> None:
     async with asgi_client(api_settings) as http:
-        await http.app.state.t2m.jobs.pool.close()  # the database goes away
+        await http.app.state.t2m.jobs.pool.close()  # type: ignore[attr-defined]  # the database goes away
         r = await http.get("/api/v1/jobs", headers=keys["alice"])
         assert r.status_code == 503 and "database is unavailable" in r.json()["detail"]

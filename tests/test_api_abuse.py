@@ -282,11 +282,11 @@ async def test_media_tokens_are_short_lived_and_bound_to_job_and_owner(
     alice = keys["alice"].user
     job = await catalog_job(jobs, alice, status="failed")  # no media: a valid token gets 409
     other = await catalog_job(jobs, alice, status="failed")
-    auth = api.app.state.t2m.auth
+    auth = api.app.state.t2m.auth  # type: ignore[attr-defined]  # asgi_client sets it
     secret = auth.secret
 
-    def get(token: str) -> httpx.Response:
-        return api.get(f"/api/v1/videos/jobs/{job}/stream", params={"token": token})
+    async def get(token: str) -> httpx.Response:
+        return await api.get(f"/api/v1/videos/jobs/{job}/stream", params={"token": token})
 
     issued = auth.media_token(job, alice)
     exp = jwt.decode(issued, secret, algorithms=["HS256"])["exp"]

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import httpx
 import pytest
 
@@ -13,7 +15,7 @@ def cfg(**fields) -> dict:
     return {"configuration": {"topic": "Pythagorean Theorem"} | fields}
 
 
-CASES = [
+CASES: list[tuple[Any, ...]] = [
     ("no body", "POST", GEN, {}, None, 422, "Field required"),
     ("broken JSON", "POST", GEN, {"Content-Type": "application/json"}, b'{"configuration":', 422, "JSON decode error"),
     ("body is an array", "POST", GEN, {}, [], 422, "valid dictionary"),

@@ -114,8 +114,8 @@ async def test_generate_goes_through_the_running_api(
     first = (await asyncio.wait_for(proc.stderr.readline(), timeout=60)).decode()
     assert first.startswith("video-"), first  # its progress: the job exists
     proc.send_signal(signal.SIGINT)
-    out, _ = await asyncio.wait_for(proc.communicate(), timeout=60)
-    answer = json.loads(out)
+    printed, _ = await asyncio.wait_for(proc.communicate(), timeout=60)
+    answer = json.loads(printed)
     assert proc.returncode == 130 and answer["status"] == "cancelled", answer
     assert answer["job_id"] == first.split(":")[0]
     async with httpx.AsyncClient(base_url=api_url, headers=alice, timeout=30) as http:

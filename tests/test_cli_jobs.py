@@ -73,10 +73,10 @@ async def test_every_jobs_verb_against_a_live_api(
         first = await asyncio.wait_for(proc.stderr.readline(), timeout=60)
         assert first.decode().startswith(f"{job}: "), first
         proc.send_signal(signal.SIGINT)
-        out, err = await asyncio.wait_for(proc.communicate(), timeout=30)
-        assert proc.returncode == 130, err
-        assert json.loads(out) == {"error": "interrupted"}
-        assert err.decode().strip().endswith("t2m: interrupted")
+        raw_out, raw_err = await asyncio.wait_for(proc.communicate(), timeout=30)
+        assert proc.returncode == 130, raw_err
+        assert json.loads(raw_out) == {"error": "interrupted"}
+        assert raw_err.decode().strip().endswith("t2m: interrupted")
 
         code, status, _ = await t2m_json(env, "jobs", "status", job)
         assert code == 0 and status["job_id"] == job

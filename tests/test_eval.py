@@ -10,7 +10,11 @@ from pathlib import Path
 
 import pytest
 from temporalio import activity
-from temporalio.client import Client, ScheduleActionStartWorkflow
+from temporalio.client import (
+    Client,
+    ScheduleActionExecutionStartWorkflow,
+    ScheduleActionStartWorkflow,
+)
 from temporalio.exceptions import ApplicationError
 
 from activities.catalog import CatalogActivities
@@ -167,7 +171,9 @@ async def test_the_schedule_runs_the_eval_it_was_given(
                 if actions := (await schedule.describe()).info.recent_actions:
                     break
                 await asyncio.sleep(0.1)
-            run_id = actions[0].action.workflow_id
+            started = actions[0].action
+            assert isinstance(started, ScheduleActionExecutionStartWorkflow)
+            run_id = started.workflow_id
             result = await client.get_workflow_handle(run_id, result_type=EvalResult).result()
         finally:
             await schedule.delete()
@@ -183,7 +189,7 @@ async def test_a_judge_answer_out_of_format_leaves_the_scores_out(scripted: Scri
         (scores(3).replace('"reason": "clear accuracy_depth"', '"reason": " "'), "reason"),
         (scores(3).replace("}}", '}, "humour": 5}'), "humour: Extra inputs are not permitted"),
     ):
-        scripted.handler = lambda task, data, answer=answer: answer
+        scripted.handler = lambda task, data, answer=answer: answer  # type: ignore[misc]
         judged = await judge_video(ModelClient(), "scripted/judge", topic, "PV = nRT.", [])
         assert judged.scores is None and why in (judged.error or ""), judged.error
     scripted.handler = lambda task, data: scores(5)

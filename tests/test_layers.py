@@ -94,9 +94,110 @@ def workflow_classes() -> dict[str, list[str]]:
 
 
 def test_no_workflow_class_inherits_workflow_code() -> None:
-    """A workflow's state and steps are composed (one `JobState`, helpers that receive it), so
+    """A workflow's state and steps are composed (one `RunState`, helpers that receive it), so
     a reader follows every call without climbing a class hierarchy across files."""
     classes = workflow_classes()
     inheriting = {name: bases for name, bases in classes.items() if set(bases) & set(classes)}
     assert inheriting == {}
     assert "SceneSteps" in classes and "VideoWorkflow" in classes  # the checker sees them
+
+
+def module_name(path: Path) -> str:
+    parts = path.relative_to(ROOT).with_suffix("").parts
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def imports_of(path: Path, known: set[str]) -> list[tuple[str, str]]:
+    """(module, name) for every `from module import name` and `import module` in `path` (lazy
+    ones too) of a project module; `name` is "" for a plain import or a submodule."""
+    found: list[tuple[str, str]] = []
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Import):
+            found += [(a.name, "") for a in node.names if a.name in known]
+        elif isinstance(node, ast.ImportFrom) and node.module in known and not node.level:
+            for alias in node.names:
+                sub = f"{node.module}.{alias.name}"
+                found.append((sub, "") if sub in known else (node.module, alias.name))
+    return found
+
+
+def project_imports() -> dict[str, list[tuple[str, str]]]:
+    paths = {module_name(p): p for p in modules()}
+    return {name: imports_of(path, set(paths)) for name, path in paths.items()}
+
+
+def test_no_module_imports_a_private_name_of_another() -> None:
+    private = {
+        name: [f"{module}.{what}" for module, what in found if what.startswith("_")]
+        for name, found in project_imports().items()
+    }
+    assert {name: names for name, names in private.items() if names} == {}
+
+
+def cycles(graph: dict[str, set[str]]) -> list[list[str]]:
+    """The strongly connected components of more than one module (Tarjan's algorithm)."""
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    stack: list[str] = []
+    found: list[list[str]] = []
+
+    def visit(node: str) -> None:
+        index[node] = low[node] = len(index)
+        stack.append(node)
+        for nxt in graph.get(node, ()):
+            if nxt not in index:
+                visit(nxt)
+                low[node] = min(low[node], low[nxt])
+            elif nxt in stack:
+                low[node] = min(low[node], index[nxt])
+        if low[node] == index[node]:
+            component = []
+            while True:
+                member = stack.pop()
+                component.append(member)
+                if member == node:
+                    break
+            if len(component) > 1:
+                found.append(sorted(component))
+
+    for node in sorted(graph):
+        if node not in index:
+            visit(node)
+    return found
+
+
+def test_no_import_cycle() -> None:
+    """Lazy imports count: a cycle broken only by importing inside a function is still one."""
+    graph = {name: {m for m, _ in found} - {name} for name, found in project_imports().items()}
+    assert cycles(graph) == []
+
+
+def test_the_cycle_finder_finds_cycles() -> None:
+    assert cycles({"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}) == [["a", "b", "c"]]
+
+
+def kind_of(call: ast.Call) -> str:
+    return next((ast.unparse(k.value) for k in call.keywords if k.arg == "type"), "")
+
+
+def test_every_error_crossing_temporal_names_its_kind() -> None:
+    """Every ApplicationError the activities and workflows raise (or subclass) has a `type` from
+    `t2m.errors.ErrorKind`: the API, the CLI and retry decisions compare against its members."""
+    loose = []
+    for path in [*(ROOT / "activities").rglob("*.py"), *(ROOT / "workflows").rglob("*.py")]:
+        tree = ast.parse(path.read_text())
+        subclasses = {
+            c.name
+            for c in ast.walk(tree)
+            if isinstance(c, ast.ClassDef) and "ApplicationError" in map(ast.unparse, c.bases)
+        }
+        for node in ast.walk(tree):
+            if not isinstance(node, ast.Call):
+                continue
+            called = ast.unparse(node.func)
+            in_subclass = called == "super().__init__" and subclasses
+            if called == "ApplicationError" or in_subclass:
+                kind = kind_of(node)
+                if not (kind.startswith("ErrorKind.") or kind.endswith(".kind")):
+                    loose.append(f"{path.name}:{node.lineno} type={kind or None}")
+    assert loose == []

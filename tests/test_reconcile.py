@@ -12,7 +12,7 @@ from temporalio.client import Client, WorkflowFailureError
 from temporalio.testing import ActivityEnvironment
 
 from activities.catalog import CatalogActivities
-from activities.messages import ReconcileReport, ReconcileRequest
+from activities.messages import ReconcileRequest
 from t2m.catalog.db import JobStore
 from t2m.config import Settings
 from t2m.models import JobRecord, JobStatus, VideoRequest
@@ -55,7 +55,6 @@ async def test_rows_that_disagree_with_temporal_are_repaired(
             ReconcileRequest(grace_s=0),
             id=f"reconcile-{uuid.uuid4()}",
             task_queue=queue,
-            result_type=ReconcileReport,
         )
     assert report.repaired[done] == "completed" and report.repaired[missing] == "failed"
     row = await jobs.get(done)

@@ -29,7 +29,7 @@ with workflow.unsafe.imports_passed_through():
     from workflows.deployment import adopt_older_builds, deployment_config, pinned_runs, promote
     from workflows.regenerate import SceneRedos
     from workflows.scene import SceneSteps
-    from workflows.state import JobState
+    from workflows.state import RunState
     from workflows.steps import Authored
     from workflows.video import VideoWorkflow
 
@@ -39,7 +39,7 @@ OLD_JOBS = 6
 class ChangedSceneSteps(SceneSteps):
     """Today's scene steps with one of four everyday changes, as release N+1 would ship them."""
 
-    def __init__(self, job: JobState, change: str) -> None:
+    def __init__(self, job: RunState, change: str) -> None:
         super().__init__(job)
         self.change = change
 

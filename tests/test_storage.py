@@ -17,7 +17,7 @@ from tests.seaweed import SeaweedFS, http_get
 MiB = 1024 * 1024
 
 
-@pytest.fixture(params=["file", "s3"])
+@pytest.fixture(params=["file", pytest.param("s3", marks=pytest.mark.s3)])
 def storage(request: pytest.FixtureRequest, tmp_path: Path) -> LocalStorage | S3Storage:
     if request.param == "file":
         return LocalStorage(tmp_path / "storage")
@@ -111,17 +111,17 @@ def test_presigned_urls_serve_ranges_and_attachments_then_expire(
     storage.put_file("jobs/j/video.mp4", src)
 
     status, body, headers = http_get(
-        storage.presigned_url("jobs/j/video.mp4", 60), {"Range": "bytes=100-199"}
+        storage.url_for("jobs/j/video.mp4", 60), {"Range": "bytes=100-199"}
     )
     assert status == 206 and body == src.read_bytes()[100:200]
     assert headers["Content-Type"] == "video/mp4"
-    url = storage.presigned_url("jobs/j/video.mp4", 60, filename="j.mp4", attachment=True)
+    url = storage.url_for("jobs/j/video.mp4", 60, filename="j.mp4", attachment=True)
     status, body, headers = http_get(url)
     assert status == 200 and len(body) == src.stat().st_size
     assert headers["Content-Disposition"] == 'attachment; filename="j.mp4"'
     status, _, _ = http_get(url.replace("X-Amz-Signature=", "X-Amz-Signature=0"))
     assert status == 403, "a tampered signature is refused"
-    short = storage.presigned_url("jobs/j/video.mp4", 1)
+    short = storage.url_for("jobs/j/video.mp4", 1)
     time.sleep(2.1)
     assert http_get(short)[0] == 403, "an expired URL is refused"
 

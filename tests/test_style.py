@@ -15,8 +15,8 @@ from pydantic import ValidationError
 from temporalio.client import Client
 
 from api.main import create_app
-from cli.generate import request as _request
 from cli.main import _parser
+from cli.request_flags import request as _request
 from t2m.authoring import steps as authoring
 from t2m.authoring.llm import ModelClient
 from t2m.catalog.db import JobStore

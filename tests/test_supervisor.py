@@ -57,7 +57,7 @@ async def test_a_service_that_fails_to_restart_is_retried(tmp_path: Path) -> Non
 
     lines: list[str] = []
     sup = Supervisor(log=lines.append, backoff_s=0.001)
-    await sup.add(Service("db", start, alive=lambda: state["up"]))
+    await sup.add(Service("db", start, alive=lambda: bool(state["up"])))
     state["up"] = False  # it died
     stop = asyncio.Event()
     watching = asyncio.create_task(sup.watch(stop, every_s=0.01))

@@ -97,7 +97,7 @@ class TLSProxy:
         self.alpn.append(ssl_object.selected_alpn_protocol() if ssl_object else None)
         host, port = self.upstream.rsplit(":", 1)
         up_reader, up_writer = await asyncio.open_connection(host, int(port))
-        parser = h2.connection.H2Connection(
+        parser: h2.connection.H2Connection | None = h2.connection.H2Connection(
             h2.config.H2Configuration(client_side=False, header_encoding="utf-8")
         )
         parser.initiate_connection()

@@ -164,7 +164,7 @@ async def test_cancel_and_retry_cannot_spend_past_the_budget(
     settings = api_settings.model_copy(update={"allowed_models": [PAID], "llm_cache": False})
     alice = keys["alice"]
     async with asgi_client(settings) as api:
-        cfg = {"model": PAID, "max_cost_usd": 0.5}
+        cfg: dict = {"model": PAID, "max_cost_usd": 0.5}
         job = (await api.post(GENERATE, json=body(**cfg), headers=alice)).json()["job_id"]
         while True:
             status = await wait_status(api, job, alice, {"running"})

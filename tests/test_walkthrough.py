@@ -12,7 +12,16 @@ import uuid
 from collections.abc import AsyncIterator
 
 import pytest
-from playwright.async_api import Browser, BrowserContext, Page, async_playwright, expect
+from playwright.async_api import (
+    Browser,
+    BrowserContext,
+    ConsoleMessage,
+    Error,
+    Page,
+    Response,
+    async_playwright,
+    expect,
+)
 
 from t2m.models import STAGES
 from tests.test_web import CHROMIUM_ARGS, web_url  # noqa: F401 (a fixture)
@@ -46,12 +55,23 @@ class Watcher:
 
     def __init__(self, ctx: BrowserContext) -> None:
         self.failures: list[str] = []
-        ctx.on("response", lambda r: r.status == 404 and self.failures.append(f"404 {r.url}"))
+        ctx.on("response", self.response)
         ctx.on("page", self.watch)
 
+    def response(self, response: Response) -> None:
+        if response.status == 404:
+            self.failures.append(f"404 {response.url}")
+
+    def console(self, message: ConsoleMessage) -> None:
+        if "404" in message.text:
+            self.failures.append(message.text)
+
+    def page_error(self, error: Error) -> None:
+        self.failures.append(str(error))
+
     def watch(self, page: Page) -> None:
-        page.on("console", lambda m: "404" in m.text and self.failures.append(m.text))
-        page.on("pageerror", lambda e: self.failures.append(str(e)))
+        page.on("console", self.console)
+        page.on("pageerror", self.page_error)
 
 
 @pytest.fixture

@@ -10,7 +10,15 @@ from collections.abc import AsyncIterator
 from urllib.parse import quote
 
 import pytest
-from playwright.async_api import Browser, BrowserContext, Dialog, Route, async_playwright, expect
+from playwright.async_api import (
+    Browser,
+    BrowserContext,
+    Dialog,
+    Route,
+    ViewportSize,
+    async_playwright,
+    expect,
+)
 from temporalio.client import Client
 
 from api.main import create_app
@@ -22,7 +30,7 @@ from tests.helpers import serve
 from tests.scripted import ScriptedLLM, plan_json, scene_code
 from tests.test_web import CHROMIUM_ARGS
 
-PHONE = {"width": 390, "height": 844}
+PHONE: ViewportSize = {"width": 390, "height": 844}
 
 
 @pytest.fixture(scope="module")

@@ -20,9 +20,10 @@ from temporalio import workflow
 from temporalio.exceptions import ActivityError, ApplicationError
 
 with workflow.unsafe.imports_passed_through():
+    from t2m.errors import ErrorKind
     from t2m.models import TERMINAL_STATUSES, SceneMedia, SceneStatus
     from workflows.scene import SceneSteps
-    from workflows.state import JobState
+    from workflows.state import RunState
 
 
 MAX_REDOS = 10
@@ -30,9 +31,9 @@ MAX_REDOS = 10
 
 
 class SceneRedos:
-    """The update's validation, its redos and their bookkeeping, told on the run's `JobState`."""
+    """The update's validation, its redos and their bookkeeping, told on the run's `RunState`."""
 
-    def __init__(self, job: JobState, steps: SceneSteps) -> None:
+    def __init__(self, job: RunState, steps: SceneSteps) -> None:
         self.job = job
         self.steps = steps
 
@@ -71,35 +72,35 @@ class SceneRedos:
             raise ApplicationError(
                 "the job's scenes are final (it is composing or has ended); regenerate the scene"
                 " once the job has completed, which makes a new version of its video",
-                type="ScenesFinal",
+                type=ErrorKind.SCENES_FINAL,
             )
         if job.plan is None:
             raise ApplicationError(
                 "the job has not planned its scenes yet; try again once they are listed",
-                type="NotPlanned",
+                type=ErrorKind.NOT_PLANNED,
             )
         count = len(job.plan.scenes)
         if not 0 <= index < count:
             raise ApplicationError(
                 f"scene index {index} does not exist; this video has {count} scenes (0-{count - 1})",
-                type="NoSuchScene",
+                type=ErrorKind.NO_SUCH_SCENE,
             )
         if (again := job.req.regenerate) is not None:
             raise ApplicationError(
                 f"version {again.previous.version + 1} of this video (scene {again.index}) is being"
                 " made; regenerate again once it has completed",
-                type="VersionInProgress",
+                type=ErrorKind.VERSION_IN_PROGRESS,
             )
         if index in job.redoing:
             raise ApplicationError(
                 f"scene index {index} is already being regenerated; wait for it to finish",
-                type="SceneBusy",
+                type=ErrorKind.SCENE_BUSY,
             )
         if len(job.redos) >= MAX_REDOS:
             raise ApplicationError(
                 f"this run has already redone scenes {MAX_REDOS} times, the most it may; wait for"
                 " the video, then regenerate the scene as a new version",
-                type="TooManyRedos",
+                type=ErrorKind.TOO_MANY_REDOS,
             )
 
     async def _redo(self, index: int, feedback: str) -> None:

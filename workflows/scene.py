@@ -1,6 +1,6 @@
 """The steps of one scene, and the plumbing every step shares (activities by name, status).
 
-A helper `VideoWorkflow` (workflows/video.py) composes: it receives the run's `JobState` and makes
+A helper `VideoWorkflow` (workflows/video.py) composes: it receives the run's `RunState` and makes
 one scene: author (storyboard → narrate → code) → render until accepted (fix code errors, layout
 findings and critiques, bounded). Orchestration only, like the workflow itself.
 """
@@ -15,13 +15,14 @@ from temporalio.exceptions import ApplicationError
 with workflow.unsafe.imports_passed_through():
     from activities import messages as msg
     from t2m.budget import exhausted
+    from t2m.errors import ErrorKind
     from t2m.media.voices import is_provider_voice
     from t2m.models import SceneMedia, ScenePlan, SceneState, SceneStatus, Stage, Usage
     from workflows import activity_table as act
     from workflows import progress, ui
     from workflows.activity_table import ActivitySpec
     from workflows.search import SA_STAGE
-    from workflows.state import JobState
+    from workflows.state import RunState
     from workflows.steps import (
         LAYOUT_FIX_ROUNDS,
         VISUAL_FIX_ROUNDS,
@@ -37,9 +38,9 @@ T = TypeVar("T")
 
 
 class SceneSteps:
-    """What a scene goes through, told on the run's `JobState` (its status, finished scenes)."""
+    """What a scene goes through, told on the run's `RunState` (its status, finished scenes)."""
 
-    def __init__(self, job: JobState) -> None:
+    def __init__(self, job: RunState) -> None:
         self.job = job
 
     async def make(self, scene: ScenePlan, count: int) -> SceneMedia:
@@ -137,7 +138,7 @@ class SceneSteps:
             raise ApplicationError(
                 f"{stopped}scene {authored.scene.index + 1} ({authored.scene.title!r}) did not"
                 f" render after {st.attempts} attempts: {last[-1] if last else 'unknown error'}",
-                type="BudgetReached" if stopped else "SceneFailed",
+                type=ErrorKind.BUDGET_REACHED if stopped else ErrorKind.SCENE_FAILED,
                 non_retryable=True,
             )
         st.error = None

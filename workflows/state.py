@@ -14,7 +14,7 @@ from t2m.models import JobStatus, SceneMedia, VideoPlan, VideoRequest
 
 
 @dataclass
-class JobState:
+class RunState:
     req: VideoRequest
     status: JobStatus
     """What the `status` query answers; replaced by its final copy when the job ends."""
@@ -36,7 +36,7 @@ class JobState:
     """The catalog write of the start, which the final write waits for."""
 
     @classmethod
-    def of(cls, req: VideoRequest, job_id: str) -> JobState:
+    def of(cls, req: VideoRequest, job_id: str) -> RunState:
         """A run's state before it starts: queued, with the plan of the run it resumes."""
         status = JobStatus(job_id=job_id, status="queued", max_cost_usd=req.max_cost_usd)
         return cls(req=req, status=status, plan=req.resume.plan if req.resume else None)

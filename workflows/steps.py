@@ -11,6 +11,7 @@ from typing import Protocol
 
 from temporalio.exceptions import ActivityError, ApplicationError, CancelledError
 
+from t2m.errors import ErrorKind
 from t2m.models import (
     Checkpoint,
     JobRecord,
@@ -53,7 +54,7 @@ class BudgetReached(ApplicationError):
     """The job's budget is spent: no model may be asked again (`t2m.budget.exhausted`)."""
 
     def __init__(self, reason: str) -> None:
-        super().__init__(reason, type="BudgetReached", non_retryable=True)
+        super().__init__(reason, type=ErrorKind.BUDGET_REACHED, non_retryable=True)
 
 
 @dataclass
@@ -78,7 +79,7 @@ def reason_of(err: BaseException) -> str:
     return str(err) or type(err).__name__
 
 
-_SAYS_IT_ALL = ("ModelError",)
+_SAYS_IT_ALL = (ErrorKind.MODEL_ERROR,)
 """Errors whose message is the whole story for a user: no class name before it."""
 
 
@@ -88,7 +89,7 @@ def is_retryable(err: BaseException) -> bool:
     validate): a new run would meet it again at once. A scene that did not render, a timeout or
     transient trouble that outlasted its retries is worth another run. A job that spent its
     budget is not either: a retry would get a whole budget again (resubmit with a larger one)."""
-    if isinstance(err, ApplicationError) and err.type == "BudgetReached":
+    if isinstance(err, ApplicationError) and err.type == ErrorKind.BUDGET_REACHED:
         return False
     while isinstance(err, ActivityError) and err.cause is not None:
         err = err.cause

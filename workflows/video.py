@@ -21,6 +21,7 @@ from temporalio.exceptions import (
 
 with workflow.unsafe.imports_passed_through():
     from activities import messages as msg
+    from t2m.errors import ErrorKind
     from t2m.models import (
         Artifacts,
         JobStatus,
@@ -34,7 +35,7 @@ with workflow.unsafe.imports_passed_through():
     from workflows.regenerate import SceneRedos
     from workflows.scene import SceneSteps
     from workflows.search import SA_STAGE
-    from workflows.state import JobState
+    from workflows.state import RunState
     from workflows.steps import (
         is_cancellation,
         is_retryable,
@@ -56,12 +57,12 @@ decisions (a scene that did not render, the budget), a cancel."""
 
 @workflow.defn(versioning_behavior=VersioningBehavior.PINNED)
 class VideoWorkflow:
-    """One video job. Its state is one `JobState`; the scene steps and the in-run redos are
+    """One video job. Its state is one `RunState`; the scene steps and the in-run redos are
     helpers that receive it (composed, not inherited)."""
 
     @workflow.init
     def __init__(self, req: VideoRequest) -> None:
-        self._job = JobState.of(req, workflow.info().workflow_id)
+        self._job = RunState.of(req, workflow.info().workflow_id)
         self._steps = SceneSteps(self._job)
         self._redos = SceneRedos(self._job, self._steps)
 
@@ -98,7 +99,7 @@ class VideoWorkflow:
                 raise
             reason = reason_of(err)
             await self._finish(progress.final(job.status, "failed", reason, is_retryable(err)))
-            raise ApplicationError(reason, type="VideoFailed", non_retryable=True) from err
+            raise ApplicationError(reason, type=ErrorKind.VIDEO_FAILED, non_retryable=True) from err
         await self._finish(progress.final(job.status, "completed", None))
         await workflow.wait_condition(workflow.all_handlers_finished)
         return result

@@ -15,6 +15,7 @@ from temporalio.service import RPCError
 from api import service, tenancy
 from api.deps import AppState, CurrentUser, OwnedJob, StateDep, protected_router
 from api.schemas import ActionResult, JobDetail, JobList, errors
+from t2m import keys
 from t2m.catalog.db import Job
 from t2m.models import TERMINAL_STATUSES, JobState, user_name
 
@@ -127,7 +128,7 @@ async def delete_job(job: OwnedJob, state: StateDep) -> Response:
     if job.status not in TERMINAL_STATUSES:
         with contextlib.suppress(RPCError):  # already closed: nothing to cancel
             await state.client.get_workflow_handle(job.id).cancel()
-    await asyncio.to_thread(state.storage.delete_prefix, f"jobs/{job.id}")
+    await asyncio.to_thread(state.storage.delete_prefix, keys.job_prefix(job.id))
     await state.jobs.delete(job.id)
     state.status.forget(job.id)  # its snapshot would answer until a refresh noticed the delete
     return Response(status_code=status.HTTP_204_NO_CONTENT)

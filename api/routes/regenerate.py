@@ -23,6 +23,7 @@ from api import service
 from api.deps import AppState, OwnedJob, StateDep, protected_router
 from api.schemas import RegenerateRequest, RegenerateResult, errors
 from t2m.catalog.db import Job
+from t2m.errors import HTTP_STATUS, ErrorKind, http_status
 from t2m.models import Regeneration
 from workflows.video import VideoWorkflow
 
@@ -71,9 +72,10 @@ async def _while_running(state: AppState, job: Job, index: int, feedback: str) -
     except WorkflowUpdateFailedError as e:  # the validator refused it
         cause = e.cause
         message = cause.message if isinstance(cause, ApplicationError) else str(cause)
-        if isinstance(cause, ApplicationError) and cause.type == "NoSuchScene":
+        kind = cause.type if isinstance(cause, ApplicationError) else None
+        if http_status(kind) == HTTP_STATUS[ErrorKind.NO_SUCH_SCENE]:
             raise _bad_index(message) from None
-        raise HTTPException(409, message) from None
+        raise HTTPException(http_status(kind), message) from None
     except WorkflowUpdateRPCTimeoutOrCancelledError:
         raise HTTPException(503, "no worker took the request in time; try again") from None
     except RPCError as e:  # the run closed in the meantime

@@ -15,7 +15,7 @@ from fastapi import APIRouter, HTTPException, Path, Response, status
 from fastapi.responses import FileResponse, HTMLResponse
 
 from api.deps import AppState, OwnedJob, StateDep, protected_router
-from api.routes.videos import ArtifactField, _file, media
+from api.routes.videos import ArtifactField, artifact_response, media
 from api.routes.web import PAGES
 from api.schemas import SharedVideo, ShareLink, errors
 from t2m.catalog.db import Job
@@ -146,6 +146,6 @@ async def shared_media(
     field, what, media_type = SHARED_MEDIA[kind]
     attachment = kind == "download"
     name = f"{job.id}.mp4" if attachment else None
-    answer = await _file(state, job, field, what, media_type, name, attachment)
+    answer = await artifact_response(state, job, field, what, media_type, name, attachment)
     answer.headers.update(NO_STORE)
     return answer

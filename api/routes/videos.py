@@ -33,7 +33,6 @@ from api.schemas import (
 )
 from t2m.catalog.db import Job
 from t2m.catalog.shares import ShareStore
-from t2m.catalog.storage import S3Storage
 from t2m.models import TERMINAL_STATUSES, Artifacts
 
 router = protected_router("/api/v1/videos", "videos")
@@ -175,16 +174,17 @@ async def video_url(job: OwnedJob, state: StateDep) -> VideoUrls:
 def _urls(state: AppState, job: Job, artifacts: Artifacts, versioned: bool = False) -> dict:
     """Signed URLs of one version's media: presigned S3 URLs, or the media endpoints with a
     token (and `version=` when it is not the current one)."""
-    if isinstance(state.storage, S3Storage):  # straight from S3, presigned
-        s3, expires_s = state.storage, state.settings.presign_expiry_s
-        thumb, vtt = artifacts.thumbnail_key, artifacts.vtt_key
+    storage, expires_s = state.storage, state.settings.presign_expiry_s
+    thumb, vtt = artifacts.thumbnail_key, artifacts.vtt_key
+    direct = storage.url_for(artifacts.video_key, expires_s)
+    if direct is not None:  # straight from storage (presigned S3)
         urls = {
-            "video_url": s3.presigned_url(artifacts.video_key, expires_s),
-            "download_url": s3.presigned_url(
+            "video_url": direct,
+            "download_url": storage.url_for(
                 artifacts.video_key, expires_s, filename=f"{job.id}.mp4", attachment=True
             ),
-            "thumbnail_url": s3.presigned_url(thumb, expires_s) if thumb else None,
-            "subtitles_url": s3.presigned_url(vtt, expires_s) if vtt else None,
+            "thumbnail_url": storage.url_for(thumb, expires_s) if thumb else None,
+            "subtitles_url": storage.url_for(vtt, expires_s) if vtt else None,
         }
     else:  # through the media endpoints, with a signed token
         token = state.auth.media_token(job.id, job.owner)
@@ -233,7 +233,7 @@ def _version(job: Job, version: int | None) -> Artifacts | None:
     raise HTTPException(404, f"job {job.id} has no version {version}; it keeps versions {kept}")
 
 
-async def _file(
+async def artifact_response(
     state: AppState,
     job: Job,
     key_field: ArtifactField,
@@ -252,9 +252,9 @@ async def _file(
     storage = state.storage
     if not key or not await asyncio.to_thread(storage.exists, key):
         raise HTTPException(404, f"this job has no {what}")
-    if isinstance(storage, S3Storage):
-        expires_s = state.settings.presign_expiry_s
-        url = storage.presigned_url(key, expires_s, filename=filename, attachment=attachment)
+    expires_s = state.settings.presign_expiry_s
+    url = storage.url_for(key, expires_s, filename=filename, attachment=attachment)
+    if url is not None:  # straight from storage (presigned S3): the bytes never pass here
         return RedirectResponse(url, status_code=307)
     disposition = "attachment" if attachment else "inline"
     return FileResponse(
@@ -268,18 +268,22 @@ async def _file(
 @router.get("/jobs/{job_id}/stream", response_class=FileResponse, responses=media("video/mp4"))
 async def stream(job: MediaJob, state: StateDep, version: Version = None) -> Response:
     """The MP4, with HTTP Range support (206 / 416) so players can seek."""
-    return await _file(state, job, "video_key", "video", "video/mp4", version=version)
+    return await artifact_response(state, job, "video_key", "video", "video/mp4", version=version)
 
 
 @router.get("/jobs/{job_id}/download", response_class=FileResponse, responses=media("video/mp4"))
 async def download(job: MediaJob, state: StateDep, version: Version = None) -> Response:
     name = f"{job.id}.mp4" if version is None else f"{job.id}-v{version}.mp4"
-    return await _file(state, job, "video_key", "video", "video/mp4", name, True, version)
+    return await artifact_response(
+        state, job, "video_key", "video", "video/mp4", name, True, version
+    )
 
 
 @router.get("/jobs/{job_id}/thumbnail", response_class=FileResponse, responses=media("image/png"))
 async def thumbnail(job: MediaJob, state: StateDep, version: Version = None) -> Response:
-    return await _file(state, job, "thumbnail_key", "thumbnail", "image/png", version=version)
+    return await artifact_response(
+        state, job, "thumbnail_key", "thumbnail", "image/png", version=version
+    )
 
 
 @router.get(
@@ -296,4 +300,4 @@ async def subtitles(
     media_type = "text/vtt" if format == "vtt" else "application/x-subrip"
     field: ArtifactField = "vtt_key" if format == "vtt" else "srt_key"
     name = f"{job.id}.{format}"
-    return await _file(state, job, field, "subtitles", media_type, name, True, version)
+    return await artifact_response(state, job, field, "subtitles", media_type, name, True, version)

@@ -20,6 +20,7 @@ from pydantic import Field, StringConstraints, TypeAdapter, ValidationError
 
 from t2m.authoring import manim_api_changes as api_changes
 from t2m.authoring.llm import ModelClient
+from t2m.errors import ErrorKind, T2mError
 from t2m.models import Cue, ScenePlan, Storyboard, Usage, VideoPlan
 
 MIN_SCENES, MAX_SCENES = 3, 7
@@ -37,8 +38,10 @@ _DOC_QUERIES = TypeAdapter(
 )
 
 
-class PlanError(ValueError):
+class PlanError(T2mError, ValueError):
     """The model's plan did not validate even after being re-asked with the error."""
+
+    kind = ErrorKind.PLAN_ERROR
 
 
 @cache

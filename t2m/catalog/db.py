@@ -25,6 +25,7 @@ from t2m.catalog.local_postgres import embedded_server as embedded_server
 from t2m.catalog.local_postgres import start_embedded as start_embedded
 from t2m.catalog.migrations import SchemaBehind, migrate, pending
 from t2m.catalog.reuse import fingerprint
+from t2m.errors import ErrorKind, T2mError
 from t2m.models import (
     TERMINAL_STATUSES,
     Artifacts,
@@ -159,7 +160,7 @@ def _record_args(rec: JobRecord) -> tuple[Any, ...]:
     )
 
 
-class IdempotencyConflict(Exception):
+class IdempotencyConflict(T2mError):
     """A job id (an owner's Idempotency-Key) came back for another request or a deleted job."""
 
     def __init__(self, job_id: str, *, deleted: bool) -> None:
@@ -169,13 +170,15 @@ class IdempotencyConflict(Exception):
         self.deleted = deleted
 
 
-class CatalogUnavailable(RuntimeError):
+class CatalogUnavailable(T2mError, RuntimeError):
     """The database cannot be reached (down, restarting, its socket gone)."""
 
 
-class CatalogRejected(ValueError):
+class CatalogRejected(T2mError, ValueError):
     """The database refused a write for what it holds (invalid data, a violated constraint):
     writing it again cannot succeed."""
+
+    kind = ErrorKind.CATALOG_REJECTED
 
 
 C = TypeVar("C", bound=type)

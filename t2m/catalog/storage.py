@@ -25,12 +25,13 @@ from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError
 
 from t2m.config import Settings
+from t2m.errors import T2mError
 
 CONTENT_TYPES = {".srt": "application/x-subrip", ".vtt": "text/vtt", ".wav": "audio/wav"}
 MiB = 1024 * 1024
 
 
-class StorageUnavailable(Exception):
+class StorageUnavailable(T2mError):
     """Storage cannot be used as configured; the message is one line that says why."""
 
 
@@ -45,6 +46,17 @@ class Storage(Protocol):
     def copy(self, src_key: str, dest_key: str) -> None: ...
     def check(self) -> None:
         """Raise `StorageUnavailable` unless objects can be stored here."""
+        ...
+
+    def url_for(
+        self, key: str, expires_s: int, *, filename: str | None = None, attachment: bool = False
+    ) -> str | None:
+        """A URL a client fetches the object from directly until it expires (Range requests
+        included), or None when the API must serve it from `path`."""
+        ...
+
+    def path(self, key: str) -> Path:
+        """The object's file on this host, for the API to serve when `url_for` gives none."""
         ...
 
 
@@ -68,6 +80,11 @@ class LocalStorage:
         self.root = Path(root)
         self.root.mkdir(parents=True, exist_ok=True)
         self.url = self.root.resolve().as_uri()
+
+    def url_for(
+        self, key: str, expires_s: int, *, filename: str | None = None, attachment: bool = False
+    ) -> str | None:
+        return None  # a directory on the API's host: the API serves the file itself
 
     def path(self, key: str) -> Path:
         p = (self.root / key).resolve()
@@ -217,10 +234,11 @@ class S3Storage:
         source = {"Bucket": self.bucket, "Key": self.object_key(src_key)}
         self._s3.copy(source, self.bucket, self.object_key(dest_key), Config=self._transfer)
 
-    def presigned_url(
+    def url_for(
         self, key: str, expires_s: int, *, filename: str | None = None, attachment: bool = False
     ) -> str:
-        """A GET URL anyone holding it may use until it expires (Range requests included)."""
+        """A presigned GET URL anyone holding it may use until it expires: the bytes never pass
+        through the API."""
         params = {
             "Bucket": self.bucket,
             "Key": self.object_key(key),
@@ -233,6 +251,9 @@ class S3Storage:
         return self._presign.generate_presigned_url(
             "get_object", Params=params, ExpiresIn=expires_s
         )
+
+    def path(self, key: str) -> Path:
+        raise StorageUnavailable(f"{key!r} is in S3, not on this host: serve it by `url_for`")
 
     def check(self) -> None:
         try:
@@ -263,7 +284,7 @@ def _status(e: ClientError) -> int:
     return int(meta.get("HTTPStatusCode", 0))
 
 
-def storage_from_url(url: str, public_endpoint: str | None = None) -> LocalStorage | S3Storage:
+def storage_from_url(url: str, public_endpoint: str | None = None) -> Storage:
     """The backend `url` names: `file:///path` or `s3://bucket[/prefix]`."""
     parsed = urlparse(url)
     if parsed.scheme == "file":
@@ -273,7 +294,7 @@ def storage_from_url(url: str, public_endpoint: str | None = None) -> LocalStora
     raise ValueError(f"unsupported storage URL {url!r}: use file:///path or s3://bucket[/prefix]")
 
 
-def get_storage(settings: Settings) -> LocalStorage | S3Storage:
+def get_storage(settings: Settings) -> Storage:
     return storage_from_url(
         settings.storage_url or settings.storage_dir.resolve().as_uri(), settings.s3_public_endpoint
     )

@@ -82,6 +82,7 @@ HOST_PATHS = (
 T2M_FILES = (
     "__init__.py",
     "models.py",
+    "errors.py",
     "render/__init__.py",
     "render/runner.py",
     "render/layout_check.py",

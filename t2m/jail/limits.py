@@ -11,12 +11,16 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from t2m.errors import ErrorKind, T2mError
+
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 PAGE = os.sysconf("SC_PAGE_SIZE")
 
 
-class JailUnavailable(RuntimeError):
+class JailUnavailable(T2mError, RuntimeError):
     """The jail cannot be set up on this host; nothing may be rendered unjailed."""
+
+    kind = ErrorKind.JAIL_UNAVAILABLE
 
 
 @dataclass(frozen=True)

@@ -17,6 +17,7 @@ import shutil
 from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
 
+from t2m.errors import ErrorKind, T2mError
 from t2m.jail import bwrap as jail
 from t2m.jail.limits import Limits
 from t2m.media.compose import Composed, SceneInput
@@ -33,8 +34,10 @@ own limit ends the work first, with a clear message."""
 MAX_ANSWER_BYTES = 4 * 1024**2
 
 
-class MediaFailed(RuntimeError):
+class MediaFailed(T2mError, RuntimeError):
     """The media work failed or was killed at a limit; the message says which."""
+
+    kind = ErrorKind.MEDIA_FAILED
 
 
 def _env() -> dict[str, str]:

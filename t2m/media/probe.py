@@ -26,6 +26,8 @@ import struct
 from dataclasses import dataclass
 from pathlib import Path
 
+from t2m.errors import T2mError
+
 QUALITIES = {
     "low": (854, 480, 15),
     "medium": (1280, 720, 30),
@@ -46,7 +48,7 @@ TOP_BOXES = frozenset({b"ftyp", b"free", b"skip", b"wide", b"mdat", b"moov"})
 CONTAINERS = frozenset({b"moov", b"trak", b"edts", b"mdia", b"minf", b"stbl", b"dinf"})
 
 
-class BadVideo(ValueError):
+class BadVideo(T2mError, ValueError):
     """The file is not what a render makes; the message says why, for the fixer."""
 
 

@@ -12,7 +12,6 @@ them); a bad key, an unknown model or voice raises `SpeechError` (fail at once).
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import tempfile
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -22,13 +21,12 @@ import litellm
 
 from t2m.authoring.llm import NON_RETRYABLE, missing_key, readable
 from t2m.catalog.storage import Storage
+from t2m.keys import speech_cache_key
 from t2m.models import Usage
 
 MAX_SPEECH_BYTES = 16 * 1024**2
 """The most audio one sentence may come back as (about 16 minutes of MP3 at 128 kbit/s)."""
 TIMEOUT_S = 60.0
-ENGINE = "litellm-speech 1"
-"""Part of a narration's storage key: a change in how speech is requested or joined bumps it."""
 
 Booker = Callable[[float], Awaitable[None]]
 
@@ -74,11 +72,7 @@ class SpeechClient:
         self.book = book
 
     def _key(self, voice: str, text: str) -> str:
-        digest = hashlib.sha256(f"{ENGINE}\0{voice}\0{text}".encode()).hexdigest()
-        if not self.scope:
-            return f"speech-cache/{digest}.audio"
-        scope = hashlib.sha256(self.scope.encode()).hexdigest()[:32]
-        return f"speech-cache/{scope}/{digest}.audio"
+        return speech_cache_key(voice, text, self.scope)
 
     def _cached(self, key: str) -> bytes | None:
         """A blocking storage read: run it in a thread."""

@@ -12,14 +12,17 @@ import wave
 from functools import cache
 from pathlib import Path
 
+from t2m.errors import ErrorKind, T2mError
 from t2m.models import Cue
 
 SENTENCE_GAP_S = 0.25
 WORDS_PER_MINUTE = 160
 
 
-class VoiceError(ValueError):
+class VoiceError(T2mError, ValueError):
     """The voice cannot be used (unknown name, or espeak-ng missing)."""
+
+    kind = ErrorKind.VOICE_ERROR
 
 
 @cache

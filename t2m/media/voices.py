@@ -7,6 +7,9 @@ from __future__ import annotations
 import re
 
 PROVIDER_VOICE = re.compile(r"[a-z0-9_-]+/[^\s:]+:[^\s:]+")
+PROVIDER_ENGINE = "litellm-speech 1"
+"""Part of a provider narration's storage keys: a change in how speech is requested or joined
+bumps it."""
 
 
 def is_provider_voice(voice: str | None) -> bool:

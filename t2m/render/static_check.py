@@ -9,6 +9,7 @@ from __future__ import annotations
 import ast
 import re
 
+from t2m.errors import T2mError
 from t2m.render.static_names import DANGEROUS_NAMES, MANIM_REEXPORTS, reexport_problem
 
 ALLOWED_MODULES = frozenset(
@@ -49,7 +50,7 @@ ALLOWED_DUNDERS = frozenset({"__init__"})
 ALLOWED_DUNDER_NAMES = frozenset({"__name__"})  # `if __name__ == "__main__":`
 
 
-class CodeRejected(ValueError):
+class CodeRejected(T2mError, ValueError):
     """The code failed the static check; the message names the line and the rule."""
 
 

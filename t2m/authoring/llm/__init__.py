@@ -22,15 +22,19 @@ from pathlib import Path
 import litellm
 from litellm import CustomLLM
 
+from t2m import keys
 from t2m.authoring.llm.offline import OfflineLLM
 from t2m.catalog.storage import Storage
+from t2m.errors import ErrorKind, T2mError
 from t2m.models import Usage
 
 litellm.suppress_debug_info = True  # no "Provider List" banners in worker logs
 
 
-class ModelError(Exception):
+class ModelError(T2mError):
     """A model call that retrying cannot fix: bad key, unknown model, rejected request."""
+
+    kind = ErrorKind.MODEL_ERROR
 
 
 NON_RETRYABLE = (
@@ -132,11 +136,7 @@ class ModelClient:
         blob = json.dumps(
             {"model": model, "messages": messages, "t": self.TEMPERATURE}, sort_keys=True
         )
-        digest = hashlib.sha256(blob.encode()).hexdigest()
-        if not self.scope:
-            return f"llm-cache/{digest}.json"
-        scope = hashlib.sha256(self.scope.encode()).hexdigest()[:32]
-        return f"llm-cache/{scope}/{digest}.json"
+        return keys.llm_cache_key(hashlib.sha256(blob.encode()).hexdigest(), self.scope)
 
     async def complete(self, model: str, messages: list[dict]) -> Completion:
         key = self._key(model, messages)

@@ -8,10 +8,12 @@ from importlib import resources
 
 import asyncpg
 
+from t2m.errors import T2mError
+
 MIGRATION_LOCK = 7_281_001
 
 
-class SchemaBehind(RuntimeError):
+class SchemaBehind(T2mError, RuntimeError):
     """The catalog's schema lacks migrations this release needs (run the set-up step)."""
 
 
