@@ -64,6 +64,7 @@ async def public_config(state: StateDep) -> dict:
     s = state.settings
     return {
         "models": s.allowed_models,
+        "default_model": s.default_model,
         "stages": list(STAGES),
         "ignores_feedback": [m for m in allowed_models(s) if ignores_feedback(m)],
         "default_voice": s.default_voice,
