@@ -32,7 +32,7 @@ RECORDER = """
 window.__shown = [];
 document.addEventListener("DOMContentLoaded", () => {
   const record = (id, value) => window.__shown.push({ id, value, t: Date.now() });
-  for (const id of ["status", "timing", "stages"]) {
+  for (const id of ["status", "stage", "timing", "stages"]) {
     const el = document.getElementById(id);
     if (!el) continue;
     const read = () => id === "stages"
@@ -142,6 +142,13 @@ async def test_a_new_users_walkthrough(web_url: str, browser: Browser) -> None: 
     await videos.goto(f"{web_url}/videos")
     tile = videos.locator(f'.tile[data-job="{job}"]')
     await expect(tile.locator(".thumb")).to_contain_text("%", timeout=30_000)
+    await expect(page.locator("#stage")).to_have_text("rendering", timeout=60_000)
+    midway = await ctx.new_page()  # opened while it runs: its first status is the current one
+    await midway.goto(f"{web_url}/videos/status/{job}")
+    await expect(midway.locator("#status")).not_to_be_empty()
+    assert (await shown(midway, "status"))[0]["value"] == "running"
+    assert (await shown(midway, "stage"))[0]["value"] not in ("queued", "planning")
+    await midway.close()
     await expect(page.locator("#status")).to_have_text("completed", timeout=240_000)
     await expect(tile.locator("img")).to_be_visible(timeout=30_000)  # refreshed by itself
 
