@@ -116,7 +116,9 @@ class SceneRegeneration(SceneSteps):
         except (ActivityError, ApplicationError):
             self._scene_state(st, "done")  # the earlier render stays in the video
             raise
-        self._done[index] = SceneMedia(video_key=key, narration=authored.narration)
+        self._done[index] = SceneMedia(
+            video_key=key, narration=authored.narration, preview_key=st.preview_key
+        )
         self._redone = True
         self._scene_state(st, "done")
 

@@ -132,7 +132,7 @@ class SceneSteps:
                 type="BudgetReached" if stopped else "SceneFailed",
                 non_retryable=True,
             )
-        st.error = None
+        st.error, st.preview_key = None, accepted.preview_key
         return accepted.video_key
 
     async def _problem(
@@ -235,6 +235,7 @@ class SceneSteps:
             narration_s=authored.narration.duration_s,
             # authoring.class_name's convention; importing t2m.authoring here would load litellm
             class_name=f"Scene{authored.scene.index + 1}",
+            narration_key=authored.narration.audio_key,
         )
         return await self._call(act.RENDER_SCENE, request)
 

@@ -21,6 +21,7 @@ from temporalio.exceptions import (
 
 with workflow.unsafe.imports_passed_through():
     from activities import messages as msg
+    from t2m.languages import spoken_language
     from t2m.models import (
         Artifacts,
         JobStatus,
@@ -124,7 +125,10 @@ class VideoWorkflow(SceneRegeneration):
         self._plan = plan
         self._status.scenes = [
             SceneStatus(
-                index=s.index, title=s.title, state="done" if s.index in self._done else "pending"
+                index=s.index,
+                title=s.title,
+                state="done" if s.index in self._done else "pending",
+                preview_key=self._done[s.index].preview_key if s.index in self._done else None,
             )
             for s in plan.scenes
         ]
@@ -163,7 +167,11 @@ class VideoWorkflow(SceneRegeneration):
         composed = await self._call(
             act.COMPOSE_VIDEO,
             msg.ComposeRequest(
-                job_id=job_id, scenes=media, subtitles=req.subtitles, version=self._version()
+                job_id=job_id,
+                scenes=media,
+                subtitles=req.subtitles,
+                version=self._version(),
+                language=spoken_language(req.style_preferences, req.voice),
             ),
         )
         thumbnail_key = None
@@ -198,7 +206,9 @@ class VideoWorkflow(SceneRegeneration):
         st = self._status.scenes[scene.index]
         authored = await self._author(req, scene, count, st, self._feedback(scene.index))
         video_key = await self._render_until_accepted(req, authored, st)
-        self._done[scene.index] = SceneMedia(video_key=video_key, narration=authored.narration)
+        self._done[scene.index] = SceneMedia(
+            video_key=video_key, narration=authored.narration, preview_key=st.preview_key
+        )
         self._scene_state(st, "done")
         return self._done[scene.index]
 
