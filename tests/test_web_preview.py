@@ -70,8 +70,11 @@ async def test_the_page_plays_a_scene_before_the_video_is_done(
     await expect(track).to_have_attribute("srclang", "fr")
 
     video_url = await page.evaluate("document.getElementById('player').currentSrc")
+    subtitles_url = await page.evaluate("document.getElementById('subs').href")
     async with httpx.AsyncClient() as http:
         data = (await http.get(video_url)).content
+        subs = await http.get(subtitles_url)
+    assert f'filename="{created["job_id"]}.fr.vtt"' in subs.headers["content-disposition"]
     with av.open(io.BytesIO(data)) as c:
         tags = {s.type: s.metadata.get("language") for s in c.streams}
     assert tags["audio"] == tags["subtitle"] == "fra", tags
