@@ -149,7 +149,7 @@ class ComposeRequest(BaseModel):
     version: int = 1
     """Version 1 is stored under `jobs/<id>/`, later ones under `jobs/<id>/v<n>/`."""
     language: str = "und"
-    """What the narration and subtitles are in (`t2m.languages.spoken_language`)."""
+    """What the narration and subtitles are in (`t2m.media.languages.spoken_language`)."""
 
 
 class ComposeResult(BaseModel):

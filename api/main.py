@@ -39,12 +39,13 @@ from api.limits import BodyLimit, Limits, StreamSlots
 from api.metrics import MetricsMiddleware
 from api.routes import jobs, shares, system, videos, web
 from api.routes.regenerate import router as regenerate_router
+from api.service import problems_detail
 from api.status_cache import StatusCache
-from t2m import db
+from t2m.catalog import db
+from t2m.catalog.storage import get_storage
 from t2m.config import Settings, get_settings
 from t2m.models import JobStatus
-from t2m.requests import allowed_models
-from t2m.storage import get_storage
+from t2m.requests import allowed_models, configuration_problems, plain_message
 from workflows.client import connect, job_status
 
 WEB_DIR = Path(__file__).parent / "web"
@@ -95,15 +96,30 @@ def _printable(value: Any) -> Any:
     return value
 
 
+GENERATE_PATH = "/api/v1/videos/generate"
+
+
 async def _invalid(request: Request, exc: Exception) -> JSONResponse:
     """FastAPI's 422, made safe to send: the errors echo the input, which may hold lone
-    surrogates that UTF-8 cannot encode (the default handler then fails with a 500)."""
+    surrogates that UTF-8 cannot encode (the default handler then fails with a 500). Messages
+    lose pydantic's "Value error, " prefix; a new job's body also gets the deployment's rules
+    checked (model, voice, budget ceiling), so every problem is reported at once."""
     assert isinstance(exc, RequestValidationError)
     problems = []
     for error in jsonable_encoder(exc.errors()):
         if error["type"] == "string_unicode":
             error["msg"] = "must not contain a lone surrogate"
+        error["msg"] = plain_message(error["msg"])
         problems.append(_printable(error))
+    body = exc.body
+    if request.url.path == GENERATE_PATH and isinstance(body, dict):
+        config = body.get("configuration")
+        flagged = {
+            tuple(p["loc"][2:3]) for p in problems if p["loc"][:2] == ["body", "configuration"]
+        }
+        if isinstance(config, dict):
+            more = configuration_problems(request.app.state.t2m.settings, config)
+            problems += problems_detail([p for p in more if (p[0].split(".")[0],) not in flagged])
     return JSONResponse({"detail": problems}, status_code=422)
 
 

@@ -141,6 +141,8 @@ class VideoUrls(BaseModel):
     """The video's version: 1, then one more each time a scene of the finished job is regenerated."""
     previous: PreviousVersion | None = None
     """The version before this one, downloadable until the next version replaces it."""
+    share_url: str | None = None
+    """The job's live share link (`/s/{token}`), if it has one."""
     language: str | None = None
     """What the narration and subtitles are in (`en`, `pt-br`; the request's `language` style,
     else its voice's); null when nothing says."""
@@ -220,3 +222,5 @@ class SharedVideo(BaseModel):
     thumbnail_url: str | None
     subtitles_url: str | None
     duration: float
+    download_url: str | None = None
+    """The MP4 as an attachment (`<job id>.mp4`)."""

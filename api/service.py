@@ -25,7 +25,7 @@ from api.schemas import (
     StatusProgress,
 )
 from api.status_cache import row_status
-from t2m.db import IdempotencyConflict, Job
+from t2m.catalog.db import IdempotencyConflict, Job
 from t2m.models import (
     PRIORITY_KEYS,
     TERMINAL_STATUSES,
@@ -57,7 +57,7 @@ async def create_job(
     try:
         req = build_request(state.settings, body.configuration, owner)
     except InvalidRequest as e:
-        raise _invalid(["body", "configuration", e.field], e.message) from None
+        raise HTTPException(422, problems_detail(e.problems)) from None
     fingerprint = hashlib.sha256(body.model_dump_json().encode()).hexdigest()
     job_id = new_job_id(owner, idempotency_key)
     if idempotency_key is None or await state.jobs.get(job_id) is None:
@@ -86,6 +86,16 @@ async def create_job(
 def _invalid(loc: list[str], message: str) -> HTTPException:
     """A 422 shaped like FastAPI's own validation errors."""
     return HTTPException(422, [{"loc": loc, "msg": message, "type": "value_error"}])
+
+
+def problems_detail(problems: list[tuple[str, str]]) -> list[dict]:
+    """A request configuration's problems (`t2m.requests`) as a 422's detail, each under its
+    field (`style_preferences.language` → loc `[body, configuration, style_preferences,
+    language]`)."""
+    return [
+        {"loc": ["body", "configuration", *field.split(".")], "msg": msg, "type": "value_error"}
+        for field, msg in problems
+    ]
 
 
 async def start_job(

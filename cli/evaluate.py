@@ -105,9 +105,9 @@ async def run(settings: Settings, args: argparse.Namespace) -> int:
         return _fail(args, f"invalid eval: {e}", code=2)
     if args.schedule:
         return await schedule(settings, args, req)
-    from cli.main import _client
+    from cli.local import client_for
 
-    async with _client(settings, args.json) as client:
+    async with client_for(settings, args.json) as client:
         result = await follow(client, settings, args, req)
     if result is None:
         return 130
@@ -182,7 +182,7 @@ async def follow(client: Any, settings: Settings, args: argparse.Namespace, req:
 
 
 def download(settings: Settings, args: argparse.Namespace, result: Any) -> int:
-    from t2m.storage import get_storage
+    from t2m.catalog.storage import get_storage
 
     storage = get_storage(settings)
     args.out.mkdir(parents=True, exist_ok=True)

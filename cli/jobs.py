@@ -14,10 +14,12 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
+from cli.progress import ProgressView, from_api
 from cli.remote import ApiError, Remote, load_config
 from t2m.budget import spent_against
 from t2m.models import JOB_STATES
 
+REUSED = "reused from job {}; --force to make anew"
 VERBS = ("list", "status", "cancel", "retry", "delete", "download", "regenerate")
 MEDIA = (  # field of the JSON answer, API path, file extension, may be missing
     ("video", "download", "mp4", False),
@@ -31,9 +33,9 @@ def add_parser(sub: Any) -> argparse.ArgumentParser:
     j = sub.add_parser(
         "jobs",
         help="list, follow, cancel, retry, delete and download jobs through the REST API",
-        description="Talks to the REST API at T2M_API (default http://127.0.0.1:8000) with the API"
-        " key in T2M_API_KEY; either may also be set as `api` / `api_key` in"
-        " ~/.config/t2m/config.toml (or the file T2M_CONFIG names).",
+        description="Talks to the REST API at T2M_API, else `api` in ~/.config/t2m/config.toml (or"
+        " the file T2M_CONFIG names), else where `t2m up` serves it (T2M_API_HOST/T2M_API_PORT,"
+        " default http://127.0.0.1:8000), with the API key in T2M_API_KEY or `api_key` there.",
     )
     verbs = j.add_subparsers(dest="jobs_command", metavar="VERB")
     ls = verbs.add_parser("list", help="your jobs, newest first (admins: --owner)")
@@ -53,7 +55,8 @@ def add_parser(sub: Any) -> argparse.ArgumentParser:
     st.add_argument(
         "--follow",
         action="store_true",
-        help="poll until the job ends; the exit code is then its outcome (1: failed or cancelled)",
+        help="show its progress until it ends (a bar on a terminal, a line per change otherwise);"
+        " the exit code is then its outcome (1: failed or cancelled)",
     )
     st.add_argument("--interval", type=float, default=2.0, help="seconds between polls")
     _json_flag(st)
@@ -133,13 +136,16 @@ def _list(remote: Remote, args: argparse.Namespace) -> Outcome:
 
 def describe(s: dict[str, Any]) -> str:
     p = s["progress"]
-    line = f"{s['job_id']}: {s['status']}, {p['current_stage']} {p['percentage']:.0f}%"
+    stage = "" if p["current_stage"] == s["status"] else f", {p['current_stage']}"
+    line = f"{s['job_id']}: {s['status']}{stage} {p['percentage']:.0f}%"
     if budget := s.get("budget"):
         line += f", spent {spent_against(budget['max_cost_usd'], budget['spent_usd'])}"
     if s.get("error"):
         line += f": {' '.join(s['error'].split())}"
     if s.get("held"):
         line += f" ({s['held']})"
+    if s.get("reused_from"):
+        line += f", {REUSED.format(s['reused_from'])}"
     return line
 
 
@@ -154,15 +160,8 @@ def _status(remote: Remote, args: argparse.Namespace) -> Outcome:
     if not args.follow:
         s = remote.status(args.job_id)
         return 0, s, "\n".join([describe(s), *_scenes(s)])
-    last: list[str] = []
-
-    def seen(s: dict[str, Any]) -> None:
-        line = describe(s)
-        if last != [line]:
-            print(line, file=sys.stderr, flush=True)
-            last[:] = [line]
-
-    s = remote.follow(args.job_id, max(args.interval, 0.1), seen)
+    with ProgressView(args.job_id, stream=sys.stderr) as view:
+        s = remote.follow(args.job_id, max(args.interval, 0.1), lambda s: view.update(from_api(s)))
     if s["status"] != "completed":
         print(f"t2m: job {s['job_id']} {s['status']}: {s.get('error') or ''}".rstrip(": "),
               file=sys.stderr)  # fmt: skip
@@ -188,12 +187,37 @@ def _download(remote: Remote, args: argparse.Namespace) -> Outcome:
     answer: dict[str, Any] = {"job_id": args.job_id, "status": "completed"}
     for field, path, ext, optional in MEDIA:
         dest = args.out / f"{args.job_id}.{ext}"
-        got = remote.download(f"/api/v1/videos/jobs/{args.job_id}/{path}", dest, optional)
+        try:
+            got = remote.download(f"/api/v1/videos/jobs/{args.job_id}/{path}", dest, optional)
+        except ApiError as e:
+            if e.status != 409:
+                raise
+            # Not "not ready (HTTP 409)": say why there is nothing, and what to do about it.
+            raise ApiError(_nothing_to_download(remote.status(args.job_id)), e.code, 409) from None
         answer[field] = str(got.resolve()) if got else None
     text = "\n".join(
         f"  {k:14} {v}" for k, v in answer.items() if v and k not in ("job_id", "status")
     )
     return 0, answer, f"Downloaded {args.job_id}\n{text}"
+
+
+def _nothing_to_download(s: dict[str, Any]) -> str:
+    job, state = s["job_id"], s["status"]
+    if state == "cancelled":
+        return f"job {job} was cancelled: it has no video (`t2m jobs retry {job}` runs it again)"
+    if state == "failed":
+        again = (
+            f"`t2m jobs retry {job}` runs it again"
+            if s.get("retryable") is not False
+            else "change the request and generate anew"
+        )
+        reason = " ".join((s.get("error") or "no reason given").split())
+        return f"job {job} failed: {reason}; it has no video ({again})"
+    p = s["progress"]
+    return (
+        f"job {job} is {state}, {p['current_stage']} {p['percentage']:.0f}%: no video yet"
+        f" (`t2m jobs status {job} --follow` waits for it)"
+    )
 
 
 def _regenerate(remote: Remote, args: argparse.Namespace) -> Outcome:

@@ -1,9 +1,10 @@
-"""The REST API as the `t2m jobs` commands reach it.
+"""The REST API as `t2m jobs` and `t2m generate` reach it.
 
-Where: `T2M_API` (default http://127.0.0.1:8000), else `api` in the config file. Who:
-`T2M_API_KEY`, else `api_key` in the config file, else no credentials (the loopback dev identity).
-The config file is `$T2M_CONFIG`, default `$XDG_CONFIG_HOME/t2m/config.toml`
-(`~/.config/t2m/config.toml`), and is optional.
+Where: `T2M_API`, else `api` in the config file, else the address `t2m up` serves on, from
+`T2M_API_HOST` and `T2M_API_PORT` (default http://127.0.0.1:8000). Who: `T2M_API_KEY`, else
+`api_key` in the config file, else no credentials (the loopback dev identity). The config file is
+`$T2M_CONFIG`, default `$XDG_CONFIG_HOME/t2m/config.toml` (`~/.config/t2m/config.toml`), and is
+optional.
 
 Every failure is an `ApiError`: one line with the API's own message, and the exit code the command
 ends with (see `exit_code`).
@@ -21,7 +22,7 @@ from typing import Any
 
 import httpx
 
-DEFAULT_API = "http://127.0.0.1:8000"
+DERIVED = "T2M_API_HOST/T2M_API_PORT"
 TERMINAL = ("completed", "failed", "cancelled")
 INVALID_REQUEST = (400, 409, 422)
 """Answers that mean "this request cannot succeed as asked" (exit 2): malformed or invalid input,
@@ -45,6 +46,21 @@ def exit_code(status: int) -> int:
 class Config:
     api: str
     api_key: str | None
+    source: str = DERIVED
+    """The setting `api` came from: `T2M_API`, "`api` in FILE", or DERIVED."""
+
+    @property
+    def named(self) -> bool:
+        """The URL was given (T2M_API, the config file), not derived from `t2m up`'s address."""
+        return self.source != DERIVED
+
+    def unreachable(self, reason: str) -> str:
+        """One line: the URL tried, and the setting that names it or would change it."""
+        if self.named:
+            where = f"{self.source} names it"
+        else:
+            where = "set T2M_API to the API's URL, or T2M_API_HOST/T2M_API_PORT to where it serves"
+        return f"cannot reach the API at {self.api} ({reason}); {where}"
 
 
 def config_path(environ: Mapping[str, str]) -> Path:
@@ -65,9 +81,36 @@ def load_config(environ: Mapping[str, str] = os.environ) -> Config:
         for name in ("api", "api_key"):
             if name in file and not isinstance(file[name], str):
                 raise ApiError(f"config file {path}: {name} must be a string", 2)
-    api = environ.get("T2M_API") or file.get("api") or DEFAULT_API
     key = environ.get("T2M_API_KEY") or file.get("api_key") or None
-    return Config(api=api.rstrip("/"), api_key=key)
+    if environ.get("T2M_API"):
+        api, source = environ["T2M_API"], "T2M_API"
+    elif file.get("api"):
+        api, source = file["api"], f"`api` in {path}"
+    else:
+        api, source = served_url(), DERIVED
+    return Config(api=api.rstrip("/"), api_key=key, source=source)
+
+
+def served_url() -> str:
+    """Where `t2m up` serves the API, from the same settings it reads (T2M_API_HOST,
+    T2M_API_PORT, `.env`; a kubelet service link in T2M_API_PORT is ignored as it is there)."""
+    from pydantic import ValidationError
+
+    from t2m.config import get_settings
+
+    try:
+        settings = get_settings()
+    except ValidationError as e:
+        problems = "; ".join(f"{'.'.join(map(str, p['loc']))}: {p['msg']}" for p in e.errors())
+        raise ApiError(f"settings: {problems}", 2) from None
+    host = settings.api_host
+    if host in ("0.0.0.0", ""):  # a bind to every address: reach it on loopback
+        host = "127.0.0.1"
+    elif host == "::":
+        host = "::1"
+    if ":" in host:
+        host = f"[{host}]"
+    return f"http://{host}:{settings.api_port}"
 
 
 def message(r: httpx.Response) -> str:
@@ -109,6 +152,7 @@ class Remote:
     """A synchronous client of the REST API (one connection pool per command)."""
 
     def __init__(self, config: Config, version: str, timeout_s: float = 30) -> None:
+        self.config = config
         headers = {"User-Agent": f"t2m-cli/{version}", "Accept": "application/json"}
         if config.api_key:
             headers["Authorization"] = f"Bearer {config.api_key}"
@@ -126,9 +170,14 @@ class Remote:
         try:
             return self.http.request(method, path, **kw)
         except httpx.TransportError as e:
-            raise ApiError(
-                f"cannot reach the API at {self.base}: {e or type(e).__name__}"
-            ) from None
+            raise ApiError(self.config.unreachable(str(e) or type(e).__name__)) from None
+
+    def answers(self, timeout_s: float = 2) -> bool:
+        """Whether an API listens there (its liveness endpoint answers)."""
+        try:
+            return self.http.get("/livez", timeout=timeout_s).status_code == 200
+        except httpx.HTTPError:
+            return False
 
     def request(self, method: str, path: str, **kw: Any) -> httpx.Response:
         return _checked(self._send(method, path, **kw))
@@ -172,6 +221,4 @@ class Remote:
                 partial.replace(dest)
                 return dest
         except httpx.TransportError as e:
-            raise ApiError(
-                f"cannot reach the API at {self.base}: {e or type(e).__name__}"
-            ) from None
+            raise ApiError(self.config.unreachable(str(e) or type(e).__name__)) from None

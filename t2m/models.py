@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 import unicodedata
 import uuid
-from typing import Annotated, Literal, get_args
+from typing import Annotated, Any, Literal, get_args
 
 from pydantic import (
     AfterValidator,
@@ -19,6 +19,7 @@ from pydantic import (
     ConfigDict,
     Field,
     StringConstraints,
+    ValidationError,
     field_validator,
 )
 
@@ -142,30 +143,29 @@ NAMED_COLORS = {
 
 def style_vocabulary(prefs: dict[str, str]) -> dict[str, str]:
     """Known style keys normalized (lower case; `Accent-Color` → `accent_color`) and their values
-    checked; a bad value raises ValueError naming the key and what it may be."""
+    checked: a ValidationError lists every bad value at once, each under its own key."""
     out: dict[str, str] = {}
+    bad: list[Any] = []  # pydantic_core's InitErrorDetails
     for key, value in prefs.items():
         known = key.strip().lower().replace("-", "_").replace(" ", "_")
-        if known not in STYLE_KEYS:
-            out[key] = value
-            continue
         v = value.strip().lower()
-        if known in STYLE_CHOICES and v not in STYLE_CHOICES[known]:
-            raise ValueError(
-                f"{known} must be one of {'|'.join(STYLE_CHOICES[known])}, not {value!r}"
-            )
         if known == "accent_color":
             v = NAMED_COLORS.get(v.replace("_", ""), v).upper()
-            if not _HEX_COLOR.fullmatch(v):
-                names = ", ".join(NAMED_COLORS)
-                raise ValueError(
-                    f"accent_color must be #RRGGBB, #RGB or one of {names}, not {value!r}"
-                )
-        if known == "language" and not re.fullmatch(r"[a-z]{2,3}(?:-[a-z0-9]{2,8}){0,2}", v):
-            raise ValueError(
-                f"language must be a language code such as en, fr or pt-br, not {value!r}"
+        rule = None
+        if known in STYLE_CHOICES and v not in STYLE_CHOICES[known]:
+            rule = f"one of {'|'.join(STYLE_CHOICES[known])}"
+        elif known == "accent_color" and not _HEX_COLOR.fullmatch(v):
+            rule = f"#RRGGBB, #RGB or one of {', '.join(NAMED_COLORS)}"
+        elif known == "language" and not re.fullmatch(r"[a-z]{2,3}(?:-[a-z0-9]{2,8}){0,2}", v):
+            rule = "a language code such as en, fr or pt-br"
+        if rule:
+            error = ValueError(f"{known} must be {rule}, not {value!r}")
+            bad.append(
+                {"type": "value_error", "loc": (key,), "input": value, "ctx": {"error": error}}
             )
-        out[known] = v
+        out[known if known in STYLE_KEYS else key] = v if known in STYLE_KEYS else value
+    if bad:
+        raise ValidationError.from_exception_data("style_preferences", bad)
     return out
 
 
@@ -320,7 +320,7 @@ class VideoRequest(BaseModel):
     max_cost_usd: float | None = None
     """Budget for this run's model calls (USD): once spent, no model is asked again; None: none."""
     reuse: bool = False
-    """Answer with a finished identical job's video when there is one (see `t2m.reuse`); the
+    """Answer with a finished identical job's video when there is one (see `t2m.catalog.reuse`); the
     API and the CLI turn it on unless the request says `force` or T2M_REUSE_RESULTS is off."""
     resume: Checkpoint | None = None
     regenerate: Regeneration | None = None

@@ -17,9 +17,9 @@ from temporalio.testing import WorkflowEnvironment
 
 import worker as t2m_worker
 from cli.stack import dev_server_flags, temporal_binary
-from t2m import db
+from t2m.authoring.llm import register_provider
+from t2m.catalog import db
 from t2m.config import Settings
-from t2m.llm import register_provider
 from tests.helpers import asgi_client, free_port
 from tests.scripted import ScriptedLLM
 from tests.seaweed import SeaweedFS
@@ -190,7 +190,8 @@ NEEDS_BY_MODULE = {
     "stack": {"test_stack", "test_drain", "test_supervisor", "test_worker_kill", "test_worker_start",
               "test_worker_metrics", "test_multihost", "test_cli_jobs", "test_schemathesis",
               "test_deploy_runtime", "test_kill_anytime", "test_temporal_tls"},
-    "browser": {"test_web", "test_web_share", "test_web_preview", "test_style::test_the_form_sends_its_style_fields"},
+    "browser": {"test_web", "test_web_share", "test_walkthrough", "test_web_preview",
+                "test_style::test_the_form_sends_its_style_fields"},
     "jail": {"test_jail", "test_jail_cgroup", "test_sandbox", "test_hostile_media",
              "test_render_quality", "test_offline_quality", "test_media", "test_workflow"},
 }  # fmt: skip

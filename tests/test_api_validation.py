@@ -83,3 +83,32 @@ async def test_bad_credentials_are_401(api: httpx.AsyncClient, authorization, te
     r = await api.get("/api/v1/jobs", headers=headers)
     assert r.status_code == 401 and text in r.text
     assert r.headers["www-authenticate"] == "Bearer"
+
+
+async def test_every_problem_at_once_each_under_its_field(
+    api: httpx.AsyncClient, keys: dict
+) -> None:
+    """A bad voice is reported with a bad style, not after it is fixed; each problem under its
+    own field (the accent colour under `style_preferences.accent_color`), in the rule's words."""
+    style = {"theme": "neon", "accent_color": "ugly", "mood": "calm"}
+    body = cfg(topic="ab", quality="huge", voice="xx-nope", style_preferences=style)
+    r = await api.post(GEN, json=body, headers=keys["alice"])
+    assert r.status_code == 422, r.text
+    found = {tuple(d["loc"]): d["msg"] for d in r.json()["detail"]}
+    at = ("body", "configuration")
+    assert set(found) == {
+        (*at, "topic"),
+        (*at, "quality"),
+        (*at, "voice"),
+        (*at, "style_preferences", "theme"),
+        (*at, "style_preferences", "accent_color"),
+    }
+    assert found[(*at, "style_preferences", "accent_color")].startswith("accent_color must be")
+    assert found[(*at, "voice")].startswith("unknown voice 'xx-nope'")
+    assert not [m for m in found.values() if m.startswith(("Value error", "Assertion failed"))]
+
+    # Only the deployment's rules broken (pydantic is content): all of those at once too.
+    body = cfg(model="openai/gpt-4o", voice="xx-nope")
+    r = await api.post(GEN, json=body, headers=keys["alice"])
+    assert r.status_code == 422, r.text
+    assert [d["loc"][2:] for d in r.json()["detail"]] == [["model"], ["voice"]]

@@ -23,12 +23,12 @@ from activities.messages import RenderOutcome, RenderRequest
 from api.service import budget_of, progress_of
 from cli.jobs import describe
 from cli.progress import ProgressView
+from t2m.authoring.llm import ModelClient
 from t2m.budget import usd
+from t2m.catalog.storage import LocalStorage
 from t2m.config import Settings
-from t2m.llm import ModelClient
 from t2m.models import JobStatus, VideoOptions, VideoRequest
 from t2m.requests import InvalidRequest, build_request
-from t2m.storage import LocalStorage
 from tests.fakes import Fakes, running
 from tests.helpers import asgi_client, cli_env, run_cli
 from tests.scripted import ScriptedLLM, plan_json
@@ -105,8 +105,8 @@ async def test_an_always_failing_scene_stops_at_the_budget(
     line = describe(answer | {"budget": budget.model_dump()})  # t2m jobs status
     assert line.startswith("j: failed, ") and f"%, spent {usd(status.spent_usd)} of $0.10" in line
     view = ProgressView(status.job_id, stream=io.StringIO())
-    with view:
-        view.update(status)
+    with view:  # a line per change while it runs (the end is the command's own line)
+        view.update(status.model_copy(update={"status": "running"}))
     shown = view.console.file.getvalue()  # type: ignore[attr-defined]
     assert f"{usd(status.spent_usd)} of $0.10 spent" in shown
     details = ui.current_details(status)  # dollars without "$", which the UI takes for math

@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from t2m import media
 from t2m.config import Settings
+from t2m.media import compose as media
 from tests.helpers import asgi_client, cli_env, free_port, run_cli
 from tests.media_checks import assert_broadcast_subtitles, probe
 
@@ -53,7 +53,8 @@ async def test_generate_writes_a_watchable_video(
     assert ("warning: no --context" in err) == (not context), err
     result = json.loads(out)  # stdout is exactly one JSON object
     assert set(result) == {
-        "job_id", "status", "video", "subtitles_srt", "subtitles_vtt", "thumbnail", "duration_s", "scenes"
+        "job_id", "status", "video", "subtitles_srt", "subtitles_vtt", "thumbnail", "duration_s", "scenes",
+        "reused_from",
     }  # fmt: skip
     job = result["job_id"]
     assert job.startswith("video-") and result["status"] == "completed"

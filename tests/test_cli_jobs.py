@@ -87,6 +87,12 @@ async def test_every_jobs_verb_against_a_live_api(
         code, status, err = await t2m_json(env, "jobs", "status", job, "--follow")
         assert code == 1 and status["status"] == "cancelled"
         assert f"t2m: job {job} cancelled" in err
+        # Nothing to download, and the reason is the job's, not "not ready (HTTP 409)".
+        code, answer, err = await t2m_json(env, "jobs", "download", job)
+        assert code == 2 and answer["http_status"] == 409
+        assert answer["error"] == f"job {job} was cancelled: it has no video" + (
+            f" (`t2m jobs retry {job}` runs it again)"
+        )
         # Cancelling it again is a request its state refuses (409): exit 2, the API's message.
         code, answer, err = await t2m_json(env, "jobs", "cancel", job)
         assert code == 2 and answer["http_status"] == 409
@@ -156,7 +162,7 @@ async def test_errors_and_their_exit_codes(
     dead = f"http://127.0.0.1:{free_port()}"
     code, answer, err = await t2m_json(env_for(settings, tmp_path, dead, key), "jobs", "list")
     assert code == 1 and answer["http_status"] is None
-    assert f"cannot reach the API at {dead}" in err
+    assert f"cannot reach the API at {dead} (" in err and "T2M_API names it" in err
     # Usage errors are argparse's: exit 2.
     code, _, err = await run_cli(env, "jobs", "status")
     assert code == 2 and "the following arguments are required: JOB_ID" in err

@@ -14,7 +14,7 @@ from temporalio.client import Client
 from temporalio.exceptions import ApplicationError
 
 from activities.messages import PlanResult, RenderOutcome
-from t2m.db import JobStore
+from t2m.catalog.db import JobStore
 from t2m.models import Artifacts, JobRecord, JobState, JobStatus, Usage, VideoRequest
 from tests.conftest import Caller
 from tests.fakes import Fakes
@@ -71,7 +71,7 @@ async def completed_with_media(
 ) -> str:
     """A completed job whose video, thumbnail and subtitles are in the API's storage."""
     job_id = f"video-{uuid.uuid4()}"
-    storage = api.app.state.t2m.storage  # type: ignore[attr-defined]
+    storage = api.app.state.t2m.catalog.storage  # type: ignore[attr-defined]
     files = {"video.mp4": b"\x00\x00\x00\x18ftypmp42" + bytes(5000), "thumb.png": b"\x89PNG..."}
     files["subs.vtt"] = b"WEBVTT\n\n00:00.000 --> 00:01.000\nHello.\n"
     for name, data in files.items():
@@ -98,6 +98,8 @@ async def test_a_share_link_plays_one_video_without_credentials_until_revoked(
     job = await completed_with_media(api, jobs, alice.user, tmp_path)
     share = f"/api/v1/jobs/{job}/share"
     assert (await api.get(share, headers=alice)).status_code == 404  # none yet
+    urls = f"/api/v1/videos/jobs/{job}/video-url"
+    assert (await api.get(urls, headers=alice)).json()["share_url"] is None
 
     made = await api.post(share, headers=alice)
     assert made.status_code == 201, made.text
@@ -107,6 +109,7 @@ async def test_a_share_link_plays_one_video_without_credentials_until_revoked(
     again = await api.post(share, headers=alice)  # one live link per job
     assert again.status_code == 200 and again.json()["token"] == token
     assert (await api.get(share, headers=alice)).json()["token"] == token
+    assert (await api.get(urls, headers=alice)).json()["share_url"] == f"/s/{token}"
     for method in ("GET", "POST", "DELETE"):  # another user: as if the job did not exist
         r = await api.request(method, share, headers=bob)
         assert r.status_code == 404 and r.json() == {"detail": f"job {job} not found"}
@@ -123,6 +126,9 @@ async def test_a_share_link_plays_one_video_without_credentials_until_revoked(
     part = await api.get(shown["video_url"], headers={"Range": "bytes=0-9"})
     assert part.status_code == 206 and len(part.content) == 10
     assert (await api.get(shown["thumbnail_url"])).headers["content-type"] == "image/png"
+    saved = await api.get(shown["download_url"])
+    assert saved.content == video.content
+    assert saved.headers["content-disposition"] == f'attachment; filename="{job}.mp4"'
     subs = await api.get(shown["subtitles_url"])
     assert subs.text.startswith("WEBVTT") and subs.headers["content-type"].startswith("text/vtt")
     # The share token is no media token: the job's own routes still want credentials.
@@ -134,7 +140,7 @@ async def test_a_share_link_plays_one_video_without_credentials_until_revoked(
 
     assert (await api.delete(share, headers=alice)).status_code == 204
     assert (await api.get(f"/s/{token}")).status_code == 404
-    for path in ("", "/stream", "/thumbnail", "/subtitles"):
+    for path in ("", "/stream", "/download", "/thumbnail", "/subtitles"):
         assert (await api.get(f"/api/v1/shared/{token}{path}")).status_code == 404, path
     assert (await api.delete(share, headers=alice)).status_code == 404  # nothing left to revoke
     fresh = (await api.post(share, headers=alice)).json()["token"]

@@ -15,14 +15,15 @@ from pydantic import ValidationError
 from temporalio.client import Client
 
 from api.main import create_app
-from cli.main import _parser, _request
-from t2m import authoring
+from cli.generate import request as _request
+from cli.main import _parser
+from t2m.authoring import steps as authoring
+from t2m.authoring.llm import ModelClient
+from t2m.catalog.db import JobStore
+from t2m.catalog.storage import LocalStorage
 from t2m.config import Settings
-from t2m.db import JobStore
-from t2m.llm import ModelClient
 from t2m.models import Cue, ScenePlan, VideoOptions
 from t2m.requests import InvalidRequest, build_request
-from t2m.storage import LocalStorage
 from tests.helpers import serve
 from tests.scripted import ScriptedLLM
 from workflows.client import start_video
@@ -72,7 +73,7 @@ def test_the_voice_follows_the_language(settings: Settings) -> None:
     assert voice({"language": "fr"}, given="en-gb") == "en-gb"  # a given voice wins
     with pytest.raises(InvalidRequest) as e:
         voice({"language": "xx"})
-    assert e.value.field == "style_preferences" and "no espeak-ng voice" in e.value.message
+    assert e.value.field == "style_preferences.language" and "no espeak-ng voice" in e.value.message
 
 
 async def test_bad_style_is_a_422_naming_the_field(api: httpx.AsyncClient, keys: dict) -> None:
@@ -197,12 +198,14 @@ async def test_the_form_sends_its_style_fields(settings: Settings) -> None:
         await page.select_option("#style_audience", "beginner")
         await page.fill("#style_accent_color", "ugly")
         await page.click("#submit")
-        error = page.locator('.error[data-for="style_preferences"]')
+        error = page.locator('.error[data-for="style_preferences.accent_color"]')
         await expect(error).to_contain_text("accent_color must be #RRGGBB")
         await page.fill("#style_accent_color", "#D35400")
         await page.fill("#style_language", "zz")
         await page.click("#submit")
-        await expect(error).to_contain_text("language 'zz' has no espeak-ng voice")
+        await expect(error).to_be_empty()
+        language = page.locator('.error[data-for="style_preferences.language"]')
+        await expect(language).to_contain_text("language 'zz' has no espeak-ng voice")
         await page.fill("#style_language", "")
         await page.fill("#max_cost_usd", "0")  # the budget field reaches the API as a number
         await page.click("#submit")

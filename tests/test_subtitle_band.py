@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from t2m.llm.offline.code import fallback_code
+from t2m.authoring.llm.offline.code import fallback_code
 from tests.test_offline_quality import TOPICS, author
 
 pytestmark = pytest.mark.render  # Manim runs every scene (LaTeX included): minutes on 2 cores

@@ -57,7 +57,7 @@ async def test_create_follow_play_and_seek(web_url: str, page: Page) -> None:
     await expect(page.locator("#scenes tr").first).to_be_visible(timeout=30_000)
     await expect(page.locator("#status")).to_have_text("completed", timeout=180_000)
     await expect(page.locator("#cancel")).to_be_hidden()
-    await expect(page.locator("#usage")).to_contain_text("calls")
+    await expect(page.locator("#usage")).to_be_empty()  # the offline model has no price
 
     await page.wait_for_function(
         "document.getElementById('player').readyState >= 2", timeout=30_000
@@ -117,8 +117,9 @@ async def test_api_docs_render_with_only_loopback_reachable(
 async def test_a_completed_jobs_scene_is_regenerated_from_its_page(
     web_url: str, page: Page
 ) -> None:
-    """Each scene row has a Regenerate button: it asks for feedback and makes the video's next
-    version; the page then plays it and offers the previous one for download."""
+    """Each scene row has a Regenerate button: it asks for feedback in a dialog (which says that
+    the offline model does not read it) and makes the video's next version, said in the neutral
+    notice, not the error banner; the page then plays it and offers the previous one."""
     await page.goto(f"{web_url}/videos/create")
     await page.fill("#topic", "Circles")
     await page.fill("#context", "A circle is the set of points at one distance from its centre.")
@@ -127,9 +128,19 @@ async def test_a_completed_jobs_scene_is_regenerated_from_its_page(
     await page.wait_for_url("**/videos/status/video-*")
     await expect(page.locator("#status")).to_have_text("completed", timeout=180_000)
     await expect(page.locator("#previous")).to_be_hidden()
-    page.on("dialog", lambda dialog: asyncio.ensure_future(dialog.accept("Larger text, please")))
     await page.locator("#scenes tr").nth(1).locator("button.regenerate").click()
-    await expect(page.locator("#banner")).to_contain_text("version 2")
+    dialog = page.locator("#feedback-dialog")
+    await expect(dialog).to_be_visible()
+    await expect(dialog.locator("#feedback-note")).to_contain_text("does not read feedback")
+    await dialog.locator("button[value=cancel]").click()  # cancelled: nothing is asked
+    await expect(dialog).to_be_hidden()
+    await expect(page.locator("#notice")).to_be_hidden()
+    await page.locator("#scenes tr").nth(1).locator("button.regenerate").click()
+    await page.fill("#feedback-text", "Larger text, please")
+    await dialog.locator("button[value=regenerate]").click()
+    await expect(page.locator("#notice")).to_contain_text("version 2")
+    await expect(page.locator("#banner")).to_be_hidden()
+    await expect(page.locator("#timing")).to_contain_text("regenerating scene 2")
     await expect(page.locator("#previous")).to_have_text("Previous version (v1)", timeout=120_000)
     await expect(page.locator("#previous")).to_have_attribute(
         "href", re.compile(r"/download\?token=.+&version=1")

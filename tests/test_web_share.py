@@ -14,8 +14,8 @@ from playwright.async_api import Browser, BrowserContext, Dialog, Route, async_p
 from temporalio.client import Client
 
 from api.main import create_app
+from t2m.catalog.db import JobStore
 from t2m.config import Settings
-from t2m.db import JobStore
 from t2m.models import JobRecord, JobStatus, SceneStatus, VideoRequest
 from tests.conftest import Caller
 from tests.helpers import serve
@@ -94,7 +94,7 @@ async def test_sign_in_then_create_list_play_and_share_until_revoked(
         ended = re.compile("completed|failed|cancelled")
         await expect(page.locator("#status")).to_have_text(ended, timeout=180_000)
         await expect(page.locator("#status")).to_have_text("completed", timeout=1)
-        await expect(page.locator("#timing")).to_contain_text("s elapsed")
+        await expect(page.locator("#timing")).to_have_text(re.compile(r"took \d+ s"))
         await page.wait_for_function("document.getElementById('player').readyState >= 2")
         await page.wait_for_function("document.querySelector('#player track').readyState === 2")
         player = await page.locator("#player-card").bounding_box()
@@ -118,6 +118,10 @@ async def test_sign_in_then_create_list_play_and_share_until_revoked(
         await expect(viewer.locator("#title")).to_have_text("Shapes on a page")
         await viewer.wait_for_function("document.getElementById('player').readyState >= 2")
         media = await viewer.evaluate("document.getElementById('player').currentSrc")
+        download = viewer.locator("#download")  # the share page offers the file too
+        await expect(download).to_have_attribute(
+            "href", re.compile(r"^/api/v1/shared/.+/download$")
+        )
         await viewer.goto(f"{url}/videos")  # the link opens that video, nothing else
         await viewer.wait_for_url("**/signin?next=%2Fvideos")
 

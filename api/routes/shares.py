@@ -18,8 +18,8 @@ from api.deps import AppState, OwnedJob, StateDep, protected_router
 from api.routes.videos import ArtifactField, _file, media
 from api.routes.web import PAGES
 from api.schemas import SharedVideo, ShareLink, errors
-from t2m.db import Job
-from t2m.shares import Share, ShareStore
+from t2m.catalog.db import Job
+from t2m.catalog.shares import Share, ShareStore
 
 router = protected_router("/api/v1/jobs", "shares")
 public = APIRouter(tags=["shares"])
@@ -118,11 +118,13 @@ async def shared_video(token: Token, state: StateDep, response: Response) -> Sha
         thumbnail_url=f"{base}/thumbnail" if a.thumbnail_key else None,
         subtitles_url=f"{base}/subtitles" if a.vtt_key else None,
         duration=a.duration_s,
+        download_url=f"{base}/download",
     )
 
 
 SHARED_MEDIA: dict[str, tuple[ArtifactField, str, str]] = {
     "stream": ("video_key", "video", "video/mp4"),
+    "download": ("video_key", "video", "video/mp4"),
     "thumbnail": ("thumbnail_key", "thumbnail", "image/png"),
     "subtitles": ("vtt_key", "subtitles", "text/vtt"),
 }
@@ -135,12 +137,15 @@ SHARED_MEDIA: dict[str, tuple[ArtifactField, str, str]] = {
 )
 async def shared_media(
     token: Token,
-    kind: Annotated[Literal["stream", "thumbnail", "subtitles"], Path()],
+    kind: Annotated[Literal["stream", "download", "thumbnail", "subtitles"], Path()],
     state: StateDep,
 ) -> Response:
-    """The shared video (with `Range`), its thumbnail or its WebVTT subtitles."""
+    """The shared video (with `Range`; `download`: as an attachment), its thumbnail or its
+    WebVTT subtitles."""
     job = await shared_job(token, state)
     field, what, media_type = SHARED_MEDIA[kind]
-    answer = await _file(state, job, field, what, media_type)
+    attachment = kind == "download"
+    name = f"{job.id}.mp4" if attachment else None
+    answer = await _file(state, job, field, what, media_type, name, attachment)
     answer.headers.update(NO_STORE)
     return answer

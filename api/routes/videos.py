@@ -32,10 +32,11 @@ from api.schemas import (
     VideoUrls,
     errors,
 )
-from t2m.db import Job
-from t2m.languages import UNDETERMINED, spoken_language
+from t2m.catalog.db import Job
+from t2m.catalog.shares import ShareStore
+from t2m.catalog.storage import S3Storage
+from t2m.media.languages import UNDETERMINED, spoken_language
 from t2m.models import TERMINAL_STATUSES, Artifacts
-from t2m.storage import S3Storage
 
 router = protected_router("/api/v1/videos", "videos")
 IdempotencyKey = Annotated[
@@ -167,6 +168,9 @@ async def video_url(job: OwnedJob, state: StateDep) -> VideoUrls:
             **_urls(state, job, previous, versioned=True),
         )
         if previous
+        else None,
+        share_url=f"/s/{share.token}"
+        if (share := await ShareStore(state.jobs.pool).live(job.id))
         else None,
     )
 

@@ -1,0 +1,194 @@
+"""`t2m generate`: its flags, where the job runs, and what it prints.
+
+The job goes to the running API when one answers (`cli.via_api`): the owner is the API key's user
+and the server's allow-list, quotas, priority ceiling and result reuse apply. Only when none answers
+at the derived address does it start the workflow itself (`cli.local`), on the running Temporal or
+on an ephemeral stack. Both end with the same output (`done`, `fail`).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from cli.jobs import REUSED
+from cli.output import emit_json
+from t2m.config import Settings
+from t2m.models import PRIORITIES, QUALITIES, VideoOptions
+
+if TYPE_CHECKING:
+    from t2m.models import VideoRequest
+
+
+def add_parser(sub: Any) -> argparse.ArgumentParser:
+    g = sub.add_parser(
+        "generate",
+        help="make a video about TOPIC",
+        description="Through the running API when one answers (T2M_API, else the address `t2m up`"
+        " serves on: T2M_API_HOST/T2M_API_PORT; key: T2M_API_KEY or the config file), so the"
+        " job is the key's user's and the server's rules apply; otherwise on the running"
+        " Temporal, or an ephemeral stack it starts and stops itself.",
+    )
+    g.add_argument("topic", help="what the video explains, 3-500 characters")
+    g.add_argument("--context", default="", help="facts and framing for the video")
+    g.add_argument(
+        "--quality", choices=QUALITIES, default="medium", help="480p15, 720p30, 1080p60, 2160p60"
+    )
+    g.add_argument("--model", default=None, help="litellm model name (default: T2M_DEFAULT_MODEL)")
+    g.add_argument(
+        "--voice",
+        default=None,
+        help="espeak-ng voice name, or `none` for silence (default: T2M_DEFAULT_VOICE)",
+    )
+    g.add_argument(
+        "--style",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="a style preference (repeatable): theme=dark|light, accent_color=#RRGGBB|NAME,"
+        " pace=slow|normal|fast, audience=beginner|…|expert, language=fr, or any KEY=text",
+    )
+    g.add_argument("--rag", action="store_true", help="put Manim docs in the code prompts")
+    g.add_argument(
+        "--visual-check",
+        action="store_true",
+        help="have T2M_VISION_MODEL review frames of each scene",
+    )
+    g.add_argument(
+        "--force",
+        action="store_true",
+        help="make the video anew even if an identical one was made before",
+    )
+    g.add_argument(
+        "--max-cost-usd",
+        type=float,
+        default=None,
+        help="budget of the job's model calls in USD; once spent, fix rounds end"
+        " (default: T2M_DEFAULT_MAX_COST_USD, else T2M_MAX_COST_USD_CEILING, else none)",
+    )
+    g.add_argument(
+        "--priority",
+        choices=PRIORITIES,
+        default="normal",
+        help="served before lower priorities (the API may refuse one above your ceiling)",
+    )
+    g.add_argument("--no-subtitles", action="store_true", help="make no subtitles")
+    g.add_argument("--no-thumbnail", action="store_true", help="make no thumbnail")
+    g.add_argument("--out", type=Path, default=Path("."), help="directory for the results")
+    g.add_argument("--json", action="store_true", help="print one JSON object on stdout")
+    return g
+
+
+def run(settings: Settings, args: argparse.Namespace, version: str) -> int:
+    from cli.remote import ApiError, Remote, load_config
+
+    try:
+        config = load_config()
+    except ApiError as e:
+        return fail(args, None, str(e), code=e.code)
+    with Remote(config, version) as remote:
+        # A URL someone named must answer; the derived one is tried, then the command goes on
+        # without an API.
+        if config.named or remote.answers():
+            from cli import via_api
+
+            return via_api.generate(remote, args)
+    from cli import local
+
+    return asyncio.run(local.generate(settings, args))
+
+
+def style_pairs(pairs: list[str]) -> dict[str, str] | None:
+    """`--style KEY=VALUE` flags as the request's style preferences."""
+    from t2m.requests import InvalidRequest
+
+    style = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key.strip():
+            raise InvalidRequest("style_preferences", f"--style takes KEY=VALUE, not {pair!r}")
+        style[key.strip()] = value.strip()
+    return style or None
+
+
+def options(args: argparse.Namespace) -> VideoOptions:
+    """The options the flags describe, through the API's own model (same rules, same words)."""
+    from pydantic import ValidationError
+
+    from t2m.requests import InvalidRequest
+
+    try:
+        return VideoOptions(
+            topic=args.topic,
+            context=args.context,
+            model=args.model,
+            quality=args.quality,
+            use_rag=args.rag,
+            visual_check=args.visual_check,
+            enable_subtitles=not args.no_subtitles,
+            enable_thumbnails=not args.no_thumbnail,
+            voice=args.voice,
+            force=args.force,
+            max_cost_usd=args.max_cost_usd,
+            style_preferences=style_pairs(args.style),
+        )
+    except ValidationError as e:
+        raise InvalidRequest.from_validation(e) from None
+
+
+def request(settings: Settings, args: argparse.Namespace) -> VideoRequest:
+    """The whole request for a job this process starts itself, by this process's settings (allowed
+    models, voices, budget), as the API would build it."""
+    from t2m.requests import build_request
+
+    return build_request(settings, options(args), owner=settings.dev_user or "local")
+
+
+def done(
+    args: argparse.Namespace,
+    job_id: str,
+    paths: dict[str, str | None],
+    duration_s: float,
+    scenes: int,
+    reused_from: str | None,
+) -> int:
+    """The result, once: a JSON object on stdout, or a summary line and the files."""
+    if args.json:
+        emit_json(
+            {
+                "job_id": job_id,
+                "status": "completed",
+                **paths,
+                "duration_s": round(duration_s, 3),
+                "scenes": scenes,
+                "reused_from": reused_from,
+            }
+        )
+        return 0
+    if reused_from:
+        print(f"Done: {job_id} ({duration_s:.1f} s), {REUSED.format(reused_from)}")
+    else:
+        print(f"Done: {job_id} ({duration_s:.1f} s, {scenes} scenes)")
+    for field, path in paths.items():
+        if path:
+            print(f"  {field:14} {path}")
+    return 0
+
+
+def fail(
+    args: argparse.Namespace,
+    job_id: str | None,
+    reason: str,
+    status: str = "failed",
+    code: int = 1,
+    retryable: bool | None = None,
+) -> int:
+    reason = " ".join(reason.split())
+    if args.json:
+        answer = {"job_id": job_id, "status": status, "error": reason}
+        emit_json(answer | ({"retryable": retryable} if status == "failed" else {}))
+    print(f"t2m: {status}: {reason}", file=sys.stderr)
+    return code
