@@ -35,12 +35,18 @@ from t2m.catalog.tenancy import Tenancy
 from t2m.config import Settings
 from t2m.errors import ErrorKind
 from t2m.jail.limits import JailUnavailable
-from t2m.keys import copied_artifact, narration_key, render_key, version_prefix
+from t2m.keys import (
+    copied_artifact,
+    narration_key,
+    render_key,
+    scene_preview_key,
+    version_prefix,
+)
 from t2m.media import compose as media
 from t2m.media import jailed as media_jail
+from t2m.media import languages, speech_audio, subtitles
 from t2m.media import provider_speech as speech
 from t2m.media import speech as tts
-from t2m.media import speech_audio, subtitles
 from t2m.media.voices import is_provider_voice
 from t2m.models import Artifacts, Cue, Narration, Usage
 from t2m.render import sandbox
@@ -81,7 +87,10 @@ class MediaActivities:
             with tempfile.TemporaryDirectory() as tmp:
                 findings = await self._get(findings_key, Path(tmp) / "layout.json")
                 issues = json.loads(findings.read_text())
-            return RenderOutcome(ok=True, video_key=key, layout_issues=issues, reused=True)
+            preview = await self._preview(req, key)
+            return RenderOutcome(
+                ok=True, video_key=key, layout_issues=issues, reused=True, preview_key=preview
+            )
         log.info("render start job=%s scene=%d key=%s", req.job_id, req.scene_index, key)
         with tempfile.TemporaryDirectory(prefix="t2m-render-") as workdir:
             try:
@@ -109,8 +118,38 @@ class MediaActivities:
             duration = result.duration_s  # measured by the jailed check of the video
         log.info("render done job=%s scene=%d key=%s", req.job_id, req.scene_index, key)
         return RenderOutcome(
-            ok=True, video_key=key, duration_s=duration, layout_issues=result.layout
+            ok=True,
+            video_key=key,
+            duration_s=duration,
+            layout_issues=result.layout,
+            preview_key=await self._preview(req, key),
         )
+
+    async def _preview(self, req: RenderRequest, video_key: str) -> str | None:
+        """The render joined with its narration as compose joins a scene (in a media jail), so
+        the scene can be watched before the whole video exists. Kept under the job (deleted with
+        it), keyed by both inputs; a silent scene's preview is its render. None when it could not
+        be made: a preview is a courtesy and never fails the render."""
+        if req.narration_key is None:
+            return video_key
+        key = scene_preview_key(req.job_id, video_key, req.narration_key)
+        if await self._exists(key):
+            return key
+        with tempfile.TemporaryDirectory(prefix="t2m-preview-") as tmp:
+            jailed = Path(tmp) / "job"
+            jailed.mkdir()
+            video = await self._get(video_key, jailed / "scene-0.mp4")
+            audio = await self._get(req.narration_key, jailed / "scene-0.wav")
+            scene = media.SceneInput(video, audio, req.narration_s, [])
+            try:
+                out, _ = await media_jail.compose(
+                    [scene], jailed, subtitles=False, on_tick=activity.heartbeat
+                )
+            except media_jail.MediaFailed as e:
+                activity.logger.warning("no preview for scene %d: %s", req.scene_index, e)
+                return None
+            await self._put(key, out)
+        return key
 
     @activity.defn(name="narrate_scene")
     @heartbeats
@@ -214,7 +253,11 @@ class MediaActivities:
                 inputs.append(media.SceneInput(video, audio, narration.duration_s, cues))
             try:  # in a jail with limits, killed on cancel: never on the loop or in a thread
                 out, composed = await media_jail.compose(
-                    inputs, jailed, subtitles=req.subtitles, on_tick=activity.heartbeat
+                    inputs,
+                    jailed,
+                    subtitles=req.subtitles,
+                    language=languages.iso639_2(req.language),
+                    on_tick=activity.heartbeat,
                 )
             except media_jail.MediaFailed as e:
                 raise ApplicationError(

@@ -117,6 +117,8 @@ class RenderRequest(BaseModel):
     """The scene's narration length: the render lasts at least this plus a short tail."""
     class_name: str = ""
     """The Scene subclass to render (`authoring.class_name`); absent: the code's only/first."""
+    narration_key: str | None = None
+    """The scene's narration audio: a render that works is also muxed with it into a preview."""
 
 
 class RenderOutcome(BaseModel):
@@ -129,6 +131,8 @@ class RenderOutcome(BaseModel):
     layout_issues: list[str] = Field(default_factory=list)
     """Layout check findings (off-frame elements, overlapping text) of a render that worked."""
     reused: bool = False
+    preview_key: str | None = None
+    """A render that worked, with its narration: playable on its own (see RenderRequest)."""
 
 
 class NarrateRequest(BaseModel):
@@ -146,6 +150,8 @@ class ComposeRequest(BaseModel):
     subtitles: bool
     version: int = 1
     """Version 1 is stored under `jobs/<id>/`, later ones under `jobs/<id>/v<n>/`."""
+    language: str = "und"
+    """What the narration and subtitles are in (`t2m.media.languages.spoken_language`)."""
 
 
 class ComposeResult(BaseModel):

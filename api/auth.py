@@ -143,7 +143,8 @@ class Authenticator:
             "sub": job_id,
             "owner": owner,
             "scope": "media",
-            "exp": int(time.time()) + MEDIA_TOKEN_TTL_S,
+            # whole minutes: a status that names media URLs reads the same within a minute
+            "exp": int(time.time()) // 60 * 60 + MEDIA_TOKEN_TTL_S,
         }
         return jwt.encode(payload, self.secret, algorithm="HS256")
 

@@ -67,6 +67,9 @@ class SceneProgress(BaseModel):
     attempts: int
     error: str | None = None
     layout_issues: list[str] = []
+    preview_url: str | None = None
+    """Once the scene is done: the scene with its narration, playable before the whole video
+    exists (a signed media URL, like video-url's)."""
 
 
 class StatusProgress(BaseModel):
@@ -140,6 +143,9 @@ class VideoUrls(BaseModel):
     """The version before this one, downloadable until the next version replaces it."""
     share_url: str | None = None
     """The job's live share link (`/s/{token}`), if it has one."""
+    language: str | None = None
+    """What the narration and subtitles are in (`en`, `pt-br`; the request's `language` style,
+    else its voice's); null when nothing says."""
 
 
 class PreviousVersion(BaseModel):

@@ -186,6 +186,20 @@ def progress_of(status: JobStatus) -> StatusProgress:
     )
 
 
+def with_previews(
+    state: AppState, job: Job, status: JobStatus, progress: StatusProgress
+) -> StatusProgress:
+    """Each done scene's `preview_url`: its media endpoint with the job's signed token."""
+    token = None
+    for scene, shown in zip(status.scenes, progress.scenes, strict=True):
+        if scene.preview_key and scene.state == "done":
+            token = token or state.auth.media_token(job.id, job.owner)
+            shown.preview_url = (
+                f"/api/v1/videos/jobs/{job.id}/scenes/{scene.index}/preview?token={token}"
+            )
+    return progress
+
+
 def estimated_completion(job: Job, status: JobStatus) -> datetime | None:
     """Linear extrapolation of the elapsed time; None until there is something to go on."""
     if status.status in TERMINAL_STATUSES or status.percentage < 10:
@@ -204,7 +218,7 @@ async def status_response(
     return JobStatusResponse(
         job_id=job.id,
         status=status.status,
-        progress=progress_of(status),
+        progress=with_previews(state, job, status, progress_of(status)),
         error=status.error or job.error,
         reused_from=status.reused_from,
         budget=budget_of(status, job),

@@ -1,7 +1,8 @@
 """The storage key layout, in one place: where every object t2m stores lives.
 
 - `jobs/<job>/` a job's artifacts (video, subtitles, thumbnail); `jobs/<job>/v<n>/` its later
-  versions; `jobs/<job>/narration/` its narration audio. Deleting a job deletes `jobs/<job>`.
+  versions; `jobs/<job>/narration/` its narration audio; `jobs/<job>/scenes/` its scenes'
+  previews. Deleting a job deletes `jobs/<job>`.
 - `renders/` scene renders, keyed by what makes them (code, quality, length, Manim), shared by
   every job so a retry or an identical scene reuses them.
 - `llm-cache/` model answers and `speech-cache/` provider speech (per owner scope); `eval/<id>/` evaluation reports;
@@ -52,6 +53,13 @@ def narration_key(job_id: str, text: str, voice: str) -> str:
     engine = PROVIDER_ENGINE if is_provider_voice(voice) else tts.engine_version()
     blob = f"{engine}\0{voice}\0{text}"
     return f"{job_prefix(job_id)}/narration/{_digest(blob)}.wav"
+
+
+def scene_preview_key(job_id: str, render: str, narration: str) -> str:
+    """A done scene joined with its narration, playable before the whole video is composed:
+    keyed by the render and the narration it joins, under the job (deleted with it)."""
+    blob = f"{render}\0{narration}"
+    return f"{job_prefix(job_id)}/scenes/{_digest(blob)}.mp4"
 
 
 def llm_cache_key(digest: str, scope: str | None) -> str:

@@ -283,6 +283,7 @@ class Narration(BaseModel):
 class SceneMedia(BaseModel):
     video_key: str
     narration: Narration
+    preview_key: str | None = None  # the render with its narration (SceneStatus.preview_key)
 
 
 class Checkpoint(BaseModel):
@@ -302,10 +303,8 @@ class VideoRequest(BaseModel):
     context: str = ""
     quality: Quality = "medium"
     model: str
-    planner_model: str | None = None
-    """Model for the plan and storyboards, when it should differ from `model`."""
-    coder_model: str | None = None
-    """Model for writing and fixing code, when it should differ from `model`."""
+    planner_model: str | None = None  # for the plan and storyboards, when not `model`
+    coder_model: str | None = None  # for writing and fixing code, when not `model`
     voice: str | None = "en-us"
     """An espeak-ng voice name; None makes a silent video."""
     subtitles: bool = True
@@ -335,6 +334,7 @@ class SceneStatus(BaseModel):
     layout_issues: list[str] = Field(default_factory=list)
     """What the layout check found: while fixing, in the current render; at the end, in the
     video (when the bounded fix rounds could not clear it)."""
+    preview_key: str | None = None  # once done: its render with its narration, to watch early
 
 
 class Artifacts(BaseModel):

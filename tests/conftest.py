@@ -190,7 +190,7 @@ NEEDS_BY_MODULE = {
     "stack": {"test_stack", "test_drain", "test_supervisor", "test_worker_kill", "test_worker_start",
               "test_worker_metrics", "test_multihost", "test_cli_jobs", "test_schemathesis",
               "test_deploy_runtime", "test_kill_anytime", "test_temporal_tls"},
-    "browser": {"test_web", "test_web_share", "test_walkthrough",
+    "browser": {"test_web", "test_web_share", "test_walkthrough", "test_web_preview",
                 "test_style::test_the_form_sends_its_style_fields"},
     "jail": {"test_jail", "test_jail_cgroup", "test_sandbox", "test_hostile_media",
              "test_render_quality", "test_offline_quality", "test_media", "test_workflow",

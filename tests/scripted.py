@@ -7,7 +7,7 @@ recorded for assertions.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from litellm import CustomLLM, ModelResponse
@@ -15,6 +15,7 @@ from litellm import CustomLLM, ModelResponse
 from t2m.authoring.llm.offline import OfflineLLM, message_text, parse_prompt
 
 Handler = Callable[[str, dict], str | None]
+Gate = Callable[[str, dict], Awaitable[None]]
 
 
 class ScriptedLLM(CustomLLM):
@@ -25,6 +26,8 @@ class ScriptedLLM(CustomLLM):
 
     def reset(self) -> None:
         self.handler: Handler = lambda task, data: None
+        self.gate: Gate | None = None
+        """Awaited before an answer (async calls only): a test holds a step back until it says."""
         self.prompts: list[tuple[str, dict, str]] = []
         self.images: list[int] = []
         """Images attached to each request, in order."""
@@ -35,6 +38,8 @@ class ScriptedLLM(CustomLLM):
         return [(d, p) for t, d, p in self.prompts if t == task]
 
     async def acompletion(self, *args: Any, **kwargs: Any) -> ModelResponse:
+        if self.gate is not None:
+            await self.gate(*parse_prompt(message_text(kwargs["messages"])))
         return self.completion(*args, **kwargs)
 
     def completion(self, *args: Any, **kwargs: Any) -> ModelResponse:

@@ -1,9 +1,11 @@
 from pathlib import Path
 
+import av
 import numpy as np
 from PIL import Image
 
 from t2m.media import compose as media
+from t2m.media import languages
 from t2m.media import speech as tts
 from t2m.models import Cue
 from tests.media_checks import frame_at, make_clip, probe
@@ -201,3 +203,25 @@ def test_thumbnail_shows_content_not_a_fade_or_black(tmp_path: Path) -> None:
         held = frame_at(clip, 3.0).astype(float).mean(axis=2)
         assert image.std() > 40  # not uniform
         assert np.abs(image - held).mean() < 4  # the fully shown card, not a faded one
+
+
+def test_audio_and_subtitle_streams_carry_the_language(tmp_path: Path) -> None:
+    clip = make_clip(tmp_path / "a.mp4", 1.0, (0, 200, 0))
+    wav = tmp_path / "n.wav"
+    spoken, cues = tts.synthesize("Bonjour tout le monde.", "fr", wav)
+    out = tmp_path / "out.mp4"
+    scene = media.SceneInput(clip, wav, spoken, cues)
+    media.compose([scene], out, subtitles=True, language=languages.iso639_2("fr-ca"))
+    with av.open(str(out)) as c:
+        tags = {s.type: s.metadata.get("language") for s in c.streams}
+    assert tags == {"video": "und", "audio": "fra", "subtitle": "fra"}
+
+
+def test_the_language_comes_from_the_request() -> None:
+    assert languages.spoken_language({"language": "pt-br"}, "en-us") == "pt-br"
+    assert languages.spoken_language({}, "de") == "de"
+    assert languages.spoken_language({}, "en-us") == "en"
+    assert languages.spoken_language({}, None) == "und"
+    assert [languages.iso639_2(c) for c in ("en", "pt-br", "zh", "cmn", "xx", "und")] == [
+        "eng", "por", "zho", "cmn", "und", "und",
+    ]  # fmt: skip

@@ -80,16 +80,19 @@ async def test_a_running_video_shows_summary_details_current_details_and_activit
             while "stage **rendering**" not in (now := await current_details(handle)):
                 await asyncio.sleep(0.1)
         assert now.startswith("**running** · stage **rendering**"), now
-        assert "| 1 | S0 | rendering | 1 |" in now and "| 2 | S1 | rendering | 1 |" in now, now
+        assert "- Scene 1 · S0 · **rendering** · 1 render" in now, now
+        assert "- Scene 2 · S1 · **rendering** · 1 render" in now, now
         async with asyncio.timeout(30):
-            while "| 2 | S1 | rendering | 2 |" not in (now := await current_details(handle)):
+            while "Scene 2 · S1 · **rendering** · 2 renders" not in (
+                now := await current_details(handle)
+            ):
                 await asyncio.sleep(0.1)
         assert "NameError: name 'Circel' is not defined" in now  # the scene's last error
 
         await handle.result()
         final = await current_details(handle)
         assert final.startswith("**completed** · stage **completed** · 100%"), final
-        assert "| 2 | S1 | done | 2 |" in final, final
+        assert "- Scene 2 · S1 · **done** · 2 renders" in final, final
 
         summaries = await activity_summaries(client, handle)
     for expected in (
@@ -150,5 +153,7 @@ def test_html_in_user_text_is_escaped_in_summaries_and_details() -> None:
         current_stage="rendering",
         scenes=[SceneStatus(index=0, title="a | b", state="fixing", attempts=1, error="x\n| y")],
     )
-    rows = [line for line in ui.current_details(status).splitlines() if line.startswith("| 1 ")]
-    assert rows == ["| 1 | a \\| b | fixing | 1 | \\| y |"]
+    rows = [line for line in ui.current_details(status).splitlines() if line.startswith("- ")]
+    assert rows == [
+        "- Scene 1 · a \\| b · **fixing** · 1 render · \\| y"
+    ]  # a list item: no table to break

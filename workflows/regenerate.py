@@ -115,6 +115,8 @@ class SceneRedos:
         except (ActivityError, ApplicationError):
             steps.scene_state(st, "done")  # the earlier render stays in the video
             raise
-        job.done[index] = SceneMedia(video_key=key, narration=authored.narration)
+        job.done[index] = SceneMedia(
+            video_key=key, narration=authored.narration, preview_key=st.preview_key
+        )
         job.redone = True
         steps.scene_state(st, "done")

@@ -50,7 +50,9 @@ class SceneSteps:
         st = self.job.status.scenes[scene.index]
         authored = await self.author(scene, count, st, self.job.feedback(scene.index))
         video_key = await self.render_until_accepted(authored, st)
-        self.job.done[scene.index] = SceneMedia(video_key=video_key, narration=authored.narration)
+        self.job.done[scene.index] = SceneMedia(
+            video_key=video_key, narration=authored.narration, preview_key=st.preview_key
+        )
         self.scene_state(st, "done")
         return self.job.done[scene.index]
 
@@ -141,7 +143,7 @@ class SceneSteps:
                 type=ErrorKind.BUDGET_REACHED if stopped else ErrorKind.SCENE_FAILED,
                 non_retryable=True,
             )
-        st.error = None
+        st.error, st.preview_key = None, accepted.preview_key
         return accepted.video_key
 
     async def _problem(
@@ -245,6 +247,7 @@ class SceneSteps:
             narration_s=authored.narration.duration_s,
             # authoring.class_name's convention; importing t2m.authoring.steps here would load litellm
             class_name=f"Scene{authored.scene.index + 1}",
+            narration_key=authored.narration.audio_key,
         )
         return await self.call(act.RENDER_SCENE, request)
 

@@ -111,7 +111,8 @@ def static_details(req: VideoRequest) -> str:
 
 
 def current_details(status: JobStatus) -> str:
-    """The job as it stands: status, stage, percentage, then a table of its scenes, as markdown."""
+    """The job as it stands: status, stage, percentage, then its scenes, as markdown. A list,
+    not a table: the UI draws tables without cell padding ("Mean Value Theoremdone")."""
     head = f"**{status.status}** · stage **{status.current_stage}** · {status.percentage:.0f}%"
     if status.max_cost_usd is not None:
         # No "$": the UI's markdown takes "$…$" for math and showed "\(0.00 of \)0.05".
@@ -123,14 +124,16 @@ def current_details(status: JobStatus) -> str:
     if status.error:
         lines.append(f"**Error:** {md(one_line(status.error, 500))}")
     if status.scenes:
-        lines += ["", "| # | scene | state | renders | note |", "| --- | --- | --- | --- | --- |"]
+        lines.append("")
         for s in status.scenes:
             note = s.error or (
                 f"{len(s.layout_issues)} layout finding(s)" if s.layout_issues else ""
             )
             title = md(one_line(s.title, TITLE_CHARS))
             note = md(one_line(note.strip().splitlines()[-1] if note.strip() else "", 120))
-            lines.append(f"| {s.index + 1} | {title} | {s.state} | {s.attempts} | {note} |")
+            renders = f"{s.attempts} render{'' if s.attempts == 1 else 's'}"
+            line = f"- Scene {s.index + 1} · {title} · **{s.state}** · {renders}"
+            lines.append(f"{line} · {note}" if note else line)
     return "\n".join(lines)
 
 

@@ -22,6 +22,7 @@ from temporalio.exceptions import (
 with workflow.unsafe.imports_passed_through():
     from activities import messages as msg
     from t2m.errors import ErrorKind
+    from t2m.media.languages import spoken_language
     from t2m.models import (
         Artifacts,
         JobStatus,
@@ -130,7 +131,10 @@ class VideoWorkflow:
         job.plan = plan
         job.status.scenes = [
             SceneStatus(
-                index=s.index, title=s.title, state="done" if s.index in job.done else "pending"
+                index=s.index,
+                title=s.title,
+                state="done" if s.index in job.done else "pending",
+                preview_key=job.done[s.index].preview_key if s.index in job.done else None,
             )
             for s in plan.scenes
         ]
@@ -170,7 +174,11 @@ class VideoWorkflow:
         composed = await steps.call(
             act.COMPOSE_VIDEO,
             msg.ComposeRequest(
-                job_id=job_id, scenes=media, subtitles=req.subtitles, version=version
+                job_id=job_id,
+                scenes=media,
+                subtitles=req.subtitles,
+                version=version,
+                language=spoken_language(req.style_preferences, req.voice),
             ),
         )
         thumbnail_key = None

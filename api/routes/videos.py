@@ -6,6 +6,7 @@ import asyncio
 from typing import Annotated, Any, Literal
 
 from fastapi import Header, HTTPException, Query, Request, Response, status
+from fastapi import Path as FastPath
 from fastapi.responses import FileResponse, RedirectResponse
 
 from api import service
@@ -33,6 +34,7 @@ from api.schemas import (
 )
 from t2m.catalog.db import Job
 from t2m.catalog.shares import ShareStore
+from t2m.media.languages import UNDETERMINED, spoken_language
 from t2m.models import TERMINAL_STATUSES, Artifacts
 
 router = protected_router("/api/v1/videos", "videos")
@@ -158,6 +160,7 @@ async def video_url(job: OwnedJob, state: StateDep) -> VideoUrls:
             created_at=job.completed_at or job.created_at,
         ),
         version=artifacts.version,
+        language=_language(job),
         previous=PreviousVersion(
             version=previous.version,
             duration=previous.duration_s,
@@ -169,6 +172,11 @@ async def video_url(job: OwnedJob, state: StateDep) -> VideoUrls:
         if (share := await ShareStore(state.jobs.pool).live(job.id))
         else None,
     )
+
+
+def _language(job: Job) -> str | None:
+    language = spoken_language(job.request.style_preferences, job.request.voice)
+    return None if language == UNDETERMINED else language
 
 
 def _urls(state: AppState, job: Job, artifacts: Artifacts, versioned: bool = False) -> dict:
@@ -249,6 +257,17 @@ async def artifact_response(
     if not artifacts:
         raise HTTPException(409, {"message": f"the {what} is not ready", "status": job.status})
     key: str | None = getattr(artifacts, key_field)
+    return await _serve(state, key, what, media_type, filename, attachment)
+
+
+async def _serve(
+    state: AppState,
+    key: str | None,
+    what: str,
+    media_type: str,
+    filename: str | None = None,
+    attachment: bool = False,
+) -> Response:
     storage = state.storage
     if not key or not await asyncio.to_thread(storage.exists, key):
         raise HTTPException(404, f"this job has no {what}")
@@ -299,5 +318,25 @@ async def subtitles(
 ) -> Response:
     media_type = "text/vtt" if format == "vtt" else "application/x-subrip"
     field: ArtifactField = "vtt_key" if format == "vtt" else "srt_key"
-    name = f"{job.id}.{format}"
+    language = _language(job)  # players pick the language from the name: ID.fr.vtt
+    name = f"{job.id}.{language}.{format}" if language else f"{job.id}.{format}"
     return await artifact_response(state, job, field, "subtitles", media_type, name, True, version)
+
+
+@router.get(
+    "/jobs/{job_id}/scenes/{index}/preview",
+    response_class=FileResponse,
+    responses=media("video/mp4"),
+)
+async def scene_preview(
+    job: MediaJob, state: StateDep, index: Annotated[int, FastPath(ge=0, le=1000)]
+) -> Response:
+    """One done scene with its narration (`Range` honoured), playable while the rest of the
+    video is made; the status names it as the scene's `preview_url`. 409 until it is done."""
+    live = await service.live_status(state, job)
+    scene = next((s for s in live.scenes if s.index == index), None)
+    if scene is None:
+        raise HTTPException(404, f"index: job {job.id} has no scene {index}")
+    if scene.state != "done" or not scene.preview_key:
+        raise HTTPException(409, {"message": f"scene {index} is not ready", "state": scene.state})
+    return await _serve(state, scene.preview_key, f"preview of scene {index}", "video/mp4")

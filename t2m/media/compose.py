@@ -63,9 +63,11 @@ def read_audio(path: Path) -> np.ndarray:
     return np.concatenate(chunks) if chunks else np.zeros(0, dtype=np.float32)
 
 
-def compose(scenes: Sequence[SceneInput], out: Path, *, subtitles: bool) -> Composed:
+def compose(
+    scenes: Sequence[SceneInput], out: Path, *, subtitles: bool, language: str = "und"
+) -> Composed:
     """Join scenes into one MP4: video packets copied, narration encoded once as AAC, mov_text
-    subtitles, `+faststart`.
+    subtitles, `+faststart`; the audio and subtitle streams tagged with `language` (ISO 639-2).
 
     Each scene lasts max(its animation, its narration + a short tail). Scenes rendered to their
     narration's length (the normal case) and sharing the first scene's codec, size and frame rate
@@ -80,7 +82,7 @@ def compose(scenes: Sequence[SceneInput], out: Path, *, subtitles: bool) -> Comp
             spec = _VideoSpec.of(videos[0]).reencoded()
             videos = [_conforming(s, spec, Path(tmp) / f"all-{i}.mp4", force=True)
                       for i, s in enumerate(scenes)]  # fmt: skip
-        return _join(scenes, videos, out, subtitles=subtitles)
+        return _join(scenes, videos, out, subtitles=subtitles, language=language)
 
 
 @dataclass(frozen=True)
@@ -139,7 +141,12 @@ def _conforming(scene: SceneInput, spec: _VideoSpec, tmp: Path, *, force: bool =
 
 
 def _join(
-    scenes: Sequence[SceneInput], videos: Sequence[Path], out: Path, *, subtitles: bool
+    scenes: Sequence[SceneInput],
+    videos: Sequence[Path],
+    out: Path,
+    *,
+    subtitles: bool,
+    language: str,
 ) -> Composed:
     has_audio = any(s.audio for s in scenes)
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -153,6 +160,9 @@ def _join(
             oc.add_stream("aac", rate=AUDIO_RATE, layout="mono", options=aac) if has_audio else None
         )
         s_out = _subtitle_stream(oc) if subtitles else None
+        for tagged in (a_out, s_out):
+            if tagged is not None:
+                tagged.metadata["language"] = language
         for scene, video in zip(scenes, videos, strict=True):
             slot = _copy_packets(oc, v_out, video, offset)
             if has_audio:

@@ -41,7 +41,12 @@ def main(argv: list[str]) -> int:
             )
             for s in spec["scenes"]
         ]
-        composed = media.compose(scenes, Path(spec["out"]), subtitles=bool(spec["subtitles"]))
+        composed = media.compose(
+            scenes,
+            Path(spec["out"]),
+            subtitles=bool(spec["subtitles"]),
+            language=str(spec.get("language", "und")),
+        )
         cues = [c.model_dump() for c in composed.cues]
         answer = {"ok": True, "duration_s": composed.duration, "cues": cues}
     elif op == "thumbnail":

@@ -98,10 +98,15 @@ async def probe_render(
 
 
 async def compose(
-    scenes: Sequence[SceneInput], work: Path, *, subtitles: bool, on_tick: Tick = None
+    scenes: Sequence[SceneInput],
+    work: Path,
+    *,
+    subtitles: bool,
+    language: str = "und",
+    on_tick: Tick = None,
 ) -> tuple[Path, Composed]:
     """`media.compose` in a jail. The scenes' files must be under `work`; the video is written
-    to `work/video.mp4`."""
+    to `work/video.mp4`; `language` is an ISO 639-2 code."""
 
     def inside(p: Path) -> str:
         return f"{jail.JAIL_WORKDIR}/{p.resolve().relative_to(work.resolve())}"
@@ -117,6 +122,7 @@ async def compose(
             for s in scenes
         ],
         "subtitles": subtitles,
+        "language": language,
         "out": f"{jail.JAIL_WORKDIR}/video.mp4",
     }
     (work / "spec.json").write_text(json.dumps(spec))

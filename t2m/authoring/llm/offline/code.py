@@ -18,6 +18,9 @@ PACE = {"slow": 1.4, "normal": 1.0, "fast": 0.7}
 WIDTH = {"L": 30, "C": 50}
 """Characters per line of body text: beside a visual (left half) and alone (centred)."""
 MAX_LINES = 5
+SUBTITLE_BAND = 0.16
+"""Share of the frame's height at the bottom that nothing is placed in: players draw subtitles
+there (two lines), so on-screen text never hides under them."""
 
 _HELPERS = '''
 def fit(mob, width, height):
@@ -30,9 +33,9 @@ def fit(mob, width, height):
 
 
 def place(mob, anchor, side):
-    """Put `mob` below `anchor`, centred in the space left: on the left (L), right (R) or centre
-    (C) of the frame."""
-    top, bottom = anchor.get_bottom()[1] - 0.4, -config.frame_height / 2 + 0.5
+    """Put `mob` below `anchor`, centred in the space left above the subtitles' band: on the
+    left (L), right (R) or centre (C) of the frame."""
+    top, bottom = anchor.get_bottom()[1] - 0.4, -config.frame_height / 2 + BAND
     fit(mob, {"L": 6.2, "R": W, "C": config.frame_width - 1.6}[side], top - bottom)
     x = {"L": -3.45, "R": 3.55, "C": 0.0}[side]
     return mob.move_to([x, (top + bottom) / 2, 0])
@@ -46,7 +49,10 @@ def words(text, side="C", size=30):
 def _colors(style: dict[str, str]) -> str:
     bg, fg, accent = THEMES.get(style.get("theme", "dark"), THEMES["dark"])
     accent = style.get("accent_color") or accent
-    return f"BG, FG, ACCENT = {bg!r}, {fg!r}, {accent!r}\nW, H = 5.4, 4.2\n"
+    return (
+        f"BG, FG, ACCENT = {bg!r}, {fg!r}, {accent!r}\nW, H = 5.4, 4.2\n"
+        f"BAND = {SUBTITLE_BAND} * config.frame_height  # kept free for subtitles\n"
+    )
 
 
 def _header(class_name: str, title: str, style: dict[str, str], plain: bool) -> str:
