@@ -41,10 +41,15 @@ from t2m.storage import Storage
 MANIM_VERSION = version("manim")
 
 
-def render_key(code: str, quality: str, min_seconds: float = 0.0, class_name: str = "") -> str:
+def render_key(
+    code: str, quality: str, min_seconds: float = 0.0, class_name: str = "", span: str = ""
+) -> str:
+    """Where a render lives; `span` (FIRST,LAST) for one range of a split render."""
     blob = f"{MANIM_VERSION}\0{quality}\0{min_seconds:.3f}\0{code}"
     if class_name:
         blob += f"\0{class_name}"
+    if span:
+        blob += f"\0span {span}"
     return f"renders/{hashlib.sha256(blob.encode()).hexdigest()[:32]}.mp4"
 
 
@@ -83,7 +88,8 @@ class MediaActivities:
     @heartbeats
     async def render_scene(self, req: RenderRequest) -> RenderOutcome:
         at_least = min_seconds(req.narration_s)
-        key = render_key(req.code, req.quality, at_least, req.class_name)
+        span = f"{req.span[0]},{req.span[1]}" if req.span else ""
+        key = render_key(req.code, req.quality, at_least, req.class_name, span)
         findings_key = key.removesuffix(".mp4") + ".layout.json"
         log = activity.logger
         if await self._exists(key) and await self._exists(findings_key):
@@ -92,7 +98,9 @@ class MediaActivities:
                 findings = await self._get(findings_key, Path(tmp) / "layout.json")
                 issues = json.loads(findings.read_text())
             return RenderOutcome(ok=True, video_key=key, layout_issues=issues, reused=True)
-        log.info("render start job=%s scene=%d key=%s", req.job_id, req.scene_index, key)
+        log.info(
+            "render start job=%s scene=%d span=%s key=%s", req.job_id, req.scene_index, span, key
+        )
         with tempfile.TemporaryDirectory(prefix="t2m-render-") as workdir:
             try:
                 result = await sandbox.render(
@@ -104,6 +112,7 @@ class MediaActivities:
                     on_tick=activity.heartbeat,
                     min_seconds=at_least,
                     scene_class=req.class_name,
+                    span=span,
                 )
             except JailUnavailable as e:  # this host's trouble, not the code's: retry elsewhere
                 raise ApplicationError(
@@ -117,7 +126,9 @@ class MediaActivities:
             findings.write_text(json.dumps(result.layout))
             await self._put(findings_key, findings)
             duration = result.duration_s  # measured by the jailed check of the video
-        log.info("render done job=%s scene=%d key=%s", req.job_id, req.scene_index, key)
+        log.info(
+            "render done job=%s scene=%d span=%s key=%s", req.job_id, req.scene_index, span, key
+        )
         return RenderOutcome(
             ok=True, video_key=key, duration_s=duration, layout_issues=result.layout
         )

@@ -117,6 +117,8 @@ class RenderRequest(BaseModel):
     """The scene's narration length: the render lasts at least this plus a short tail."""
     class_name: str = ""
     """The Scene subclass to render (`authoring.class_name`); absent: the code's only/first."""
+    span: tuple[int, int] | None = None
+    """Only animations FIRST..LAST (from 0, inclusive): one range of a split render."""
 
 
 class RenderOutcome(BaseModel):
@@ -129,6 +131,24 @@ class RenderOutcome(BaseModel):
     layout_issues: list[str] = Field(default_factory=list)
     """Layout check findings (off-frame elements, overlapping text) of a render that worked."""
     reused: bool = False
+
+
+class RenderPlan(BaseModel):
+    """How to render a scene (`t2m.split`): the animation ranges of a split render, each on its
+    own render activity; empty: render it whole."""
+
+    ranges: list[tuple[int, int]] = Field(default_factory=list)
+    estimate_s: float = 0.0
+    """The whole render's estimated time on one slot (0 when there was no dry pass)."""
+    slots: int = 0
+    """Free render slots seen when the ranges were chosen."""
+
+
+class JoinRequest(BaseModel):
+    """Join the ranges of a split render into the scene's clip."""
+
+    render: RenderRequest
+    parts: list[RenderOutcome]
 
 
 class NarrateRequest(BaseModel):

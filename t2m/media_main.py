@@ -4,6 +4,7 @@ answer written to /job/out.json. The worker never parses a render's output itsel
 Usage: python -m t2m.media_main probe VIDEO QUALITY LONGEST_S
        python -m t2m.media_main compose SPEC_JSON
        python -m t2m.media_main thumbnail VIDEO OUT_PNG AT_S
+       python -m t2m.media_main join OUT_VIDEO RANGE_VIDEO...
 """
 
 from __future__ import annotations
@@ -43,6 +44,10 @@ def main(argv: list[str]) -> int:
         composed = media.compose(scenes, Path(spec["out"]), subtitles=bool(spec["subtitles"]))
         cues = [c.model_dump() for c in composed.cues]
         answer = {"ok": True, "duration_s": composed.duration, "cues": cues}
+    elif op == "join":
+        from t2m import media
+
+        answer = {"ok": True, "duration_s": media.join([Path(a) for a in args[1:]], Path(args[0]))}
     elif op == "thumbnail":
         from t2m import media
 
