@@ -39,12 +39,16 @@ class SplitActivities:
     @activity.defn(name="plan_render")
     @heartbeats
     async def plan_render(self, req: RenderRequest) -> RenderPlan:
-        """The ranges to render `req` in: none (render whole) for low quality, a scene already
-        rendered, one the dry pass cannot run (the whole render reports its error to the fix
-        loop), one with updaters, or when no slot is free; else `split.choose_ranges`."""
+        """The ranges to render `req` in: none (render whole) for a scene too short to be worth
+        a dry pass at its narration's length, one already rendered, one the dry pass cannot run
+        (the whole render reports its error to the fix loop), one with updaters, or when no slot
+        is free; else `split.choose_ranges`."""
         at_least = min_seconds(req.narration_s)
         key = render_key(req.code, req.quality, at_least, req.class_name)
-        if req.quality == "low" or await asyncio.to_thread(self.storage.exists, key):
+        min_range_s = self.settings.split_min_range_s
+        if not split.worth_a_dry_pass(req.quality, at_least, min_range_s):
+            return RenderPlan()
+        if await asyncio.to_thread(self.storage.exists, key):
             return RenderPlan()
         with tempfile.TemporaryDirectory(prefix="t2m-plan-") as workdir:
             try:
@@ -66,7 +70,7 @@ class SplitActivities:
             activity.logger.info("dry pass failed job=%s scene=%d", req.job_id, req.scene_index)
             return RenderPlan()
         slots = await self._free_slots()
-        ranges = split.choose_ranges(found, req.quality, slots, self.settings.split_min_range_s)
+        ranges = split.choose_ranges(found, req.quality, slots, min_range_s)
         estimate = split.estimate_s(req.quality, found.frames)
         return RenderPlan(
             ranges=ranges if len(ranges) > 1 else [], estimate_s=estimate, slots=slots

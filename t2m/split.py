@@ -24,7 +24,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from t2m import jail
+from t2m import jail, media_probe
 from t2m.sandbox import MEMORY_MB, CodeRejected, jail_env, scrub, static_check, trim_error
 
 Tick = Callable[[], Awaitable[None] | None] | None
@@ -46,6 +46,15 @@ class Plan:
 def estimate_s(quality: str, frames: Sequence[int]) -> float:
     """The estimated render time of a whole scene (one slot)."""
     return FRAME_COST_S.get(quality, FRAME_COST_S["ultra"]) * sum(frames)
+
+
+def worth_a_dry_pass(quality: str, seconds: float, min_range_s: float) -> bool:
+    """Whether a scene expected to last `seconds` (its narration) may be long enough to split:
+    its estimate at that length reaches one range. Most scenes last about their narration, so
+    the dry pass is spent only where a split is likely (one that outlasts its narration twice
+    over is rendered whole)."""
+    fps = media_probe.QUALITIES.get(quality, media_probe.QUALITIES["ultra"])[2]
+    return estimate_s(quality, [round(seconds * fps)]) >= min_range_s
 
 
 def choose_ranges(

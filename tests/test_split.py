@@ -5,21 +5,32 @@ and subtitles once composed; ranges are chosen from the dry pass and the free sl
 from __future__ import annotations
 
 import asyncio
+import os
+import re
 import shutil
+import signal
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import av
 import numpy as np
+from temporalio.client import Client
 from temporalio.testing import ActivityEnvironment
 
+import worker as t2m_worker
 from activities.media import MediaActivities, min_seconds
 from activities.messages import ComposeRequest, JoinRequest, NarrateRequest, RenderRequest
 from activities.split import SplitActivities
 from t2m import split
 from t2m.config import Settings
-from t2m.models import SceneMedia
+from t2m.db import JobStore
+from t2m.models import SceneMedia, VideoRequest
 from t2m.storage import LocalStorage
+from tests.helpers import cli_env
 from tests.media_checks import probe
+from workflows.client import job_status, start_video
 
 EIGHT = """from manim import *
 
@@ -156,3 +167,64 @@ async def test_split_render_is_the_whole_render(tmp_path: Path) -> None:
     assert abs(p1.audio_rms - p2.audio_rms) < 1e-6 and p1.audio_rms > 0
     assert one.srt_key and two.srt_key
     assert (s1.root / one.srt_key).read_text() == (s2.root / two.srt_key).read_text()
+
+
+def spans(log: Path, what: str) -> set[tuple[int, str]]:
+    found = re.findall(rf"render {what} job=\S+ scene=(\d+) span=(\d+,\d+) ", log.read_text())
+    return {(int(scene), span) for scene, span in found}
+
+
+def render_worker(settings: Settings, log: Path) -> subprocess.Popen:
+    """A render-only worker of 2 slots that splits every scene it can into up to 3 ranges."""
+    env = cli_env(
+        settings, T2M_RENDER_CONCURRENCY="2", T2M_RENDER_SLOTS="3", T2M_SPLIT_MIN_RANGE_S="0"
+    )
+    return subprocess.Popen(
+        [sys.executable, "-m", "worker", "--queues", "render"],
+        env=env,
+        stdout=log.open("w"),
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+
+
+async def test_a_killed_range_worker_redoes_only_its_range(
+    client: Client, settings: Settings, jobs: JobStore, tmp_path: Path
+) -> None:
+    req = VideoRequest(
+        topic="Fractions",
+        context="A fraction is a part of a whole. The denominator counts the parts.",
+        model="offline/templates",
+        quality="medium",
+    )
+    first_log, second_log = tmp_path / "render1.log", tmp_path / "render2.log"
+    async with t2m_worker.running(client, settings, queues=("video", "llm"), jobs=jobs):
+        first = render_worker(settings, first_log)
+        try:
+            handle = await start_video(client, settings, req)
+            deadline = time.monotonic() + 240
+            while True:  # a scene with a range done and another one rendering
+                started, done = spans(first_log, "start"), spans(first_log, "done")
+                cut = {s for s, _ in done} & {s for s, _ in started - done}
+                if cut:
+                    break
+                assert time.monotonic() < deadline, first_log.read_text()[-3000:]
+                await asyncio.sleep(0.05)
+            os.killpg(first.pid, signal.SIGKILL)
+            first.wait()
+        finally:
+            if first.poll() is None:
+                os.killpg(first.pid, signal.SIGKILL)
+        started, done = spans(first_log, "start"), spans(first_log, "done")
+        second = render_worker(settings, second_log)
+        try:
+            result = await asyncio.wait_for(handle.result(), timeout=300)
+        finally:
+            second.send_signal(signal.SIGTERM)
+            second.wait(timeout=30)
+    redone = spans(second_log, "start")
+    assert redone & done == set(), f"finished ranges rendered again: {redone & done}"
+    interrupted = started - done
+    assert interrupted and interrupted <= redone  # the killed ranges, and only on their own
+    assert not re.search(r"render start job=\S+ scene=\d+ span= ", second_log.read_text())
+    assert result.scenes >= 1 and (await job_status(handle)).status == "completed"

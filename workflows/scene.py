@@ -25,7 +25,7 @@ with workflow.unsafe.imports_passed_through():
         VideoRequest,
     )
     from workflows import activity_table as act
-    from workflows import progress, ui
+    from workflows import progress, split, ui
     from workflows.activity_table import ActivitySpec
     from workflows.search import SA_STAGE
     from workflows.steps import (
@@ -236,7 +236,7 @@ class SceneSteps:
             # authoring.class_name's convention; importing t2m.authoring here would load litellm
             class_name=f"Scene{authored.scene.index + 1}",
         )
-        return await self._call(act.RENDER_SCENE, request)
+        return await split.render(self._call, request)
 
     def _scene_state(self, st: SceneStatus, state: SceneState) -> None:
         st.state = state
