@@ -33,7 +33,7 @@ RUN /opt/venv/bin/pip install --no-deps .
 FROM ${PYTHON_IMAGE}
 # libcairo2, libpango*: the shared libraries pycairo and manimpango (built above) link against;
 # texlive-* + dvisvgm: MathTex/Tex (latex-base alone lacks standalone.cls);
-# espeak-ng: narration; bubblewrap + util-linux (setpriv): the render jail (t2m/jail.py);
+# espeak-ng: narration; bubblewrap + util-linux (setpriv): the render jail (t2m/jail/bwrap.py);
 # tini: PID 1 that forwards signals and reaps orphans.
 RUN apt-get update \
     && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
@@ -45,7 +45,7 @@ COPY --from=build /opt/venv /opt/venv
 COPY deploy/t2m_setup.py /opt/t2m/t2m_setup.py
 # The API and the video/llm worker run as this unprivileged user (the image's default).
 # The render worker alone runs as root (docker-compose.yml: `user: "0:0"`; deploy/: runAsUser 0)
-# with a few added capabilities: t2m/jail.py starts bubblewrap as root so that every render runs
+# with a few added capabilities: t2m/jail/bwrap.py starts bubblewrap as root so that every render runs
 # as a uid of its own from a pool (2000000000+), which root must switch to (setpriv) and own the
 # work dir as; see "The render worker" in deploy/README.md.
 RUN useradd --system --uid 10001 --user-group --home-dir /var/lib/t2m --create-home t2m

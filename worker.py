@@ -36,13 +36,14 @@ from activities.llm import LLMActivities
 from activities.media import MediaActivities
 from activities.metrics import HISTOGRAM_BUCKETS, MetricsInterceptor
 from activities.split import SplitActivities
-from t2m import db
+from t2m.authoring.llm import ModelClient
+from t2m.catalog import db
+from t2m.catalog.db import JobStore
+from t2m.catalog.storage import LocalStorage, Storage, StorageUnavailable, get_storage
+from t2m.catalog.tenancy import Tenancy
 from t2m.config import Settings, get_settings
-from t2m.db import JobStore
-from t2m.jail import JailUnavailable, check_jail
-from t2m.llm import ModelClient
-from t2m.storage import LocalStorage, Storage, StorageUnavailable, get_storage
-from t2m.tenancy import Tenancy
+from t2m.jail.limits import JailUnavailable
+from t2m.jail.self_test import check_jail
 from workflows import deployment
 from workflows.activity_table import ACTIVITIES, Queue, on_queue
 from workflows.client import connect
@@ -330,7 +331,7 @@ async def stack_mismatch(client: Client, settings: Settings, storage: Storage) -
     if not isinstance(storage, LocalStorage):
         return None
     mine = await asyncio.to_thread(storage_id, storage)
-    field = f"t2m.storage.{settings.task_queue_prefix}"
+    field = f"t2m.catalog.storage.{settings.task_queue_prefix}"
     service = client.workflow_service
     described = await service.describe_namespace(
         DescribeNamespaceRequest(namespace=client.namespace)

@@ -22,7 +22,7 @@ from temporalio.service import RPCError, RPCStatusCode
 
 from activities.heartbeat import heartbeats
 from activities.messages import ReconcileReport, ReconcileRequest, Reusable
-from t2m.db import CatalogRejected, Job, JobStore
+from t2m.catalog.db import CatalogRejected, Job, JobStore
 from t2m.models import STAGES, JobRecord, JobState, JobStatus, VideoRequest, VideoResult
 
 _OUTCOME: dict[WorkflowExecutionStatus, JobState] = {

@@ -16,8 +16,9 @@ from temporalio.client import Client, WorkflowQueryFailedError
 from temporalio.service import RPCError
 
 from activities.heartbeat import heartbeats
-from t2m import media
-from t2m.db import JobStore
+from t2m.authoring.llm import ModelClient, ModelError
+from t2m.catalog.db import JobStore
+from t2m.catalog.storage import Storage
 from t2m.eval import (
     JUDGE_FRAMES,
     EvalResult,
@@ -29,9 +30,8 @@ from t2m.eval import (
     markdown,
     srt_transcript,
 )
-from t2m.llm import ModelClient, ModelError
+from t2m.media import compose as media
 from t2m.models import JobStatus
-from t2m.storage import Storage
 
 STATUS_QUERY_TIMEOUT = timedelta(seconds=10)
 

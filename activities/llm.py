@@ -1,4 +1,4 @@
-"""Model-driven activities (queue `<prefix>-llm`): thin wrappers over `t2m.authoring` and `t2m.rag`.
+"""Model-driven activities (queue `<prefix>-llm`): thin wrappers over `t2m.authoring.steps` and `t2m.authoring.docs`.
 
 Each heartbeats while it waits for the provider (`activities.heartbeat`), so a dead worker's call
 is retried within its heartbeat timeout and a cancelled job's call is cancelled. Transient model
@@ -31,11 +31,13 @@ from activities.messages import (
     StoryboardRequest,
     StoryboardResult,
 )
-from t2m import authoring, media, rag
-from t2m.llm import ModelClient, ModelError
+from t2m.authoring import docs as rag
+from t2m.authoring import steps as authoring
+from t2m.authoring.llm import ModelClient, ModelError
+from t2m.catalog.storage import Storage
+from t2m.catalog.tenancy import Tenancy
+from t2m.media import compose as media
 from t2m.models import VideoRequest
-from t2m.storage import Storage
-from t2m.tenancy import Tenancy
 
 CRITIQUE_FRAMES = 3
 

@@ -32,11 +32,15 @@ from activities.messages import (
     RenderRequest,
     ThumbnailRequest,
 )
-from t2m import media, media_jail, sandbox, subtitles, tts
+from t2m.catalog.storage import Storage
 from t2m.config import Settings
-from t2m.jail import JailUnavailable
+from t2m.jail.bwrap import JailUnavailable
+from t2m.media import compose as media
+from t2m.media import jailed as media_jail
+from t2m.media import speech as tts
+from t2m.media import subtitles
 from t2m.models import Artifacts, Cue, Narration
-from t2m.storage import Storage
+from t2m.render import sandbox
 
 MANIM_VERSION = version("manim")
 

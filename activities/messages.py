@@ -134,7 +134,7 @@ class RenderOutcome(BaseModel):
 
 
 class RenderPlan(BaseModel):
-    """How to render a scene (`t2m.split`): the animation ranges of a split render, each on its
+    """How to render a scene (`t2m.render.split`): the animation ranges of a split render, each on its
     own render activity; empty: render it whole."""
 
     ranges: list[tuple[int, int]] = Field(default_factory=list)

@@ -1,4 +1,4 @@
-"""Split renders (`t2m.split`): the dry pass that chooses a scene's animation ranges, and the
+"""Split renders (`t2m.render.split`): the dry pass that chooses a scene's animation ranges, and the
 join of the rendered ranges into the scene's clip. The ranges themselves are `render_scene`
 activities with a `span`, so each runs in its own jail on any render worker and a failed one is
 retried alone; the joined clip is stored under the whole render's key, so the rest of the job
@@ -22,10 +22,12 @@ from temporalio.exceptions import ApplicationError
 from activities.heartbeat import heartbeats
 from activities.media import min_seconds, render_key
 from activities.messages import JoinRequest, RenderOutcome, RenderPlan, RenderRequest
-from t2m import layout, media_jail, split
+from t2m.catalog.storage import Storage
 from t2m.config import Settings
-from t2m.jail import JailUnavailable
-from t2m.storage import Storage
+from t2m.jail.bwrap import JailUnavailable
+from t2m.media import jailed as media_jail
+from t2m.render import layout_check as layout
+from t2m.render import split
 
 POLLER_FRESH_S = 120
 """A worker re-polls at least every ~70 s; one not seen for longer is gone."""

@@ -20,8 +20,8 @@ import jwt
 from fastapi import HTTPException, status
 from starlette.requests import HTTPConnection
 
+from t2m.catalog.db import KeyStore, Principal
 from t2m.config import Settings, is_loopback
-from t2m.db import KeyStore, Principal
 from t2m.models import user_name
 
 MEDIA_TOKEN_TTL_S = 30 * 60

@@ -16,10 +16,10 @@ from api.auth import STATE_CHANGING, Authenticator
 from api.limits import Limits, StreamSlots
 from api.schemas import errors
 from api.status_cache import StatusCache
+from t2m.catalog.db import Job, JobStore, Principal
+from t2m.catalog.storage import LocalStorage, S3Storage
 from t2m.config import Settings
-from t2m.db import Job, JobStore, Principal
 from t2m.models import JOB_ID_PATTERN
-from t2m.storage import LocalStorage, S3Storage
 
 PRINCIPAL = "t2m.principal"
 """Scope key of the caller authenticated before the body was read."""

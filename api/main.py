@@ -40,11 +40,11 @@ from api.metrics import MetricsMiddleware
 from api.routes import jobs, shares, system, videos, web
 from api.routes.regenerate import router as regenerate_router
 from api.status_cache import StatusCache
-from t2m import db
+from t2m.catalog import db
+from t2m.catalog.storage import get_storage
 from t2m.config import Settings, get_settings
 from t2m.models import JobStatus
 from t2m.requests import allowed_models
-from t2m.storage import get_storage
 from workflows.client import connect, job_status
 
 WEB_DIR = Path(__file__).parent / "web"

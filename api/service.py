@@ -25,7 +25,7 @@ from api.schemas import (
     StatusProgress,
 )
 from api.status_cache import row_status
-from t2m.db import IdempotencyConflict, Job
+from t2m.catalog.db import IdempotencyConflict, Job
 from t2m.models import (
     PRIORITY_KEYS,
     TERMINAL_STATUSES,

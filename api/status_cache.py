@@ -24,7 +24,7 @@ from collections import OrderedDict
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
-from t2m.db import Job
+from t2m.catalog.db import Job
 from t2m.models import TERMINAL_STATUSES, JobStatus
 
 log = logging.getLogger(__name__)

@@ -17,7 +17,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from t2m import sandbox
+from t2m.render import sandbox
 
 SCENE = """
 from manim import *
@@ -47,7 +47,7 @@ def unjailed(quality: str) -> float:
         (work / "scene.py").write_text(SCENE)
         env = {**sandbox.jail_env(), "HOME": tmp, "TEXMFOUTPUT": tmp, "TMPDIR": tmp}
         env["XDG_CACHE_HOME"] = f"{tmp}/cache"
-        args = ["-I", "-B", "-m", "t2m.render_runner", str(work / "scene.py"), quality]
+        args = ["-I", "-B", "-m", "t2m.render.runner", str(work / "scene.py"), quality]
         start = time.perf_counter()
         subprocess.run([sys.executable, *args, str(work / "media")], cwd=work, env=env, check=True)
         elapsed = time.perf_counter() - start

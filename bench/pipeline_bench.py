@@ -34,10 +34,14 @@ from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 
 from cli.stack import dev_server_flags, temporal_binary
-from t2m import authoring, db, media, sandbox, tts
+from t2m.authoring import steps as authoring
+from t2m.authoring.llm import ModelClient
+from t2m.catalog import db
 from t2m.config import Settings
-from t2m.llm import ModelClient
+from t2m.media import compose as media
+from t2m.media import speech as tts
 from t2m.models import VideoOptions
+from t2m.render import sandbox
 from t2m.requests import build_request
 from workflows.client import ensure_search_attributes, job_status, start_video
 

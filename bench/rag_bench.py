@@ -17,7 +17,7 @@ from pathlib import Path
 
 import bm25s
 
-from t2m import rag
+from t2m.authoring import docs as rag
 
 K = 5
 

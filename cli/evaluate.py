@@ -182,7 +182,7 @@ async def follow(client: Any, settings: Settings, args: argparse.Namespace, req:
 
 
 def download(settings: Settings, args: argparse.Namespace, result: Any) -> int:
-    from t2m.storage import get_storage
+    from t2m.catalog.storage import get_storage
 
     storage = get_storage(settings)
     args.out.mkdir(parents=True, exist_ok=True)

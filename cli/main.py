@@ -193,7 +193,7 @@ def _run(args: argparse.Namespace) -> int:
 def docs_search(settings: Settings, query: str, k: int, as_json: bool) -> int:
     from dataclasses import asdict
 
-    from t2m import rag
+    from t2m.authoring import docs as rag
 
     hits = rag.load_index(settings.data_dir).search(query, k)
     if as_json:
@@ -209,7 +209,7 @@ def docs_search(settings: Settings, query: str, k: int, as_json: bool) -> int:
 
 
 async def create_key(settings: Settings, user: str, admin: bool, as_json: bool = False) -> int:
-    from t2m import db
+    from t2m.catalog import db
     from t2m.models import user_name
 
     user = user.strip()
@@ -325,8 +325,8 @@ async def generate(settings: Settings, args: argparse.Namespace) -> int:
     from temporalio.client import WorkflowFailureError
 
     from cli.progress import ProgressView
+    from t2m.catalog.storage import get_storage
     from t2m.requests import InvalidRequest
-    from t2m.storage import get_storage
     from workflows.client import job_status, start_video
 
     try:

@@ -21,9 +21,9 @@ from typing import Any
 from temporalio.client import Client
 
 from cli.supervisor import ChildProcess, CrashLoop, Guard, Service, Supervisor
-from t2m import db
+from t2m.catalog import db
+from t2m.catalog.storage import StorageUnavailable, get_storage
 from t2m.config import Settings, check_bind
-from t2m.storage import StorageUnavailable, get_storage
 from worker import DRAIN_MARGIN_S, QUEUES, parse_queues
 from workflows.client import connect, ensure_search_attributes
 

@@ -115,7 +115,7 @@ grep -q "Temporal Web UI" "$WORK/t2m-up.log" || { tail -30 "$WORK/t2m-up.log"; e
 DB_URL=$("$PY" -c '
 import asyncio, sys
 from pathlib import Path
-from t2m.db import start_embedded
+from t2m.catalog.db import start_embedded
 print(asyncio.run(start_embedded(Path(sys.argv[1])))[1])
 ' "$T2M_DATA_DIR")
 SOCKET_DIR=$("$PY" -c 'import sys, urllib.parse as u; print(u.parse_qs(u.urlsplit(sys.argv[1]).query)["host"][0])' "$DB_URL")

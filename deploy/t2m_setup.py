@@ -9,7 +9,7 @@ has it at /opt/t2m/setup.py. Idempotent; every step uses t2m's own settings (`T2
 2. registers t2m's search attributes in it (`workflows.client.ensure_search_attributes`) and waits
    until the frontend accepts a query naming them (a server caches search attributes for a while:
    without this wait the first jobs could be refused);
-3. applies the catalog's migrations (`t2m.db.connect`, under an advisory lock) when
+3. applies the catalog's migrations (`t2m.catalog.db.connect`, under an advisory lock) when
    `T2M_DATABASE_URL` is set;
 4. with `--create-bucket`, creates the bucket of `T2M_STORAGE_URL=s3://bucket[/prefix]` when it
    is missing (for a bundled S3 server; on AWS make the bucket with your infrastructure code).
@@ -120,7 +120,7 @@ def ensure_bucket(bucket: str) -> bool:
 
 
 async def setup(args: argparse.Namespace) -> None:
-    from t2m import db
+    from t2m.catalog import db
     from t2m.config import get_settings
     from workflows.client import connect, ensure_search_attributes
 

@@ -36,7 +36,7 @@ from t2m.models import (
 )
 
 if TYPE_CHECKING:
-    from t2m.llm import ModelClient
+    from t2m.authoring.llm import ModelClient
 
 MAX_TOPICS = 100
 """Each topic travels in the eval's workflow input: 100 stay far below Temporal's 2 MiB payloads."""
@@ -260,7 +260,10 @@ async def judge_video(
     """Ask `model` to score a video from its transcript and frames. An answer that is not exactly
     the five scores is a judgement without scores, saying why; a model that cannot be used raises
     `ModelError`, and transient trouble (rate limits, timeouts) raises as litellm raised it."""
-    from t2m.authoring import extract_block, render_prompt  # litellm loads only where one judges
+    from t2m.authoring.steps import (  # litellm loads only where one judges
+        extract_block,
+        render_prompt,
+    )
 
     data = {
         **topic.model_dump(exclude_none=True),

@@ -321,7 +321,7 @@ class VideoRequest(BaseModel):
     max_cost_usd: float | None = None
     """Budget for this run's model calls (USD): once spent, no model is asked again; None: none."""
     reuse: bool = False
-    """Answer with a finished identical job's video when there is one (see `t2m.reuse`); the
+    """Answer with a finished identical job's video when there is one (see `t2m.catalog.reuse`); the
     API and the CLI turn it on unless the request says `force` or T2M_REUSE_RESULTS is off."""
     resume: Checkpoint | None = None
     regenerate: Regeneration | None = None

@@ -6,8 +6,8 @@ from __future__ import annotations
 from pydantic import ValidationError
 
 from t2m.config import Settings
+from t2m.media.speech import VoiceError, check_voice
 from t2m.models import VideoOptions, VideoRequest
-from t2m.tts import VoiceError, check_voice
 
 
 class InvalidRequest(ValueError):

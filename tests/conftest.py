@@ -17,9 +17,9 @@ from temporalio.testing import WorkflowEnvironment
 
 import worker as t2m_worker
 from cli.stack import dev_server_flags, temporal_binary
-from t2m import db
+from t2m.authoring.llm import register_provider
+from t2m.catalog import db
 from t2m.config import Settings
-from t2m.llm import register_provider
 from tests.helpers import asgi_client, free_port
 from tests.scripted import ScriptedLLM
 from tests.seaweed import SeaweedFS

@@ -11,6 +11,7 @@ import signal
 import socket
 import subprocess
 import sys
+import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -170,3 +171,51 @@ def start_up(env: dict[str, str], *args: str) -> subprocess.Popen:
 def stop_up(proc: subprocess.Popen) -> int:
     proc.send_signal(signal.SIGTERM)
     return proc.wait(timeout=60)
+
+
+def started(pid: int) -> str | None:
+    """A live process's start time (None once it is gone or a zombie): tells a recycled pid apart."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+    return None if fields[0] == "Z" else fields[19]
+
+
+async def gone(pids: dict[int, str | None], timeout_s: float) -> list[int]:
+    """Waits up to `timeout_s` for the processes (pid: start time) to end; those still there."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        left = [pid for pid, start in pids.items() if start is not None and started(pid) == start]
+        if not left or time.monotonic() > deadline:
+            return left
+        await asyncio.sleep(0.05)
+
+
+def descendants(roots: list[int]) -> dict[int, str | None]:
+    """Every process under `roots` (roots included), with its start time."""
+    parents: dict[int, int] = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        parents[int(stat.parent.name)] = int(fields[1])
+    found = set(roots)
+    while grown := {pid for pid, ppid in parents.items() if ppid in found} - found:
+        found |= grown
+    return {pid: started(pid) for pid in found}
+
+
+def runners_under(root: int) -> dict[int, str | None]:
+    """The render runners (jailed scene renders) among `root`'s descendants, with start times:
+    scoped to one worker, so renders of tests running beside it do not count."""
+    tree = descendants([root])
+    return {pid: start for pid, start in tree.items() if b"t2m.render.runner" in _cmdline(pid)}
+
+
+def _cmdline(pid: int) -> bytes:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return b""

@@ -12,7 +12,7 @@ from typing import Any
 
 from litellm import CustomLLM, ModelResponse
 
-from t2m.llm.offline import OfflineLLM, message_text, parse_prompt
+from t2m.authoring.llm.offline import OfflineLLM, message_text, parse_prompt
 
 Handler = Callable[[str, dict], str | None]
 

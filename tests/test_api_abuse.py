@@ -20,7 +20,7 @@ import pytest
 from api.auth import MEDIA_TOKEN_TTL_S
 from api.limits import Limits
 from api.main import create_app
-from t2m import db
+from t2m.catalog import db
 from t2m.config import Settings
 from t2m.models import JobRecord, JobStatus
 from tests.helpers import (

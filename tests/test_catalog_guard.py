@@ -12,7 +12,7 @@ from temporalio.exceptions import ApplicationError
 from temporalio.testing import ActivityEnvironment
 
 from activities.catalog import CatalogActivities
-from t2m.db import CatalogRejected, JobStore
+from t2m.catalog.db import CatalogRejected, JobStore
 from t2m.models import JobRecord, JobState, JobStatus
 from tests.helpers import catalog_request
 

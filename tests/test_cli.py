@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from t2m import media
 from t2m.config import Settings
+from t2m.media import compose as media
 from tests.helpers import asgi_client, cli_env, free_port, run_cli
 from tests.media_checks import assert_broadcast_subtitles, probe
 

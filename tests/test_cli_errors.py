@@ -15,8 +15,8 @@ from pathlib import Path
 import pytest
 from temporalio.client import Client
 
+from t2m.catalog.storage import LocalStorage, get_storage
 from t2m.config import Settings
-from t2m.storage import LocalStorage, get_storage
 from tests.helpers import cli_env, free_port, run_cli
 
 MODEL = "openai/gpt-4o-mini"

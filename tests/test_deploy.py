@@ -50,7 +50,7 @@ SETUP_SCRIPT = ROOT / "deploy" / "t2m_setup.py"
 SETUP_IN_IMAGE = "/opt/t2m/t2m_setup.py"
 K8S_IMAGE = "t2m"  # kustomization.yaml's `images:` maps it to the registry's
 SECRET_EXAMPLE = "secret.example.yaml"
-# What bubblewrap, started as root by t2m/jail.py, needs (see worker-render.yaml's comment).
+# What bubblewrap, started as root by t2m/jail/bwrap.py, needs (see worker-render.yaml's comment).
 JAIL_CAPS = {
     *("SYS_ADMIN", "NET_ADMIN", "SETUID", "SETGID", "SETPCAP"),
     *("CHOWN", "FOWNER", "DAC_OVERRIDE", "KILL"),
@@ -243,8 +243,8 @@ def mib(quantity: str) -> float:
 def render_memory_mib(slots: int) -> int:
     """What a render worker with `slots` render slots may use at worst: each jail at the largest
     quality's memory limit plus its /tmp tmpfs (charged to the container), and the worker."""
-    from t2m.jail_limits import Limits
-    from t2m.sandbox import MEMORY_MB
+    from t2m.jail.limits import Limits
+    from t2m.render.sandbox import MEMORY_MB
 
     return slots * (max(MEMORY_MB.values()) + Limits().tmp_mb) + WORKER_HEADROOM_MIB
 

@@ -19,9 +19,10 @@ import httpx
 import pytest
 
 import worker
-from t2m import jail
+from t2m.catalog.storage import storage_from_url
 from t2m.config import Settings, get_settings, secrets_dir
-from t2m.storage import storage_from_url
+from t2m.jail import bwrap as jail
+from t2m.jail import self_test
 from tests.helpers import asgi_client
 from tests.seaweed import SeaweedFS, http_get
 from tests.test_deploy import t2m_environ
@@ -123,7 +124,7 @@ async def test_a_jail_that_cannot_be_built_refuses_the_render_queue_with_the_rea
     blocker.write_text("")
     monkeypatch.setattr(jail, "SLOT_LOCK_DIR", blocker / "slots")
     with pytest.raises(jail.JailUnavailable, match="NotADirectoryError"):
-        await jail.check_jail()
+        await self_test.check_jail()
     with caplog.at_level(logging.ERROR, logger="t2m.worker"):
         assert await worker.jail_ready(["video", "render"]) == ["video"]
     assert "the render jail is unavailable: NotADirectoryError" in caplog.text

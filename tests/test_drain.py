@@ -19,13 +19,20 @@ from temporalio.api.enums.v1 import EventType, PendingActivityState
 from temporalio.client import Client, WorkflowHandle
 
 from cli.stack import wait_for_temporal
-from t2m import db
+from t2m.catalog import db
+from t2m.catalog.storage import get_storage
 from t2m.config import Settings
 from t2m.models import Artifacts, JobRecord, JobStatus, VideoRequest
-from t2m.storage import get_storage
-from tests.helpers import api_process, catalog_request, cli_env, start_up, stop_up
+from tests.helpers import (
+    api_process,
+    catalog_request,
+    cli_env,
+    descendants,
+    gone,
+    start_up,
+    stop_up,
+)
 from tests.test_stack import up_env
-from tests.test_supervisor import gone, started
 from worker import DRAIN_MARGIN_S
 from workflows.client import start_video
 
@@ -219,21 +226,6 @@ async def test_the_api_ends_event_streams_and_finishes_downloads_on_sigterm(
     assert "reconnect" in rest and ended < 2
     assert received == video.stat().st_size
     assert exited < 5
-
-
-def descendants(roots: list[int]) -> dict[int, str | None]:
-    """Every process under `roots` (roots included), with its start time."""
-    parents: dict[int, int] = {}
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            fields = stat.read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        parents[int(stat.parent.name)] = int(fields[1])
-    found = set(roots)
-    while grown := {pid for pid, ppid in parents.items() if ppid in found} - found:
-        found |= grown
-    return {pid: started(pid) for pid in found}
 
 
 async def test_a_killed_up_leaves_no_process_behind(tmp_path: Path) -> None:

@@ -8,7 +8,7 @@ from pathlib import Path
 import asyncpg
 import pytest
 
-from t2m import db
+from t2m.catalog import db
 
 
 async def test_the_embedded_database_requires_its_generated_password(tmp_path: Path) -> None:

@@ -16,8 +16,10 @@ from temporalio.exceptions import ApplicationError
 from activities.catalog import CatalogActivities
 from activities.eval import EvalActivities
 from activities.messages import RenderOutcome
+from t2m.authoring.llm import ModelClient
+from t2m.catalog.db import JobStore
+from t2m.catalog.storage import LocalStorage
 from t2m.config import Settings
-from t2m.db import JobStore
 from t2m.eval import (
     AXES,
     MAX_TOPIC_FILE_BYTES,
@@ -33,9 +35,7 @@ from t2m.eval import (
     load_topics,
     parse_topics,
 )
-from t2m.llm import ModelClient
 from t2m.models import VideoRequest
-from t2m.storage import LocalStorage
 from tests.fakes import Fakes, running
 from tests.helpers import cli_env, run_cli
 from tests.scripted import ScriptedLLM

@@ -34,11 +34,11 @@ from activities.heartbeat import MAX_HEARTBEAT_THROTTLE, heartbeats
 from activities.llm import LLMActivities
 from activities.media import MediaActivities
 from activities.messages import DocQueriesRequest, DocQueriesResult
-from t2m import authoring
+from t2m.authoring import steps as authoring
+from t2m.authoring.llm import ModelClient
+from t2m.catalog.storage import LocalStorage
 from t2m.config import Settings
-from t2m.llm import ModelClient
 from t2m.models import Usage, VideoRequest
-from t2m.storage import LocalStorage
 from tests.slow_provider import MODEL, slow_provider
 from workflows.client import start_video
 from workflows.video import VideoWorkflow

@@ -19,9 +19,11 @@ import av
 import pytest
 from temporalio.client import Client, WorkflowFailureError
 
-from t2m import media, media_jail, sandbox
 from t2m.config import Settings
-from t2m.jail_limits import Limits
+from t2m.jail.limits import Limits
+from t2m.media import compose as media
+from t2m.media import jailed as media_jail
+from t2m.render import sandbox
 from tests.scripted import ScriptedLLM, plan_json
 from tests.test_jail import jail_processes
 from workflows.client import job_status, start_video

@@ -36,10 +36,11 @@ import av
 import pytest
 from temporalio.client import Client, WorkflowFailureError
 
-from t2m import jail, sandbox
+from t2m.catalog.db import JobStore
 from t2m.config import Settings
-from t2m.db import JobStore
+from t2m.jail import bwrap as jail
 from t2m.models import VideoRequest
+from t2m.render import sandbox, static_check
 from tests.scripted import ScriptedLLM, plan_json
 from workflows.client import job_status, start_video
 
@@ -397,12 +398,12 @@ async def test_static_check_reports_the_bypasses(
 )
 def test_static_check_closes_cheap_bypasses(snippet: str, rule: str) -> None:
     code = f"import operator, random, typing\nimport numpy as np\nfrom manim import *\n{snippet}\n"
-    with pytest.raises(sandbox.CodeRejected, match=re.escape(rule)):
-        sandbox.static_check(code + "class S(Scene):\n    pass\n")
+    with pytest.raises(static_check.CodeRejected, match=re.escape(rule)):
+        static_check.static_check(code + "class S(Scene):\n    pass\n")
 
 
 def test_static_check_allows_harmless_stdlib_and_a_main_block() -> None:
-    sandbox.static_check(
+    static_check.static_check(
         textwrap.dedent(
             """
             import collections, copy, enum, dataclasses, fractions, cmath, string, operator
@@ -587,7 +588,7 @@ def test_check_jail_works_for_an_unprivileged_worker() -> None:
     interpreter lives under root's 0700 home)."""
     if not Path("/usr/bin/python3.11").exists():
         pytest.skip("needs Debian's /usr/bin/python3.11")
-    code = "import asyncio; from t2m import jail; asyncio.run(jail.check_jail()); print('ok')"
+    code = "import asyncio; from t2m.jail import self_test; asyncio.run(self_test.check_jail()); print('ok')"
     out = subprocess.run(
         ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups"]
         + ["/usr/bin/python3.11", "-c", code],
@@ -609,7 +610,7 @@ def test_a_killed_worker_takes_its_jail_with_it(tmp_path: Path) -> None:
         f"""
         import asyncio
         from pathlib import Path
-        from t2m import sandbox
+        from t2m.render import sandbox
         code = Path({str(tmp_path / "scene.py")!r}).read_text()
         asyncio.run(sandbox.render_in_jail(
             code, "low", Path({str(tmp_path / "w")!r}), timeout_s=600, cpu_s=600))

@@ -1,4 +1,4 @@
-"""cgroup v2 per jail (t2m/jail_cgroup.py). This host has a v1/hybrid hierarchy and cannot
+"""cgroup v2 per jail (t2m/jail/cgroup.py). This host has a v1/hybrid hierarchy and cannot
 delegate, so these tests cover what runs everywhere: no setting keeps the fallback, a setting
 naming an unusable directory refuses to render (never silently without the asked-for limits),
 the wrapper really moves the jail's first process before it execs, and OOM kills are read."""
@@ -10,7 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from t2m import jail_cgroup, sandbox
+from t2m.jail import cgroup as jail_cgroup
+from t2m.render import sandbox
 
 
 async def test_an_unusable_delegated_cgroup_refuses_to_render(

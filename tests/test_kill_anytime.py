@@ -40,8 +40,8 @@ from temporalio.client import Client, WorkflowHandle
 
 from cli.stack import wait_for_temporal
 from cli.supervisor import MAX_RESTARTS, WINDOW_S
+from t2m.authoring.llm.offline import answer, message_text, parse_prompt
 from t2m.config import Settings
-from t2m.llm.offline import answer, message_text, parse_prompt
 from tests.helpers import free_port, start_up, stop_up
 
 SLACK_S = 30.0

@@ -81,3 +81,22 @@ def test_workflow_functions_stay_short() -> None:
                 if length > MAX_WORKFLOW_FUNCTION_LINES:
                     long[f"{path.name}:{node.name}"] = length
     assert long == {}
+
+
+def workflow_classes() -> dict[str, list[str]]:
+    """Every class in workflows/ by name, with the names of its bases."""
+    classes: dict[str, list[str]] = {}
+    for path in (ROOT / "workflows").rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ClassDef):
+                classes[node.name] = [ast.unparse(b).split(".")[-1] for b in node.bases]
+    return classes
+
+
+def test_no_workflow_class_inherits_workflow_code() -> None:
+    """A workflow's state and steps are composed (one `JobState`, helpers that receive it), so
+    a reader follows every call without climbing a class hierarchy across files."""
+    classes = workflow_classes()
+    inheriting = {name: bases for name, bases in classes.items() if set(bases) & set(classes)}
+    assert inheriting == {}
+    assert "SceneSteps" in classes and "VideoWorkflow" in classes  # the checker sees them

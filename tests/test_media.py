@@ -3,7 +3,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from t2m import media, tts
+from t2m.media import compose as media
+from t2m.media import speech as tts
 from t2m.models import Cue
 from tests.media_checks import frame_at, make_clip, probe
 
@@ -147,7 +148,7 @@ async def test_real_renders_padded_to_their_narration_are_joined_by_packet_copy(
     tmp_path: Path,
 ) -> None:
     """The jail pads each render to its narration (whole frames); compose must then copy them."""
-    from t2m import sandbox
+    from t2m.render import sandbox
 
     code = "from manim import *\n\nclass Scene1(Scene):\n    def construct(self):\n"
     scenes = []

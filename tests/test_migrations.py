@@ -9,8 +9,8 @@ import uuid
 import asyncpg
 import pytest
 
-from t2m import db
-from t2m.migrations import migrations
+from t2m.catalog import db
+from t2m.catalog.migrations import migrations
 
 
 async def test_a_process_that_does_not_migrate_refuses_a_schema_behind_and_serves_a_current_one(

@@ -16,12 +16,12 @@ from temporalio.client import Client, WorkflowFailureError, WorkflowHandle
 
 from activities.llm import LLMActivities
 from activities.messages import DocsRequest, RenderOutcome
-from t2m import authoring
+from t2m.authoring import steps as authoring
+from t2m.authoring.llm import ModelClient
+from t2m.catalog.db import JobStore
+from t2m.catalog.storage import LocalStorage
 from t2m.config import Settings
-from t2m.db import JobStore
-from t2m.llm import ModelClient
 from t2m.models import VideoRequest
-from t2m.storage import LocalStorage
 from tests.fakes import Fakes, running
 from tests.scripted import ScriptedLLM, plan_json, scene_code
 from workflows.client import job_status, start_video

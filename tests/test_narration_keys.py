@@ -11,8 +11,8 @@ from temporalio.testing import ActivityEnvironment
 
 from activities.media import MediaActivities, narration_key
 from activities.messages import NarrateRequest
+from t2m.catalog.storage import LocalStorage
 from t2m.config import Settings
-from t2m.storage import LocalStorage
 
 A = "A circle is the set of points at one distance from its centre. That distance is the radius."
 B = "Make the circle bigger. Its radius doubles, and so does its circumference."

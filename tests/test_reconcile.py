@@ -13,8 +13,8 @@ from temporalio.testing import ActivityEnvironment
 
 from activities.catalog import CatalogActivities
 from activities.messages import ReconcileReport, ReconcileRequest
+from t2m.catalog.db import JobStore
 from t2m.config import Settings
-from t2m.db import JobStore
 from t2m.models import JobRecord, JobStatus, VideoRequest
 from tests.fakes import Fakes, running
 from tests.helpers import asgi_client, catalog_request

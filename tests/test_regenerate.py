@@ -20,8 +20,8 @@ from temporalio.exceptions import ApplicationError
 from activities.messages import RenderOutcome
 from api.main import create_app
 from api.routes import regenerate
+from t2m.catalog.db import JobStore
 from t2m.config import Settings
-from t2m.db import JobStore
 from t2m.models import VideoRequest
 from tests.fakes import Fakes, running
 from tests.helpers import serve
@@ -267,7 +267,7 @@ async def test_rest_regenerates_a_completed_jobs_scene_as_a_new_version(
     # The new video differs from the old one in scene 1's span only: packets are copied.
     row = await jobs.get(job)
     assert row is not None and row.checkpoint is not None
-    storage = api.app.state.t2m.storage  # type: ignore[attr-defined]
+    storage = api.app.state.t2m.catalog.storage  # type: ignore[attr-defined]
     scene = [storage.path(row.checkpoint.scenes[i].video_key) for i in range(3)]
     n0, n2 = len(packets(scene[0])), len(packets(scene[2]))
     old_packets, new_packets = packets(tmp_path / "v1.mp4"), packets(tmp_path / "v2.mp4")

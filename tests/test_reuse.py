@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+from t2m.catalog.reuse import fingerprint
 from t2m.models import VideoRequest
-from t2m.reuse import fingerprint
 
 
 def request(**fields: object) -> VideoRequest:

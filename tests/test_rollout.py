@@ -23,39 +23,62 @@ from temporalio.worker import Worker
 with workflow.unsafe.imports_passed_through():
     from activities import messages as msg
     from t2m.config import Settings
-    from t2m.models import SceneMedia, ScenePlan, Stage, VideoRequest, VideoResult
+    from t2m.models import SceneMedia, ScenePlan, SceneStatus, Stage, VideoRequest, VideoResult
     from tests.fakes import Fakes
     from workflows import activity_table as act
     from workflows.deployment import adopt_older_builds, deployment_config, pinned_runs, promote
+    from workflows.regenerate import SceneRedos
+    from workflows.scene import SceneSteps
+    from workflows.state import JobState
+    from workflows.steps import Authored
     from workflows.video import VideoWorkflow
 
 OLD_JOBS = 6
 
 
+class ChangedSceneSteps(SceneSteps):
+    """Today's scene steps with one of four everyday changes, as release N+1 would ship them."""
+
+    def __init__(self, job: JobState, change: str) -> None:
+        super().__init__(job)
+        self.change = change
+
+    def set_stage(self, stage: Stage) -> None:
+        if self.change == "stage constant" and stage == "rendering":
+            stage = "generating_code"  # another constant behind the search attribute
+        super().set_stage(stage)
+
+    async def make(self, scene: ScenePlan, count: int) -> SceneMedia:
+        if self.change == "added activity":  # one more activity at a scene's start
+            await self.call(act.RETRIEVE_DOCS, msg.DocsRequest(queries=[scene.title]))
+        if self.change == "scene order":  # the last scene starts first
+            await workflow.sleep(0.2 * (count - scene.index))
+        return await super().make(scene, count)
+
+    async def author(
+        self, scene: ScenePlan, count: int, st: SceneStatus, feedback: str = ""
+    ) -> Authored:
+        if self.change == "swapped awaits":  # narrate a first draft before the storyboard
+            asked = msg.NarrateRequest(
+                job_id=self.job.status.job_id,
+                scene_index=scene.index,
+                text=scene.narration,
+                voice=self.job.req.voice,
+            )
+            await self.call(act.NARRATE_SCENE, asked)
+        return await super().author(scene, count, st, feedback)
+
+
 class ChangedVideoWorkflow(VideoWorkflow):
-    """Today's VideoWorkflow with one of four everyday changes, as release N+1 would ship it."""
+    """Today's VideoWorkflow making its scenes with `ChangedSceneSteps`."""
 
     change = ""
 
-    def _set_stage(self, stage: Stage) -> None:
-        if self.change == "stage constant" and stage == "rendering":
-            stage = "generating_code"  # another constant behind the search attribute
-        super()._set_stage(stage)
-
-    async def _scene(self, req: VideoRequest, scene: ScenePlan, count: int) -> SceneMedia:
-        if self.change == "added activity":  # one more activity at a scene's start
-            await self._call(act.RETRIEVE_DOCS, msg.DocsRequest(queries=[scene.title]))
-        if self.change == "scene order":  # the last scene starts first
-            await workflow.sleep(0.2 * (count - scene.index))
-        return await super()._scene(req, scene, count)
-
-    async def _author(self, req: VideoRequest, scene: ScenePlan, count: int, st: Any,
-                      feedback: str = "") -> Any:  # fmt: skip
-        if self.change == "swapped awaits":  # narrate a first draft before the storyboard
-            await self._call(act.NARRATE_SCENE, msg.NarrateRequest(
-                job_id=self._status.job_id, scene_index=scene.index, text=scene.narration,
-                voice=req.voice))  # fmt: skip
-        return await super()._author(req, scene, count, st, feedback)
+    @workflow.init
+    def __init__(self, req: VideoRequest) -> None:
+        super().__init__(req)
+        self._steps = ChangedSceneSteps(self._job, self.change)
+        self._redos = SceneRedos(self._job, self._steps)
 
 
 @workflow.defn(name="VideoWorkflow", versioning_behavior=VersioningBehavior.PINNED)

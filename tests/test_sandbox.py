@@ -6,7 +6,8 @@ import os
 import socket
 from pathlib import Path
 
-from t2m import jail, sandbox
+from t2m.jail import bwrap as jail
+from t2m.render import sandbox
 from tests.media_checks import probe
 from tests.test_jail import jail_processes
 

@@ -19,7 +19,7 @@ import asyncpg
 import worker as t2m_worker
 from api.limits import Limits
 from api.main import create_app
-from t2m import db
+from t2m.catalog import db
 from t2m.config import Settings
 from tests.helpers import serve
 

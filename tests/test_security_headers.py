@@ -14,10 +14,10 @@ from pathlib import Path
 import httpx
 
 from api.headers import OTHER_POLICY, PAGE_POLICY, PAGES
+from t2m.catalog.db import JobStore
+from t2m.catalog.storage import LocalStorage
 from t2m.config import Settings
-from t2m.db import JobStore
 from t2m.models import Artifacts, JobRecord, JobStatus
-from t2m.storage import LocalStorage
 from tests.helpers import asgi_client, catalog_request
 
 

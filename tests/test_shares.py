@@ -14,7 +14,7 @@ from temporalio.client import Client
 from temporalio.exceptions import ApplicationError
 
 from activities.messages import PlanResult, RenderOutcome
-from t2m.db import JobStore
+from t2m.catalog.db import JobStore
 from t2m.models import Artifacts, JobRecord, JobState, JobStatus, Usage, VideoRequest
 from tests.conftest import Caller
 from tests.fakes import Fakes
@@ -71,7 +71,7 @@ async def completed_with_media(
 ) -> str:
     """A completed job whose video, thumbnail and subtitles are in the API's storage."""
     job_id = f"video-{uuid.uuid4()}"
-    storage = api.app.state.t2m.storage  # type: ignore[attr-defined]
+    storage = api.app.state.t2m.catalog.storage  # type: ignore[attr-defined]
     files = {"video.mp4": b"\x00\x00\x00\x18ftypmp42" + bytes(5000), "thumb.png": b"\x89PNG..."}
     files["subs.vtt"] = b"WEBVTT\n\n00:00.000 --> 00:01.000\nHello.\n"
     for name, data in files.items():

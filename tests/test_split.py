@@ -1,4 +1,4 @@
-"""Split renders (`t2m.split`): a scene rendered as animation ranges on separate activities and
+"""Split renders (`t2m.render.split`): a scene rendered as animation ranges on separate activities and
 joined is the whole render, frame for frame, with the same padding, layout findings, narration
 and subtitles once composed; ranges are chosen from the dry pass and the free slots."""
 
@@ -23,11 +23,11 @@ import worker as t2m_worker
 from activities.media import MediaActivities, min_seconds
 from activities.messages import ComposeRequest, JoinRequest, NarrateRequest, RenderRequest
 from activities.split import SplitActivities
-from t2m import split
+from t2m.catalog.db import JobStore
+from t2m.catalog.storage import LocalStorage
 from t2m.config import Settings
-from t2m.db import JobStore
 from t2m.models import SceneMedia, VideoRequest
-from t2m.storage import LocalStorage
+from t2m.render import split
 from tests.helpers import cli_env
 from tests.media_checks import probe
 from workflows.client import job_status, start_video

@@ -8,9 +8,8 @@ from pathlib import Path
 import manim
 import pytest
 
-from t2m import sandbox
-from t2m.sandbox import CodeRejected, static_check
-from t2m.static_names import DANGEROUS_NAMES, MANIM_REEXPORTS
+from t2m.render.static_check import ALLOWED_MODULES, CodeRejected, static_check
+from t2m.render.static_names import DANGEROUS_NAMES, MANIM_REEXPORTS
 
 GOOD = """
 from manim import *
@@ -129,7 +128,7 @@ def test_every_name_the_installed_manim_reexports_is_listed() -> None:
             else:
                 continue
             top = origin.split(".")[0]
-            if top == "manim" or top in sandbox.ALLOWED_MODULES:
+            if top == "manim" or top in ALLOWED_MODULES:
                 continue
             if not (top == "builtins" and not isinstance(value, types.ModuleType)):
                 found.add(name)

@@ -14,7 +14,7 @@ import pytest
 from temporalio.client import Client
 
 from api.status_cache import StatusCache
-from t2m.db import Job
+from t2m.catalog.db import Job
 from t2m.models import JobStatus, VideoRequest
 from tests.scripted import ScriptedLLM, plan_json, scene_code
 from workflows.client import job_status

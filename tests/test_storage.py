@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
+from t2m.catalog.storage import LocalStorage, S3Storage, StorageUnavailable, get_storage
 from t2m.config import Settings
-from t2m.storage import LocalStorage, S3Storage, StorageUnavailable, get_storage
 from tests.seaweed import SeaweedFS, http_get
 
 MiB = 1024 * 1024

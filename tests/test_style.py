@@ -16,13 +16,13 @@ from temporalio.client import Client
 
 from api.main import create_app
 from cli.main import _parser, _request
-from t2m import authoring
+from t2m.authoring import steps as authoring
+from t2m.authoring.llm import ModelClient
+from t2m.catalog.db import JobStore
+from t2m.catalog.storage import LocalStorage
 from t2m.config import Settings
-from t2m.db import JobStore
-from t2m.llm import ModelClient
 from t2m.models import Cue, ScenePlan, VideoOptions
 from t2m.requests import InvalidRequest, build_request
-from t2m.storage import LocalStorage
 from tests.helpers import serve
 from tests.scripted import ScriptedLLM
 from workflows.client import start_video

@@ -1,13 +1,13 @@
-"""Subtitle cues as broadcasters make them (t2m/subtitles.py); the files of real jobs are checked
+"""Subtitle cues as broadcasters make them (t2m/media/subtitles.py); the files of real jobs are checked
 in tests/test_cli.py."""
 
 from __future__ import annotations
 
 import random
 
-from t2m import media
+from t2m.media import compose as media
+from t2m.media.subtitles import broadcast
 from t2m.models import Cue
-from t2m.subtitles import broadcast
 from tests.media_checks import assert_broadcast_subtitles
 
 LONG = (

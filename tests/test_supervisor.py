@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from cli.supervisor import MAX_RESTARTS, ChildProcess, CrashLoop, Service, Supervisor
+from tests.helpers import gone, started
 
 
 async def test_a_dead_child_is_restarted_and_logged(tmp_path: Path) -> None:
@@ -68,25 +69,6 @@ async def test_a_service_that_fails_to_restart_is_retried(tmp_path: Path) -> Non
     await watching
     assert state == {"up": True, "starts": 3}
     assert "db failed to start: port still in use" in lines
-
-
-def started(pid: int) -> str | None:
-    """A live process's start time (None once it is gone or a zombie): tells a recycled pid apart."""
-    try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    except OSError:
-        return None
-    return None if fields[0] == "Z" else fields[19]
-
-
-async def gone(pids: dict[int, str | None], timeout_s: float) -> list[int]:
-    """Waits up to `timeout_s` for the processes (pid: start time) to end; those still there."""
-    deadline = time.monotonic() + timeout_s
-    while True:
-        left = [pid for pid, start in pids.items() if start is not None and started(pid) == start]
-        if not left or time.monotonic() > deadline:
-            return left
-        await asyncio.sleep(0.05)
 
 
 PARENT = """

@@ -19,11 +19,11 @@ import litellm
 import pytest
 from temporalio.client import Client
 
+from t2m.authoring.llm import ModelClient
+from t2m.catalog.db import JobStore
+from t2m.catalog.storage import LocalStorage
+from t2m.catalog.tenancy import Tenancy
 from t2m.config import Settings
-from t2m.db import JobStore
-from t2m.llm import ModelClient
-from t2m.storage import LocalStorage
-from t2m.tenancy import Tenancy
 from tests.helpers import asgi_client, catalog_request
 from tests.scripted import ScriptedLLM, plan_json, scene_code
 from tests.test_api import body, wait_status

@@ -14,8 +14,8 @@ from playwright.async_api import Browser, BrowserContext, Dialog, Route, async_p
 from temporalio.client import Client
 
 from api.main import create_app
+from t2m.catalog.db import JobStore
 from t2m.config import Settings
-from t2m.db import JobStore
 from t2m.models import JobRecord, JobStatus, SceneStatus, VideoRequest
 from tests.conftest import Caller
 from tests.helpers import serve

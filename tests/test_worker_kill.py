@@ -8,14 +8,13 @@ import re
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 from temporalio.client import Client
 
 from t2m.config import Settings
 from t2m.models import VideoRequest
-from tests.helpers import cli_env
+from tests.helpers import cli_env, gone, runners_under
 from workflows.client import job_status, start_video
 
 
@@ -57,6 +56,7 @@ async def test_killed_worker_resumes_without_rerendering(
             assert asyncio.get_running_loop().time() < deadline, status
             await asyncio.sleep(0.1)
         done_before = {s.index for s in status.scenes if s.state == "done"}
+        renders = runners_under(first.pid)
         os.killpg(first.pid, signal.SIGKILL)
         first.wait()
     finally:
@@ -64,10 +64,7 @@ async def test_killed_worker_resumes_without_rerendering(
             os.killpg(first.pid, signal.SIGKILL)
     assert done_before
     # The kill takes the sandboxed render with it (the jail dies with its parent, within moments).
-    gone_by = time.monotonic() + 5
-    while subprocess.run(["pgrep", "-f", "t2m.render_runner"], capture_output=True).stdout:
-        assert time.monotonic() < gone_by, "a render outlived its killed worker"
-        await asyncio.sleep(0.05)
+    assert await gone(renders, timeout_s=5) == [], "a render outlived its killed worker"
 
     second = start_worker(settings, second_log)
     try:

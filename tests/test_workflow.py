@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 import asyncio
-import subprocess
+import os
 
 import pytest
 from temporalio.client import Client, WorkflowExecutionStatus, WorkflowFailureError
 
+from t2m.catalog.db import JobStore
 from t2m.config import Settings
-from t2m.db import JobStore
 from t2m.models import STAGES, VideoRequest
+from tests.helpers import runners_under
 from tests.scripted import ScriptedLLM, plan_json, scene_code
 from workflows.client import job_status, start_video
 from workflows.search import SA_OWNER, SA_QUALITY, SA_STAGE, SA_TOPIC
@@ -145,9 +146,9 @@ async def test_an_unusable_model_fails_fast_with_a_clear_message(
     assert status.status == "failed" and "nosuchprovider/model" in status.error
 
 
-def _render_processes() -> list[str]:
-    out = subprocess.run(["pgrep", "-af", "t2m.render_runner"], capture_output=True, text=True)
-    return [line for line in out.stdout.splitlines() if "pgrep" not in line]
+def _render_processes() -> list[int]:
+    """This test process's jailed renders (the in-process worker's), not those of tests beside it."""
+    return [pid for pid, start in runners_under(os.getpid()).items() if start is not None]
 
 
 PIPELINE = {"plan_video", "storyboard_scene", "narrate_scene", "write_scene_code", "render_scene"}

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
 import uuid
 
 import pytest
@@ -126,14 +127,18 @@ async def test_a_catalog_outage_delays_the_row_never_the_video(client: Client) -
     assert fakes.calls["renders before record running"] == 2  # the scenes did not wait
 
 
-async def cancel_after(client: Client, fakes: Fakes, delay_s: float) -> JobStatus:
-    # low: no split-render dry pass, so the faked work is done within the delays below
-    req = VideoRequest(topic="Circles", model="fake/model", quality="low")
+async def cancel_during_record(client: Client, fakes: Fakes, record: int) -> JobStatus:
+    """Cancel the job while its `record`-th catalog write is under way (it takes
+    `fakes.catalog_delay_s`): waiting for the call, not for a time, holds on a loaded machine."""
+    req = VideoRequest(topic="Circles", model="fake/model")
     async with running(client, fakes) as queue:
         handle = await client.start_workflow(
             VideoWorkflow.run, req, id=f"video-{uuid.uuid4()}", task_queue=queue
         )
-        await asyncio.sleep(delay_s)
+        deadline = time.monotonic() + 30
+        while fakes.calls["record_job"] < record:
+            assert time.monotonic() < deadline, fakes.calls
+            await asyncio.sleep(0.02)
         await handle.cancel()
         with contextlib.suppress(WorkflowFailureError):
             await handle.result()
@@ -142,14 +147,14 @@ async def cancel_after(client: Client, fakes: Fakes, delay_s: float) -> JobStatu
 
 async def test_a_cancel_during_the_first_catalog_write_ends_cancelled(client: Client) -> None:
     fakes = Fakes(catalog_delay_s=1.0, render_delay_s=3.0)
-    status = await cancel_after(client, fakes, 0.3)
+    status = await cancel_during_record(client, fakes, 1)
     assert status.status == "cancelled"
     assert [r.status for r in fakes.records] == ["running", "cancelled"]
 
 
 async def test_a_cancel_while_the_outcome_is_recorded_changes_nothing(client: Client) -> None:
     fakes = Fakes(catalog_delay_s=1.0)  # the work is done at once; recording takes a second
-    status = await cancel_after(client, fakes, 0.5)
+    status = await cancel_during_record(client, fakes, 2)
     assert status.status == "completed"
     assert [r.status for r in fakes.records] == ["running", "completed"]
 

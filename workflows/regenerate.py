@@ -1,9 +1,9 @@
 """Regenerate one scene of a running job: the `regenerate_scene` Workflow Update.
 
-A base class of `VideoWorkflow` (workflows/video.py), like `SceneSteps`. The update's validator
-refuses, before anything is written to history, a scene that does not exist, one already being
-redone, a run that is making a next version, a job past its scenes, and redos beyond
-`MAX_REDOS`. An accepted update answers at once (so the caller learns the real outcome, not just
+`VideoWorkflow` (workflows/video.py) declares the update and hands it to `SceneRedos`, a helper it
+composes like `SceneSteps`. The validator refuses, before anything is written to history, a scene
+that does not exist, one already being redone, a run that is making a next version, a job past its
+scenes, and redos beyond `MAX_REDOS`. An accepted update answers at once (so the caller learns the real outcome, not just
 that it was delivered) and starts the redo beside the other scenes: it waits for the scene's first
 make, authors it again with the requester's feedback in its code and fix prompts, renders it until
 accepted and puts it in place of the old one (a redo that fails leaves the old one exactly as it
@@ -20,85 +20,82 @@ from temporalio import workflow
 from temporalio.exceptions import ActivityError, ApplicationError
 
 with workflow.unsafe.imports_passed_through():
-    from t2m.models import TERMINAL_STATUSES, SceneMedia, SceneStatus, VideoPlan, VideoRequest
+    from t2m.models import TERMINAL_STATUSES, SceneMedia, SceneStatus
     from workflows.scene import SceneSteps
+    from workflows.state import JobState
 
 
 MAX_REDOS = 10
 """In-run redos a run accepts: each adds its scene's whole history again."""
 
 
-class SceneRegeneration(SceneSteps):
-    """The update and its bookkeeping; the job-level workflow owns the plan and finished scenes."""
+class SceneRedos:
+    """The update's validation, its redos and their bookkeeping, told on the run's `JobState`."""
 
-    _req: VideoRequest
-    _plan: VideoPlan | None
-    _done: dict[int, SceneMedia]
-    _redoing: set[int]
-    """Scenes an accepted update is redoing; the video is composed once this is empty."""
-    _redone: bool
-    """Set once a scene was redone with feedback: the video is no longer what the request alone
-    makes, so the catalog does not offer it to identical requests."""
-    _composing: bool
-    """Set when the scenes are final: from then on an update is refused."""
-    _redos: list[asyncio.Task[None]]
-    """Every redo accepted in this run; the video is composed once all are over."""
+    def __init__(self, job: JobState, steps: SceneSteps) -> None:
+        self.job = job
+        self.steps = steps
 
-    @workflow.update
-    async def regenerate_scene(self, index: int, feedback: str = "") -> SceneStatus:
-        """Accept a redo of scene `index` with `feedback` (the video gets the new scene); answers
-        at once with the scene as it stands, while the redo runs."""
-        self._redoing.add(index)
-        self._redos.append(asyncio.create_task(self._redo_when_made(index, feedback)))
-        return self._status.scenes[index].model_copy()
+    def accept(self, index: int, feedback: str) -> SceneStatus:
+        """Start a redo of scene `index` with `feedback` beside the other scenes; the scene as it
+        stands is the update's answer."""
+        self.job.redoing.add(index)
+        self.job.redos.append(asyncio.create_task(self._redo_when_made(index, feedback)))
+        return self.job.status.scenes[index].model_copy()
 
     async def _redo_when_made(self, index: int, feedback: str) -> None:
         try:
-            await workflow.wait_condition(lambda: index in self._done)  # its first make
+            await workflow.wait_condition(lambda: index in self.job.done)  # its first make
             await self._redo(index, feedback)
         except (ActivityError, ApplicationError) as err:  # the earlier render stays
             workflow.logger.warning("redo of scene %d failed: %s", index, err)
         finally:
-            self._redoing.discard(index)
+            self.job.redoing.discard(index)
 
-    async def _redos_done(self) -> None:
+    async def all_done(self) -> None:
         """Wait for every accepted redo (one accepted meanwhile too); a bug in one fails the
         workflow task like any other."""
-        while self._redos:
-            redos, self._redos = self._redos, []
+        while self.job.redos:
+            redos, self.job.redos = self.job.redos, []
             await asyncio.gather(*redos)
 
-    @regenerate_scene.validator
-    def _validate_regenerate_scene(self, index: int, feedback: str = "") -> None:
-        if self._composing or self._status.status in TERMINAL_STATUSES:
+    def cancel(self) -> None:
+        """Cancel every redo (the job is being cancelled)."""
+        for redo in self.job.redos:
+            redo.cancel()
+
+    def validate(self, index: int) -> None:
+        """Refuse the update (before anything is written to history) when it cannot be done."""
+        job = self.job
+        if job.composing or job.status.status in TERMINAL_STATUSES:
             raise ApplicationError(
                 "the job's scenes are final (it is composing or has ended); regenerate the scene"
                 " once the job has completed, which makes a new version of its video",
                 type="ScenesFinal",
             )
-        if self._plan is None:
+        if job.plan is None:
             raise ApplicationError(
                 "the job has not planned its scenes yet; try again once they are listed",
                 type="NotPlanned",
             )
-        count = len(self._plan.scenes)
+        count = len(job.plan.scenes)
         if not 0 <= index < count:
             raise ApplicationError(
                 f"scene index {index} does not exist; this video has {count} scenes (0-{count - 1})",
                 type="NoSuchScene",
             )
-        if (again := self._req.regenerate) is not None:
+        if (again := job.req.regenerate) is not None:
             raise ApplicationError(
                 f"version {again.previous.version + 1} of this video (scene {again.index}) is being"
                 " made; regenerate again once it has completed",
                 type="VersionInProgress",
             )
-        if index in self._redoing:
+        if index in job.redoing:
             raise ApplicationError(
                 f"scene index {index} is already being regenerated; wait for it to finish",
                 type="SceneBusy",
             )
-        if len(self._redos) >= MAX_REDOS:
+        if len(job.redos) >= MAX_REDOS:
             raise ApplicationError(
                 f"this run has already redone scenes {MAX_REDOS} times, the most it may; wait for"
                 " the video, then regenerate the scene as a new version",
@@ -106,26 +103,17 @@ class SceneRegeneration(SceneSteps):
             )
 
     async def _redo(self, index: int, feedback: str) -> None:
-        assert self._plan is not None
-        scene, st = self._plan.scenes[index], self._status.scenes[index]
+        job, steps = self.job, self.steps
+        assert job.plan is not None
+        scene, st = job.plan.scenes[index], job.status.scenes[index]
         st.attempts, st.error, st.layout_issues = 0, None, []
-        count = len(self._plan.scenes)
+        count = len(job.plan.scenes)
         try:
-            authored = await self._author(self._req, scene, count, st, feedback)
-            key = await self._render_until_accepted(self._req, authored, st)
+            authored = await steps.author(scene, count, st, feedback)
+            key = await steps.render_until_accepted(authored, st)
         except (ActivityError, ApplicationError):
-            self._scene_state(st, "done")  # the earlier render stays in the video
+            steps.scene_state(st, "done")  # the earlier render stays in the video
             raise
-        self._done[index] = SceneMedia(video_key=key, narration=authored.narration)
-        self._redone = True
-        self._scene_state(st, "done")
-
-    def _feedback(self, index: int) -> str:
-        """The feedback a new version's run makes scene `index` with ("" for other scenes)."""
-        again = self._req.regenerate
-        return again.feedback if again is not None and again.index == index else ""
-
-    def _version(self) -> int:
-        """The version of the video this run makes: the first, or the one after `previous`."""
-        again = self._req.regenerate
-        return again.previous.version + 1 if again is not None else 1
+        job.done[index] = SceneMedia(video_key=key, narration=authored.narration)
+        job.redone = True
+        steps.scene_state(st, "done")

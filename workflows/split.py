@@ -1,4 +1,4 @@
-"""A scene's render, split over render workers when it is long (`t2m.split`): a dry pass chooses
+"""A scene's render, split over render workers when it is long (`t2m.render.split`): a dry pass chooses
 the animation ranges, each range is its own `render_scene` activity (its own jail, any render
 worker, retried alone), and `join_renders` joins them into the clip a whole render would have
 made, under the same key. Orchestration only; the fix loop sees one outcome either way.

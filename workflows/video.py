@@ -25,16 +25,16 @@ with workflow.unsafe.imports_passed_through():
         Artifacts,
         JobStatus,
         SceneMedia,
-        ScenePlan,
         SceneStatus,
-        VideoPlan,
         VideoRequest,
         VideoResult,
     )
     from workflows import activity_table as act
     from workflows import progress
-    from workflows.regenerate import SceneRegeneration
+    from workflows.regenerate import SceneRedos
+    from workflows.scene import SceneSteps
     from workflows.search import SA_STAGE
+    from workflows.state import JobState
     from workflows.steps import (
         is_cancellation,
         is_retryable,
@@ -55,31 +55,37 @@ decisions (a scene that did not render, the budget), a cancel."""
 
 
 @workflow.defn(versioning_behavior=VersioningBehavior.PINNED)
-class VideoWorkflow(SceneRegeneration):
+class VideoWorkflow:
+    """One video job. Its state is one `JobState`; the scene steps and the in-run redos are
+    helpers that receive it (composed, not inherited)."""
+
     @workflow.init
     def __init__(self, req: VideoRequest) -> None:
-        self._req = req
-        self._status = JobStatus(
-            job_id=workflow.info().workflow_id, status="queued", max_cost_usd=req.max_cost_usd
-        )
-        self._plan: VideoPlan | None = req.resume.plan if req.resume else None
-        self._done: dict[int, SceneMedia] = {}
-        self._redoing: set[int] = set()
-        self._redone = False
-        self._composing = False
-        self._redos: list[asyncio.Task[None]] = []
-        self._writes = 0  # catalog writes made, their sequence numbers
+        self._job = JobState.of(req, workflow.info().workflow_id)
+        self._steps = SceneSteps(self._job)
+        self._redos = SceneRedos(self._job, self._steps)
 
     @workflow.query
     def status(self) -> JobStatus:
-        return self._status
+        return self._job.status
+
+    @workflow.update
+    async def regenerate_scene(self, index: int, feedback: str = "") -> SceneStatus:
+        """Accept a redo of scene `index` with `feedback` (the video gets the new scene); answers
+        at once with the scene as it stands, while the redo runs (workflows/regenerate.py)."""
+        return self._redos.accept(index, feedback)
+
+    @regenerate_scene.validator
+    def _validate_regenerate_scene(self, index: int, feedback: str = "") -> None:
+        self._redos.validate(index)
 
     @workflow.run
     async def run(self, req: VideoRequest) -> VideoResult:
-        self._status.status = "running"
+        job = self._job
+        job.status.status = "running"
         # The start is recorded beside the work, not before it: a database outage delays the
         # catalog, never the video, and a cancel cannot land between the two writes.
-        self._started = asyncio.create_task(self._record(self._status.model_copy(deep=True)))
+        job.started = asyncio.create_task(self._record(job.status.model_copy(deep=True)))
         try:
             result = await self._produce(req)
         except JOB_ENDING_ERRORS as err:
@@ -87,14 +93,13 @@ class VideoWorkflow(SceneRegeneration):
             # workflow code: it fails the workflow task, which Temporal retries (and /health
             # reports) until a fixed worker is deployed, and the job goes on from there.
             if is_cancellation(err):
-                for redo in self._redos:
-                    redo.cancel()
-                await self._finish(progress.final(self._status, "cancelled", None))
+                self._redos.cancel()
+                await self._finish(progress.final(job.status, "cancelled", None))
                 raise
             reason = reason_of(err)
-            await self._finish(progress.final(self._status, "failed", reason, is_retryable(err)))
+            await self._finish(progress.final(job.status, "failed", reason, is_retryable(err)))
             raise ApplicationError(reason, type="VideoFailed", non_retryable=True) from err
-        await self._finish(progress.final(self._status, "completed", None))
+        await self._finish(progress.final(job.status, "completed", None))
         await workflow.wait_condition(workflow.all_handlers_finished)
         return result
 
@@ -102,82 +107,83 @@ class VideoWorkflow(SceneRegeneration):
         """Write the job's state to the catalog, with the finished work a retry can reuse. A
         write that cannot be made (an error that will not heal, or a database away for longer
         than `CATALOG_WINDOW`) is given up, never the job: the reconciler repairs the row."""
-        self._writes += 1
-        record = job_record(
-            self._req, status, self._plan, self._done, not self._redone, seq=self._writes
-        )
+        job = self._job
+        job.writes += 1
+        record = job_record(job.req, status, job.plan, job.done, not job.redone, seq=job.writes)
         try:
-            await self._call(act.RECORD_JOB, record)
+            await self._steps.call(act.RECORD_JOB, record)
         except ActivityError as err:  # the catalog never fails a job: the reconciler repairs it
             workflow.logger.warning("catalog write for %s given up: %s", status.status, err)
 
     async def _produce(self, req: VideoRequest) -> VideoResult:
+        job, steps = self._job, self._steps
         if req.reuse and not req.resume and (reused := await self._reuse(req)) is not None:
             return reused
-        self._set_stage("planning")
+        steps.set_stage("planning")
         if req.resume:
-            plan, self._done = req.resume.plan, dict(req.resume.scenes)
+            plan, job.done = req.resume.plan, dict(req.resume.scenes)
             if req.regenerate:  # a finished job's next version: that scene is made anew
-                self._done.pop(req.regenerate.index, None)
+                job.done.pop(req.regenerate.index, None)
         else:
-            plan = (await self._llm(act.PLAN_VIDEO, req, "planning")).plan
-        self._plan = plan
-        self._status.scenes = [
+            plan = (await steps.llm(act.PLAN_VIDEO, req, "planning")).plan
+        job.plan = plan
+        job.status.scenes = [
             SceneStatus(
-                index=s.index, title=s.title, state="done" if s.index in self._done else "pending"
+                index=s.index, title=s.title, state="done" if s.index in job.done else "pending"
             )
             for s in plan.scenes
         ]
-        self._refresh()
+        steps.refresh()
         results = await asyncio.gather(
-            *(self._scene(req, s, len(plan.scenes)) for s in plan.scenes), return_exceptions=True
+            *(steps.make(s, len(plan.scenes)) for s in plan.scenes), return_exceptions=True
         )
         # Scenes that finished stay in storage (keyed by their inputs), so a retry reuses them.
         for r in results:
             if isinstance(r, BaseException):
                 raise r
-        await self._redos_done()  # regenerate_scene updates
-        self._composing = True
-        media = [self._done[s.index] for s in plan.scenes]
+        await self._redos.all_done()  # regenerate_scene updates
+        job.composing = True
+        media = [job.done[s.index] for s in plan.scenes]
         artifacts = await self._assemble(req, media)
-        self._status.artifacts = artifacts
-        return VideoResult(job_id=self._status.job_id, artifacts=artifacts, scenes=len(media))
+        job.status.artifacts = artifacts
+        return VideoResult(job_id=job.status.job_id, artifacts=artifacts, scenes=len(media))
 
     async def _reuse(self, req: VideoRequest) -> VideoResult | None:
         """The whole-result cache: a finished identical job's video, copied for this job."""
+        status, call = self._job.status, self._steps.call
         try:
-            found = await self._call(act.FIND_REUSABLE, req)
+            found = await call(act.FIND_REUSABLE, req)
         except ActivityError:  # the catalog cannot say: make the video anew
             return None
         if found.job_id is None or found.artifacts is None:
             return None
-        copy = msg.CopyArtifactsRequest(job_id=self._status.job_id, source=found.artifacts)
-        artifacts = await self._call(act.COPY_ARTIFACTS, copy)
-        self._status.reused_from, self._status.artifacts = found.job_id, artifacts
-        return VideoResult(job_id=self._status.job_id, artifacts=artifacts, scenes=found.scenes)
+        copy = msg.CopyArtifactsRequest(job_id=status.job_id, source=found.artifacts)
+        artifacts = await call(act.COPY_ARTIFACTS, copy)
+        status.reused_from, status.artifacts = found.job_id, artifacts
+        return VideoResult(job_id=status.job_id, artifacts=artifacts, scenes=found.scenes)
 
     async def _assemble(self, req: VideoRequest, media: list[SceneMedia]) -> Artifacts:
         """Compose the scenes into one video, take its thumbnail, check every artifact landed."""
-        job_id = self._status.job_id
-        self._set_stage("composing")
-        composed = await self._call(
+        job_id, version, steps = self._job.status.job_id, self._job.version(), self._steps
+        steps.set_stage("composing")
+        composed = await steps.call(
             act.COMPOSE_VIDEO,
             msg.ComposeRequest(
-                job_id=job_id, scenes=media, subtitles=req.subtitles, version=self._version()
+                job_id=job_id, scenes=media, subtitles=req.subtitles, version=version
             ),
         )
         thumbnail_key = None
         if req.thumbnail:
             at_s = min(composed.duration_s / 2, max(media[0].narration.duration_s, 2.0))
-            thumbnail_key = await self._call(
+            thumbnail_key = await steps.call(
                 act.MAKE_THUMBNAIL,
                 msg.ThumbnailRequest(
-                    job_id=job_id, video_key=composed.video_key, at_s=at_s, version=self._version()
+                    job_id=job_id, video_key=composed.video_key, at_s=at_s, version=version
                 ),
             )
-        self._set_stage("uploading")
+        steps.set_stage("uploading")
         keys = [composed.video_key, composed.srt_key, composed.vtt_key, thumbnail_key]
-        size = await self._call(
+        size = await steps.call(
             act.FINALIZE_VIDEO, msg.FinalizeRequest(job_id=job_id, keys=[k for k in keys if k])
         )
         return Artifacts(
@@ -187,27 +193,16 @@ class VideoWorkflow(SceneRegeneration):
             thumbnail_key=thumbnail_key,
             duration_s=composed.duration_s,
             size_bytes=size,
-            version=self._version(),
+            version=version,
         )
-
-    # --- one scene: author (storyboard → narrate → code) → render until accepted ---------------
-
-    async def _scene(self, req: VideoRequest, scene: ScenePlan, count: int) -> SceneMedia:
-        if scene.index in self._done:  # finished in an earlier run of this job
-            return self._done[scene.index]
-        st = self._status.scenes[scene.index]
-        authored = await self._author(req, scene, count, st, self._feedback(scene.index))
-        video_key = await self._render_until_accepted(req, authored, st)
-        self._done[scene.index] = SceneMedia(video_key=video_key, narration=authored.narration)
-        self._scene_state(st, "done")
-        return self._done[scene.index]
 
     async def _finish(self, final: JobStatus) -> None:
         """Record the outcome in the catalog (after the start), then show it: a job that reads as
         ended has its row written. A cancel arriving meanwhile changes nothing (shielded)."""
 
         async def write() -> None:
-            await self._started
+            assert self._job.started is not None  # run() starts it first
+            await self._job.started
             await self._record(final)
 
         writing = asyncio.ensure_future(write())
@@ -215,7 +210,7 @@ class VideoWorkflow(SceneRegeneration):
             with contextlib.suppress(asyncio.CancelledError):
                 await asyncio.shield(writing)
         writing.result()
-        self._status = final
+        self._job.status = final
         stage = final.current_stage if final.status == "completed" else final.status
         workflow.upsert_search_attributes([SA_STAGE.value_set(stage)])
-        self._show()
+        self._steps.show()

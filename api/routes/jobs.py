@@ -15,7 +15,7 @@ from temporalio.service import RPCError
 from api import service, tenancy
 from api.deps import AppState, CurrentUser, OwnedJob, StateDep, protected_router
 from api.schemas import ActionResult, JobDetail, JobList, errors
-from t2m.db import Job
+from t2m.catalog.db import Job
 from t2m.models import TERMINAL_STATUSES, JobState, user_name
 
 router = protected_router("/api/v1/jobs", "jobs")

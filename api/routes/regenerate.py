@@ -22,7 +22,7 @@ from temporalio.service import RPCError
 from api import service
 from api.deps import AppState, OwnedJob, StateDep, protected_router
 from api.schemas import RegenerateRequest, RegenerateResult, errors
-from t2m.db import Job
+from t2m.catalog.db import Job
 from t2m.models import Regeneration
 from workflows.video import VideoWorkflow
 

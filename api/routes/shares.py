@@ -18,8 +18,8 @@ from api.deps import AppState, OwnedJob, StateDep, protected_router
 from api.routes.videos import ArtifactField, _file, media
 from api.routes.web import PAGES
 from api.schemas import SharedVideo, ShareLink, errors
-from t2m.db import Job
-from t2m.shares import Share, ShareStore
+from t2m.catalog.db import Job
+from t2m.catalog.shares import Share, ShareStore
 
 router = protected_router("/api/v1/jobs", "shares")
 public = APIRouter(tags=["shares"])

@@ -31,9 +31,9 @@ from api.schemas import (
     VideoUrls,
     errors,
 )
-from t2m.db import Job
+from t2m.catalog.db import Job
+from t2m.catalog.storage import S3Storage
 from t2m.models import TERMINAL_STATUSES, Artifacts
-from t2m.storage import S3Storage
 
 router = protected_router("/api/v1/videos", "videos")
 IdempotencyKey = Annotated[

@@ -45,7 +45,7 @@ class Recorder:
 
     client: Client
     settings: Any  # t2m.config.Settings (imported late: litellm is slow to import)
-    jobs: Any  # t2m.db.JobStore
+    jobs: Any  # t2m.catalog.db.JobStore
     llm: Any  # tests.scripted.ScriptedLLM
     out: Path
     saved: dict[str, WorkflowHistory] = field(default_factory=dict)
@@ -95,9 +95,9 @@ async def stack(tmp: Path, out: Path) -> Any:
 
     import worker as t2m_worker
     from cli.stack import dev_server_flags, temporal_binary
-    from t2m import db
+    from t2m.authoring.llm import register_provider
+    from t2m.catalog import db
     from t2m.config import Settings
-    from t2m.llm import register_provider
     from tests.helpers import free_port
     from tests.scripted import ScriptedLLM
     from workflows.client import ensure_search_attributes

@@ -1,0 +1,178 @@
+"""Every model call goes through litellm; `offline/...` is a custom provider registered here.
+
+Importing this module registers the built-in providers, so a worker that can run an activity can
+serve `offline/...` names exactly the way litellm serves `openai/...` or `gemini/...`.
+`ModelClient` adds what every stage needs around a call: a durable response cache (so a retry or
+an identical request does not pay twice), token and cost accounting, and the split between errors
+worth retrying (rate limits, timeouts, outages: raised as they are, for Temporal's retry policy)
+and errors that are not (`ModelError`: bad key, unknown model, rejected request).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import re
+import tempfile
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import litellm
+from litellm import CustomLLM
+
+from t2m.authoring.llm.offline import OfflineLLM
+from t2m.catalog.storage import Storage
+from t2m.models import Usage
+
+litellm.suppress_debug_info = True  # no "Provider List" banners in worker logs
+
+
+class ModelError(Exception):
+    """A model call that retrying cannot fix: bad key, unknown model, rejected request."""
+
+
+_NON_RETRYABLE = (
+    litellm.AuthenticationError,
+    litellm.NotFoundError,
+    litellm.BadRequestError,
+    litellm.PermissionDeniedError,
+)
+
+
+_CREDENTIALS = re.compile(r"missing credentials|api_key client option must be set", re.IGNORECASE)
+_CLASS_CHAIN = re.compile(r"^(?:litellm\.)?\w+(?:Error|Exception)(?::| -)\s*")
+
+
+def readable(e: BaseException) -> str:
+    """One line of what went wrong, without litellm's chain of class names
+    ("litellm.AuthenticationError: AuthenticationError: OpenAIException - Incorrect API key…")."""
+    text = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+    while (shorter := _CLASS_CHAIN.sub("", text, count=1)) != text:
+        text = shorter
+    return text[:300]
+
+
+def missing_key(model: str) -> str | None:
+    """The provider key `model` needs and the environment lacks (e.g. "OPENAI_API_KEY"), or None.
+
+    Asked before the call: without its key litellm fails late and as a retryable
+    InternalServerError ("Missing credentials"), so the job sat in retries for a minute.
+    Only keys count: a provider that lacks an optional base URL (Ollama's) is not refused.
+    """
+    try:
+        env = litellm.validate_environment(model)
+    except Exception:  # a name litellm cannot place: the call itself says why
+        return None
+    missing = [k for k in env.get("missing_keys", []) if k.endswith(("_KEY", "_TOKEN"))]
+    if env.get("keys_in_environment") or not missing:
+        return None
+    return " or ".join(missing)
+
+
+@dataclass
+class Completion:
+    text: str
+    usage: Usage
+
+
+def register_provider(name: str, handler: CustomLLM) -> None:
+    """Serve model names `name/...` with `handler` (replacing an earlier registration)."""
+    litellm.custom_provider_map = [
+        p for p in litellm.custom_provider_map if p["provider"] != name
+    ] + [{"provider": name, "custom_handler": handler}]
+
+
+def _cost(response: litellm.ModelResponse, model: str) -> float:
+    """The call's USD cost as litellm priced it (a custom provider's model is priced under the
+    name it was asked by, e.g. after `litellm.register_model`); 0 when no price is known."""
+    priced = getattr(response, "_hidden_params", {}).get("response_cost")
+    if priced is not None:
+        return float(priced)
+    try:
+        return float(litellm.completion_cost(completion_response=response, model=model) or 0.0)
+    except Exception:  # no price known for this model (custom and local models)
+        return 0.0
+
+
+def _cached(cache: Storage, key: str) -> str | None:
+    """The cached answer at `key`, if any (a blocking storage read: run it in a thread)."""
+    if not cache.exists(key):
+        return None
+    with tempfile.TemporaryDirectory() as tmp:
+        return json.loads(cache.get_file(key, Path(tmp) / "c.json").read_text())["text"]
+
+
+Booker = Callable[[float], Awaitable[None]]
+
+
+class ModelClient:
+    """litellm completions with a durable cache in storage (None disables it).
+
+    `scope` partitions the cache (an owner's calls never read another owner's answers); `book`
+    is told the cost of every call the provider answered, before the answer is returned, so a
+    call that completes after its job was cancelled is paid for all the same.
+    """
+
+    TEMPERATURE = 0.2
+
+    def __init__(
+        self, cache: Storage | None = None, scope: str = "", book: Booker | None = None
+    ) -> None:
+        self.cache = cache
+        self.scope = scope
+        self.book = book
+
+    def scoped(self, scope: str, book: Booker | None) -> ModelClient:
+        """This client for one owner's job: its own cache partition, its spend booked."""
+        return ModelClient(self.cache, scope, book)
+
+    def _key(self, model: str, messages: list[dict]) -> str:
+        blob = json.dumps(
+            {"model": model, "messages": messages, "t": self.TEMPERATURE}, sort_keys=True
+        )
+        digest = hashlib.sha256(blob.encode()).hexdigest()
+        if not self.scope:
+            return f"llm-cache/{digest}.json"
+        scope = hashlib.sha256(self.scope.encode()).hexdigest()[:32]
+        return f"llm-cache/{scope}/{digest}.json"
+
+    async def complete(self, model: str, messages: list[dict]) -> Completion:
+        key = self._key(model, messages)
+        if self.cache is not None:
+            text = await asyncio.to_thread(_cached, self.cache, key)
+            if text is not None:
+                return Completion(text, Usage(calls=1, cached_calls=1))
+        if absent := missing_key(model):
+            raise ModelError(f"model {model!r} cannot be used: {absent} is not set")
+        try:
+            response = await litellm.acompletion(
+                model=model, messages=messages, temperature=self.TEMPERATURE
+            )
+        except _NON_RETRYABLE as e:
+            raise ModelError(f"model {model!r} cannot be used: {readable(e)}") from e
+        except litellm.InternalServerError as e:
+            if _CREDENTIALS.search(str(e)):  # a key litellm found nowhere (e.g. in a config)
+                raise ModelError(f"model {model!r} cannot be used: {readable(e)}") from e
+            raise
+        text = response.choices[0].message.content or ""
+        u = getattr(response, "usage", None)
+        usage = Usage(
+            calls=1,
+            prompt_tokens=int(getattr(u, "prompt_tokens", 0) or 0),
+            completion_tokens=int(getattr(u, "completion_tokens", 0) or 0),
+            cost_usd=_cost(response, model),
+        )
+        if self.book is not None and usage.cost_usd > 0:
+            # Shielded: a cancel arriving now must not lose what the provider has charged.
+            await asyncio.shield(self.book(usage.cost_usd))
+        if self.cache is not None and text:
+            with tempfile.TemporaryDirectory() as tmp:
+                path = Path(tmp) / "c.json"
+                path.write_text(json.dumps({"model": model, "text": text}))
+                await asyncio.to_thread(self.cache.put_file, key, path)
+        return Completion(text, usage)
+
+
+register_provider("offline", OfflineLLM())

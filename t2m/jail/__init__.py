@@ -1,0 +1,1 @@
+"""The jail every untrusted program runs in (bubblewrap, an unprivileged uid, seccomp, limits, a watchdog)."""

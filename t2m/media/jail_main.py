@@ -1,0 +1,65 @@
+"""Runs inside a media jail (`t2m.media.jailed`): one piece of media work on files in /job, its
+answer written to /job/out.json. The worker never parses a render's output itself.
+
+Usage: python -m t2m.media.jail_main probe VIDEO QUALITY LONGEST_S
+       python -m t2m.media.jail_main compose SPEC_JSON
+       python -m t2m.media.jail_main thumbnail VIDEO OUT_PNG AT_S
+       python -m t2m.media.jail_main join OUT_VIDEO RANGE_VIDEO...
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+OUT = "out.json"
+
+
+def main(argv: list[str]) -> int:
+    op, args = argv[0], argv[1:]
+    if op == "probe":
+        from t2m.media import probe as media_probe
+
+        try:
+            facts = media_probe.check(Path(args[0]), args[1], float(args[2]))
+        except media_probe.BadVideo as e:
+            answer: dict = {"ok": False, "error": str(e)}
+        else:
+            answer = {"ok": True, "duration_s": facts.duration_s, "frames": facts.frames}
+    elif op == "compose":
+        from t2m.media import compose as media
+        from t2m.models import Cue
+
+        spec = json.loads(Path(args[0]).read_text())
+        scenes = [
+            media.SceneInput(
+                Path(s["video"]),
+                Path(s["audio"]) if s["audio"] else None,
+                float(s["audio_duration"]),
+                [Cue(**c) for c in s["cues"]],
+            )
+            for s in spec["scenes"]
+        ]
+        composed = media.compose(scenes, Path(spec["out"]), subtitles=bool(spec["subtitles"]))
+        cues = [c.model_dump() for c in composed.cues]
+        answer = {"ok": True, "duration_s": composed.duration, "cues": cues}
+    elif op == "join":
+        from t2m import media
+
+        answer = {"ok": True, "duration_s": media.join([Path(a) for a in args[1:]], Path(args[0]))}
+    elif op == "thumbnail":
+        from t2m.media import compose as media
+
+        video = Path(args[0])
+        media.best_thumbnail(video, Path(args[1]), float(args[2]), media.video_duration(video))
+        answer = {"ok": True}
+    else:
+        print(f"unknown operation {op!r}", file=sys.stderr)
+        return 2
+    Path(OUT).write_text(json.dumps(answer))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
