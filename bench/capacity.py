@@ -60,32 +60,38 @@ QUEUES = {
 
 
 def cpu_of(proc: psutil.Process) -> tuple[float, float]:
-    """(own CPU s, CPU s of its children, exited and alive) of a process."""
+    """(own CPU s, CPU s of its descendants: the live ones' own and what they reaped, and what
+    it reaped itself) of a process."""
     t = proc.cpu_times()
     kids = t.children_user + t.children_system
     for child in proc.children(recursive=True):
         try:
             c = child.cpu_times()
-            kids += c.user + c.system
+            kids += c.user + c.system + c.children_user + c.children_system
         except psutil.NoSuchProcess:
             pass
     return t.user + t.system, kids
 
 
 def processes(stack: Stack) -> dict[str, psutil.Process]:
-    """The stack's processes by role: the Temporal server and PostgreSQL found by their parent
-    (this process) and name."""
-    me = psutil.Process()
+    """The stack's processes by role: the Temporal server (a child of this process) and
+    PostgreSQL's postmaster (daemonized: found by its data dir)."""
     found = {
         "api": psutil.Process(stack.procs["api"].pid),
         "worker": psutil.Process(stack.procs["worker"].pid),
     }
-    for child in me.children():
-        name = " ".join(child.cmdline())
-        if "temporal" in name and "server" in name:
+    for child in psutil.Process().children():
+        if "temporal" in " ".join(child.cmdline()):
             found["temporal"] = child
-        elif "postgres" in name:
-            found["postgres"] = child
+    ours = {
+        p.pid: p
+        for p in psutil.process_iter(["cmdline"])
+        if "postgres" in " ".join(p.info["cmdline"] or [])
+        and str(stack.data) in " ".join(p.info["cmdline"] or [])
+    }
+    for proc in ours.values():
+        if proc.ppid() not in ours:  # the postmaster; backends are its children
+            found["postgres"] = proc
     return found
 
 
