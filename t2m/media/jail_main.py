@@ -45,7 +45,7 @@ def main(argv: list[str]) -> int:
         cues = [c.model_dump() for c in composed.cues]
         answer = {"ok": True, "duration_s": composed.duration, "cues": cues}
     elif op == "join":
-        from t2m import media
+        from t2m.media import compose as media
 
         answer = {"ok": True, "duration_s": media.join([Path(a) for a in args[1:]], Path(args[0]))}
     elif op == "thumbnail":
