@@ -73,6 +73,7 @@ def main(argv: list[str]) -> int:
             **_span_settings(span),
         }
         findings: list[str] = []
+        media_dir.mkdir(parents=True, exist_ok=True)  # the dry pass writes no video to make it
         with tempconfig(settings):
             scene = _checked(_pick(scenes, wanted), findings, min_seconds, media_dir)()
             scene.render()
