@@ -35,6 +35,7 @@ from activities.heartbeat import MAX_HEARTBEAT_THROTTLE
 from activities.llm import LLMActivities
 from activities.media import MediaActivities
 from activities.metrics import HISTOGRAM_BUCKETS, MetricsInterceptor
+from activities.split import SplitActivities
 from t2m.authoring.llm import ModelClient
 from t2m.catalog import db
 from t2m.catalog.db import JobStore
@@ -98,6 +99,7 @@ def build_workers(
         EvalActivities(model_client, storage, jobs, client),
         CatalogActivities(jobs, client, any_owner=settings.share_caches_across_owners),
         media,
+        SplitActivities(settings, storage),
     )
     common: dict[str, Any] = {
         "graceful_shutdown_timeout": timedelta(seconds=settings.worker_drain_s),

@@ -79,7 +79,8 @@ class MediaActivities:
     @heartbeats
     async def render_scene(self, req: RenderRequest) -> RenderOutcome:
         at_least = min_seconds(req.narration_s)
-        key = render_key(req.code, req.quality, at_least, req.class_name)
+        span = f"{req.span[0]},{req.span[1]}" if req.span else ""
+        key = render_key(req.code, req.quality, at_least, req.class_name, span)
         findings_key = key.removesuffix(".mp4") + ".layout.json"
         log = activity.logger
         if await self._exists(key) and await self._exists(findings_key):
@@ -91,7 +92,9 @@ class MediaActivities:
             return RenderOutcome(
                 ok=True, video_key=key, layout_issues=issues, reused=True, preview_key=preview
             )
-        log.info("render start job=%s scene=%d key=%s", req.job_id, req.scene_index, key)
+        log.info(
+            "render start job=%s scene=%d span=%s key=%s", req.job_id, req.scene_index, span, key
+        )
         with tempfile.TemporaryDirectory(prefix="t2m-render-") as workdir:
             try:
                 result = await sandbox.render(
@@ -103,6 +106,7 @@ class MediaActivities:
                     on_tick=activity.heartbeat,
                     min_seconds=at_least,
                     scene_class=req.class_name,
+                    span=span,
                 )
             except JailUnavailable as e:  # this host's trouble, not the code's: retry elsewhere
                 raise ApplicationError(
@@ -116,7 +120,9 @@ class MediaActivities:
             findings.write_text(json.dumps(result.layout))
             await self._put(findings_key, findings)
             duration = result.duration_s  # measured by the jailed check of the video
-        log.info("render done job=%s scene=%d key=%s", req.job_id, req.scene_index, key)
+        log.info(
+            "render done job=%s scene=%d span=%s key=%s", req.job_id, req.scene_index, span, key
+        )
         return RenderOutcome(
             ok=True,
             video_key=key,
@@ -129,7 +135,10 @@ class MediaActivities:
         """The render joined with its narration as compose joins a scene (in a media jail), so
         the scene can be watched before the whole video exists. Kept under the job (deleted with
         it), keyed by both inputs; a silent scene's preview is its render. None when it could not
-        be made: a preview is a courtesy and never fails the render."""
+        be made: a preview is a courtesy and never fails the render. A range of a split render
+        has none (it is a part of the scene, not the scene)."""
+        if req.span is not None:
+            return None
         if req.narration_key is None:
             return video_key
         key = scene_preview_key(req.job_id, video_key, req.narration_key)

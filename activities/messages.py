@@ -119,6 +119,8 @@ class RenderRequest(BaseModel):
     """The Scene subclass to render (`authoring.class_name`); absent: the code's only/first."""
     narration_key: str | None = None
     """The scene's narration audio: a render that works is also muxed with it into a preview."""
+    span: tuple[int, int] | None = None
+    """Only animations FIRST..LAST (from 0, inclusive): one range of a split render."""
 
 
 class RenderOutcome(BaseModel):
@@ -133,6 +135,24 @@ class RenderOutcome(BaseModel):
     reused: bool = False
     preview_key: str | None = None
     """A render that worked, with its narration: playable on its own (see RenderRequest)."""
+
+
+class RenderPlan(BaseModel):
+    """How to render a scene (`t2m.render.split`): the animation ranges of a split render, each on its
+    own render activity; empty: render it whole."""
+
+    ranges: list[tuple[int, int]] = Field(default_factory=list)
+    estimate_s: float = 0.0
+    """The whole render's estimated time on one slot (0 when there was no dry pass)."""
+    slots: int = 0
+    """Free render slots seen when the ranges were chosen."""
+
+
+class JoinRequest(BaseModel):
+    """Join the ranges of a split render into the scene's clip."""
+
+    render: RenderRequest
+    parts: list[RenderOutcome]
 
 
 class NarrateRequest(BaseModel):

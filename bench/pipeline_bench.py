@@ -12,7 +12,9 @@ data dir), makes offline 4-scene videos and prints each figure with its goal:
 - a retry after the job stopped with 3 of 4 scenes done / the first run's wall,
 - status latency p50/p99 and errors with 50 pollers while 10 jobs run,
 - the worker's peak RSS during a 1080p job (a fresh worker, so the peak is that job's),
-- a sequential in-process baseline (the same plain functions, one after another) / t2m's wall.
+- a sequential in-process baseline (the same plain functions, one after another) / t2m's wall,
+- a split render's wall over 2 render slots / the whole render's on 1 (`bench/split_bench.py`:
+  one 1080p60 scene of 10 animations).
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+from split_bench import split_over_two_slots
 from temporalio.client import Client, WorkflowHandle
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
@@ -67,6 +70,7 @@ GOALS = {
     "status errors": ("<=", 0),
     "worker peak RSS MB (1080p job)": ("<=", 400.0),
     "sequential baseline / t2m wall (720p)": (">=", 1.0),
+    "split over 2 render slots / whole on 1 (1080p60)": ("<=", 0.60),
 }
 
 
@@ -323,6 +327,10 @@ async def main() -> None:
             baseline = await sequential_baseline("medium", Path(tmp) / "baseline")
             figures["sequential baseline / t2m wall (720p)"] = baseline / wall
             figures["first run wall s (720p)"] = wall
+            walls = await split_over_two_slots()
+            figures["split over 2 render slots / whole on 1 (1080p60)"] = (
+                walls["split"] / walls["whole"]
+            )
         finally:
             await stack.stop()
     print(f"{'figure':48} {'value':>10}  goal")

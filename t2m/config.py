@@ -124,6 +124,11 @@ class Settings(BaseSettings):
     llm_concurrency: int = Field(default=32, ge=1)
     render_timeout_s: float = Field(default=300.0, gt=0)
     render_cpu_s: int = Field(default=600, ge=10)
+    split_min_range_s: float = Field(default=8.0, ge=0)
+    """Split renders (`t2m.render.split`): the least estimated render seconds worth a range of its own."""
+    render_slots: int = Field(default=0, ge=0)
+    """Render slots of the whole fleet for split renders; 0: the workers polling the render queue
+    times this worker's `render_concurrency`, less the renders waiting."""
     reconcile_every_s: int = Field(default=300, ge=10)
     """How often the catalog is checked against Temporal (a Temporal Schedule)."""
     reconcile_grace_s: float = Field(default=600.0, ge=0)

@@ -40,10 +40,15 @@ def copied_artifact(job_id: str, key: str) -> str:
     return f"{job_prefix(job_id)}/{key.rsplit('/', 1)[-1]}"
 
 
-def render_key(code: str, quality: str, min_seconds: float = 0.0, class_name: str = "") -> str:
+def render_key(
+    code: str, quality: str, min_seconds: float = 0.0, class_name: str = "", span: str = ""
+) -> str:
+    """Where a render lives; `span` (FIRST,LAST) for one range of a split render."""
     blob = f"{MANIM_VERSION}\0{quality}\0{min_seconds:.3f}\0{code}"
     if class_name:
         blob += f"\0{class_name}"
+    if span:
+        blob += f"\0span {span}"
     return f"renders/{_digest(blob)}.mp4"
 
 

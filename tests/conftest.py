@@ -189,12 +189,14 @@ NEEDS_BY_FIXTURE = {
 NEEDS_BY_MODULE = {
     "stack": {"test_stack", "test_drain", "test_supervisor", "test_worker_kill", "test_worker_start",
               "test_worker_metrics", "test_multihost", "test_cli_jobs", "test_schemathesis",
-              "test_deploy_runtime", "test_kill_anytime", "test_temporal_tls"},
+              "test_deploy_runtime", "test_kill_anytime", "test_temporal_tls",
+              "test_split::test_a_killed_range_worker_redoes_only_its_range"},
     "browser": {"test_web", "test_web_share", "test_walkthrough", "test_web_preview",
                 "test_style::test_the_form_sends_its_style_fields"},
     "jail": {"test_jail", "test_jail_cgroup", "test_sandbox", "test_hostile_media",
              "test_render_quality", "test_offline_quality", "test_media", "test_workflow",
-             "test_voices"},
+             "test_voices", "test_split::test_dry_pass_counts_frames_and_sees_updaters",
+             "test_split::test_split_render_is_the_whole_render"},
     # Needs only the session's services but takes seconds (subprocesses, waits, many runs, outages).
     "slow": {"test_rollout", "test_reconcile", "test_outages", "test_stranded", "test_fairness",
              "test_deploy_k8s", "test_embedded_db", "test_heartbeats", "test_temporal_ui",

@@ -28,9 +28,11 @@ from activities.messages import (
     DocsRequest,
     FinalizeRequest,
     FixRequest,
+    JoinRequest,
     NarrateRequest,
     PlanResult,
     RenderOutcome,
+    RenderPlan,
     RenderRequest,
     Reusable,
     StoryboardRequest,
@@ -66,6 +68,9 @@ class Fakes:
     """How many `record_job` calls fail first, as if the database were down."""
     catalog_delay_s: float = 0.0
     render_delay_s: float = 0.0
+    ranges: list[tuple[int, int]] = field(default_factory=list)
+    """What `plan_render` answers: the animation ranges of a split render (none: whole)."""
+    joined: list[JoinRequest] = field(default_factory=list)
     calls: Counter[str] = field(default_factory=Counter)
     rendered: list[activity.Info] = field(default_factory=list)
     """Each `render_scene` call's info (workflow id, priority, …), in the order they started."""
@@ -148,6 +153,16 @@ class Fakes:
             outcome = self.render(req)
             return await outcome if inspect.isawaitable(outcome) else outcome
 
+        @activity.defn(name="plan_render")
+        async def plan_render(req: RenderRequest) -> RenderPlan:
+            self.calls["plan_render"] += 1
+            return RenderPlan(ranges=self.ranges)
+
+        @activity.defn(name="join_renders")
+        async def join_renders(req: JoinRequest) -> RenderOutcome:
+            self.joined.append(req)
+            return RenderOutcome(ok=True, video_key=f"renders/{req.render.scene_index}.mp4")
+
         @activity.defn(name="compose_video")
         async def compose_video(req: ComposeRequest) -> ComposeResult:
             self.composed.append(req)
@@ -169,8 +184,8 @@ class Fakes:
             faked = {plan_video, storyboard_scene, retrieve_docs, doc_queries_for_error}
             faked |= {write_scene_code, fix_scene_code}
             llm = [*self.models, *(a for a in llm if a not in faked | {critique_scene})]
-        media: list[Callable] = [compose_video, make_thumbnail, finalize_video]
-        return {"llm": llm, "render": [render_scene], "media": media}
+        media: list[Callable] = [compose_video, make_thumbnail, finalize_video, join_renders]
+        return {"llm": llm, "render": [render_scene, plan_render], "media": media}
 
 
 @contextlib.asynccontextmanager

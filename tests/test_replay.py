@@ -39,10 +39,11 @@ def test_every_recorded_history_is_indexed_and_every_scenario_recorded() -> None
     recorded_types = {entry["workflow_type"] for entry in INDEX.values()}
     assert {w.__name__ for w in WORKFLOWS} <= recorded_types, "a workflow without a history"
     assert {"plain", "fixes_layout_critique_rag", "regenerate_in_run", "cancelled",
-            "budget_stop", "resumed_retry", "next_version", "eval", "reconcile", "reused"} <= files  # fmt: skip
+            "budget_stop", "resumed_retry", "next_version", "eval", "reconcile", "reused",
+            "split"} <= files  # fmt: skip
     assert set(SCENARIOS) == {
         "plain", "reused", "next_version", "fixes", "regenerate_in_run", "cancelled", "budget_stop",
-        "resumed_retry", "eval", "reconcile",
+        "resumed_retry", "eval", "reconcile", "split",
     }  # fmt: skip
 
 

@@ -208,3 +208,27 @@ async def test_reuse_is_not_looked_for_unless_the_request_asks(client: Client) -
     status = await run(client, fakes, reuse=False)
     assert status.status == "completed" and status.reused_from is None
     assert fakes.calls["find_reusable"] == 0 and fakes.calls["plan_video"] == 1
+
+
+async def test_a_split_scene_renders_its_ranges_and_a_failed_range_is_the_scenes_error(
+    client: Client,
+) -> None:
+    """Ranges fan out as render activities and are joined once all worked; a range's code error
+    goes to the fixer like a whole render's, and a low-quality scene never asks for a plan."""
+    ranges = [(0, 1), (2, 3), (4, 5)]
+
+    def render(r):
+        broken = r.code == "v1" and r.span == (2, 3)
+        return RenderOutcome(ok=not broken, error="range 2 broke", video_key=f"{r.span}.mp4")
+
+    fakes = Fakes(ranges=ranges, render=render)
+    status = await run(client, fakes, quality="high")
+    assert status.status == "completed"
+    assert fakes.calls["plan_render"] == 2 * 2  # each attempt of each of the 2 scenes
+    assert fakes.calls["render_scene"] == 2 * 2 * 3
+    assert {f.error for f in fakes.fixes} == {"range 2 broke"}
+    assert len(fakes.joined) == 2 and all(j.render.code == "v2" for j in fakes.joined)
+    assert [p.video_key for p in fakes.joined[0].parts] == [f"{r}.mp4" for r in ranges]
+    low = Fakes(ranges=ranges)
+    assert (await run(client, low, quality="low")).status == "completed"
+    assert low.calls["plan_render"] == 0 and low.calls["render_scene"] == 2 and not low.joined

@@ -167,6 +167,20 @@ RENDER_SCENE = ActivitySpec(
     # The jail is killed before the activity reports cancelled: no render outlives its job.
     cancellation=ActivityCancellationType.WAIT_CANCELLATION_COMPLETED,
 )
+PLAN_RENDER = ActivitySpec(
+    "plan_render", "render", msg.RenderRequest, msg.RenderPlan, 10 * MINUTE, HEARTBEAT, WORK_RETRY
+)
+"""The dry pass of a split render (`activities/split.py`)."""
+JOIN_RENDERS = ActivitySpec(
+    "join_renders",
+    "media",
+    msg.JoinRequest,
+    msg.RenderOutcome,
+    20 * MINUTE,
+    HEARTBEAT,
+    WORK_RETRY,
+    cancellation=ActivityCancellationType.WAIT_CANCELLATION_COMPLETED,
+)
 COMPOSE_VIDEO = ActivitySpec(
     "compose_video",
     "media",
@@ -200,6 +214,8 @@ ACTIVITIES: tuple[ActivitySpec[Any, Any], ...] = (
     RECONCILE_CATALOG,
     WRITE_EVAL_REPORT,
     RENDER_SCENE,
+    PLAN_RENDER,
+    JOIN_RENDERS,
     COMPOSE_VIDEO,
     MAKE_THUMBNAIL,
     FINALIZE_VIDEO,

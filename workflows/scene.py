@@ -19,7 +19,7 @@ with workflow.unsafe.imports_passed_through():
     from t2m.media.voices import is_provider_voice
     from t2m.models import SceneMedia, ScenePlan, SceneState, SceneStatus, Stage, Usage
     from workflows import activity_table as act
-    from workflows import progress, ui
+    from workflows import progress, split, ui
     from workflows.activity_table import ActivitySpec
     from workflows.search import SA_STAGE
     from workflows.state import RunState
@@ -249,7 +249,7 @@ class SceneSteps:
             class_name=f"Scene{authored.scene.index + 1}",
             narration_key=authored.narration.audio_key,
         )
-        return await self.call(act.RENDER_SCENE, request)
+        return await split.render(self.call, request)
 
     def scene_state(self, st: SceneStatus, state: SceneState) -> None:
         st.state = state

@@ -27,6 +27,8 @@ SCENE_VERBS = {
     "doc_queries_for_error": "write doc searches for the error of",
     "fix_scene_code": "fix",
     "render_scene": "render",
+    "plan_render": "dry-run",
+    "join_renders": "join the rendered ranges of",
     "critique_scene": "review",
 }
 JOB_SUMMARIES = {
@@ -139,7 +141,7 @@ def current_details(status: JobStatus) -> str:
 
 def scene_of(arg: object) -> int | None:
     """The scene an activity's argument is about, if it is about one."""
-    index = getattr(arg, "scene_index", None)
+    index = getattr(getattr(arg, "render", arg), "scene_index", None)  # join_renders: .render
     if isinstance(index, int):
         return index
     scene = getattr(arg, "scene", None)
@@ -159,6 +161,9 @@ def activity_summary(name: str, arg: object, status: JobStatus) -> str:
         if name == "fix_scene_code" and isinstance(attempt, int):
             text += f" after render attempt {attempt}"
         elif name in ("render_scene", "critique_scene") and known:
+            span = getattr(arg, "span", None)
+            if span:
+                text += f" animations {span[0] + 1}-{span[1] + 1}"
             text += f", attempt {status.scenes[index].attempts}"
         return one_line(text, SUMMARY_CHARS)
     if name == "record_job":

@@ -85,6 +85,23 @@ def compose(
         return _join(scenes, videos, out, subtitles=subtitles, language=language)
 
 
+def join(videos: Sequence[Path], out: Path) -> float:
+    """Join the ranges of one split render (`t2m.render.split`) by packet copy into `out`: the whole
+    render's own packets, no re-encode. Ranges that could not be joined losslessly (another
+    codec, size, rate or encoder setup) are an error, never re-encoded. Returns the duration."""
+    spec = _VideoSpec.of(videos[0])
+    if any(_VideoSpec.of(v) != spec for v in videos[1:]):
+        raise ValueError("the ranges of a split render differ in codec parameters")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    offset = 0.0
+    with av.open(str(out), "w", format="mp4", options={"movflags": "+faststart"}) as oc:
+        with av.open(str(videos[0])) as first:
+            v_out = oc.add_stream_from_template(first.streams.video[0])
+        for video in videos:
+            offset += _copy_packets(oc, v_out, video, offset)
+    return offset
+
+
 @dataclass(frozen=True)
 class _VideoSpec:
     """What must match for two H.264 streams to be joined packet by packet."""

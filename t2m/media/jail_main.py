@@ -5,6 +5,7 @@ Usage: python -m t2m.media.jail_main probe VIDEO QUALITY LONGEST_S
        python -m t2m.media.jail_main compose SPEC_JSON
        python -m t2m.media.jail_main thumbnail VIDEO OUT_PNG AT_S
        python -m t2m.media.jail_main speech SPEC_JSON
+       python -m t2m.media.jail_main join OUT_VIDEO RANGE_VIDEO...
 """
 
 from __future__ import annotations
@@ -49,6 +50,10 @@ def main(argv: list[str]) -> int:
         )
         cues = [c.model_dump() for c in composed.cues]
         answer = {"ok": True, "duration_s": composed.duration, "cues": cues}
+    elif op == "join":
+        from t2m.media import compose as media
+
+        answer = {"ok": True, "duration_s": media.join([Path(a) for a in args[1:]], Path(args[0]))}
     elif op == "thumbnail":
         from t2m.media import compose as media
 

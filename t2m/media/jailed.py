@@ -138,6 +138,17 @@ async def compose(
     return out, Composed(duration=duration, cues=cues)
 
 
+async def join(ranges: Sequence[Path], work: Path, on_tick: Tick = None) -> Path:
+    """`media.join` in a jail, under compose's limits: the ranges (under `work`, each already
+    checked by `probe_render`) joined by packet copy into `work/joined.mp4`."""
+    inside = [f"{jail.JAIL_WORKDIR}/{p.resolve().relative_to(work.resolve())}" for p in ranges]
+    await run("join", [f"{jail.JAIL_WORKDIR}/joined.mp4", *inside], work, COMPOSE_LIMITS, on_tick)
+    out = work / "joined.mp4"
+    if out.is_symlink() or not out.is_file():
+        raise MediaFailed("join wrote no video")
+    return out
+
+
 async def thumbnail(video: Path, work: Path, at_s: float, on_tick: Tick = None) -> Path:
     """`media.thumbnail` in a jail; `video` is moved into `work` first."""
     work.mkdir(parents=True, exist_ok=True)

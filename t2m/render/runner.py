@@ -2,8 +2,8 @@
 one generated module and render its Scene with Manim. Everything it writes is the attacker's to
 change, so the worker distrusts result.json (see `sandbox._read_result`).
 
-Usage: python -m t2m.render.runner SCENE_FILE QUALITY MEDIA_DIR [MIN_SECONDS [CLASS_NAME]]. It
-renders the Scene subclass named CLASS_NAME, or when there is none by that name the only (else the
+Usage: python -m t2m.render.runner SCENE_FILE QUALITY MEDIA_DIR [MIN_SECONDS [CLASS_NAME [SPAN]]].
+It renders the Scene subclass named CLASS_NAME, or when there is none by that name the only (else the
 first) Scene subclass of the file. The scene lasts at least MIN_SECONDS (its narration's length): a
 shorter one ends holding its last frame, and a still scene (no animation) is held that long, or
 STILL_SECONDS without narration. On success it writes MEDIA_DIR/result.json (the video's path and
@@ -11,6 +11,12 @@ the layout check's findings, taken after every animation); on failure it prints 
 fixer's input) with a plain reason where one is known, and exits 1. After every animation it
 rewrites MEDIA_DIR/progress.json (animations played, seconds of video), so that a render killed
 for time can say how far it got.
+
+SPAN `FIRST,LAST` writes only animations FIRST..LAST (from 0, inclusive; the padding wait counts
+as the last animation): the earlier ones are played without writing frames, the layout check
+judges only the written ones, and the padding is computed from frame counts, so each range is
+exactly its part of the whole render (`t2m.render.split`). SPAN `plan` writes no video: the dry pass,
+MEDIA_DIR/plan.json with each animation's frame count and whether any mobject had an updater.
 """
 
 from __future__ import annotations
@@ -21,6 +27,8 @@ import math
 import sys
 import traceback
 from pathlib import Path
+
+import numpy as np
 
 STILL_SECONDS = 1.0
 """How long a scene with no animation and no narration is held."""
@@ -36,6 +44,7 @@ def main(argv: list[str]) -> int:
     scene_file, quality, media_dir = Path(argv[0]), argv[1], Path(argv[2])
     min_seconds = float(argv[3]) if len(argv) > 3 else 0.0
     wanted = argv[4] if len(argv) > 4 else ""
+    span = argv[5] if len(argv) > 5 else ""
     from manim import Scene, tempconfig
 
     try:
@@ -60,13 +69,19 @@ def main(argv: list[str]) -> int:
             "disable_caching": True,
             "verbosity": "ERROR",
             "progress_bar": "none",
-            "write_to_movie": True,
+            "write_to_movie": span != "plan",
+            **_span_settings(span),
         }
         findings: list[str] = []
+        media_dir.mkdir(parents=True, exist_ok=True)  # the dry pass writes no video to make it
         with tempconfig(settings):
             scene = _checked(_pick(scenes, wanted), findings, min_seconds, media_dir)()
             scene.render()
             video = scene.renderer.file_writer.movie_file_path
+        if span == "plan":
+            plan = {"frames": scene._t2m_frames, "updaters": scene._t2m_updaters}
+            (media_dir / "plan.json").write_text(json.dumps(plan))
+            return 0
     except Exception as e:
         lines = traceback.format_exc().splitlines()
         # Frames from the generated file matter most to a fixer; keep them and the error itself.
@@ -91,6 +106,31 @@ def main(argv: list[str]) -> int:
         return 1
     (media_dir / "result.json").write_text(json.dumps({"video": str(video), "layout": findings}))
     return 0
+
+
+PLAN_SKIP = 10**9
+"""`from_animation_number` of the dry pass: every animation is played without writing frames."""
+
+
+def _span_settings(span: str) -> dict[str, int]:
+    """Manim's animation range (`-n FIRST,LAST`) for SPAN."""
+    if span == "plan":
+        return {"from_animation_number": PLAN_SKIP}
+    if not span:
+        return {}
+    first, last = (int(x) for x in span.split(","))
+    return {"from_animation_number": first, "upto_animation_number": last}
+
+
+def _frames(scene: object, run_time: float) -> int:
+    """The frames Manim writes for the animation just played, whether or not it was skipped: a
+    static wait is frozen for int(run_time / dt) frames, anything else sampled every dt from 0."""
+    from manim import config
+
+    dt = 1 / config.frame_rate
+    if scene.is_current_animation_frozen_frame():  # type: ignore[attr-defined]
+        return int(run_time / dt)
+    return len(np.arange(0, run_time, dt))
 
 
 def _pick(scenes: list[type], wanted: str) -> type:
@@ -128,11 +168,20 @@ def _checked(scene_class: type, findings: list[str], min_seconds: float, media_d
         return isinstance(camera, ThreeDCamera)
 
     class Checked(scene_class):
+        _t2m_frames: list[int]
+        _t2m_updaters = False
+
         def play(self, *args, **kwargs):
             result = super().play(*args, **kwargs)
-            self._t2m_animations = getattr(self, "_t2m_animations", 0) + 1
-            progress = {"animations": self._t2m_animations, "seconds": self.renderer.time}
+            frames = getattr(self, "_t2m_frames", [])
+            self._t2m_frames = [*frames, _frames(self, self.duration)]
+            self._t2m_animations = len(self._t2m_frames)
+            seconds = sum(self._t2m_frames) / config.frame_rate
+            progress = {"animations": self._t2m_animations, "seconds": seconds}
             (media_dir / "progress.json").write_text(json.dumps(progress))
+            self._t2m_updaters |= any(m.get_family_updaters() for m in self.mobjects)
+            if self.renderer.skip_animations:  # not written here: another range judges it
+                return result
             if not hasattr(self.camera, "frame"):  # a moving camera has no fixed frame to judge
                 seen = {f.split(": ", 1)[1] for f in findings}
                 # A 3D scene is judged where its points are drawn: projected by its camera.
@@ -146,7 +195,7 @@ def _checked(scene_class: type, findings: list[str], min_seconds: float, media_d
 
         def construct(self):
             super().construct()
-            short = min_seconds - self.renderer.time
+            short = min_seconds - sum(getattr(self, "_t2m_frames", [])) / config.frame_rate
             if self.renderer.num_plays == 0:  # a still: Manim would write a PNG, not a video
                 short = max(short, STILL_SECONDS)
             if short > 0.01:  # hold the last frame while the narration finishes, whole frames

@@ -17,6 +17,7 @@ import signal
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from t2m.jail import bwrap as jail
 from t2m.jail.limits import JailUnavailable
@@ -94,21 +95,12 @@ def jail_env() -> dict[str, str]:
     }
 
 
-async def render(
-    code: str,
-    quality: str,
-    workdir: Path,
-    *,
-    timeout_s: float,
-    cpu_s: int,
-    on_tick: Callable[[], Awaitable[None] | None] | None = None,
-    min_seconds: float = 0.0,
-    scene_class: str = "",
-) -> RenderResult:
-    """Check and render `code` in the jail; a code error is a result, not an exception. The video
-    lasts at least `min_seconds` (the scene's narration): a shorter scene holds its last frame.
-    It renders the Scene subclass named `scene_class`, or when there is none by that name the
-    only (else the first) one of the code.
+async def render(code: str, quality: str, workdir: Path, **options: Any) -> RenderResult:
+    """Check and render `code` in the jail (`options`: those of `render_in_jail`); a code error
+    is a result, not an exception. The video lasts at least `min_seconds` (the scene's
+    narration): a shorter scene holds its last frame. It renders the Scene subclass named
+    `scene_class`, or when there is none by that name the only (else the first) one of the code;
+    with `span` (FIRST,LAST) only those animations (`t2m.render.split`).
 
     Raises JailUnavailable when the jail cannot be built (never renders unjailed). If the awaiting
     task is cancelled, the whole jail is killed before re-raising.
@@ -117,16 +109,7 @@ async def render(
         static_check(code)
     except CodeRejected as e:
         return RenderResult(ok=False, video=None, error=str(e))
-    return await render_in_jail(
-        code,
-        quality,
-        workdir,
-        timeout_s=timeout_s,
-        cpu_s=cpu_s,
-        on_tick=on_tick,
-        min_seconds=min_seconds,
-        scene_class=scene_class,
-    )
+    return await render_in_jail(code, quality, workdir, **options)
 
 
 async def render_in_jail(
@@ -139,6 +122,7 @@ async def render_in_jail(
     on_tick: Callable[[], Awaitable[None] | None] | None = None,
     min_seconds: float = 0.0,
     scene_class: str = "",
+    span: str = "",
 ) -> RenderResult:
     """Render `code` in the jail without the static check (the jail is the boundary; tests run
     hostile programs through here). `workdir/job` becomes the jail's work dir; the log is
@@ -149,7 +133,7 @@ async def render_in_jail(
     limits = jail.Limits(memory_mb=MEMORY_MB.get(quality, 2048), cpu_s=cpu_s, wall_s=timeout_s)
     media = f"{jail.JAIL_WORKDIR}/media"
     args = ["-I", "-B", "-m", "t2m.render.runner", f"{jail.JAIL_WORKDIR}/scene.py", quality, media]
-    args += [f"{min_seconds:.3f}", scene_class]
+    args += [f"{min_seconds:.3f}", scene_class] + ([span] if span else [])
     run = await jail.run_python(
         args, job, workdir / "render.log", env=jail_env(), limits=limits, on_tick=on_tick
     )

@@ -125,6 +125,8 @@ async def stack(tmp: Path, out: Path) -> Any:
             task_queue_prefix="replay",  # fixed: queue names are part of the history
             max_fix_attempts=3,
             render_concurrency=2,
+            render_slots=2,  # the split scenario: two ranges a scene, whatever the queue holds
+            split_min_range_s=0,
             reuse_results=False,
             llm_cache=False,  # every run asks the model: the same history each time
         )

@@ -309,6 +309,18 @@ async def reconcile(rec: Recorder) -> None:
     expect(await rec.save("reconcile", handle), "reconcile_catalog")
 
 
+async def split_render(rec: Recorder) -> None:
+    """Medium quality: each scene's dry pass, its ranges on two render slots, their join
+    (the recorder splits whatever it can, `split_min_range_s=0`)."""
+    code = "\n        ".join([SHORT, "self.play(FadeOut(Circle()), run_time=0.5)", SHORT])
+    rec.llm.handler = plain_scenes("One", "Two", "Three", code=code)
+    req = scripted_request("Split renders", quality="medium")
+    handle = await video(rec, req, "video-replay-split")
+    await handle.result()
+    history = await rec.save("split", handle)
+    expect(history, "plan_render", "render_scene", "join_renders", "finalize_video")
+
+
 SCENARIOS: dict[str, Scenario] = {
     "plain": plain,
     "reused": reused,
@@ -320,6 +332,7 @@ SCENARIOS: dict[str, Scenario] = {
     "resumed_retry": resumed_retry,
     "eval": eval_run,
     "reconcile": reconcile,
+    "split": split_render,
 }
 NEEDS = {"reused": {"plain"}, "next_version": {"plain"}, "reconcile": {"regenerate_in_run"}}
 """Scenarios that continue an earlier one's job: `--only` records that one too."""

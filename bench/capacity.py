@@ -1,0 +1,314 @@
+"""What one job costs the rest of the system, and what saturates first with many jobs queued.
+
+Run: .venv/bin/python bench/capacity.py [--jobs 200] [--json]   (as root, like the worker)
+
+It starts its own stack (`pipeline_bench.Stack`: Temporal dev server, embedded PostgreSQL, one
+worker process serving every queue, the API; loopback, fresh data dir), submits N low-quality
+offline jobs at once (the topics of bench/topics.json in turn, `force`: every job renders; four
+owners, so the fair queues have keys to alternate), polls their status through the API with 10
+pollers while they run, and reports:
+
+- throughput: jobs per minute, video seconds per CPU second (all processes);
+- CPU seconds per job by process: API, worker main process, renders (the worker's jailed
+  children: renders, probes, compose, thumbnails), Temporal, PostgreSQL; `orchestration_share`
+  is the CPU outside the jails over all CPU;
+- history events and catalog writes (PostgreSQL row inserts/updates/deletes) per job;
+- status p99 during the run; queue wait per job (time its workflow and activity tasks waited to
+  be picked up) and its mean per owner (fairness);
+- peak RSS per process;
+- the first resource to saturate, sampled every second: host CPU (>= 95% busy), a task queue
+  with a backlog (render: the render slots; video: the workflow worker; llm), status p99 over 1 s.
+
+`--json` prints the same numbers as one JSON object on the last line, so runs compare.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import random
+import re
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import psutil
+from pipeline_bench import POLL_EVERY_S, Stack
+from temporalio.api.enums.v1 import EventType, TaskQueueType
+from temporalio.api.taskqueue.v1 import TaskQueue
+from temporalio.api.workflowservice.v1 import DescribeTaskQueueRequest
+from temporalio.client import WorkflowHandle
+
+from t2m.models import VideoOptions
+from t2m.requests import build_request
+from workflows.client import start_video
+
+ROOT = Path(__file__).resolve().parent.parent
+OWNERS = ("ana", "ben", "chen", "dara")
+POLLERS = 10
+QUEUES = {
+    "video": TaskQueueType.TASK_QUEUE_TYPE_WORKFLOW,
+    "llm": TaskQueueType.TASK_QUEUE_TYPE_ACTIVITY,
+    "render": TaskQueueType.TASK_QUEUE_TYPE_ACTIVITY,
+    "media": TaskQueueType.TASK_QUEUE_TYPE_ACTIVITY,
+}
+
+
+def cpu_of(proc: psutil.Process) -> tuple[float, float]:
+    """(own CPU s, CPU s of its descendants: the live ones' own and what they reaped, and what
+    it reaped itself) of a process."""
+    t = proc.cpu_times()
+    kids = t.children_user + t.children_system
+    for child in proc.children(recursive=True):
+        try:
+            c = child.cpu_times()
+            kids += c.user + c.system + c.children_user + c.children_system
+        except psutil.NoSuchProcess:
+            pass
+    return t.user + t.system, kids
+
+
+def processes(stack: Stack) -> dict[str, psutil.Process]:
+    """The stack's processes by role: the Temporal server (a child of this process) and
+    PostgreSQL's postmaster (daemonized: found by its data dir)."""
+    found = {
+        "api": psutil.Process(stack.procs["api"].pid),
+        "worker": psutil.Process(stack.procs["worker"].pid),
+    }
+    for child in psutil.Process().children():
+        if "temporal" in " ".join(child.cmdline()):
+            found["temporal"] = child
+    ours = {
+        p.pid: p
+        for p in psutil.process_iter(["cmdline"])
+        if "postgres" in " ".join(p.info["cmdline"] or [])
+        and str(stack.data) in " ".join(p.info["cmdline"] or [])
+    }
+    for proc in ours.values():
+        if proc.ppid() not in ours:  # the postmaster; backends are its children
+            found["postgres"] = proc
+    return found
+
+
+def cpu_by_role(procs: dict[str, psutil.Process]) -> dict[str, float]:
+    out: dict[str, float] = {}
+    for role, proc in procs.items():
+        own, kids = cpu_of(proc)
+        if role == "worker":
+            out["worker"], out["renders"] = own, kids
+        else:
+            out[role] = own + kids
+    return out
+
+
+def peak_mb(proc: psutil.Process) -> float:
+    status = Path(f"/proc/{proc.pid}/status").read_text()
+    line = next(x for x in status.splitlines() if x.startswith("VmHWM:"))
+    return int(line.split()[1]) / 1024
+
+
+async def catalog_writes(stack: Stack) -> int:
+    import asyncpg
+
+    conn = await asyncpg.connect(stack.settings.database_url)
+    try:
+        return int(
+            await conn.fetchval(
+                "select coalesce(sum(n_tup_ins + n_tup_upd + n_tup_del), 0) from pg_stat_user_tables"
+            )
+        )
+    finally:
+        await conn.close()
+
+
+async def backlogs(stack: Stack) -> dict[str, int]:
+    out = {}
+    for kind, queue_type in QUEUES.items():
+        d = await stack.client.workflow_service.describe_task_queue(
+            DescribeTaskQueueRequest(
+                namespace=stack.client.namespace,
+                task_queue=TaskQueue(name=stack.settings.queue(kind)),
+                task_queue_type=queue_type,
+                report_stats=True,
+            )
+        )
+        out[kind] = d.stats.approximate_backlog_count if d.HasField("stats") else 0
+    return out
+
+
+async def poll(port: int, paths: list[str], stop: asyncio.Event) -> list[float]:
+    """A status page polling a random job every POLL_EVERY_S until `stop` (as
+    `pipeline_bench.poller`, plain asyncio streams); its latencies in ms."""
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    latencies: list[float] = []
+    await asyncio.sleep(random.uniform(0, POLL_EVERY_S))
+    while not stop.is_set():
+        t = time.perf_counter()
+        writer.write(
+            f"GET {random.choice(paths)} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n\r\n".encode()
+        )
+        head = await reader.readuntil(b"\r\n\r\n")
+        length = re.search(rb"(?i)content-length: *(\d+)", head)
+        await reader.readexactly(int(length.group(1)) if length else 0)
+        latencies.append((time.perf_counter() - t) * 1000)
+        await asyncio.sleep(POLL_EVERY_S)
+    writer.close()
+    return latencies
+
+
+def sample_jails(worker: psutil.Process, seen: dict[tuple[int, float], float]) -> None:
+    """The own CPU s of each of the worker's descendants (its jails) alive now, by (pid, start
+    time). Their CPU does not come back to the worker's tree when they are reaped (bwrap's PID
+    namespace), so it is sampled while they run: the last second of each is missed."""
+    for proc in worker.children(recursive=True):
+        try:
+            t = proc.cpu_times()
+            seen[(proc.pid, proc.create_time())] = t.user + t.system
+        except psutil.NoSuchProcess:
+            pass
+
+
+async def watch(
+    stack: Stack,
+    started: float,
+    first: dict[str, float],
+    stop: asyncio.Event,
+    jails: dict[tuple[int, float], float],
+) -> None:
+    """Record when each resource first saturates (seconds after the submission), and sample the
+    jails' CPU every 0.5 s."""
+    psutil.cpu_percent()
+    worker = psutil.Process(stack.procs["worker"].pid)
+    while not stop.is_set():
+        for _ in range(2):
+            await asyncio.sleep(0.5)
+            sample_jails(worker, jails)
+        now = time.perf_counter() - started
+        if psutil.cpu_percent() >= 95:
+            first.setdefault("host CPU", now)
+        for kind, n in (await backlogs(stack)).items():
+            if n > 0:
+                first.setdefault(f"{kind} task queue backlog", now)
+
+
+async def history_facts(handle: WorkflowHandle) -> tuple[int, float]:
+    """(events, seconds its tasks waited to be picked up) of a finished job."""
+    scheduled: dict[int, float] = {}
+    wait, events = 0.0, 0
+    async for e in handle.fetch_history_events():
+        events += 1
+        at = e.event_time.ToDatetime().timestamp()
+        if e.event_type in (
+            EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED,
+            EventType.EVENT_TYPE_WORKFLOW_TASK_SCHEDULED,
+        ):
+            scheduled[e.event_id] = at
+        elif e.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_STARTED:
+            wait += at - scheduled.get(
+                e.activity_task_started_event_attributes.scheduled_event_id, at
+            )
+        elif e.event_type == EventType.EVENT_TYPE_WORKFLOW_TASK_STARTED:
+            wait += at - scheduled.get(
+                e.workflow_task_started_event_attributes.scheduled_event_id, at
+            )
+    return events, wait
+
+
+async def run(jobs: int) -> dict[str, Any]:
+    topics = json.loads((ROOT / "bench" / "topics.json").read_text())
+    with tempfile.TemporaryDirectory(prefix="t2m-capacity-") as tmp:
+        stack = Stack(Path(tmp) / "data")
+        stack.data.mkdir()
+        await stack.start()
+        try:
+            procs = processes(stack)
+            cpu0, writes0 = cpu_by_role(procs), await catalog_writes(stack)
+            started = time.perf_counter()
+            handles: list[tuple[str, WorkflowHandle]] = []
+            for i in range(jobs):
+                t = topics[i % len(topics)]
+                opts = VideoOptions.model_validate(
+                    {"topic": t["theorem"], "context": t["description"], "quality": "low",
+                     "force": True}
+                )  # fmt: skip
+                owner = OWNERS[i % len(OWNERS)]
+                req = build_request(stack.settings, opts, owner=owner)
+                handles.append((owner, await start_video(stack.client, stack.settings, req)))
+            first: dict[str, float] = {}
+            stop = asyncio.Event()
+            jails: dict[tuple[int, float], float] = {}
+            watcher = asyncio.create_task(watch(stack, started, first, stop, jails))
+            paths = [f"/api/v1/videos/jobs/{h.id}/status" for _, h in handles]
+            pollers = [
+                asyncio.create_task(poll(stack.api_port, paths, stop)) for _ in range(POLLERS)
+            ]
+            results = [await h.result() for _, h in handles]
+            wall = time.perf_counter() - started
+            stop.set()
+            await watcher
+            latencies = [ms for p in pollers for ms in await p]
+            cpu1, writes1 = cpu_by_role(procs), await catalog_writes(stack)
+            peaks = {role: peak_mb(p) for role, p in procs.items()}
+            facts = [await history_facts(h) for _, h in handles]
+        finally:
+            await stack.stop()
+    cpu = {role: (cpu1[role] - cpu0.get(role, 0.0)) / jobs for role in cpu1}
+    cpu["renders"] = max(cpu["renders"], sum(jails.values()) / jobs)
+    total = sum(cpu.values())
+    video_s = sum(r.artifacts.duration_s for r in results)
+    waits = [w for _, w in facts]
+    per_owner = {
+        o: statistics.mean(w for (owner, _), w in zip(handles, waits, strict=True) if owner == o)
+        for o in OWNERS[: min(jobs, len(OWNERS))]
+    }
+    p99 = statistics.quantiles(latencies, n=100)[98] if len(latencies) > 1 else 0.0
+    if p99 > 1000:
+        first.setdefault("API status p99 > 1 s", wall)
+    return {
+        "jobs": jobs,
+        "wall_s": wall,
+        "jobs_per_min": jobs / wall * 60,
+        "video_s_per_cpu_s": video_s / (total * jobs),
+        "cpu_s_per_job": cpu,
+        "orchestration_share": (total - cpu["renders"]) / total,
+        "history_events_per_job": statistics.mean(e for e, _ in facts),
+        "catalog_writes_per_job": (writes1 - writes0) / jobs,
+        "status_p99_ms": p99,
+        "status_requests": len(latencies),
+        "queue_wait_s_per_job": statistics.mean(waits),
+        "queue_wait_s_per_owner": per_owner,
+        "peak_rss_mb": peaks,
+        "first_saturated": min(first, key=first.__getitem__) if first else "none",
+        "saturated_at_s": first,
+        "host_cores": os.cpu_count(),
+        "load_avg_1m_at_end": os.getloadavg()[0],
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--jobs", type=int, default=200, help="jobs submitted at once (200)")
+    parser.add_argument("--json", action="store_true", help="one JSON object on the last line")
+    args = parser.parse_args()
+    report = asyncio.run(run(args.jobs))
+    for name, value in report.items():
+        if isinstance(value, dict):
+            value = ", ".join(
+                f"{k} {v:.3f}" if isinstance(v, float) else f"{k} {v}" for k, v in value.items()
+            )
+        elif isinstance(value, float):
+            value = f"{value:.3f}"
+        print(f"{name:28} {value}")
+    if args.json:
+        print(json.dumps(report))
+    sys.stdout.flush()
+    os._exit(0)  # sdk-python#300
+
+
+if __name__ == "__main__":
+    main()
