@@ -24,6 +24,7 @@ from activities.media import min_seconds, render_key
 from activities.messages import JoinRequest, RenderOutcome, RenderPlan, RenderRequest
 from t2m.catalog.storage import Storage
 from t2m.config import Settings
+from t2m.errors import ErrorKind
 from t2m.jail.bwrap import JailUnavailable
 from t2m.media import jailed as media_jail
 from t2m.render import layout_check as layout
@@ -66,7 +67,7 @@ class SplitActivities:
                 )
             except JailUnavailable as e:
                 raise ApplicationError(
-                    f"render jail unavailable: {e}", type="JailUnavailable"
+                    f"render jail unavailable: {e}", type=ErrorKind.JAIL_UNAVAILABLE
                 ) from e
         if isinstance(found, str):
             activity.logger.info("dry pass failed job=%s scene=%d", req.job_id, req.scene_index)
@@ -116,18 +117,26 @@ class SplitActivities:
             ranges = []
             for i, part in enumerate(req.parts):
                 if part.video_key is None:
-                    raise ApplicationError("a range has no video", non_retryable=True)
+                    raise ApplicationError(
+                        "a range has no video", type=ErrorKind.MEDIA_FAILED, non_retryable=True
+                    )
                 dest = work / f"range-{i}.mp4"
                 ranges.append(await asyncio.to_thread(self.storage.get_file, part.video_key, dest))
             try:
                 joined = await media_jail.join(ranges, work, activity.heartbeat)
             except media_jail.MediaFailed as e:
-                raise ApplicationError(str(e), type="MediaFailed", non_retryable=True) from e
+                raise ApplicationError(
+                    str(e), type=ErrorKind.MEDIA_FAILED, non_retryable=True
+                ) from e
             video, duration, bad = await media_jail.probe_render(
                 joined, r.quality, at_least, Path(tmp) / "checked", activity.heartbeat
             )
             if video is None:
-                raise ApplicationError(f"the joined clip was refused: {bad}", non_retryable=True)
+                raise ApplicationError(
+                    f"the joined clip was refused: {bad}",
+                    type=ErrorKind.MEDIA_FAILED,
+                    non_retryable=True,
+                )
             await asyncio.to_thread(self.storage.put_file, key, video)
             (Path(tmp) / "layout.json").write_text(json.dumps(findings))
             layout_key = key.removesuffix(".mp4") + ".layout.json"
