@@ -60,7 +60,10 @@ def start_worker(
 
 
 async def render_in_flight(handle: WorkflowHandle, timeout_s: float = 120) -> str:
-    """The activity id of a render_scene that a worker has started and not finished."""
+    """The activity id of a render_scene that a worker is running and has not finished: started
+    and heartbeating. "Started" alone is the server's word for a task handed to a poller, which
+    may still be on its way into the worker (one SIGTERMed then never runs it: the task waits for
+    its heartbeat timeout and runs elsewhere)."""
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         desc = await handle.describe()
@@ -68,6 +71,7 @@ async def render_in_flight(handle: WorkflowHandle, timeout_s: float = 120) -> st
             if (
                 p.activity_type.name == "render_scene"
                 and p.state == PendingActivityState.PENDING_ACTIVITY_STATE_STARTED
+                and p.HasField("last_heartbeat_time")
             ):
                 return p.activity_id
         await asyncio.sleep(0.1)
