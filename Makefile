@@ -46,7 +46,7 @@ test: setup
 # (workflow logic with activities faked, models, style rules, budgets, layers, the offline
 # model, replay...), no renders, S3, browser or processes of their own, and no slow ones.
 test-fast: setup
-	$(VENV)/bin/pytest -q -m "not (s3 or render or stack or browser or jail or slow)"
+	$(VENV)/bin/pytest -q -n 2 -m "not (s3 or render or stack or browser or jail or slow)"
 
 lint:
 	$(VENV)/bin/ruff check --fix .
