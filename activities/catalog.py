@@ -24,7 +24,8 @@ from activities.heartbeat import heartbeats
 from activities.messages import ReconcileReport, ReconcileRequest, Reusable
 from t2m.catalog.db import CatalogRejected, Job, JobStore
 from t2m.errors import ErrorKind
-from t2m.models import STAGES, JobRecord, JobState, JobStatus, VideoRequest, VideoResult
+from t2m.vocabulary.job import STAGES, JobRecord, JobState, JobStatus, VideoResult
+from t2m.vocabulary.request import VideoRequest
 
 _OUTCOME: dict[WorkflowExecutionStatus, JobState] = {
     WorkflowExecutionStatus.COMPLETED: "completed",

@@ -19,20 +19,11 @@ from activities.heartbeat import heartbeats
 from t2m.authoring.llm import ModelClient, ModelError
 from t2m.catalog.db import JobStore
 from t2m.catalog.storage import Storage
-from t2m.eval import (
-    JUDGE_FRAMES,
-    EvalResult,
-    Judgement,
-    JudgeRequest,
-    ReportRequest,
-    build_report,
-    judge_video,
-    markdown,
-    srt_transcript,
-)
+from t2m.eval.judge import JUDGE_FRAMES, Judgement, JudgeRequest, judge_video, srt_transcript
+from t2m.eval.report import EvalResult, ReportRequest, build_report, markdown
 from t2m.keys import report_keys
 from t2m.media import compose as media
-from t2m.models import JobStatus
+from t2m.vocabulary.job import JobStatus
 
 STATUS_QUERY_TIMEOUT = timedelta(seconds=10)
 

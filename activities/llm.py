@@ -37,7 +37,7 @@ from t2m.authoring.llm import ModelClient, ModelError
 from t2m.catalog.storage import Storage
 from t2m.catalog.tenancy import Tenancy
 from t2m.media import compose as media
-from t2m.models import VideoRequest
+from t2m.vocabulary.request import VideoRequest
 
 CRITIQUE_FRAMES = 3
 

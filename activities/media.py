@@ -48,8 +48,9 @@ from t2m.media import languages, speech_audio, subtitles
 from t2m.media import provider_speech as speech
 from t2m.media import speech as tts
 from t2m.media.voices import is_provider_voice
-from t2m.models import Artifacts, Cue, Narration, Usage
 from t2m.render import sandbox
+from t2m.vocabulary.plan import Artifacts, Cue, Narration
+from t2m.vocabulary.usage import Usage
 
 
 def min_seconds(narration_s: float) -> float:

@@ -1,6 +1,6 @@
 """What the workflow sends its activities and gets back: small values and storage keys only.
 
-The domain types (plans, storyboards, narration, usage) come from `t2m.models`; these are the
+The domain types (plans, storyboards, narration, usage) come from `t2m.vocabulary`; these are the
 envelopes around them, one request and one result per activity.
 """
 
@@ -8,16 +8,9 @@ from __future__ import annotations
 
 from pydantic import BaseModel, Field
 
-from t2m.models import (
-    Artifacts,
-    Cue,
-    Quality,
-    SceneMedia,
-    ScenePlan,
-    Storyboard,
-    Usage,
-    VideoPlan,
-)
+from t2m.vocabulary.plan import Artifacts, Cue, SceneMedia, ScenePlan, Storyboard, VideoPlan
+from t2m.vocabulary.request import Quality
+from t2m.vocabulary.usage import Usage
 
 
 class PlanResult(BaseModel):

@@ -27,7 +27,8 @@ from temporalio.worker import (
 )
 
 from activities.messages import RenderOutcome
-from t2m.models import Usage, VideoRequest
+from t2m.vocabulary.request import VideoRequest
+from t2m.vocabulary.usage import Usage
 
 log = logging.getLogger("t2m.metrics")
 

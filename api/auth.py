@@ -22,7 +22,7 @@ from starlette.requests import HTTPConnection
 
 from t2m.catalog.db import KeyStore, Principal
 from t2m.config import Settings, is_loopback
-from t2m.models import user_name
+from t2m.vocabulary.text import user_name
 
 MEDIA_TOKEN_TTL_S = 30 * 60
 """Media URLs are valid this long; a token promising more is refused."""

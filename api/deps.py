@@ -19,7 +19,7 @@ from api.status_cache import StatusCache
 from t2m.catalog.db import Job, JobStore, Principal
 from t2m.catalog.storage import Storage
 from t2m.config import Settings
-from t2m.models import JOB_ID_PATTERN
+from t2m.vocabulary.job import JOB_ID_PATTERN
 
 PRINCIPAL = "t2m.principal"
 """Scope key of the caller authenticated before the body was read."""

@@ -44,8 +44,8 @@ from api.status_cache import StatusCache
 from t2m.catalog import db
 from t2m.catalog.storage import get_storage
 from t2m.config import Settings, get_settings
-from t2m.models import JobStatus
 from t2m.requests import allowed_models, configuration_problems, plain_message
+from t2m.vocabulary.job import JobStatus
 from workflows.client import connect, job_status
 
 WEB_DIR = Path(__file__).parent / "web"

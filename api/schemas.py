@@ -7,14 +7,10 @@ from typing import Annotated, Any
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
-from t2m.models import (
-    JobState,
-    Priority,
-    UsageSummary,
-    VideoOptions,
-    VideoRequest,
-    multiline_text,
-)
+from t2m.vocabulary.job import JobState
+from t2m.vocabulary.request import PriorityLevel, VideoOptions, VideoRequest
+from t2m.vocabulary.text import multiline_text
+from t2m.vocabulary.usage import UsageSummary
 
 Configuration = VideoOptions
 """The request's `configuration`: the same model (and rules) the CLI validates its flags with."""
@@ -50,7 +46,7 @@ class Strict(BaseModel):
 
 class GenerateRequest(Strict):
     configuration: Configuration
-    priority: Priority = "normal"
+    priority: PriorityLevel = "normal"
 
 
 class Progress(BaseModel):
@@ -82,7 +78,7 @@ class StatusProgress(BaseModel):
 class JobCreated(BaseModel):
     job_id: str
     status: str
-    priority: Priority
+    priority: PriorityLevel
     progress: Progress
     created_at: datetime
 

@@ -26,18 +26,10 @@ from api.schemas import (
 )
 from api.status_cache import row_status
 from t2m.catalog.db import IdempotencyConflict, Job
-from t2m.models import (
-    PRIORITY_KEYS,
-    TERMINAL_STATUSES,
-    JobRecord,
-    JobStatus,
-    Usage,
-    UsageSummary,
-    VideoRequest,
-    new_job_id,
-    usage_summary,
-)
 from t2m.requests import InvalidRequest, build_request
+from t2m.vocabulary.job import TERMINAL_STATUSES, JobRecord, JobStatus, new_job_id
+from t2m.vocabulary.request import PRIORITY_KEYS, VideoRequest
+from t2m.vocabulary.usage import Usage, UsageSummary, usage_summary
 from workflows.client import job_status, start_video
 
 

@@ -25,7 +25,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 from t2m.catalog.db import Job
-from t2m.models import TERMINAL_STATUSES, JobStatus
+from t2m.vocabulary.job import TERMINAL_STATUSES, JobStatus
 
 log = logging.getLogger(__name__)
 

@@ -20,7 +20,8 @@ from api.deps import AppState
 from t2m.budget import usd
 from t2m.catalog.db import Job
 from t2m.catalog.tenancy import RATE_WINDOW_S, Tenancy
-from t2m.models import PRIORITY_KEYS, UsageSummary
+from t2m.vocabulary.request import PRIORITY_KEYS
+from t2m.vocabulary.usage import UsageSummary
 
 ACTIVE_RETRY_AFTER_S = 30
 """When a user is at the active-jobs quota, when to try again: jobs take tens of seconds."""

@@ -44,8 +44,8 @@ from temporalio.api.taskqueue.v1 import TaskQueue
 from temporalio.api.workflowservice.v1 import DescribeTaskQueueRequest
 from temporalio.client import WorkflowHandle
 
-from t2m.models import VideoOptions
 from t2m.requests import build_request
+from t2m.vocabulary.request import VideoOptions
 from workflows.client import start_video
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -44,9 +44,9 @@ from t2m.catalog import db
 from t2m.config import Settings
 from t2m.media import compose as media
 from t2m.media import speech as tts
-from t2m.models import VideoOptions
 from t2m.render import sandbox
 from t2m.requests import build_request
+from t2m.vocabulary.request import VideoOptions
 from workflows.client import ensure_search_attributes, job_status, start_video
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from t2m.config import Settings
-from t2m.models import QUALITIES
+from t2m.vocabulary.request import QUALITIES
 
 NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,59}")
 
@@ -68,9 +68,10 @@ def eval_request(settings: Settings, args: argparse.Namespace) -> Any:
     """
     from pydantic import ValidationError
 
-    from t2m.eval import EvalItem, EvalRequest, load_topics
-    from t2m.models import VideoOptions
+    from t2m.eval.runs import EvalItem, EvalRequest
+    from t2m.eval.topics import load_topics
     from t2m.requests import InvalidRequest, build_request
+    from t2m.vocabulary.request import VideoOptions
     from workflows.eval import EVAL_OWNER
 
     name = args.name or args.topics.stem
@@ -96,7 +97,7 @@ def eval_request(settings: Settings, args: argparse.Namespace) -> Any:
 
 
 async def run(settings: Settings, args: argparse.Namespace) -> int:
-    from t2m.eval import TopicFileError
+    from t2m.eval.topics import TopicFileError
     from t2m.requests import InvalidRequest
 
     try:
@@ -146,7 +147,8 @@ async def follow(client: Any, settings: Settings, args: argparse.Namespace, req:
     (the eval and its videos are cancelled)."""
     from datetime import timedelta
 
-    from t2m.eval import EvalProgress, EvalResult
+    from t2m.eval.report import EvalResult
+    from t2m.eval.runs import EvalProgress
     from workflows.eval import EVAL_PRIORITY, EvalWorkflow
 
     handle = await client.start_workflow(

@@ -16,7 +16,7 @@ from typing import Any
 
 from cli.outcome import fail
 from t2m.config import Settings
-from t2m.models import PRIORITIES, QUALITIES
+from t2m.vocabulary.request import PRIORITIES, QUALITIES
 
 
 def add_parser(sub: Any) -> argparse.ArgumentParser:

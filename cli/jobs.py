@@ -17,7 +17,7 @@ from urllib.parse import quote
 from cli.progress import ProgressView, from_api
 from cli.remote import ApiError, Remote, load_config
 from t2m.budget import spent_against
-from t2m.models import JOB_STATES
+from t2m.vocabulary.job import JOB_STATES
 
 REUSED = "reused from job {}; --force to make anew"
 VERBS = ("list", "status", "cancel", "retry", "delete", "download", "regenerate")
@@ -163,8 +163,10 @@ def _status(remote: Remote, args: argparse.Namespace) -> Outcome:
     with ProgressView(args.job_id, stream=sys.stderr) as view:
         s = remote.follow(args.job_id, max(args.interval, 0.1), lambda s: view.update(from_api(s)))
     if s["status"] != "completed":
-        print(f"t2m: job {s['job_id']} {s['status']}: {s.get('error') or ''}".rstrip(": "),
-              file=sys.stderr)  # fmt: skip
+        print(
+            f"t2m: job {s['job_id']} {s['status']}: {s.get('error') or ''}".rstrip(": "),
+            file=sys.stderr,
+        )
         return 1, s, describe(s)
     return 0, s, "\n".join([describe(s), *_scenes(s)])
 

@@ -62,8 +62,8 @@ async def generate(settings: Settings, args: argparse.Namespace) -> int:
 
     from cli.progress import ProgressView
     from t2m.catalog.storage import get_storage
-    from t2m.models import PRIORITY_KEYS
     from t2m.requests import InvalidRequest
+    from t2m.vocabulary.request import PRIORITY_KEYS
     from workflows.client import job_status, start_video
 
     try:

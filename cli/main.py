@@ -165,7 +165,7 @@ def docs_search(settings: Settings, query: str, k: int, as_json: bool) -> int:
 
 async def create_key(settings: Settings, user: str, admin: bool, as_json: bool = False) -> int:
     from t2m.catalog import db
-    from t2m.models import user_name
+    from t2m.vocabulary.text import user_name
 
     user = user.strip()
     try:

@@ -19,7 +19,7 @@ from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, T
 from rich.table import Table
 
 from t2m.budget import spent_against
-from t2m.models import TERMINAL_STATUSES, JobStatus, SceneStatus
+from t2m.vocabulary.job import TERMINAL_STATUSES, JobStatus, SceneStatus
 
 STATE_STYLE = {
     "pending": "dim",
@@ -44,14 +44,17 @@ def from_api(s: dict[str, Any]) -> JobStatus:
         percentage=p["percentage"],
         current_stage=p["current_stage"],
         stages_completed=p.get("stages_completed", []),
-        scenes=[SceneStatus.model_construct(**{k: sc.get(k) for k in fields}) for sc in p.get("scenes", [])],
+        scenes=[
+            SceneStatus.model_construct(**{k: sc.get(k) for k in fields})
+            for sc in p.get("scenes", [])
+        ],
         error=s.get("error"),
         reused_from=s.get("reused_from"),
         max_cost_usd=budget.get("max_cost_usd"),
         spent_usd=budget.get("spent_usd", 0.0),
         retryable=s.get("retryable"),
         held=s.get("held"),
-    )  # fmt: skip
+    )
 
 
 def progress_line(status: JobStatus) -> str:

@@ -7,10 +7,10 @@ import argparse
 from typing import TYPE_CHECKING
 
 from t2m.config import Settings
-from t2m.models import VideoOptions
+from t2m.vocabulary.request import VideoOptions
 
 if TYPE_CHECKING:
-    from t2m.models import VideoRequest
+    from t2m.vocabulary.request import VideoRequest
 
 
 def style_pairs(pairs: list[str]) -> dict[str, str] | None:

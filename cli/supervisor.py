@@ -100,9 +100,14 @@ class ChildProcess(Component):
         self.log.parent.mkdir(parents=True, exist_ok=True)
         with open(self.log, "ab") as out:  # the child keeps its own copy of the descriptor
             self.process = subprocess.Popen(
-                self.cmd, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                start_new_session=True, env=self.env, preexec_fn=die_with_parent(),
-            )  # fmt: skip
+                self.cmd,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                start_new_session=True,
+                env=self.env,
+                preexec_fn=die_with_parent(),
+            )
 
     def alive(self) -> bool:
         return self.process is not None and self.process.poll() is None
@@ -261,8 +266,10 @@ class Guard:
     def __init__(self, timeout_s: float = STOP_TIMEOUT_S) -> None:
         self.process = subprocess.Popen(
             [sys.executable, "-I", "-c", GUARD, str(timeout_s)],
-            stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, start_new_session=True,
-        )  # fmt: skip
+            stdin=subprocess.PIPE,
+            stdout=subprocess.DEVNULL,
+            start_new_session=True,
+        )
 
     def watch(self, name: str, pid: int, sig: int) -> None:
         """Have `sig` sent to `pid` (replacing what `name` had) once this process has ended."""

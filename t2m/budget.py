@@ -1,6 +1,6 @@
 """A job's budget for model calls, in words: how money is shown, and when a budget is spent.
 
-Pure functions over `t2m.models`, shared by the workflow (which stops asking the model), the API
+Pure functions over `t2m.vocabulary`, shared by the workflow (which stops asking the model), the API
 and the CLI (which show spend against budget).
 """
 

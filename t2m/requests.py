@@ -11,7 +11,7 @@ from t2m.config import Settings
 from t2m.errors import T2mError
 from t2m.media.speech import VoiceError, check_voice
 from t2m.media.voices import is_provider_voice
-from t2m.models import VideoOptions, VideoRequest
+from t2m.vocabulary.request import VideoOptions, VideoRequest
 
 
 class InvalidRequest(T2mError, ValueError):

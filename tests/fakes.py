@@ -40,16 +40,10 @@ from activities.messages import (
     ThumbnailRequest,
 )
 from t2m.config import Settings
-from t2m.models import (
-    Artifacts,
-    JobRecord,
-    Narration,
-    ScenePlan,
-    Storyboard,
-    Usage,
-    VideoPlan,
-    VideoRequest,
-)
+from t2m.vocabulary.job import JobRecord
+from t2m.vocabulary.plan import Artifacts, Narration, ScenePlan, Storyboard, VideoPlan
+from t2m.vocabulary.request import VideoRequest
+from t2m.vocabulary.usage import Usage
 from workflows.deployment import deployment_config, deployment_version, promote
 from workflows.video import VideoWorkflow
 

@@ -21,7 +21,7 @@ import uvicorn
 
 from api.main import create_app
 from t2m.config import Settings
-from t2m.models import VideoRequest
+from t2m.vocabulary.request import VideoRequest
 
 T2M = str(Path(sys.executable).parent / "t2m")
 

@@ -10,7 +10,7 @@ import pytest
 from temporalio.client import Client
 
 from t2m.config import Settings
-from t2m.models import JobRecord, JobStatus
+from t2m.vocabulary.job import JobRecord, JobStatus
 from tests.helpers import asgi_client, catalog_request
 from tests.scripted import ScriptedLLM, plan_json, scene_code
 

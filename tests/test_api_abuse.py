@@ -22,7 +22,7 @@ from api.limits import Limits
 from api.main import create_app
 from t2m.catalog import db
 from t2m.config import Settings
-from t2m.models import JobRecord, JobStatus
+from t2m.vocabulary.job import JobRecord, JobStatus
 from tests.helpers import (
     T2M,
     api_process,

@@ -44,9 +44,9 @@ def test_a_real_model_tightened_is_named_with_its_field() -> None:
     and a required field added to JobStatus."""
     snapshot = boundary.load_snapshot()
     changed = json.loads(json.dumps(boundary.current_schemas()))
-    request = changed["t2m.models.VideoRequest"]
+    request = changed["t2m.vocabulary.request.VideoRequest"]
     request["properties"]["max_fix_attempts"]["maximum"] = 5
-    status = changed["t2m.models.JobStatus"]
+    status = changed["t2m.vocabulary.job.JobStatus"]
     status["properties"]["held_by"] = {"type": "string"}
     status["required"].append("held_by")
     assert boundary.problems(snapshot, changed) == [

@@ -27,8 +27,9 @@ from t2m.authoring.llm import ModelClient
 from t2m.budget import usd
 from t2m.catalog.storage import LocalStorage
 from t2m.config import Settings
-from t2m.models import JobStatus, VideoOptions, VideoRequest
 from t2m.requests import InvalidRequest, build_request
+from t2m.vocabulary.job import JobStatus
+from t2m.vocabulary.request import VideoOptions, VideoRequest
 from tests.fakes import Fakes, running
 from tests.helpers import asgi_client, cli_env, run_cli
 from tests.scripted import ScriptedLLM, plan_json

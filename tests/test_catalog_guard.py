@@ -13,7 +13,7 @@ from temporalio.testing import ActivityEnvironment
 
 from activities.catalog import CatalogActivities
 from t2m.catalog.db import CatalogRejected, JobStore
-from t2m.models import JobRecord, JobState, JobStatus
+from t2m.vocabulary.job import JobRecord, JobState, JobStatus
 from tests.helpers import catalog_request
 
 

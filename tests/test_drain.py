@@ -22,7 +22,9 @@ from cli.stack import wait_for_temporal
 from t2m.catalog import db
 from t2m.catalog.storage import get_storage
 from t2m.config import Settings
-from t2m.models import Artifacts, JobRecord, JobStatus, VideoRequest
+from t2m.vocabulary.job import JobRecord, JobStatus
+from t2m.vocabulary.plan import Artifacts
+from t2m.vocabulary.request import VideoRequest
 from tests.helpers import (
     api_process,
     catalog_request,

@@ -24,22 +24,17 @@ from t2m.authoring.llm import ModelClient
 from t2m.catalog.db import JobStore
 from t2m.catalog.storage import LocalStorage
 from t2m.config import Settings
-from t2m.eval import (
-    AXES,
+from t2m.eval.judge import AXES, Judgement, JudgeRequest, JudgeScores, judge_video
+from t2m.eval.report import EvalResult
+from t2m.eval.runs import EvalItem, EvalRequest
+from t2m.eval.topics import (
     MAX_TOPIC_FILE_BYTES,
-    EvalItem,
-    EvalRequest,
-    EvalResult,
     EvalTopic,
-    Judgement,
-    JudgeRequest,
-    JudgeScores,
     TopicFileError,
-    judge_video,
     load_topics,
     parse_topics,
 )
-from t2m.models import VideoRequest
+from t2m.vocabulary.request import VideoRequest
 from tests.fakes import Fakes, running
 from tests.helpers import cli_env, run_cli
 from tests.scripted import ScriptedLLM

@@ -13,7 +13,8 @@ from temporalio.client import Client
 from temporalio.service import RPCError
 
 from t2m.config import Settings
-from t2m.models import JobStatus, VideoRequest, new_job_id
+from t2m.vocabulary.job import JobStatus, new_job_id
+from t2m.vocabulary.request import VideoRequest
 from tests.fakes import Fakes, running
 from workflows.client import FAIRNESS_KEY_MAX_BYTES, owner_fairness_key, start_video
 from workflows.video import VideoWorkflow

@@ -38,7 +38,8 @@ from t2m.authoring import steps as authoring
 from t2m.authoring.llm import ModelClient
 from t2m.catalog.storage import LocalStorage
 from t2m.config import Settings
-from t2m.models import Usage, VideoRequest
+from t2m.vocabulary.request import VideoRequest
+from t2m.vocabulary.usage import Usage
 from tests.slow_provider import MODEL, slow_provider
 from workflows.client import start_video
 from workflows.video import VideoWorkflow

@@ -231,7 +231,7 @@ async def test_a_weapon_fails_its_job_while_a_bystander_completes(
         return None
 
     scripted.handler = handler
-    from t2m.models import VideoRequest
+    from t2m.vocabulary.request import VideoRequest
 
     hostile = await start_video(
         client,

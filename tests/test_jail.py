@@ -39,8 +39,8 @@ from temporalio.client import Client, WorkflowFailureError
 from t2m.catalog.db import JobStore
 from t2m.config import Settings
 from t2m.jail import bwrap as jail
-from t2m.models import VideoRequest
 from t2m.render import sandbox, static_check
+from t2m.vocabulary.request import VideoRequest
 from tests.scripted import ScriptedLLM, plan_json
 from workflows.client import job_status, start_video
 

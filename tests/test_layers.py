@@ -1,7 +1,7 @@
 """The shape of the code, checked by reading it: imports point one way, and modules and workflow
 functions stay small enough to read.
 
-cli → api, worker → workflows → activities → t2m (the vocabulary, `t2m.models`, at the bottom).
+cli → api, worker → workflows → activities → t2m (the vocabulary, `t2m.vocabulary`, at the bottom).
 """
 
 from __future__ import annotations
@@ -53,8 +53,14 @@ def test_imports_point_one_way(layer: str) -> None:
 
 
 def test_the_vocabulary_needs_only_pydantic_and_the_standard_library() -> None:
-    allowed = set(sys.stdlib_module_names) | {"pydantic", "__future__"}
-    assert imported(ROOT / "t2m" / "models.py") <= allowed
+    allowed = set(sys.stdlib_module_names) | {"pydantic", "__future__", "t2m"}
+    for path in (ROOT / "t2m" / "vocabulary").glob("*.py"):
+        assert imported(path) <= allowed, path.name
+        modules = {
+            n.module for n in ast.walk(ast.parse(path.read_text())) if isinstance(n, ast.ImportFrom)
+        }
+        inside = {m for m in modules if m and m.split(".")[0] == "t2m"}
+        assert all(m.startswith("t2m.vocabulary.") for m in inside), (path.name, inside)
 
 
 def test_the_rule_checker_sees_lazy_imports(tmp_path: Path) -> None:

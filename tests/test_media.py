@@ -7,7 +7,7 @@ from PIL import Image
 from t2m.media import compose as media
 from t2m.media import languages
 from t2m.media import speech as tts
-from t2m.models import Cue
+from t2m.vocabulary.plan import Cue
 from tests.media_checks import frame_at, make_clip, probe
 
 

@@ -21,7 +21,7 @@ from t2m.authoring.llm import ModelClient
 from t2m.catalog.db import JobStore
 from t2m.catalog.storage import LocalStorage
 from t2m.config import Settings
-from t2m.models import VideoRequest
+from t2m.vocabulary.request import VideoRequest
 from tests.fakes import Fakes, running
 from tests.scripted import ScriptedLLM, plan_json, scene_code
 from workflows.client import job_status, start_video

@@ -19,8 +19,8 @@ from t2m.authoring import steps as authoring
 from t2m.authoring.llm import ModelClient
 from t2m.authoring.llm.offline import text as tx
 from t2m.media.speech import split_sentences
-from t2m.models import Cue, VideoPlan
 from t2m.render import sandbox, static_check
+from t2m.vocabulary.plan import Cue, VideoPlan
 
 MODEL = "offline/templates"
 

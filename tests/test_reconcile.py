@@ -15,7 +15,8 @@ from activities.catalog import CatalogActivities
 from activities.messages import ReconcileRequest
 from t2m.catalog.db import JobStore
 from t2m.config import Settings
-from t2m.models import JobRecord, JobStatus, VideoRequest
+from t2m.vocabulary.job import JobRecord, JobStatus
+from t2m.vocabulary.request import VideoRequest
 from tests.fakes import Fakes, running
 from tests.helpers import asgi_client, catalog_request
 from workflows.maintenance import ReconcileWorkflow, ensure_reconcile_schedule, schedule_id

@@ -22,7 +22,7 @@ from api.main import create_app
 from api.routes import regenerate
 from t2m.catalog.db import JobStore
 from t2m.config import Settings
-from t2m.models import VideoRequest
+from t2m.vocabulary.request import VideoRequest
 from tests.fakes import Fakes, running
 from tests.helpers import serve
 from tests.media_checks import frame_at

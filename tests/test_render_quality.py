@@ -15,9 +15,9 @@ from t2m.authoring import manim_api_changes as api_changes
 from t2m.authoring import steps as authoring
 from t2m.authoring.llm import ModelClient
 from t2m.media import speech as tts
-from t2m.models import ScenePlan
 from t2m.render import layout_check as layout
 from t2m.render import sandbox
+from t2m.vocabulary.plan import ScenePlan
 from tests.media_checks import frame_at, probe
 
 FPS = 15  # low quality

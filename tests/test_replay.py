@@ -18,7 +18,8 @@ from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.worker import Replayer
 from temporalio.workflow import NondeterminismError
 
-from t2m.models import VideoRequest, VideoResult
+from t2m.vocabulary.job import VideoResult
+from t2m.vocabulary.request import VideoRequest
 from tests.histories.scenarios import SCENARIOS
 from worker import WORKFLOWS
 from workflows.video import VideoWorkflow

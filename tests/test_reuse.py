@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from t2m.catalog.reuse import fingerprint
-from t2m.models import VideoRequest
+from t2m.vocabulary.request import VideoRequest
 
 
 def request(**fields: object) -> VideoRequest:

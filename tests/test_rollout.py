@@ -23,7 +23,9 @@ from temporalio.worker import Worker
 with workflow.unsafe.imports_passed_through():
     from activities import messages as msg
     from t2m.config import Settings
-    from t2m.models import SceneMedia, ScenePlan, SceneStatus, Stage, VideoRequest, VideoResult
+    from t2m.vocabulary.job import SceneStatus, Stage, VideoResult
+    from t2m.vocabulary.plan import SceneMedia, ScenePlan
+    from t2m.vocabulary.request import VideoRequest
     from tests.fakes import Fakes
     from workflows import activity_table as act
     from workflows.deployment import adopt_older_builds, deployment_config, pinned_runs, promote

@@ -17,7 +17,8 @@ from api.headers import OTHER_POLICY, PAGE_POLICY, PAGES
 from t2m.catalog.db import JobStore
 from t2m.catalog.storage import LocalStorage
 from t2m.config import Settings
-from t2m.models import Artifacts, JobRecord, JobStatus
+from t2m.vocabulary.job import JobRecord, JobStatus
+from t2m.vocabulary.plan import Artifacts
 from tests.helpers import asgi_client, catalog_request
 
 

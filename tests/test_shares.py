@@ -15,7 +15,10 @@ from temporalio.exceptions import ApplicationError
 
 from activities.messages import PlanResult, RenderOutcome
 from t2m.catalog.db import JobStore
-from t2m.models import Artifacts, JobRecord, JobState, JobStatus, Usage, VideoRequest
+from t2m.vocabulary.job import JobRecord, JobState, JobStatus
+from t2m.vocabulary.plan import Artifacts
+from t2m.vocabulary.request import VideoRequest
+from t2m.vocabulary.usage import Usage
 from tests.conftest import Caller
 from tests.fakes import Fakes
 from tests.helpers import catalog_request

@@ -26,8 +26,9 @@ from activities.split import SplitActivities
 from t2m.catalog.db import JobStore
 from t2m.catalog.storage import LocalStorage
 from t2m.config import Settings
-from t2m.models import SceneMedia, VideoRequest
 from t2m.render import split
+from t2m.vocabulary.plan import SceneMedia
+from t2m.vocabulary.request import VideoRequest
 from tests.helpers import cli_env
 from tests.media_checks import probe
 from workflows.client import job_status, start_video

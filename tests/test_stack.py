@@ -17,7 +17,8 @@ from temporalio.client import WorkflowExecutionStatus
 
 from cli.stack import wait_for_temporal
 from t2m.config import Settings
-from t2m.models import VideoRequest, VideoResult
+from t2m.vocabulary.job import VideoResult
+from t2m.vocabulary.request import VideoRequest
 from tests.helpers import free_port, readme_walkthrough, start_up, stop_up
 from workflows.client import start_video
 

@@ -13,7 +13,8 @@ from temporalio.client import Client
 
 from api.status_cache import StatusCache
 from t2m.catalog.db import Job
-from t2m.models import JobStatus, VideoRequest
+from t2m.vocabulary.job import JobStatus
+from t2m.vocabulary.request import VideoRequest
 from tests.scripted import ScriptedLLM, plan_json, scene_code
 from workflows.client import job_status
 

@@ -14,7 +14,9 @@ from temporalio.common import VersioningBehavior
 
 with workflow.unsafe.imports_passed_through():
     from t2m.config import Settings
-    from t2m.models import Artifacts, SceneMedia, VideoRequest, VideoResult
+    from t2m.vocabulary.job import VideoResult
+    from t2m.vocabulary.plan import Artifacts, SceneMedia
+    from t2m.vocabulary.request import VideoRequest
     from tests.fakes import Fakes, running
     from tests.helpers import asgi_client
     from workflows.client import held_jobs, job_status

@@ -22,8 +22,9 @@ from t2m.authoring.llm import ModelClient
 from t2m.catalog.db import JobStore
 from t2m.catalog.storage import LocalStorage
 from t2m.config import Settings
-from t2m.models import Cue, ScenePlan, VideoOptions
 from t2m.requests import InvalidRequest, build_request
+from t2m.vocabulary.plan import Cue, ScenePlan
+from t2m.vocabulary.request import VideoOptions
 from tests.helpers import serve
 from tests.scripted import ScriptedLLM
 from workflows.client import start_video

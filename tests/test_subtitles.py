@@ -7,7 +7,7 @@ import random
 
 from t2m.media import compose as media
 from t2m.media.subtitles import broadcast
-from t2m.models import Cue
+from t2m.vocabulary.plan import Cue
 from tests.media_checks import assert_broadcast_subtitles
 
 LONG = (

@@ -14,7 +14,8 @@ from temporalio.client import Client, WorkflowHandle
 
 from activities.messages import RenderOutcome, RenderRequest
 from t2m.config import Settings
-from t2m.models import JobStatus, SceneStatus, VideoRequest
+from t2m.vocabulary.job import JobStatus, SceneStatus
+from t2m.vocabulary.request import VideoRequest
 from tests.fakes import Fakes, running
 from workflows import ui
 from workflows.client import start_video

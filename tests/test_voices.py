@@ -22,8 +22,9 @@ from activities.messages import NarrateRequest
 from t2m.catalog.db import JobStore
 from t2m.catalog.storage import LocalStorage, get_storage
 from t2m.config import Settings
-from t2m.models import Narration, VideoOptions, VideoRequest
 from t2m.requests import InvalidRequest, build_request
+from t2m.vocabulary.plan import Narration
+from t2m.vocabulary.request import VideoOptions, VideoRequest
 from tests.helpers import asgi_client, serve
 from tests.speech_server import KEY, RATE, SpeechServer
 from workflows.client import job_status, start_video

@@ -23,7 +23,7 @@ from playwright.async_api import (
     expect,
 )
 
-from t2m.models import STAGES
+from t2m.vocabulary.job import STAGES
 from tests.test_web import CHROMIUM_ARGS, web_url  # noqa: F401 (a fixture)
 from tests.test_web_share import loopback_only
 

@@ -24,7 +24,8 @@ from temporalio.client import Client
 from api.main import create_app
 from t2m.catalog.db import JobStore
 from t2m.config import Settings
-from t2m.models import JobRecord, JobStatus, SceneStatus, VideoRequest
+from t2m.vocabulary.job import JobRecord, JobStatus, SceneStatus
+from t2m.vocabulary.request import VideoRequest
 from tests.conftest import Caller
 from tests.helpers import serve
 from tests.scripted import ScriptedLLM, plan_json, scene_code

@@ -13,7 +13,7 @@ from pathlib import Path
 from temporalio.client import Client
 
 from t2m.config import Settings
-from t2m.models import VideoRequest
+from t2m.vocabulary.request import VideoRequest
 from tests.helpers import cli_env, gone, runners_under
 from workflows.client import job_status, start_video
 

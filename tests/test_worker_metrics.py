@@ -20,7 +20,7 @@ from temporalio.worker import UnsandboxedWorkflowRunner, Worker
 
 from activities.messages import CodeResult, FixRequest, PlanResult, RenderOutcome, RenderRequest
 from t2m.config import Settings
-from t2m.models import VideoRequest
+from t2m.vocabulary.request import VideoRequest
 from tests.helpers import cli_env, free_port, metric_series
 
 ROOT = Path(__file__).parent.parent

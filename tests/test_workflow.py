@@ -10,7 +10,8 @@ from temporalio.client import Client, WorkflowExecutionStatus, WorkflowFailureEr
 
 from t2m.catalog.db import JobStore
 from t2m.config import Settings
-from t2m.models import STAGES, VideoRequest
+from t2m.vocabulary.job import STAGES
+from t2m.vocabulary.request import VideoRequest
 from tests.helpers import runners_under
 from tests.scripted import ScriptedLLM, plan_json, scene_code
 from workflows.client import job_status, start_video

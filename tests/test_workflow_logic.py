@@ -16,12 +16,9 @@ from activities.messages import (
     RenderOutcome,
     Reusable,
 )
-from t2m.models import (
-    Artifacts,
-    JobStatus,
-    SceneStatus,
-    VideoRequest,
-)
+from t2m.vocabulary.job import JobStatus, SceneStatus
+from t2m.vocabulary.plan import Artifacts
+from t2m.vocabulary.request import VideoRequest
 from tests.fakes import Fakes, running
 from workflows import progress
 from workflows.steps import LAYOUT_FIX_ROUNDS, VISUAL_FIX_ROUNDS
@@ -120,7 +117,7 @@ async def test_a_resumed_job_redoes_only_unfinished_scenes(client: Client) -> No
 
 
 async def test_a_catalog_outage_delays_the_row_never_the_video(client: Client) -> None:
-    fakes = Fakes(catalog_down_for=3)
+    fakes = Fakes(catalog_down_for=2)  # retried after 1 s, then 2 s: the scenes run meanwhile
     status = await run(client, fakes)
     assert status.status == "completed"
     assert [r.status for r in fakes.records] == ["running", "completed"]

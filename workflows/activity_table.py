@@ -20,8 +20,11 @@ from temporalio.common import RetryPolicy
 from temporalio.workflow import ActivityCancellationType
 
 from activities import messages as msg
-from t2m.eval import EvalResult, Judgement, JudgeRequest, ReportRequest
-from t2m.models import Artifacts, JobRecord, Narration, VideoRequest
+from t2m.eval.judge import Judgement, JudgeRequest
+from t2m.eval.report import EvalResult, ReportRequest
+from t2m.vocabulary.job import JobRecord
+from t2m.vocabulary.plan import Artifacts, Narration
+from t2m.vocabulary.request import VideoRequest
 
 Queue = Literal["llm", "render", "media"]
 """Activity task queues (the workflows' own is `video`); each is `<prefix>-<queue>`."""

@@ -28,7 +28,8 @@ from temporalio.envconfig import ClientConfigProfile
 from temporalio.runtime import Runtime
 
 from t2m.config import Settings
-from t2m.models import JobStatus, VideoRequest, new_job_id
+from t2m.vocabulary.job import JobStatus, new_job_id
+from t2m.vocabulary.request import VideoRequest
 from workflows.search import SA_STAGE, SEARCH_ATTRIBUTES, search_attributes
 from workflows.ui import static_details, static_summary
 from workflows.video import VideoWorkflow

@@ -139,8 +139,12 @@ async def adopt_older_builds(
         replayed = await replayer.replay_workflow(history, raise_on_replay_failure=False)
         if replayed.replay_failure is not None:
             outcome[execution.id] = f"left on its build: {replayed.replay_failure}"
-            log.warning("run %s does not replay on build %s: %s", execution.id, current.build_id,
-                        replayed.replay_failure)  # fmt: skip
+            log.warning(
+                "run %s does not replay on build %s: %s",
+                execution.id,
+                current.build_id,
+                replayed.replay_failure,
+            )
             continue
         await _pin(client, _pin_request(client, execution.id, execution.run_id, current))
         outcome[execution.id] = "moved"

@@ -29,16 +29,9 @@ from temporalio.workflow import ParentClosePolicy
 
 with workflow.unsafe.imports_passed_through():
     from t2m.config import Settings
-    from t2m.eval import (
-        EvalItem,
-        EvalProgress,
-        EvalRequest,
-        EvalResult,
-        Judgement,
-        JudgeRequest,
-        ReportRequest,
-        VideoOutcome,
-    )
+    from t2m.eval.judge import Judgement, JudgeRequest
+    from t2m.eval.report import EvalResult, ReportRequest
+    from t2m.eval.runs import EvalItem, EvalProgress, EvalRequest, VideoOutcome
     from workflows.activity_table import JUDGE_VIDEO, WRITE_EVAL_REPORT
     from workflows.search import search_attributes
     from workflows.steps import reason_of

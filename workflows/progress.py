@@ -3,7 +3,7 @@ kept out of the workflow class so it is tested on its own in microseconds."""
 
 from __future__ import annotations
 
-from t2m.models import STAGES, JobStatus, SceneState, Stage
+from t2m.vocabulary.job import STAGES, JobStatus, SceneState, Stage
 
 # Share of the overall percentage each part of the job carries; scenes split theirs evenly.
 PLAN_WEIGHT, SCENES_WEIGHT, COMPOSE_WEIGHT = 10.0, 75.0, 10.0

@@ -21,7 +21,8 @@ from temporalio.exceptions import ActivityError, ApplicationError
 
 with workflow.unsafe.imports_passed_through():
     from t2m.errors import ErrorKind
-    from t2m.models import TERMINAL_STATUSES, SceneMedia, SceneStatus
+    from t2m.vocabulary.job import TERMINAL_STATUSES, SceneStatus
+    from t2m.vocabulary.plan import SceneMedia
     from workflows.scene import SceneSteps
     from workflows.state import RunState
 

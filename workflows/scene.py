@@ -17,7 +17,9 @@ with workflow.unsafe.imports_passed_through():
     from t2m.budget import exhausted
     from t2m.errors import ErrorKind
     from t2m.media.voices import is_provider_voice
-    from t2m.models import SceneMedia, ScenePlan, SceneState, SceneStatus, Stage, Usage
+    from t2m.vocabulary.job import SceneState, SceneStatus, Stage
+    from t2m.vocabulary.plan import SceneMedia, ScenePlan
+    from t2m.vocabulary.usage import Usage
     from workflows import activity_table as act
     from workflows import progress, split, ui
     from workflows.activity_table import ActivitySpec

@@ -6,7 +6,7 @@ from __future__ import annotations
 from temporalio.api.enums.v1 import IndexedValueType
 from temporalio.common import SearchAttributeKey, SearchAttributePair, TypedSearchAttributes
 
-from t2m.models import VideoRequest
+from t2m.vocabulary.request import VideoRequest
 
 SA_TOPIC = SearchAttributeKey.for_text("T2mTopic")
 SA_OWNER = SearchAttributeKey.for_keyword("T2mOwner")

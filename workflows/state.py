@@ -10,7 +10,9 @@ from __future__ import annotations
 import asyncio
 from dataclasses import dataclass, field
 
-from t2m.models import JobStatus, SceneMedia, VideoPlan, VideoRequest
+from t2m.vocabulary.job import JobStatus
+from t2m.vocabulary.plan import SceneMedia, VideoPlan
+from t2m.vocabulary.request import VideoRequest
 
 
 @dataclass

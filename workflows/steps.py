@@ -12,17 +12,10 @@ from typing import Protocol
 from temporalio.exceptions import ActivityError, ApplicationError, CancelledError
 
 from t2m.errors import ErrorKind
-from t2m.models import (
-    Checkpoint,
-    JobRecord,
-    JobStatus,
-    Narration,
-    SceneMedia,
-    ScenePlan,
-    Usage,
-    VideoPlan,
-    VideoRequest,
-)
+from t2m.vocabulary.job import JobRecord, JobStatus
+from t2m.vocabulary.plan import Checkpoint, Narration, SceneMedia, ScenePlan, VideoPlan
+from t2m.vocabulary.request import VideoRequest
+from t2m.vocabulary.usage import Usage
 
 LAYOUT_FIX_ROUNDS = 2
 """Fix rounds spent on layout findings before a scene is accepted with them listed."""

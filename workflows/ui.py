@@ -13,7 +13,9 @@ import html
 import re
 
 from t2m.budget import spent_against
-from t2m.models import JobStatus, ScenePlan, VideoRequest
+from t2m.vocabulary.job import JobStatus
+from t2m.vocabulary.plan import ScenePlan
+from t2m.vocabulary.request import VideoRequest
 
 SUMMARY_CHARS = 160
 """The UI shows one line; the server caps a summary's size (a few hundred bytes)."""

@@ -23,14 +23,9 @@ with workflow.unsafe.imports_passed_through():
     from activities import messages as msg
     from t2m.errors import ErrorKind
     from t2m.media.languages import spoken_language
-    from t2m.models import (
-        Artifacts,
-        JobStatus,
-        SceneMedia,
-        SceneStatus,
-        VideoRequest,
-        VideoResult,
-    )
+    from t2m.vocabulary.job import JobStatus, SceneStatus, VideoResult
+    from t2m.vocabulary.plan import Artifacts, SceneMedia
+    from t2m.vocabulary.request import VideoRequest
     from workflows import activity_table as act
     from workflows import progress
     from workflows.regenerate import SceneRedos

@@ -17,7 +17,8 @@ from api.deps import AppState, CurrentUser, OwnedJob, StateDep, protected_router
 from api.schemas import ActionResult, JobDetail, JobList, errors
 from t2m import keys
 from t2m.catalog.db import Job
-from t2m.models import TERMINAL_STATUSES, JobState, user_name
+from t2m.vocabulary.job import TERMINAL_STATUSES, JobState
+from t2m.vocabulary.text import user_name
 
 router = protected_router("/api/v1/jobs", "jobs")
 ACTION_ERRORS = errors(403, 404, 409, 415, 429)

@@ -24,7 +24,7 @@ from api.deps import AppState, OwnedJob, StateDep, protected_router
 from api.schemas import RegenerateRequest, RegenerateResult, errors
 from t2m.catalog.db import Job
 from t2m.errors import HTTP_STATUS, ErrorKind, http_status
-from t2m.models import Regeneration
+from t2m.vocabulary.request import Regeneration
 from workflows.video import VideoWorkflow
 
 router = protected_router("/api/v1/jobs", "jobs")

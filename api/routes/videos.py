@@ -35,7 +35,8 @@ from api.schemas import (
 from t2m.catalog.db import Job
 from t2m.catalog.shares import ShareStore
 from t2m.media.languages import UNDETERMINED, spoken_language
-from t2m.models import TERMINAL_STATUSES, Artifacts
+from t2m.vocabulary.job import TERMINAL_STATUSES
+from t2m.vocabulary.plan import Artifacts
 
 router = protected_router("/api/v1/videos", "videos")
 IdempotencyKey = Annotated[

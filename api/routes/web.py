@@ -9,8 +9,8 @@ from fastapi import APIRouter
 from fastapi.responses import FileResponse, RedirectResponse
 
 from api.deps import StateDep
-from t2m.models import JOB_ID_PATTERN, STAGES
 from t2m.requests import allowed_models
+from t2m.vocabulary.job import JOB_ID_PATTERN, STAGES
 
 router = APIRouter(include_in_schema=False)
 PAGES = FilePath(__file__).parent.parent / "web"

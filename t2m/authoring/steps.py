@@ -21,7 +21,8 @@ from pydantic import Field, StringConstraints, TypeAdapter, ValidationError
 from t2m.authoring import manim_api_changes as api_changes
 from t2m.authoring.llm import ModelClient
 from t2m.errors import ErrorKind, T2mError
-from t2m.models import Cue, ScenePlan, Storyboard, Usage, VideoPlan
+from t2m.vocabulary.plan import Cue, ScenePlan, Storyboard, VideoPlan
+from t2m.vocabulary.usage import Usage
 
 MIN_SCENES, MAX_SCENES = 3, 7
 PLAN_ASKS = 2
@@ -74,7 +75,7 @@ def class_name(scene: ScenePlan) -> str:
 
 
 Style = dict[str, str] | None
-"""A request's `style_preferences` (see `t2m.models.STYLE_KEYS`), passed to every prompt."""
+"""A request's `style_preferences` (see `t2m.vocabulary.style.STYLE_KEYS`), passed to every prompt."""
 
 
 def _styled(data: dict[str, object], style: Style) -> dict[str, object]:

@@ -26,17 +26,11 @@ from t2m.catalog.local_postgres import start_embedded as start_embedded
 from t2m.catalog.migrations import SchemaBehind, migrate, pending
 from t2m.catalog.reuse import fingerprint
 from t2m.errors import ErrorKind, T2mError
-from t2m.models import (
-    TERMINAL_STATUSES,
-    Artifacts,
-    Checkpoint,
-    JobRecord,
-    JobStatus,
-    UsageSummary,
-    VideoRequest,
-    usage_summary,
-    user_name,
-)
+from t2m.vocabulary.job import TERMINAL_STATUSES, JobRecord, JobStatus
+from t2m.vocabulary.plan import Artifacts, Checkpoint
+from t2m.vocabulary.request import VideoRequest
+from t2m.vocabulary.text import user_name
+from t2m.vocabulary.usage import UsageSummary, usage_summary
 
 M = TypeVar("M", bound=BaseModel)
 

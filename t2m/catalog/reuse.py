@@ -15,7 +15,7 @@ from functools import cache
 from importlib import resources
 from importlib.metadata import version
 
-from t2m.models import VideoRequest
+from t2m.vocabulary.request import VideoRequest
 
 PIPELINE_VERSION = "2026-11-29"
 
@@ -52,7 +52,7 @@ def fingerprint(req: VideoRequest) -> str:
                 "style_preferences",
                 "max_cost_usd",  # a job that reached its budget may have kept a weaker scene
             }
-        ),  # fmt: skip
+        ),
         "versions": _versions(),
     }
     return hashlib.sha256(json.dumps(content, sort_keys=True).encode()).hexdigest()

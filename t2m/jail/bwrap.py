@@ -81,7 +81,9 @@ HOST_PATHS = (
 # What renders and media jails import of t2m (read-only, no secrets).
 T2M_FILES = (
     "__init__.py",
-    "models.py",
+    "vocabulary/__init__.py",
+    "vocabulary/plan.py",
+    "vocabulary/usage.py",
     "errors.py",
     "render/__init__.py",
     "render/runner.py",

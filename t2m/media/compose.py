@@ -15,7 +15,7 @@ from pathlib import Path
 import av
 import numpy as np
 
-from t2m.models import Cue
+from t2m.vocabulary.plan import Cue
 
 AUDIO_RATE = 44100
 NARRATION_TAIL_S = 0.4
@@ -80,8 +80,10 @@ def compose(
         videos = [_conforming(s, spec, Path(tmp) / f"scene-{i}.mp4") for i, s in enumerate(scenes)]
         if any(_VideoSpec.of(v) != spec for v in videos):
             spec = _VideoSpec.of(videos[0]).reencoded()
-            videos = [_conforming(s, spec, Path(tmp) / f"all-{i}.mp4", force=True)
-                      for i, s in enumerate(scenes)]  # fmt: skip
+            videos = [
+                _conforming(s, spec, Path(tmp) / f"all-{i}.mp4", force=True)
+                for i, s in enumerate(scenes)
+            ]
         return _join(scenes, videos, out, subtitles=subtitles, language=language)
 
 
@@ -361,9 +363,10 @@ def _thumb_score(frame: av.VideoFrame, change: float) -> float:
 def best_thumbnail(video: Path, out: Path, at_s: float, duration_s: float) -> Path:
     """Save the best frame (see the module doc) as PNG; `at_s` is the suggested time."""
     end = max(0.0, duration_s - 0.05)
-    times = sorted({round(min(at_s, end), 3)} | {
-        round(end * (i + 1) / THUMB_CANDIDATES, 3) for i in range(THUMB_CANDIDATES)
-    })  # fmt: skip
+    times = sorted(
+        {round(min(at_s, end), 3)}
+        | {round(end * (i + 1) / THUMB_CANDIDATES, 3) for i in range(THUMB_CANDIDATES)}
+    )
     best: tuple[float, float, av.VideoFrame] | None = None
     with av.open(str(video)) as c:
         for t in times:

@@ -30,7 +30,7 @@ def main(argv: list[str]) -> int:
             answer = {"ok": True, "duration_s": facts.duration_s, "frames": facts.frames}
     elif op == "compose":
         from t2m.media import compose as media
-        from t2m.models import Cue
+        from t2m.vocabulary.plan import Cue
 
         spec = json.loads(Path(args[0]).read_text())
         scenes = [

@@ -22,7 +22,7 @@ from t2m.jail import bwrap as jail
 from t2m.jail.limits import Limits
 from t2m.media.compose import Composed, SceneInput
 from t2m.media.probe import max_seconds
-from t2m.models import Cue
+from t2m.vocabulary.plan import Cue
 
 Tick = Callable[[], Awaitable[None] | None] | None
 PROBE_LIMITS = Limits(memory_mb=1024, cpu_s=20, wall_s=60, threads=32, disk_mb=64, files=64)

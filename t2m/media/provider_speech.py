@@ -22,7 +22,7 @@ import litellm
 from t2m.authoring.llm import NON_RETRYABLE, missing_key, readable
 from t2m.catalog.storage import Storage
 from t2m.keys import speech_cache_key
-from t2m.models import Usage
+from t2m.vocabulary.usage import Usage
 
 MAX_SPEECH_BYTES = 16 * 1024**2
 """The most audio one sentence may come back as (about 16 minutes of MP3 at 128 kbit/s)."""

@@ -13,7 +13,7 @@ from functools import cache
 from pathlib import Path
 
 from t2m.errors import ErrorKind, T2mError
-from t2m.models import Cue
+from t2m.vocabulary.plan import Cue
 
 SENTENCE_GAP_S = 0.25
 WORDS_PER_MINUTE = 160

@@ -12,7 +12,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 
-from t2m.models import Cue
+from t2m.vocabulary.plan import Cue
 
 MAX_LINE = 42
 MAX_LINES = 2

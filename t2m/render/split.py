@@ -96,9 +96,16 @@ def merge_findings(parts: Sequence[Sequence[str]], limit: int) -> list[str]:
 
 
 async def plan(
-    code: str, quality: str, workdir: Path, *, timeout_s: float, cpu_s: int, min_seconds: float,
-    scene_class: str = "", on_tick: Tick = None,
-) -> Plan | str:  # fmt: skip
+    code: str,
+    quality: str,
+    workdir: Path,
+    *,
+    timeout_s: float,
+    cpu_s: int,
+    min_seconds: float,
+    scene_class: str = "",
+    on_tick: Tick = None,
+) -> Plan | str:
     """The dry pass of `code` in the render jail: its Plan, or the error (the fix loop gets it
     from the whole render; the caller renders whole)."""
     try:

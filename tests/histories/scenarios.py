@@ -19,8 +19,12 @@ from temporalio.common import WorkflowIDReusePolicy
 
 from activities.messages import ReconcileReport, ReconcileRequest
 from api.service import request_of
-from t2m.eval import AXES, EvalItem, EvalRequest, EvalResult, EvalTopic
-from t2m.models import JobRecord, JobStatus, Regeneration, VideoRequest
+from t2m.eval.judge import AXES
+from t2m.eval.report import EvalResult
+from t2m.eval.runs import EvalItem, EvalRequest
+from t2m.eval.topics import EvalTopic
+from t2m.vocabulary.job import JobRecord, JobStatus
+from t2m.vocabulary.request import Regeneration, VideoRequest
 from tests.helpers import catalog_request
 from tests.histories.record import Recorder, Scenario, expect, scheduled
 from tests.scripted import plan_json, scene_code

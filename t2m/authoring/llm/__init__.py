@@ -26,7 +26,7 @@ from t2m import keys
 from t2m.authoring.llm.offline import OfflineLLM
 from t2m.catalog.storage import Storage
 from t2m.errors import ErrorKind, T2mError
-from t2m.models import Usage
+from t2m.vocabulary.usage import Usage
 
 litellm.suppress_debug_info = True  # no "Provider List" banners in worker logs
 

@@ -52,10 +52,19 @@ class OfflineLLM(CustomLLM):
         text = answer(task, data)
         return ModelResponse(
             model=model,
-            choices=[{"index": 0, "finish_reason": "stop", "message": {"role": "assistant", "content": text}}],
-            usage={"prompt_tokens": len(prompt) // 4, "completion_tokens": len(text) // 4,
-                   "total_tokens": (len(prompt) + len(text)) // 4},
-        )  # fmt: skip
+            choices=[
+                {
+                    "index": 0,
+                    "finish_reason": "stop",
+                    "message": {"role": "assistant", "content": text},
+                }
+            ],
+            usage={
+                "prompt_tokens": len(prompt) // 4,
+                "completion_tokens": len(text) // 4,
+                "total_tokens": (len(prompt) + len(text)) // 4,
+            },
+        )
 
 
 def answer(task: str, data: dict) -> str:

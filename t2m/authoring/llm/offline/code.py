@@ -228,8 +228,10 @@ def _as_list(
         anims.append("Create(right)")
     mark = "Text('✓', font_size=30, color=ACCENT)" if last else "Dot(color=ACCENT)"
     typeset = tx.to_latex(formula) if formula else None
-    shown = [tx.without_formulas(p, [f for f in tx.find_formulas(p) if tx.to_latex(f) == typeset])
-             for p in shown]  # fmt: skip
+    shown = [
+        tx.without_formulas(p, [f for f in tx.find_formulas(p) if tx.to_latex(f) == typeset])
+        for p in shown
+    ]
     rows = [f"'\\n'.join({tx.wrap(p, WIDTH[side] - 3)!r})" for p in shown]
     if rows:
         code += (

@@ -49,8 +49,14 @@ def _duration(narration: str, pace: str) -> float:
     return round(min(120.0, max(5.0, len(narration.split()) / per + 2.0)), 1)
 
 
-def _scene(title: str, goal: str, said: list[str], shown: list[str], formula: str | None,
-           style: dict[str, str]) -> dict:  # fmt: skip
+def _scene(
+    title: str,
+    goal: str,
+    said: list[str],
+    shown: list[str],
+    formula: str | None,
+    style: dict[str, str],
+) -> dict:
     language = style.get("language", "en")
     narration = " ".join(tx.spoken(s, language) for s in said)
     return {
@@ -126,8 +132,10 @@ def storyboard(scene: dict, style: dict[str, str] | None = None) -> dict:
     kinds = [k for k in (visuals.choose(p) for p in shown) if k]
     steps = ["Write the title at the top."]
     if scene.get("formula") or any(tx.find_formulas(p) for p in shown):
-        steps.append("Typeset each formula with MathTex under the title, with a legend of the"
-                     " symbols the context names.")  # fmt: skip
+        steps.append(
+            "Typeset each formula with MathTex under the title, with a legend of the"
+            " symbols the context names."
+        )
     steps.append("Show each sentence in full, wrapped over lines, while it is spoken.")
     if kinds:
         steps.append(

@@ -202,8 +202,12 @@ def find_formulas(text: str) -> list[str]:
     """Formulas in `text`, in order: `$…$`, `\\(…\\)`, `\\[…\\]` spans, and plain-text equations such
     as `a^2 + b^2 = c^2`, `PV = nRT` or `I = I0 cos^2(theta)`."""
     text = strip_tex_io(text)
-    found = [m.strip() for m in re.findall(r"\$\$?([^$]+)\$\$?|\\\((.+?)\\\)|\\\[(.+?)\\\]", text)
-             for m in m if m.strip()]  # fmt: skip
+    found = [
+        m.strip()
+        for m in re.findall(r"\$\$?([^$]+)\$\$?|\\\((.+?)\\\)|\\\[(.+?)\\\]", text)
+        for m in m
+        if m.strip()
+    ]
     plain = re.sub(r"\$\$?[^$]+\$\$?|\\\(.+?\\\)|\\\[.+?\\\]", " ", text)
     for sentence in split_sentences(plain):
         found += _plain_formulas(sentence)
