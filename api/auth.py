@@ -20,7 +20,7 @@ import jwt
 from fastapi import HTTPException, status
 from starlette.requests import HTTPConnection
 
-from t2m.catalog.db import KeyStore, Principal
+from t2m.catalog.api_keys import KeyStore, Principal
 from t2m.config import Settings, is_loopback
 from t2m.vocabulary.text import user_name
 

@@ -16,7 +16,8 @@ from api.auth import STATE_CHANGING, Authenticator
 from api.limits import Limits, StreamSlots
 from api.schemas import errors
 from api.status_cache import StatusCache
-from t2m.catalog.db import Job, JobStore, Principal
+from t2m.catalog.api_keys import Principal
+from t2m.catalog.db import Job, JobStore
 from t2m.catalog.storage import Storage
 from t2m.config import Settings
 from t2m.vocabulary.job import JOB_ID_PATTERN

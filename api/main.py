@@ -41,7 +41,7 @@ from api.routes import jobs, shares, system, videos, web
 from api.routes.regenerate import router as regenerate_router
 from api.service import problems_detail
 from api.status_cache import StatusCache
-from t2m.catalog import db
+from t2m.catalog import api_keys, db
 from t2m.catalog.storage import get_storage
 from t2m.config import Settings, get_settings
 from t2m.requests import allowed_models, configuration_problems, plain_message
@@ -238,7 +238,7 @@ def create_app(settings: Settings | None = None, limits: Limits | None = None) -
                 client=client,
                 jobs=jobs,
                 storage=get_storage(settings),
-                auth=Authenticator(settings, db.KeyStore(pool), secret_key(settings)),
+                auth=Authenticator(settings, api_keys.KeyStore(pool), secret_key(settings)),
                 limits=limits,
                 streams=StreamSlots(limits.events_per_user),
                 status=StatusCache(jobs.get, query),

@@ -40,7 +40,7 @@ from temporalio.testing import WorkflowEnvironment
 from cli.stack import dev_server_flags, temporal_binary
 from t2m.authoring import steps as authoring
 from t2m.authoring.llm import ModelClient
-from t2m.catalog import db
+from t2m.catalog import local_postgres
 from t2m.config import Settings
 from t2m.media import compose as media
 from t2m.media import speech as tts
@@ -97,7 +97,7 @@ class Stack:
             port=port(),
         )
         await ensure_search_attributes(self.env.client)
-        self.postgres, url = await db.start_embedded(self.data)
+        self.postgres, url = await local_postgres.start_embedded(self.data)
         self.settings = Settings(
             data_dir=self.data,
             database_url=url,

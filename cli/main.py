@@ -164,7 +164,7 @@ def docs_search(settings: Settings, query: str, k: int, as_json: bool) -> int:
 
 
 async def create_key(settings: Settings, user: str, admin: bool, as_json: bool = False) -> int:
-    from t2m.catalog import db
+    from t2m.catalog import api_keys, db, local_postgres
     from t2m.vocabulary.text import user_name
 
     user = user.strip()
@@ -179,10 +179,10 @@ async def create_key(settings: Settings, user: str, admin: bool, as_json: bool =
     server = None
     url = settings.database_url
     if not url:  # the embedded database of `t2m up` (started here if the stack is down)
-        server, url = await db.start_embedded(settings.data_dir)
+        server, url = await local_postgres.start_embedded(settings.data_dir)
     try:
         pool = await db.connect(url)
-        key = await db.KeyStore(pool).create(user, admin)
+        key = await api_keys.KeyStore(pool).create(user, admin)
         await pool.close()
     finally:
         if server is not None:

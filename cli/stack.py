@@ -21,7 +21,7 @@ from typing import Any
 from temporalio.client import Client
 
 from cli.supervisor import ChildProcess, CrashLoop, Guard, Service, Supervisor
-from t2m.catalog import db
+from t2m.catalog import local_postgres
 from t2m.catalog.storage import StorageUnavailable, get_storage
 from t2m.config import Settings, check_bind
 from worker import DRAIN_MARGIN_S, QUEUES, parse_queues
@@ -132,7 +132,7 @@ async def up(settings: Settings, queues: str = ",".join(QUEUES)) -> int:
     postgres = None
     if not settings.database_url:
         guard = Guard()  # first: it must exist before anything it is to stop
-        postgres, url = await db.start_embedded(settings.data_dir)
+        postgres, url = await local_postgres.start_embedded(settings.data_dir)
         guard.watch("postgres", postgres.get_pid(), signal.SIGINT)  # fast shutdown
         settings = settings.model_copy(update={"database_url": url})
     env = os.environ | {"T2M_DATABASE_URL": settings.database_url or ""}

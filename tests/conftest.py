@@ -18,7 +18,7 @@ from temporalio.testing import WorkflowEnvironment
 import worker as t2m_worker
 from cli.stack import dev_server_flags, temporal_binary
 from t2m.authoring.llm import register_provider
-from t2m.catalog import db
+from t2m.catalog import api_keys, db
 from t2m.config import Settings
 from tests.helpers import asgi_client, free_port
 from tests.scripted import ScriptedLLM
@@ -170,7 +170,7 @@ class Caller(dict):
 @pytest.fixture
 async def keys(db_pool: asyncpg.Pool) -> dict[str, Caller]:
     """Two users and an admin, each with a fresh API key."""
-    store = db.KeyStore(db_pool)
+    store = api_keys.KeyStore(db_pool)
     suffix = uuid.uuid4().hex[:6]
     users = {"alice": False, "bob": False, "admin": True}
     return {

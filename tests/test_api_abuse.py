@@ -20,7 +20,7 @@ import pytest
 from api.auth import MEDIA_TOKEN_TTL_S
 from api.limits import Limits
 from api.main import create_app
-from t2m.catalog import db
+from t2m.catalog import api_keys, db
 from t2m.config import Settings
 from t2m.vocabulary.job import JobRecord, JobStatus
 from tests.helpers import (
@@ -105,7 +105,7 @@ async def test_huge_bodies_are_refused_before_they_are_read(
 ) -> None:
     url, pid = api_proc
     port = int(url.rsplit(":", 1)[1])
-    key = await db.KeyStore(db_pool).create(f"big-{uuid.uuid4().hex[:6]}")
+    key = await api_keys.KeyStore(db_pool).create(f"big-{uuid.uuid4().hex[:6]}")
     json_type = {"Content-Type": "application/json"}
     authed = json_type | {"Authorization": f"Bearer {key}"}
     baseline = proc_status_kib(pid, "VmRSS")
@@ -315,7 +315,7 @@ async def test_media_tokens_are_short_lived_and_bound_to_job_and_owner(
 async def test_owner_names_are_validated(
     api: httpx.AsyncClient, db_pool: asyncpg.Pool, keys: dict, postgres_url: str, tmp_path
 ) -> None:
-    store = db.KeyStore(db_pool)
+    store = api_keys.KeyStore(db_pool)
     for name in ("*", "alice*", "", " alice", "a\x00b", "a\nb", "a\x1bb", "a\ud800b", "x" * 201):
         with pytest.raises(ValueError, match="user name"):
             await store.create(name)
@@ -330,7 +330,7 @@ async def test_owner_names_are_validated(
     legacy = f"t2m_{uuid.uuid4().hex}"
     await db_pool.execute(
         "INSERT INTO api_keys (user_id, is_admin, key_hash) VALUES ('*', false, $1)",
-        db._hash_key(legacy),
+        api_keys.hash_key(legacy),
     )
     r = await api.get("/api/v1/jobs", headers={"Authorization": f"Bearer {legacy}"})
     assert r.status_code == 401 and "not a valid user name" in r.json()["detail"]

@@ -8,11 +8,11 @@ from pathlib import Path
 import asyncpg
 import pytest
 
-from t2m.catalog import db
+from t2m.catalog import local_postgres
 
 
 async def test_the_embedded_database_requires_its_generated_password(tmp_path: Path) -> None:
-    server, url = await db.start_embedded(tmp_path)
+    server, url = await local_postgres.start_embedded(tmp_path)
     try:
         secret = tmp_path / "postgres.password"
         assert stat.S_IMODE(secret.stat().st_mode) == 0o600
@@ -28,7 +28,9 @@ async def test_the_embedded_database_requires_its_generated_password(tmp_path: P
         with pytest.raises(asyncpg.InvalidPasswordError):
             await asyncpg.connect(url.replace(password, "guess"))
 
-        again, url_again = await db.start_embedded(tmp_path)  # a restart keeps the password
+        again, url_again = await local_postgres.start_embedded(
+            tmp_path
+        )  # a restart keeps the password
         assert url_again == url
     finally:
         server.cleanup()

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import httpx
 
-from t2m.catalog.db import KeyStore
+from t2m.catalog.api_keys import KeyStore
 
 
 async def test_keys_create_prints_a_working_key(

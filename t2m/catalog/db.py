@@ -1,5 +1,6 @@
-"""The job catalog and API keys in PostgreSQL (asyncpg), with versioned plain-SQL migrations
-(the embedded server, for when no database is configured, is `t2m.catalog.local_postgres`).
+"""The job catalog in PostgreSQL (asyncpg), with versioned plain-SQL migrations
+(API keys are `t2m.catalog.api_keys`; the embedded server, for when no database is configured, is
+`t2m.catalog.local_postgres`).
 
 `t2m/catalog/migrations/NNN_name.sql` files are applied in order, once each, inside a transaction, at
 start-up (guarded by an advisory lock so several processes can start together).
@@ -8,10 +9,8 @@ start-up (guarded by an advisory lock so several processes can start together).
 from __future__ import annotations
 
 import functools
-import hashlib
 import inspect
 import json
-import secrets
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime
@@ -20,16 +19,12 @@ from typing import Any, TypeVar
 import asyncpg
 from pydantic import BaseModel
 
-from t2m.catalog.local_postgres import EMBEDDED_HBA as EMBEDDED_HBA
-from t2m.catalog.local_postgres import embedded_server as embedded_server
-from t2m.catalog.local_postgres import start_embedded as start_embedded
 from t2m.catalog.migrations import SchemaBehind, migrate, pending
 from t2m.catalog.reuse import fingerprint
 from t2m.errors import ErrorKind, T2mError
 from t2m.vocabulary.job import TERMINAL_STATUSES, JobRecord, JobStatus
 from t2m.vocabulary.plan import Artifacts, Checkpoint
 from t2m.vocabulary.request import VideoRequest
-from t2m.vocabulary.text import user_name
 from t2m.vocabulary.usage import UsageSummary, usage_summary
 
 M = TypeVar("M", bound=BaseModel)
@@ -325,42 +320,3 @@ class JobStore:
         await self.pool.execute(
             "UPDATE jobs SET deleted_at = now(), updated_at = now() WHERE id = $1", job_id
         )
-
-
-@dataclass(frozen=True)
-class Principal:
-    user: str
-    admin: bool
-
-
-def _hash_key(key: str) -> str:
-    return hashlib.sha256(key.encode()).hexdigest()
-
-
-@unreachable_is_unavailable
-class KeyStore:
-    """API keys are random tokens shown once; only their SHA-256 is stored."""
-
-    PREFIX = "t2m_"
-
-    def __init__(self, pool: asyncpg.Pool) -> None:
-        self.pool = pool
-
-    async def create(self, user: str, admin: bool = False) -> str:
-        """A new key for `user` (ValueError if the name is not a valid user name)."""
-        user_name(user)
-        key = self.PREFIX + secrets.token_urlsafe(32)
-        await self.pool.execute(
-            "INSERT INTO api_keys (user_id, is_admin, key_hash) VALUES ($1, $2, $3)",
-            user,
-            admin,
-            _hash_key(key),
-        )
-        return key
-
-    async def verify(self, key: str) -> Principal | None:
-        row = await self.pool.fetchrow(
-            "SELECT user_id, is_admin FROM api_keys WHERE key_hash = $1 AND revoked_at IS NULL",
-            _hash_key(key),
-        )
-        return Principal(row["user_id"], row["is_admin"]) if row else None
