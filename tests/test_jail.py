@@ -661,10 +661,16 @@ async def test_the_corpus_through_the_whole_pipeline(
     scripted: ScriptedLLM,
     worker: None,
     jobs: JobStore,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """A scripted model answers every scene with a corpus program (the static check first, then
     the jail): each job ends failed or completed, nothing leaks into what the user can read, and
     the worker serves a benign job afterwards."""
+    # This worker's jails get their work dirs in a directory of this test's own, so the count of
+    # jail processes left is this test's, not that of renders running beside it on the host.
+    work_dirs = Path(tempfile.mkdtemp(prefix="t2m-corpus-"))
+    work_dirs.chmod(0o755)
+    monkeypatch.setattr(tempfile, "tempdir", str(work_dirs))
     names = sorted(p.name.removesuffix(".in") for p in HOSTILE.glob("*.py.in"))
     programs = {n: canaries.substitute((HOSTILE / f"{n}.in").read_text()) for n in names}
     groups = [names[i::7] for i in range(7)]  # 3 to 7 scenes per job
@@ -707,7 +713,7 @@ async def test_the_corpus_through_the_whole_pipeline(
     assert leaked == []
     assert [t for t in canaries.targets if t.exists()] == []
     assert [lst.connections for lst in canaries.listeners] == [0, 0, 0]
-    assert jail_processes(Path(tempfile.gettempdir()) / "t2m-render-") == []
+    assert jail_processes(work_dirs) == []
     scripted.handler = lambda task, data: None  # the offline model, on the same worker
     benign = VideoRequest(topic="Afterwards", model="scripted/test", quality="low")
     await (await start_video(client, settings, benign)).result()
