@@ -112,7 +112,9 @@ def synthesize(text: str, voice: str, out: Path) -> tuple[float, list[Cue]]:
     for i, sentence in enumerate(split_sentences(text)):
         part = out.with_name(f"{out.stem}.{i}.wav")
         proc = subprocess.run(
-            [exe, "-v", voice, "-s", str(WORDS_PER_MINUTE), "-w", str(part), sentence],
+            # `--`: a sentence starting with `-` is text, not an option (`-w/path` wrote there)
+            [exe, "-v", voice, "-s", str(WORDS_PER_MINUTE), "-w", str(part), "--", sentence],
+            stdin=subprocess.DEVNULL,
             capture_output=True,
             text=True,
             timeout=60,
