@@ -44,6 +44,8 @@ from pathlib import Path
 
 import numpy as np
 
+from t2m.media.festival import speak
+
 SENTENCES = [
     "Let's find the derivative of x cubed.",
     "The power rule says we bring the exponent down and subtract one.",
@@ -198,8 +200,15 @@ def festival(voice: str) -> Callable[[list[str], Path], list[Path]]:
     return run
 
 
+def t2m_festival(sentences: list[str], work: Path) -> list[Path]:
+    """t2m's Festival voice, as narration speaks it: `t2m.media.festival` (HTS rate 0.9, text
+    folded to ASCII)."""
+    return speak(sentences, "festival:us_slt", work)
+
+
 ENGINES = [
     Engine("espeak-ng en-us", "espeak-ng", espeak, "espeak-ng"),
+    Engine("festival:us_slt (t2m)", "festival", t2m_festival, "festvox-us-slt-hts"),
     Engine(
         "festival slt-hts raw",
         "festival",
