@@ -4,23 +4,27 @@ and the voice name checked where requests are."""
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 import wave
 from pathlib import Path
 
 import numpy as np
 import pytest
+from temporalio.client import Client
 from temporalio.testing import ActivityEnvironment
 
 from activities.media import MediaActivities
 from activities.messages import NarrateRequest
-from t2m.catalog.storage import LocalStorage
+from t2m.catalog.storage import LocalStorage, get_storage
 from t2m.config import Settings
 from t2m.keys import narration_key
 from t2m.media import festival, languages
 from t2m.media import speech as tts
-from t2m.models import VideoOptions
+from t2m.models import Narration, VideoOptions, VideoRequest
 from t2m.requests import InvalidRequest, build_request
+from tests.media_checks import probe
+from workflows.client import start_video
 
 VOICE = "festival:us_slt"
 TEXT = (
@@ -36,7 +40,6 @@ def samples(path: Path) -> tuple[np.ndarray, int]:
     return np.frombuffer(data, "<i2").astype(np.float32) / 32768, rate
 
 
-@pytest.mark.jail
 async def test_a_festival_voice_narrates_in_the_jail_with_exact_cues(tmp_path: Path) -> None:
     storage = LocalStorage(tmp_path / "storage")
     narrate = MediaActivities(Settings(data_dir=tmp_path / "data"), storage).narrate_scene
@@ -93,3 +96,25 @@ def test_a_festival_voice_is_checked_by_name() -> None:
     assert build_request(Settings(default_voice=VOICE), english, "ada").voice == VOICE
     assert VOICE in festival.installed()
     assert languages.spoken_language({}, VOICE) == "en"
+
+
+async def test_a_job_narrated_by_the_festival_voice(
+    client: Client, settings: Settings, worker: None
+) -> None:
+    req = VideoRequest(
+        topic="Tides", context="The Moon pulls the oceans toward it.", model="offline/templates",
+        quality="low", voice=VOICE, owner=f"ada-{uuid.uuid4().hex[:6]}",
+    )  # fmt: skip
+    handle = await start_video(client, settings, req)
+    result = await asyncio.wait_for(handle.result(), timeout=240)
+    storage = get_storage(settings)
+    told = [
+        Narration.model_validate_json(p.read_text())
+        for p in storage.path(f"jobs/{handle.id}/narration").glob("*.json")  # type: ignore[attr-defined]
+    ]
+    assert told and all(n.cues and n.audio_key for n in told)
+    video = probe(storage.path(result.artifacts.video_key))  # type: ignore[attr-defined]
+    assert video.codecs == {"video": "h264", "audio": "aac", "subtitle": "mov_text"}
+    assert video.audio_rms > 0.01
+    assert len(video.cues) == sum(len(n.cues) for n in told)
+    assert video.duration >= sum(n.duration_s for n in told)
