@@ -33,13 +33,13 @@ RUN /opt/venv/bin/pip install --no-deps .
 FROM ${PYTHON_IMAGE}
 # libcairo2, libpango*: the shared libraries pycairo and manimpango (built above) link against;
 # texlive-* + dvisvgm: MathTex/Tex (latex-base alone lacks standalone.cls);
-# espeak-ng: narration; bubblewrap + util-linux (setpriv): the render jail (t2m/jail/bwrap.py);
+# espeak-ng, festival + festvox-us-slt-hts: narration (`festival:us_slt`); bubblewrap + util-linux (setpriv): the render jail (t2m/jail/bwrap.py);
 # tini: PID 1 that forwards signals and reaps orphans.
 RUN apt-get update \
     && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
         libcairo2 libpango-1.0-0 libpangocairo-1.0-0 libpangoft2-1.0-0 libstdc++6 \
         texlive-latex-base texlive-latex-extra texlive-fonts-recommended dvisvgm \
-        espeak-ng bubblewrap util-linux tini \
+        espeak-ng festival festvox-us-slt-hts bubblewrap util-linux tini \
     && rm -rf /var/lib/apt/lists/*
 COPY --from=build /opt/venv /opt/venv
 COPY deploy/t2m_setup.py /opt/t2m/t2m_setup.py

@@ -3,10 +3,12 @@ VENV    := .venv
 PYTHON  ?= python3
 SUDO    := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 # Manim builds pycairo/manimpango (pango, cairo); MathTex needs LaTeX + dvisvgm; narration uses
-# espeak-ng; the render sandbox uses unshare (util-linux); tests use pgrep (procps) and drive
-# Debian's chromium through playwright (playwright cannot download browsers here).
+# espeak-ng (and Festival's HTS voice `festival:us_slt`); the render sandbox uses unshare
+# (util-linux); tests use pgrep (procps) and drive Debian's chromium through playwright
+# (playwright cannot download browsers here).
 APT_PACKAGES := libpango1.0-dev libcairo2-dev pkg-config texlive-latex-base texlive-latex-extra \
-	texlive-fonts-recommended dvisvgm espeak-ng util-linux procps chromium curl bubblewrap
+	texlive-fonts-recommended dvisvgm espeak-ng festival festvox-us-slt-hts util-linux procps \
+	chromium curl bubblewrap
 
 .PHONY: setup apt run test test-fast lint format lock histories schema-snapshot
 setup: apt $(VENV)/.installed

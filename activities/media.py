@@ -43,8 +43,8 @@ from t2m.keys import (
     version_prefix,
 )
 from t2m.media import compose as media
+from t2m.media import festival, languages, speech_audio, subtitles
 from t2m.media import jailed as media_jail
-from t2m.media import languages, speech_audio, subtitles
 from t2m.media import provider_speech as speech
 from t2m.media import speech as tts
 from t2m.media.voices import is_provider_voice
@@ -174,7 +174,7 @@ class MediaActivities:
                 kept = Narration.model_validate_json(timings.read_text())
                 reused = Usage(calls=kept.usage.calls, cached_calls=kept.usage.calls)
                 return kept.model_copy(update={"audio_key": key, "usage": reused})
-            if is_provider_voice(req.voice):
+            if is_provider_voice(req.voice) or festival.is_festival_voice(req.voice):
                 narration = await self._speak(req, key, Path(tmp))
                 wav = Path(tmp) / "job" / "narration.wav"
             else:
@@ -195,29 +195,38 @@ class MediaActivities:
         return narration
 
     async def _speak(self, req: NarrateRequest, key: str, tmp: Path) -> Narration:
-        """Narrate with a provider voice: each sentence's audio (cached, or asked for and booked
-        on the job), then decoded, measured and joined in a media jail."""
+        """Narrate with a provider voice (each sentence's audio cached, or asked for and booked
+        on the job, then decoded, measured and joined in a media jail) or a Festival voice
+        (spoken, measured and joined in a media jail)."""
         assert req.voice is not None
         sentences = tts.split_sentences(req.text)
         if not sentences:
             raise ApplicationError(
                 "the narration text is empty", type=ErrorKind.VOICE_ERROR, non_retryable=True
             )
-        try:
-            spoken = await self._speech(req).speak(req.voice, sentences)
-        except speech.SpeechError as e:
-            raise ApplicationError(str(e), type=ErrorKind.VOICE_ERROR, non_retryable=True) from e
         jailed = tmp / "job"
         jailed.mkdir()
-        parts = []
-        for i, audio in enumerate(spoken.audio):
-            parts.append(jailed / f"sentence-{i}.audio")
-            parts[-1].write_bytes(audio)
         longest = [speech_audio.longest_s(s) for s in sentences]
+        usage = Usage()
         try:
-            _, durations = await media_jail.join_speech(
-                parts, longest, jailed, tts.SENTENCE_GAP_S, activity.heartbeat
-            )
+            if festival.is_festival_voice(req.voice):
+                if why := festival.problem(req.voice):
+                    raise speech.SpeechError(why)
+                _, durations = await media_jail.festival_speech(
+                    sentences, req.voice, longest, jailed, tts.SENTENCE_GAP_S, activity.heartbeat
+                )
+            else:
+                spoken = await self._speech(req).speak(req.voice, sentences)
+                usage = spoken.usage
+                parts = []
+                for i, audio in enumerate(spoken.audio):
+                    parts.append(jailed / f"sentence-{i}.audio")
+                    parts[-1].write_bytes(audio)
+                _, durations = await media_jail.join_speech(
+                    parts, longest, jailed, tts.SENTENCE_GAP_S, activity.heartbeat
+                )
+        except speech.SpeechError as e:
+            raise ApplicationError(str(e), type=ErrorKind.VOICE_ERROR, non_retryable=True) from e
         except media_jail.MediaFailed as e:
             raise ApplicationError(str(e), type=ErrorKind.MEDIA_FAILED, non_retryable=True) from e
         cues, t = [], 0.0
@@ -225,7 +234,7 @@ class MediaActivities:
             cues.append(Cue(start=round(t, 3), end=round(t + d, 3), text=sentence))
             t += d + tts.SENTENCE_GAP_S
         duration = t - tts.SENTENCE_GAP_S
-        return Narration(audio_key=key, duration_s=duration, cues=cues, usage=spoken.usage)
+        return Narration(audio_key=key, duration_s=duration, cues=cues, usage=usage)
 
     def _speech(self, req: NarrateRequest) -> speech.SpeechClient:
         """The speech client for the calling job: its owner's cache partition (one for all

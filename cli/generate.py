@@ -37,8 +37,8 @@ def add_parser(sub: Any) -> argparse.ArgumentParser:
     g.add_argument(
         "--voice",
         default=None,
-        help="espeak-ng voice name, a provider voice from T2M_ALLOWED_VOICES (e.g."
-        " openai/tts-1:nova), or `none` for silence (default: T2M_DEFAULT_VOICE)",
+        help="espeak-ng voice name, festival:us_slt, a provider voice from T2M_ALLOWED_VOICES"
+        " (e.g. openai/tts-1:nova), or `none` for silence (default: T2M_DEFAULT_VOICE)",
     )
     g.add_argument(
         "--style",

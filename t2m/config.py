@@ -105,8 +105,8 @@ class Settings(BaseSettings):
     max_jobs_per_minute_per_user: int = Field(default=20, ge=1)
     """New jobs a non-admin user may create in any 60 s; more answer 429 with Retry-After."""
     default_voice: str = "en-us"
-    """The narration voice when a request names none: an espeak-ng voice (offline), or one of
-    `allowed_voices`."""
+    """The narration voice when a request names none: an espeak-ng voice or `festival:us_slt`
+    (offline), or one of `allowed_voices`."""
     allowed_voices: list[str] = []
     """Provider voices a request may name besides espeak-ng's (JSON list in T2M_ALLOWED_VOICES),
     each `PROVIDER/MODEL:VOICE` as litellm's speech API takes them, e.g. `openai/tts-1:nova`

@@ -14,6 +14,7 @@ from __future__ import annotations
 import hashlib
 from importlib.metadata import version
 
+from t2m.media import festival
 from t2m.media import speech as tts
 from t2m.media.voices import PROVIDER_ENGINE, is_provider_voice
 
@@ -55,7 +56,12 @@ def render_key(
 def narration_key(job_id: str, text: str, voice: str) -> str:
     """Where a narration lives: keyed by what it says and how (text, voice, TTS engine), so a
     redo that narrates anew never overwrites the audio a kept scene still uses."""
-    engine = PROVIDER_ENGINE if is_provider_voice(voice) else tts.engine_version()
+    if is_provider_voice(voice):
+        engine = PROVIDER_ENGINE
+    elif festival.is_festival_voice(voice):
+        engine = festival.engine_version()
+    else:
+        engine = tts.engine_version()
     blob = f"{engine}\0{voice}\0{text}"
     return f"{job_prefix(job_id)}/narration/{_digest(blob)}.wav"
 

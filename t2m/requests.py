@@ -9,6 +9,7 @@ from pydantic import ValidationError
 
 from t2m.config import Settings
 from t2m.errors import T2mError
+from t2m.media.languages import spoken_language
 from t2m.media.speech import VoiceError, check_voice
 from t2m.media.voices import is_provider_voice
 from t2m.vocabulary.request import VideoOptions, VideoRequest
@@ -52,7 +53,8 @@ def _language_voice(settings: Settings, language: str | None) -> str:
     """The voice when none is given: the style's `language` (an espeak-ng voice of that name),
     or the configured default when there is no language or it is the default's language."""
     default = settings.default_voice
-    if not language or default.lower().split("-")[0] == language.split("-")[0] == language:
+    own = spoken_language({}, default)  # `en-us` → `en`, `festival:us_slt` → `en`
+    if not language or own.split("-")[0] == language.split("-")[0] == language:
         return default
     return language
 
@@ -89,7 +91,8 @@ def configuration_problems(settings: Settings, fields: dict[str, Any]) -> list[t
                 if chosen not in settings.allowed_voices:
                     raise VoiceError(
                         f"voice {chosen!r} is not allowed; allowed: {settings.allowed_voices}"
-                        " (T2M_ALLOWED_VOICES) or an espeak-ng voice such as 'en-us'"
+                        " (T2M_ALLOWED_VOICES), an espeak-ng voice such as 'en-us' or a"
+                        " Festival voice such as 'festival:us_slt'"
                     )
             elif chosen is not None:
                 check_voice(chosen)

@@ -195,7 +195,8 @@ NEEDS_BY_MODULE = {
                 "test_style::test_the_form_sends_its_style_fields"},
     "jail": {"test_jail", "test_jail_cgroup", "test_sandbox", "test_hostile_media",
              "test_render_quality", "test_offline_quality", "test_media", "test_workflow",
-             "test_voices", "test_split::test_dry_pass_counts_frames_and_sees_updaters",
+             "test_voices", "test_festival",
+             "test_split::test_dry_pass_counts_frames_and_sees_updaters",
              "test_split::test_split_render_is_the_whole_render"},
     # Needs only the session's services but takes seconds (subprocesses, waits, many runs, outages).
     "slow": {"test_rollout", "test_reconcile", "test_outages", "test_stranded", "test_fairness",

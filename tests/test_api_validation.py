@@ -38,6 +38,7 @@ CASES: list[tuple[Any, ...]] = [
     ("unknown configuration field", "POST", GEN, {}, cfg(colour="red"), 422, "Extra inputs are not permitted"),
     ("unknown top-level field", "POST", GEN, {}, cfg() | {"urgent": True}, 422, "Extra inputs are not permitted"),
     ("unknown voice", "POST", GEN, {}, cfg(voice="xx-nope"), 422, "unknown voice 'xx-nope'"),
+    ("unknown Festival voice", "POST", GEN, {}, cfg(voice="festival:us_nope"), 422, "unknown voice 'festival:us_nope'"),
     ("voice not allowed", "POST", GEN, {}, cfg(voice="openai/tts-1:nova"), 422, "voice 'openai/tts-1:nova' is not allowed"),
     ("idempotency key too long", "POST", GEN, {"Idempotency-Key": "k" * 201}, cfg(), 422, "idempotency-key"),
     ("malformed job id", "GET", "/api/v1/videos/jobs/abc/status", {}, None, 422, "should match pattern"),

@@ -73,7 +73,7 @@ SECRET_NAME = re.compile(r"PASSWORD|PWD|SECRET|API_KEY|ACCESS_KEY")
 APT_PACKAGES = [
     *("libcairo2", "libpango-1.0-0", "libpangocairo-1.0-0", "libpangoft2-1.0-0"),
     *("texlive-latex-base", "texlive-latex-extra", "texlive-fonts-recommended", "dvisvgm"),
-    *("espeak-ng", "bubblewrap", "util-linux", "tini"),
+    *("espeak-ng", "festival", "festvox-us-slt-hts", "bubblewrap", "util-linux", "tini"),
 ]
 
 

@@ -72,6 +72,13 @@ def test_tts_cues_follow_the_audio(tmp_path: Path) -> None:
     assert abs(len(media.read_audio(tmp_path / "x.wav")) / media.AUDIO_RATE - duration) < 0.05
 
 
+def test_a_sentence_starting_with_a_dash_is_spoken_not_an_option(tmp_path: Path) -> None:
+    """espeak-ng once took `-3 is…` for options (and `-w/PATH …` wrote a file there)."""
+    text = f"-w{tmp_path}/written hello. -3 is negative."  # one sentence: `.` before `-` goes on
+    duration, cues = tts.synthesize(text, "en-us", tmp_path / "x.wav")
+    assert len(cues) == 1 and duration > 2.0 and not list(tmp_path.glob("written*"))
+
+
 def test_unknown_voice_is_a_clear_error(tmp_path: Path) -> None:
     import pytest
 

@@ -9,6 +9,7 @@ from fastapi import APIRouter
 from fastapi.responses import FileResponse, RedirectResponse
 
 from api.deps import StateDep
+from t2m.media import festival
 from t2m.requests import allowed_models
 from t2m.vocabulary.job import JOB_ID_PATTERN, STAGES
 
@@ -68,7 +69,7 @@ async def public_config(state: StateDep) -> dict:
         "stages": list(STAGES),
         "ignores_feedback": [m for m in allowed_models(s) if ignores_feedback(m)],
         "default_voice": s.default_voice,
-        "voices": s.allowed_voices,
+        "voices": [*festival.installed(), *s.allowed_voices],
         "qualities": ["low", "medium", "high", "ultra"],
         "priorities": ["low", "normal", "high", "urgent"],
     }

@@ -93,6 +93,7 @@ T2M_FILES = (
     "media/jail_main.py",
     "media/compose.py",
     "media/speech_audio.py",
+    "media/festival.py",
 )
 """What of t2m a jailed program may import (the render runner and the media work), relative to the
 package; nothing else of t2m (the jail's own code, the catalog, settings) is visible inside."""

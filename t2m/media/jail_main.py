@@ -5,6 +5,7 @@ Usage: python -m t2m.media.jail_main probe VIDEO QUALITY LONGEST_S
        python -m t2m.media.jail_main compose SPEC_JSON
        python -m t2m.media.jail_main thumbnail VIDEO OUT_PNG AT_S
        python -m t2m.media.jail_main speech SPEC_JSON
+       python -m t2m.media.jail_main festival SPEC_JSON
        python -m t2m.media.jail_main join OUT_VIDEO RANGE_VIDEO...
 """
 
@@ -60,12 +61,15 @@ def main(argv: list[str]) -> int:
         video = Path(args[0])
         media.best_thumbnail(video, Path(args[1]), float(args[2]), media.video_duration(video))
         answer = {"ok": True}
-    elif op == "speech":
+    elif op in ("speech", "festival"):
         from t2m.media import compose as media
-        from t2m.media import speech_audio
+        from t2m.media import festival, speech_audio
 
         spec = json.loads(Path(args[0]).read_text())
         try:
+            if op == "festival":  # speak first, then check and join as a provider's answers
+                spoken = Path(spec["work"])
+                spec["parts"] = festival.speak(spec["sentences"], spec["voice"], spoken)
             durations = speech_audio.join(
                 [Path(p) for p in spec["parts"]],
                 [float(s) for s in spec["longest_s"]],
@@ -73,7 +77,7 @@ def main(argv: list[str]) -> int:
                 media.AUDIO_RATE,
                 float(spec["gap_s"]),
             )
-        except speech_audio.BadAudio as e:
+        except (speech_audio.BadAudio, festival.FestivalFailed) as e:
             answer = {"ok": False, "error": str(e)}
         else:
             answer = {"ok": True, "durations": durations}

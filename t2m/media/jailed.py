@@ -171,21 +171,38 @@ async def join_speech(
 ) -> tuple[Path, list[float]]:
     """`speech_audio.join` in a jail: the provider's answers `parts` (files under `work`) decoded,
     bounded by `longest_s` each, joined into `work/narration.wav`; their measured durations."""
-    spec = {
-        "parts": [f"{jail.JAIL_WORKDIR}/{p.relative_to(work)}" for p in parts],
-        "longest_s": list(longest_s),
-        "gap_s": gap_s,
-        "out": f"{jail.JAIL_WORKDIR}/narration.wav",
-    }
+    spec = {"parts": [f"{jail.JAIL_WORKDIR}/{p.relative_to(work)}" for p in parts]}
+    return await _speech("speech", spec, longest_s, work, gap_s, on_tick)
+
+
+async def festival_speech(
+    sentences: Sequence[str],
+    voice: str,
+    longest_s: Sequence[float],
+    work: Path,
+    gap_s: float,
+    on_tick: Tick = None,
+) -> tuple[Path, list[float]]:
+    """`festival.speak` in a jail, then `speech_audio.join` there as for a provider's answers:
+    `work/narration.wav` and each sentence's measured duration."""
+    spec = {"sentences": list(sentences), "voice": voice, "work": f"{jail.JAIL_WORKDIR}/festival"}
+    return await _speech("festival", spec, longest_s, work, gap_s, on_tick)
+
+
+async def _speech(
+    op: str, spec: dict, longest_s: Sequence[float], work: Path, gap_s: float, on_tick: Tick
+) -> tuple[Path, list[float]]:
+    spec |= {"longest_s": list(longest_s), "gap_s": gap_s}
+    spec["out"] = f"{jail.JAIL_WORKDIR}/narration.wav"
     (work / "speech.json").write_text(json.dumps(spec))
-    answer = await run("speech", [f"{jail.JAIL_WORKDIR}/speech.json"], work, SPEECH_LIMITS, on_tick)
+    answer = await run(op, [f"{jail.JAIL_WORKDIR}/speech.json"], work, SPEECH_LIMITS, on_tick)
     if answer.get("ok") is not True:
         raise MediaFailed(f"the voice's audio was refused: {str(answer.get('error'))[:300]}")
     durations = answer.get("durations")
     out = work / "narration.wav"
     if (
         not isinstance(durations, list)
-        or len(durations) != len(parts)
+        or len(durations) != len(longest_s)
         or not all(
             isinstance(d, float) and 0 < d <= m for d, m in zip(durations, longest_s, strict=True)
         )

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import re
 
+from t2m.media.festival import is_festival_voice
+
 UNDETERMINED = "und"
 ISO_639_2 = {
     "af": "afr", "ar": "ara", "bg": "bul", "bn": "ben", "ca": "cat", "cs": "ces", "cy": "cym",
@@ -30,6 +32,8 @@ def spoken_language(style: dict[str, str], voice: str | None) -> str:
     """The request's language as a short code (`en`, `pt-br`), or `und` when nothing says."""
     if language := style.get("language"):
         return language
+    if is_festival_voice(voice):  # all US English
+        return "en"
     if voice and _CODE.fullmatch(voice.lower()):
         return voice.lower().split("-")[0]
     return UNDETERMINED

@@ -1,4 +1,5 @@
-"""Offline narration with espeak-ng: one WAV per scene plus sentence-level subtitle cues.
+"""Offline narration with espeak-ng: one WAV per scene plus sentence-level subtitle cues (the
+offline Festival voices are `t2m.media.festival`'s, spoken in a media jail).
 
 Each sentence is synthesised on its own so the cues carry the real audio timings.
 """
@@ -13,6 +14,7 @@ from functools import cache
 from pathlib import Path
 
 from t2m.errors import ErrorKind, T2mError
+from t2m.media import festival
 from t2m.vocabulary.plan import Cue
 
 SENTENCE_GAP_S = 0.25
@@ -20,7 +22,7 @@ WORDS_PER_MINUTE = 160
 
 
 class VoiceError(T2mError, ValueError):
-    """The voice cannot be used (unknown name, or espeak-ng missing)."""
+    """The voice cannot be used (unknown name, or its engine missing)."""
 
     kind = ErrorKind.VOICE_ERROR
 
@@ -57,12 +59,18 @@ def engine_version() -> str:
 
 
 def check_voice(voice: str) -> None:
-    """Raise VoiceError unless espeak-ng knows `voice` (a `+variant` suffix is allowed)."""
+    """Raise VoiceError unless `voice` is an installed Festival voice (`festival:us_slt`) or
+    espeak-ng knows it (a `+variant` suffix is allowed)."""
+    if festival.is_festival_voice(voice):
+        if why := festival.problem(voice):
+            raise VoiceError(why)
+        return
     if shutil.which("espeak-ng") is None:
         raise VoiceError("espeak-ng is not installed (run `make setup`)")
     if voice.split("+", 1)[0] not in available_voices():
         raise VoiceError(
             f"unknown voice {voice!r}: use an espeak-ng voice such as 'en-us' or 'en-gb'"
+            f" or a Festival voice ({', '.join(sorted(festival.VOICES))})"
         )
 
 
@@ -112,7 +120,9 @@ def synthesize(text: str, voice: str, out: Path) -> tuple[float, list[Cue]]:
     for i, sentence in enumerate(split_sentences(text)):
         part = out.with_name(f"{out.stem}.{i}.wav")
         proc = subprocess.run(
-            [exe, "-v", voice, "-s", str(WORDS_PER_MINUTE), "-w", str(part), sentence],
+            # `--`: a sentence starting with `-` is text, not an option (`-w/path` wrote there)
+            [exe, "-v", voice, "-s", str(WORDS_PER_MINUTE), "-w", str(part), "--", sentence],
+            stdin=subprocess.DEVNULL,
             capture_output=True,
             text=True,
             timeout=60,

@@ -1,6 +1,7 @@
 """Which engine speaks a voice: `PROVIDER/MODEL:VOICE` is a speech provider's through litellm
-(`t2m.media.provider_speech`, e.g. `openai/tts-1:nova`); any other name is espeak-ng's (`t2m.media.speech`). Standard
-library only: workflows import it to budget paid speech."""
+(`t2m.media.provider_speech`, e.g. `openai/tts-1:nova`); `festival:NAME` is Festival's
+(`t2m.media.festival`, offline, in a media jail); any other name is espeak-ng's
+(`t2m.media.speech`). Standard library only: workflows import it to budget paid speech."""
 
 from __future__ import annotations
 
