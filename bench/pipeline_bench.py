@@ -37,6 +37,7 @@ from temporalio.client import Client, WorkflowHandle
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 
+from activities.media import min_seconds
 from cli.stack import dev_server_flags, temporal_binary
 from t2m.authoring import steps as authoring
 from t2m.authoring.llm import ModelClient
@@ -44,7 +45,7 @@ from t2m.catalog import db
 from t2m.config import Settings
 from t2m.media import compose as media
 from t2m.media import speech as tts
-from t2m.models import VideoOptions
+from t2m.models import Cue, VideoOptions
 from t2m.render import sandbox
 from t2m.requests import build_request
 from workflows.client import ensure_search_attributes, job_status, start_video
@@ -274,8 +275,11 @@ async def sequential_baseline(quality: str, work: Path) -> float:
         board, _ = await authoring.storyboard_scene(client, model, TOPIC, scene, len(plan.scenes))
         if board.narration:
             scene = scene.model_copy(update={"narration": board.narration})
-        wav = work / f"{scene.index}.wav"
-        spoken, cues = tts.synthesize(scene.narration, "en-us", wav)
+        wav: Path | None = None
+        spoken, cues = 0.0, list[Cue]()
+        if scene.narration.strip():  # a scene with nothing to say is silent, as in t2m
+            wav = work / f"{scene.index}.wav"
+            spoken, cues = tts.synthesize(scene.narration, "en-us", wav)
         code, _ = await authoring.write_scene_code(
             client, model, TOPIC, scene, len(plan.scenes), board, None, cues
         )
@@ -285,7 +289,7 @@ async def sequential_baseline(quality: str, work: Path) -> float:
             work / f"scene-{scene.index}",
             timeout_s=300,
             cpu_s=600,
-            min_seconds=spoken + media.NARRATION_TAIL_S,  # as long as its narration, like t2m's
+            min_seconds=min_seconds(spoken),  # as long as its narration, like t2m's
             scene_class=authoring.class_name(scene),
         )
         assert result.ok and result.video, result.error
