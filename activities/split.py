@@ -105,7 +105,7 @@ class SplitActivities:
     @activity.defn(name="join_renders")
     @heartbeats
     async def join_renders(self, req: JoinRequest) -> RenderOutcome:
-        """The ranges joined by packet copy in a media jail, checked like a render's video,
+        """The ranges joined by packet copy and checked like a render's video, in one media jail,
         stored under the whole render's key with the ranges' layout findings merged."""
         r = req.render
         at_least = min_seconds(r.narration_s)
@@ -123,14 +123,13 @@ class SplitActivities:
                 dest = work / f"range-{i}.mp4"
                 ranges.append(await asyncio.to_thread(self.storage.get_file, part.video_key, dest))
             try:
-                joined = await media_jail.join(ranges, work, activity.heartbeat)
+                video, duration, bad = await media_jail.join(
+                    ranges, work, r.quality, at_least, activity.heartbeat
+                )
             except media_jail.MediaFailed as e:
                 raise ApplicationError(
                     str(e), type=ErrorKind.MEDIA_FAILED, non_retryable=True
                 ) from e
-            video, duration, bad = await media_jail.probe_render(
-                joined, r.quality, at_least, Path(tmp) / "checked", activity.heartbeat
-            )
             if video is None:
                 raise ApplicationError(
                     f"the joined clip was refused: {bad}",

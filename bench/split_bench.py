@@ -9,6 +9,7 @@ Also one figure of bench/pipeline_bench.py.
 from __future__ import annotations
 
 import asyncio
+import os
 import tempfile
 import time
 from pathlib import Path
@@ -40,9 +41,16 @@ class Scene1(Scene):
 """
 
 
+def load_average() -> float:
+    """The 1-minute load average: renders run at nice 19, so on a busy host they get only the
+    CPU others leave and a figure means little without it."""
+    return os.getloadavg()[0]
+
+
 async def split_over_two_slots() -> dict[str, float]:
     """Walls (s) of the whole render on one slot, of the split render over two, and of the
-    split's phases (dry pass, the ranges at once, the join)."""
+    split's phases (dry pass, the ranges at once, the join); the load average before and after."""
+    load_before = load_average()
     with tempfile.TemporaryDirectory(prefix="t2m-split-bench-") as tmp:
         settings = Settings(data_dir=Path(tmp) / "data", render_slots=2, split_min_range_s=0)
         req = RenderRequest(
@@ -83,11 +91,14 @@ async def split_over_two_slots() -> dict[str, float]:
             "dry pass": planned - start,
             "ranges": rendered - planned,
             "join": end - rendered,
+            "load before": load_before,
+            "load after": load_average(),
         }
 
 
 if __name__ == "__main__":
     walls = asyncio.run(split_over_two_slots())
-    print(", ".join(f"{k} {v:.1f} s" for k, v in walls.items()))
+    print(", ".join(f"{k} {v:.1f} s" for k, v in walls.items() if not k.startswith("load")))
     ratio = walls["split"] / walls["whole"]
-    print(f"split over 2 render slots / whole on 1 (1080p60, 10 animations) {ratio:.3f}")
+    load = f"load average {walls['load before']:.2f} -> {walls['load after']:.2f}"
+    print(f"split over 2 render slots / whole on 1 (1080p60, 10 animations) {ratio:.3f} ({load})")

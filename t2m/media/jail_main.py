@@ -6,7 +6,8 @@ Usage: python -m t2m.media.jail_main probe VIDEO QUALITY LONGEST_S
        python -m t2m.media.jail_main thumbnail VIDEO OUT_PNG AT_S
        python -m t2m.media.jail_main speech SPEC_JSON
        python -m t2m.media.jail_main festival SPEC_JSON
-       python -m t2m.media.jail_main join OUT_VIDEO RANGE_VIDEO...
+       python -m t2m.media.jail_main join OUT_VIDEO QUALITY LONGEST_S RANGE_VIDEO...
+(join also checks the joined video as probe does: one jail instead of two after a split render)
 """
 
 from __future__ import annotations
@@ -21,14 +22,7 @@ OUT = "out.json"
 def main(argv: list[str]) -> int:
     op, args = argv[0], argv[1:]
     if op == "probe":
-        from t2m.media import probe as media_probe
-
-        try:
-            facts = media_probe.check(Path(args[0]), args[1], float(args[2]))
-        except media_probe.BadVideo as e:
-            answer: dict = {"ok": False, "error": str(e)}
-        else:
-            answer = {"ok": True, "duration_s": facts.duration_s, "frames": facts.frames}
+        answer: dict = _probe(Path(args[0]), args[1], float(args[2]))
     elif op == "compose":
         from t2m.media import compose as media
         from t2m.vocabulary.plan import Cue
@@ -54,7 +48,8 @@ def main(argv: list[str]) -> int:
     elif op == "join":
         from t2m.media import compose as media
 
-        answer = {"ok": True, "duration_s": media.join([Path(a) for a in args[1:]], Path(args[0]))}
+        media.join([Path(a) for a in args[3:]], Path(args[0]))
+        answer = _probe(Path(args[0]), args[1], float(args[2]))
     elif op == "thumbnail":
         from t2m.media import compose as media
 
@@ -86,6 +81,16 @@ def main(argv: list[str]) -> int:
         return 2
     Path(OUT).write_text(json.dumps(answer))
     return 0
+
+
+def _probe(video: Path, quality: str, longest_s: float) -> dict:
+    from t2m.media import probe as media_probe
+
+    try:
+        facts = media_probe.check(video, quality, longest_s)
+    except media_probe.BadVideo as e:
+        return {"ok": False, "error": str(e)}
+    return {"ok": True, "duration_s": facts.duration_s, "frames": facts.frames}
 
 
 if __name__ == "__main__":

@@ -138,15 +138,26 @@ async def compose(
     return out, Composed(duration=duration, cues=cues)
 
 
-async def join(ranges: Sequence[Path], work: Path, on_tick: Tick = None) -> Path:
+async def join(
+    ranges: Sequence[Path], work: Path, quality: str, min_seconds: float, on_tick: Tick = None
+) -> tuple[Path | None, float, str | None]:
     """`media.join` in a jail, under compose's limits: the ranges (under `work`, each already
-    checked by `probe_render`) joined by packet copy into `work/joined.mp4`."""
+    checked by `probe_render`) joined by packet copy into `work/joined.mp4` and checked there as
+    `probe_render` checks a render's video, in the same jail: (the file, its duration, None) if
+    it is what a render makes, else (None, 0, why)."""
     inside = [f"{jail.JAIL_WORKDIR}/{p.resolve().relative_to(work.resolve())}" for p in ranges]
-    await run("join", [f"{jail.JAIL_WORKDIR}/joined.mp4", *inside], work, COMPOSE_LIMITS, on_tick)
+    longest = max_seconds(min_seconds)
+    args = [f"{jail.JAIL_WORKDIR}/joined.mp4", quality, f"{longest:.3f}", *inside]
+    answer = await run("join", args, work, COMPOSE_LIMITS, on_tick)
     out = work / "joined.mp4"
     if out.is_symlink() or not out.is_file():
         raise MediaFailed("join wrote no video")
-    return out
+    if answer.get("ok") is not True:
+        return None, 0.0, str(answer.get("error"))[:500]
+    duration = answer.get("duration_s")
+    if not isinstance(duration, float) or not 0 < duration <= longest:
+        return None, 0.0, "the video check gave no sane duration"
+    return out, duration, None
 
 
 async def thumbnail(video: Path, work: Path, at_s: float, on_tick: Tick = None) -> Path:
