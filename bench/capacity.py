@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import collections
 import json
 import os
 import random
@@ -43,6 +44,7 @@ from temporalio.api.enums.v1 import EventType, TaskQueueType
 from temporalio.api.taskqueue.v1 import TaskQueue
 from temporalio.api.workflowservice.v1 import DescribeTaskQueueRequest
 from temporalio.client import WorkflowHandle
+from temporalio.service import RPCError
 
 from t2m.requests import build_request
 from t2m.vocabulary.request import VideoOptions
@@ -51,6 +53,9 @@ from workflows.client import start_video
 ROOT = Path(__file__).resolve().parent.parent
 OWNERS = ("ana", "ben", "chen", "dara")
 POLLERS = 10
+BACKLOG_EVERY_S = 5
+"""Describing the 4 task queues with their stats costs the Temporal server ~16 ms of CPU (measured
+on an idle stack, where it idles at ~9 ms/s): every second it would be the bench's own load."""
 QUEUES = {
     "video": TaskQueueType.TASK_QUEUE_TYPE_WORKFLOW,
     "llm": TaskQueueType.TASK_QUEUE_TYPE_ACTIVITY,
@@ -141,6 +146,26 @@ async def backlogs(stack: Stack) -> dict[str, int]:
     return out
 
 
+async def workers_polling(stack: Stack) -> None:
+    """Wait until the worker polls every queue: its start (imports, connections) is no job's."""
+    for _ in range(600):
+        polled = []
+        for kind, queue_type in QUEUES.items():
+            d = await stack.client.workflow_service.describe_task_queue(
+                DescribeTaskQueueRequest(
+                    namespace=stack.client.namespace,
+                    task_queue=TaskQueue(name=stack.settings.queue(kind)),
+                    task_queue_type=queue_type,
+                )
+            )
+            polled.append(len(d.pollers) > 0)
+        if all(polled):
+            await asyncio.sleep(1)  # the last poller's start settles
+            return
+        await asyncio.sleep(0.1)
+    raise RuntimeError("the worker did not poll every queue in 60 s")
+
+
 async def poll(port: int, paths: list[str], stop: asyncio.Event) -> list[float]:
     """A status page polling a random job every POLL_EVERY_S until `stop` (as
     `pipeline_bench.poller`, plain asyncio streams); its latencies in ms."""
@@ -180,29 +205,40 @@ async def watch(
     stop: asyncio.Event,
     jails: dict[tuple[int, float], float],
 ) -> None:
-    """Record when each resource first saturates (seconds after the submission), and sample the
-    jails' CPU every 0.5 s."""
+    """Record when each resource first saturates (seconds after the submission): host CPU every
+    second, task queue backlogs every BACKLOG_EVERY_S; and sample the jails' CPU every 0.5 s."""
     psutil.cpu_percent()
     worker = psutil.Process(stack.procs["worker"].pid)
+    ticks = 0
     while not stop.is_set():
         for _ in range(2):
             await asyncio.sleep(0.5)
             sample_jails(worker, jails)
+        ticks += 1
         now = time.perf_counter() - started
         if psutil.cpu_percent() >= 95:
             first.setdefault("host CPU", now)
-        for kind, n in (await backlogs(stack)).items():
+        if ticks % BACKLOG_EVERY_S:
+            continue
+        try:
+            queued = await backlogs(stack)
+        except RPCError:  # the server too busy to describe a queue in time: the next round
+            continue
+        for kind, n in queued.items():
             if n > 0:
                 first.setdefault(f"{kind} task queue backlog", now)
 
 
-async def history_facts(handle: WorkflowHandle) -> tuple[int, float]:
-    """(events, seconds its tasks waited to be picked up) of a finished job."""
+async def history_facts(handle: WorkflowHandle) -> tuple[collections.Counter[str], float]:
+    """(its events by type, with the activities by name, seconds its tasks waited to be picked
+    up) of a finished job."""
     scheduled: dict[int, float] = {}
-    wait, events = 0.0, 0
+    wait, events = 0.0, collections.Counter[str]()
     async for e in handle.fetch_history_events():
-        events += 1
+        events[EventType.Name(e.event_type).removeprefix("EVENT_TYPE_").lower()] += 1
         at = e.event_time.ToDatetime().timestamp()
+        if e.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED:
+            events[f"activity {e.activity_task_scheduled_event_attributes.activity_type.name}"] += 1
         if e.event_type in (
             EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED,
             EventType.EVENT_TYPE_WORKFLOW_TASK_SCHEDULED,
@@ -219,14 +255,15 @@ async def history_facts(handle: WorkflowHandle) -> tuple[int, float]:
     return events, wait
 
 
-async def run(jobs: int) -> dict[str, Any]:
+async def run(jobs: int, pollers: int = POLLERS) -> dict[str, Any]:
     topics = json.loads((ROOT / "bench" / "topics.json").read_text())
     with tempfile.TemporaryDirectory(prefix="t2m-capacity-") as tmp:
         stack = Stack(Path(tmp) / "data")
         stack.data.mkdir()
-        await stack.start()
         try:
+            await stack.start()
             procs = processes(stack)
+            await workers_polling(stack)
             cpu0, writes0 = cpu_by_role(procs), await catalog_writes(stack)
             started = time.perf_counter()
             handles: list[tuple[str, WorkflowHandle]] = []
@@ -244,14 +281,14 @@ async def run(jobs: int) -> dict[str, Any]:
             jails: dict[tuple[int, float], float] = {}
             watcher = asyncio.create_task(watch(stack, started, first, stop, jails))
             paths = [f"/api/v1/videos/jobs/{h.id}/status" for _, h in handles]
-            pollers = [
-                asyncio.create_task(poll(stack.api_port, paths, stop)) for _ in range(POLLERS)
+            polling = [
+                asyncio.create_task(poll(stack.api_port, paths, stop)) for _ in range(pollers)
             ]
             results = [await h.result() for _, h in handles]
             wall = time.perf_counter() - started
             stop.set()
             await watcher
-            latencies = [ms for p in pollers for ms in await p]
+            latencies = [ms for p in polling for ms in await p]
             cpu1, writes1 = cpu_by_role(procs), await catalog_writes(stack)
             peaks = {role: peak_mb(p) for role, p in procs.items()}
             facts = [await history_facts(h) for _, h in handles]
@@ -276,7 +313,13 @@ async def run(jobs: int) -> dict[str, Any]:
         "video_s_per_cpu_s": video_s / (total * jobs),
         "cpu_s_per_job": cpu,
         "orchestration_share": (total - cpu["renders"]) / total,
-        "history_events_per_job": statistics.mean(e for e, _ in facts),
+        "history_events_per_job": statistics.mean(
+            sum(n for k, n in e.items() if not k.startswith("activity ")) for e, _ in facts
+        ),
+        "history_events_by_type_per_job": {
+            k: n / jobs
+            for k, n in sorted(sum((e for e, _ in facts), collections.Counter()).items())
+        },
         "catalog_writes_per_job": (writes1 - writes0) / jobs,
         "status_p99_ms": p99,
         "status_requests": len(latencies),
@@ -293,9 +336,10 @@ async def run(jobs: int) -> dict[str, Any]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--jobs", type=int, default=200, help="jobs submitted at once (200)")
+    parser.add_argument("--pollers", type=int, default=POLLERS, help=f"status pollers ({POLLERS})")
     parser.add_argument("--json", action="store_true", help="one JSON object on the last line")
     args = parser.parse_args()
-    report = asyncio.run(run(args.jobs))
+    report = asyncio.run(run(args.jobs, args.pollers))
     for name, value in report.items():
         if isinstance(value, dict):
             value = ", ".join(

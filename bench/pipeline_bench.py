@@ -148,11 +148,14 @@ class Stack:
         return int(line.split()[1]) / 1024
 
     async def stop(self) -> None:
+        """Stop what has started (all of it, or what a failed `start` had got to)."""
         for proc in self.procs.values():
             proc.terminate()
             proc.wait()
-        await self.env.shutdown()
-        self.postgres.cleanup()
+        if hasattr(self, "env"):
+            await self.env.shutdown()
+        if hasattr(self, "postgres"):
+            self.postgres.cleanup()
 
 
 async def run_job(stack: Stack, quality: str, **options: Any) -> tuple[WorkflowHandle, float]:
