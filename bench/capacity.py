@@ -29,8 +29,6 @@ import asyncio
 import collections
 import json
 import os
-import random
-import re
 import statistics
 import sys
 import tempfile
@@ -39,7 +37,8 @@ from pathlib import Path
 from typing import Any
 
 import psutil
-from pipeline_bench import POLL_EVERY_S, Stack
+from pipeline_bench import Stack
+from status_pollers import poller
 from temporalio.api.enums.v1 import EventType, TaskQueueType
 from temporalio.api.taskqueue.v1 import TaskQueue
 from temporalio.api.workflowservice.v1 import DescribeTaskQueueRequest
@@ -166,26 +165,6 @@ async def workers_polling(stack: Stack) -> None:
     raise RuntimeError("the worker did not poll every queue in 60 s")
 
 
-async def poll(port: int, paths: list[str], stop: asyncio.Event) -> list[float]:
-    """A status page polling a random job every POLL_EVERY_S until `stop` (as
-    `pipeline_bench.poller`, plain asyncio streams); its latencies in ms."""
-    reader, writer = await asyncio.open_connection("127.0.0.1", port)
-    latencies: list[float] = []
-    await asyncio.sleep(random.uniform(0, POLL_EVERY_S))
-    while not stop.is_set():
-        t = time.perf_counter()
-        writer.write(
-            f"GET {random.choice(paths)} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n\r\n".encode()
-        )
-        head = await reader.readuntil(b"\r\n\r\n")
-        length = re.search(rb"(?i)content-length: *(\d+)", head)
-        await reader.readexactly(int(length.group(1)) if length else 0)
-        latencies.append((time.perf_counter() - t) * 1000)
-        await asyncio.sleep(POLL_EVERY_S)
-    writer.close()
-    return latencies
-
-
 def sample_jails(worker: psutil.Process, seen: dict[tuple[int, float], float]) -> None:
     """The own CPU s of each of the worker's descendants (its jails) alive now, by (pid, start
     time). Their CPU does not come back to the worker's tree when they are reaped (bwrap's PID
@@ -282,13 +261,15 @@ async def run(jobs: int, pollers: int = POLLERS) -> dict[str, Any]:
             watcher = asyncio.create_task(watch(stack, started, first, stop, jails))
             paths = [f"/api/v1/videos/jobs/{h.id}/status" for _, h in handles]
             polling = [
-                asyncio.create_task(poll(stack.api_port, paths, stop)) for _ in range(pollers)
+                asyncio.create_task(poller(stack.api_port, paths, stop.is_set))
+                for _ in range(pollers)
             ]
             results = [await h.result() for _, h in handles]
             wall = time.perf_counter() - started
             stop.set()
             await watcher
-            latencies = [ms for p in polling for ms in await p]
+            polled = [await p for p in polling]
+            latencies = [ms for times, _ in polled for ms in times]
             cpu1, writes1 = cpu_by_role(procs), await catalog_writes(stack)
             peaks = {role: peak_mb(p) for role, p in procs.items()}
             facts = [await history_facts(h) for _, h in handles]
@@ -323,6 +304,7 @@ async def run(jobs: int, pollers: int = POLLERS) -> dict[str, Any]:
         "catalog_writes_per_job": (writes1 - writes0) / jobs,
         "status_p99_ms": p99,
         "status_requests": len(latencies),
+        "status_errors": sum(errors for _, errors in polled),
         "queue_wait_s_per_job": statistics.mean(waits),
         "queue_wait_s_per_owner": per_owner,
         "peak_rss_mb": peaks,
