@@ -239,7 +239,7 @@ async def status_under_load(stack: Stack) -> tuple[float, float, int]:
             await http.post(f"/api/v1/jobs/{job}/cancel")
     latencies = [ms for each, _ in polled for ms in each]
     q = statistics.quantiles(latencies, n=100)
-    return q[49], q[98], sum(errors for _, errors in polled)
+    return q[49], q[98], sum(n for _, codes in polled for code, n in codes.items() if code != 200)
 
 
 async def sequential_baseline(quality: str, work: Path) -> float:
