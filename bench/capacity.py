@@ -1,25 +1,30 @@
 """What one job costs the rest of the system, and what saturates first with many jobs queued.
 
-Run: .venv/bin/python bench/capacity.py [--jobs 200] [--json]   (as root, like the worker)
+Run: .venv/bin/python bench/capacity.py [--jobs 200] [--pollers 10] [--time-limit S] [--json]
+(as root, like the worker)
 
 It starts its own stack (`pipeline_bench.Stack`: Temporal dev server, embedded PostgreSQL, one
-worker process serving every queue, the API; loopback, fresh data dir), submits N low-quality
-offline jobs at once (the topics of bench/topics.json in turn, `force`: every job renders; four
-owners, so the fair queues have keys to alternate), polls their status through the API with 10
-pollers while they run, and reports:
+worker process serving every queue, the API; loopback, fresh data dir), waits until the worker
+polls every queue (its start is no job's cost), submits N low-quality offline jobs at once (the
+topics of bench/topics.json in turn, `force`: every job renders; four owners, so the fair queues
+have keys to alternate), polls their status through the API with `--pollers` status pages while
+they run (0: the jobs' cost alone), and reports:
 
 - throughput: jobs per minute, video seconds per CPU second (all processes);
-- CPU seconds per job by process: API, worker main process, renders (the worker's jailed
-  children: renders, probes, compose, thumbnails), Temporal, PostgreSQL; `orchestration_share`
-  is the CPU outside the jails over all CPU;
-- history events and catalog writes (PostgreSQL row inserts/updates/deletes) per job;
-- status p99 during the run; queue wait per job (time its workflow and activity tasks waited to
-  be picked up) and its mean per owner (fairness);
+- CPU seconds per job by process: API, worker main process, renders (every process the worker
+  starts: render, media and probe jails, espeak-ng), Temporal, PostgreSQL; `orchestration_share`
+  is the CPU outside the renders over all CPU;
+- history events (by type, and the activities by name) and catalog writes (PostgreSQL row
+  inserts/updates/deletes) per job;
+- status p99 and answers by HTTP status; queue wait per job (time its workflow and activity tasks
+  waited to be picked up) and its mean per owner (fairness);
 - peak RSS per process;
-- the first resource to saturate, sampled every second: host CPU (>= 95% busy), a task queue
-  with a backlog (render: the render slots; video: the workflow worker; llm), status p99 over 1 s.
+- when each resource first saturated: host CPU (>= 95% busy, every second), a task queue with a
+  backlog (every BACKLOG_EVERY_S; render: the render slots; video: the workflow worker; llm),
+  status p99 over 1 s.
 
-`--json` prints the same numbers as one JSON object on the last line, so runs compare.
+`--time-limit S` stops after S seconds and reports over the jobs done by then. `--json` prints the
+same numbers as one JSON object on the last line, so runs compare. Progress goes to stderr.
 """
 
 from __future__ import annotations
