@@ -1,13 +1,15 @@
 """What one job costs the rest of the system, and what saturates first with many jobs queued.
 
-Run: .venv/bin/python bench/capacity.py [--jobs 200] [--pollers 10] [--time-limit S] [--json]
+Run: .venv/bin/python bench/capacity.py [--jobs 200] [--pollers 10] [--time-limit S] [--reuse]
+     [--json]
 (as root, like the worker)
 
 It starts its own stack (`pipeline_bench.Stack`: Temporal dev server, embedded PostgreSQL, one
 worker process serving every queue, the API; loopback, fresh data dir), waits until the worker
 polls every queue (its start is no job's cost), submits N low-quality offline jobs at once (the
-topics of bench/topics.json in turn, `force`: every job renders; four owners, so the fair queues
-have keys to alternate), polls their status through the API with `--pollers` status pages while
+topics of bench/topics.json in turn, each with its own accent colour so that every job renders
+(renders are found by their code; `--reuse`: the jobs after each topic's first reuse its scenes'
+renders), `force`; four owners, so the fair queues have keys to alternate), polls their status through the API with `--pollers` status pages while
 they run (0: the jobs' cost alone), and reports:
 
 - throughput: jobs per minute, video seconds per CPU second (all processes);
@@ -242,8 +244,14 @@ async def history_facts(handle: WorkflowHandle) -> tuple[collections.Counter[str
     return events, wait
 
 
+def distinct(i: int) -> dict[str, str]:
+    """Job `i`'s own accent colour: it is in every scene's code, so no job reuses another's
+    renders (they are found by their code)."""
+    return {"accent_color": f"#{(i * 0x9E3779) & 0xFFFFFF:06x}"}
+
+
 async def run(
-    jobs: int, pollers: int = POLLERS, time_limit_s: float | None = None
+    jobs: int, pollers: int = POLLERS, time_limit_s: float | None = None, reuse: bool = False
 ) -> dict[str, Any]:
     topics = json.loads((ROOT / "bench" / "topics.json").read_text())
     with tempfile.TemporaryDirectory(prefix="t2m-capacity-") as tmp:
@@ -260,7 +268,7 @@ async def run(
                 t = topics[i % len(topics)]
                 opts = VideoOptions.model_validate(
                     {"topic": t["theorem"], "context": t["description"], "quality": "low",
-                     "force": True}
+                     "force": True} | ({} if reuse else {"style_preferences": distinct(i)})
                 )  # fmt: skip
                 owner = OWNERS[i % len(OWNERS)]
                 req = build_request(stack.settings, opts, owner=owner)
@@ -356,9 +364,14 @@ def main() -> None:
         help="stop after this many seconds; figures over the jobs done by then (CPU per job is"
         " then an upper bound: the work of the jobs still running counts on the ones done)",
     )
+    parser.add_argument(
+        "--reuse",
+        action="store_true",
+        help="jobs of a topic share their scenes' code, so only each topic's first renders",
+    )
     parser.add_argument("--json", action="store_true", help="one JSON object on the last line")
     args = parser.parse_args()
-    report = asyncio.run(run(args.jobs, args.pollers, args.time_limit))
+    report = asyncio.run(run(args.jobs, args.pollers, args.time_limit, args.reuse))
     for name, value in report.items():
         if isinstance(value, dict):
             value = ", ".join(
