@@ -22,7 +22,6 @@ from __future__ import annotations
 import asyncio
 import os
 import random
-import re
 import statistics
 import subprocess
 import sys
@@ -33,6 +32,7 @@ from typing import Any
 
 import httpx
 from split_bench import split_over_two_slots
+from status_pollers import poller
 from temporalio.client import Client, WorkflowHandle
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
@@ -52,9 +52,6 @@ from t2m.vocabulary.request import VideoOptions
 from workflows.client import ensure_search_attributes, job_status, start_video
 
 ROOT = Path(__file__).resolve().parent.parent
-POLL_EVERY_S = 0.5
-"""Each of the 50 pollers asks again 0.5 s after an answer (~100 requests/s in all, more than the
-54-83/s the speed issue measured), like a status page polling twice a second."""
 TOPIC = "Pythagorean Theorem"
 CONTEXT = (
     "The hypotenuse is the longest side of a right triangle, opposite the right angle. "
@@ -150,11 +147,14 @@ class Stack:
         return int(line.split()[1]) / 1024
 
     async def stop(self) -> None:
+        """Stop what has started (all of it, or what a failed `start` had got to)."""
         for proc in self.procs.values():
             proc.terminate()
             proc.wait()
-        await self.env.shutdown()
-        self.postgres.cleanup()
+        if hasattr(self, "env"):
+            await self.env.shutdown()
+        if hasattr(self, "postgres"):
+            self.postgres.cleanup()
 
 
 async def run_job(stack: Stack, quality: str, **options: Any) -> tuple[WorkflowHandle, float]:
@@ -225,29 +225,6 @@ async def retry_after_three_scenes(stack: Stack, first_wall: float) -> float:
         return (time.perf_counter() - start) / first_wall
 
 
-async def poller(port: int, paths: list[str], stop: float) -> tuple[list[float], int]:
-    """One status page: a keep-alive HTTP/1.1 connection asking for a job's status every
-    POLL_EVERY_S. Plain asyncio streams, like wrk or a browser, so that the figure is the API's
-    latency rather than the CPU an HTTP client library spends on 2 cores the renders share."""
-    reader, writer = await asyncio.open_connection("127.0.0.1", port)
-    latencies: list[float] = []
-    errors = 0
-    await asyncio.sleep(random.uniform(0, POLL_EVERY_S))  # independent pages, not one burst
-    while time.perf_counter() < stop:
-        t = time.perf_counter()
-        writer.write(
-            f"GET {random.choice(paths)} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n\r\n".encode()
-        )
-        head = await reader.readuntil(b"\r\n\r\n")
-        length = re.search(rb"(?i)content-length: *(\d+)", head)
-        await reader.readexactly(int(length.group(1)) if length else 0)
-        latencies.append((time.perf_counter() - t) * 1000)
-        errors += not head.startswith(b"HTTP/1.1 200 ")
-        await asyncio.sleep(POLL_EVERY_S)
-    writer.close()
-    return latencies, errors
-
-
 async def status_under_load(stack: Stack) -> tuple[float, float, int]:
     """p50 and p99 (ms) and errors of status calls by 50 pollers while 10 low-quality jobs run."""
     async with httpx.AsyncClient(base_url=stack.api, timeout=30) as http:
@@ -257,12 +234,14 @@ async def status_under_load(stack: Stack) -> tuple[float, float, int]:
             jobs.append((await http.post("/api/v1/videos/generate", json=body)).json()["job_id"])
         paths = [f"/api/v1/videos/jobs/{job}/status" for job in jobs]
         stop = time.perf_counter() + 20
-        polled = await asyncio.gather(*(poller(stack.api_port, paths, stop) for _ in range(50)))
+        polled = await asyncio.gather(
+            *(poller(stack.api_port, paths, lambda: time.perf_counter() >= stop) for _ in range(50))
+        )
         for job in jobs:
             await http.post(f"/api/v1/jobs/{job}/cancel")
     latencies = [ms for each, _ in polled for ms in each]
     q = statistics.quantiles(latencies, n=100)
-    return q[49], q[98], sum(errors for _, errors in polled)
+    return q[49], q[98], sum(n for _, codes in polled for code, n in codes.items() if code != 200)
 
 
 async def sequential_baseline(quality: str, work: Path) -> float:
