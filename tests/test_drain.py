@@ -242,12 +242,18 @@ async def test_a_killed_up_leaves_no_process_behind(tmp_path: Path) -> None:
         handle = await start_video(client, settings, REQUEST)
         await render_in_flight(handle)  # the jail's processes are grandchildren of the worker
         postmaster = int((tmp_path / "data/postgres/postmaster.pid").read_text().split()[0])
-        pids = descendants([up.pid, postmaster])
-        commands = " ".join(
-            Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode() for pid in pids
-        )
-        for part in ("start-dev", "-m worker", "uvicorn", "bin/postgres", "bwrap"):
-            assert part in commands, f"{part} not among the processes t2m up started"
+        # A render activity also uploads and joins between its jails: wait for a moment when a
+        # jail runs, so that the kill below catches one.
+        parts = ("start-dev", "-m worker", "uvicorn", "bin/postgres", "bwrap")
+        deadline = time.monotonic() + 60
+        while True:
+            pids = descendants([up.pid, postmaster])
+            commands = " ".join(_cmdline(pid) for pid in pids)
+            missing = [part for part in parts if part not in commands]
+            if not missing or time.monotonic() > deadline:
+                break
+            await asyncio.sleep(0.05)
+        assert missing == [], f"{missing} not among the processes t2m up started"
         up.kill()
         up.wait()
         start = time.monotonic()
@@ -259,6 +265,13 @@ async def test_a_killed_up_leaves_no_process_behind(tmp_path: Path) -> None:
         if up.poll() is None:
             up.kill()
     assert left == [], [Path(f"/proc/{pid}/cmdline").read_bytes() for pid in left]
+
+
+def _cmdline(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
+    except OSError:  # gone since it was listed
+        return ""
 
 
 async def test_up_drains_the_worker_on_sigterm(tmp_path: Path) -> None:
