@@ -187,7 +187,9 @@ async def test_a_new_users_walkthrough(web_url: str, browser: Browser) -> None: 
     await expect(page.locator("#status")).to_have_text("cancelled", timeout=60_000)
     await expect(page.locator("#percent")).to_contain_text("stopped at")
     states = await page.locator("#scenes .badge").all_inner_texts()
-    assert states and set(states) <= {"done", "cancelled"} and "cancelled" in states, states
+    # Scenes that were not done say "cancelled" (a fast machine may have rendered them all
+    # before the cancel landed: the job, its progress and its stage still say it stopped).
+    assert states and set(states) <= {"done", "cancelled"}, states
     await expect(page.locator("#stages li.stopped")).to_have_count(1)
 
     # The list: real thumbnails (no uniform image), both jobs with their state.
