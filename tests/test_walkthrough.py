@@ -86,11 +86,11 @@ async def shown(page: Page, id_: str) -> list[dict]:
     return [e for e in await page.evaluate("window.__shown") if e["id"] == id_]
 
 
-async def create(page: Page, url: str, topic: str, context: str) -> str:
+async def create(page: Page, url: str, topic: str, context: str, quality: str = "low") -> str:
     await page.goto(f"{url}/videos/create")
     await page.fill("#topic", topic)
     await page.fill("#context", context)
-    await page.select_option("#quality", "low")
+    await page.select_option("#quality", quality)
     await page.click("#submit")
     await page.wait_for_url("**/videos/status/video-*")
     return page.url.rsplit("/", 1)[1]
@@ -180,7 +180,10 @@ async def test_a_new_users_walkthrough(web_url: str, browser: Browser) -> None: 
     assert first == "completed"
 
     # A second job, cancelled from its page: its status, progress and scenes say so.
-    other = await create(page, web_url, "Circles", f"Walkthrough {run}. A circle is round.")
+    # Medium quality: renders of seconds, so the cancel lands while the job still runs.
+    other = await create(
+        page, web_url, "Circles", f"Walkthrough {run}. A circle is round.", quality="medium"
+    )
     await expect(page.locator("#scenes tr").first).to_be_visible(timeout=60_000)
     page.once("dialog", lambda d: d.accept())
     await page.click("#cancel")
