@@ -27,7 +27,9 @@ COPY workflows workflows
 COPY activities activities
 COPY api api
 COPY cli cli
-RUN /opt/venv/bin/pip install --no-deps .
+# The docs index's vectors (t2m/authoring/doc_vectors.py), built once into the venv.
+RUN /opt/venv/bin/pip install --no-deps . \
+    && /opt/venv/bin/python -m t2m.authoring.docs
 
 # --- runtime: no compiler, no -dev packages; what Manim, TeX, narration and the render jail use ---
 FROM ${PYTHON_IMAGE}

@@ -26,6 +26,7 @@ $(VENV)/.installed: pyproject.toml requirements.lock
 	$(PYTHON) -m venv $(VENV)
 	$(VENV)/bin/pip install -q -U pip
 	$(VENV)/bin/pip install -q -c requirements.lock -e ".[dev]"
+	$(VENV)/bin/python -m t2m.authoring.docs
 	touch $@
 
 # Re-resolve the lock from pyproject.toml in a fresh venv (after changing a dependency).

@@ -117,12 +117,7 @@ class LLMActivities:
     @heartbeats
     async def retrieve_docs(self, req: DocsRequest) -> str:
         """The Manim docs that answer the queries best, deduplicated, as prompt-ready text."""
-        index = await asyncio.to_thread(rag.load_index, self.data_dir)
-        hits: dict[str, rag.Hit] = {}
-        for query in req.queries:
-            for hit in index.search(query, req.k):
-                hits.setdefault(hit.name, hit)
-        return rag.format_snippets(list(hits.values()))
+        return await asyncio.to_thread(rag.answer, self.data_dir, req.queries, req.k)
 
     @activity.defn(name="doc_queries_for_error")
     @heartbeats

@@ -8,6 +8,9 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
+
+from t2m.authoring import doc_vectors
 from t2m.authoring import docs as rag
 
 
@@ -84,3 +87,39 @@ def test_an_error_message_finds_the_api_it_names(tmp_path: Path) -> None:
         ),
     ]:
         assert expected in [h.name for h in index.search(error, 5)], error
+
+
+def test_a_question_in_plain_words_finds_the_api_by_meaning(tmp_path: Path) -> None:
+    """Words the docstring does not use: BM25 alone misses these, the vectors find them."""
+    index = rag.load_index(tmp_path)
+    for query, expected in [
+        ("a dot with a number or letter inside it", "manim.mobject.geometry.arc.LabeledDot"),
+        ("objects trade places in a cycle, each moving to the next one's spot",
+         "manim.animation.transform.CyclicReplace"),
+    ]:  # fmt: skip
+        tokens = rag.tokenize(rag._expand(query))
+        assert expected not in [d.name for _, d in index._lexical(query, tokens)[:5]], query
+        assert expected in [h.name for h in index.search(query, 5)], query
+
+
+def test_vectors_are_built_once_and_found_again(tmp_path: Path) -> None:
+    """Built where the environment is writable (make setup does it), else into the data dir;
+    a later load reads them instead of embedding 1000 entries again."""
+    docs = rag.collect()[:3]
+    vectors = doc_vectors.load_vectors(docs, tmp_path)
+    assert vectors.shape == (3, 384)
+    assert abs(float(np.linalg.norm(vectors[0])) - 1.0) < 1e-3
+    saved = [p / doc_vectors.vectors_name(docs) for p in doc_vectors._places(tmp_path)]
+    assert any(p.exists() for p in saved)
+    path = next(p for p in saved if p.exists())
+    np.save(path, np.zeros((3, 384), dtype=np.float32))
+    assert not doc_vectors.load_vectors(docs, tmp_path).any()
+    path.unlink()
+
+
+def test_a_query_reaches_the_engine_as_bounded_printable_text() -> None:
+    hostile = "\x00\x1b[31mCircle\u202e" + "x" * 100_000
+    cleaned = doc_vectors.clean_query(hostile)
+    assert cleaned.isprintable() and len(cleaned) == doc_vectors.QUERY_CHARS
+    assert cleaned.startswith("[31mCircle")
+    assert doc_vectors.embed_query(hostile).shape == (384,)
