@@ -135,6 +135,29 @@ async def storyboard_scene(
     return board, answer.usage
 
 
+def _scene_code_data(
+    topic: str,
+    scene: ScenePlan,
+    docs: str | None,
+    cues: list[Cue] | None,
+    style: Style,
+    **fields: object,
+) -> dict[str, object]:
+    """What the code-writing and code-fixing prompts both get about the scene."""
+    data: dict[str, object] = {
+        "topic": topic,
+        "class_name": class_name(scene),
+        "scene": scene.model_dump(),
+        **fields,
+    }
+    _styled(data, style)
+    if cues:
+        data["narration_timing"] = _timing(cues)
+    if docs:
+        data["docs"] = docs
+    return data
+
+
 async def write_scene_code(
     client: ModelClient,
     model: str,
@@ -147,19 +170,9 @@ async def write_scene_code(
     style: Style = None,
     feedback: str = "",
 ) -> tuple[str, Usage]:
-    data: dict[str, object] = {
-        "topic": topic,
-        "scene_count": scene_count,
-        "class_name": class_name(scene),
-        "scene": scene.model_dump(),
-    }
-    _styled(data, style)
-    if cues:
-        data["narration_timing"] = _timing(cues)
+    data = _scene_code_data(topic, scene, docs, cues, style, scene_count=scene_count)
     if storyboard is not None:
         data["storyboard"] = storyboard.model_dump(exclude={"doc_queries"})
-    if docs:
-        data["docs"] = docs
     _with_feedback(data, feedback)
     answer = await client.complete(model, user(render_prompt("write_scene_code", data)))
     return extract_block(answer.text, "python"), answer.usage
@@ -178,19 +191,9 @@ async def fix_scene_code(
     style: Style = None,
     feedback: str = "",
 ) -> tuple[str, Usage]:
-    data: dict[str, object] = {
-        "topic": topic,
-        "class_name": class_name(scene),
-        "attempt": attempt,
-        "scene": scene.model_dump(),
-        "code": code,
-        "error": error,
-    }
-    _styled(data, style)
-    if cues:
-        data["narration_timing"] = _timing(cues)
-    if docs:
-        data["docs"] = docs
+    data = _scene_code_data(
+        topic, scene, docs, cues, style, attempt=attempt, code=code, error=error
+    )
     changes = api_changes.hints(error)
     if changes:  # the error names Manim API that has been removed or renamed
         data["api_changes"] = changes
