@@ -128,14 +128,17 @@ async def render_in_jail(
     hostile programs through here). `workdir/job` becomes the jail's work dir; the log is
     `workdir/render.log`, outside it."""
     job = workdir / "job"
-    job.mkdir(parents=True, exist_ok=True)
-    (job / "scene.py").write_text(code)
-    limits = jail.Limits(memory_mb=MEMORY_MB.get(quality, 2048), cpu_s=cpu_s, wall_s=timeout_s)
-    media = f"{jail.JAIL_WORKDIR}/media"
-    args = ["-I", "-B", "-m", "t2m.render.runner", f"{jail.JAIL_WORKDIR}/scene.py", quality, media]
-    args += [f"{min_seconds:.3f}", scene_class] + ([span] if span else [])
-    run = await jail.run_python(
-        args, job, workdir / "render.log", env=jail_env(), limits=limits, on_tick=on_tick
+    run = await run_runner(
+        code,
+        quality,
+        workdir,
+        [span] if span else [],
+        workdir / "render.log",
+        timeout_s=timeout_s,
+        cpu_s=cpu_s,
+        min_seconds=min_seconds,
+        scene_class=scene_class,
+        on_tick=on_tick,
     )
     if run.violation is not None:
         why = f"Render {run.violation}, {_progress(job)}"
@@ -156,6 +159,31 @@ async def render_in_jail(
                 return RenderResult(False, None, scrub(trim_error(f"{run.log}\n{why}")))
             return RenderResult(True, video, None, result.layout, duration)
     return RenderResult(ok=False, video=None, error=scrub(trim_error(_failure(run, job))))
+
+
+async def run_runner(
+    code: str,
+    quality: str,
+    workdir: Path,
+    extra: list[str],
+    log: Path,
+    *,
+    timeout_s: float,
+    cpu_s: int,
+    min_seconds: float,
+    scene_class: str,
+    on_tick: Callable[[], Awaitable[None] | None] | None,
+) -> jail.JailRun:
+    """`t2m.render.runner` on `code` in the render jail, `workdir/job` its work dir (`extra`: a
+    span to render, or `plan` for the dry pass)."""
+    job = workdir / "job"
+    job.mkdir(parents=True, exist_ok=True)
+    (job / "scene.py").write_text(code)
+    limits = jail.Limits(memory_mb=MEMORY_MB.get(quality, 2048), cpu_s=cpu_s, wall_s=timeout_s)
+    media = f"{jail.JAIL_WORKDIR}/media"
+    args = ["-I", "-B", "-m", "t2m.render.runner", f"{jail.JAIL_WORKDIR}/scene.py", quality, media]
+    args += [f"{min_seconds:.3f}", scene_class, *extra]
+    return await jail.run_python(args, job, log, env=jail_env(), limits=limits, on_tick=on_tick)
 
 
 def _failure(run: jail.JailRun, job: Path) -> str:

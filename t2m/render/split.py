@@ -24,9 +24,8 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from t2m.jail import bwrap as jail
 from t2m.media import probe as media_probe
-from t2m.render.sandbox import MEMORY_MB, jail_env, scrub, trim_error
+from t2m.render.sandbox import run_runner, scrub, trim_error
 from t2m.render.static_check import CodeRejected, static_check
 
 Tick = Callable[[], Awaitable[None] | None] | None
@@ -113,14 +112,17 @@ async def plan(
     except CodeRejected as e:
         return str(e)
     job = workdir / "job"
-    job.mkdir(parents=True, exist_ok=True)
-    (job / "scene.py").write_text(code)
-    limits = jail.Limits(memory_mb=MEMORY_MB.get(quality, 2048), cpu_s=cpu_s, wall_s=timeout_s)
-    media = f"{jail.JAIL_WORKDIR}/media"
-    args = ["-I", "-B", "-m", "t2m.render.runner", f"{jail.JAIL_WORKDIR}/scene.py", quality, media]
-    args += [f"{min_seconds:.3f}", scene_class, "plan"]
-    run = await jail.run_python(
-        args, job, workdir / "plan.log", env=jail_env(), limits=limits, on_tick=on_tick
+    run = await run_runner(
+        code,
+        quality,
+        workdir,
+        ["plan"],
+        workdir / "plan.log",
+        timeout_s=timeout_s,
+        cpu_s=cpu_s,
+        min_seconds=min_seconds,
+        scene_class=scene_class,
+        on_tick=on_tick,
     )
     found = _read_plan(job) if run.violation is None and run.returncode == 0 else None
     if found is None:
