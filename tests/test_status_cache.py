@@ -7,16 +7,18 @@ import asyncio
 import gc
 import time
 from datetime import UTC, datetime
+from typing import Any
 
 import httpx
-from temporalio.client import Client
+import pytest
+from temporalio.client import Client, WorkflowHandle
 
 from api.status_cache import StatusCache
 from t2m.catalog.db import Job
 from t2m.vocabulary.job import JobStatus
 from t2m.vocabulary.request import VideoRequest
 from tests.scripted import ScriptedLLM, plan_json, scene_code
-from workflows.client import job_status
+from workflows.client import job_status, job_status_since
 
 
 class Workflow:
@@ -38,10 +40,10 @@ class Workflow:
         return Job(job_id, "alice", request, "normal", "running", None, None, None, None, None,
                    now, now, None) if self.exists else None  # fmt: skip
 
-    async def __call__(self, job_id: str, known: JobStatus | None) -> JobStatus:
+    async def __call__(self, job_id: str, known: JobStatus, events: int) -> tuple[JobStatus, int]:
         self.calls += 1
         await asyncio.sleep(self.delay_s)
-        return JobStatus(job_id=job_id, status=self.status, percentage=self.percentage)
+        return JobStatus(job_id=job_id, status=self.status, percentage=self.percentage), 0
 
 
 async def status(cache: StatusCache, job_id: str) -> JobStatus:
@@ -158,6 +160,7 @@ async def test_first_status_of_a_job_nobody_polled_is_current(
     scripted: ScriptedLLM,
     worker: None,
     client: Client,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """Through the API, with a real worker: scenes 1 and 3 render while scene 2 renders "forever";
     nobody polls the API until then, yet its first answer is the workflow's, never the row's
@@ -183,6 +186,30 @@ async def test_first_status_of_a_job_nobody_polled_is_current(
             break
         assert time.monotonic() < deadline, known
         await asyncio.sleep(0.3)
+    # While scene 2 renders the job adds no history events: once its length is known, a refresh
+    # is a describe, not a query the worker answers.
+    queries = 0
+    query = WorkflowHandle.query
+
+    async def counted(self: WorkflowHandle[Any, Any], *args: Any, **kwargs: Any) -> Any:
+        nonlocal queries
+        queries += 1
+        return await query(self, *args, **kwargs)
+
+    monkeypatch.setattr(WorkflowHandle, "query", counted)
+    status, events = await job_status_since(client, job, known, 0)
+    assert events > 0 and queries == 1
+    for _ in range(20):
+        asked = queries
+        again, length = await job_status_since(client, job, status, events)
+        if length == events:
+            assert queries == asked and again == status
+            break
+        assert queries == asked + 1  # an event landed in between: the worker was asked
+        status, events = again, length
+    else:
+        raise AssertionError(f"the history of a job rendering one scene kept growing: {events}")
+    monkeypatch.undo()
     url = f"/api/v1/videos/jobs/{job}/status"
     first = (await api.get(url, headers=alice)).json()
     # Never the row's "queued 0%" once scenes have rendered; the workflow's own state at once, or
