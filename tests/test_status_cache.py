@@ -13,7 +13,7 @@ import httpx
 import pytest
 from temporalio.client import Client, WorkflowHandle
 
-from api.status_cache import StatusCache
+from api.status_cache import MAX_AGE_S, StatusCache
 from t2m.catalog.db import Job
 from t2m.vocabulary.job import JobStatus
 from t2m.vocabulary.request import VideoRequest
@@ -79,6 +79,19 @@ async def test_a_stale_snapshot_is_answered_at_once_while_one_refresh_runs() -> 
     assert (await status(cache, "job")).percentage == 50.0
 
 
+async def test_a_stream_looking_every_max_age_refreshes_on_every_look() -> None:
+    """A snapshot's age counts from its refresh's start: the web page's stream, looking once every
+    `max_age_s`, gets a refresh per look, not one every second look."""
+    wf = Workflow(delay_s=0.1)
+    cache = StatusCache(wf.row, wf, max_age_s=0.3)
+    await cache.get("job")  # waits for the first refresh
+    for _ in range(3):
+        await asyncio.sleep(0.3)
+        await cache.get("job")
+    await asyncio.sleep(0.15)
+    assert wf.calls == 4
+
+
 async def test_ended_and_deleted_jobs_leave_the_cache() -> None:
     wf = Workflow(delay_s=0)
     cache = StatusCache(wf.row, wf, max_age_s=10)
@@ -129,7 +142,7 @@ async def test_a_deleted_job_is_not_found_at_once_even_while_its_refresh_waits(
     job = (await api.post("/api/v1/videos/generate", json=body, headers=keys["alice"])).json()
     url = f"/api/v1/videos/jobs/{job['job_id']}/status"
     assert (await api.get(url, headers=keys["alice"])).status_code == 200
-    await asyncio.sleep(0.3)  # stale: the next call starts a refresh whose query finds no worker
+    await asyncio.sleep(MAX_AGE_S + 0.1)  # stale: the next call starts a refresh, no worker answers
     assert (await api.get(url, headers=keys["alice"])).status_code == 200
     deleted = await api.delete(f"/api/v1/jobs/{job['job_id']}", headers=keys["alice"])
     assert deleted.status_code == 204
