@@ -229,8 +229,8 @@ def create_app(settings: Settings | None = None, limits: Limits | None = None) -
         try:
             client = await connect(settings)
 
-            async def query(job_id: str, known: JobStatus, events: int) -> tuple[JobStatus, int]:
-                return await job_status_since(client, job_id, known, events)
+            async def query(job_id: str, known: JobStatus, seen: str) -> tuple[JobStatus, str]:
+                return await job_status_since(client, job_id, known, seen)
 
             jobs = db.JobStore(pool)
             app.state.t2m = AppState(

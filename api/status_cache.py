@@ -31,9 +31,9 @@ from t2m.vocabulary.job import TERMINAL_STATUSES, JobStatus
 log = logging.getLogger(__name__)
 
 Rows = Callable[[str], Awaitable[Job | None]]
-Query = Callable[[str, JobStatus, int], Awaitable[tuple[JobStatus, int]]]
-"""(job id, last status, the workflow's history length it goes with) -> the same, now
-(`workflows.client.job_status_since`: a status unchanged since that length costs no query)."""
+Query = Callable[[str, JobStatus, str], Awaitable[tuple[JobStatus, str]]]
+"""(job id, last status, the workflow's run and history length it goes with) -> the same, now
+(`workflows.client.job_status_since`: a workflow with no new events costs no query)."""
 
 MAX_AGE_S = 1.0
 """How often a watched job's snapshot is refreshed. Progress moves when an activity ends (seconds
@@ -57,8 +57,8 @@ class _Entry:
     at: float = 0.0
     """When the snapshot's last refresh started (0: never: it is the row's view); from its start,
     so that a stream looking every `max_age_s` refreshes on every look."""
-    events: int = 0
-    """The workflow's history length the status goes with (0: unknown)."""
+    seen: str = ""
+    """The workflow's run and history length the status goes with ("": unknown)."""
     asked: float = 0.0
     """When someone last asked for it."""
     refresh: asyncio.Task[None] | None = None
@@ -134,7 +134,7 @@ class StatusCache:
                     entry.snapshot = Snapshot(row, row_status(row))
                 self._drop(job_id, entry)
                 return
-            status, entry.events = await self.query(job_id, entry.snapshot.status, entry.events)
+            status, entry.seen = await self.query(job_id, entry.snapshot.status, entry.seen)
             entry.snapshot, entry.at = Snapshot(row, status), started
             if status.status in TERMINAL_STATUSES:  # the catalog row answers from now on
                 self._drop(job_id, entry)

@@ -40,10 +40,10 @@ class Workflow:
         return Job(job_id, "alice", request, "normal", "running", None, None, None, None, None,
                    now, now, None) if self.exists else None  # fmt: skip
 
-    async def __call__(self, job_id: str, known: JobStatus, events: int) -> tuple[JobStatus, int]:
+    async def __call__(self, job_id: str, known: JobStatus, seen: str) -> tuple[JobStatus, str]:
         self.calls += 1
         await asyncio.sleep(self.delay_s)
-        return JobStatus(job_id=job_id, status=self.status, percentage=self.percentage), 0
+        return JobStatus(job_id=job_id, status=self.status, percentage=self.percentage), ""
 
 
 async def status(cache: StatusCache, job_id: str) -> JobStatus:
@@ -210,18 +210,18 @@ async def test_first_status_of_a_job_nobody_polled_is_current(
         return await query(self, *args, **kwargs)
 
     monkeypatch.setattr(WorkflowHandle, "query", counted)
-    status, events = await job_status_since(client, job, known, 0)
-    assert events > 0 and queries == 1
+    status, seen = await job_status_since(client, job, known, "")
+    assert seen and queries == 1
     for _ in range(20):
         asked = queries
-        again, length = await job_status_since(client, job, status, events)
-        if length == events:
+        again, now = await job_status_since(client, job, status, seen)
+        if now == seen:
             assert queries == asked and again == status
             break
         assert queries == asked + 1  # an event landed in between: the worker was asked
-        status, events = again, length
+        status, seen = again, now
     else:
-        raise AssertionError(f"the history of a job rendering one scene kept growing: {events}")
+        raise AssertionError(f"the history of a job rendering one scene kept growing: {seen}")
     monkeypatch.undo()
     url = f"/api/v1/videos/jobs/{job}/status"
     first = (await api.get(url, headers=alice)).json()

@@ -227,17 +227,18 @@ async def job_status(handle: WorkflowHandle[Any, Any], known: JobStatus | None =
 
 
 async def job_status_since(
-    client: Client, job_id: str, known: JobStatus, events: int
-) -> tuple[JobStatus, int]:
-    """`job_status`, asked of the worker only if the workflow's history has grown past `events`
-    (its length when `known` was the workflow's answer; 0: unknown); returns the status and the
-    length it goes with (0 when no worker answered, so that the next call asks again).
+    client: Client, job_id: str, known: JobStatus, seen: str
+) -> tuple[JobStatus, str]:
+    """`job_status`, asked of the worker only if the workflow has moved on since `seen` (the run
+    and history length at which `known` was its answer, as returned here; "": unknown); returns
+    the status and its `seen` ("" when no worker answered, so that the next call asks again).
 
     The workflow's status changes only in its workflow tasks, and each one that completes adds
-    events, so an unchanged length means an unchanged status. A describe costs the Temporal server
-    about half of what a query costs it and the worker nothing (bench/status_cost.py), and a job
-    waiting for a slot or rendering goes for long stretches without events. The describe's own
-    view is current: a job held by a failing workflow task (whose retries add no events) says so.
+    events, so the same run at the same length has the same status. A describe costs the Temporal
+    server about half of what a query costs it and the worker nothing (bench/status_cost.py), and
+    a job waiting for a slot or rendering goes for long stretches without events. The describe's
+    own view is current: a job held by a failing workflow task (whose retries add no events) says
+    so.
     """
     handle = client.get_workflow_handle(job_id)
     try:
@@ -249,11 +250,12 @@ async def job_status_since(
         )
     except Exception as e:  # the server away, or no such workflow yet: the query path answers
         log.info("describe of %s failed (%s): querying", job_id, e)
-        return await job_status(handle, known), 0
-    length = desc.workflow_execution_info.history_length
-    if length == events:
+        return await job_status(handle, known), ""
+    info = desc.workflow_execution_info
+    now = f"{info.execution.run_id}/{info.history_length}"
+    if now == seen:
         held = held_reason(desc)
-        return (known if held == known.held else known.model_copy(update={"held": held})), length
+        return (known if held == known.held else known.model_copy(update={"held": held})), now
     if (status := await _queried(handle)) is not None:
-        return status, length
-    return await _described(handle, known), 0
+        return status, now
+    return await _described(handle, known), ""
