@@ -117,6 +117,9 @@ class StatusCache:
             await asyncio.shield(entry.refresh)
             if entry.deleted:
                 return None
+            # Answered now: a caller asking again right after is polling, even if this refresh
+            # (whose age counts from its start) took longer than `idle_s`.
+            entry.asked = time.monotonic()
         return entry.snapshot  # stale by at most one refresh, which is then under way
 
     async def _refresh(self, job_id: str, entry: _Entry) -> None:
