@@ -214,12 +214,12 @@ async def test_first_status_of_a_job_nobody_polled_is_current(
     assert seen and queries == 1
     for _ in range(20):
         asked = queries
-        again, now = await job_status_since(client, job, status, seen)
-        if now == seen:
+        again, latest = await job_status_since(client, job, status, seen)
+        if latest == seen:
             assert queries == asked and again == status
             break
         assert queries == asked + 1  # an event landed in between: the worker was asked
-        status, seen = again, now
+        status, seen = again, latest
     else:
         raise AssertionError(f"the history of a job rendering one scene kept growing: {seen}")
     monkeypatch.undo()
