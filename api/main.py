@@ -46,7 +46,7 @@ from t2m.catalog.storage import get_storage
 from t2m.config import Settings, get_settings
 from t2m.requests import allowed_models, configuration_problems, plain_message
 from t2m.vocabulary.job import JobStatus
-from workflows.client import connect, job_status
+from workflows.client import connect, job_status_since
 
 WEB_DIR = Path(__file__).parent / "web"
 DOCS_ASSETS = Path(fastapi_offline.__file__).parent / "static"
@@ -229,8 +229,8 @@ def create_app(settings: Settings | None = None, limits: Limits | None = None) -
         try:
             client = await connect(settings)
 
-            async def query(job_id: str, known: JobStatus | None) -> JobStatus:
-                return await job_status(client.get_workflow_handle(job_id), known)
+            async def query(job_id: str, known: JobStatus, seen: str) -> tuple[JobStatus, str]:
+                return await job_status_since(client, job_id, known, seen)
 
             jobs = db.JobStore(pool)
             app.state.t2m = AppState(

@@ -1,5 +1,6 @@
 """Status that stays instant under load: one snapshot per running job, refreshed by at most one
-in-flight refresh at a time and at most every `max_age_s`.
+in-flight refresh at a time and at most every `max_age_s` (`MAX_AGE_S`); a refresh asks the
+worker (a workflow query) only when the workflow's history has grown since its last answer.
 
 Without it every status call is a catalog read plus a Temporal query answered by a worker whose
 CPU the renders hold (p99 of seconds with 50 pollers). With it, pollers share one refresh per job
@@ -30,7 +31,16 @@ from t2m.vocabulary.job import TERMINAL_STATUSES, JobStatus
 log = logging.getLogger(__name__)
 
 Rows = Callable[[str], Awaitable[Job | None]]
-Query = Callable[[str, JobStatus | None], Awaitable[JobStatus]]
+Query = Callable[[str, JobStatus, str], Awaitable[tuple[JobStatus, str]]]
+"""(job id, last status, the workflow's run and history length it goes with) -> the same, now
+(`workflows.client.job_status_since`: a workflow with no new events costs no query)."""
+
+MAX_AGE_S = 1.0
+"""How often a watched job's snapshot is refreshed. Progress moves when an activity ends (seconds
+apart; a job waiting for a render slot, minutes), and the web page's stream looks once a second
+(`Limits.events_poll_s`): refreshing every 0.25 s made each poll of a page asking twice a second
+a refresh (~6 ms of CPU across the stack, bench/status_cost.py); now a poller sees a change at
+most ~1 s plus one refresh late."""
 
 
 @dataclass(frozen=True)
@@ -45,7 +55,10 @@ class Snapshot:
 class _Entry:
     snapshot: Snapshot
     at: float = 0.0
-    """When the snapshot was last refreshed (0: never: it is the row's view)."""
+    """When the snapshot's last refresh started (0: never: it is the row's view); from its start,
+    so that a stream looking every `max_age_s` refreshes on every look."""
+    seen: str = ""
+    """The workflow's run and history length the status goes with ("": unknown)."""
     asked: float = 0.0
     """When someone last asked for it."""
     refresh: asyncio.Task[None] | None = None
@@ -68,7 +81,7 @@ class StatusCache:
         self,
         rows: Rows,
         query: Query,
-        max_age_s: float = 0.25,
+        max_age_s: float = MAX_AGE_S,
         max_jobs: int = 10_000,
         idle_s: float = 3.0,
     ) -> None:
@@ -104,9 +117,13 @@ class StatusCache:
             await asyncio.shield(entry.refresh)
             if entry.deleted:
                 return None
+            # Answered now: a caller asking again right after is polling, even if this refresh
+            # (whose age counts from its start) took longer than `idle_s`.
+            entry.asked = time.monotonic()
         return entry.snapshot  # stale by at most one refresh, which is then under way
 
     async def _refresh(self, job_id: str, entry: _Entry) -> None:
+        started = time.monotonic()
         try:
             try:
                 row = await self.rows(job_id)
@@ -120,8 +137,8 @@ class StatusCache:
                     entry.snapshot = Snapshot(row, row_status(row))
                 self._drop(job_id, entry)
                 return
-            status = await self.query(job_id, entry.snapshot.status)
-            entry.snapshot, entry.at = Snapshot(row, status), time.monotonic()
+            status, entry.seen = await self.query(job_id, entry.snapshot.status, entry.seen)
+            entry.snapshot, entry.at = Snapshot(row, status), started
             if status.status in TERMINAL_STATUSES:  # the catalog row answers from now on
                 self._drop(job_id, entry)
         except Exception as e:  # the stale snapshot keeps answering; the next call retries

@@ -7,16 +7,18 @@ import asyncio
 import gc
 import time
 from datetime import UTC, datetime
+from typing import Any
 
 import httpx
-from temporalio.client import Client
+import pytest
+from temporalio.client import Client, WorkflowHandle
 
-from api.status_cache import StatusCache
+from api.status_cache import MAX_AGE_S, StatusCache
 from t2m.catalog.db import Job
 from t2m.vocabulary.job import JobStatus
 from t2m.vocabulary.request import VideoRequest
 from tests.scripted import ScriptedLLM, plan_json, scene_code
-from workflows.client import job_status
+from workflows.client import job_status, job_status_since
 
 
 class Workflow:
@@ -38,10 +40,10 @@ class Workflow:
         return Job(job_id, "alice", request, "normal", "running", None, None, None, None, None,
                    now, now, None) if self.exists else None  # fmt: skip
 
-    async def __call__(self, job_id: str, known: JobStatus | None) -> JobStatus:
+    async def __call__(self, job_id: str, known: JobStatus, seen: str) -> tuple[JobStatus, str]:
         self.calls += 1
         await asyncio.sleep(self.delay_s)
-        return JobStatus(job_id=job_id, status=self.status, percentage=self.percentage)
+        return JobStatus(job_id=job_id, status=self.status, percentage=self.percentage), ""
 
 
 async def status(cache: StatusCache, job_id: str) -> JobStatus:
@@ -75,6 +77,19 @@ async def test_a_stale_snapshot_is_answered_at_once_while_one_refresh_runs() -> 
     assert {s.percentage for s in stale} == {0.0} and wf.calls == 2
     await asyncio.sleep(0.4)
     assert (await status(cache, "job")).percentage == 50.0
+
+
+async def test_a_stream_looking_every_max_age_refreshes_on_every_look() -> None:
+    """A snapshot's age counts from its refresh's start: the web page's stream, looking once every
+    `max_age_s`, gets a refresh per look, not one every second look."""
+    wf = Workflow(delay_s=0.1)
+    cache = StatusCache(wf.row, wf, max_age_s=0.3)
+    await cache.get("job")  # waits for the first refresh
+    for _ in range(3):
+        await asyncio.sleep(0.3)
+        await cache.get("job")
+    await asyncio.sleep(0.15)
+    assert wf.calls == 4
 
 
 async def test_ended_and_deleted_jobs_leave_the_cache() -> None:
@@ -127,7 +142,7 @@ async def test_a_deleted_job_is_not_found_at_once_even_while_its_refresh_waits(
     job = (await api.post("/api/v1/videos/generate", json=body, headers=keys["alice"])).json()
     url = f"/api/v1/videos/jobs/{job['job_id']}/status"
     assert (await api.get(url, headers=keys["alice"])).status_code == 200
-    await asyncio.sleep(0.3)  # stale: the next call starts a refresh whose query finds no worker
+    await asyncio.sleep(MAX_AGE_S + 0.1)  # stale: the next call starts a refresh, no worker answers
     assert (await api.get(url, headers=keys["alice"])).status_code == 200
     deleted = await api.delete(f"/api/v1/jobs/{job['job_id']}", headers=keys["alice"])
     assert deleted.status_code == 204
@@ -158,6 +173,7 @@ async def test_first_status_of_a_job_nobody_polled_is_current(
     scripted: ScriptedLLM,
     worker: None,
     client: Client,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """Through the API, with a real worker: scenes 1 and 3 render while scene 2 renders "forever";
     nobody polls the API until then, yet its first answer is the workflow's, never the row's
@@ -183,6 +199,30 @@ async def test_first_status_of_a_job_nobody_polled_is_current(
             break
         assert time.monotonic() < deadline, known
         await asyncio.sleep(0.3)
+    # While scene 2 renders the job adds no history events: once its length is known, a refresh
+    # is a describe, not a query the worker answers.
+    queries = 0
+    query = WorkflowHandle.query
+
+    async def counted(self: WorkflowHandle[Any, Any], *args: Any, **kwargs: Any) -> Any:
+        nonlocal queries
+        queries += 1
+        return await query(self, *args, **kwargs)
+
+    monkeypatch.setattr(WorkflowHandle, "query", counted)
+    status, seen = await job_status_since(client, job, known, "")
+    assert seen and queries == 1
+    for _ in range(20):
+        asked = queries
+        again, latest = await job_status_since(client, job, status, seen)
+        if latest == seen:
+            assert queries == asked and again == status
+            break
+        assert queries == asked + 1  # an event landed in between: the worker was asked
+        status, seen = again, latest
+    else:
+        raise AssertionError(f"the history of a job rendering one scene kept growing: {seen}")
+    monkeypatch.undo()
     url = f"/api/v1/videos/jobs/{job}/status"
     first = (await api.get(url, headers=alice)).json()
     # Never the row's "queued 0%" once scenes have rendered; the workflow's own state at once, or

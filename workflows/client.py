@@ -9,16 +9,20 @@ import logging
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from temporalio.api.common.v1 import WorkflowExecution
 from temporalio.api.enums.v1 import TaskQueueType
 from temporalio.api.operatorservice.v1 import (
     AddSearchAttributesRequest,
     ListSearchAttributesRequest,
 )
 from temporalio.api.taskqueue.v1 import TaskQueue
-from temporalio.api.workflowservice.v1 import DescribeTaskQueueRequest
+from temporalio.api.workflowservice.v1 import (
+    DescribeTaskQueueRequest,
+    DescribeWorkflowExecutionRequest,
+    DescribeWorkflowExecutionResponse,
+)
 from temporalio.client import (
     Client,
-    WorkflowExecutionDescription,
     WorkflowExecutionStatus,
     WorkflowHandle,
 )
@@ -166,10 +170,11 @@ HELD = "TemporalReportedProblems IS NOT NULL"
 sets it to 2, a cluster should too)."""
 
 
-def held_reason(desc: WorkflowExecutionDescription) -> str | None:
+def held_reason(desc: DescribeWorkflowExecutionResponse) -> str | None:
     """Why a running job makes no progress, when its workflow task keeps failing."""
-    attempt = desc.raw_description.pending_workflow_task.attempt
-    if desc.status != WorkflowExecutionStatus.RUNNING or attempt < HELD_AFTER_ATTEMPTS:
+    attempt = desc.pending_workflow_task.attempt
+    running = desc.workflow_execution_info.status == WorkflowExecutionStatus.RUNNING
+    if not running or attempt < HELD_AFTER_ATTEMPTS:
         return None
     return (
         f"held by a worker problem: the job's workflow task has failed {attempt - 1} times in a"
@@ -186,15 +191,18 @@ async def held_jobs(client: Client, settings: Settings, limit: int = 10) -> tupl
     return count, ids
 
 
-async def job_status(handle: WorkflowHandle[Any, Any], known: JobStatus | None = None) -> JobStatus:
-    """The workflow's own status; if no worker answers in time, what `describe()` adds to `known`.
-
-    A query needs a worker, so it is bounded by an RPC timeout instead of hanging.
-    """
+async def _queried(handle: WorkflowHandle[Any, Any]) -> JobStatus | None:
+    """The workflow's own status, or None if no worker answers in time: a query needs a worker,
+    so it is bounded by an RPC timeout instead of hanging."""
     try:
         return await handle.query(VideoWorkflow.status, rpc_timeout=QUERY_TIMEOUT)
     except Exception as e:  # no worker polling, a worker too busy, or the workflow not started
         log.info("status query of %s unanswered (%s): describe() instead", handle.id, e)
+        return None
+
+
+async def _described(handle: WorkflowHandle[Any, Any], known: JobStatus | None) -> JobStatus:
+    """What `describe()` adds to `known`, for a workflow no worker answered for."""
     status = known or JobStatus(job_id=handle.id, status="queued")
     try:
         desc = await asyncio.wait_for(
@@ -204,10 +212,50 @@ async def job_status(handle: WorkflowHandle[Any, Any], known: JobStatus | None =
         return status
     update: dict[str, Any] = {
         "current_stage": desc.typed_search_attributes.get(SA_STAGE) or status.current_stage,
-        "held": held_reason(desc),
+        "held": held_reason(desc.raw_description),
     }
     if desc.status in _CLOSED:
         update["status"] = _CLOSED[desc.status]
     elif desc.status is not None and status.status == "queued":
         update["status"] = "running"
     return status.model_copy(update=update)
+
+
+async def job_status(handle: WorkflowHandle[Any, Any], known: JobStatus | None = None) -> JobStatus:
+    """The workflow's own status; if no worker answers in time, what `describe()` adds to `known`."""
+    return await _queried(handle) or await _described(handle, known)
+
+
+async def job_status_since(
+    client: Client, job_id: str, known: JobStatus, seen: str
+) -> tuple[JobStatus, str]:
+    """`job_status`, asked of the worker only if the workflow has moved on since `seen` (the run
+    and history length at which `known` was its answer, as returned here; "": unknown); returns
+    the status and its `seen` ("" when no worker answered, so that the next call asks again).
+
+    The workflow's status changes only in its workflow tasks, and each one that completes adds
+    events, so the same run at the same length has the same status. A describe costs the Temporal
+    server about half of what a query costs it and the worker nothing (bench/status_cost.py), and
+    a job waiting for a slot or rendering goes for long stretches without events. The describe's
+    own view is current: a job held by a failing workflow task (whose retries add no events) says
+    so.
+    """
+    handle = client.get_workflow_handle(job_id)
+    try:
+        desc = await client.workflow_service.describe_workflow_execution(
+            DescribeWorkflowExecutionRequest(
+                namespace=client.namespace, execution=WorkflowExecution(workflow_id=job_id)
+            ),
+            timeout=QUERY_TIMEOUT,
+        )
+    except Exception as e:  # the server away, or no such workflow yet: the query path answers
+        log.info("describe of %s failed (%s): querying", job_id, e)
+        return await job_status(handle, known), ""
+    info = desc.workflow_execution_info
+    now = f"{info.execution.run_id}/{info.history_length}"
+    if now == seen:
+        held = held_reason(desc)
+        return (known if held == known.held else known.model_copy(update={"held": held})), now
+    if (status := await _queried(handle)) is not None:
+        return status, now
+    return await _described(handle, known), ""
