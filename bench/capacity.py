@@ -140,34 +140,33 @@ async def catalog_writes(stack: Stack) -> int:
         await conn.close()
 
 
-async def backlogs(stack: Stack) -> dict[str, int]:
+async def describe_queues(stack: Stack, report_stats: bool = False) -> dict[str, Any]:
+    """Each of the stack's task queues, described (its pollers, and its backlog with stats)."""
     out = {}
     for kind, queue_type in QUEUES.items():
-        d = await stack.client.workflow_service.describe_task_queue(
+        out[kind] = await stack.client.workflow_service.describe_task_queue(
             DescribeTaskQueueRequest(
                 namespace=stack.client.namespace,
                 task_queue=TaskQueue(name=stack.settings.queue(kind)),
                 task_queue_type=queue_type,
-                report_stats=True,
+                report_stats=report_stats,
             )
         )
-        out[kind] = d.stats.approximate_backlog_count if d.HasField("stats") else 0
     return out
+
+
+async def backlogs(stack: Stack) -> dict[str, int]:
+    described = await describe_queues(stack, report_stats=True)
+    return {
+        kind: d.stats.approximate_backlog_count if d.HasField("stats") else 0
+        for kind, d in described.items()
+    }
 
 
 async def workers_polling(stack: Stack) -> None:
     """Wait until the worker polls every queue: its start (imports, connections) is no job's."""
     for _ in range(600):
-        polled = []
-        for kind, queue_type in QUEUES.items():
-            d = await stack.client.workflow_service.describe_task_queue(
-                DescribeTaskQueueRequest(
-                    namespace=stack.client.namespace,
-                    task_queue=TaskQueue(name=stack.settings.queue(kind)),
-                    task_queue_type=queue_type,
-                )
-            )
-            polled.append(len(d.pollers) > 0)
+        polled = [len(d.pollers) > 0 for d in (await describe_queues(stack)).values()]
         if all(polled):
             await asyncio.sleep(1)  # the last poller's start settles
             return

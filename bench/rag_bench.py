@@ -101,8 +101,7 @@ def main() -> None:
         return [h.name for h in index.search(q, K)]
 
     def words_only(q: str) -> list[str]:  # t2m's BM25 ranking alone, without the vectors
-        tokens = rag.tokenize(rag._expand(q))
-        return [d.name for _, d in index._lexical(q, tokens)[:K]] if tokens else []
+        return [d.name for _, d in index.by_words(q)[:K]]
 
     sets: list[tuple[str, Queries]] = [
         (label, json.loads((HERE / f).read_text())) for label, f in TUNING

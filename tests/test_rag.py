@@ -97,8 +97,7 @@ def test_a_question_in_plain_words_finds_the_api_by_meaning(tmp_path: Path) -> N
         ("objects trade places in a cycle, each moving to the next one's spot",
          "manim.animation.transform.CyclicReplace"),
     ]:  # fmt: skip
-        tokens = rag.tokenize(rag._expand(query))
-        assert expected not in [d.name for _, d in index._lexical(query, tokens)[:5]], query
+        assert expected not in [d.name for _, d in index.by_words(query)[:5]], query
         assert expected in [h.name for h in index.search(query, 5)], query
 
 

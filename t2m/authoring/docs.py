@@ -279,23 +279,27 @@ class Index:
         tokens = tokenize(_expand(query))
         if not tokens:
             return []
-        lexical = self._lexical(query, tokens)
+        lexical = self._by_words(query, tokens)
         if _ERROR.match(query):
             return [Hit(d.name, round(s, 4), snippet(d)) for s, d in lexical[:k]]
         similarity = self.vectors @ doc_vectors.embed_query(query)
         by_meaning = [self.docs[int(i)] for i in np.argsort(-similarity)[:FUSED_DEPTH]]
-        fused: dict[str, float] = {}
+        fused: dict[Doc, float] = {}
         for weight, ranking in (
             (1.0, [d for _, d in lexical[:FUSED_DEPTH]]),
             (DENSE_WEIGHT, by_meaning),
         ):
             for rank, doc in enumerate(ranking):
-                fused[doc.name] = fused.get(doc.name, 0.0) + weight / (RRF_K + rank)
-        by_name = {d.name: d for d in by_meaning} | {d.name: d for _, d in lexical}
-        best = sorted(fused, key=lambda n: -fused[n])[:k]
-        return [Hit(n, round(fused[n], 4), snippet(by_name[n])) for n in best]
+                fused[doc] = fused.get(doc, 0.0) + weight / (RRF_K + rank)
+        best = sorted(fused, key=lambda d: -fused[d])[:k]
+        return [Hit(d.name, round(fused[d], 4), snippet(d)) for d in best]
 
-    def _lexical(self, query: str, tokens: list[str]) -> list[tuple[float, Doc]]:
+    def by_words(self, query: str) -> list[tuple[float, Doc]]:
+        """The BM25 side of `search` alone (best first, with scores), for comparing rankings."""
+        tokens = tokenize(_expand(query))
+        return self._by_words(query, tokens) if tokens else []
+
+    def _by_words(self, query: str, tokens: list[str]) -> list[tuple[float, Doc]]:
         """BM25 candidates, re-ranked: entries the query names outright, and classes, first."""
         n = min(CANDIDATES, len(self.docs))
         results, scores = self.bm25.retrieve([tokens], k=n, show_progress=False)
