@@ -333,28 +333,35 @@ async def run_killed_job(stack: Stack, stage: str, model: str = "offline/templat
     killed activity retried."""
     client = await wait_for_temporal(stack.settings, timeout_s=10)
     base = await baseline(stack, client)
-    await stack.may_kill()
-    old = worker_pid(stack.up.pid)
-    assert old is not None
+    if stage == "model":
+        base += SLOW_S  # the provider's hold is the only difference from the offline job
+    attempt, caught = 0, False
     for again in range(3):
+        await stack.may_kill()
+        old = worker_pid(stack.up.pid)
+        assert old is not None
         stack.provider.plan_asked.clear()
         start = time.monotonic()
         topic = f"Tides {stage}" + (f" {again}" if again else "")
         handle = client.get_workflow_handle(await start_job(stack, topic, model))
         if stage == "model":
             activity_id: str | None = await provider_holds_a_call(stack, handle)
-            base += SLOW_S  # the provider's hold is the only difference from the offline job
         else:
             activity_id = await kill_during(stack, handle, *STAGES[stage])
-        if activity_id is not None:
-            break
+        if activity_id is None:
+            await finish(stack, handle)
+            continue
+        caught = True
+        await restarted(stack, old)
         await finish(stack, handle)
-    assert activity_id is not None, f"{stage}: the worker was never caught in it"
-    await restarted(stack, old)
-    await finish(stack, handle)
-    took = time.monotonic() - start
+        took = time.monotonic() - start
+        attempt, retried_at = await last_attempt(handle, activity_id)
+        if attempt >= 2:
+            break
+        # Attempt 1 completed: its completion was already on its way when the worker froze (the
+        # server still called the activity started), so the kill caught nothing: another job.
+    assert caught, f"{stage}: the worker was never caught in it"
     stack.delays[stage] = took - base
-    attempt, retried_at = await last_attempt(handle, activity_id)
     print(
         f"\n{stage}: {took:.1f} s vs {base:.1f} s without a kill (+{took - base:.1f} s);"
         f" the killed activity ran again {retried_at - stack.killed_at:.1f} s after the kill"
