@@ -9,11 +9,12 @@ one refresh runs behind it (stale-while-revalidate, so a busy or stopped worker,
 database, delays no poller); only pollers get stale answers: a job seen for the first time, or not
 asked about for `idle_s`, waits for a refresh (shared by everyone asking at that moment), so a
 one-off request or a stream's first event is the current state, never the row's or an old
-snapshot's "queued 0%" while scenes have rendered. A snapshot holds the row too, so the owner check needs no database read; a
-refresh re-reads the row, so a job deleted through another API replica disappears here within one
-refresh, and keeps the last row while the database is away, so a running job's status stays live
-through a catalog outage. Pulling like this keeps the workflow free of push plumbing and the API stateless across
-restarts. Ended jobs are not kept: their row is the answer.
+snapshot's "queued 0%" while scenes have rendered. A snapshot holds the row too, so the owner
+check needs no database read; a refresh re-reads the row only when the workflow has moved on (a
+delete through another API replica cancels it first, so the job disappears here within one
+refresh), and keeps the last row while the database is away, so a running job's status stays
+live through a catalog outage. Pulling like this keeps the workflow free of push plumbing and the
+API stateless across restarts. Ended jobs are not kept: their row is the answer.
 """
 
 from __future__ import annotations
@@ -125,11 +126,18 @@ class StatusCache:
     async def _refresh(self, job_id: str, entry: _Entry) -> None:
         started = time.monotonic()
         try:
-            try:
-                row = await self.rows(job_id)
-            except Exception as e:  # the workflow still knows its status: keep the last row
-                log.warning("catalog row of %s not refreshed: %s", job_id, e)
-                row = entry.snapshot.job
+            status, seen = await self.query(job_id, entry.snapshot.status, entry.seen)
+            if seen and seen == entry.seen:
+                # The same run at the same history length: what writes the row while a job runs
+                # (its activities, a cancel, retry or delete through any replica) adds events,
+                # so the row is the one held (a watched job that waits costs no database read).
+                row: Job | None = entry.snapshot.job
+            else:
+                try:
+                    row = await self.rows(job_id)
+                except Exception as e:  # the workflow still knows its status: keep the last row
+                    log.warning("catalog row of %s not refreshed: %s", job_id, e)
+                    row = entry.snapshot.job
             if row is None or _ended(row):  # the catalog row answers from now on
                 if row is None:
                     entry.deleted = True
@@ -137,8 +145,7 @@ class StatusCache:
                     entry.snapshot = Snapshot(row, row_status(row))
                 self._drop(job_id, entry)
                 return
-            status, entry.seen = await self.query(job_id, entry.snapshot.status, entry.seen)
-            entry.snapshot, entry.at = Snapshot(row, status), started
+            entry.snapshot, entry.at, entry.seen = Snapshot(row, status), started, seen
             if status.status in TERMINAL_STATUSES:  # the catalog row answers from now on
                 self._drop(job_id, entry)
         except Exception as e:  # the stale snapshot keeps answering; the next call retries
