@@ -16,9 +16,12 @@ from importlib.metadata import version
 
 from t2m.media import festival
 from t2m.media import speech as tts
+from t2m.media.encoding import X264_OPTIONS
 from t2m.media.voices import PROVIDER_ENGINE, is_provider_voice
 
 MANIM_VERSION = version("manim")
+ENCODER = ",".join(f"{k}={v}" for k, v in sorted(X264_OPTIONS.items()))
+"""Part of a render's key: a render encoded otherwise cannot be joined with this one's clips."""
 STORAGE_MARKER = "stack/storage-id"
 
 
@@ -45,7 +48,7 @@ def render_key(
     code: str, quality: str, min_seconds: float = 0.0, class_name: str = "", span: str = ""
 ) -> str:
     """Where a render lives; `span` (FIRST,LAST) for one range of a split render."""
-    blob = f"{MANIM_VERSION}\0{quality}\0{min_seconds:.3f}\0{code}"
+    blob = f"{MANIM_VERSION}\0{ENCODER}\0{quality}\0{min_seconds:.3f}\0{code}"
     if class_name:
         blob += f"\0{class_name}"
     if span:

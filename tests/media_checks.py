@@ -9,6 +9,8 @@ from pathlib import Path
 import av
 import numpy as np
 
+from t2m.media.encoding import X264_OPTIONS
+
 
 @dataclass
 class Probe:
@@ -49,9 +51,9 @@ def frame_at(path: Path, t: float) -> np.ndarray:
 def make_clip(
     path: Path, seconds: float, color: tuple[int, int, int], size=(320, 180), fps=15
 ) -> Path:
-    """A solid-colour h264 clip, standing in for a rendered scene."""
+    """A solid-colour h264 clip, standing in for a rendered scene (encoded as renders are)."""
     with av.open(str(path), "w") as c:
-        s = c.add_stream("libx264", rate=fps)
+        s = c.add_stream("libx264", rate=fps, options=X264_OPTIONS)
         s.width, s.height, s.pix_fmt = size[0], size[1], "yuv420p"
         img = np.zeros((size[1], size[0], 3), dtype=np.uint8)
         img[:] = color

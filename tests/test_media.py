@@ -1,3 +1,4 @@
+import re
 from pathlib import Path
 
 import av
@@ -178,6 +179,36 @@ async def test_real_renders_padded_to_their_narration_are_joined_by_packet_copy(
     out = tmp_path / "out.mp4"
     media.compose(scenes, out, subtitles=True)
     assert video_packets(out) == video_packets(scenes[0].video) + video_packets(scenes[1].video)
+
+
+async def test_a_held_render_is_re_encoded_as_renders_are_and_the_rest_copied(
+    tmp_path: Path,
+) -> None:
+    """A real render shorter than its narration is re-encoded by compose with the renders' own
+    x264 setting (`t2m.media.encoding`), so its neighbour is still joined by packet copy (with
+    another setting every scene would be re-encoded)."""
+    from t2m.render import sandbox
+
+    code = "from manim import *\n\nclass Scene1(Scene):\n    def construct(self):\n"
+    videos = []
+    for i, shape in enumerate(("Circle", "Square")):
+        result = await sandbox.render(
+            code + f"        self.play(Create({shape}()), run_time=1.0)\n",
+            "low", tmp_path / f"scene-{i}", timeout_s=120, cpu_s=120,
+        )  # fmt: skip
+        assert result.ok and result.video is not None, result.error
+        videos.append(result.video)
+    sei = re.search(rb"x264 - core \d+ .{0,200}options: ([ -~]+)", videos[0].read_bytes())
+    assert sei and b" subme=1 " in sei.group(1) and b" ref=1 " in sei.group(1)  # superfast
+    scenes = [
+        media.SceneInput(videos[0], tone(tmp_path / "a.wav", 0.5), 0.5, []),  # fits as it is
+        media.SceneInput(videos[1], tone(tmp_path / "b.wav", 3.0), 3.0, []),  # held 2.4 s more
+    ]
+    out = tmp_path / "out.mp4"
+    composed = media.compose(scenes, out, subtitles=False)
+    assert abs(composed.duration - (1.0 + 3.0 + media.NARRATION_TAIL_S)) < 0.1
+    first = video_packets(videos[0])
+    assert video_packets(out)[: len(first)] == first
 
 
 def _fading_clip(path: Path, fps: int = 15) -> Path:

@@ -92,6 +92,7 @@ T2M_FILES = (
     "media/probe.py",
     "media/jail_main.py",
     "media/compose.py",
+    "media/encoding.py",
     "media/speech_audio.py",
     "media/festival.py",
 )

@@ -15,6 +15,7 @@ from pathlib import Path
 import av
 import numpy as np
 
+from t2m.media.encoding import X264_OPTIONS
 from t2m.vocabulary.plan import Cue
 
 AUDIO_RATE = 44100
@@ -24,8 +25,6 @@ MAX_SCENE_S = 900.0
 MAX_RATE = 60
 """Bounds on what a file may make this module allocate or loop over (a scene's length, its frame
 rate): the files are checked before they get here (`t2m.media.probe`), this is the belt."""
-MANIM_CRF = "23"
-"""Manim's own libx264 setting: a re-encoded scene matches its neighbours' stream parameters."""
 
 
 @dataclass(frozen=True)
@@ -144,7 +143,7 @@ def _conforming(scene: SceneInput, spec: _VideoSpec, tmp: Path, *, force: bool =
     if fits and not force and video_duration(scene.video) + 1 / spec.rate >= _slot(scene):
         return scene.video
     with av.open(str(scene.video)) as ic, av.open(str(tmp), "w", format="mp4") as oc:
-        v_out = oc.add_stream("libx264", rate=spec.rate, options={"crf": MANIM_CRF})
+        v_out = oc.add_stream("libx264", rate=spec.rate, options=X264_OPTIONS)
         v_out.width, v_out.height, v_out.pix_fmt = spec.width, spec.height, "yuv420p"
         written, last, most = 0, None, round(MAX_SCENE_S * spec.rate)
         for frame in ic.decode(video=0):

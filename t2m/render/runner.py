@@ -48,6 +48,8 @@ def main(argv: list[str]) -> int:
     span = argv[5] if len(argv) > 5 else ""
     from manim import Scene, tempconfig
 
+    from t2m.media.encoding import X264_OPTIONS
+
     try:
         spec = importlib.util.spec_from_file_location("generated_scene", scene_file)
         assert spec is not None and spec.loader is not None
@@ -71,6 +73,7 @@ def main(argv: list[str]) -> int:
             "verbosity": "ERROR",
             "progress_bar": "none",
             "write_to_movie": span != "plan",
+            "video_encoder_options": X264_OPTIONS,
             **_span_settings(span),
         }
         findings: list[str] = []
