@@ -14,7 +14,7 @@ import math
 import secrets
 import signal
 import threading
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncGenerator, AsyncIterator, Callable, Iterator
 from contextlib import asynccontextmanager, contextmanager
 from pathlib import Path
 from typing import Any
@@ -46,7 +46,7 @@ from t2m.catalog.storage import get_storage
 from t2m.config import Settings, get_settings
 from t2m.requests import allowed_models, configuration_problems, plain_message
 from t2m.vocabulary.job import JobStatus
-from workflows.client import connect, job_status_since
+from workflows.client import connect, history_growth, job_status_since
 
 WEB_DIR = Path(__file__).parent / "web"
 DOCS_ASSETS = Path(fastapi_offline.__file__).parent / "static"
@@ -232,6 +232,9 @@ def create_app(settings: Settings | None = None, limits: Limits | None = None) -
             async def query(job_id: str, known: JobStatus, seen: str) -> tuple[JobStatus, str]:
                 return await job_status_since(client, job_id, known, seen)
 
+            def watch(job_id: str, seen: str) -> AsyncGenerator[str]:
+                return history_growth(client, job_id, seen)
+
             jobs = db.JobStore(pool)
             app.state.t2m = AppState(
                 settings=settings,
@@ -241,14 +244,17 @@ def create_app(settings: Settings | None = None, limits: Limits | None = None) -
                 auth=Authenticator(settings, api_keys.KeyStore(pool), secret_key(settings)),
                 limits=limits,
                 streams=StreamSlots(limits.events_per_user),
-                status=StatusCache(jobs.get, query),
+                status=StatusCache(jobs.get, query, watch),
             )
             # Everything loaded so far lives as long as the process: keep it out of the cyclic
             # collector, whose full passes over it took ~60 ms, the tail of status latency.
             gc.collect()
             gc.freeze()
-            with _told_to_stop(app.state.t2m.stopping):
-                yield
+            try:
+                with _told_to_stop(app.state.t2m.stopping):
+                    yield
+            finally:
+                await app.state.t2m.status.aclose()
         finally:
             await pool.close()
 

@@ -13,8 +13,16 @@ snapshot's "queued 0%" while scenes have rendered. A snapshot holds the row too,
 check needs no database read; a refresh re-reads the row only when the workflow has moved on (a
 delete through another API replica cancels it first, so the job disappears here within one
 refresh), and keeps the last row while the database is away, so a running job's status stays
-live through a catalog outage. Pulling like this keeps the workflow free of push plumbing and the
-API stateless across restarts. Ended jobs are not kept: their row is the answer.
+live through a catalog outage. Ended jobs are not kept: their row is the answer.
+
+A job someone watches is watched in turn: once a refresh knows its run and history length, one
+long poll of that history (`Watch`) tells when it grows, and until it does the snapshot is current
+whatever its age, so asking costs no Temporal call at all (a job waiting for a slot was a describe
+per refresh: ~4 ms of server CPU, the largest part of status cost in bench/capacity.py). The
+refresh still runs on a time basis while nothing watches (first sight, no watch slot left, the
+long poll failing, Temporal away) and while the workflow task keeps failing (`held`: its retries add
+no events). Watching stops when the run closes or nobody asked for `watch_idle_s`; the API stays
+stateless across restarts (a new process starts from pulls).
 """
 
 from __future__ import annotations
@@ -23,7 +31,8 @@ import asyncio
 import logging
 import time
 from collections import OrderedDict
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncGenerator, Awaitable, Callable
+from contextlib import aclosing
 from dataclasses import dataclass
 
 from t2m.catalog.db import Job
@@ -35,13 +44,21 @@ Rows = Callable[[str], Awaitable[Job | None]]
 Query = Callable[[str, JobStatus, str], Awaitable[tuple[JobStatus, str]]]
 """(job id, last status, the workflow's run and history length it goes with) -> the same, now
 (`workflows.client.job_status_since`: a workflow with no new events costs no query)."""
+Watch = Callable[[str, str], AsyncGenerator[str]]
+"""(job id, the `seen` of a refresh) -> that run's `seen` each time its history grows, and now and
+then when it did not; ends when the run closes (`workflows.client.history_growth`)."""
 
 MAX_AGE_S = 1.0
-"""How often a watched job's snapshot is refreshed. Progress moves when an activity ends (seconds
+"""How often an asked-about job's snapshot is refreshed while nothing watches it. Progress moves when an activity ends (seconds
 apart; a job waiting for a render slot, minutes), and the web page's stream looks once a second
 (`Limits.events_poll_s`): refreshing every 0.25 s made each poll of a page asking twice a second
 a refresh (~6 ms of CPU across the stack, bench/status_cost.py); now a poller sees a change at
-most ~1 s plus one refresh late."""
+most ~1 s plus one refresh late (a watched job: one refresh late)."""
+MAX_WATCHED = 1_000
+"""Jobs watched at once by one API process (each one long poll held by the Temporal frontend);
+beyond it a job's snapshot is refreshed by time, as before watching."""
+WATCH_IDLE_S = 60.0
+"""A job nobody asked about for this long is no longer watched."""
 
 
 @dataclass(frozen=True)
@@ -64,6 +81,14 @@ class _Entry:
     """When someone last asked for it."""
     refresh: asyncio.Task[None] | None = None
     deleted: bool = False
+    watcher: asyncio.Task[None] | None = None
+    latest: str = ""
+    """The run and history length its watcher last saw ("": not watched)."""
+
+    def current(self) -> bool:
+        """Its watcher saw no event since the last refresh, and the workflow is not held (a
+        failing workflow task's retries add no events): the snapshot is the job's status now."""
+        return bool(self.latest) and self.latest == self.seen and self.snapshot.status.held is None
 
 
 def _ended(job: Job) -> bool:
@@ -82,12 +107,19 @@ class StatusCache:
         self,
         rows: Rows,
         query: Query,
+        watch: Watch | None = None,
         max_age_s: float = MAX_AGE_S,
         max_jobs: int = 10_000,
         idle_s: float = 3.0,
+        max_watched: int = MAX_WATCHED,
+        watch_idle_s: float = WATCH_IDLE_S,
     ) -> None:
         self.rows = rows
         self.query = query
+        self.watch = watch
+        self.max_watched = max_watched
+        self.watch_idle_s = watch_idle_s
+        self._watchers: set[asyncio.Task[None]] = set()
         self.max_age_s = max_age_s
         self.idle_s = idle_s
         """Asked again after this long, a job's caller is no poller: it waits for a refresh."""
@@ -106,11 +138,12 @@ class StatusCache:
                 return Snapshot(row, row_status(row))
             entry = self._entries.setdefault(job_id, _Entry(Snapshot(row, row_status(row))))
             while len(self._entries) > self.max_jobs:
-                self._entries.popitem(last=False)
+                self._drop(*self._entries.popitem(last=False))
         self._entries.move_to_end(job_id)
         now = time.monotonic()
         one_off, entry.asked = now - entry.asked > self.idle_s, now
-        if now - entry.at >= self.max_age_s and entry.refresh is None:
+        stale = now - entry.at >= self.max_age_s and not entry.current()
+        if stale and entry.refresh is None:
             entry.refresh = asyncio.create_task(self._refresh(job_id, entry))
         if wait and (one_off or entry.at == 0.0) and entry.refresh is not None:
             # Not a poller (first sight, or nobody asked for a while): the snapshot may be far
@@ -148,16 +181,47 @@ class StatusCache:
             entry.snapshot, entry.at, entry.seen = Snapshot(row, status), started, seen
             if status.status in TERMINAL_STATUSES:  # the catalog row answers from now on
                 self._drop(job_id, entry)
+            elif seen and self.watch and not entry.watcher:
+                self._start_watching(job_id, entry, self.watch)
         except Exception as e:  # the stale snapshot keeps answering; the next call retries
             log.warning("status of %s not refreshed: %s", job_id, e)
             entry.at = entry.at or time.monotonic() - self.max_age_s  # first waiters go on
         finally:
             entry.refresh = None
 
+    async def _watched(self, job_id: str, entry: _Entry, watch: Watch) -> None:
+        try:
+            async with aclosing(watch(job_id, entry.seen)) as growth:
+                async for latest in growth:
+                    entry.latest = latest
+                    idle = time.monotonic() - entry.asked > self.watch_idle_s
+                    if idle or self._entries.get(job_id) is not entry:
+                        break
+        except Exception as e:  # refreshed by time again; the next refresh watches anew
+            log.info("history of %s not watched: %s", job_id, e)
+        finally:
+            entry.latest, entry.watcher = "", None
+
+    def _start_watching(self, job_id: str, entry: _Entry, watch: Watch) -> None:
+        if len(self._watchers) < self.max_watched:
+            entry.watcher = asyncio.create_task(self._watched(job_id, entry, watch))
+            self._watchers.add(entry.watcher)
+            entry.watcher.add_done_callback(self._watchers.discard)
+
     def _drop(self, job_id: str, entry: _Entry) -> None:
         if self._entries.get(job_id) is entry:
             del self._entries[job_id]
+        if entry.watcher is not None:
+            entry.watcher.cancel()
 
     def forget(self, job_id: str) -> None:
         """Drop a job's snapshot (after a cancel, retry or delete changed it)."""
-        self._entries.pop(job_id, None)
+        if (entry := self._entries.get(job_id)) is not None:
+            self._drop(job_id, entry)
+
+    async def aclose(self) -> None:
+        """Stop watching (the process is stopping)."""
+        watchers = list(self._watchers)
+        for watcher in watchers:
+            watcher.cancel()
+        await asyncio.gather(*watchers, return_exceptions=True)

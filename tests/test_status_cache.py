@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import gc
 import time
+from collections.abc import AsyncGenerator
 from datetime import UTC, datetime
 from typing import Any
 
@@ -13,6 +14,7 @@ import httpx
 import pytest
 from temporalio.client import Client, WorkflowHandle
 
+import api.main as api_main
 import worker as t2m_worker
 from api.status_cache import MAX_AGE_S, StatusCache
 from t2m.catalog.db import Job, JobStore
@@ -36,6 +38,7 @@ class Workflow:
         self.reads = 0
         self.percentage = 0.0
         self.status = "running"
+        self.held: str | None = None
         self.exists = True
 
     async def row(self, job_id: str) -> Job | None:
@@ -48,7 +51,31 @@ class Workflow:
     async def __call__(self, job_id: str, known: JobStatus, seen: str) -> tuple[JobStatus, str]:
         self.calls += 1
         await asyncio.sleep(self.delay_s)
-        return JobStatus(job_id=job_id, status=self.status, percentage=self.percentage), self.seen
+        answer = JobStatus(
+            job_id=job_id, status=self.status, percentage=self.percentage, held=self.held
+        )
+        return answer, self.seen
+
+
+class History:
+    """Stands in for the long poll of a watched workflow's history: the test says when it grows
+    (or fails); `watching` counts the polls under way."""
+
+    def __init__(self) -> None:
+        self.growth: asyncio.Queue[str | Exception] = asyncio.Queue()
+        self.watching = 0
+
+    async def __call__(self, job_id: str, seen: str) -> AsyncGenerator[str]:
+        self.watching += 1
+        try:
+            yield seen  # the first page: nothing new since the refresh that started watching
+            while True:
+                latest = await self.growth.get()
+                if isinstance(latest, Exception):
+                    raise latest
+                yield latest
+        finally:
+            self.watching -= 1
 
 
 async def status(cache: StatusCache, job_id: str) -> JobStatus:
@@ -136,6 +163,75 @@ async def test_a_workflow_that_has_not_moved_on_costs_no_database_read() -> None
     assert wf.reads == 5
 
 
+async def asked(cache: StatusCache, times: int, job_id: str = "job") -> None:
+    for _ in range(times):
+        await cache.get(job_id)
+        await asyncio.sleep(0.01)
+
+
+async def test_a_watched_job_costs_no_query_until_its_history_grows() -> None:
+    wf, history = Workflow(delay_s=0), History()
+    wf.seen = "run/7"
+    cache = StatusCache(wf.row, wf, history, max_age_s=0)
+    await asked(cache, 6)
+    assert wf.calls == 1 and history.watching == 1  # the first sight's refresh, then watched
+    wf.seen, wf.percentage = "run/9", 40.0
+    history.growth.put_nowait("run/9")  # an activity ended
+    await asyncio.sleep(0.01)
+    await asked(cache, 4)
+    assert wf.calls == 2 and (await status(cache, "job")).percentage == 40.0
+    wf.held = "held by a worker problem"  # a failing workflow task: its retries add no events
+    wf.seen = "run/10"
+    history.growth.put_nowait("run/10")
+    await asyncio.sleep(0.01)
+    await asked(cache, 4)
+    assert wf.calls >= 5  # refreshed by time while held, so that it is seen when it goes on
+    wf.held = None
+    await asked(cache, 4)
+    calls = wf.calls
+    await asked(cache, 4)
+    assert wf.calls == calls and history.watching == 1
+    await cache.aclose()
+
+
+async def test_watching_ends_with_its_poll_the_job_or_its_askers() -> None:
+    wf, history = Workflow(delay_s=0), History()
+    wf.seen = "run/7"
+    cache = StatusCache(wf.row, wf, history, max_age_s=0, watch_idle_s=0.2)
+    await asked(cache, 2)
+    history.growth.put_nowait(RuntimeError("the frontend went away"))
+    await asyncio.sleep(0.01)
+    calls = wf.calls
+    await asked(cache, 1)  # refreshed by time again; that refresh watches anew
+    assert wf.calls == calls + 1 and history.watching == 1
+    await asked(cache, 3)
+    assert wf.calls == calls + 1
+    await asyncio.sleep(0.3)
+    history.growth.put_nowait("run/7")  # the server's long poll ends with no event
+    await asyncio.sleep(0.01)
+    assert history.watching == 0  # nobody asked for `watch_idle_s`
+    await asked(cache, 2)
+    assert history.watching == 1
+    cache.forget("job")  # a cancel, retry or delete through this replica
+    await asyncio.sleep(0.01)
+    assert history.watching == 0
+    await asked(cache, 1, "one")
+    await asked(cache, 1, "two")
+    assert history.watching == 2
+    await cache.aclose()
+    assert history.watching == 0
+
+
+async def test_beyond_its_watch_slots_a_job_is_refreshed_by_time() -> None:
+    wf, history = Workflow(delay_s=0), History()
+    wf.seen = "run/7"
+    cache = StatusCache(wf.row, wf, history, max_age_s=0, max_watched=1)
+    await asked(cache, 3, "watched")
+    await asked(cache, 3, "pulled")
+    assert history.watching == 1 and wf.calls == 1 + 3
+    await cache.aclose()
+
+
 async def test_a_job_deleted_through_another_replica_is_gone_within_a_refresh(
     api_settings: Settings,
     keys: dict,
@@ -144,9 +240,10 @@ async def test_a_job_deleted_through_another_replica_is_gone_within_a_refresh(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """Workflows are served but no activity is: the job waits at its first step, its history
-    unchanged, so this replica's refreshes read no row; a delete through another replica cancels
-    the workflow (an event), and this replica answers 404 within a refresh or two."""
-    reads = 0
+    unchanged, so this replica, watching that history, answers from memory with no Temporal call
+    and no row read; a delete through another replica cancels the workflow (an event), and this
+    replica answers 404 within a refresh or two."""
+    reads = refreshes = 0
     get = JobStore.get
 
     async def counted(self: JobStore, job_id: str) -> Job | None:
@@ -154,7 +251,13 @@ async def test_a_job_deleted_through_another_replica_is_gone_within_a_refresh(
         reads += 1
         return await get(self, job_id)
 
+    async def refresh(*args: Any) -> tuple[JobStatus, str]:
+        nonlocal refreshes
+        refreshes += 1
+        return await job_status_since(*args)
+
     monkeypatch.setattr(JobStore, "get", counted)  # before the app binds `jobs.get`
+    monkeypatch.setattr(api_main, "job_status_since", refresh)
     alice = keys["alice"]
     async with (
         asgi_client(api_settings) as api,
@@ -170,11 +273,11 @@ async def test_a_job_deleted_through_another_replica_is_gone_within_a_refresh(
         await asyncio.sleep(MAX_AGE_S)
         assert (await api.get(url, headers=alice)).status_code == 200  # seen: run and length
         await asyncio.sleep(MAX_AGE_S + 0.2)
-        before = reads
-        for _ in range(3):  # each a refresh (a describe) behind a stale answer
+        before = reads, refreshes
+        for _ in range(3):  # each would be a refresh (a describe) if nothing watched
             assert (await api.get(url, headers=alice)).status_code == 200
             await asyncio.sleep(MAX_AGE_S + 0.2)
-        assert reads == before
+        assert (reads, refreshes) == before
         async with asgi_client(api_settings) as other:
             deleted = await other.delete(f"/api/v1/jobs/{job['job_id']}", headers=alice)
             assert deleted.status_code == 204
