@@ -180,9 +180,10 @@ async def test_a_new_users_walkthrough(web_url: str, browser: Browser) -> None: 
     assert first == "completed"
 
     # A second job, cancelled from its page: its status, progress and scenes say so.
-    # Medium quality: renders of seconds, so the cancel lands while the job still runs.
+    # High quality: renders of many seconds, so the cancel lands while the job still runs (medium
+    # ones, ~2 s with the superfast preset, let it finish first on a quiet machine).
     other = await create(
-        page, web_url, "Circles", f"Walkthrough {run}. A circle is round.", quality="medium"
+        page, web_url, "Circles", f"Walkthrough {run}. A circle is round.", quality="high"
     )
     await expect(page.locator("#scenes tr").first).to_be_visible(timeout=60_000)
     page.once("dialog", lambda d: d.accept())

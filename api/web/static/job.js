@@ -47,13 +47,14 @@ const jobPage = {
 };
 
 // The time estimate, from what this page measured of the current run (or retry, or regenerate):
-// not from the job's creation, which counts queueing and earlier runs. Two estimates, the smaller
-// taken, as each over-counts where the other does not:
+// not from the job's creation, which counts queueing and earlier runs. Two estimates, blended by
+// the share of scenes finished, as each is wrong where the other is not:
 //  - as long again: a run takes about twice what it has taken so far (nothing else is known
 //    before its first scene is done; on its own it over-counts late in the run);
 //  - the rate of finished scenes: open scenes × time per finished scene (scenes render a few at a
 //    time, the workers' render slots, so the rate holds from one wave to the next), plus a share
-//    for composing — too long while only the first scene of a wave is done.
+//    for composing — off either way while few scenes are done (a short scene first: 2 s left said
+//    where 4.2 s were, with the status seen as it changed; the first of a wave: too long).
 // A run's time starts when it leaves the queue, as this page saw it (the run's origin — creation,
 // the retry or the regenerate — when the page opened on a run already at work).
 class JobEta {
@@ -98,7 +99,9 @@ class JobEta {
       const last = Math.max(...finished);
       const perScene = (last - this.scenesStart) / finished.length;
       const scenesLeft = Math.max(open * perScene - (now - last), 0.2 * perScene);
-      left = Math.min(left, scenesLeft + JobEta.COMPOSE_SHARE * (sceneTime + scenesLeft));
+      const byRate = scenesLeft + JobEta.COMPOSE_SHARE * (sceneTime + scenesLeft);
+      const measured = finished.length / s.progress.scenes.length;
+      left = Math.min(left, measured * byRate + (1 - measured) * left);
     } else if (left < JobEta.SETTLE_MS) return null;
     return left / 1000;
   }
