@@ -54,11 +54,17 @@ apart; a job waiting for a render slot, minutes), and the web page's stream look
 (`Limits.events_poll_s`): refreshing every 0.25 s made each poll of a page asking twice a second
 a refresh (~6 ms of CPU across the stack, bench/status_cost.py); now a poller sees a change at
 most ~1 s plus one refresh late (a watched job: one refresh late)."""
-MAX_WATCHED = 1_000
-"""Jobs watched at once by one API process (each one long poll held by the Temporal frontend);
-beyond it a job's snapshot is refreshed by time, as before watching."""
+MAX_WATCHED = 500
+"""Jobs watched at once by one API process, each one long poll held by the Temporal frontend; beyond
+it a job's snapshot is refreshed by time, as before watching. A frontend admits 1,200 history long
+polls per namespace at once by default (`frontend.namespaceCount`, counted apart from the workers'
+task polls), so two API replicas fit one frontend; past that, polls are refused and their jobs
+refreshed by time."""
 WATCH_IDLE_S = 60.0
 """A job nobody asked about for this long is no longer watched."""
+WATCH_RETRY_S = 30.0
+"""After its long poll failed (e.g. refused: the frontend's limit), a job is refreshed by time this
+long before it is watched again, so that a refused poll is not retried on every refresh."""
 
 
 @dataclass(frozen=True)
@@ -84,6 +90,8 @@ class _Entry:
     watcher: asyncio.Task[None] | None = None
     latest: str = ""
     """The run and history length its watcher last saw ("": not watched)."""
+    watch_after: float = 0.0
+    """Not watched again before this (its last long poll failed)."""
 
     def current(self) -> bool:
         """Its watcher saw no event since the last refresh, and the workflow is not held (a
@@ -113,12 +121,14 @@ class StatusCache:
         idle_s: float = 3.0,
         max_watched: int = MAX_WATCHED,
         watch_idle_s: float = WATCH_IDLE_S,
+        watch_retry_s: float = WATCH_RETRY_S,
     ) -> None:
         self.rows = rows
         self.query = query
         self.watch = watch
         self.max_watched = max_watched
         self.watch_idle_s = watch_idle_s
+        self.watch_retry_s = watch_retry_s
         self._watchers: set[asyncio.Task[None]] = set()
         self.max_age_s = max_age_s
         self.idle_s = idle_s
@@ -197,13 +207,14 @@ class StatusCache:
                     idle = time.monotonic() - entry.asked > self.watch_idle_s
                     if idle or self._entries.get(job_id) is not entry:
                         break
-        except Exception as e:  # refreshed by time again; the next refresh watches anew
+        except Exception as e:  # refreshed by time again, then watched anew
             log.info("history of %s not watched: %s", job_id, e)
+            entry.watch_after = time.monotonic() + self.watch_retry_s
         finally:
             entry.latest, entry.watcher = "", None
 
     def _start_watching(self, job_id: str, entry: _Entry, watch: Watch) -> None:
-        if len(self._watchers) < self.max_watched:
+        if len(self._watchers) < self.max_watched and time.monotonic() >= entry.watch_after:
             entry.watcher = asyncio.create_task(self._watched(job_id, entry, watch))
             self._watchers.add(entry.watcher)
             entry.watcher.add_done_callback(self._watchers.discard)

@@ -197,15 +197,18 @@ async def test_a_watched_job_costs_no_query_until_its_history_grows() -> None:
 async def test_watching_ends_with_its_poll_the_job_or_its_askers() -> None:
     wf, history = Workflow(delay_s=0), History()
     wf.seen = "run/7"
-    cache = StatusCache(wf.row, wf, history, max_age_s=0, watch_idle_s=0.2)
+    cache = StatusCache(wf.row, wf, history, max_age_s=0, watch_idle_s=0.2, watch_retry_s=0.2)
     await asked(cache, 2)
-    history.growth.put_nowait(RuntimeError("the frontend went away"))
+    history.growth.put_nowait(RuntimeError("refused: the frontend's long poll limit"))
     await asyncio.sleep(0.01)
     calls = wf.calls
-    await asked(cache, 1)  # refreshed by time again; that refresh watches anew
-    assert wf.calls == calls + 1 and history.watching == 1
+    await asked(cache, 3)  # refreshed by time again, not watched before `watch_retry_s`
+    assert wf.calls == calls + 3 and history.watching == 0
+    await asyncio.sleep(0.2)
+    await asked(cache, 1)  # then a refresh watches anew
+    assert wf.calls == calls + 4 and history.watching == 1
     await asked(cache, 3)
-    assert wf.calls == calls + 1
+    assert wf.calls == calls + 4
     await asyncio.sleep(0.3)
     history.growth.put_nowait("run/7")  # the server's long poll ends with no event
     await asyncio.sleep(0.01)
