@@ -49,11 +49,11 @@ Watch = Callable[[str, str], AsyncGenerator[str]]
 then when it did not; ends when the run closes (`workflows.client.history_growth`)."""
 
 MAX_AGE_S = 1.0
-"""How often an asked-about job's snapshot is refreshed while nothing watches it. Progress moves when an activity ends (seconds
-apart; a job waiting for a render slot, minutes), and the web page's stream looks once a second
-(`Limits.events_poll_s`): refreshing every 0.25 s made each poll of a page asking twice a second
-a refresh (~6 ms of CPU across the stack, bench/status_cost.py); now a poller sees a change at
-most ~1 s plus one refresh late (a watched job: one refresh late)."""
+"""How often an asked-about job's snapshot is refreshed while nothing watches it. Progress moves
+when an activity ends (seconds apart; a job waiting for a render slot, minutes), and the web page's
+stream looks once a second (`Limits.events_poll_s`): refreshing every 0.25 s made each poll of a
+page asking twice a second a refresh (~6 ms of CPU across the stack, bench/status_cost.py); now a
+poller sees a change at most ~1 s plus one refresh late (a watched job: one refresh late)."""
 MAX_WATCHED = 500
 """Jobs watched at once by one API process, each one long poll held by the Temporal frontend; beyond
 it a job's snapshot is refreshed by time, as before watching. A frontend admits 1,200 history long
