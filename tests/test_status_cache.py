@@ -194,6 +194,23 @@ async def test_a_watched_job_costs_no_query_until_its_history_grows() -> None:
     await cache.aclose()
 
 
+async def test_a_watcher_that_saw_the_history_grow_polls_again_after_max_age() -> None:
+    """A busy job's event batches come tens of ms apart: one wake each cost status p99."""
+    wf, history = Workflow(delay_s=0), History()
+    wf.seen = "run/7"
+    cache = StatusCache(wf.row, wf, history, max_age_s=0.3)
+    await asked(cache, 1)  # the first refresh starts watching; its first page is news
+    for latest in ("run/8", "run/9", "run/10"):
+        history.growth.put_nowait(latest)
+    await asyncio.sleep(0.15)
+    assert history.growth.qsize() == 3  # not polled again yet
+    await asyncio.sleep(0.3)
+    assert history.growth.qsize() == 2  # one poll, then the next wait
+    await asyncio.sleep(0.6)
+    assert history.growth.qsize() == 0
+    await cache.aclose()
+
+
 async def test_watching_ends_with_its_poll_the_job_or_its_askers() -> None:
     wf, history = Workflow(delay_s=0), History()
     wf.seen = "run/7"
