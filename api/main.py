@@ -229,8 +229,10 @@ def create_app(settings: Settings | None = None, limits: Limits | None = None) -
         try:
             client = await connect(settings)
 
-            async def query(job_id: str, known: JobStatus, seen: str) -> tuple[JobStatus, str]:
-                return await job_status_since(client, job_id, known, seen)
+            async def query(
+                job_id: str, known: JobStatus, seen: str, grown_to: str
+            ) -> tuple[JobStatus, str]:
+                return await job_status_since(client, job_id, known, seen, grown_to)
 
             def watch(job_id: str, seen: str) -> AsyncGenerator[str]:
                 return history_growth(client, job_id, seen)

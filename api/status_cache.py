@@ -18,7 +18,8 @@ live through a catalog outage. Ended jobs are not kept: their row is the answer.
 A job someone watches is watched in turn: once a refresh knows its run and history length, one
 long poll of that history (`Watch`) tells when it grows, and until it does the snapshot is current
 whatever its age, so asking costs no Temporal call at all (a job waiting for a slot was a describe
-per refresh: ~4 ms of server CPU, the largest part of status cost in bench/capacity.py). The
+per refresh: ~4 ms of server CPU, the largest part of status cost in bench/capacity.py), and
+once it grows the refresh asks the worker straight away, with no describe to find that out. The
 refresh still runs on a time basis while nothing watches (first sight, no watch slot left, the
 long poll failing, Temporal away) and while the workflow task keeps failing (`held`: its retries add
 no events). Watching stops when the run closes or nobody asked for `watch_idle_s`; the API stays
@@ -45,9 +46,10 @@ from t2m.vocabulary.job import TERMINAL_STATUSES, JobStatus
 log = logging.getLogger(__name__)
 
 Rows = Callable[[str], Awaitable[Job | None]]
-Query = Callable[[str, JobStatus, str], Awaitable[tuple[JobStatus, str]]]
-"""(job id, last status, the workflow's run and history length it goes with) -> the same, now
-(`workflows.client.job_status_since`: a workflow with no new events costs no query)."""
+Query = Callable[[str, JobStatus, str, str], Awaitable[tuple[JobStatus, str]]]
+"""(job id, last status, the workflow's run and history length it goes with, the run and length
+its watcher saw since or "") -> the same, now (`workflows.client.job_status_since`: a workflow
+with no new events costs no query; one its watcher saw grow costs no describe)."""
 Watch = Callable[[str, str], AsyncGenerator[str]]
 """(job id, the `seen` of a refresh) -> that run's `seen` each time its history grows, and now and
 then when it did not; ends when the run closes (`workflows.client.history_growth`)."""
@@ -173,7 +175,8 @@ class StatusCache:
     async def _refresh(self, job_id: str, entry: _Entry) -> None:
         started = time.monotonic()
         try:
-            status, seen = await self.query(job_id, entry.snapshot.status, entry.seen)
+            grown_to = entry.latest if entry.latest != entry.seen else ""
+            status, seen = await self.query(job_id, entry.snapshot.status, entry.seen, grown_to)
             if seen and seen == entry.seen:
                 # The same run at the same history length: what writes the row while a job runs
                 # (its activities, a cancel, retry or delete through any replica) adds events,

@@ -40,6 +40,8 @@ class Workflow:
         self.status = "running"
         self.held: str | None = None
         self.exists = True
+        self.grown_to: list[str] = []
+        """What each refresh was told its watcher saw ("": no watcher, or nothing new)."""
 
     async def row(self, job_id: str) -> Job | None:
         self.reads += 1
@@ -48,8 +50,11 @@ class Workflow:
         return Job(job_id, "alice", request, "normal", "running", None, None, None, None, None,
                    now, now, None) if self.exists else None  # fmt: skip
 
-    async def __call__(self, job_id: str, known: JobStatus, seen: str) -> tuple[JobStatus, str]:
+    async def __call__(
+        self, job_id: str, known: JobStatus, seen: str, grown_to: str
+    ) -> tuple[JobStatus, str]:
         self.calls += 1
+        self.grown_to.append(grown_to)
         await asyncio.sleep(self.delay_s)
         answer = JobStatus(
             job_id=job_id, status=self.status, percentage=self.percentage, held=self.held
@@ -180,6 +185,7 @@ async def test_a_watched_job_costs_no_query_until_its_history_grows() -> None:
     await asyncio.sleep(0.01)
     await asked(cache, 4)
     assert wf.calls == 2 and (await status(cache, "job")).percentage == 40.0
+    assert wf.grown_to == ["", "run/9"]  # the growth's refresh is told: no describe needed
     wf.held = "held by a worker problem"  # a failing workflow task: its retries add no events
     wf.seen = "run/10"
     history.growth.put_nowait("run/10")
@@ -416,6 +422,23 @@ async def test_first_status_of_a_job_nobody_polled_is_current(
         status, seen = again, latest
     else:
         raise AssertionError(f"the history of a job rendering one scene kept growing: {seen}")
+    # Told by a watcher that the history grew (here: since an unknown point), it asks the worker
+    # straight away, with no describe, and the answer goes with what the watcher saw.
+    describes = 0
+    describe = client.workflow_service.describe_workflow_execution
+
+    async def counted_describe(*args: Any, **kwargs: Any) -> Any:
+        nonlocal describes
+        describes += 1
+        return await describe(*args, **kwargs)
+
+    monkeypatch.setattr(client.workflow_service, "describe_workflow_execution", counted_describe)
+    asked = queries
+    again, latest = await job_status_since(client, job, known, "", grown_to=seen)
+    assert (latest, queries, describes) == (seen, asked + 1, 0)
+    assert [s.state for s in again.scenes] == ["done", "rendering", "done"]
+    await job_status_since(client, job, known, "")
+    assert describes == 1  # the counter counts the describes this client makes
     monkeypatch.undo()
     url = f"/api/v1/videos/jobs/{job}/status"
     first = (await api.get(url, headers=alice)).json()

@@ -232,11 +232,16 @@ async def job_status(handle: WorkflowHandle[Any, Any], known: JobStatus | None =
 
 
 async def job_status_since(
-    client: Client, job_id: str, known: JobStatus, seen: str
+    client: Client, job_id: str, known: JobStatus, seen: str, grown_to: str = ""
 ) -> tuple[JobStatus, str]:
     """`job_status`, asked of the worker only if the workflow has moved on since `seen` (the run
     and history length at which `known` was its answer, as returned here; "": unknown); returns
     the status and its `seen` ("" when no worker answered, so that the next call asks again).
+    `grown_to` is the run and length a watcher of its history (`history_growth`) saw since `seen`:
+    the workflow has moved on, so the worker is asked at once, with no describe (~4 ms of server
+    CPU spared); its answer is at least that recent, so it goes with `grown_to` (a later event
+    only costs one more refresh). If no worker answers, the describe says what it can (`held`
+    among it), as `job_status` does.
 
     The workflow's status changes only in its workflow tasks, and each one that completes adds
     events, so the same run at the same length has the same status. A describe costs the Temporal
@@ -246,6 +251,10 @@ async def job_status_since(
     so.
     """
     handle = client.get_workflow_handle(job_id)
+    if grown_to and grown_to != seen:
+        if (status := await _queried(handle)) is not None:
+            return status, grown_to
+        return await _described(handle, known), ""
     try:
         desc = await client.workflow_service.describe_workflow_execution(
             DescribeWorkflowExecutionRequest(
