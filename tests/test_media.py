@@ -200,6 +200,7 @@ async def test_a_held_render_is_re_encoded_as_renders_are_and_the_rest_copied(
         videos.append(result.video)
     sei = re.search(rb"x264 - core \d+ .{0,200}options: ([ -~]+)", videos[0].read_bytes())
     assert sei and b" subme=1 " in sei.group(1) and b" ref=1 " in sei.group(1)  # superfast
+    assert b" threads=1 " in sei.group(1)  # the same packets whatever the host's cores
     scenes = [
         media.SceneInput(videos[0], tone(tmp_path / "a.wav", 0.5), 0.5, []),  # fits as it is
         media.SceneInput(videos[1], tone(tmp_path / "b.wav", 3.0), 3.0, []),  # held 2.4 s more

@@ -10,6 +10,14 @@ render made with another setting is made again rather than joined with a re-enco
 to a lossless render (PSNR 52.0 dB against 50.4), the file 1.8× larger (15 s of 1080p60: 1.01 MB,
 0.54 Mbit/s). Manim's drawings are flat colours over a plain background: the slower presets' extra
 search saves few bits on them.
+
+One encoder thread (`threads 1`), not x264's default of 1.5 per core: x264's bitstream depends on
+its thread count, so with the default the same render key gave different packets on hosts of
+different sizes (ranges of one split scene rendered on two such hosts are then not the whole
+render's packets), and a render host runs one render per core (`render_concurrency`), so the
+default's extra threads only contend with the other slots. Measured on the scene above, 2 cores:
+two renders at once 12.3 → 9.7 s, their CPU 20.0 → 16.3 s; one render alone 11.8 → 12.6 s (a
+render alone on an idle host is what split renders are for).
 """
 
-X264_OPTIONS: dict[str, str] = {"crf": "23", "preset": "superfast"}
+X264_OPTIONS: dict[str, str] = {"crf": "23", "preset": "superfast", "threads": "1"}
