@@ -31,10 +31,14 @@ runs on for up to 8 s (measured 6.8 s); throttled at 2 s it is cancelled in unde
 
 
 async def heartbeating(work: Awaitable[T], every_s: float = HEARTBEAT_EVERY_S) -> T:
-    """Await `work`, heartbeating every `every_s` until it is done; cancelled, cancel `work` too."""
+    """Await `work`, heartbeating every `every_s` until it is done; cancelled, cancel `work` too.
+
+    The first beat comes after `every_s`, not at the start: the heartbeat timeout runs from the
+    start anyway, and the SDK sends a first beat at once, so a beat at the start was one more RPC
+    for every activity (most of a job's 21 take well under `every_s`): 24.5 heartbeats per job in
+    bench/capacity.py, as many as its activities."""
     task = asyncio.ensure_future(work)
     try:
-        activity.heartbeat()
         while True:
             done, _ = await asyncio.wait({task}, timeout=every_s)
             if done:

@@ -30,7 +30,7 @@ from temporalio.worker import UnsandboxedWorkflowRunner, Worker
 
 from activities.catalog import CatalogActivities
 from activities.eval import EvalActivities
-from activities.heartbeat import MAX_HEARTBEAT_THROTTLE, heartbeats
+from activities.heartbeat import HEARTBEAT_EVERY_S, MAX_HEARTBEAT_THROTTLE, heartbeats
 from activities.llm import LLMActivities
 from activities.media import MediaActivities
 from activities.messages import DocQueriesRequest, DocQueriesResult
@@ -142,6 +142,28 @@ async def test_a_model_call_heartbeats_while_it_waits_for_the_provider(
         assert isinstance(failed.value.cause, ActivityError)
         timeout = failed.value.cause.cause
         assert isinstance(timeout, ActivityTimeout) and timeout.type == TimeoutType.HEARTBEAT
+
+
+async def test_the_first_heartbeat_comes_after_the_interval_not_at_the_start(
+    client: Client, tmp_path: Path
+) -> None:
+    """A beat at the start is an RPC for every activity, most of which end before a second one."""
+    async with worker(client, tmp_path) as queue:
+        handle = await client.start_workflow(
+            CallActivity.run,
+            Call(activity="blocking_in_a_thread", heartbeat_s=10),
+            id=f"hb-{uuid.uuid4()}",
+            task_queue=queue,
+        )
+        first_beat_s = None
+        while first_beat_s is None and not (await handle.describe()).close_time:
+            for p in (await handle.describe()).raw_description.pending_activities:
+                if p.HasField("last_started_time") and p.HasField("last_heartbeat_time"):
+                    started = p.last_started_time.ToDatetime()
+                    first_beat_s = (p.last_heartbeat_time.ToDatetime() - started).total_seconds()
+            await asyncio.sleep(0.1)
+        assert first_beat_s is not None and first_beat_s >= HEARTBEAT_EVERY_S - 0.2, first_beat_s
+        assert (await handle.result()).queries == ["slept"]
 
 
 async def test_cancelling_the_caller_cancels_the_in_flight_model_request(
