@@ -234,7 +234,7 @@ def create_app(settings: Settings | None = None, limits: Limits | None = None) -
             ) -> tuple[JobStatus, str]:
                 return await job_status_since(client, job_id, known, seen, grown_to)
 
-            def watch(job_id: str, seen: str) -> AsyncGenerator[str]:
+            def watch(job_id: str, seen: str) -> AsyncGenerator[tuple[str, JobStatus | None]]:
                 return history_growth(client, job_id, seen)
 
             jobs = db.JobStore(pool)

@@ -19,7 +19,9 @@ A job someone watches is watched in turn: once a refresh knows its run and histo
 long poll of that history (`Watch`) tells when it grows, and until it does the snapshot is current
 whatever its age, so asking costs no Temporal call at all (a job waiting for a slot was a describe
 per refresh: ~4 ms of server CPU, the largest part of status cost in bench/capacity.py), and
-once it grows the refresh asks the worker straight away, with no describe to find that out. The
+once it grows the refresh asks the worker straight away, with no describe to find that out, or
+asks nobody when the history itself carries the new status (a run keeps it in its memo: the
+watcher reads the upsert as it lands; `workflows.video.STATUS_MEMO`). The
 refresh still runs on a time basis while nothing watches (first sight, no watch slot left, the
 long poll failing, Temporal away) and while the workflow task keeps failing (`held`: its retries add
 no events). Watching stops when the run closes or nobody asked for `watch_idle_s`; the API stays
@@ -50,9 +52,10 @@ Query = Callable[[str, JobStatus, str, str], Awaitable[tuple[JobStatus, str]]]
 """(job id, last status, the workflow's run and history length it goes with, the run and length
 its watcher saw since or "") -> the same, now (`workflows.client.job_status_since`: a workflow
 with no new events costs no query; one its watcher saw grow costs no describe)."""
-Watch = Callable[[str, str], AsyncGenerator[str]]
+Watch = Callable[[str, str], AsyncGenerator[tuple[str, JobStatus | None]]]
 """(job id, the `seen` of a refresh) -> that run's `seen` each time its history grows, and now and
-then when it did not; ends when the run closes (`workflows.client.history_growth`)."""
+then when it did not, with its status at that point when the history says it (None: ask); ends
+when the run closes (`workflows.client.history_growth`)."""
 
 MAX_AGE_S = 1.0
 """How often an asked-about job's snapshot is refreshed while nothing watches it. Progress moves
@@ -96,6 +99,9 @@ class _Entry:
     watcher: asyncio.Task[None] | None = None
     latest: str = ""
     """The run and history length its watcher last saw ("": not watched)."""
+    latest_status: JobStatus | None = None
+    """The status at `latest`, when the history says it (the run's memo): a refresh then asks
+    nobody."""
     watch_after: float = 0.0
     """Not watched again before this (its last long poll failed)."""
 
@@ -176,7 +182,10 @@ class StatusCache:
         started = time.monotonic()
         try:
             grown_to = entry.latest if entry.latest != entry.seen else ""
-            status, seen = await self.query(job_id, entry.snapshot.status, entry.seen, grown_to)
+            if grown_to and entry.latest_status is not None:  # read in the watched history
+                status, seen = entry.latest_status, grown_to
+            else:
+                status, seen = await self.query(job_id, entry.snapshot.status, entry.seen, grown_to)
             if seen and seen == entry.seen:
                 # The same run at the same history length: what writes the row while a job runs
                 # (its activities, a cancel, retry or delete through any replica) adds events,
@@ -209,8 +218,9 @@ class StatusCache:
     async def _watched(self, job_id: str, entry: _Entry, watch: Watch) -> None:
         try:
             async with aclosing(watch(job_id, entry.seen)) as growth:
-                async for latest in growth:
+                async for latest, status in growth:
                     moved, entry.latest = latest != entry.latest, latest
+                    entry.latest_status = status
                     idle = time.monotonic() - entry.asked > self.watch_idle_s
                     if idle or self._entries.get(job_id) is not entry:
                         break
@@ -220,7 +230,7 @@ class StatusCache:
             log.info("history of %s not watched: %s", job_id, e)
             entry.watch_after = time.monotonic() + self.watch_retry_s
         finally:
-            entry.latest, entry.watcher = "", None
+            entry.latest, entry.latest_status, entry.watcher = "", None, None
 
     def _start_watching(self, job_id: str, entry: _Entry, watch: Watch) -> None:
         if len(self._watchers) < self.max_watched and time.monotonic() >= entry.watch_after:

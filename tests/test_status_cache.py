@@ -7,6 +7,7 @@ import asyncio
 import gc
 import time
 from collections.abc import AsyncGenerator
+from contextlib import aclosing
 from datetime import UTC, datetime
 from typing import Any
 
@@ -23,7 +24,7 @@ from t2m.vocabulary.job import JobStatus
 from t2m.vocabulary.request import VideoRequest
 from tests.helpers import asgi_client
 from tests.scripted import ScriptedLLM, plan_json, scene_code
-from workflows.client import job_status, job_status_since
+from workflows.client import history_growth, job_status, job_status_since
 
 
 class Workflow:
@@ -67,18 +68,20 @@ class History:
     (or fails); `watching` counts the polls under way."""
 
     def __init__(self) -> None:
-        self.growth: asyncio.Queue[str | Exception] = asyncio.Queue()
+        self.growth: asyncio.Queue[str | tuple[str, JobStatus] | Exception] = asyncio.Queue()
         self.watching = 0
 
-    async def __call__(self, job_id: str, seen: str) -> AsyncGenerator[str]:
+    async def __call__(
+        self, job_id: str, seen: str
+    ) -> AsyncGenerator[tuple[str, JobStatus | None]]:
         self.watching += 1
         try:
-            yield seen  # the first page: nothing new since the refresh that started watching
+            yield seen, None  # the first page: nothing new since the refresh that started watching
             while True:
                 latest = await self.growth.get()
                 if isinstance(latest, Exception):
                     raise latest
-                yield latest
+                yield latest if isinstance(latest, tuple) else (latest, None)
         finally:
             self.watching -= 1
 
@@ -197,6 +200,29 @@ async def test_a_watched_job_costs_no_query_until_its_history_grows() -> None:
     calls = wf.calls
     await asked(cache, 4)
     assert wf.calls == calls and history.watching == 1
+    await cache.aclose()
+
+
+async def test_a_status_read_in_the_watched_history_costs_no_query() -> None:
+    """A run keeps its status in its memo: the watcher reads each upsert as it lands, and the
+    refresh after it asks nobody (only the row is read again); without one, it asks."""
+    wf, history = Workflow(delay_s=0), History()
+    wf.seen = "run/7"
+    cache = StatusCache(wf.row, wf, history, max_age_s=0)
+    await asked(cache, 2)
+    assert wf.calls == 1
+    upserted = JobStatus(job_id="job", status="running", percentage=55.0)
+    history.growth.put_nowait(("run/12", upserted))
+    await asyncio.sleep(0.01)
+    reads = wf.reads
+    await asked(cache, 3)
+    assert wf.calls == 1 and wf.reads == reads + 1
+    assert (await status(cache, "job")).percentage == 55.0
+    wf.seen = "run/13"
+    history.growth.put_nowait("run/13")  # e.g. after a failed workflow task: ask
+    await asyncio.sleep(0.01)
+    await asked(cache, 2)
+    assert wf.calls == 2 and wf.grown_to[-1] == "run/13"
     await cache.aclose()
 
 
@@ -410,18 +436,24 @@ async def test_first_status_of_a_job_nobody_polled_is_current(
         return await query(self, *args, **kwargs)
 
     monkeypatch.setattr(WorkflowHandle, "query", counted)
+    # The run keeps its status in its memo: a describe carries it, so no worker is asked at all.
     status, seen = await job_status_since(client, job, known, "")
-    assert seen and queries == 1
+    assert seen and queries == 0
+    assert [s.state for s in status.scenes] == ["done", "rendering", "done"]
     for _ in range(20):
-        asked = queries
         again, latest = await job_status_since(client, job, status, seen)
+        assert queries == 0
         if latest == seen:
-            assert queries == asked and again == status
+            assert again == status
             break
-        assert queries == asked + 1  # an event landed in between: the worker was asked
-        status, seen = again, latest
+        status, seen = again, latest  # an event landed in between
     else:
         raise AssertionError(f"the history of a job rendering one scene kept growing: {seen}")
+    # Its history says the same: the watcher reads the last upsert.
+    async with aclosing(history_growth(client, job, seen)) as growth:
+        watched, read = await anext(growth)
+    assert watched == seen and read is not None
+    assert [s.state for s in read.scenes] == ["done", "rendering", "done"]
     # Told by a watcher that the history grew (here: since an unknown point), it asks the worker
     # straight away, with no describe, and the answer goes with what the watcher saw.
     describes = 0

@@ -10,8 +10,8 @@ from collections.abc import AsyncGenerator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from temporalio.api.common.v1 import WorkflowExecution
-from temporalio.api.enums.v1 import TaskQueueType
+from temporalio.api.common.v1 import Memo, Payload, WorkflowExecution
+from temporalio.api.enums.v1 import EventType, TaskQueueType
 from temporalio.api.operatorservice.v1 import (
     AddSearchAttributesRequest,
     ListSearchAttributesRequest,
@@ -38,7 +38,7 @@ from t2m.vocabulary.job import JobStatus, new_job_id
 from t2m.vocabulary.request import VideoRequest
 from workflows.search import SA_STAGE, SEARCH_ATTRIBUTES, search_attributes
 from workflows.ui import static_details, static_summary
-from workflows.video import VideoWorkflow
+from workflows.video import STATUS_MEMO, VideoWorkflow
 
 log = logging.getLogger(__name__)
 
@@ -206,6 +206,29 @@ async def _queried(handle: WorkflowHandle[Any, Any]) -> JobStatus | None:
         return None
 
 
+_TASK_TROUBLE = (
+    EventType.EVENT_TYPE_WORKFLOW_TASK_FAILED,
+    EventType.EVENT_TYPE_WORKFLOW_TASK_TIMED_OUT,
+)
+
+
+async def _memo_status(client: Client, payload: Payload | None) -> JobStatus | None:
+    """The status a run keeps in its memo (`VideoWorkflow._publish_status`); None for a run that
+    keeps none (started before it did) or one that cannot be read."""
+    if payload is None:
+        return None
+    try:
+        (status,) = await client.data_converter.decode([payload], [JobStatus])
+    except Exception as e:  # never trusted blindly: the query path answers instead
+        log.warning("status memo unreadable (%s): querying", e)
+        return None
+    return status if isinstance(status, JobStatus) else None
+
+
+def _memo_field(memo: Memo) -> Payload | None:
+    return memo.fields.get(STATUS_MEMO)
+
+
 async def _described(handle: WorkflowHandle[Any, Any], known: JobStatus | None) -> JobStatus:
     """What `describe()` adds to `known`, for a workflow no worker answered for."""
     status = known or JobStatus(job_id=handle.id, status="queued")
@@ -248,7 +271,8 @@ async def job_status_since(
     server about half of what a query costs it and the worker nothing (bench/status_cost.py), and
     a job waiting for a slot or rendering goes for long stretches without events. The describe's
     own view is current: a job held by a failing workflow task (whose retries add no events) says
-    so.
+    so. A run that keeps its status in its memo (`VideoWorkflow._publish_status`) is not asked
+    at all: the describe carries the status.
     """
     handle = client.get_workflow_handle(job_id)
     if grown_to and grown_to != seen:
@@ -267,18 +291,25 @@ async def job_status_since(
         return await job_status(handle, known), ""
     info = desc.workflow_execution_info
     now = f"{info.execution.run_id}/{info.history_length}"
+    held = held_reason(desc)
     if now == seen:
-        held = held_reason(desc)
         return (known if held == known.held else known.model_copy(update={"held": held})), now
+    if (status := await _memo_status(client, _memo_field(info.memo))) is not None:
+        return (status if held is None else status.model_copy(update={"held": held})), now
     if (status := await _queried(handle)) is not None:
         return status, now
     return await _described(handle, known), ""
 
 
-async def history_growth(client: Client, job_id: str, seen: str) -> AsyncGenerator[str]:
+async def history_growth(
+    client: Client, job_id: str, seen: str
+) -> AsyncGenerator[tuple[str, JobStatus | None]]:
     """The `seen` of the run in `seen` (its run and history length, as `job_status_since` returns
     it) each time its history grows, and each time the server's long poll ends with no new event
-    (every ~20 s); ends when the run closes.
+    (every ~20 s), with the run's status at that length when the history says it: the last status
+    its memo was given (`VideoWorkflow._publish_status`); None for a run that keeps none, and
+    after a failed or timed-out workflow task until the next upsert (a held run's status says so
+    only through a describe). Ends when the run closes.
 
     One long poll of the history at a time, held by the server until an event lands: watching a
     job that waits costs the server ~0.2 ms of CPU per 20 s (measured with 200 watched jobs),
@@ -287,6 +318,8 @@ async def history_growth(client: Client, job_id: str, seen: str) -> AsyncGenerat
     run = seen.partition("/")[0]
     execution = WorkflowExecution(workflow_id=job_id, run_id=run)
     token, length = b"", 0
+    memo: Payload | None = None
+    status: JobStatus | None = None
     while True:
         page = await client.workflow_service.get_workflow_execution_history(
             GetWorkflowExecutionHistoryRequest(
@@ -297,9 +330,18 @@ async def history_growth(client: Client, job_id: str, seen: str) -> AsyncGenerat
             ),
             timeout=WATCH_TIMEOUT,
         )
+        upserted: Payload | None = None
+        for event in page.history.events:
+            if event.event_type == EventType.EVENT_TYPE_WORKFLOW_PROPERTIES_MODIFIED:
+                attributes = event.workflow_properties_modified_event_attributes
+                upserted = _memo_field(attributes.upserted_memo) or upserted
+            elif event.event_type in _TASK_TROUBLE:
+                upserted, memo, status = None, None, None
+        if upserted is not None and upserted != memo:
+            memo, status = upserted, await _memo_status(client, upserted)
         if page.history.events:
             length = page.history.events[-1].event_id
-        yield f"{run}/{length}"
+        yield f"{run}/{length}", status
         if not page.next_page_token:  # the run closed
             return
         token = page.next_page_token

@@ -36,6 +36,8 @@ class RunState:
     """Catalog writes made: their sequence numbers."""
     started: asyncio.Task[None] | None = None
     """The catalog write of the start, which the final write waits for."""
+    publisher: asyncio.Task[None] | None = None
+    """Keeps the run's memo status current (runs started before it have none)."""
 
     @classmethod
     def of(cls, req: VideoRequest, job_id: str) -> RunState:
