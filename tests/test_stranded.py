@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import time
 import uuid
+from contextlib import aclosing
 
 from temporalio import workflow
 from temporalio.api.enums.v1 import EventType
@@ -14,13 +15,18 @@ from temporalio.common import VersioningBehavior
 
 with workflow.unsafe.imports_passed_through():
     from t2m.config import Settings
-    from t2m.vocabulary.job import VideoResult
+    from t2m.vocabulary.job import JobStatus, VideoResult
     from t2m.vocabulary.plan import Artifacts, SceneMedia
     from t2m.vocabulary.request import VideoRequest
     from tests.fakes import Fakes, running
     from tests.helpers import asgi_client
-    from workflows.client import held_jobs, job_status
+    from workflows.client import held_jobs, history_growth, job_status, job_status_since
     from workflows.video import VideoWorkflow
+
+
+def req_status(job_id: str) -> JobStatus:
+    """What a caller knew before: the job queued."""
+    return JobStatus(job_id=job_id, status="queued")
 
 
 @workflow.defn(name="VideoWorkflow", versioning_behavior=VersioningBehavior.PINNED)
@@ -51,6 +57,13 @@ async def test_a_bug_in_workflow_code_holds_the_job_until_a_fix_completes_it(
             assert time.monotonic() - started < 60, status
             await asyncio.sleep(0.5)
         assert status.status == "running" and "held by a worker problem" in status.held
+        # The API's paths say so too: the describe adds `held` to the status in the run's memo,
+        # and its watcher gives no status for a history whose last workflow task failed.
+        described, seen = await job_status_since(client, handle.id, req_status(handle.id), "")
+        assert seen and described.held == status.held and described.status == "running"
+        run = (await handle.describe()).run_id
+        async with aclosing(history_growth(client, handle.id, f"{run}/1")) as growth:
+            assert (await anext(growth))[1] is None
         while (await held_jobs(client, ours))[0] == 0:  # the server marks it after 2 failures
             assert time.monotonic() - started < 60
             await asyncio.sleep(0.5)
