@@ -219,7 +219,7 @@ async def _memo_status(client: Client, payload: Payload | None) -> JobStatus | N
         return None
     try:
         (status,) = await client.data_converter.decode([payload], [JobStatus])
-    except Exception as e:  # never trusted blindly: the query path answers instead
+    except Exception as e:  # e.g. another build's model: the query path answers instead
         log.warning("status memo unreadable (%s): querying", e)
         return None
     return status if isinstance(status, JobStatus) else None
