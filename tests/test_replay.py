@@ -41,10 +41,10 @@ def test_every_recorded_history_is_indexed_and_every_scenario_recorded() -> None
     assert {w.__name__ for w in WORKFLOWS} <= recorded_types, "a workflow without a history"
     assert {"plain", "fixes_layout_critique_rag", "regenerate_in_run", "cancelled",
             "budget_stop", "resumed_retry", "next_version", "eval", "reconcile", "reused",
-            "split"} <= files  # fmt: skip
+            "split", "status_memo"} <= files  # fmt: skip
     assert set(SCENARIOS) == {
         "plain", "reused", "next_version", "fixes", "regenerate_in_run", "cancelled", "budget_stop",
-        "resumed_retry", "eval", "reconcile", "split",
+        "resumed_retry", "eval", "reconcile", "split", "status_memo",
     }  # fmt: skip
 
 

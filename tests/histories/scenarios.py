@@ -325,6 +325,18 @@ async def split_render(rec: Recorder) -> None:
     expect(history, "plan_render", "render_scene", "join_renders", "finalize_video")
 
 
+async def status_memo(rec: Recorder) -> None:
+    """A job as the code since the status memo runs it: the status upserted into its memo in the
+    workflow tasks that change it (the histories recorded before replay without it, behind
+    `workflow.patched`)."""
+    rec.llm.handler = plain_scenes("One", "Two", "Three")
+    handle = await video(rec, scripted_request("Status in the memo"), "video-replay-status-memo")
+    await handle.result()
+    history = await rec.save("status_memo", handle)
+    modified = EventType.EVENT_TYPE_WORKFLOW_PROPERTIES_MODIFIED
+    expect(history, "plan_video", "render_scene", "finalize_video", events=(modified,))
+
+
 SCENARIOS: dict[str, Scenario] = {
     "plain": plain,
     "reused": reused,
@@ -337,6 +349,7 @@ SCENARIOS: dict[str, Scenario] = {
     "eval": eval_run,
     "reconcile": reconcile,
     "split": split_render,
+    "status_memo": status_memo,
 }
 NEEDS = {"reused": {"plain"}, "next_version": {"plain"}, "reconcile": {"regenerate_in_run"}}
 """Scenarios that continue an earlier one's job: `--only` records that one too."""
