@@ -156,8 +156,8 @@ async def test_the_first_heartbeat_comes_after_the_interval_not_at_the_start(
             task_queue=queue,
         )
         first_beat_s = None
-        while first_beat_s is None and not (await handle.describe()).close_time:
-            for p in (await handle.describe()).raw_description.pending_activities:
+        while first_beat_s is None and not (desc := await handle.describe()).close_time:
+            for p in desc.raw_description.pending_activities:
                 if p.HasField("last_started_time") and p.HasField("last_heartbeat_time"):
                     started = p.last_started_time.ToDatetime()
                     first_beat_s = (p.last_heartbeat_time.ToDatetime() - started).total_seconds()

@@ -17,6 +17,7 @@ from temporalio.client import Client, WorkflowHandle
 
 import api.main as api_main
 import worker as t2m_worker
+import workflows.client as client_module
 from api.status_cache import MAX_AGE_S, StatusCache
 from t2m.catalog.db import Job, JobStore
 from t2m.config import Settings
@@ -436,6 +437,11 @@ async def test_first_status_of_a_job_nobody_polled_is_current(
         return await query(self, *args, **kwargs)
 
     monkeypatch.setattr(WorkflowHandle, "query", counted)
+    memo_status = client_module._memo_status
+
+    async def no_memo(*args: Any) -> None:
+        return None
+
     # The run keeps its status in its memo: a describe carries it, so no worker is asked at all.
     status, seen = await job_status_since(client, job, known, "")
     assert seen and queries == 0
@@ -449,6 +455,13 @@ async def test_first_status_of_a_job_nobody_polled_is_current(
         status, seen = again, latest  # an event landed in between
     else:
         raise AssertionError(f"the history of a job rendering one scene kept growing: {seen}")
+    # A run with no status in its memo (started before it was kept) is asked, once per growth.
+    monkeypatch.setattr(client_module, "_memo_status", no_memo)
+    asked = queries
+    again, latest = await job_status_since(client, job, known, "")
+    assert latest == seen and queries == asked + 1
+    assert [s.state for s in again.scenes] == ["done", "rendering", "done"]
+    monkeypatch.setattr(client_module, "_memo_status", memo_status)
     # Its history says the same: the watcher reads the last upsert.
     async with aclosing(history_growth(client, job, seen)) as growth:
         watched, read = await anext(growth)

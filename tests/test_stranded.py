@@ -24,7 +24,7 @@ with workflow.unsafe.imports_passed_through():
     from workflows.video import VideoWorkflow
 
 
-def req_status(job_id: str) -> JobStatus:
+def queued(job_id: str) -> JobStatus:
     """What a caller knew before: the job queued."""
     return JobStatus(job_id=job_id, status="queued")
 
@@ -59,7 +59,7 @@ async def test_a_bug_in_workflow_code_holds_the_job_until_a_fix_completes_it(
         assert status.status == "running" and "held by a worker problem" in status.held
         # The API's paths say so too: the describe adds `held` to the status in the run's memo,
         # and its watcher gives no status for a history whose last workflow task failed.
-        described, seen = await job_status_since(client, handle.id, req_status(handle.id), "")
+        described, seen = await job_status_since(client, handle.id, queued(handle.id), "")
         assert seen and described.held == status.held and described.status == "running"
         run = (await handle.describe()).run_id
         async with aclosing(history_growth(client, handle.id, f"{run}/1")) as growth:
