@@ -31,6 +31,7 @@ from tests.helpers import (
     cli_env,
     descendants,
     gone,
+    runners_under,
     start_up,
     stop_up,
 )
@@ -61,11 +62,16 @@ def start_worker(
     )
 
 
-async def render_in_flight(handle: WorkflowHandle, timeout_s: float = 120) -> str:
-    """The activity id of a render_scene that a worker is running and has not finished: started
-    and heartbeating. "Started" alone is the server's word for a task handed to a poller, which
-    may still be on its way into the worker (one SIGTERMed then never runs it: the task waits for
-    its heartbeat timeout and runs elsewhere)."""
+async def render_in_flight(
+    handle: WorkflowHandle, worker: subprocess.Popen, timeout_s: float = 120
+) -> str:
+    """The activity id of a render_scene that `worker` is running and has not finished: started,
+    and the worker has a render jail running. "Started" alone is the server's word for a task
+    handed to a poller, which may still be on its way into the worker (one SIGTERMed then never
+    runs it: the task waits for its heartbeat timeout and runs elsewhere). The jail is seen
+    within a fraction of a second of the start, where the first heartbeat comes after 2 s: a
+    short render found by its heartbeat could end before the test acts on it. (Each worker here
+    renders one scene at a time.)"""
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         desc = await handle.describe()
@@ -73,7 +79,7 @@ async def render_in_flight(handle: WorkflowHandle, timeout_s: float = 120) -> st
             if (
                 p.activity_type.name == "render_scene"
                 and p.state == PendingActivityState.PENDING_ACTIVITY_STATE_STARTED
-                and p.HasField("last_heartbeat_time")
+                and runners_under(worker.pid)
             ):
                 return p.activity_id
         await asyncio.sleep(0.1)
@@ -127,7 +133,7 @@ async def test_sigterm_lets_the_render_in_flight_finish_once(
     first = start_worker(settings, tmp_path / "worker1.log", drain_s)
     try:
         handle = await start_video(client, settings, REQUEST)
-        render = await render_in_flight(handle)
+        render = await render_in_flight(handle, first)
         code, took = await stop_and_time(first, drain_s + DRAIN_MARGIN_S)
     finally:
         if first.poll() is None:
@@ -156,7 +162,7 @@ async def test_past_the_drain_limit_the_render_is_cancelled_and_runs_again(
     first = start_worker(settings, tmp_path / "worker1.log", drain_s)
     try:
         handle = await start_video(client, settings, REQUEST)
-        render = await render_in_flight(handle)
+        render = await render_in_flight(handle, first)
         code, took = await stop_and_time(first, drain_s + DRAIN_MARGIN_S + 5)
     finally:
         if first.poll() is None:
@@ -240,7 +246,7 @@ async def test_a_killed_up_leaves_no_process_behind(tmp_path: Path) -> None:
     try:
         client = await wait_for_temporal(settings, timeout_s=10)
         handle = await start_video(client, settings, REQUEST)
-        await render_in_flight(handle)  # the jail's processes are grandchildren of the worker
+        await render_in_flight(handle, up)  # the jail's processes are descendants of `t2m up`
         postmaster = int((tmp_path / "data/postgres/postmaster.pid").read_text().split()[0])
         # A render activity also uploads and joins between its jails: wait for a moment when a
         # jail runs, so that the kill below catches one.
@@ -281,7 +287,7 @@ async def test_up_drains_the_worker_on_sigterm(tmp_path: Path) -> None:
     try:
         client = await wait_for_temporal(settings, timeout_s=10)
         handle = await start_video(client, settings, REQUEST)
-        render = await render_in_flight(handle)
+        render = await render_in_flight(handle, up)
         start = time.monotonic()
         up.send_signal(signal.SIGTERM)
         code = await asyncio.to_thread(up.wait, 120)
