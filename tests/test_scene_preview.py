@@ -10,6 +10,7 @@ import time
 
 import av
 import httpx
+import pytest
 
 from tests.scripted import ScriptedLLM, plan_json, scene_code
 
@@ -21,6 +22,9 @@ def probe(data: bytes) -> tuple[float, list[str]]:
         return duration, sorted(s.type for s in c.streams)
 
 
+# A render slot per scene: with two, the stuck scenes may take both before the quick one, which
+# then waits tens of seconds for a slot (CI runs took 68-78 s, against ~6 s).
+@pytest.mark.parametrize("settings", [{"render_concurrency": 3}], indirect=True)
 async def test_a_done_scene_plays_while_a_later_scene_still_renders(
     api: httpx.AsyncClient, keys: dict, scripted: ScriptedLLM, worker: None
 ) -> None:
