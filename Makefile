@@ -43,7 +43,7 @@ test: setup
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/mypy
-	$(VENV)/bin/pytest -n 2 --dist loadfile --durations=20
+	$(VENV)/bin/pytest -n 3 --dist loadfile --no-loadscope-reorder --durations=20
 
 # The fast lane: tests that need at most the session's Temporal dev server and PostgreSQL
 # (workflow logic with activities faked, models, style rules, budgets, layers, the offline

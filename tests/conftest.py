@@ -223,10 +223,18 @@ own, or are slow (kept out of `make test-fast`; the workflow-logic, model, style
 and offline-model tests stay in it whatever they take)."""
 
 
+HEAVY_FIRST = ("stack", "browser", "jail", "slow", "render", "s3")
+"""Test files run heaviest first (by the heaviest marker among their tests): `make test` hands
+files to its processes in this order (`--no-loadscope-reorder`; xdist's own order puts files
+with many tests first), so the long ones (a stack of processes each, tens of seconds) start
+early instead of ending the run on one process while the other idles."""
+
+
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     """Mark each test by what it needs, so `make test-fast` can run the ones needing at most the
     session's Temporal dev server and PostgreSQL (each up in about a second) and are quick:
-    `-m "not (s3 or render or stack or browser or jail or slow)"`."""
+    `-m "not (s3 or render or stack or browser or jail or slow)"`; then order the files by
+    `HEAVY_FIRST` (a stable sort: a file's tests stay together and in order)."""
     for item in items:
         used = set(getattr(item, "fixturenames", ()))
         for fixture, marker in NEEDS_BY_FIXTURE.items():
@@ -238,3 +246,10 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
             name = getattr(item, "originalname", item.name)  # without its parameters
             if module in places or f"{module}::{name}" in places:
                 item.add_marker(marker)
+    rank: dict[str, int] = {}  # file: its heaviest test's place in HEAVY_FIRST
+    for item in items:
+        marks = {m.name for m in item.iter_markers()}
+        heaviest = next((i for i, m in enumerate(HEAVY_FIRST) if m in marks), len(HEAVY_FIRST))
+        file = item.nodeid.split("::")[0]
+        rank[file] = min(rank.get(file, heaviest), heaviest)
+    items.sort(key=lambda item: rank[item.nodeid.split("::")[0]])

@@ -153,9 +153,10 @@ async def test_up_restarts_a_killed_worker_and_temporal_and_jobs_complete(tmp_pa
             )
             for topic in ("Ocean tides", "Prime numbers")
         ]
+        # The supervisor starts the worker once Temporal and PostgreSQL answer: seconds later on
+        # a busy host (a run with three test processes found none yet at this point).
+        worker = await replaced(proc, "-m worker", old=0)
         await asyncio.sleep(4)  # mid-job: plans written, renders under way
-        worker = child_pid(proc, "-m worker")
-        assert worker is not None
         os.kill(worker, signal.SIGKILL)
         await replaced(proc, "-m worker", worker)
         temporal = child_pid(proc, "start-dev")
