@@ -28,7 +28,14 @@ with workflow.unsafe.imports_passed_through():
     from t2m.vocabulary.request import VideoRequest
     from tests.fakes import Fakes
     from workflows import activity_table as act
-    from workflows.deployment import adopt_older_builds, deployment_config, pinned_runs, promote
+    from workflows.deployment import (
+        _pin,
+        _pin_request,
+        adopt_older_builds,
+        deployment_config,
+        pinned_runs,
+        promote,
+    )
     from workflows.regenerate import SceneRedos
     from workflows.scene import SceneSteps
     from workflows.state import RunState
@@ -250,6 +257,21 @@ async def test_a_single_host_upgraded_to_versioned_workers_adopts_the_runs_it_ha
         await promote(client, first)
         assert await adopt_older_builds(client, ours, [VideoWorkflow]) == {before.id: "moved"}
         assert (await asyncio.wait_for(before.result(), 60)).scenes == 2
+
+
+async def test_a_run_that_ends_before_it_is_moved_is_reported_not_raised(
+    client: Client, settings: Settings
+) -> None:
+    """A run listed as running may end before it is moved (at a worker's start, the schedule's
+    maintenance run did, and the worker exited on the server's refusal): moving it is skipped."""
+    prefix, deployment = f"adopt-{uuid.uuid4().hex[:8]}", f"adopt-{uuid.uuid4().hex[:8]}"
+    build = WorkerDeploymentVersion(deployment, "first")
+    async with release(client, prefix, Fakes(), VideoWorkflow, build):
+        await promote(client, build)
+        ended = await start(client, prefix, "Ends first")
+        await asyncio.wait_for(ended.result(), 60)
+        request = _pin_request(client, ended.id, ended.result_run_id, build)
+        assert await _pin(client, request) is False
 
 
 async def test_a_single_host_restarted_on_changed_code_adopts_the_runs_that_replay(

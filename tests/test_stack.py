@@ -154,7 +154,7 @@ async def test_up_restarts_a_killed_worker_and_temporal_and_jobs_complete(tmp_pa
             for topic in ("Ocean tides", "Prime numbers")
         ]
         # The supervisor starts the worker once Temporal and PostgreSQL answer: seconds later on
-        # a busy host (a run with three test processes found none yet at this point).
+        # a busy host.
         worker = await replaced(proc, "-m worker", old=0)
         await asyncio.sleep(4)  # mid-job: plans written, renders under way
         os.kill(worker, signal.SIGKILL)

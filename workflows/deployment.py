@@ -31,7 +31,7 @@ from temporalio.api.workflowservice.v1 import (
 )
 from temporalio.client import Client
 from temporalio.common import PinnedVersioningOverride, WorkerDeploymentVersion
-from temporalio.service import RPCError
+from temporalio.service import RPCError, RPCStatusCode
 from temporalio.worker import Replayer, WorkerDeploymentConfig
 
 from t2m.config import Settings
@@ -146,8 +146,8 @@ async def adopt_older_builds(
                 replayed.replay_failure,
             )
             continue
-        await _pin(client, _pin_request(client, execution.id, execution.run_id, current))
-        outcome[execution.id] = "moved"
+        moved = await _pin(client, _pin_request(client, execution.id, execution.run_id, current))
+        outcome[execution.id] = "moved" if moved else "ended before it was moved"
     if outcome:
         log.info("runs of older builds: %s", outcome)
     return outcome
@@ -155,14 +155,22 @@ async def adopt_older_builds(
 
 async def _pin(
     client: Client, request: UpdateWorkflowExecutionOptionsRequest, timeout_s: float = 30.0
-) -> None:
+) -> bool:
     """Move a run; retried while the server has not yet listed this build on the queue (a
-    version's task queues are registered asynchronously after its first poll)."""
-    await _until_accepted(
-        lambda: client.workflow_service.update_workflow_execution_options(request),
-        lambda e: "is not present in task queue" in e.message,
-        timeout_s,
-    )
+    version's task queues are registered asynchronously after its first poll). False if the run
+    has ended: listed as running, it may end before it is moved (a maintenance run at a
+    worker's start did, and the worker exited on the refusal)."""
+    try:
+        await _until_accepted(
+            lambda: client.workflow_service.update_workflow_execution_options(request),
+            lambda e: "is not present in task queue" in e.message,
+            timeout_s,
+        )
+    except RPCError as e:
+        if e.status == RPCStatusCode.NOT_FOUND:  # "workflow execution already completed"
+            return False
+        raise
+    return True
 
 
 async def _until_accepted(
