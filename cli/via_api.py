@@ -5,15 +5,19 @@ from __future__ import annotations
 
 import argparse
 import sys
+import time
 from typing import Any
 
 from cli.jobs import MEDIA
 from cli.outcome import done, fail
 from cli.output import warn_without_context
 from cli.progress import ProgressView, from_api
-from cli.remote import ApiError, Remote
+from cli.remote import TERMINAL, ApiError, Remote
 from cli.request_flags import options
 from t2m.requests import InvalidRequest
+
+CANCEL_WAIT_S = 15.0
+"""After Ctrl-C, how long `t2m generate` waits for the server to say the job ended."""
 
 
 def generate(remote: Remote, args: argparse.Namespace) -> int:
@@ -32,11 +36,7 @@ def generate(remote: Remote, args: argparse.Namespace) -> int:
         with ProgressView(job_id, stream=sys.stderr) as view:
             status = remote.follow(job_id, 0.5, lambda s: view.update(from_api(s)))
     except KeyboardInterrupt:
-        try:
-            remote.request("POST", f"/api/v1/jobs/{job_id}/cancel")
-        except ApiError as e:
-            print(f"t2m: could not cancel {job_id}: {e}", file=sys.stderr)
-        return fail(args, job_id, "cancelled by the user", status="cancelled", code=130)
+        return interrupted(remote, args, job_id)
     except ApiError as e:
         return fail(args, job_id, str(e), code=e.code)
     if status["status"] != "completed":
@@ -48,6 +48,35 @@ def generate(remote: Remote, args: argparse.Namespace) -> int:
         return fail(args, job_id, str(e), code=e.code)
     scenes = len(status["progress"].get("scenes", []))
     return done(args, job_id, paths, duration_s, scenes, status.get("reused_from"))
+
+
+def interrupted(remote: Remote, args: argparse.Namespace, job_id: str) -> int:
+    """Ctrl-C: cancel the job on the server and exit 130, saying how the job ended. It may end
+    otherwise: over before the cancel arrived (refused: 409), or completed by a last step the
+    cancel does not stop; so its status is asked until it ends (for `CANCEL_WAIT_S` at most,
+    or until a second Ctrl-C) and told as it is, never a cancel that did not happen."""
+    try:
+        remote.request("POST", f"/api/v1/jobs/{job_id}/cancel")
+    except ApiError as e:
+        print(f"t2m: could not cancel {job_id}: {e}", file=sys.stderr)
+    status: dict[str, Any] = {"status": "cancelling"}
+    deadline = time.monotonic() + CANCEL_WAIT_S
+    try:
+        while time.monotonic() < deadline:
+            status = remote.status(job_id)
+            if status["status"] in TERMINAL:
+                break
+            time.sleep(0.2)
+    except (ApiError, KeyboardInterrupt):
+        pass
+    reasons = {
+        "cancelled": "cancelled by the user",
+        "completed": f"interrupted after the job completed: `t2m jobs download {job_id}` gets it",
+        "failed": f"interrupted after the job failed: {status.get('error')}",
+    }
+    ended = status["status"] if status["status"] in TERMINAL else "cancelling"
+    reason = reasons.get(ended, "cancel requested; the job is still stopping on the server")
+    return fail(args, job_id, reason, status=ended, code=130)
 
 
 def _default_model(remote: Remote) -> str:

@@ -5,6 +5,7 @@ on loopback, a real worker behind it, the command as a subprocess."""
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import contextlib
 import json
@@ -19,9 +20,11 @@ import litellm
 import pytest
 
 from api.main import create_app
+from cli.remote import Config, Remote
+from cli.via_api import interrupted
 from t2m.config import Settings
 from tests.helpers import T2M, cli_env, free_port, run_cli, serve
-from tests.scripted import ScriptedLLM, plan_json
+from tests.scripted import ScriptedLLM, plan_json, scene_code
 
 MODEL = "scripted/test"  # the API's settings allow it; the CLI's environment does not
 
@@ -53,7 +56,13 @@ def derived_env(settings: Settings, tmp_path: Path, url: str, key: str) -> dict[
 
 @pytest.mark.parametrize("settings", [{"reuse_results": True}], indirect=True)
 async def test_generate_goes_through_the_running_api(
-    settings: Settings, worker: None, api_url: str, keys, scripted: ScriptedLLM, tmp_path: Path
+    settings: Settings,
+    worker: None,
+    api_url: str,
+    keys,
+    scripted: ScriptedLLM,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
 ) -> None:
     alice, admin = keys["alice"], keys["admin"]
     env = derived_env(settings, tmp_path, api_url, alice["Authorization"].removeprefix("Bearer "))
@@ -105,7 +114,10 @@ async def test_generate_goes_through_the_running_api(
     assert line.endswith("it has no video (change the request and generate anew)"), line
 
     # Ctrl-C while the server makes it: the job is cancelled there, exit 130, one JSON object.
-    scripted.handler = lambda task, data: None
+    # (Its scenes render "forever", so that the cancel lands before the job could complete.)
+    scripted.handler = lambda task, data: (
+        scene_code(data["class_name"], "self.wait(900)") if task == "write_scene_code" else None
+    )
     proc = await asyncio.create_subprocess_exec(
         T2M, "generate", "Square numbers", "--model", MODEL, "--quality", "low", "--json",
         env=env, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
@@ -125,6 +137,13 @@ async def test_generate_goes_through_the_running_api(
                 break
             await asyncio.sleep(0.5)
         assert r.json()["status"] == "cancelled", r.json()
+
+    # Ctrl-C that comes too late (the job completed before the cancel): the job's own ending.
+    key = alice["Authorization"].removeprefix("Bearer ")
+    with Remote(Config(api_url, key), "test") as remote:
+        code = await asyncio.to_thread(interrupted, remote, argparse.Namespace(json=True), job)
+    told = json.loads(capsys.readouterr().out)
+    assert code == 130 and told["status"] == "completed" and "jobs download" in told["error"]
 
 
 async def test_jobs_find_the_api_by_its_port_and_name_the_setting_when_none_answers(
