@@ -227,7 +227,7 @@ HEAVY_FIRST = ("stack", "browser", "jail", "slow", "render", "s3")
 """Test files run heaviest first (by the heaviest marker among their tests): `make test` hands
 files to its processes in this order (`--no-loadscope-reorder`; xdist's own order puts files
 with many tests first), so the long ones (a stack of processes each, tens of seconds) start
-early instead of ending the run on one process while the other idles."""
+early instead of ending the run on one process while the others idle."""
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
