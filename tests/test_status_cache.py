@@ -439,7 +439,6 @@ async def test_first_status_of_a_job_nobody_polled_is_current(
         return await query(self, *args, **kwargs)
 
     monkeypatch.setattr(WorkflowHandle, "query", counted)
-    memo_status = client_module._memo_status
 
     async def no_memo(*args: Any) -> None:
         return None
@@ -458,12 +457,12 @@ async def test_first_status_of_a_job_nobody_polled_is_current(
     else:
         raise AssertionError(f"the history of a job rendering one scene kept growing: {seen}")
     # A run with no status in its memo (started before it was kept) is asked, once per growth.
-    monkeypatch.setattr(client_module, "_memo_status", no_memo)
-    asked = queries
-    again, latest = await job_status_since(client, job, known, "")
+    with monkeypatch.context() as unread:
+        unread.setattr(client_module, "_memo_status", no_memo)
+        asked = queries
+        again, latest = await job_status_since(client, job, known, "")
     assert latest == seen and queries == asked + 1
     assert [s.state for s in again.scenes] == ["done", "rendering", "done"]
-    monkeypatch.setattr(client_module, "_memo_status", memo_status)
     # Its history says the same: the watcher reads the last upsert.
     async with aclosing(history_growth(client, job, seen)) as growth:
         watched, read = await anext(growth)
