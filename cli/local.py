@@ -9,11 +9,18 @@ import contextlib
 import os
 import sys
 from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
-from cli.outcome import done, fail
+from cli.outcome import CANCEL_WAIT_S, after_interrupt, done, fail
 from cli.output import warn_without_context
 from cli.request_flags import request
 from t2m.config import Settings
+
+if TYPE_CHECKING:
+    from temporalio.client import WorkflowHandle
+
+    from t2m.vocabulary.job import VideoResult
 
 
 @contextlib.asynccontextmanager
@@ -61,7 +68,6 @@ async def generate(settings: Settings, args: argparse.Namespace) -> int:
     from temporalio.client import WorkflowFailureError
 
     from cli.progress import ProgressView
-    from t2m.catalog.storage import get_storage
     from t2m.requests import InvalidRequest
     from t2m.vocabulary.request import PRIORITY_KEYS
     from workflows.client import job_status, start_video
@@ -85,15 +91,52 @@ async def generate(settings: Settings, args: argparse.Namespace) -> int:
                 view.update(status)
             result = result_task.result()
         except (KeyboardInterrupt, asyncio.CancelledError):
-            await handle.cancel()  # exit 130, as for any interrupted command
-            return fail(args, handle.id, "cancelled by the user", status="cancelled", code=130)
+            return await interrupted(settings, args, handle, result_task)
         except WorkflowFailureError as e:
             status = await job_status(handle)
             reason = status.error or str(e.cause or e)
             return fail(args, handle.id, reason, status.status, retryable=status.retryable)
+    paths = fetch(settings, result, args.out)
+    a = result.artifacts
+    return done(args, result.job_id, paths, a.duration_s, result.scenes, status.reused_from)
+
+
+async def interrupted(
+    settings: Settings,
+    args: argparse.Namespace,
+    handle: WorkflowHandle[Any, VideoResult],
+    result: asyncio.Future[VideoResult],
+) -> int:
+    """Ctrl-C: cancel the job (refused if its run is over), wait for its run to end (for
+    `CANCEL_WAIT_S` at most; a second Ctrl-C stops the command at once), and tell it as it is
+    (`after_interrupt`). A job that completed anyway has its files fetched into `--out`: an
+    ephemeral stack ends with this command, so they could not be asked for later."""
+    from temporalio.client import WorkflowFailureError
+    from temporalio.exceptions import CancelledError
+    from temporalio.service import RPCError
+
+    with contextlib.suppress(RPCError):
+        await handle.cancel()
+    await asyncio.wait({result}, timeout=CANCEL_WAIT_S)
+    if not result.done():
+        return after_interrupt(args, handle.id, "cancelling")
+    try:
+        done_result = result.result()
+    except WorkflowFailureError as e:
+        if isinstance(e.cause, CancelledError):
+            return after_interrupt(args, handle.id, "cancelled")
+        return after_interrupt(args, handle.id, "failed", str(e.cause or e))
+    fetch(settings, done_result, args.out)
+    return after_interrupt(args, handle.id, "completed", f"its files are in {args.out}")
+
+
+def fetch(settings: Settings, result: VideoResult, out: Path) -> dict[str, str | None]:
+    """A completed job's video, subtitles and thumbnail from storage into `out`, by field."""
+    from t2m.catalog.storage import get_storage
+
     storage = get_storage(settings)
     a = result.artifacts
-    args.out.mkdir(parents=True, exist_ok=True)
+    out.mkdir(parents=True, exist_ok=True)
     paths: dict[str, str | None] = {}
     for field, key, ext in (
         ("video", a.video_key, "mp4"),
@@ -101,6 +144,6 @@ async def generate(settings: Settings, args: argparse.Namespace) -> int:
         ("subtitles_vtt", a.vtt_key, "vtt"),
         ("thumbnail", a.thumbnail_key, "png"),
     ):
-        dest = args.out / f"{result.job_id}.{ext}"
+        dest = out / f"{result.job_id}.{ext}"
         paths[field] = str(storage.get_file(key, dest).resolve()) if key else None
-    return done(args, result.job_id, paths, a.duration_s, result.scenes, status.reused_from)
+    return paths

@@ -1,5 +1,6 @@
 """What `t2m generate` prints when its job ends: one JSON object on stdout, or a summary line and
-the files (`done`); the failure on stderr, and in the JSON (`fail`)."""
+the files (`done`); the failure on stderr, and in the JSON (`fail`); after Ctrl-C, how the job
+ended (`after_interrupt`)."""
 
 from __future__ import annotations
 
@@ -8,6 +9,9 @@ import sys
 
 from cli.jobs import REUSED
 from cli.output import emit_json
+
+CANCEL_WAIT_S = 15.0
+"""After Ctrl-C, how long `t2m generate` waits for the job to end before it says "cancelling"."""
 
 
 def done(
@@ -55,3 +59,20 @@ def fail(
         emit_json(answer | ({"retryable": retryable} if status == "failed" else {}))
     print(f"t2m: {status}: {reason}", file=sys.stderr)
     return code
+
+
+def after_interrupt(
+    args: argparse.Namespace, job_id: str, status: str, detail: str | None = None
+) -> int:
+    """Ctrl-C's outcome once the cancel was sent: exit 130, saying how the job ended, never a
+    cancel that did not happen. The job may have ended otherwise (over before the cancel arrived,
+    or completed by a last step the cancel does not stop). `status` is its last known status;
+    `detail` the error of a failed job, or where a completed job's files are."""
+    reasons = {
+        "cancelled": "cancelled by the user",
+        "completed": f"interrupted after the job completed: {detail}",
+        "failed": f"interrupted after the job failed: {detail}",
+    }
+    ended = status if status in reasons else "cancelling"
+    reason = reasons.get(ended, "cancel requested; the job is still stopping on the server")
+    return fail(args, job_id, reason, status=ended, code=130)

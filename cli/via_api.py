@@ -9,15 +9,12 @@ import time
 from typing import Any
 
 from cli.jobs import MEDIA
-from cli.outcome import done, fail
+from cli.outcome import CANCEL_WAIT_S, after_interrupt, done, fail
 from cli.output import warn_without_context
 from cli.progress import ProgressView, from_api
 from cli.remote import TERMINAL, ApiError, Remote
 from cli.request_flags import options
 from t2m.requests import InvalidRequest
-
-CANCEL_WAIT_S = 15.0
-"""After Ctrl-C, how long `t2m generate` waits for the server to say the job ended."""
 
 
 def generate(remote: Remote, args: argparse.Namespace) -> int:
@@ -51,10 +48,9 @@ def generate(remote: Remote, args: argparse.Namespace) -> int:
 
 
 def interrupted(remote: Remote, args: argparse.Namespace, job_id: str) -> int:
-    """Ctrl-C: cancel the job on the server and exit 130, saying how the job ended. It may end
-    otherwise: over before the cancel arrived (refused: 409), or completed by a last step the
-    cancel does not stop; so its status is asked until it ends (for `CANCEL_WAIT_S` at most,
-    or until a second Ctrl-C) and told as it is, never a cancel that did not happen."""
+    """Ctrl-C: cancel the job on the server (refused with 409 if it is over), ask its status
+    until it ends (for `CANCEL_WAIT_S` at most, or until a second Ctrl-C), and tell it as it is
+    (`after_interrupt`)."""
     try:
         remote.request("POST", f"/api/v1/jobs/{job_id}/cancel")
     except ApiError as e:
@@ -69,14 +65,9 @@ def interrupted(remote: Remote, args: argparse.Namespace, job_id: str) -> int:
             time.sleep(0.2)
     except (ApiError, KeyboardInterrupt):
         pass
-    reasons = {
-        "cancelled": "cancelled by the user",
-        "completed": f"interrupted after the job completed: `t2m jobs download {job_id}` gets it",
-        "failed": f"interrupted after the job failed: {status.get('error')}",
-    }
-    ended = status["status"] if status["status"] in TERMINAL else "cancelling"
-    reason = reasons.get(ended, "cancel requested; the job is still stopping on the server")
-    return fail(args, job_id, reason, status=ended, code=130)
+    if status["status"] == "completed":
+        return after_interrupt(args, job_id, "completed", f"`t2m jobs download {job_id}` gets it")
+    return after_interrupt(args, job_id, status["status"], status.get("error"))
 
 
 def _default_model(remote: Remote) -> str:

@@ -2,17 +2,25 @@
 
 from __future__ import annotations
 
+import argparse
+import asyncio
 import json
+import signal
 from pathlib import Path
 
 import numpy as np
 import pytest
 from PIL import Image
+from temporalio.client import Client, WorkflowExecutionStatus
 
+from cli import local
 from t2m.config import Settings
 from t2m.media import compose as media
-from tests.helpers import asgi_client, cli_env, free_port, run_cli
+from t2m.vocabulary.request import VideoRequest
+from tests.helpers import T2M, asgi_client, cli_env, free_port, run_cli
 from tests.media_checks import assert_broadcast_subtitles, probe
+from tests.scripted import ScriptedLLM, scene_code
+from workflows.client import start_video
 
 PYTHAGORAS = (
     "In a right triangle the square of the hypotenuse equals the sum of the squares of the other "
@@ -97,6 +105,53 @@ async def test_silent_video_without_thumbnail(
     assert result["thumbnail"] is None
     p = probe(Path(result["video"]))
     assert "audio" not in p.codecs and p.codecs["subtitle"] == "mov_text"
+
+
+async def test_ctrl_c_cancels_the_job_and_says_how_it_ended(
+    settings: Settings,
+    worker: None,
+    client: Client,
+    scripted: ScriptedLLM,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """Without an API: Ctrl-C cancels the job and waits for its run to end, exit 130; a job that
+    completed before the cancel is told as completed, its files fetched, not reported cancelled."""
+    # Its scenes render "forever", so that the cancel lands before the job could complete.
+    scripted.handler = lambda task, data: (
+        scene_code(data["class_name"], "self.wait(900)") if task == "write_scene_code" else None
+    )
+    env = cli_env(settings, T2M_ALLOWED_MODELS='["offline/templates", "scripted/test"]')
+    proc = await asyncio.create_subprocess_exec(
+        T2M, "generate", "Square numbers", "--model", "scripted/test", "--quality", "low", "--json",
+        env=env, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+    )  # fmt: skip
+    assert proc.stderr is not None
+    first = (await asyncio.wait_for(proc.stderr.readline(), timeout=60)).decode()
+    assert first.startswith("video-"), first  # its progress: the job exists
+    proc.send_signal(signal.SIGINT)
+    printed, err = await asyncio.wait_for(proc.communicate(), timeout=60)
+    answer = json.loads(printed)
+    assert proc.returncode == 130 and answer["status"] == "cancelled", (answer, err)
+    assert answer["job_id"] == first.split(":")[0]
+    described = await client.get_workflow_handle(answer["job_id"]).describe()
+    assert described.status == WorkflowExecutionStatus.CANCELED  # it ended before the command
+
+    # Ctrl-C that comes too late: the cancel is refused (the run is over) and the job's own
+    # ending is told, with its files where a completed job's go.
+    scripted.reset()
+    req = VideoRequest(topic="Even numbers", context="Even numbers split in two equal halves.",
+                       model="offline/templates", quality="low", thumbnail=False)  # fmt: skip
+    handle = await start_video(client, settings, req)
+    result = asyncio.ensure_future(handle.result())
+    await asyncio.wait_for(asyncio.shield(result), timeout=240)
+    out = tmp_path / "out"
+    args = argparse.Namespace(json=True, out=out)
+    code = await local.interrupted(settings, args, handle, result)
+    told = json.loads(capsys.readouterr().out)
+    assert code == 130 and told["status"] == "completed", told
+    assert told["error"] == f"interrupted after the job completed: its files are in {out}"
+    assert (out / f"{handle.id}.mp4").stat().st_size > 0
 
 
 async def test_bad_input_exits_2_with_a_one_line_reason(settings: Settings) -> None:
