@@ -14,8 +14,9 @@ they run (0: the jobs' cost alone), and reports:
 
 - throughput: jobs per minute, video seconds per CPU second (all processes);
 - CPU seconds per job by process: API, worker main process, renders (every process the worker
-  starts: render, media and probe jails, espeak-ng), Temporal, PostgreSQL; `orchestration_share`
-  is the CPU outside the renders over all CPU;
+  starts: render, media and probe jails, espeak-ng; from a cgroup of the worker's own,
+  `TreeCPU`, else sampled), Temporal, PostgreSQL; `orchestration_share` is the CPU outside the
+  renders over all CPU;
 - history events (by type, and the activities by name) and catalog writes (PostgreSQL row
   inserts/updates/deletes) per job;
 - status p99 and answers by HTTP status; queue wait per job (time its workflow and activity tasks
@@ -225,11 +226,12 @@ async def workers_polling(stack: Stack) -> None:
 
 def sample_jails(worker: int, seen: dict[tuple[int, int], float]) -> None:
     """The own CPU s of each of the worker's descendants (its jails) alive now, by (pid, start
-    time). Their CPU does not come back to the worker's tree when they are reaped (bwrap's PID
-    namespace), so it is sampled while they run, every JAIL_SAMPLE_S: what a jail burns after
-    its last sample is missed (at 0.5 s, 0-19% of a low-quality render's CPU, ~9% on average).
-    The processes are found as the watchdog finds them (the threads' children lists), ~1 ms a
-    sample."""
+    time): the render CPU where the worker has no cgroup of its own (`TreeCPU`), and beside it a
+    cross-check. Their CPU does not come back to the worker's tree when they are reaped (bwrap's
+    PID namespace), so it is sampled while they run, every JAIL_SAMPLE_S: what a jail burns after
+    its last sample is missed, and a jail shorter than that entirely (a lower bound: 9% under
+    the cgroup's figure in a 40-job run). The processes are found as the watchdog finds them
+    (the threads' children lists), ~1 ms a sample."""
     for pid, stat in tree_stats(worker).items():
         if pid != worker:
             seen[(pid, int(stat[19]))] = (int(stat[11]) + int(stat[12])) / CLK_TCK
