@@ -163,6 +163,33 @@ async def test_an_invalid_key_fails_fast_with_a_clear_message(
     assert len(scripted.prompts) == 1  # not retried
 
 
+async def test_only_a_model_with_a_price_is_priced_again(
+    scripted: ScriptedLLM, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """litellm prices every answer itself; t2m asks again only for a model registered under the
+    name it was asked by (a custom provider's), not for one that has no price (the offline model:
+    the same failed search again, ~1.7 ms a call). A priced custom model is still paid for."""
+    asked: list[str] = []
+    real = litellm.completion_cost
+
+    def recorded(**kw: object) -> float:
+        asked.append(str(kw["model"]))
+        return real(**kw)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(litellm, "completion_cost", recorded)
+    messages = [{"role": "user", "content": "Plan a video about circles"}]
+    offline = await ModelClient(None).complete("offline/templates", messages)
+    assert offline.text and offline.usage.cost_usd == 0 and asked == []
+    litellm.register_model({"scripted/priced": {"input_cost_per_token": 2e-6,
+                            "output_cost_per_token": 1e-5, "litellm_provider": "scripted",
+                            "mode": "chat"}})  # fmt: skip
+    priced = await ModelClient(None).complete("scripted/priced", messages)
+    assert priced.usage.cost_usd == pytest.approx(
+        2e-6 * priced.usage.prompt_tokens + 1e-5 * priced.usage.completion_tokens
+    )
+    assert priced.usage.cost_usd > 0
+
+
 async def test_a_cached_response_is_not_requested_twice(
     scripted: ScriptedLLM, tmp_path: Path
 ) -> None:
