@@ -35,7 +35,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import collections
-import contextlib
 import json
 import os
 import statistics
@@ -153,9 +152,16 @@ class TreeCPU:
         return int(text) * self.scale
 
     def close(self) -> None:
-        """Remove the cgroup once its processes have ended (the stack stopped)."""
-        with contextlib.suppress(OSError):
-            self.group.rmdir()
+        """Remove the cgroup once its processes have ended (the stack stopped; killed jails
+        may take a moment to leave it)."""
+        for _ in range(50):
+            try:
+                self.group.rmdir()
+                return
+            except FileNotFoundError:
+                return
+            except OSError:  # EBUSY: a process is still in it
+                time.sleep(0.1)
 
 
 def cpu_by_role(procs: dict[str, psutil.Process], worker_tree: TreeCPU | None) -> dict[str, float]:
