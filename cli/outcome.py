@@ -72,7 +72,7 @@ def after_interrupt(
         "cancelled": "cancelled by the user",
         "completed": f"interrupted after the job completed: {detail}",
         "failed": f"interrupted after the job failed: {detail}",
+        "cancelling": "cancel requested; the job is still stopping on the server",
     }
     ended = status if status in reasons else "cancelling"
-    reason = reasons.get(ended, "cancel requested; the job is still stopping on the server")
-    return fail(args, job_id, reason, status=ended, code=130)
+    return fail(args, job_id, reasons[ended], status=ended, code=130)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import os
 import random
 import signal
@@ -83,6 +84,23 @@ async def run_cli(env: dict[str, str], *args: str) -> tuple[int, str, str]:
     out, err = await asyncio.wait_for(proc.communicate(), timeout=300)
     assert proc.returncode is not None  # communicate() waited for it
     return proc.returncode, out.decode(), err.decode()
+
+
+async def generate_then_ctrl_c(env: dict[str, str], model: str) -> tuple[int, dict[str, Any], str]:
+    """`t2m generate` of a low-quality job by `model` (`--json`) as a subprocess, sent SIGINT once
+    its progress shows the job exists: its exit code, its one JSON object, and the job id its
+    progress named."""
+    proc = await asyncio.create_subprocess_exec(
+        T2M, "generate", "Square numbers", "--model", model, "--quality", "low", "--json",
+        env=env, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+    )  # fmt: skip
+    assert proc.stderr is not None
+    first = (await asyncio.wait_for(proc.stderr.readline(), timeout=60)).decode()
+    assert first.startswith("video-"), first  # its progress: the job exists
+    proc.send_signal(signal.SIGINT)
+    printed, _ = await asyncio.wait_for(proc.communicate(), timeout=60)
+    assert proc.returncode is not None  # communicate() waited for it
+    return proc.returncode, json.loads(printed), first.split(":")[0]
 
 
 @contextlib.asynccontextmanager

@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import signal
 from pathlib import Path
 
 import numpy as np
@@ -17,7 +16,7 @@ from cli import local
 from t2m.config import Settings
 from t2m.media import compose as media
 from t2m.vocabulary.request import VideoRequest
-from tests.helpers import T2M, asgi_client, cli_env, free_port, run_cli
+from tests.helpers import asgi_client, cli_env, free_port, generate_then_ctrl_c, run_cli
 from tests.media_checks import assert_broadcast_subtitles, probe
 from tests.scripted import ScriptedLLM, scene_code
 from workflows.client import start_video
@@ -122,18 +121,9 @@ async def test_ctrl_c_cancels_the_job_and_says_how_it_ended(
         scene_code(data["class_name"], "self.wait(900)") if task == "write_scene_code" else None
     )
     env = cli_env(settings, T2M_ALLOWED_MODELS='["offline/templates", "scripted/test"]')
-    proc = await asyncio.create_subprocess_exec(
-        T2M, "generate", "Square numbers", "--model", "scripted/test", "--quality", "low", "--json",
-        env=env, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
-    )  # fmt: skip
-    assert proc.stderr is not None
-    first = (await asyncio.wait_for(proc.stderr.readline(), timeout=60)).decode()
-    assert first.startswith("video-"), first  # its progress: the job exists
-    proc.send_signal(signal.SIGINT)
-    printed, err = await asyncio.wait_for(proc.communicate(), timeout=60)
-    answer = json.loads(printed)
-    assert proc.returncode == 130 and answer["status"] == "cancelled", (answer, err)
-    assert answer["job_id"] == first.split(":")[0]
+    code, answer, job = await generate_then_ctrl_c(env, "scripted/test")
+    assert code == 130 and answer["status"] == "cancelled", answer
+    assert answer["job_id"] == job
     described = await client.get_workflow_handle(answer["job_id"]).describe()
     assert described.status == WorkflowExecutionStatus.CANCELED  # it ended before the command
 

@@ -11,7 +11,6 @@ import contextlib
 import json
 import os
 import re
-import signal
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -23,7 +22,7 @@ from api.main import create_app
 from cli.remote import Config, Remote
 from cli.via_api import interrupted
 from t2m.config import Settings
-from tests.helpers import T2M, cli_env, free_port, run_cli, serve
+from tests.helpers import T2M, cli_env, free_port, generate_then_ctrl_c, run_cli, serve
 from tests.scripted import ScriptedLLM, plan_json, scene_code
 
 MODEL = "scripted/test"  # the API's settings allow it; the CLI's environment does not
@@ -118,18 +117,9 @@ async def test_generate_goes_through_the_running_api(
     scripted.handler = lambda task, data: (
         scene_code(data["class_name"], "self.wait(900)") if task == "write_scene_code" else None
     )
-    proc = await asyncio.create_subprocess_exec(
-        T2M, "generate", "Square numbers", "--model", MODEL, "--quality", "low", "--json",
-        env=env, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
-    )  # fmt: skip
-    assert proc.stderr is not None
-    first = (await asyncio.wait_for(proc.stderr.readline(), timeout=60)).decode()
-    assert first.startswith("video-"), first  # its progress: the job exists
-    proc.send_signal(signal.SIGINT)
-    printed, _ = await asyncio.wait_for(proc.communicate(), timeout=60)
-    answer = json.loads(printed)
-    assert proc.returncode == 130 and answer["status"] == "cancelled", answer
-    assert answer["job_id"] == first.split(":")[0]
+    code, answer, job_id = await generate_then_ctrl_c(env, MODEL)
+    assert code == 130 and answer["status"] == "cancelled", answer
+    assert answer["job_id"] == job_id
     async with httpx.AsyncClient(base_url=api_url, headers=alice, timeout=30) as http:
         for _ in range(120):
             r = await http.get(f"/api/v1/videos/jobs/{answer['job_id']}/status")
