@@ -18,6 +18,7 @@ from temporalio import workflow
 from temporalio.api.enums.v1 import EventType
 from temporalio.client import Client, WorkflowHandle
 from temporalio.common import VersioningBehavior, WorkerDeploymentVersion
+from temporalio.service import RPCError, RPCStatusCode
 from temporalio.worker import Worker
 
 with workflow.unsafe.imports_passed_through():
@@ -29,6 +30,7 @@ with workflow.unsafe.imports_passed_through():
     from tests.fakes import Fakes
     from workflows import activity_table as act
     from workflows.deployment import (
+        _not_yet_movable,
         _pin,
         _pin_request,
         adopt_older_builds,
@@ -272,6 +274,18 @@ async def test_a_run_that_ends_before_it_is_moved_is_reported_not_raised(
         await asyncio.wait_for(ended.result(), 60)
         request = _pin_request(client, ended.id, ended.result_run_id, build)
         assert await _pin(client, request) is False
+
+
+def test_a_move_the_server_gave_up_on_is_asked_again_and_a_wrong_one_is_not() -> None:
+    """Under load the server answered a move with CANCELLED "operation was canceled" and the
+    adoption raised (a full-suite run): such refusals say nothing about the request."""
+    assert _not_yet_movable(RPCError("operation was canceled", RPCStatusCode.CANCELLED, b""))
+    assert _not_yet_movable(RPCError("unavailable", RPCStatusCode.UNAVAILABLE, b""))
+    assert _not_yet_movable(
+        RPCError("version x is not present in task queue y", RPCStatusCode.FAILED_PRECONDITION, b"")
+    )
+    assert not _not_yet_movable(RPCError("already completed", RPCStatusCode.NOT_FOUND, b""))
+    assert not _not_yet_movable(RPCError("bad", RPCStatusCode.INVALID_ARGUMENT, b""))
 
 
 async def test_a_single_host_restarted_on_changed_code_adopts_the_runs_that_replay(

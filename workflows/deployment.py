@@ -153,17 +153,33 @@ async def adopt_older_builds(
     return outcome
 
 
+TRANSIENT = {
+    RPCStatusCode.CANCELLED,
+    RPCStatusCode.DEADLINE_EXCEEDED,
+    RPCStatusCode.UNAVAILABLE,
+    RPCStatusCode.RESOURCE_EXHAUSTED,
+}
+"""Refusals that say nothing about the request: it may be made again."""
+
+
+def _not_yet_movable(e: RPCError) -> bool:
+    """Whether a refused move of a run may be asked again."""
+    return e.status in TRANSIENT or "is not present in task queue" in e.message
+
+
 async def _pin(
     client: Client, request: UpdateWorkflowExecutionOptionsRequest, timeout_s: float = 30.0
 ) -> bool:
     """Move a run; retried while the server has not yet listed this build on the queue (a
-    version's task queues are registered asynchronously after its first poll). False if the run
-    has ended: listed as running, it may end before it is moved (a maintenance run at a
-    worker's start did, and the worker exited on the refusal)."""
+    version's task queues are registered asynchronously after its first poll) or gave up on the
+    request inside (CANCELLED "operation was canceled" was seen under load: the move is
+    idempotent, so it is asked again). False if the run has ended: listed as running, it may end
+    before it is moved (a maintenance run at a worker's start did, and the worker exited on the
+    refusal)."""
     try:
         await _until_accepted(
             lambda: client.workflow_service.update_workflow_execution_options(request),
-            lambda e: "is not present in task queue" in e.message,
+            _not_yet_movable,
             timeout_s,
         )
     except RPCError as e:
