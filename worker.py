@@ -41,7 +41,7 @@ from t2m.catalog import db
 from t2m.catalog.db import JobStore
 from t2m.catalog.storage import LocalStorage, Storage, StorageUnavailable, get_storage
 from t2m.catalog.tenancy import Tenancy
-from t2m.config import Settings, get_settings
+from t2m.config import DRAIN_MARGIN_S, WORKER_QUEUES, Settings, get_settings, parse_queues
 from t2m.jail.limits import JailUnavailable
 from t2m.jail.self_test import check_jail
 from t2m.keys import STORAGE_MARKER
@@ -53,15 +53,11 @@ from workflows.eval import EvalWorkflow
 from workflows.maintenance import ReconcileWorkflow, ensure_reconcile_schedule
 from workflows.video import VideoWorkflow
 
-QUEUES = ("video", "llm", "render")
 WORKFLOWS: list[type] = [VideoWorkflow, ReconcileWorkflow, EvalWorkflow]
 BLOCKING_NICENESS = 10
 """Blocking work (composing, narrating, storage transfers) runs in threads at this niceness: above
 renders (19), below the API, Temporal and this worker's event loop, which answers queries and
 heartbeats."""
-DRAIN_MARGIN_S = 10.0
-"""After the drain limit the SDK cancels what still runs; this long more for that to finish before
-the process exits regardless (deployments' grace periods leave room for it)."""
 log = logging.getLogger("t2m.worker")
 
 
@@ -72,7 +68,7 @@ def _lower_thread_priority() -> None:
 def build_workers(
     client: Client,
     settings: Settings,
-    queues: Sequence[str] = QUEUES,
+    queues: Sequence[str] = WORKER_QUEUES,
     jobs: JobStore | None = None,
 ) -> list[Worker]:
     """One Temporal worker per task queue this process serves (`render` brings its sibling
@@ -81,9 +77,9 @@ def build_workers(
     deployment version (runs are pinned to it); activity workers are not versioned: any
     release's serve any run (activity messages only gain defaulted fields), so render hosts roll
     out on their own."""
-    unknown = set(queues) - set(QUEUES)
+    unknown = set(queues) - set(WORKER_QUEUES)
     if unknown:
-        raise ValueError(f"unknown queue(s) {sorted(unknown)}; choose from {QUEUES}")
+        raise ValueError(f"unknown queue(s) {sorted(unknown)}; choose from {WORKER_QUEUES}")
     storage = get_storage(settings)
     tenancy = Tenancy(jobs.pool) if jobs is not None else None
     media = MediaActivities(settings, storage, tenancy)
@@ -141,7 +137,7 @@ def build_workers(
 async def running(
     client: Client,
     settings: Settings,
-    queues: Sequence[str] = QUEUES,
+    queues: Sequence[str] = WORKER_QUEUES,
     jobs: JobStore | None = None,
 ) -> AsyncIterator[list[Worker]]:
     """`build_workers`, polling until the block ends (then shut down); a worker of the video
@@ -205,7 +201,7 @@ def metrics_runtime(settings: Settings) -> Runtime | None:
 
 
 async def run(
-    settings: Settings, queues: Sequence[str] = QUEUES, adopt_older_builds: bool = False
+    settings: Settings, queues: Sequence[str] = WORKER_QUEUES, adopt_older_builds: bool = False
 ) -> int:
     """Serve `queues` until SIGINT/SIGTERM, then shut the workers down gracefully: polling stops
     and in-flight activities get `worker_drain_s` to finish. With `adopt_older_builds` (a
@@ -300,10 +296,6 @@ async def _drain(
     return 130 if sig == signal.SIGINT else 0  # Ctrl-C, as shells expect
 
 
-def parse_queues(text: str) -> list[str]:
-    return [q.strip() for q in text.split(",") if q.strip()]
-
-
 # --- a worker serves only the stack whose artifacts it can see ---------------------------------
 # A worker serves only the stack whose artifacts it can see.
 #
@@ -356,7 +348,7 @@ async def stack_mismatch(client: Client, settings: Settings, storage: Storage) -
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="t2m worker", description=__doc__)
     parser.add_argument(
-        "--queues", default=",".join(QUEUES), help="comma-separated: video,llm,render"
+        "--queues", default=",".join(WORKER_QUEUES), help="comma-separated: video,llm,render"
     )
     parser.add_argument(
         "--adopt-older-builds",

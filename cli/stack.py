@@ -23,8 +23,7 @@ from temporalio.client import Client
 from cli.supervisor import ChildProcess, CrashLoop, Guard, Service, Supervisor
 from t2m.catalog import local_postgres
 from t2m.catalog.storage import StorageUnavailable, get_storage
-from t2m.config import Settings, check_bind
-from worker import DRAIN_MARGIN_S, QUEUES, parse_queues
+from t2m.config import DRAIN_MARGIN_S, WORKER_QUEUES, Settings, check_bind, parse_queues
 from workflows.client import connect, ensure_search_attributes
 
 API_DRAIN_S = 30
@@ -113,12 +112,14 @@ async def wait_for_http(url: str, timeout_s: float = 60.0) -> None:
             await asyncio.sleep(0.3)
 
 
-async def up(settings: Settings, queues: str = ",".join(QUEUES)) -> int:
+async def up(settings: Settings, queues: str = ",".join(WORKER_QUEUES)) -> int:
     """Run the stack until interrupted, its worker serving `queues`; returns the exit code."""
     check_bind(settings)
-    unknown = set(parse_queues(queues)) - set(QUEUES)
+    unknown = set(parse_queues(queues)) - set(WORKER_QUEUES)
     if unknown or not parse_queues(queues):
-        print(f"t2m up: --queues {queues!r}: choose from {','.join(QUEUES)}", file=sys.stderr)
+        print(
+            f"t2m up: --queues {queues!r}: choose from {','.join(WORKER_QUEUES)}", file=sys.stderr
+        )
         return 2
     try:  # refuse at once rather than start a stack whose jobs cannot store anything
         await asyncio.to_thread(get_storage(settings).check)
@@ -167,7 +168,7 @@ async def up(settings: Settings, queues: str = ",".join(QUEUES)) -> int:
         await stack.add(ChildProcess("api", api, logs / "api.log", env, api_stop_s))
         # /health also wants a worker on every queue; when other hosts serve some queues, it
         # stays degraded until they join, so only wait for the API itself to answer.
-        ready = "/health" if set(parse_queues(queues)) == set(QUEUES) else "/metrics"
+        ready = "/health" if set(parse_queues(queues)) == set(WORKER_QUEUES) else "/metrics"
         await wait_for_http(f"http://{_url_host(settings.api_host)}:{settings.api_port}{ready}")
         _print_banner(settings, logs)
         await stack.watch(stop)

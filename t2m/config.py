@@ -197,6 +197,18 @@ class Settings(BaseSettings):
         return f"{self.task_queue_prefix}-{kind}"
 
 
+WORKER_QUEUES = ("video", "llm", "render")
+"""What a worker process can serve (`t2m worker --queues`, `t2m up --queues`): `render` brings its
+sibling `media` (the finishing steps run on render hosts)."""
+DRAIN_MARGIN_S = 10.0
+"""After the drain limit the SDK cancels what still runs; this long more for that to finish before
+the process exits regardless (deployments' grace periods leave room for it)."""
+
+
+def parse_queues(text: str) -> list[str]:
+    return [q.strip() for q in text.split(",") if q.strip()]
+
+
 SECRETS_DIR = "/run/secrets/t2m"
 
 

@@ -38,9 +38,8 @@ import pytest
 import yaml
 from pydantic import ValidationError
 
-import worker
 from cli.main import _parser as t2m_parser
-from t2m.config import Settings
+from t2m.config import WORKER_QUEUES, Settings, parse_queues
 
 ROOT = Path(__file__).resolve().parents[1]
 COMPOSE = ROOT / "docker-compose.yml"
@@ -111,8 +110,8 @@ def check_command(argv: Any) -> tuple[list[str], list[str]]:
         parsed = t2m_parser().parse_args(args)
         if parsed.command != "worker":
             return [f"`t2m {parsed.command}` is not a service command"], []
-        queues = worker.parse_queues(parsed.queues)
-        unknown = sorted(set(queues) - set(worker.QUEUES))
+        queues = parse_queues(parsed.queues)
+        unknown = sorted(set(queues) - set(WORKER_QUEUES))
         if unknown or not queues:
             return [f"`t2m worker` serves no queue named {unknown or queues}"], []
         return [], queues
@@ -212,8 +211,8 @@ def check_deployment(
         if len(values) > 1:
             errors.append(f"{key} differs between containers: {sorted(map(str, values))}")
     covered = {q for qs in served.values() for q in qs}
-    if covered != set(worker.QUEUES):
-        errors.append(f"queues {sorted(set(worker.QUEUES) - covered)} have no worker")
+    if covered != set(WORKER_QUEUES):
+        errors.append(f"queues {sorted(set(WORKER_QUEUES) - covered)} have no worker")
     if hosts is not None:
         for name, s in settings.items():
             targets = {

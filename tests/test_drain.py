@@ -21,7 +21,7 @@ from temporalio.client import Client, WorkflowHandle
 from cli.stack import wait_for_temporal
 from t2m.catalog import db
 from t2m.catalog.storage import get_storage
-from t2m.config import Settings
+from t2m.config import DRAIN_MARGIN_S, Settings
 from t2m.vocabulary.job import JobRecord, JobStatus
 from t2m.vocabulary.plan import Artifacts
 from t2m.vocabulary.request import VideoRequest
@@ -36,7 +36,6 @@ from tests.helpers import (
     stop_up,
 )
 from tests.test_stack import up_env
-from worker import DRAIN_MARGIN_S
 from workflows.client import start_video
 
 REQUEST = VideoRequest(
