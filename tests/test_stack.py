@@ -9,18 +9,19 @@ import os
 import re
 import signal
 import subprocess
+import urllib.error
 import urllib.parse
 import urllib.request
 from pathlib import Path
 
-from temporalio.client import WorkflowExecutionStatus
+from temporalio.client import Client, WorkflowExecutionStatus
 
 from cli.stack import wait_for_temporal
 from t2m.config import Settings
 from t2m.vocabulary.job import VideoResult
 from t2m.vocabulary.request import VideoRequest
 from tests.helpers import free_port, readme_walkthrough, start_up, stop_up
-from workflows.client import start_video
+from workflows.client import queue_pollers, start_video
 
 
 def up_env(tmp_path: Path) -> tuple[dict[str, str], Settings, int, int]:
@@ -127,17 +128,42 @@ async def replaced(up: subprocess.Popen, needle: str, old: int, timeout_s: float
 
 
 async def health_ok(api: int, timeout_s: float) -> float:
-    """Seconds until /health answers 200."""
-    start = asyncio.get_running_loop().time()
-    while asyncio.get_running_loop().time() - start < timeout_s:
+    """Seconds until /health answers 200; on timeout, its last answer (which check was not ok)."""
+    loop = asyncio.get_running_loop()
+    start = loop.time()
+    last = "none"
+    while loop.time() - start < timeout_s:
         try:
             with urllib.request.urlopen(f"http://127.0.0.1:{api}/health", timeout=3) as r:
                 if r.status == 200:
-                    return asyncio.get_running_loop().time() - start
-        except OSError:
-            pass
+                    return loop.time() - start
+        except urllib.error.HTTPError as e:
+            last = f"{e.code} {e.read().decode()}"
+        except OSError as e:
+            last = f"{type(e).__name__}: {e}"
         await asyncio.sleep(0.25)
-    raise AssertionError(f"/health not back within {timeout_s} s")
+    raise AssertionError(f"/health not back within {timeout_s} s; its last answer: {last}")
+
+
+async def polling(client: Client, settings: Settings, pid: int, timeout_s: float) -> float:
+    """Seconds until the worker process `pid` polls every t2m task queue (pollers are named
+    `pid@host`, the SDK's default identity). /health cannot tell: a killed worker's pollers stay
+    listed (POLLER_FRESH_S), so it answers 200 before its replacement is up."""
+    loop = asyncio.get_running_loop()
+    start = loop.time()
+    while True:
+        pollers = await queue_pollers(client, settings)
+        missing = [
+            kind
+            for kind, listed in pollers.items()
+            if not any(p.identity.startswith(f"{pid}@") for p in listed)
+        ]
+        if not missing:
+            return loop.time() - start
+        if loop.time() - start > timeout_s:
+            seen = {kind: [p.identity for p in listed] for kind, listed in pollers.items()}
+            raise AssertionError(f"worker {pid} polls no {missing} after {timeout_s} s: {seen}")
+        await asyncio.sleep(0.25)
 
 
 async def test_up_restarts_a_killed_worker_and_temporal_and_jobs_complete(tmp_path: Path) -> None:
@@ -158,11 +184,17 @@ async def test_up_restarts_a_killed_worker_and_temporal_and_jobs_complete(tmp_pa
         worker = await replaced(proc, "-m worker", old=0)
         await asyncio.sleep(4)  # mid-job: plans written, renders under way
         os.kill(worker, signal.SIGKILL)
-        await replaced(proc, "-m worker", worker)
+        worker = await replaced(proc, "-m worker", worker)
+        # Temporal is killed under a worker that is up, so that it has to reconnect. Its cold
+        # start is ~5.7 s of CPU (imports, litellm's most): 9-17 s at load 6-10 on 2 cores.
+        await polling(client, settings, worker, 45)
         temporal = child_pid(proc, "start-dev")
         assert temporal is not None
         os.kill(temporal, signal.SIGKILL)
         await replaced(proc, "start-dev", temporal)
+        # The new server answers 1.5-2 s after its restart; the API's client and the worker's
+        # pollers come back at once, the render queue's when a render ends (the worker polls
+        # only with a slot free): 2.1-6.0 s at load 6-10 on 2 cores.
         assert await health_ok(api, 15) < 15
 
         client = await wait_for_temporal(settings, timeout_s=30)

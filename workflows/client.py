@@ -16,7 +16,7 @@ from temporalio.api.operatorservice.v1 import (
     AddSearchAttributesRequest,
     ListSearchAttributesRequest,
 )
-from temporalio.api.taskqueue.v1 import TaskQueue
+from temporalio.api.taskqueue.v1 import PollerInfo, TaskQueue
 from temporalio.api.workflowservice.v1 import (
     DescribeTaskQueueRequest,
     DescribeWorkflowExecutionRequest,
@@ -83,31 +83,41 @@ POLLER_FRESH_S = 120
 """A worker re-polls at least every ~70 s; one not seen for longer is gone."""
 
 
-async def queue_workers(client: Client, settings: Settings) -> dict[str, str]:
-    """For each t2m task queue, "ok" when a worker has polled it lately, else why not."""
+async def queue_pollers(client: Client, settings: Settings) -> dict[str, list[PollerInfo]]:
+    """The pollers the server lists on each t2m task queue, by kind. A server forgets them when
+    it restarts (they are not in its database), lists a gone worker's until they age out, and
+    does not list a worker whose task slots are all busy (it polls only with a slot free)."""
     kinds = {
         "video": TaskQueueType.TASK_QUEUE_TYPE_WORKFLOW,
         "llm": TaskQueueType.TASK_QUEUE_TYPE_ACTIVITY,
         "render": TaskQueueType.TASK_QUEUE_TYPE_ACTIVITY,
         "media": TaskQueueType.TASK_QUEUE_TYPE_ACTIVITY,
     }
-    now = datetime.now(UTC)
-    found: dict[str, str] = {}
+    found: dict[str, list[PollerInfo]] = {}
     for kind, queue_type in kinds.items():
-        name = settings.queue(kind)
         described = await client.workflow_service.describe_task_queue(
             DescribeTaskQueueRequest(
                 namespace=client.namespace,
-                task_queue=TaskQueue(name=name),
+                task_queue=TaskQueue(name=settings.queue(kind)),
                 task_queue_type=queue_type,
             )
         )
+        found[kind] = list(described.pollers)
+    return found
+
+
+async def queue_workers(client: Client, settings: Settings) -> dict[str, str]:
+    """For each t2m task queue, "ok" when a worker has polled it lately, else why not."""
+    now = datetime.now(UTC)
+    found: dict[str, str] = {}
+    for kind, pollers in (await queue_pollers(client, settings)).items():
         fresh = [
             p
-            for p in described.pollers
+            for p in pollers
             if (now - p.last_access_time.ToDatetime(UTC)).total_seconds() < POLLER_FRESH_S
         ]
-        found[f"workers_{kind}"] = "ok" if fresh else f"error: no worker polls {name}"
+        ok = "ok" if fresh else f"error: no worker polls {settings.queue(kind)}"
+        found[f"workers_{kind}"] = ok
     return found
 
 
