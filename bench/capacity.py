@@ -164,7 +164,9 @@ class TreeCPU:
                 time.sleep(0.1)
 
 
-def cpu_by_role(procs: dict[str, psutil.Process], worker_tree: TreeCPU | None) -> dict[str, float]:
+def cpu_by_role(
+    procs: dict[str, psutil.Process], worker_tree: TreeCPU | None = None
+) -> dict[str, float]:
     out: dict[str, float] = {}
     for role, proc in procs.items():
         own, kids = cpu_of(proc)
