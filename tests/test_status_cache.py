@@ -28,7 +28,13 @@ from t2m.vocabulary.job import JobStatus
 from t2m.vocabulary.request import VideoRequest
 from tests.helpers import asgi_client, catalog_request, serve
 from tests.scripted import ScriptedLLM, plan_json, scene_code
-from workflows.client import QUERY_TIMEOUT, history_growth, job_status, job_status_since
+from workflows.client import (
+    QUERY_TIMEOUT,
+    history_growth,
+    job_status,
+    job_status_since,
+    start_video,
+)
 from workflows.video import VideoWorkflow
 
 
@@ -393,6 +399,26 @@ async def started_without_status(
         VideoWorkflow.run, req, id=job_id, task_queue=settings.queue("video")
     )
     return job_id
+
+
+async def test_a_query_no_worker_answers_ends_within_its_timeout(
+    settings: Settings, client: Client
+) -> None:
+    """Until a run's first workflow task completes the server holds one query for it and refuses
+    the others at once (RESOURCE_EXHAUSTED: "consistent query buffer is full"), which the SDK
+    retries, each try with its own RPC timeout (10 at once took 6-20 s; alone, 1 in 12 took 6.1
+    s). Asking for a decision (a cancel, a retry) still ends within the query timeout, and the
+    describe answers."""
+    handle = await start_video(client, settings, catalog_request("alice", "Asked at once"))
+
+    async def asked() -> float:
+        t = time.perf_counter()
+        assert (await job_status(handle)).status == "running"  # the describe's view
+        return time.perf_counter() - t
+
+    took = await asyncio.gather(*(asked() for _ in range(4)))
+    await handle.terminate()
+    assert max(took) < QUERY_TIMEOUT.total_seconds() + 1, took
 
 
 async def test_a_deleted_job_is_not_found_at_once_even_while_its_refresh_waits(
