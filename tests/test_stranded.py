@@ -20,13 +20,7 @@ with workflow.unsafe.imports_passed_through():
     from t2m.vocabulary.request import VideoRequest
     from tests.fakes import Fakes, running
     from tests.helpers import asgi_client
-    from workflows.client import (
-        held_jobs,
-        history_growth,
-        job_status,
-        job_status_since,
-        start_video,
-    )
+    from workflows.client import held_jobs, history_growth, job_status, job_status_since
     from workflows.video import VideoWorkflow
 
 
@@ -45,34 +39,6 @@ class BuggyVideoWorkflow(VideoWorkflow):
 
     async def _assemble(self, req: VideoRequest, media: list[SceneMedia]) -> Artifacts:
         return {}["the missing key"]  # type: ignore[index]
-
-
-@workflow.defn(name="VideoWorkflow", versioning_behavior=VersioningBehavior.PINNED)
-class UnstartableVideoWorkflow(VideoWorkflow):
-    """A build whose workflow cannot even start: its first workflow task fails."""
-
-    @workflow.run
-    async def run(self, req: VideoRequest) -> VideoResult:
-        return {}["the missing key"]  # type: ignore[index]
-
-
-async def test_a_job_held_at_its_first_workflow_task_says_so(client, settings: Settings) -> None:
-    """No workflow task completed, so the run still has the status it started with (queued), but
-    a worker took it and keeps failing it: running, and held."""
-    prefix = f"stranded-{uuid.uuid4().hex[:8]}"
-    ours = settings.model_copy(update={"task_queue_prefix": prefix})
-    req = VideoRequest(topic="Circles", model="fake/model")
-    async with running(client, Fakes(), workflows=(UnstartableVideoWorkflow,), prefix=prefix):
-        handle = await start_video(client, ours, req)
-        started = time.monotonic()
-        while True:
-            status, _ = await job_status_since(client, handle.id, queued(handle.id), "")
-            if status.held is not None:
-                break
-            assert status.status == "queued" and time.monotonic() - started < 60, status
-            await asyncio.sleep(0.2)
-        await handle.terminate()
-    assert status.status == "running" and "held by a worker problem" in status.held
 
 
 async def test_a_bug_in_workflow_code_holds_the_job_until_a_fix_completes_it(

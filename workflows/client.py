@@ -37,7 +37,6 @@ from t2m.config import Settings
 from t2m.vocabulary.job import JobStatus, new_job_id
 from t2m.vocabulary.request import VideoRequest
 from workflows.search import SA_STAGE, SEARCH_ATTRIBUTES, search_attributes
-from workflows.state import RunState
 from workflows.ui import static_details, static_summary
 from workflows.video import STATUS_MEMO, VideoWorkflow
 
@@ -160,17 +159,11 @@ async def start_video(
     """Start a video workflow. Its task priority (1 = most urgent) and fairness key (default: one
     per owner; a batch such as `t2m eval` passes its own) are inherited by all its activities, so
     within a priority level the queues take turns between keys instead of first come, first
-    served. The Web UI lists it by its topic (static summary) and shows who asked for what.
-
-    The run starts with its status in its memo (`STATUS_MEMO`: queued, as the run's own state
-    before its first workflow task), so that until a worker picks it up a describe says so: a
-    query cannot be answered before then, and with no worker polling it waited out its timeout
-    (3.0 s for the first status of every new job while no worker was free)."""
-    job_id = job_id or new_job_id()
+    served. The Web UI lists it by its topic (static summary) and shows who asked for what."""
     return await client.start_workflow(
         VideoWorkflow.run,
         req,
-        id=job_id,
+        id=job_id or new_job_id(),
         task_queue=settings.queue("video"),
         priority=Priority(
             priority_key=priority_key,
@@ -180,7 +173,6 @@ async def start_video(
         static_summary=static_summary(req),
         static_details=static_details(req),
         search_attributes=search_attributes(req),
-        memo={STATUS_MEMO: RunState.of(req, job_id).status},
     )
 
 
@@ -273,18 +265,6 @@ async def _described(handle: WorkflowHandle[Any, Any], known: JobStatus | None) 
     return status.model_copy(update=update)
 
 
-def _with_held(status: JobStatus, held: str | None) -> JobStatus:
-    """`status` with the describe's `held`: a run whose workflow task keeps failing was taken by
-    a worker, so it is running even while its status is still the one it started with (queued),
-    as `_described` says it."""
-    if held == status.held:
-        return status
-    update: dict[str, Any] = {"held": held}
-    if held is not None and status.status == "queued":
-        update["status"] = "running"
-    return status.model_copy(update=update)
-
-
 async def job_status(handle: WorkflowHandle[Any, Any], known: JobStatus | None = None) -> JobStatus:
     """The workflow's own status; if no worker answers in time, what `describe()` adds to `known`."""
     return await _queried(handle) or await _described(handle, known)
@@ -329,9 +309,9 @@ async def job_status_since(
     now = f"{info.execution.run_id}/{info.history_length}"
     held = held_reason(desc)
     if now == seen:
-        return _with_held(known, held), now
+        return (known if held == known.held else known.model_copy(update={"held": held})), now
     if (status := await _memo_status(client, _memo_field(info.memo))) is not None:
-        return _with_held(status, held), now
+        return (status if held is None else status.model_copy(update={"held": held})), now
     if (status := await _queried(handle)) is not None:
         return status, now
     return await _described(handle, known), ""
@@ -343,9 +323,9 @@ async def history_growth(
     """The `seen` of the run in `seen` (its run and history length, as `job_status_since` returns
     it) each time its history grows, and each time the server's long poll ends with no new event
     (every ~20 s), with the run's status at that length when the history says it: the last status
-    its memo was given (at its start, `start_video`, or since, `VideoWorkflow._publish_status`);
-    None for a run that keeps none, and after a failed or timed-out workflow task until the next
-    upsert (a held run's status says so only through a describe). Ends when the run closes.
+    its memo was given (`VideoWorkflow._publish_status`); None for a run that keeps none, and
+    after a failed or timed-out workflow task until the next upsert (a held run's status says so
+    only through a describe). Ends when the run closes.
 
     One long poll of the history at a time, held by the server until an event lands: watching a
     job that waits costs the server ~0.2 ms of CPU per 20 s (measured with 200 watched jobs),
@@ -368,9 +348,7 @@ async def history_growth(
         )
         upserted: Payload | None = None
         for event in page.history.events:
-            if event.event_type == EventType.EVENT_TYPE_WORKFLOW_EXECUTION_STARTED:
-                upserted = _memo_field(event.workflow_execution_started_event_attributes.memo)
-            elif event.event_type == EventType.EVENT_TYPE_WORKFLOW_PROPERTIES_MODIFIED:
+            if event.event_type == EventType.EVENT_TYPE_WORKFLOW_PROPERTIES_MODIFIED:
                 attributes = event.workflow_properties_modified_event_attributes
                 upserted = _memo_field(attributes.upserted_memo) or upserted
             elif event.event_type in _TASK_TROUBLE:

@@ -44,8 +44,7 @@ with workflow.unsafe.imports_passed_through():
 
 STATUS_MEMO = "status"
 """The memo field that holds the run's status: what the `status` query answers, upserted in the
-workflow task that changed it (`VideoWorkflow._publish_status`); a run started by
-`workflows.client.start_video` has it from its start (queued), before any worker took it."""
+workflow task that changed it (`VideoWorkflow._publish_status`)."""
 STATUS_MEMO_PATCH = "status-memo"
 """Runs started before the memo was kept replay without it (and are asked by query)."""
 
