@@ -12,7 +12,8 @@ from typing import Any
 
 from litellm import CustomLLM, ModelResponse
 
-from t2m.authoring.llm.offline import OfflineLLM, message_text, parse_prompt
+from t2m.authoring.llm.offline import message_text, parse_prompt
+from t2m.authoring.llm.offline.provider import OfflineLLM
 
 Handler = Callable[[str, dict], str | None]
 Gate = Callable[[str, dict], Awaitable[None]]

@@ -217,3 +217,24 @@ def test_the_supervisor_of_t2m_up_does_not_load_the_worker() -> None:
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT)
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "[]"
+
+
+def test_a_worker_imports_litellm_only_for_its_first_model_call() -> None:
+    """`import litellm` was ~80% of a worker's start (~4 s of CPU): a worker restarted after a
+    crash polls that much sooner, and a render host that never calls a model never pays it. The
+    first call imports it, with the offline provider registered."""
+    code = (
+        "import asyncio, sys, worker\n"
+        "from t2m.authoring.llm import ModelClient\n"
+        "print('litellm' in sys.modules)\n"
+        "hi = [{'role': 'user', 'content': 'hi'}]\n"
+        "print(asyncio.run(ModelClient().complete('offline/templates', hi)).text)\n"
+        "print('litellm' in sys.modules)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.splitlines() == [
+        "False",
+        "The offline model only answers t2m's own prompts.",
+        "True",
+    ]

@@ -4,6 +4,7 @@ import pytest
 
 from t2m.authoring import steps as authoring
 from t2m.authoring.llm import ModelClient, offline
+from t2m.authoring.llm.offline.provider import OfflineLLM
 from t2m.render.static_check import static_check
 
 TOPICS = [
@@ -103,7 +104,7 @@ async def test_offline_doc_queries_name_what_the_error_is_about() -> None:
 
 
 def test_unknown_prompt_gets_a_plain_answer() -> None:
-    response = offline.OfflineLLM().completion(
+    response = OfflineLLM().completion(
         model="templates", messages=[{"role": "user", "content": "hi"}]
     )
     assert "only answers" in response.choices[0].message.content

@@ -16,10 +16,9 @@ import tempfile
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
+from types import ModuleType
 
-import litellm
-
-from t2m.authoring.llm import NON_RETRYABLE, missing_key, readable
+from t2m.authoring.llm import litellm_loaded, missing_key, non_retryable, readable
 from t2m.catalog.storage import Storage
 from t2m.keys import speech_cache_key
 from t2m.vocabulary.usage import Usage
@@ -48,7 +47,7 @@ class Spoken:
     usage: Usage
 
 
-def _cost(response: object, model: str, text: str) -> float:
+def _cost(litellm: ModuleType, response: object, model: str, text: str) -> float:
     """The request's USD cost as litellm prices it (per character for OpenAI's TTS models);
     0 when no price is known (local servers)."""
     priced = getattr(response, "_hidden_params", {}).get("response_cost")
@@ -93,11 +92,12 @@ class SpeechClient:
 
     async def _request(self, voice: str, text: str) -> tuple[bytes, float]:
         model, name = split_voice(voice)
+        litellm = await litellm_loaded()
         try:
             response = await litellm.aspeech(
                 model=model, voice=name, input=text, timeout=TIMEOUT_S, max_retries=0
             )
-        except (*NON_RETRYABLE, litellm.UnsupportedParamsError) as e:
+        except (*non_retryable(litellm), litellm.UnsupportedParamsError) as e:
             raise SpeechError(f"voice {voice!r} cannot be used: {readable(e)}") from e
         except litellm.APIConnectionError as e:
             if "not supported" in str(e).lower() or "llm provider" in str(e).lower():
@@ -108,7 +108,7 @@ class SpeechClient:
             raise SpeechError(f"voice {voice!r} answered with no audio")
         if len(audio) > MAX_SPEECH_BYTES:
             raise SpeechError(f"voice {voice!r} answered with more than {MAX_SPEECH_BYTES} bytes")
-        return audio, _cost(response, model, text)
+        return audio, _cost(litellm, response, model, text)
 
     async def speak(self, voice: str, sentences: list[str]) -> Spoken:
         """Each sentence's audio, from the cache or the provider (the cost of each answered
@@ -122,6 +122,7 @@ class SpeechClient:
                 audio.append(kept)
                 usage = usage.plus(Usage(calls=1, cached_calls=1))
                 continue
+            await litellm_loaded()  # imported off the event loop before missing_key asks it
             if absent := missing_key(model):
                 raise SpeechError(f"voice {voice!r} cannot be used: {absent} is not set")
             data, cost = await self._request(voice, text)

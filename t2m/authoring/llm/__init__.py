@@ -1,7 +1,9 @@
 """Every model call goes through litellm; `offline/...` is a custom provider registered here.
 
-Importing this module registers the built-in providers, so a worker that can run an activity can
-serve `offline/...` names exactly the way litellm serves `openai/...` or `gemini/...`.
+litellm is imported on first use (`litellm_module`), with the built-in providers registered, so
+a worker serves `offline/...` names exactly the way litellm serves `openai/...` or `gemini/...`.
+Importing it costs ~4 s of CPU, ~80% of a worker's start: a restarted worker polls that much
+sooner, and a render host that never calls a model never pays it.
 `ModelClient` adds what every stage needs around a call: a durable response cache (so a retry or
 an identical request does not pay twice), token and cost accounting, and the split between errors
 worth retrying (rate limits, timeouts, outages: raised as they are, for Temporal's retry policy)
@@ -15,20 +17,45 @@ import hashlib
 import json
 import re
 import tempfile
+import threading
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
-
-import litellm
-from litellm import CustomLLM
+from types import ModuleType
+from typing import TYPE_CHECKING
 
 from t2m import keys
-from t2m.authoring.llm.offline import OfflineLLM
 from t2m.catalog.storage import Storage
 from t2m.errors import ErrorKind, T2mError
 from t2m.vocabulary.usage import Usage
 
-litellm.suppress_debug_info = True  # no "Provider List" banners in worker logs
+if TYPE_CHECKING:
+    from litellm import CustomLLM, ModelResponse
+
+_litellm: ModuleType | None = None
+_loading = threading.Lock()
+
+
+def litellm_module() -> ModuleType:
+    """litellm, imported the first time it is asked for, with the offline provider registered
+    (blocking: from the event loop, await `litellm_loaded` instead)."""
+    global _litellm
+    with _loading:
+        if _litellm is None:
+            import litellm
+
+            from t2m.authoring.llm.offline.provider import OfflineLLM
+
+            litellm.suppress_debug_info = True  # no "Provider List" banners in worker logs
+            _register(litellm, "offline", OfflineLLM())
+            _litellm = litellm
+    return _litellm
+
+
+async def litellm_loaded() -> ModuleType:
+    """`litellm_module()`, imported in a thread the first time, so the event loop (heartbeats,
+    queries, other activities) goes on meanwhile."""
+    return _litellm if _litellm is not None else await asyncio.to_thread(litellm_module)
 
 
 class ModelError(T2mError):
@@ -37,12 +64,14 @@ class ModelError(T2mError):
     kind = ErrorKind.MODEL_ERROR
 
 
-NON_RETRYABLE = (
-    litellm.AuthenticationError,
-    litellm.NotFoundError,
-    litellm.BadRequestError,
-    litellm.PermissionDeniedError,
-)
+def non_retryable(litellm: ModuleType) -> tuple[type[Exception], ...]:
+    """litellm's errors that a retry cannot fix: bad key, unknown model, rejected request."""
+    return (
+        litellm.AuthenticationError,
+        litellm.NotFoundError,
+        litellm.BadRequestError,
+        litellm.PermissionDeniedError,
+    )
 
 
 _CREDENTIALS = re.compile(r"missing credentials|api_key client option must be set", re.IGNORECASE)
@@ -66,7 +95,7 @@ def missing_key(model: str) -> str | None:
     Only keys count: a provider that lacks an optional base URL (Ollama's) is not refused.
     """
     try:
-        env = litellm.validate_environment(model)
+        env = litellm_module().validate_environment(model)
     except Exception:  # a name litellm cannot place: the call itself says why
         return None
     missing = [k for k in env.get("missing_keys", []) if k.endswith(("_KEY", "_TOKEN"))]
@@ -83,12 +112,16 @@ class Completion:
 
 def register_provider(name: str, handler: CustomLLM) -> None:
     """Serve model names `name/...` with `handler` (replacing an earlier registration)."""
-    litellm.custom_provider_map = [
-        p for p in litellm.custom_provider_map if p["provider"] != name
-    ] + [{"provider": name, "custom_handler": handler}]
+    _register(litellm_module(), name, handler)
 
 
-def _cost(response: litellm.ModelResponse, model: str) -> float:
+def _register(litellm: ModuleType, name: str, handler: CustomLLM) -> None:
+    providers = litellm.custom_provider_map  # changed in place: litellm reads this very list
+    providers[:] = [p for p in providers if p["provider"] != name]
+    providers.append({"provider": name, "custom_handler": handler})
+
+
+def _cost(litellm: ModuleType, response: ModelResponse, model: str) -> float:
     """The call's USD cost as litellm priced it (a custom provider's model is priced under the
     name it was asked by, e.g. after `litellm.register_model`); 0 when no price is known. A model
     litellm found no price for and none is registered under is not priced again: the search
@@ -148,13 +181,14 @@ class ModelClient:
             text = await asyncio.to_thread(_cached, self.cache, key)
             if text is not None:
                 return Completion(text, Usage(calls=1, cached_calls=1))
+        litellm = await litellm_loaded()
         if absent := missing_key(model):
             raise ModelError(f"model {model!r} cannot be used: {absent} is not set")
         try:
             response = await litellm.acompletion(
                 model=model, messages=messages, temperature=self.TEMPERATURE
             )
-        except NON_RETRYABLE as e:
+        except non_retryable(litellm) as e:
             raise ModelError(f"model {model!r} cannot be used: {readable(e)}") from e
         except litellm.InternalServerError as e:
             if _CREDENTIALS.search(str(e)):  # a key litellm found nowhere (e.g. in a config)
@@ -166,7 +200,7 @@ class ModelClient:
             calls=1,
             prompt_tokens=int(getattr(u, "prompt_tokens", 0) or 0),
             completion_tokens=int(getattr(u, "completion_tokens", 0) or 0),
-            cost_usd=_cost(response, model),
+            cost_usd=_cost(litellm, response, model),
         )
         if self.book is not None and usage.cost_usd > 0:
             # Shielded: a cancel arriving now must not lose what the provider has charged.
@@ -177,6 +211,3 @@ class ModelClient:
                 path.write_text(json.dumps({"model": model, "text": text}))
                 await asyncio.to_thread(self.cache.put_file, key, path)
         return Completion(text, usage)
-
-
-register_provider("offline", OfflineLLM())

@@ -5,16 +5,14 @@ answers in the same format. It does not know any topic: it presents the context 
 every sentence narrated once and shown in full, formulas typeset with a legend, visuals chosen
 from what the sentences talk about — in the requested style, paced to the narration's timings.
 Plain-text code is its fix; its documentation searches for an error name the Manim API the error
-and the code share (`errors.py`).
+and the code share (`errors.py`). The litellm provider that serves it is `provider.OfflineLLM`
+(this package does not import litellm).
 """
 
 from __future__ import annotations
 
 import json
 import re
-from typing import Any
-
-from litellm import CustomLLM, ModelResponse
 
 from t2m.authoring.llm.offline.code import fallback_code, scene_code
 from t2m.authoring.llm.offline.errors import doc_queries
@@ -22,7 +20,6 @@ from t2m.authoring.llm.offline.planner import plan, storyboard
 from t2m.authoring.llm.offline.text import find_formulas, strip_tex_io, to_latex
 
 __all__ = [
-    "OfflineLLM",
     "doc_queries",
     "fallback_code",
     "find_formulas",
@@ -34,37 +31,6 @@ __all__ = [
     "strip_tex_io",
     "to_latex",
 ]
-
-
-class OfflineLLM(CustomLLM):
-    """Answers t2m's prompts (plan, storyboard, code, doc searches, fix, critique)
-    deterministically."""
-
-    def completion(self, *args: Any, **kwargs: Any) -> ModelResponse:
-        return self._respond(kwargs["model"], kwargs["messages"])
-
-    async def acompletion(self, *args: Any, **kwargs: Any) -> ModelResponse:
-        return self._respond(kwargs["model"], kwargs["messages"])
-
-    def _respond(self, model: str, messages: list[dict]) -> ModelResponse:
-        prompt = message_text(messages)
-        task, data = parse_prompt(prompt)
-        text = answer(task, data)
-        return ModelResponse(
-            model=model,
-            choices=[
-                {
-                    "index": 0,
-                    "finish_reason": "stop",
-                    "message": {"role": "assistant", "content": text},
-                }
-            ],
-            usage={
-                "prompt_tokens": len(prompt) // 4,
-                "completion_tokens": len(text) // 4,
-                "total_tokens": (len(prompt) + len(text)) // 4,
-            },
-        )
 
 
 def answer(task: str, data: dict) -> str:
