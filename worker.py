@@ -36,6 +36,7 @@ from activities.llm import LLMActivities
 from activities.media import MediaActivities
 from activities.metrics import HISTOGRAM_BUCKETS, MetricsInterceptor
 from activities.split import SplitActivities
+from t2m import scratch
 from t2m.authoring.llm import ModelClient
 from t2m.catalog import db
 from t2m.catalog.db import JobStore
@@ -360,10 +361,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
     logging.getLogger("botocore").setLevel(logging.WARNING)  # one line per S3 client otherwise
+    workdirs = scratch.claim()  # and remove what killed workers on this host left
     # Not asyncio.run: its clean-up would wait for the tasks a timed-out drain leaves behind.
     loop = asyncio.new_event_loop()
     code = run(get_settings(), parse_queues(args.queues), args.adopt_older_builds)
-    return loop.run_until_complete(code)
+    try:
+        return loop.run_until_complete(code)
+    finally:
+        scratch.release(workdirs)
 
 
 if __name__ == "__main__":

@@ -18,8 +18,9 @@ from tests.helpers import cli_env, gone, runners_under
 from workflows.client import job_status, start_video
 
 
-def start_worker(settings: Settings, log: Path) -> subprocess.Popen:
-    env = cli_env(settings, T2M_RENDER_CONCURRENCY="1")  # scenes render one after another
+def start_worker(settings: Settings, log: Path, tmp: Path) -> subprocess.Popen:
+    # scenes render one after another; the worker's scratch files go under `tmp`
+    env = cli_env(settings, T2M_RENDER_CONCURRENCY="1", TMPDIR=str(tmp))
     return subprocess.Popen(
         [sys.executable, "-m", "worker"],
         env=env,
@@ -44,7 +45,9 @@ async def test_killed_worker_resumes_without_rerendering(
         quality="low",
     )
     first_log, second_log = tmp_path / "worker1.log", tmp_path / "worker2.log"
-    first = start_worker(settings, first_log)
+    tmp = tmp_path / "tmp"
+    tmp.mkdir()
+    first = start_worker(settings, first_log, tmp)
     try:
         handle = await start_video(client, settings, req)
         deadline = asyncio.get_running_loop().time() + 120
@@ -65,13 +68,19 @@ async def test_killed_worker_resumes_without_rerendering(
     assert done_before
     # The kill takes the sandboxed render with it (the jail dies with its parent, within moments).
     assert await gone(renders, timeout_s=5) == [], "a render outlived its killed worker"
+    # The killed worker's render dir stays behind (nothing ran its clean-up) ...
+    (left,) = tmp.glob("t2m-worker-*")
+    assert list(left.glob("t2m-render-*")), list(left.iterdir())
 
-    second = start_worker(settings, second_log)
+    second = start_worker(settings, second_log, tmp)
     try:
         result = await asyncio.wait_for(handle.result(), timeout=180)
+        # ... until the next worker on the host removes it.
+        assert not left.exists()
     finally:
         second.send_signal(signal.SIGTERM)
         second.wait(timeout=30)
+    assert list(tmp.iterdir()) == []  # and a worker that stops cleanly leaves nothing
     assert result.scenes == len(status.scenes)
     assert set(rendered_scenes(first_log)) >= done_before
     rerendered = set(rendered_scenes(second_log)) & done_before

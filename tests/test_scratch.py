@@ -1,0 +1,64 @@
+"""A worker's scratch directory (`t2m.scratch`): what a killed worker left is removed by the next
+one on the host; a live worker's is never touched."""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+from t2m import scratch
+
+HOLDER = (
+    "import sys, tempfile, time\n"
+    "from pathlib import Path\n"
+    "from t2m import scratch\n"
+    "root = scratch.claim(Path(sys.argv[1]))\n"
+    "work = tempfile.mkdtemp(prefix='t2m-render-')\n"
+    "Path(work, 'partial.mp4').write_bytes(b'x' * 1000)\n"
+    "print(root, work, flush=True)\n"
+    "if sys.argv[2] == 'hold':\n"
+    "    time.sleep(120)\n"
+    "scratch.release(root)\n"
+)
+
+
+def holder(parent: Path, mode: str) -> tuple[subprocess.Popen[str], Path, Path]:
+    proc = subprocess.Popen(
+        [sys.executable, "-c", HOLDER, str(parent), mode], stdout=subprocess.PIPE, text=True
+    )
+    root, work = proc.stdout.readline().split()  # type: ignore[union-attr]
+    return proc, Path(root), Path(work)
+
+
+def test_a_killed_workers_files_are_removed_and_a_live_ones_kept(tmp_path: Path) -> None:
+    killed, killed_root, killed_work = holder(tmp_path, "hold")
+    live, live_root, live_work = holder(tmp_path, "hold")
+    try:
+        assert killed_work.parent == killed_root  # tempfile's default is the worker's own dir
+        killed.send_signal(signal.SIGKILL)
+        killed.wait()
+        assert (killed_work / "partial.mp4").exists()  # a SIGKILL cleans nothing up
+        assert scratch.sweep(tmp_path) == [killed_root]
+        assert not killed_root.exists()
+        assert (live_work / "partial.mp4").exists()
+        assert scratch.sweep(tmp_path) == []
+    finally:
+        live.kill()
+        live.wait()
+
+
+def test_a_worker_that_ends_cleanly_leaves_nothing(tmp_path: Path) -> None:
+    proc, root, _ = holder(tmp_path, "exit")
+    assert proc.wait() == 0
+    assert not root.exists()
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_what_is_not_a_workers_directory_is_left_alone(tmp_path: Path) -> None:
+    (tmp_path / "t2m-worker-nolock").mkdir()  # no lock file: not one of ours
+    (tmp_path / "t2m-worker-link").symlink_to(tmp_path / "t2m-worker-nolock")
+    (tmp_path / "t2m-render-other").mkdir()
+    assert scratch.sweep(tmp_path) == []
+    assert len(list(tmp_path.iterdir())) == 3
