@@ -48,7 +48,7 @@ from t2m.jail.self_test import check_jail
 from t2m.keys import STORAGE_MARKER
 from workflows import deployment
 from workflows.activity_table import ACTIVITIES, Queue, on_queue
-from workflows.client import connect
+from workflows.client import WORKER_HEARTBEAT, connect
 from workflows.deployment import deployment_config, deployment_version, promote
 from workflows.eval import EvalWorkflow
 from workflows.maintenance import ReconcileWorkflow, ensure_reconcile_schedule
@@ -187,18 +187,22 @@ async def jail_ready(queues: Sequence[str]) -> list[str]:
     return list(queues)
 
 
-def metrics_runtime(settings: Settings) -> Runtime | None:
-    """A Temporal runtime serving Prometheus metrics on the configured port (None: metrics off):
-    the SDK's own (`temporal_*`) and t2m's (`t2m_*`, recorded through the SDK's meter)."""
-    if settings.worker_metrics_port is None:
-        return None
-    host = settings.worker_metrics_host
-    address = f"[{host}]" if ":" in host else host
-    prometheus = PrometheusConfig(
-        bind_address=f"{address}:{settings.worker_metrics_port}",
-        histogram_bucket_overrides=HISTOGRAM_BUCKETS,
+def worker_runtime(settings: Settings) -> Runtime:
+    """The worker's Temporal runtime: worker heartbeats every `WORKER_HEARTBEAT` (by which
+    `/health` tells a killed worker within seconds), and Prometheus metrics on the configured
+    port when one is set: the SDK's own (`temporal_*`) and t2m's (`t2m_*`, recorded through the
+    SDK's meter)."""
+    prometheus = None
+    if settings.worker_metrics_port is not None:
+        host = settings.worker_metrics_host
+        address = f"[{host}]" if ":" in host else host
+        prometheus = PrometheusConfig(
+            bind_address=f"{address}:{settings.worker_metrics_port}",
+            histogram_bucket_overrides=HISTOGRAM_BUCKETS,
+        )
+    return Runtime(
+        telemetry=TelemetryConfig(metrics=prometheus), worker_heartbeat_interval=WORKER_HEARTBEAT
     )
-    return Runtime(telemetry=TelemetryConfig(metrics=prometheus))
 
 
 async def run(
@@ -219,8 +223,7 @@ async def run(
     queues = await jail_ready(queues)
     if not queues:
         return 1
-    runtime = metrics_runtime(settings)
-    client = await connect(settings, runtime)
+    client = await connect(settings, worker_runtime(settings))
     if problem := await stack_mismatch(client, settings, get_storage(settings)):
         print(f"t2m worker: refusing to serve: {problem}", file=sys.stderr)
         return 2
@@ -256,7 +259,7 @@ async def run(
         ", ".join(settings.queue(q) for q in queues),
         settings.temporal_address,
     )
-    if runtime is not None:
+    if settings.worker_metrics_port is not None:
         log.info(
             "worker metrics on http://%s:%d/metrics",
             settings.worker_metrics_host,

@@ -8,6 +8,7 @@ import re
 import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 from temporalio.client import Client
@@ -15,7 +16,7 @@ from temporalio.client import Client
 from t2m.config import Settings
 from t2m.vocabulary.request import VideoRequest
 from tests.helpers import cli_env, gone, runners_under
-from workflows.client import job_status, start_video
+from workflows.client import HEARTBEAT_STALE_S, job_status, queue_workers, start_video
 
 
 def start_worker(settings: Settings, log: Path, tmp: Path) -> subprocess.Popen:
@@ -71,12 +72,18 @@ async def test_killed_worker_resumes_without_rerendering(
     # The killed worker's render dir stays behind (nothing ran its clean-up) ...
     (left,) = tmp.glob("t2m-worker-*")
     assert list(left.glob("t2m-render-*")), list(left.iterdir())
+    # /health sees it gone once its heartbeats stop (its pollers stay listed for 120 s).
+    killed_at = time.monotonic()
+    while (await queue_workers(client, settings))["workers_render"] == "ok":
+        assert time.monotonic() - killed_at < HEARTBEAT_STALE_S + 10, "still 'ok' after the kill"
+        await asyncio.sleep(0.5)
 
     second = start_worker(settings, second_log, tmp)
     try:
         result = await asyncio.wait_for(handle.result(), timeout=180)
         # ... until the next worker on the host removes it.
         assert not left.exists()
+        assert set((await queue_workers(client, settings)).values()) == {"ok"}
     finally:
         second.send_signal(signal.SIGTERM)
         second.wait(timeout=30)
