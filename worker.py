@@ -48,11 +48,12 @@ from t2m.jail.self_test import check_jail
 from t2m.keys import STORAGE_MARKER
 from workflows import deployment
 from workflows.activity_table import ACTIVITIES, Queue, on_queue
-from workflows.client import WORKER_HEARTBEAT, connect
+from workflows.client import connect
 from workflows.deployment import deployment_config, deployment_version, promote
 from workflows.eval import EvalWorkflow
 from workflows.maintenance import ReconcileWorkflow, ensure_reconcile_schedule
 from workflows.video import VideoWorkflow
+from workflows.worker_liveness import WORKER_HEARTBEAT
 
 WORKFLOWS: list[type] = [VideoWorkflow, ReconcileWorkflow, EvalWorkflow]
 BLOCKING_NICENESS = 10

@@ -21,7 +21,8 @@ from t2m.config import Settings
 from t2m.vocabulary.job import VideoResult
 from t2m.vocabulary.request import VideoRequest
 from tests.helpers import free_port, readme_walkthrough, start_up, stop_up
-from workflows.client import queue_pollers, start_video
+from workflows.client import start_video
+from workflows.worker_liveness import queue_pollers
 
 
 def up_env(tmp_path: Path) -> tuple[dict[str, str], Settings, int, int]:

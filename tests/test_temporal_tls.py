@@ -29,7 +29,8 @@ from cryptography.x509.oid import NameOID
 import worker
 from t2m.config import Settings
 from tests.helpers import asgi_client, free_port
-from workflows.client import connect, queue_workers
+from workflows.client import connect
+from workflows.worker_liveness import queue_workers
 
 API_KEY = "t2m-test-api-key-0123456789"
 

@@ -16,7 +16,8 @@ from temporalio.client import Client
 from t2m.config import Settings
 from t2m.vocabulary.request import VideoRequest
 from tests.helpers import cli_env, gone, runners_under
-from workflows.client import HEARTBEAT_STALE_S, job_status, queue_workers, start_video
+from workflows.client import job_status, start_video
+from workflows.worker_liveness import HEARTBEAT_STALE_S, queue_workers
 
 
 def start_worker(settings: Settings, log: Path, tmp: Path) -> subprocess.Popen:

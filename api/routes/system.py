@@ -17,7 +17,8 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from api.deps import AppState, StateDep
 from api.metrics import JOBS_HELD
-from workflows.client import held_jobs, queue_workers
+from workflows.client import held_jobs
+from workflows.worker_liveness import queue_workers
 
 PROXY_HEADERS = ("x-forwarded-for", "forwarded", "x-real-ip")
 
