@@ -30,7 +30,7 @@ from t2m.requests import InvalidRequest, build_request
 from t2m.vocabulary.job import TERMINAL_STATUSES, JobRecord, JobStatus, new_job_id
 from t2m.vocabulary.request import PRIORITY_KEYS, VideoRequest
 from t2m.vocabulary.usage import Usage, UsageSummary, usage_summary
-from workflows.client import job_status, start_video
+from workflows.client import job_status_for_decision, start_video
 
 
 async def create_job(
@@ -153,7 +153,7 @@ async def live_status(
         return job.progress
     if fresh:
         state.status.forget(job.id)
-        return await job_status(state.client.get_workflow_handle(job.id), job.progress)
+        return await job_status_for_decision(state.client.get_workflow_handle(job.id), job.progress)
     snapshot = await state.status.get(job.id, job, wait)
     return snapshot.status if snapshot else row_status(job)
 

@@ -388,6 +388,25 @@ async def test_a_query_no_worker_answers_ends_within_its_timeout(
     assert max(took) < QUERY_TIMEOUT.total_seconds() + 1, took
 
 
+async def test_a_job_no_worker_took_is_queued_and_cancelled_without_a_query(
+    api: httpx.AsyncClient, keys: dict
+) -> None:
+    """No worker serves this test's queues: the server would hold a status query until a worker
+    completes the run's first workflow task, so the answer came after the query's 3 s (and said
+    "running"). A describe shows nobody took it: "queued", at once, and so is a cancel."""
+    body = {"configuration": {"topic": "Never taken", "quality": "low"}}
+    job = (await api.post("/api/v1/videos/generate", json=body, headers=keys["alice"])).json()
+    await asyncio.sleep(MAX_AGE_S + 0.1)  # the snapshot is stale: the next call refreshes it
+    t = time.perf_counter()
+    r = await api.get(f"/api/v1/videos/jobs/{job['job_id']}/status", headers=keys["alice"])
+    took = time.perf_counter() - t
+    assert r.json()["status"] == "queued" and took < 1.0, (r.json(), took)
+    t = time.perf_counter()
+    cancel = await api.post(f"/api/v1/jobs/{job['job_id']}/cancel", headers=keys["alice"])
+    took = time.perf_counter() - t
+    assert cancel.status_code == 202 and took < 1.0, (cancel.text, took)
+
+
 async def test_a_deleted_job_is_not_found_at_once_even_while_its_refresh_waits(
     api: httpx.AsyncClient, keys: dict
 ) -> None:

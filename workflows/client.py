@@ -226,6 +226,39 @@ async def job_status(handle: WorkflowHandle[Any, Any], known: JobStatus | None =
     return await _queried(handle) or await _described(handle, known)
 
 
+UNTAKEN_HISTORY = 3
+"""A run's history until a worker completes its first workflow task: the start, that task
+scheduled, and a cancel request or the task's start."""
+
+
+def _untaken(desc: DescribeWorkflowExecutionResponse) -> bool:
+    """Whether no worker has completed the running run's first workflow task yet: it is queued,
+    and a status query would only wait for a worker (`QUERY_TIMEOUT`) to say so."""
+    info = desc.workflow_execution_info
+    return (
+        info.status == WorkflowExecutionStatus.RUNNING
+        and info.history_length <= UNTAKEN_HISTORY
+        and desc.HasField("pending_workflow_task")
+    )
+
+
+async def job_status_for_decision(
+    handle: WorkflowHandle[Any, Any], known: JobStatus | None = None
+) -> JobStatus:
+    """`job_status` for a decision (a cancel, a retry): a run no worker has taken yet is
+    "queued" at once (a describe) instead of after the query's timeout."""
+    try:
+        desc = await handle.describe(rpc_timeout=QUERY_TIMEOUT)
+    except Exception:  # the server away, or no such run: the query path says what it can
+        return await job_status(handle, known)
+    if _untaken(desc.raw_description):
+        queued = JobStatus(job_id=handle.id, status="queued")
+        return (
+            queued if known is None else known.model_copy(update={"status": "queued", "held": None})
+        )
+    return await job_status(handle, known)
+
+
 async def job_status_since(
     client: Client, job_id: str, known: JobStatus, seen: str, grown_to: str = ""
 ) -> tuple[JobStatus, str]:
@@ -268,6 +301,8 @@ async def job_status_since(
         return (known if held == known.held else known.model_copy(update={"held": held})), now
     if (status := await _memo_status(client, _memo_field(info.memo))) is not None:
         return (status if held is None else status.model_copy(update={"held": held})), now
+    if _untaken(desc):  # "" as for no answer: the row is read again at the next refresh
+        return known.model_copy(update={"status": "queued", "held": None}), ""
     if (status := await _queried(handle)) is not None:
         return status, now
     return await _described(handle, known), ""
