@@ -10,6 +10,7 @@ import time
 import uuid
 
 import pytest
+from temporalio import activity
 from temporalio.client import Client, WorkflowFailureError
 
 from activities.messages import (
@@ -154,6 +155,52 @@ async def test_a_cancel_while_the_outcome_is_recorded_changes_nothing(client: Cl
     status = await cancel_during_record(client, fakes, 2)
     assert status.status == "completed"
     assert [r.status for r in fakes.records] == ["running", "completed"]
+
+
+class SlowResultCache(Fakes):
+    """The whole-result cache answers only once `answered` is set."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.answered = asyncio.Event()
+
+    def activities(self) -> dict[str, list]:
+        acts = super().activities()
+
+        @activity.defn(name="find_reusable")
+        async def find_reusable(req: VideoRequest) -> Reusable:
+            self.calls["find_reusable"] += 1
+            await asyncio.wait_for(self.answered.wait(), timeout=60)
+            return Reusable()
+
+        acts["llm"] = [find_reusable] + [a for a in acts["llm"] if a.__name__ != "find_reusable"]
+        return acts
+
+
+async def test_a_cancel_while_the_result_cache_is_asked_ends_the_job(client: Client) -> None:
+    """A job that may reuse a finished one first asks the result cache: a cancel landing then
+    (a Ctrl-C right after `t2m generate` started the job) was taken for the cache not answering,
+    and the job went on to make its video."""
+    fakes = SlowResultCache()
+    req = VideoRequest(topic="Circles", model="fake/model", reuse=True)
+    async with running(client, fakes) as queue:
+        handle = await client.start_workflow(
+            VideoWorkflow.run, req, id=f"video-{uuid.uuid4()}", task_queue=queue
+        )
+        deadline = time.monotonic() + 30
+        while fakes.calls["find_reusable"] < 1:
+            assert time.monotonic() < deadline, fakes.calls
+            await asyncio.sleep(0.02)
+        await handle.cancel()
+        try:
+            with pytest.raises(WorkflowFailureError):
+                await asyncio.wait_for(handle.result(), timeout=30)
+        finally:
+            fakes.answered.set()
+        status = await handle.query(VideoWorkflow.status)
+    assert status.status == "cancelled"
+    assert fakes.calls["plan_video"] == 0
+    assert [r.status for r in fakes.records] == ["running", "cancelled"]
 
 
 def scenes(*states: str) -> JobStatus:

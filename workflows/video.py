@@ -47,6 +47,9 @@ STATUS_MEMO = "status"
 workflow task that changed it (`VideoWorkflow._publish_status`)."""
 STATUS_MEMO_PATCH = "status-memo"
 """Runs started before the memo was kept replay without it (and are asked by query)."""
+REUSE_CANCEL_PATCH = "reuse-lookup-cancel"
+"""A cancel landing while the result cache is asked ends the job (it was taken for the cache not
+answering, and the job went on); runs that swallowed one replay without it."""
 
 JOB_ENDING_ERRORS = (
     ActivityError,
@@ -180,8 +183,10 @@ class VideoWorkflow:
         status, call = self._job.status, self._steps.call
         try:
             found = await call(act.FIND_REUSABLE, req)
-        except ActivityError:  # the catalog cannot say: make the video anew
-            return None
+        except ActivityError as err:
+            if is_cancellation(err) and workflow.patched(REUSE_CANCEL_PATCH):
+                raise  # the job was cancelled (runs before the patch went on: they replay so)
+            return None  # the catalog cannot say: make the video anew
         if found.job_id is None or found.artifacts is None:
             return None
         copy = msg.CopyArtifactsRequest(job_id=status.job_id, source=found.artifacts)
