@@ -662,6 +662,7 @@ async def test_the_corpus_through_the_whole_pipeline(
     worker: None,
     jobs: JobStore,
     monkeypatch: pytest.MonkeyPatch,
+    request: pytest.FixtureRequest,
 ) -> None:
     """A scripted model answers every scene with a corpus program (the static check first, then
     the jail): each job ends failed or completed, nothing leaks into what the user can read, and
@@ -669,6 +670,7 @@ async def test_the_corpus_through_the_whole_pipeline(
     # This worker's jails get their work dirs in a directory of this test's own, so the count of
     # jail processes left is this test's, not that of renders running beside it on the host.
     work_dirs = Path(tempfile.mkdtemp(prefix="t2m-corpus-"))
+    request.addfinalizer(lambda: shutil.rmtree(work_dirs, ignore_errors=True))
     work_dirs.chmod(0o755)
     monkeypatch.setattr(tempfile, "tempdir", str(work_dirs))
     names = sorted(p.name.removesuffix(".in") for p in HOSTILE.glob("*.py.in"))
