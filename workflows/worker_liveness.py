@@ -45,6 +45,14 @@ async def queue_pollers(client: Client, settings: Settings) -> dict[str, list[Po
     return found
 
 
+_UNSUPPORTED = (
+    RPCStatusCode.UNIMPLEMENTED,
+    RPCStatusCode.FAILED_PRECONDITION,
+    RPCStatusCode.PERMISSION_DENIED,
+)
+"""How a server without the worker registry (or with it off) refuses ListWorkers."""
+
+
 async def worker_heartbeats(client: Client) -> list[WorkerHeartbeat]:
     """The last heartbeat of every worker the server knows of (Temporal's worker registry, one
     entry per worker process and task queue, kept ~5 min after its last heartbeat); none from a
@@ -57,8 +65,7 @@ async def worker_heartbeats(client: Client) -> list[WorkerHeartbeat]:
                 ListWorkersRequest(namespace=client.namespace, next_page_token=token)
             )
         except RPCError as e:
-            unsupported = (RPCStatusCode.UNIMPLEMENTED, RPCStatusCode.FAILED_PRECONDITION)
-            if e.status in unsupported or e.status == RPCStatusCode.PERMISSION_DENIED:
+            if e.status in _UNSUPPORTED:
                 return []
             raise
         beats += [w.worker_heartbeat for w in page.workers_info]
