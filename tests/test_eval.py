@@ -14,8 +14,10 @@ from temporalio.client import (
     Client,
     ScheduleActionExecutionStartWorkflow,
     ScheduleActionStartWorkflow,
+    WorkflowExecutionStatus,
+    WorkflowFailureError,
 )
-from temporalio.exceptions import ApplicationError
+from temporalio.exceptions import ApplicationError, CancelledError
 
 from activities.catalog import CatalogActivities
 from activities.eval import EvalActivities
@@ -146,6 +148,36 @@ async def test_a_failed_video_or_judge_is_a_topic_without_scores_not_a_failed_ev
     assert report["overall"]["fix_attempts"] == 4 and report["overall"]["cost_usd"] > 0
     md = storage.path(result.markdown_key).read_text()
     assert "not judged: the judge failed" in md and "| Broken | failed |" in md
+
+
+async def test_a_cancelled_eval_ends_cancelled_with_its_videos_and_writes_no_report(
+    client: Client, tmp_path: Path
+) -> None:
+    """Ctrl-C on `t2m eval` (or a cancel in the Web UI) stops the eval: its videos are cancelled,
+    nothing is judged or reported, and the eval itself ends cancelled, not completed."""
+    storage = LocalStorage(tmp_path / "storage")
+    evals = EvalActivities(ModelClient(), storage, jobs=None, temporal=client)
+    fakes = Fakes(catalog=[CatalogActivities(None).record_job, evals.write_eval_report])
+    fakes.render_delay_s = 2.0
+    req = EvalRequest(name="stopped", items=[_item("First"), _item("Second")])
+    async with running(client, fakes, workflows=(VideoWorkflow, EvalWorkflow)) as queue:
+        handle = await client.start_workflow(
+            EvalWorkflow.run, req, id=f"eval-{uuid.uuid4()}", task_queue=queue
+        )
+        for _ in range(200):
+            if fakes.calls["render_scene"]:
+                break
+            await asyncio.sleep(0.05)
+        progress = await handle.query(EvalWorkflow.progress)
+        await handle.cancel()
+        with pytest.raises(WorkflowFailureError) as failed:
+            await handle.result()
+        children = [
+            (await client.get_workflow_handle(job_id).describe()).status for job_id in progress.jobs
+        ]
+    assert isinstance(failed.value.cause, CancelledError)
+    assert children == [WorkflowExecutionStatus.CANCELED] * 2
+    assert not storage.exists(f"eval/{handle.id}/report.json")
 
 
 async def test_the_schedule_runs_the_eval_it_was_given(
