@@ -15,6 +15,7 @@ import time
 from pathlib import Path
 
 from temporalio.testing import ActivityEnvironment
+from tree_cpu import TreeCPU
 
 from activities.media import MediaActivities, min_seconds
 from activities.messages import JoinRequest, RenderRequest
@@ -49,23 +50,40 @@ def load_average() -> float:
 
 async def split_over_two_slots() -> dict[str, float]:
     """Walls (s) of the whole render on one slot, of the split render over two, and of the
-    split's phases (dry pass, the ranges at once, the join); the load average before and after."""
+    split's phases (dry pass, the ranges at once, the join); the load average before and after;
+    and where this process can have a cgroup of its own (root), the CPU seconds of the whole
+    and of the split render, jails included, and `floor`: split CPU / (2 cores × the whole's
+    wall), the least split / whole any schedule of that CPU on 2 cores could reach."""
     load_before = load_average()
+    meter = TreeCPU.open(os.getpid())
+    try:
+        walls = await _split_over_two_slots(meter)
+    finally:
+        if meter is not None:
+            meter.leave(os.getpid())
+            meter.close()
+    return walls | {"load before": load_before, "load after": load_average()}
+
+
+async def _split_over_two_slots(meter: TreeCPU | None) -> dict[str, float]:
+    def cpu() -> float:
+        return meter.seconds() if meter is not None else 0.0
+
     with tempfile.TemporaryDirectory(prefix="t2m-split-bench-") as tmp:
         settings = Settings(data_dir=Path(tmp) / "data", render_slots=2, split_min_range_s=0)
         req = RenderRequest(
             job_id="bench", scene_index=0, code=SCENE, quality="high", class_name="Scene1"
         )
-        start = time.perf_counter()
+        cpu_start, start = cpu(), time.perf_counter()
         whole_store = LocalStorage(Path(tmp) / "whole")
         whole = await ActivityEnvironment().run(
             MediaActivities(settings, whole_store).render_scene, req
         )
-        whole_s = time.perf_counter() - start
+        whole_s, whole_cpu = time.perf_counter() - start, cpu() - cpu_start
         assert whole.ok, whole.error
         store = LocalStorage(Path(tmp) / "split")
         media = MediaActivities(settings, store)
-        start = time.perf_counter()
+        cpu_start, start = cpu(), time.perf_counter()
         plan = await split.plan(
             SCENE, "high", Path(tmp) / "plan", timeout_s=300, cpu_s=600,
             min_seconds=min_seconds(0.0), scene_class="Scene1",
@@ -83,22 +101,31 @@ async def split_over_two_slots() -> dict[str, float]:
         joined = await ActivityEnvironment().run(
             SplitActivities(settings, store).join_renders, JoinRequest(render=req, parts=parts)
         )
-        end = time.perf_counter()
+        end, split_cpu = time.perf_counter(), cpu() - cpu_start
         assert joined.ok and abs(joined.duration_s - whole.duration_s) < 1e-6
-        return {
+        walls = {
             "whole": whole_s,
             "split": end - start,
             "dry pass": planned - start,
             "ranges": rendered - planned,
             "join": end - rendered,
-            "load before": load_before,
-            "load after": load_average(),
         }
+        if meter is None:
+            return walls
+        floor = split_cpu / (2 * whole_s)
+        return walls | {"whole cpu": whole_cpu, "split cpu": split_cpu, "floor": floor}
 
 
 if __name__ == "__main__":
     walls = asyncio.run(split_over_two_slots())
-    print(", ".join(f"{k} {v:.1f} s" for k, v in walls.items() if not k.startswith("load")))
+    phases = ("whole", "split", "dry pass", "ranges", "join")
+    print(", ".join(f"{k} {walls[k]:.1f} s" for k in phases))
     ratio = walls["split"] / walls["whole"]
     load = f"load average {walls['load before']:.2f} -> {walls['load after']:.2f}"
     print(f"split over 2 render slots / whole on 1 (1080p60, 10 animations) {ratio:.3f} ({load})")
+    if "floor" in walls:
+        print(
+            f"CPU: whole {walls['whole cpu']:.1f} s ({walls['whole cpu'] / walls['whole']:.2f}"
+            f" cores busy), split {walls['split cpu']:.1f} s; the least split / whole that CPU"
+            f" allows on 2 cores: {walls['floor']:.3f}"
+        )
