@@ -319,6 +319,8 @@ async def main() -> None:
                 f"whole {walls['whole']:.1f} s, split {walls['split']:.1f} s, "
                 f"load average {walls['load before']:.2f} -> {walls['load after']:.2f}"
             )
+            if "floor" in walls:
+                notes[split_figure] += f", the least its CPU allows {walls['floor']:.3f}"
         finally:
             await stack.stop()
     print(f"{'figure':48} {'value':>10}  goal")
