@@ -369,10 +369,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     # Not asyncio.run: its clean-up would wait for the tasks a timed-out drain leaves behind.
     loop = asyncio.new_event_loop()
     code = run(get_settings(), parse_queues(args.queues), args.adopt_older_builds)
-    try:
-        return loop.run_until_complete(code)
-    finally:
+    exit_code = loop.run_until_complete(code)
+    if exit_code in (0, 130):  # drained: a forced exit leaves it locked for the next sweep
         scratch.release(workdirs)
+    return exit_code
 
 
 if __name__ == "__main__":
