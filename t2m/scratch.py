@@ -66,6 +66,8 @@ def release(root: Path | None) -> None:
         os.environ.pop("TMPDIR", None)
     else:
         os.environ["TMPDIR"] = before
+    if not root.is_dir():
+        return
     for entry in root.iterdir():
         if entry.name == LOCK:
             continue

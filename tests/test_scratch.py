@@ -4,11 +4,15 @@ one on the host; a live worker's is never touched."""
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
+
+import pytest
 
 from t2m import scratch
 
@@ -80,3 +84,15 @@ def test_a_claim_killed_half_way_is_removed_once_stale(tmp_path: Path) -> None:
         os.utime(path, (old, old))
     assert sorted(scratch.sweep(tmp_path)) == sorted([locked, bare])
     assert list(tmp_path.iterdir()) == [fresh]
+
+
+def test_release_puts_tmpdir_back_even_when_the_dir_is_gone(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("TMPDIR", "/somewhere/else")
+    monkeypatch.setattr(tempfile, "tempdir", None)
+    root = scratch.claim(tmp_path)
+    assert root is not None and os.environ["TMPDIR"] == tempfile.gettempdir() == str(root)
+    shutil.rmtree(root)  # an operator cleaned /tmp under a running worker
+    scratch.release(root)
+    assert os.environ["TMPDIR"] == "/somewhere/else" and tempfile.tempdir is None

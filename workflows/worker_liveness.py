@@ -81,11 +81,12 @@ async def queue_workers(client: Client, settings: Settings) -> dict[str, str]:
     """For each t2m task queue, "ok" when a live worker serves it, else why not.
 
     A worker is live while its heartbeats (every `WORKER_HEARTBEAT` for t2m's) are fresh and
-    it is running (`judge_heartbeats`); a poller counts unless its worker's heartbeats stopped (killed) or said it was
-    stopping before that poll. So a killed worker is seen gone within `HEARTBEAT_STALE_S` (its
-    pollers stayed listed for `POLLER_FRESH_S`), a worker busy in every slot (it does not poll)
-    still counts, and a worker that has not yet sent a heartbeat counts by its polls, even
-    under the identity of a dead one (a restarted container's `1@pod`)."""
+    it is running (`judge_heartbeats`); a poller counts unless its worker's heartbeats stopped
+    (killed) or said it was stopping before that poll. So a killed worker is seen gone within
+    `HEARTBEAT_STALE_S` (its pollers stayed listed for `POLLER_FRESH_S`), a worker busy in
+    every slot (it does not poll) still counts, and a worker that has not yet sent a heartbeat
+    counts by its polls, even under the identity of a dead one (a restarted container's
+    `1@pod`)."""
     now = datetime.now(UTC)
     beats = await worker_heartbeats(client)
     found: dict[str, str] = {}
