@@ -72,7 +72,7 @@ async def run(
             data = json.loads(f.read(MAX_ANSWER_BYTES))
         if not isinstance(data, dict):
             raise ValueError(data)
-    except (OSError, ValueError):
+    except (OSError, ValueError, RecursionError):  # RecursionError: [[[[… nested past the parser
         tail = r.log.strip().splitlines()[-20:]
         raise MediaFailed(f"{op} failed (status {r.returncode}): " + "\n".join(tail)) from None
     return data
