@@ -33,11 +33,11 @@ from pathlib import Path
 import numpy as np
 
 STILL_SECONDS = 1.0
+"""How long a scene with no animation and no narration is held."""
 SEED = 0
 """Of `random` and NumPy's global generator, for the scene module and each Scene: a scene drawing
 random dots draws the same ones in its dry pass and in every range of a split render (Manim
 seeds from the OS when it has no seed), so the ranges join into the whole render's picture."""
-"""How long a scene with no animation and no narration is held."""
 QUALITY = {
     "low": "low_quality",
     "medium": "medium_quality",
