@@ -30,10 +30,13 @@ async def client_for(settings: Settings, quiet: bool) -> AsyncIterator:
     from workflows.client import connect, ensure_search_attributes
 
     try:
-        yield await asyncio.wait_for(connect(settings), timeout=3)
-        return
+        async with asyncio.timeout(3):  # not `wait_for`: it can lose a Ctrl-C (workflows/client.py)
+            client = await connect(settings)
     except Exception:
-        pass
+        client = None
+    if client is not None:  # the command runs outside the try: its errors are its own
+        yield client
+        return
     from temporalio.contrib.pydantic import pydantic_data_converter
     from temporalio.testing import WorkflowEnvironment
 
