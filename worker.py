@@ -28,6 +28,7 @@ from temporalio.api.workflowservice.v1 import DescribeNamespaceRequest, UpdateNa
 from temporalio.client import Client
 from temporalio.runtime import PrometheusConfig, Runtime, TelemetryConfig
 from temporalio.worker import Worker
+from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
 
 from activities.catalog import CatalogActivities
 from activities.eval import EvalActivities
@@ -56,6 +57,14 @@ from workflows.video import VideoWorkflow
 from workflows.worker_liveness import WORKER_HEARTBEAT
 
 WORKFLOWS: list[type] = [VideoWorkflow, ReconcileWorkflow, EvalWorkflow]
+WORKFLOW_RUNNER = SandboxedWorkflowRunner(
+    restrictions=SandboxRestrictions.default.with_passthrough_modules("litellm")
+)
+"""The workflow sandbox, with litellm passed through: once a worker has made a model call,
+litellm's log filter sits on the `asyncio` logger and imports litellm modules when a record
+passes. A record from inside a workflow (asyncio's own, about a workflow task) then re-imported
+litellm in the sandbox, which refuses its `os.getenv`: the workflow task failed, again on every
+retry, and a cancelled job never ended (`tests/test_worker_sandbox.py`)."""
 BLOCKING_NICENESS = 10
 """Blocking work (composing, narrating, storage transfers) runs in threads at this niceness: above
 renders (19), below the API, Temporal and this worker's event loop, which answers queries and
@@ -112,6 +121,7 @@ def build_workers(
                 client,
                 task_queue=settings.queue("video"),
                 workflows=WORKFLOWS,
+                workflow_runner=WORKFLOW_RUNNER,
                 deployment_config=deployment_config(deployment_version(settings)),
                 **common,
             )
@@ -369,10 +379,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     # Not asyncio.run: its clean-up would wait for the tasks a timed-out drain leaves behind.
     loop = asyncio.new_event_loop()
     code = run(get_settings(), parse_queues(args.queues), args.adopt_older_builds)
-    try:
-        return loop.run_until_complete(code)
-    finally:
+    exit_code = loop.run_until_complete(code)
+    if exit_code in (0, 130):  # drained: a forced exit leaves it locked for the next sweep
         scratch.release(workdirs)
+    return exit_code
 
 
 if __name__ == "__main__":

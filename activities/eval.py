@@ -22,7 +22,7 @@ from t2m.catalog.storage import Storage
 from t2m.eval.judge import JUDGE_FRAMES, Judgement, JudgeRequest, judge_video, srt_transcript
 from t2m.eval.report import EvalResult, ReportRequest, build_report, markdown
 from t2m.keys import report_keys
-from t2m.media import compose as media
+from t2m.media import jailed as media_jail
 from t2m.vocabulary.job import JobStatus
 
 STATUS_QUERY_TIMEOUT = timedelta(seconds=10)
@@ -56,9 +56,13 @@ class EvalActivities:
                     self.storage.get_file, req.srt_key, Path(tmp) / "video.srt"
                 )
                 transcript = srt_transcript(srt.read_text())
-            frames = await asyncio.to_thread(media.sample_frames, video, Path(tmp), JUDGE_FRAMES)
             try:
+                frames = await media_jail.sample_frames(
+                    video, Path(tmp) / "frames", JUDGE_FRAMES, activity.heartbeat
+                )
                 return await judge_video(self.client, req.model, req.topic, transcript, frames)
+            except media_jail.MediaFailed as e:
+                return Judgement(error=f"the video's frames could not be read: {e}")
             except ModelError as e:
                 return Judgement(error=str(e))
 

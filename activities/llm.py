@@ -36,7 +36,8 @@ from t2m.authoring import steps as authoring
 from t2m.authoring.llm import ModelClient, ModelError
 from t2m.catalog.storage import Storage
 from t2m.catalog.tenancy import Tenancy
-from t2m.media import compose as media
+from t2m.errors import ErrorKind
+from t2m.media import jailed as media_jail
 from t2m.vocabulary.request import VideoRequest
 
 CRITIQUE_FRAMES = 3
@@ -172,7 +173,16 @@ class LLMActivities:
             video = await asyncio.to_thread(
                 self.storage.get_file, req.video_key, Path(tmp) / "scene.mp4"
             )
-            frames = await asyncio.to_thread(media.sample_frames, video, Path(tmp), CRITIQUE_FRAMES)
+            try:
+                frames = await media_jail.sample_frames(
+                    video, Path(tmp) / "frames", CRITIQUE_FRAMES, activity.heartbeat
+                )
+            except media_jail.MediaFailed as e:  # the render's video, refused by its decoder
+                raise ApplicationError(
+                    f"the scene's frames could not be read: {e}",
+                    type=ErrorKind.MEDIA_FAILED,
+                    non_retryable=True,
+                ) from e
             with _fatal_when_unusable():
                 critique, usage = await authoring.critique_frames(
                     await self._model(), req.model, req.scene, frames, req.style

@@ -27,8 +27,10 @@ from t2m.config import Settings
 from t2m.errors import ErrorKind
 from t2m.jail.bwrap import JailUnavailable
 from t2m.media import jailed as media_jail
+from t2m.media import probe as media_probe
+from t2m.media.probe import max_seconds
 from t2m.render import layout_check as layout
-from t2m.render import split
+from t2m.render import sandbox, split
 
 POLLER_FRESH_S = 120
 """A worker re-polls at least every ~70 s; one not seen for longer is gone."""
@@ -44,8 +46,8 @@ class SplitActivities:
     async def plan_render(self, req: RenderRequest) -> RenderPlan:
         """The ranges to render `req` in: none (render whole) for a scene too short to be worth
         a dry pass at its narration's length, one already rendered, one the dry pass cannot run
-        (the whole render reports its error to the fix loop), one with updaters, or when no slot
-        is free; else `split.choose_ranges`."""
+        or that lasts longer than a render may (the whole render reports its error to the fix
+        loop), one with updaters, or when no slot is free; else `split.choose_ranges`."""
         at_least = min_seconds(req.narration_s)
         key = render_key(req.code, req.quality, at_least, req.class_name)
         min_range_s = self.settings.split_min_range_s
@@ -71,6 +73,9 @@ class SplitActivities:
                 ) from e
         if isinstance(found, str):
             activity.logger.info("dry pass failed job=%s scene=%d", req.job_id, req.scene_index)
+            return RenderPlan()
+        fps = media_probe.QUALITIES.get(req.quality, media_probe.QUALITIES["ultra"])[2]
+        if sum(found.frames) > max_seconds(at_least) * fps:  # the whole render tells the fixer
             return RenderPlan()
         slots = await self._free_slots()
         ranges = split.choose_ranges(found, req.quality, slots, min_range_s)
@@ -106,7 +111,8 @@ class SplitActivities:
     @heartbeats
     async def join_renders(self, req: JoinRequest) -> RenderOutcome:
         """The ranges joined by packet copy and checked like a render's video, in one media jail,
-        stored under the whole render's key with the ranges' layout findings merged."""
+        stored under the whole render's key with the ranges' layout findings merged; a joined
+        video the check refuses is a failed render (too long, say), as a whole one would be."""
         r = req.render
         at_least = min_seconds(r.narration_s)
         key = render_key(r.code, r.quality, at_least, r.class_name)
@@ -127,15 +133,10 @@ class SplitActivities:
                     ranges, work, r.quality, at_least, activity.heartbeat
                 )
             except media_jail.MediaFailed as e:
-                raise ApplicationError(
-                    str(e), type=ErrorKind.MEDIA_FAILED, non_retryable=True
-                ) from e
-            if video is None:
-                raise ApplicationError(
-                    f"the joined clip was refused: {bad}",
-                    type=ErrorKind.MEDIA_FAILED,
-                    non_retryable=True,
-                )
+                video, bad = None, f"it could not be checked: {e}"
+            if video is None:  # as a whole render's refused video: the fix loop's to mend
+                error = f"Error: the render's video was refused: {bad}"
+                return RenderOutcome(ok=False, error=sandbox.scrub(error)[:2000])
             await asyncio.to_thread(self.storage.put_file, key, video)
             (Path(tmp) / "layout.json").write_text(json.dumps(findings))
             layout_key = key.removesuffix(".mp4") + ".layout.json"

@@ -23,6 +23,10 @@ if TYPE_CHECKING:
     from t2m.vocabulary.job import VideoResult
 
 
+CONNECT_TIMEOUT_S = 15.0
+"""How long the running stack's Temporal may take to answer before an ephemeral one is started."""
+
+
 @contextlib.asynccontextmanager
 async def client_for(settings: Settings, quiet: bool) -> AsyncIterator:
     """The running stack's client, or an ephemeral dev server + in-process worker."""
@@ -30,10 +34,16 @@ async def client_for(settings: Settings, quiet: bool) -> AsyncIterator:
     from workflows.client import connect, ensure_search_attributes
 
     try:
-        yield await asyncio.wait_for(connect(settings), timeout=3)
-        return
+        # A stack that is not there refuses at once; one that is answers slowly on a busy host,
+        # and within 3 s the command could start an ephemeral stack of its own beside it.
+        # `asyncio.timeout`, not `wait_for`: that can lose a Ctrl-C (workflows/client.py).
+        async with asyncio.timeout(CONNECT_TIMEOUT_S):
+            client = await connect(settings)
     except Exception:
-        pass
+        client = None
+    if client is not None:  # the command runs outside the try: its errors are its own
+        yield client
+        return
     from temporalio.contrib.pydantic import pydantic_data_converter
     from temporalio.testing import WorkflowEnvironment
 

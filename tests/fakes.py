@@ -44,6 +44,7 @@ from t2m.vocabulary.job import JobRecord
 from t2m.vocabulary.plan import Artifacts, Narration, ScenePlan, Storyboard, VideoPlan
 from t2m.vocabulary.request import VideoRequest
 from t2m.vocabulary.usage import Usage
+from worker import WORKFLOW_RUNNER
 from workflows.deployment import deployment_config, deployment_version, promote
 from workflows.video import VideoWorkflow
 
@@ -201,6 +202,7 @@ async def running(
                 client,
                 task_queue=f"{prefix}-video",
                 workflows=list(workflows),
+                workflow_runner=WORKFLOW_RUNNER,
                 deployment_config=versioned,
             )
         )

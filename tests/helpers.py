@@ -98,7 +98,15 @@ async def generate_then_ctrl_c(env: dict[str, str], model: str) -> tuple[int, di
     first = (await asyncio.wait_for(proc.stderr.readline(), timeout=60)).decode()
     assert first.startswith("video-"), first  # its progress: the job exists
     proc.send_signal(signal.SIGINT)
-    printed, _ = await asyncio.wait_for(proc.communicate(), timeout=60)
+    try:
+        printed, said = await asyncio.wait_for(proc.communicate(), timeout=60)
+    except TimeoutError:
+        proc.kill()
+        printed, said = await proc.communicate()
+        raise AssertionError(
+            f"still running 60 s after Ctrl-C; stdout {printed[-2000:]!r}\n"
+            f"stderr: {said.decode(errors='replace')[-4000:]}"
+        ) from None
     assert proc.returncode is not None  # communicate() waited for it
     return proc.returncode, json.loads(printed), first.split(":")[0]
 

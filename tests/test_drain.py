@@ -19,6 +19,7 @@ from temporalio.api.enums.v1 import EventType, PendingActivityState
 from temporalio.client import Client, WorkflowHandle
 
 from cli.stack import wait_for_temporal
+from t2m import scratch
 from t2m.catalog import db
 from t2m.catalog.storage import get_storage
 from t2m.config import DRAIN_MARGIN_S, Settings
@@ -48,9 +49,14 @@ REQUEST = VideoRequest(
 
 
 def start_worker(
-    settings: Settings, log: Path, drain_s: float, python: str = sys.executable, cwd: str = "."
+    settings: Settings,
+    log: Path,
+    drain_s: float,
+    python: str = sys.executable,
+    cwd: str = ".",
+    **env_vars: str,
 ) -> subprocess.Popen:
-    env = cli_env(settings, T2M_RENDER_CONCURRENCY="1", T2M_WORKER_DRAIN_S=str(drain_s))
+    env = cli_env(settings, T2M_RENDER_CONCURRENCY="1", T2M_WORKER_DRAIN_S=str(drain_s), **env_vars)
     return subprocess.Popen(
         [python, "-m", "worker"],
         env=env,
@@ -194,6 +200,30 @@ async def test_past_the_drain_limit_the_render_is_cancelled_and_runs_again(
         second.wait(timeout=30)
     scheduled, starts, completed = await attempts(handle, render)
     assert (scheduled, completed) == (1, True) and starts[-1] >= 2, starts
+
+
+async def test_a_second_signal_exits_at_once_and_leaves_the_scratch_dir_to_the_next_sweep(
+    client: Client, settings: Settings, tmp_path: Path
+) -> None:
+    """A forced stop does not delete files its renders may still be writing: its scratch dir
+    stays, locked until the process is gone, and the next worker's sweep removes it."""
+    tmp = tmp_path / "tmp"
+    tmp.mkdir()
+    handle = await start_video(client, settings, REQUEST)
+    worker = start_worker(settings, tmp_path / "worker.log", 90.0, TMPDIR=str(tmp))
+    try:
+        await render_in_flight(handle, worker)
+        worker.terminate()
+        await asyncio.sleep(0.5)
+        code, _ = await stop_and_time(worker, DRAIN_MARGIN_S + 5)  # the second signal
+    finally:
+        if worker.poll() is None:
+            worker.kill()
+        await handle.cancel()
+    assert code == 1, (tmp_path / "worker.log").read_text()[-3000:]
+    [left] = tmp.glob(f"{scratch.PREFIX}*")
+    assert list(left.glob("t2m-render-*")), "the render's dir was removed under it"
+    assert scratch.sweep(tmp) == [left] and list(tmp.iterdir()) == []
 
 
 async def test_the_api_ends_event_streams_and_finishes_downloads_on_sigterm(

@@ -10,12 +10,14 @@ from __future__ import annotations
 import asyncio
 import re
 import resource
+import shutil
 import threading
 import time
 from fractions import Fraction
 from pathlib import Path
 
 import av
+import numpy as np
 import pytest
 from temporalio.client import Client, WorkflowFailureError
 
@@ -24,6 +26,7 @@ from t2m.jail.limits import Limits
 from t2m.media import compose as media
 from t2m.media import jailed as media_jail
 from t2m.render import sandbox
+from tests.media_checks import make_clip
 from tests.scripted import ScriptedLLM, plan_json
 from tests.test_jail import jail_processes
 from workflows.client import job_status, start_video
@@ -128,6 +131,50 @@ async def test_media_work_is_killed_at_its_limits(
         await media_jail.compose([scene], work, subtitles=False)
     assert time.monotonic() - t0 < 15
     assert jail_processes(tmp_path) == []
+
+
+async def test_frames_for_a_vision_model_are_taken_in_a_jail(tmp_path: Path) -> None:
+    """The critique's and the judge's frames: PNGs cut in a media jail; a file its decoder
+    refuses is a MediaFailed, not a crash of the worker that holds the model keys."""
+    clip = make_clip(tmp_path / "clip.mp4", 2.0, (200, 30, 30))
+    frames = await media_jail.sample_frames(clip, tmp_path / "frames", 3)
+    assert [f.name for f in frames] == ["frame-0.png", "frame-1.png", "frame-2.png"]
+    assert all(f.read_bytes().startswith(b"\x89PNG") for f in frames)
+    junk = tmp_path / "junk.mp4"
+    junk.write_bytes(b"\0\0\0\x18ftypisom" + bytes(4096))
+    with pytest.raises(media_jail.MediaFailed, match="frames failed"):
+        await media_jail.sample_frames(junk, tmp_path / "junk", 3)
+    assert jail_processes(tmp_path) == []
+
+
+def _noise_clip(path: Path, frames: int) -> Path:
+    """A low-quality clip of random noise (854x480, 15 fps): ~0.43 MB a frame, all of it video."""
+    rng = np.random.default_rng(0)
+    with av.open(str(path), "w") as c:
+        s = c.add_stream("libx264", rate=15, options={"crf": "10", "preset": "ultrafast"})
+        s.width, s.height, s.pix_fmt = 854, 480, "yuv420p"
+        for _ in range(frames):
+            pixels = rng.integers(0, 256, (480, 854, 3), dtype=np.uint8)
+            for p in s.encode(av.VideoFrame.from_ndarray(pixels, format="rgb24")):
+                c.mux(p)
+        for p in s.encode(None):
+            c.mux(p)
+    return path
+
+
+async def test_a_video_larger_than_a_jails_disk_limit_is_still_checked(tmp_path: Path) -> None:
+    """A jail's disk limit counts its work dir, where the video lies: a long 2160p render or
+    video of hundreds of MB must still pass its check and get its thumbnail (here a clip larger
+    than both jails' limits of 64 MB)."""
+    video = _noise_clip(tmp_path / "video.mp4", 165)
+    assert video.stat().st_size > 64 * 1024**2
+    shutil.copy(video, tmp_path / "render.mp4")
+    png = await media_jail.thumbnail(video, tmp_path / "job", 5.0)
+    assert png.read_bytes().startswith(b"\x89PNG")
+    checked, duration, refused = await media_jail.probe_render(
+        tmp_path / "render.mp4", "low", 11.0, tmp_path / "checked"
+    )
+    assert refused is None and checked is not None and duration == pytest.approx(11.0)
 
 
 async def test_the_watchdog_sees_through_a_blocked_event_loop(tmp_path: Path) -> None:

@@ -238,3 +238,56 @@ def test_a_worker_imports_litellm_only_for_its_first_model_call() -> None:
         "The offline model only answers t2m's own prompts.",
         "True",
     ]
+
+
+MEDIA_MODULES = ("compose", "probe", "speech_audio")
+"""The modules that open media files (PyAV); they run inside media jails (`t2m/media/jail_main.py`)."""
+
+
+def decoders(module: str) -> set[str]:
+    """The top-level functions of `t2m/media/<module>.py` that open a media file, directly or
+    through another of them."""
+    tree = ast.parse((ROOT / "t2m" / "media" / f"{module}.py").read_text())
+    functions = {
+        n.name: n for n in tree.body if isinstance(n, ast.FunctionDef | ast.AsyncFunctionDef)
+    }
+    calls = {
+        name: {ast.unparse(c.func) for c in ast.walk(node) if isinstance(c, ast.Call)}
+        for name, node in functions.items()
+    }
+    found = {name for name, called in calls.items() if "av.open" in called}
+    while grown := {n for n, called in calls.items() if called & found} - found:
+        found |= grown
+    return found
+
+
+def test_the_worker_opens_no_media_file_outside_a_jail() -> None:
+    """A render's video (and a provider's audio) is the attacker's file: only code running in a
+    media jail decodes it (`t2m.media.jailed`), never an activity or the API in the worker's
+    or the API's own process."""
+    opening = {m: decoders(m) for m in MEDIA_MODULES}
+    assert {"sample_frames", "thumbnail", "video_duration"} <= opening["compose"]
+    jailed = {ROOT / "t2m" / "media" / f"{m}.py" for m in (*MEDIA_MODULES, "jail_main")}
+    jailed.add(ROOT / "t2m" / "render" / "runner.py")  # the render jail's own program
+    calls = []
+    for path in (p for p in modules() if p not in jailed):
+        tree = ast.parse(path.read_text())
+        aliases: dict[str, str] = {}  # local name: media module
+        for node in ast.walk(tree):
+            if isinstance(node, ast.ImportFrom) and node.module == "t2m.media":
+                aliases |= {a.asname or a.name: a.name for a in node.names}
+            elif isinstance(node, ast.ImportFrom) and (node.module or "").startswith("t2m.media."):
+                module = (node.module or "").rsplit(".", 1)[1]
+                calls += [
+                    f"{path.name}: {a.name}"
+                    for a in node.names
+                    if a.name in opening.get(module, ())
+                ]
+        calls += [
+            f"{path.name}: {n.value.id}.{n.attr}"
+            for n in ast.walk(tree)
+            if isinstance(n, ast.Attribute)
+            and isinstance(n.value, ast.Name)
+            and n.attr in opening.get(aliases.get(n.value.id, ""), ())
+        ]
+    assert calls == []

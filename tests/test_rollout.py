@@ -28,6 +28,7 @@ with workflow.unsafe.imports_passed_through():
     from t2m.vocabulary.plan import SceneMedia, ScenePlan
     from t2m.vocabulary.request import VideoRequest
     from tests.fakes import Fakes
+    from worker import WORKFLOW_RUNNER
     from workflows import activity_table as act
     from workflows.deployment import (
         _not_yet_movable,
@@ -153,6 +154,7 @@ async def release(
                 client,
                 task_queue=f"{prefix}-video",
                 workflows=[workflow_class],
+                workflow_runner=WORKFLOW_RUNNER,
                 deployment_config=versioned,
             )  # fmt: skip
         )

@@ -87,3 +87,16 @@ async def test_jail_has_no_network_no_secrets_and_its_limits(tmp_path: Path) -> 
         server.close()
     limit, niceness = str(1536 * 1024**2), str(jail.NICENESS)
     assert run.log.split() == ["clean", "p", "True", limit, niceness, "no", "network"]
+
+
+def test_hostile_result_and_progress_files_are_read_as_nothing(tmp_path: Path) -> None:
+    """result.json and progress.json are the jailed program's: JSON nested past the parser or a
+    number no count can be is no result and no progress, not an exception the activity retries."""
+    media = tmp_path / "media"
+    media.mkdir()
+    (media / "result.json").write_text("[" * 100_000 + "]" * 100_000)
+    assert sandbox._read_result(tmp_path) is None
+    (media / "progress.json").write_text('{"animations": Infinity, "seconds": 1}')
+    assert sandbox._progress(tmp_path) == "before the first animation finished"
+    (media / "progress.json").write_text('{"animations": 3, "seconds": 4.5}')
+    assert sandbox._progress(tmp_path) == "after 3 animations (4.5 s of video)"

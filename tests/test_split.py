@@ -16,12 +16,19 @@ from pathlib import Path
 
 import av
 import numpy as np
+import pytest
 from temporalio.client import Client
 from temporalio.testing import ActivityEnvironment
 
 import worker as t2m_worker
 from activities.media import MediaActivities, min_seconds
-from activities.messages import ComposeRequest, JoinRequest, NarrateRequest, RenderRequest
+from activities.messages import (
+    ComposeRequest,
+    JoinRequest,
+    NarrateRequest,
+    RenderOutcome,
+    RenderRequest,
+)
 from activities.split import SplitActivities
 from t2m.catalog.db import JobStore
 from t2m.catalog.storage import LocalStorage
@@ -30,10 +37,11 @@ from t2m.render import split
 from t2m.vocabulary.plan import SceneMedia
 from t2m.vocabulary.request import VideoRequest
 from tests.helpers import cli_env
-from tests.media_checks import probe
+from tests.media_checks import make_clip, probe
 from workflows.client import job_status, start_video
 
 EIGHT = """from manim import *
+import random
 
 class Scene1(Scene):
     def construct(self):
@@ -46,7 +54,7 @@ class Scene1(Scene):
         self.play(FadeIn(circle), FadeIn(words))
         self.wait(0.5)
         self.play(Transform(square, Triangle(color=GREEN)))
-        self.play(circle.animate.scale(0.5).shift(DOWN))
+        self.play(circle.animate.scale(0.5).shift(DOWN + RIGHT * random.uniform(-2, 2)))
         self.play(FadeOut(title), run_time=0.7)
 """
 UPDATERS = """from manim import *
@@ -82,6 +90,27 @@ def test_ranges_balance_frames_and_never_outnumber_animations() -> None:
     assert split.choose_ranges(plan, "high", 1, 0.0) == [(0, 7)]  # no free slot
     updaters = split.Plan(frames=plan.frames, updaters=True)
     assert split.choose_ranges(updaters, "ultra", 3, 0.0) == [(0, 7)]
+    many = split.Plan(frames=[60] * 40, updaters=False)
+    assert len(split.choose_ranges(many, "ultra", 100, 0.0)) == split.MAX_RANGES
+
+
+@pytest.mark.parametrize(
+    "plan_json",
+    [
+        '{"frames": [Infinity], "updaters": false}',
+        '{"frames": [1e400], "updaters": false}',
+        '{"frames": [10000001], "updaters": false}',
+        '{"frames": [' + "9" * 4000 + '], "updaters": false}',
+        "[" * 100_000 + "]" * 100_000,
+    ],
+    ids=["infinity", "overflow", "past-max-frames", "4000-digits", "nested"],
+)
+def test_a_hostile_plan_is_no_plan(tmp_path: Path, plan_json: str) -> None:
+    """plan.json is the jailed program's: numbers it cannot mean, or JSON nested past the
+    parser, make no plan (the scene renders whole), not an exception retried ten times."""
+    (tmp_path / "media").mkdir()
+    (tmp_path / "media" / "plan.json").write_text(plan_json)
+    assert split._read_plan(tmp_path) is None
 
 
 def test_findings_merge_as_a_whole_render_reports_them() -> None:
@@ -188,6 +217,34 @@ def render_worker(settings: Settings, log: Path) -> subprocess.Popen:
         stderr=subprocess.STDOUT,
         start_new_session=True,
     )
+
+
+async def test_a_split_scene_longer_than_a_render_may_last_goes_to_the_fixer(
+    tmp_path: Path,
+) -> None:
+    """A scene that outlasts its narration by more than a render may (`MARGIN_S`): its dry
+    pass has it rendered whole (whose refusal the fix loop reads), and a joined video the check
+    refuses is a failed render for the fix loop too, not a failed job."""
+    settings = Settings(data_dir=tmp_path / "data", render_slots=2, split_min_range_s=0)
+    store = LocalStorage(tmp_path / "store")
+    activities = SplitActivities(settings, store)
+    long_scene = EIGHT.replace("self.wait(0.5)", "self.wait(70)")
+    req = RenderRequest(
+        job_id="j", scene_index=0, code=long_scene, quality="medium", class_name="Scene1"
+    )
+    plan = await ActivityEnvironment().run(activities.plan_render, req)
+    assert plan.ranges == []  # 8 + 70 s at no narration: whole
+    parts = []
+    for i in range(2):  # two ranges of 31 s: each a render's length, 62 s together is not
+        clip = make_clip(tmp_path / f"range-{i}.mp4", 31.0, (30, 30, 200), size=(854, 480))
+        store.put_file(f"renders/range-{i}.mp4", clip)
+        parts.append(RenderOutcome(ok=True, video_key=f"renders/range-{i}.mp4"))
+    joined = await ActivityEnvironment().run(
+        activities.join_renders,
+        JoinRequest(render=req.model_copy(update={"quality": "low"}), parts=parts),
+    )
+    assert not joined.ok and joined.error is not None and "refused" in joined.error
+    assert "930 frames" in joined.error and "shorten the scene" in joined.error
 
 
 async def test_a_killed_range_worker_redoes_only_its_range(

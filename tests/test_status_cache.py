@@ -561,3 +561,41 @@ def test_the_api_parses_http_in_c() -> None:
     from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
     assert AutoHTTPProtocol is HttpToolsProtocol
+
+
+class _AnswersWhenTold:
+    """A workflow handle whose status query answers when the test says (the race below cannot
+    be timed against a server)."""
+
+    id = "video-race"
+
+    def __init__(self) -> None:
+        self.answer: asyncio.Future[JobStatus] = asyncio.get_running_loop().create_future()
+
+    async def query(self, *_: Any, **__: Any) -> JobStatus:
+        return await self.answer
+
+    async def describe(self, *_: Any, **__: Any) -> Any:
+        await asyncio.Event().wait()
+
+
+async def test_a_cancel_landing_as_the_status_answer_arrives_is_not_lost() -> None:
+    """Ctrl-C on `t2m generate` cancels its status loop; if the query's answer arrives in the
+    same turn of the event loop, the cancel must still end the loop (Python 3.11's `wait_for`
+    returned the answer and dropped the cancel: the command went on polling a job it had been
+    told to cancel, and a test's Ctrl-C waited for it in vain)."""
+    handle = _AnswersWhenTold()
+    seen: list[JobStatus] = []
+
+    async def follow() -> None:  # as `t2m generate` does
+        while True:
+            seen.append(await client_module.job_status(handle))  # type: ignore[arg-type]
+            await asyncio.sleep(30)
+
+    loop = asyncio.ensure_future(follow())
+    await asyncio.sleep(0.01)  # the loop waits for its query
+    handle.answer.set_result(JobStatus(job_id=handle.id, status="running"))
+    await asyncio.sleep(0)  # the answer is in; the loop has not resumed yet
+    loop.cancel()
+    await asyncio.sleep(0.05)
+    assert loop.cancelled(), f"the cancel was lost; the loop went on with {seen}"

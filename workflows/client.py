@@ -167,12 +167,12 @@ async def _queried(handle: WorkflowHandle[Any, Any]) -> JobStatus | None:
     so it is bounded instead of hanging, in all and not only per try: until a run's first
     workflow task completes the server holds one query for it and refuses the others
     (RESOURCE_EXHAUSTED), which the SDK retries, each try with its own RPC timeout (4 at once
-    took 3.0, 6.3, 9.4 and 18.3 s)."""
+    took 3.0, 6.3, 9.4 and 18.3 s). `asyncio.timeout`, not `wait_for`: Python 3.11's
+    `wait_for` returns the answer when the caller is cancelled just as it arrives, and the cancel
+    is lost (Ctrl-C on `t2m generate` then went unheard while the job ran on)."""
     try:
-        return await asyncio.wait_for(
-            handle.query(VideoWorkflow.status, rpc_timeout=QUERY_TIMEOUT),
-            QUERY_TIMEOUT.total_seconds(),
-        )
+        async with asyncio.timeout(QUERY_TIMEOUT.total_seconds()):
+            return await handle.query(VideoWorkflow.status, rpc_timeout=QUERY_TIMEOUT)
     except Exception as e:  # no worker polling, a worker too busy, or the workflow not started
         log.info("status query of %s unanswered (%r): describe() instead", handle.id, e)
         return None
@@ -205,9 +205,8 @@ async def _described(handle: WorkflowHandle[Any, Any], known: JobStatus | None) 
     """What `describe()` adds to `known`, for a workflow no worker answered for."""
     status = known or JobStatus(job_id=handle.id, status="queued")
     try:
-        desc = await asyncio.wait_for(
-            handle.describe(rpc_timeout=QUERY_TIMEOUT), QUERY_TIMEOUT.total_seconds() + 1
-        )
+        async with asyncio.timeout(QUERY_TIMEOUT.total_seconds() + 1):  # see `_queried`
+            desc = await handle.describe(rpc_timeout=QUERY_TIMEOUT)
     except Exception:
         return status
     update: dict[str, Any] = {

@@ -18,8 +18,11 @@ POLLER_FRESH_S = 120
 """A worker re-polls at least every ~70 s; one not seen for longer is gone."""
 WORKER_HEARTBEAT = timedelta(seconds=5)
 """How often a t2m worker tells the server it is alive (its runtime's worker heartbeat)."""
-HEARTBEAT_STALE_S = 3 * WORKER_HEARTBEAT.total_seconds()
-"""A worker whose last heartbeat is older than this is gone: a killed worker's just stop."""
+STALE_BEATS = 3
+"""A worker whose last heartbeat is older than this many of its intervals is gone: a killed
+worker's just stop."""
+HEARTBEAT_STALE_S = STALE_BEATS * WORKER_HEARTBEAT.total_seconds()
+"""How soon a t2m worker's death shows."""
 
 
 async def queue_pollers(client: Client, settings: Settings) -> dict[str, list[PollerInfo]]:
@@ -77,37 +80,52 @@ async def worker_heartbeats(client: Client) -> list[WorkerHeartbeat]:
 async def queue_workers(client: Client, settings: Settings) -> dict[str, str]:
     """For each t2m task queue, "ok" when a live worker serves it, else why not.
 
-    A worker is live while its heartbeats (every `WORKER_HEARTBEAT`) are fresh and it is
-    running; a poller counts unless its worker's heartbeats stopped (killed) or said it was
-    stopping before that poll. So a killed worker is seen gone within `HEARTBEAT_STALE_S` (its
-    pollers stayed listed for `POLLER_FRESH_S`), a worker busy in every slot (it does not poll)
-    still counts, and a worker that has not yet sent a heartbeat counts by its polls, even
-    under the identity of a dead one (a restarted container's `1@pod`)."""
+    A worker is live while its heartbeats (every `WORKER_HEARTBEAT` for t2m's) are fresh and
+    it is running (`judge_heartbeats`); a poller counts unless its worker's heartbeats stopped
+    (killed) or said it was stopping before that poll. So a killed worker is seen gone within
+    `HEARTBEAT_STALE_S` (its pollers stayed listed for `POLLER_FRESH_S`), a worker busy in
+    every slot (it does not poll) still counts, and a worker that has not yet sent a heartbeat
+    counts by its polls, even under the identity of a dead one (a restarted container's
+    `1@pod`)."""
     now = datetime.now(UTC)
     beats = await worker_heartbeats(client)
     found: dict[str, str] = {}
     for kind, pollers in (await queue_pollers(client, settings)).items():
         queue = settings.queue(kind)
-        live: set[str] = set()
-        last_words: dict[str, datetime] = {}  # identity: its latest heartbeat, if none is live
-        for beat in (b for b in beats if b.task_queue == queue):
-            at = beat.heartbeat_time.ToDatetime(UTC)
-            if beat.status == WorkerStatus.WORKER_STATUS_RUNNING and (
-                (now - at).total_seconds() < HEARTBEAT_STALE_S
-            ):
-                live.add(beat.worker_identity)
-            else:
-                last_words[beat.worker_identity] = max(at, last_words.get(beat.worker_identity, at))
-        polling = [p for p in pollers if _polled_alive(p, now, last_words)]
+        live, quiet = judge_heartbeats([b for b in beats if b.task_queue == queue], now)
+        polling = [p for p in pollers if _polled_alive(p, now, quiet)]
         found[f"workers_{kind}"] = "ok" if live or polling else f"error: no worker polls {queue}"
     return found
 
 
-def _polled_alive(poller: PollerInfo, now: datetime, last_words: dict[str, datetime]) -> bool:
-    """A poller seen lately, unless its worker had gone quiet before it polled (a worker's
-    last poll starts at most one heartbeat after its last heartbeat)."""
+def judge_heartbeats(
+    beats: list[WorkerHeartbeat], now: datetime
+) -> tuple[set[str], dict[str, datetime]]:
+    """The identities of the live workers among one queue's `beats`, and for each other one when
+    it went quiet (its latest heartbeat plus one of its intervals: a worker polls at most that
+    long after its last beat). Each worker is judged by its own interval (the one before its
+    latest beat, at least `WORKER_HEARTBEAT`): a worker on another runtime or release beats
+    every 60 s, the SDK's default. A first beat tells no interval and is judged by t2m's, so a
+    t2m worker killed soon after its start is seen gone as soon. The times are the workers'
+    clocks against this host's: hosts keep their clocks in sync (NTP), within a few seconds."""
+    live: set[str] = set()
+    quiet: dict[str, datetime] = {}
+    for beat in beats:
+        at = beat.heartbeat_time.ToDatetime(UTC)
+        interval = max(beat.elapsed_since_last_heartbeat.ToTimedelta(), WORKER_HEARTBEAT)
+        running = beat.status == WorkerStatus.WORKER_STATUS_RUNNING
+        if running and now - at < STALE_BEATS * interval:
+            live.add(beat.worker_identity)
+        else:
+            gone = at + interval
+            quiet[beat.worker_identity] = max(gone, quiet.get(beat.worker_identity, gone))
+    return live, quiet
+
+
+def _polled_alive(poller: PollerInfo, now: datetime, quiet: dict[str, datetime]) -> bool:
+    """A poller seen lately, unless it polled before its worker went quiet."""
     polled = poller.last_access_time.ToDatetime(UTC)
     if (now - polled).total_seconds() >= POLLER_FRESH_S:
         return False
-    quiet = last_words.get(poller.identity)
-    return quiet is None or polled > quiet + WORKER_HEARTBEAT
+    gone = quiet.get(poller.identity)
+    return gone is None or polled > gone

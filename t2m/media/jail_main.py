@@ -4,6 +4,7 @@ answer written to /job/out.json. The worker never parses a render's output itsel
 Usage: python -m t2m.media.jail_main probe VIDEO QUALITY LONGEST_S
        python -m t2m.media.jail_main compose SPEC_JSON
        python -m t2m.media.jail_main thumbnail VIDEO OUT_PNG AT_S
+       python -m t2m.media.jail_main frames VIDEO OUT_DIR COUNT
        python -m t2m.media.jail_main speech SPEC_JSON
        python -m t2m.media.jail_main festival SPEC_JSON
        python -m t2m.media.jail_main join OUT_VIDEO QUALITY LONGEST_S RANGE_VIDEO...
@@ -55,6 +56,11 @@ def main(argv: list[str]) -> int:
 
         video = Path(args[0])
         media.best_thumbnail(video, Path(args[1]), float(args[2]), media.video_duration(video))
+        answer = {"ok": True}
+    elif op == "frames":  # for a vision model: the critique, the eval's judge
+        from t2m.media import compose as media
+
+        media.sample_frames(Path(args[0]), Path(args[1]), int(args[2]))
         answer = {"ok": True}
     elif op in ("speech", "festival"):
         from t2m.media import compose as media

@@ -1,4 +1,5 @@
-"""Media work on untrusted files, jailed like a render: probes, compose and thumbnails.
+"""Media work on untrusted files, jailed like a render: probes, compose, thumbnails and the frames
+a vision model is shown.
 
 A scene video is the attacker's file until proven otherwise, and FFmpeg's allocations and loops
 follow what a file claims (an 8K frame size, 10⁹ fps, 37 h of packets, a 10 k-entry edit list, a
@@ -11,6 +12,7 @@ answer comes back as a small JSON file, read bounded and checked like result.jso
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import shutil
@@ -32,6 +34,8 @@ THUMBNAIL_LIMITS = Limits(memory_mb=1536, cpu_s=60, wall_s=100, threads=48, disk
 """Wall limits a little under the activities' start-to-close timeouts (20 and 2 min), so the jail's
 own limit ends the work first, with a clear message."""
 MAX_ANSWER_BYTES = 4 * 1024**2
+MAX_FRAME_BYTES = 64 * 1024**2
+"""A PNG frame of a 2160p video is a few MB; a file past this was not written by the frames op."""
 
 
 class MediaFailed(T2mError, RuntimeError):
@@ -68,7 +72,7 @@ async def run(
             data = json.loads(f.read(MAX_ANSWER_BYTES))
         if not isinstance(data, dict):
             raise ValueError(data)
-    except (OSError, ValueError):
+    except (OSError, ValueError, RecursionError):  # RecursionError: [[[[… nested past the parser
         tail = r.log.strip().splitlines()[-20:]
         raise MediaFailed(f"{op} failed (status {r.returncode}): " + "\n".join(tail)) from None
     return data
@@ -86,7 +90,7 @@ async def probe_render(
     longest = max_seconds(min_seconds)
     args = [f"{jail.JAIL_WORKDIR}/scene.mp4", quality, f"{longest:.3f}"]
     try:
-        answer = await run("probe", args, dest, PROBE_LIMITS, on_tick)
+        answer = await run("probe", args, dest, _with_input(PROBE_LIMITS, checked), on_tick)
     except MediaFailed as e:
         return None, 0.0, f"the video could not be checked: {e}"
     if answer.get("ok") is not True:
@@ -161,16 +165,42 @@ async def join(
 
 
 async def thumbnail(video: Path, work: Path, at_s: float, on_tick: Tick = None) -> Path:
-    """`media.thumbnail` in a jail; `video` is moved into `work` first."""
+    """`media.best_thumbnail` in a jail; `video` is moved into `work` first."""
+    limits = _with_input(THUMBNAIL_LIMITS, _moved_in(video, work))
+    args = [f"{jail.JAIL_WORKDIR}/video.mp4", f"{jail.JAIL_WORKDIR}/thumb.png", f"{at_s:.3f}"]
+    await run("thumbnail", args, work, limits, on_tick)
+    return _written(work / "thumb.png", "the thumbnail")
+
+
+async def sample_frames(video: Path, work: Path, count: int, on_tick: Tick = None) -> list[Path]:
+    """`media.sample_frames` in a jail: `count` PNG frames spread over `video` (moved into `work`
+    first), for a vision model. The worker only hands their bytes on, never decodes them."""
+    limits = _with_input(THUMBNAIL_LIMITS, _moved_in(video, work))
+    args = [f"{jail.JAIL_WORKDIR}/video.mp4", jail.JAIL_WORKDIR, str(count)]
+    await run("frames", args, work, limits, on_tick)
+    return [_written(work / f"frame-{i}.png", "a frame") for i in range(count)]
+
+
+def _moved_in(video: Path, work: Path) -> Path:
     work.mkdir(parents=True, exist_ok=True)
     if video != work / "video.mp4":
         shutil.move(video, work / "video.mp4")
-    args = [f"{jail.JAIL_WORKDIR}/video.mp4", f"{jail.JAIL_WORKDIR}/thumb.png", f"{at_s:.3f}"]
-    await run("thumbnail", args, work, THUMBNAIL_LIMITS, on_tick)
-    png = work / "thumb.png"
-    if png.is_symlink() or not png.is_file():
-        raise MediaFailed("the thumbnail was not written")
-    return png
+    return work / "video.mp4"
+
+
+def _with_input(limits: Limits, video: Path) -> Limits:
+    """`limits` with room on disk for the input itself (the jail's disk limit counts its work
+    dir, where the video lies): a long 2160p video may be hundreds of MB, and its thumbnail
+    must not fail for that."""
+    allocated = video.stat().st_blocks * 512  # as the limit counts it: a sparse file adds little
+    return dataclasses.replace(limits, disk_mb=limits.disk_mb + allocated // 1024**2 + 1)
+
+
+def _written(path: Path, what: str) -> Path:
+    """`path` if the jail wrote it as a regular file of a sane size, else MediaFailed."""
+    if path.is_symlink() or not path.is_file() or path.stat().st_size > MAX_FRAME_BYTES:
+        raise MediaFailed(f"{what} was not written")
+    return path
 
 
 async def join_speech(

@@ -25,6 +25,7 @@ import importlib.util
 import json
 import math
 import os
+import random
 import sys
 import traceback
 from pathlib import Path
@@ -33,6 +34,10 @@ import numpy as np
 
 STILL_SECONDS = 1.0
 """How long a scene with no animation and no narration is held."""
+SEED = 0
+"""Of `random` and NumPy's global generator, for the scene module and each Scene: a scene drawing
+random dots draws the same ones in its dry pass and in every range of a split render (Manim
+seeds from the OS when it has no seed), so the ranges join into the whole render's picture."""
 QUALITY = {
     "low": "low_quality",
     "medium": "medium_quality",
@@ -51,6 +56,8 @@ def main(argv: list[str]) -> int:
     from t2m.media.encoding import X264_OPTIONS
 
     try:
+        random.seed(SEED)
+        np.random.seed(SEED)  # the global generator: what scene code calls
         spec = importlib.util.spec_from_file_location("generated_scene", scene_file)
         assert spec is not None and spec.loader is not None
         module = importlib.util.module_from_spec(spec)
@@ -70,6 +77,7 @@ def main(argv: list[str]) -> int:
             "media_dir": str(media_dir),
             "output_file": "scene",
             "disable_caching": True,
+            "seed": SEED,
             "verbosity": "ERROR",
             "progress_bar": "none",
             "write_to_movie": span != "plan",

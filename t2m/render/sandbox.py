@@ -218,7 +218,7 @@ def _progress(job: Path) -> str:
         with os.fdopen(fd, "rb") as f:
             data = json.loads(f.read(4096))
         animations, seconds = int(data["animations"]), float(data["seconds"])
-    except (OSError, ValueError, KeyError, TypeError):
+    except (OSError, ValueError, KeyError, TypeError, OverflowError, RecursionError):
         return "before the first animation finished"
     return f"after {animations} animations ({seconds:.1f} s of video)"
 
@@ -237,7 +237,7 @@ def _read_result(job: Path) -> RenderResult | None:
             result = json.loads(f.read(MAX_RESULT_BYTES))
         inside = Path(result["video"]).relative_to(jail.JAIL_WORKDIR)
         layout = [str(x)[:500] for x in result["layout"]][:50]
-    except (OSError, ValueError, KeyError, TypeError):
+    except (OSError, ValueError, KeyError, TypeError, RecursionError):
         return None
     video = job / inside
     real = Path(os.path.realpath(video))

@@ -34,6 +34,12 @@ FRAME_COST_S = {"low": 0.004, "medium": 0.007, "high": 0.015, "ultra": 0.06}
 """Render CPU seconds per frame, by quality (whole 2-core measurements, start-up included)."""
 MAX_PLAN_BYTES = 1024**2
 MAX_ANIMATIONS = 10_000
+MAX_RANGES = 8
+"""Of one scene, whatever the fleet: each range pays a jail, `import manim` and its share of the
+join, and its outcome travels in the join's request."""
+MAX_FRAMES = 10**7
+"""Of one animation (46 h at 60 fps): the plan is the jailed program's word, so its numbers are
+bounded before any arithmetic (the caller also holds their sum to what a render may last)."""
 
 
 @dataclass(frozen=True)
@@ -63,10 +69,11 @@ def choose_ranges(
 ) -> list[tuple[int, int]]:
     """The animation ranges (first, last; inclusive, from 0) to render a scene in: one range
     (the whole scene) unless its estimate is worth more than one range of `min_range_s` and
-    there are free slots, never more ranges than animations; ranges balanced by frame count."""
+    there are free slots, never more ranges than animations or `MAX_RANGES`; ranges balanced by
+    frame count."""
     frames = plan.frames
     worth = estimate_s(quality, frames) / min_range_s if min_range_s > 0 else len(frames)
-    k = min(len(frames), slots, int(worth))
+    k = min(len(frames), slots, int(worth), MAX_RANGES)
     if plan.updaters or k <= 1:
         return [(0, len(frames) - 1)]
     prefix = [0]
@@ -142,8 +149,8 @@ def _read_plan(job: Path) -> Plan | None:
             data = json.loads(f.read(MAX_PLAN_BYTES))
         frames = [int(x) for x in data["frames"]]
         updaters = data["updaters"] is True
-    except (OSError, ValueError, KeyError, TypeError):
+    except (OSError, ValueError, KeyError, TypeError, OverflowError, RecursionError):
         return None
-    if not 0 < len(frames) <= MAX_ANIMATIONS or any(f < 0 for f in frames):
+    if not 0 < len(frames) <= MAX_ANIMATIONS or any(not 0 <= f <= MAX_FRAMES for f in frames):
         return None
     return Plan(frames, updaters)
