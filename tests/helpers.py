@@ -25,6 +25,10 @@ from t2m.config import Settings
 from t2m.vocabulary.request import VideoRequest
 
 T2M = str(Path(sys.executable).parent / "t2m")
+AS_TYPED = ("env", "--default-signal=INT")
+"""Prefix of a command a test sends Ctrl-C to: started as a terminal starts it, with SIGINT's
+default action. A suite started in the background (`make test &`) runs with SIGINT ignored, and
+an ignored signal stays ignored in every process it starts: the command would never hear it."""
 
 
 def free_port() -> int:
@@ -91,7 +95,7 @@ async def generate_then_ctrl_c(env: dict[str, str], model: str) -> tuple[int, di
     its progress shows the job exists: its exit code, its one JSON object, and the job id its
     progress named."""
     proc = await asyncio.create_subprocess_exec(
-        T2M, "generate", "Square numbers", "--model", model, "--quality", "low", "--json",
+        *AS_TYPED, T2M, "generate", "Square numbers", "--model", model, "--quality", "low", "--json",
         env=env, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
     )  # fmt: skip
     assert proc.stderr is not None

@@ -18,7 +18,7 @@ import pytest
 from api.main import create_app
 from cli.main import _parser
 from t2m.config import Settings
-from tests.helpers import T2M, cli_env, free_port, run_cli, serve
+from tests.helpers import AS_TYPED, T2M, cli_env, free_port, run_cli, serve
 
 GENERATE = "/api/v1/videos/generate"
 
@@ -66,7 +66,7 @@ async def test_every_jobs_verb_against_a_live_api(
 
         # Ctrl-C while following a running job: exit 130, still one JSON object on stdout.
         proc = await asyncio.create_subprocess_exec(
-            T2M, "jobs", "status", job, "--follow", "--interval", "0.2", "--json",
+            *AS_TYPED, T2M, "jobs", "status", job, "--follow", "--interval", "0.2", "--json",
             env=env, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
         )  # fmt: skip
         assert proc.stderr is not None
