@@ -43,7 +43,14 @@ from t2m.catalog import db
 from t2m.catalog.db import JobStore
 from t2m.catalog.storage import LocalStorage, Storage, StorageUnavailable, get_storage
 from t2m.catalog.tenancy import Tenancy
-from t2m.config import DRAIN_MARGIN_S, WORKER_QUEUES, Settings, get_settings, parse_queues
+from t2m.config import (
+    DRAIN_MARGIN_S,
+    WORKER_QUEUES,
+    InvalidSettings,
+    Settings,
+    get_settings,
+    parse_queues,
+)
 from t2m.jail.limits import JailUnavailable
 from t2m.jail.self_test import check_jail
 from t2m.keys import STORAGE_MARKER
@@ -375,10 +382,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
     logging.getLogger("botocore").setLevel(logging.WARNING)  # one line per S3 client otherwise
+    try:
+        settings = get_settings()
+    except InvalidSettings as e:
+        print(f"worker: refusing to start: invalid settings: {e}", file=sys.stderr)
+        return 2
     workdirs = scratch.claim()  # and remove what killed workers on this host left
     # Not asyncio.run: its clean-up would wait for the tasks a timed-out drain leaves behind.
     loop = asyncio.new_event_loop()
-    code = run(get_settings(), parse_queues(args.queues), args.adopt_older_builds)
+    code = run(settings, parse_queues(args.queues), args.adopt_older_builds)
     exit_code = loop.run_until_complete(code)
     if exit_code in (0, 130):  # drained: a forced exit leaves it locked for the next sweep
         scratch.release(workdirs)

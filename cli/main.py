@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from cli.output import emit_json, json_only_on_stdout
-from t2m.config import Settings, get_settings
+from t2m.config import InvalidSettings, Settings, get_settings
 
 
 class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
@@ -96,6 +96,11 @@ def main(argv: Sequence[str] | None = None) -> None:
         json_only_on_stdout()
     try:
         code = _run(args)
+    except InvalidSettings as e:
+        print(
+            f"t2m {args.command or ''}: refusing to start: invalid settings: {e}", file=sys.stderr
+        )
+        code = 2
     except KeyboardInterrupt:
         if getattr(args, "json", False):
             emit_json({"error": "interrupted"})

@@ -87,15 +87,12 @@ def load_config(environ: Mapping[str, str] = os.environ) -> Config:
 def served_url() -> str:
     """Where `t2m up` serves the API, from the same settings it reads (T2M_API_HOST,
     T2M_API_PORT, `.env`; a kubelet service link in T2M_API_PORT is ignored as it is there)."""
-    from pydantic import ValidationError
-
-    from t2m.config import get_settings
+    from t2m.config import InvalidSettings, get_settings
 
     try:
         settings = get_settings()
-    except ValidationError as e:
-        problems = "; ".join(f"{'.'.join(map(str, p['loc']))}: {p['msg']}" for p in e.errors())
-        raise ApiError(f"settings: {problems}", 2) from None
+    except InvalidSettings as e:
+        raise ApiError(f"invalid settings: {e}", 2) from None
     host = settings.api_host
     if host in ("0.0.0.0", ""):  # a bind to every address: reach it on loopback
         host = "127.0.0.1"

@@ -9,7 +9,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import Field, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from t2m.media.voices import PROVIDER_VOICE, is_provider_voice
@@ -20,6 +20,10 @@ def _default_data_dir() -> Path:
     return Path(base) / "t2m"
 
 
+RENDER_TIMEOUT_MAX_S = 540.0
+"""The most `render_timeout_s` may be: a render's jail must time out before its activity does
+(render_scene: 20 min, the dry pass plan_render: 10 min), so that a slow scene reaches the fix
+loop as "too slow" instead of being retried as it is until the job's timeout."""
 SERVICE_LINK = re.compile(r"(tcp|udp|sctp)://[^/\s]+:\d+")
 """The value the kubelet gives `<SERVICE>_PORT` for every Service of a pod's namespace (unless the
 pod sets `enableServiceLinks: false`): a Service named `t2m-api` yields `T2M_API_PORT=tcp://IP:80`."""
@@ -122,7 +126,7 @@ class Settings(BaseSettings):
 
     render_concurrency: int = Field(default_factory=lambda: os.cpu_count() or 1, ge=1)
     llm_concurrency: int = Field(default=32, ge=1)
-    render_timeout_s: float = Field(default=300.0, gt=0)
+    render_timeout_s: float = Field(default=300.0, gt=0, le=RENDER_TIMEOUT_MAX_S)
     render_cpu_s: int = Field(default=600, ge=10)
     split_min_range_s: float = Field(default=8.0, ge=0)
     """Split renders (`t2m.render.split`): the least estimated render seconds worth a range of its own."""
@@ -220,9 +224,21 @@ def secrets_dir() -> str | None:
     return path if os.path.isdir(path) else None
 
 
+class InvalidSettings(ValueError):
+    """Settings the environment (or the secrets dir) gets wrong: each by its variable's name and
+    the rule it breaks, never its value (it may be a secret)."""
+
+
 @lru_cache
 def get_settings() -> Settings:
-    return Settings(_secrets_dir=secrets_dir())
+    try:
+        return Settings(_secrets_dir=secrets_dir())
+    except ValidationError as e:
+        problems = [
+            f"T2M_{str(p['loc'][0]).upper()}: {p['msg']}" if p["loc"] else p["msg"]
+            for p in e.errors()
+        ]
+        raise InvalidSettings("; ".join(problems)) from None
 
 
 def is_loopback(host: str) -> bool:

@@ -8,16 +8,20 @@ import contextlib
 import json
 import os
 import socket
+import subprocess
+import sys
 import time
 from collections.abc import AsyncIterator
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
 from temporalio.client import Client
 
 from t2m.catalog.storage import LocalStorage, get_storage
-from t2m.config import Settings
-from tests.helpers import cli_env, free_port, run_cli
+from t2m.config import RENDER_TIMEOUT_MAX_S, Settings
+from tests.helpers import T2M, cli_env, free_port, run_cli
+from workflows import activity_table
 
 MODEL = "openai/gpt-4o-mini"
 
@@ -105,6 +109,46 @@ async def test_json_stdout_holds_only_the_json_with_a_chatty_real_provider_path(
     assert answer["error"].startswith(f"model '{MODEL}' cannot be used: "), answer
     assert "Incorrect API key" in answer["error"]
     _one_line_without_class_names(answer["error"])
+
+
+@pytest.mark.parametrize(
+    "command", [("up",), ("worker",), ("generate", "Cells"), ("jobs", "list"), ("python", "worker")]
+)
+async def test_invalid_settings_are_refused_in_one_line_naming_each_and_its_rule(
+    tmp_path: Path, command: tuple[str, ...]
+) -> None:
+    """Each wrong setting by its variable's name and rule, never its value (it may be a secret),
+    exit 2, nothing started: not a pydantic traceback."""
+    canary = "sk-canary-0123456789"
+    env = os.environ | {
+        "T2M_DATA_DIR": str(tmp_path / "data"),
+        "T2M_RENDER_TIMEOUT_S": "3600",  # longer than its activity may run
+        "T2M_API_PORT": canary,
+    }
+    if command[0] == "python":
+        argv = [sys.executable, str(Path(__file__).parent.parent / "worker.py")]
+    else:
+        argv = [T2M, *command]
+    done = await asyncio.to_thread(
+        subprocess.run, argv, env=env, capture_output=True, text=True, timeout=120
+    )
+    line = done.stderr.strip()
+    assert done.returncode == 2 and "\n" not in line, (done.returncode, line)
+    assert "invalid settings: " in line, line
+    assert (
+        f"T2M_RENDER_TIMEOUT_S: Input should be less than or equal to {RENDER_TIMEOUT_MAX_S:g}"
+        in line
+    )
+    assert "T2M_API_PORT: Input should be a valid integer" in line
+    assert canary not in line + done.stdout
+    assert not (tmp_path / "data" / "logs").exists(), "nothing was started"
+
+
+def test_a_render_times_out_in_its_jail_before_its_activity_does() -> None:
+    """The jail's timeout tells the fixer "too slow"; the activity's would retry the render."""
+    margin = timedelta(minutes=1)  # checking, storing, reporting
+    for spec in (activity_table.RENDER_SCENE, activity_table.PLAN_RENDER):
+        assert spec.start_to_close >= timedelta(seconds=RENDER_TIMEOUT_MAX_S) + margin, spec.name
 
 
 @pytest.mark.parametrize("taken", ["T2M_API_PORT", "T2M_TEMPORAL_ADDRESS"])
