@@ -53,6 +53,10 @@ SLOW_S = 5.0
 CONTEXT = "Tides rise twice a day. The moon pulls the water. The sun helps a little."
 Trigger = tuple[str, str | None]
 """A moment in a job's history: ("scheduled" | "completed", activity), or ("start", None)."""
+TRIES = 5
+"""Jobs a stage may take to be caught: an activity of milliseconds (finalize_video) is often done,
+its completion already on the wire, by the time the frozen worker is seen in it (ci40: three
+jobs missed it in a row)."""
 STAGES: dict[str, tuple[Trigger, str]] = {
     "planning": (("start", None), "plan_video"),
     "narrating": (("scheduled", "narrate_scene"), "narrate_scene"),
@@ -336,7 +340,7 @@ async def run_killed_job(stack: Stack, stage: str, model: str = "offline/templat
     if stage == "model":
         base += SLOW_S  # the provider's hold is the only difference from the offline job
     attempt, caught = 0, False
-    for again in range(3):
+    for again in range(TRIES):
         await stack.may_kill()
         old = worker_pid(stack.up.pid)
         assert old is not None
