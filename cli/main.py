@@ -97,9 +97,9 @@ def main(argv: Sequence[str] | None = None) -> None:
     try:
         code = _run(args)
     except InvalidSettings as e:
-        print(
-            f"t2m {args.command or ''}: refusing to start: invalid settings: {e}", file=sys.stderr
-        )
+        if getattr(args, "json", False):
+            emit_json({"error": f"invalid settings: {e}"})
+        print(f"t2m {args.command}: refusing to start: invalid settings: {e}", file=sys.stderr)
         code = 2
     except KeyboardInterrupt:
         if getattr(args, "json", False):

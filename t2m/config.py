@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Literal
 
 from pydantic import Field, ValidationError, field_validator, model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import BaseSettings, SettingsConfigDict, SettingsError
 
 from t2m.media.voices import PROVIDER_VOICE, is_provider_voice
 
@@ -229,16 +229,25 @@ class InvalidSettings(ValueError):
     the rule it breaks, never its value (it may be a secret)."""
 
 
+_FIELD_OF_SOURCE_ERROR = re.compile(r'field "(\w+)"')
+
+
 @lru_cache
 def get_settings() -> Settings:
     try:
         return Settings(_secrets_dir=secrets_dir())
     except ValidationError as e:
-        problems = [
-            f"T2M_{str(p['loc'][0]).upper()}: {p['msg']}" if p["loc"] else p["msg"]
-            for p in e.errors()
-        ]
+        problems = []
+        for p in e.errors():
+            rule = p["msg"].removeprefix("Value error, ")
+            problems.append(f"T2M_{str(p['loc'][0]).upper()}: {rule}" if p["loc"] else rule)
         raise InvalidSettings("; ".join(problems)) from None
+    except SettingsError as e:  # read before validation: a list setting that is not JSON
+        found = _FIELD_OF_SOURCE_ERROR.search(str(e))
+        name = f"T2M_{found.group(1).upper()}" if found else "a setting"
+        raise InvalidSettings(f'{name}: must be JSON, e.g. ["a", "b"]') from None
+    except UnicodeDecodeError:
+        raise InvalidSettings(".env or a file of the secrets dir is not UTF-8 text") from None
 
 
 def is_loopback(host: str) -> bool:

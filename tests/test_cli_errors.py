@@ -144,6 +144,36 @@ async def test_invalid_settings_are_refused_in_one_line_naming_each_and_its_rule
     assert not (tmp_path / "data" / "logs").exists(), "nothing was started"
 
 
+@pytest.mark.parametrize(
+    ("variable", "env_file", "told"),
+    [
+        ("T2M_ALLOWED_MODELS", "", 'T2M_ALLOWED_MODELS: must be JSON, e.g. ["a", "b"]'),
+        ("T2M_STORAGE_URL", "", "T2M_STORAGE_URL: use file:///path or s3://bucket[/prefix]"),
+        ("", "T2M_API_PORT=\xff\n", ".env or a file of the secrets dir is not UTF-8 text"),
+    ],
+)
+async def test_settings_read_before_validation_are_named_too_and_json_says_so(
+    tmp_path: Path, variable: str, env_file: str, told: str
+) -> None:
+    """A list setting that is not JSON, a validator's rule (without pydantic's "Value error, "),
+    a `.env` that is not UTF-8: one line, exit 2; with `--json`, one JSON object as well."""
+    env = os.environ | {"T2M_DATA_DIR": str(tmp_path / "data")}
+    if variable:
+        env[variable] = "[" if variable == "T2M_ALLOWED_MODELS" else "ftp://x"
+    (tmp_path / ".env").write_bytes(env_file.encode("latin-1"))  # read from the working dir
+    done = await asyncio.to_thread(
+        subprocess.run,
+        [T2M, "generate", "Cells", "--json"],
+        env=env, cwd=tmp_path, capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    line = done.stderr.strip()
+    assert (
+        done.returncode == 2
+        and line == f"t2m generate: refusing to start: invalid settings: {told}"
+    )
+    assert json.loads(done.stdout) == {"error": f"invalid settings: {told}"}
+
+
 def test_a_render_times_out_in_its_jail_before_its_activity_does() -> None:
     """The jail's timeout tells the fixer "too slow"; the activity's would retry the render."""
     margin = timedelta(minutes=1)  # checking, storing, reporting
