@@ -43,7 +43,7 @@ from api.service import problems_detail
 from api.status_cache import StatusCache
 from t2m.catalog import api_keys, db
 from t2m.catalog.storage import get_storage
-from t2m.config import Settings, get_settings
+from t2m.config import InvalidSettings, Settings, get_settings
 from t2m.requests import allowed_models, configuration_problems, plain_message
 from t2m.vocabulary.job import JobStatus
 from workflows.client import connect, history_growth, job_status_since
@@ -218,7 +218,10 @@ def _told_to_stop(stopping: asyncio.Event) -> Iterator[None]:
 
 
 def create_app(settings: Settings | None = None, limits: Limits | None = None) -> FastAPI:
-    settings = settings or get_settings()
+    try:
+        settings = settings or get_settings()
+    except InvalidSettings as e:  # one line under uvicorn, as `t2m` and the worker say it
+        raise SystemExit(f"t2m api: refusing to start: invalid settings: {e}") from None
     limits = limits or Limits()
 
     @asynccontextmanager

@@ -112,13 +112,14 @@ async def test_json_stdout_holds_only_the_json_with_a_chatty_real_provider_path(
 
 
 @pytest.mark.parametrize(
-    "command", [("up",), ("worker",), ("generate", "Cells"), ("jobs", "list"), ("python", "worker")]
+    "command",
+    [("up",), ("worker",), ("generate", "Cells"), ("jobs", "list"), ("python", "worker"), ("api",)],
 )
 async def test_invalid_settings_are_refused_in_one_line_naming_each_and_its_rule(
     tmp_path: Path, command: tuple[str, ...]
 ) -> None:
     """Each wrong setting by its variable's name and rule, never its value (it may be a secret),
-    exit 2, nothing started: not a pydantic traceback."""
+    exit 2 (the API under uvicorn: 1), nothing started: not a pydantic traceback."""
     canary = "sk-canary-0123456789"
     env = os.environ | {
         "T2M_DATA_DIR": str(tmp_path / "data"),
@@ -127,13 +128,17 @@ async def test_invalid_settings_are_refused_in_one_line_naming_each_and_its_rule
     }
     if command[0] == "python":
         argv = [sys.executable, str(Path(__file__).parent.parent / "worker.py")]
+    elif command[0] == "api":  # as the image and the pods run it
+        argv = [sys.executable, "-m", "uvicorn", "--factory", "api.main:create_app"]
+        argv += ["--port", str(free_port())]
     else:
         argv = [T2M, *command]
     done = await asyncio.to_thread(
         subprocess.run, argv, env=env, capture_output=True, text=True, timeout=120
     )
     line = done.stderr.strip()
-    assert done.returncode == 2 and "\n" not in line, (done.returncode, line)
+    code = 1 if command[0] == "api" else 2
+    assert done.returncode == code and "\n" not in line, (done.returncode, line)
     assert "invalid settings: " in line, line
     assert (
         f"T2M_RENDER_TIMEOUT_S: Input should be less than or equal to {RENDER_TIMEOUT_MAX_S:g}"
