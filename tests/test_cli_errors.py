@@ -290,24 +290,29 @@ async def test_a_config_file_t2m_config_names_must_exist(tmp_path: Path) -> None
 
 
 @contextlib.asynccontextmanager
-async def not_an_api(status: str) -> AsyncIterator[str]:
-    """A web server on loopback that answers every request with an HTML page and `status`."""
-    page = b"<html><body>" + b"<p>Welcome to a web site</p>\n" * 50 + b"</body></html>"
+async def answering(
+    status: str, content_type: str, body: bytes, *headers: str
+) -> AsyncIterator[str]:
+    """A web server on loopback that answers every request alike; yields its URL."""
 
     async def answer(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         with contextlib.suppress(Exception):
             await reader.readuntil(b"\r\n\r\n")
-            writer.write(
-                f"HTTP/1.1 {status}\r\ncontent-type: text/html; charset=utf-8\r\n".encode()
-                + f"content-length: {len(page)}\r\nconnection: close\r\n\r\n".encode()
-                + page
-            )
+            head = [f"HTTP/1.1 {status}", f"content-type: {content_type}", *headers]
+            head += [f"content-length: {len(body)}", "connection: close", "", ""]
+            writer.write("\r\n".join(head).encode() + body)
             await writer.drain()
         writer.close()
 
     port = free_port()
     async with await asyncio.start_server(answer, "127.0.0.1", port):
         yield f"http://127.0.0.1:{port}"
+
+
+def not_an_api(status: str) -> contextlib.AbstractAsyncContextManager[str]:
+    """A web site: an HTML page with `status` for every request."""
+    page = b"<html><body>" + b"<p>Welcome to a web site</p>\n" * 50 + b"</body></html>"
+    return answering(status, "text/html; charset=utf-8", page)
 
 
 @pytest.mark.parametrize("status", ["200 OK", "302 Found", "500 Internal Server Error"])
@@ -323,6 +328,25 @@ async def test_a_url_that_is_no_t2m_api_is_said_so_in_one_line(tmp_path: Path, s
                 " text/html; charset=utf-8); T2M_API names it"
             )
             assert json.loads(out)["http_status"] == int(status.split()[0])
+
+
+async def test_a_download_refused_where_the_api_sent_it_is_one_line_without_its_query(
+    tmp_path: Path,
+) -> None:
+    """The API's 307 to S3, and S3 refusing (an expired signature): the origin that refused, not
+    "does not answer as a t2m API", and not the signed URL."""
+    refusal = b"<?xml version='1.0'?><Error><Code>AccessDenied</Code></Error>"
+    async with answering("403 Forbidden", "application/xml", refusal) as s3:
+        signed = f"location: {s3}/bucket/video.mp4?X-Amz-Signature=sekret"
+        async with answering("307 Temporary Redirect", "application/json", b"", signed) as api:
+            env = bare_env(tmp_path, T2M_API=api)
+            args = ("jobs", "download", f"video-{uuid.uuid4()}", "--out", str(tmp_path))
+            code, _, err = await run_cli(env, *args)
+    assert code == 1, err
+    assert one_error_line(err) == (
+        f"t2m: {s3}, where the API sent the download, answered HTTP 403 (application/xml)"
+    )
+    assert "sekret" not in err
 
 
 @pytest.mark.parametrize("job_id", ["", "x" * 100_000, "video-1", "../../metrics"])
