@@ -250,6 +250,10 @@ async def run(
             file=sys.stderr,
         )
         return 1
+    except ValueError as e:  # "invalid target URL: invalid port number"
+        address = settings.temporal_address
+        print(f"t2m worker: T2M_TEMPORAL_ADDRESS {address!r}: {e}", file=sys.stderr)
+        return 2
     if problem := await stack_mismatch(client, settings, get_storage(settings)):
         print(f"t2m worker: refusing to serve: {problem}", file=sys.stderr)
         return 2

@@ -436,6 +436,10 @@ async def test_worker_without_temporal_says_so_in_one_line(tmp_path: Path) -> No
     assert lines[0].startswith(
         f"t2m worker: cannot reach Temporal at {env['T2M_TEMPORAL_ADDRESS']}: "
     )
+    env["T2M_TEMPORAL_ADDRESS"] = "127.0.0.1:99999"  # malformed: exit 2 naming it
+    code, _, err = await run_cli(env, "worker", "--queues", "llm")
+    assert code == 2 and "Traceback" not in err, err
+    assert "t2m worker: T2M_TEMPORAL_ADDRESS '127.0.0.1:99999': invalid target URL" in err
 
 
 @pytest.mark.parametrize("schedule", ["", "  "])
