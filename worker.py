@@ -50,6 +50,7 @@ from t2m.config import (
     Settings,
     get_settings,
     parse_queues,
+    queues_problem,
 )
 from t2m.jail.limits import JailUnavailable
 from t2m.jail.self_test import check_jail
@@ -241,7 +242,18 @@ async def run(
     queues = await jail_ready(queues)
     if not queues:
         return 1
-    client = await connect(settings, worker_runtime(settings))
+    try:
+        client = await connect(settings, worker_runtime(settings))
+    except RuntimeError as e:  # the SDK's "Failed client connect: …", with its reason
+        print(
+            f"t2m worker: cannot reach Temporal at {settings.temporal_address}: {e}",
+            file=sys.stderr,
+        )
+        return 1
+    except ValueError as e:  # "invalid target URL: invalid port number"
+        address = settings.temporal_address
+        print(f"t2m worker: T2M_TEMPORAL_ADDRESS {address!r}: {e}", file=sys.stderr)
+        return 2
     if problem := await stack_mismatch(client, settings, get_storage(settings)):
         print(f"t2m worker: refusing to serve: {problem}", file=sys.stderr)
         return 2
@@ -386,6 +398,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         settings = get_settings()
     except InvalidSettings as e:
         print(f"worker: refusing to start: invalid settings: {e}", file=sys.stderr)
+        return 2
+    if problem := queues_problem(args.queues):
+        print(f"t2m worker: {problem}", file=sys.stderr)
         return 2
     workdirs = scratch.claim()  # and remove what killed workers on this host left
     # Not asyncio.run: its clean-up would wait for the tasks a timed-out drain leaves behind.

@@ -16,6 +16,7 @@ import uuid
 from pathlib import Path
 from typing import Any
 
+from cli.output import out_dir
 from t2m.config import Settings
 from t2m.vocabulary.request import QUALITIES
 
@@ -37,7 +38,7 @@ def add_parser(sub: Any) -> argparse.ArgumentParser:
         metavar="TOPICS.json",
         help="a JSON list of {theorem|topic, description|context, difficulty?, subfield?}",
     )
-    e.add_argument("--out", type=Path, default=Path("."), help="directory for the report files")
+    e.add_argument("--out", type=out_dir, default=".", help="directory for the report files")
     e.add_argument(
         "--judge",
         default=None,
@@ -79,6 +80,8 @@ def eval_request(settings: Settings, args: argparse.Namespace) -> Any:
         raise InvalidRequest("name", f"{name!r} must be 1-60 letters, digits, '.', '_' or '-'")
     if args.judge is not None and not args.judge.strip():
         raise InvalidRequest("judge", "give a model name")
+    if args.schedule is not None and not args.schedule.strip():  # not "no schedule: run it now"
+        raise InvalidRequest("schedule", "give a cron expression, e.g. '0 3 * * *'")
     items = []
     for topic in load_topics(args.topics):  # topic and context are checked there, per entry
         try:
@@ -104,7 +107,7 @@ async def run(settings: Settings, args: argparse.Namespace) -> int:
         req = eval_request(settings, args)
     except (TopicFileError, InvalidRequest) as e:
         return _fail(args, f"invalid eval: {e}", code=2)
-    if args.schedule:
+    if args.schedule is not None:
         return await schedule(settings, args, req)
     from cli.local import client_for
 

@@ -11,10 +11,10 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-from pathlib import Path
 from typing import Any
 
 from cli.outcome import fail
+from cli.output import out_dir
 from t2m.config import Settings
 from t2m.vocabulary.request import PRIORITIES, QUALITIES
 
@@ -74,7 +74,7 @@ def add_parser(sub: Any) -> argparse.ArgumentParser:
     )
     g.add_argument("--no-subtitles", action="store_true", help="make no subtitles")
     g.add_argument("--no-thumbnail", action="store_true", help="make no thumbnail")
-    g.add_argument("--out", type=Path, default=Path("."), help="directory for the results")
+    g.add_argument("--out", type=out_dir, default=".", help="directory for the results")
     g.add_argument("--json", action="store_true", help="print one JSON object on stdout")
     return g
 

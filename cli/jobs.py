@@ -9,15 +9,16 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
+import re
 import sys
-from pathlib import Path
 from typing import Any
-from urllib.parse import quote
 
+from cli.output import out_dir
 from cli.progress import ProgressView, from_api
 from cli.remote import ApiError, Remote, load_config
 from t2m.budget import spent_against
-from t2m.vocabulary.job import JOB_STATES
+from t2m.vocabulary.job import JOB_ID_PATTERN, JOB_STATES
 
 REUSED = "reused from job {}; --force to make anew"
 VERBS = ("list", "status", "cancel", "retry", "delete", "download", "regenerate")
@@ -27,6 +28,8 @@ MEDIA = (  # field of the JSON answer, API path, file extension, may be missing
     ("subtitles_vtt", "subtitles?format=vtt", "vtt", True),
     ("thumbnail", "thumbnail", "png", True),
 )
+INTERVAL_S = (0.1, 3600.0)
+"""`--interval`'s bounds: polls no closer than the API needs, no sleep past the platform's."""
 
 
 def add_parser(sub: Any) -> argparse.ArgumentParser:
@@ -58,7 +61,12 @@ def add_parser(sub: Any) -> argparse.ArgumentParser:
         help="show its progress until it ends (a bar on a terminal, a line per change otherwise);"
         " the exit code is then its outcome (1: failed or cancelled)",
     )
-    st.add_argument("--interval", type=float, default=2.0, help="seconds between polls")
+    st.add_argument(
+        "--interval",
+        type=_interval,
+        default=2.0,
+        help=f"seconds between polls, {INTERVAL_S[0]:g} to {INTERVAL_S[1]:g}",
+    )
     _json_flag(st)
     for verb, what in (
         ("cancel", "cancel a queued or running job"),
@@ -68,7 +76,7 @@ def add_parser(sub: Any) -> argparse.ArgumentParser:
         _json_flag(_job_id(verbs.add_parser(verb, help=what)))
     dl = verbs.add_parser("download", help="a completed job's video, subtitles and thumbnail")
     _job_id(dl)
-    dl.add_argument("--out", type=Path, default=Path("."), help="directory for the files")
+    dl.add_argument("--out", type=out_dir, default=".", help="directory for the files")
     _json_flag(dl)
     rg = verbs.add_parser(
         "regenerate",
@@ -88,13 +96,30 @@ def add_parser(sub: Any) -> argparse.ArgumentParser:
 
 
 def _job_id(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
-    p.add_argument("job_id", metavar="JOB_ID", type=_quoted, help="the job's id (video-…)")
+    p.add_argument("job_id", metavar="JOB_ID", type=_checked_id, help="the job's id (video-…)")
     return p
 
 
-def _quoted(job_id: str) -> str:
-    """The id as one path segment, whatever it holds (the API answers 404 for a bad one)."""
-    return quote(job_id, safe="")
+def _checked_id(job_id: str) -> str:
+    """A job id as the API makes and accepts them (`video-<uuid>`), refused here otherwise: an
+    empty one would name another path, a huge one no URL can hold."""
+    if not re.fullmatch(JOB_ID_PATTERN, job_id):
+        shown = repr(job_id) if len(job_id) <= 60 else f"{job_id[:60]!r}… ({len(job_id)} chars)"
+        raise argparse.ArgumentTypeError(
+            f"{shown} is not a job id: video-<uuid>, as `t2m jobs list` shows them"
+        )
+    return job_id
+
+
+def _interval(text: str) -> float:
+    try:
+        seconds = float(text)
+    except ValueError:
+        seconds = math.nan
+    low, high = INTERVAL_S
+    if not low <= seconds <= high:  # nan and inf too
+        raise argparse.ArgumentTypeError(f"{text!r}: give seconds from {low:g} to {high:g}")
+    return seconds
 
 
 def _json_flag(p: argparse.ArgumentParser) -> None:
@@ -161,7 +186,7 @@ def _status(remote: Remote, args: argparse.Namespace) -> Outcome:
         s = remote.status(args.job_id)
         return 0, s, "\n".join([describe(s), *_scenes(s)])
     with ProgressView(args.job_id, stream=sys.stderr) as view:
-        s = remote.follow(args.job_id, max(args.interval, 0.1), lambda s: view.update(from_api(s)))
+        s = remote.follow(args.job_id, args.interval, lambda s: view.update(from_api(s)))
     if s["status"] != "completed":
         print(
             f"t2m: job {s['job_id']} {s['status']}: {s.get('error') or ''}".rstrip(": "),

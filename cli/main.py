@@ -169,6 +169,8 @@ def docs_search(settings: Settings, query: str, k: int, as_json: bool) -> int:
 
 
 async def create_key(settings: Settings, user: str, admin: bool, as_json: bool = False) -> int:
+    import asyncpg
+
     from t2m.catalog import api_keys, db, local_postgres
     from t2m.vocabulary.text import user_name
 
@@ -176,17 +178,27 @@ async def create_key(settings: Settings, user: str, admin: bool, as_json: bool =
     try:
         user_name(user)
     except ValueError as e:
-        if as_json:
-            print(json.dumps({"error": f"--user {user!r}: {e}"}))
-        print(f"t2m keys create: --user {user!r}: {e}", file=sys.stderr)
-        return 2
+        return _key_refused(f"--user {user!r}: {e}", 2, as_json)
 
     server = None
     url = settings.database_url
-    if not url:  # the embedded database of `t2m up` (started here if the stack is down)
-        server, url = await local_postgres.start_embedded(settings.data_dir)
     try:
-        pool = await db.connect(url)
+        if not url:  # the embedded database of `t2m up` (started here if the stack is down)
+            try:
+                server, url = await local_postgres.start_embedded(settings.data_dir)
+            except OSError as e:
+                bad = isinstance(e, FileExistsError | NotADirectoryError)  # a file in the way
+                reason = f"T2M_DATA_DIR {settings.data_dir}: {e.strerror} ({e.filename})"
+                return _key_refused(reason, 2 if bad else 1, as_json)
+        try:
+            pool = await db.connect(url)
+        except ValueError as e:  # asyncpg's ClientConfigurationError too
+            reason = f"T2M_DATABASE_URL: {DATABASE_URL_RULE} ({_hidden(str(e), url)})"
+            return _key_refused(reason, 2, as_json)
+        except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as e:
+            where = "T2M_DATABASE_URL" if settings.database_url else "the embedded database"
+            shown = f"{_without_password(url)} ({where}): {_hidden(str(e), url)}"
+            return _key_refused(f"cannot use the database at {shown}", 1, as_json)
         key = await api_keys.KeyStore(pool).create(user, admin)
         await pool.close()
     finally:
@@ -198,3 +210,39 @@ async def create_key(settings: Settings, user: str, admin: bool, as_json: bool =
         file=sys.stderr,
     )
     return 0
+
+
+DATABASE_URL_RULE = "must be a PostgreSQL URL, postgresql://USER:PASSWORD@HOST:PORT/DATABASE"
+
+
+def _key_refused(reason: str, code: int, as_json: bool) -> int:
+    """`keys create`'s failure: one line on stderr, and with --json a JSON object on stdout."""
+    reason = " ".join(reason.split())
+    if as_json:
+        print(json.dumps({"error": reason}))
+    print(f"t2m keys create: {reason}", file=sys.stderr)
+    return code
+
+
+def _credentials(url: str) -> tuple[str, str, str, str]:
+    """A database URL's scheme (with `://`), user, password and the rest after the `@`."""
+    head, _, rest = url.rpartition("@")
+    scheme, sep, credentials = head.rpartition("://")
+    user, _, password = credentials.partition(":")
+    return scheme + sep, user, password, rest
+
+
+def _without_password(url: str) -> str:
+    scheme, user, password, rest = _credentials(url)
+    return f"{scheme}{user}:***@{rest}" if password else url
+
+
+def _hidden(text: str, url: str) -> str:
+    """`text` with the password of the database URL `url` as `***`, wherever it appears."""
+    from urllib.parse import unquote
+
+    password = _credentials(url)[2]
+    for secret in (password, unquote(password)):
+        if secret:
+            text = text.replace(secret, "***")
+    return text

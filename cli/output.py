@@ -1,10 +1,13 @@
-"""`--json` output: the one JSON object alone on stdout, whatever else runs in the process."""
+"""`--json` output: the one JSON object alone on stdout, whatever else runs in the process; and
+`--out`, the directory the files go to."""
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import sys
+from pathlib import Path
 from typing import Any
 
 _JSON_OUT: int | None = None
@@ -41,3 +44,21 @@ def warn_without_context(model: str, context: str | None) -> None:
             " a real model with --model.",
             file=sys.stderr,
         )
+
+
+def out_dir(text: str) -> Path:
+    """`--out` (an argparse type): a writable directory, or one that can be made (it is made when
+    the files come). Checked before any work, not after a whole render; nothing is created here."""
+    path = Path(text)
+    try:
+        nearest = next(p for p in (path, *path.parents) if p.exists() or p.is_symlink())
+        is_dir = nearest.is_dir()
+    except OSError as e:  # a parent that may not be searched
+        raise argparse.ArgumentTypeError(f"{text!r}: {e.strerror}") from None
+    if not is_dir:
+        where = "is" if nearest == path else f"is under {nearest}, which is"
+        raise argparse.ArgumentTypeError(f"{text!r} {where} not a directory")
+    if not os.access(nearest, os.W_OK | os.X_OK):
+        where = "" if nearest == path else f" (its parent {nearest})"
+        raise argparse.ArgumentTypeError(f"{text!r}{where} is not writable")
+    return path

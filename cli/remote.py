@@ -4,7 +4,10 @@ Where: `T2M_API`, else `api` in the config file, else the address `t2m up` serve
 `T2M_API_HOST` and `T2M_API_PORT` (default http://127.0.0.1:8000). Who: `T2M_API_KEY`, else
 `api_key` in the config file, else no credentials (the loopback dev identity). The config file is
 `$T2M_CONFIG`, default `$XDG_CONFIG_HOME/t2m/config.toml` (`~/.config/t2m/config.toml`), and is
-optional.
+optional (a file `T2M_CONFIG` names must exist).
+
+A malformed URL or key is refused before anything is sent (exit 2), naming the setting and its rule
+but never its value: a URL may hold credentials, and a key is one.
 
 Every failure is an `ApiError`: one line with the API's own message, and the exit code the command
 ends with (`t2m.errors.exit_code`).
@@ -13,6 +16,7 @@ ends with (`t2m.errors.exit_code`).
 from __future__ import annotations
 
 import os
+import re
 import time
 import tomllib
 from collections.abc import Callable, Mapping
@@ -26,6 +30,9 @@ from t2m.errors import T2mError, exit_code
 
 DERIVED = "T2M_API_HOST/T2M_API_PORT"
 TERMINAL = ("completed", "failed", "cancelled")
+URL_RULE = "must be an http:// or https:// URL with a host and, if any, a port from 1 to 65535"
+KEY = re.compile(r"[!-~]+")
+"""An API key as an HTTP header can carry it: printable ASCII, no whitespace."""
 
 
 class ApiError(T2mError):
@@ -47,13 +54,23 @@ class Config:
         """The URL was given (T2M_API, the config file), not derived from `t2m up`'s address."""
         return self.source != DERIVED
 
+    @property
+    def where(self) -> str:
+        """The setting that names the URL, or those that would change it."""
+        if self.named:
+            return f"{self.source} names it"
+        return "set T2M_API to the API's URL, or T2M_API_HOST/T2M_API_PORT to where it serves"
+
     def unreachable(self, reason: str) -> str:
         """One line: the URL tried, and the setting that names it or would change it."""
-        if self.named:
-            where = f"{self.source} names it"
-        else:
-            where = "set T2M_API to the API's URL, or T2M_API_HOST/T2M_API_PORT to where it serves"
-        return f"cannot reach the API at {self.api} ({reason}); {where}"
+        return f"cannot reach the API at {self.api} ({reason}); {self.where}"
+
+    def not_the_api(self, r: httpx.Response) -> str:
+        """One line for an answer that is not a t2m API's JSON (another server at that URL)."""
+        kind = _content_type(r)
+        return (
+            f"{self.api} does not answer as a t2m API (HTTP {r.status_code}, {kind}); {self.where}"
+        )
 
 
 def config_path(environ: Mapping[str, str]) -> Path:
@@ -66,22 +83,43 @@ def config_path(environ: Mapping[str, str]) -> Path:
 def load_config(environ: Mapping[str, str] = os.environ) -> Config:
     path = config_path(environ)
     file: dict[str, Any] = {}
+    if environ.get("T2M_CONFIG") and not path.is_file():
+        problem = "a directory, not a file" if path.is_dir() else "no such file"
+        raise ApiError(f"T2M_CONFIG {path}: {problem}", 2)
     if path.is_file():
         try:
             file = tomllib.loads(path.read_text())
         except (tomllib.TOMLDecodeError, UnicodeDecodeError) as e:
             raise ApiError(f"config file {path}: {e}", 2) from None
+        except OSError as e:
+            raise ApiError(f"config file {path}: {e.strerror}", 2) from None
         for name in ("api", "api_key"):
             if name in file and not isinstance(file[name], str):
                 raise ApiError(f"config file {path}: {name} must be a string", 2)
-    key = environ.get("T2M_API_KEY") or file.get("api_key") or None
+    key: str | None = environ.get("T2M_API_KEY") or file.get("api_key") or None
+    if key is not None and not KEY.fullmatch(key):
+        where = "T2M_API_KEY" if environ.get("T2M_API_KEY") else f"`api_key` in {path}"
+        raise ApiError(f"{where}: an API key is printable ASCII without whitespace", 2)
     if environ.get("T2M_API"):
         api, source = environ["T2M_API"], "T2M_API"
     elif file.get("api"):
         api, source = file["api"], f"`api` in {path}"
     else:
         api, source = served_url(), DERIVED
+    if not valid_url(api):
+        raise ApiError(f"{source}: {URL_RULE}", 2)
     return Config(api=api.rstrip("/"), api_key=key, source=source)
+
+
+def valid_url(url: str) -> bool:
+    """An http(s) URL with a host and a valid port: what the API can be reached at. (httpx takes
+    `localhost:8000` for scheme `localhost`, and port 99999 as given.)"""
+    try:
+        parsed = httpx.URL(url)
+    except httpx.InvalidURL:
+        return False
+    port_ok = parsed.port is None or 1 <= parsed.port <= 65535
+    return parsed.scheme in ("http", "https") and bool(parsed.host) and port_ok
 
 
 def served_url() -> str:
@@ -94,6 +132,8 @@ def served_url() -> str:
     except InvalidSettings as e:
         raise ApiError(f"invalid settings: {e}", 2) from None
     host = settings.api_host
+    if host.startswith("[") and host.endswith("]"):  # an IPv6 address written as in a URL
+        host = host[1:-1]
     if host in ("0.0.0.0", ""):  # a bind to every address: reach it on loopback
         host = "127.0.0.1"
     elif host == "::":
@@ -104,11 +144,11 @@ def served_url() -> str:
 
 
 def message(r: httpx.Response) -> str:
-    """The API's own words for an error answer, on one line."""
+    """The API's own words for a JSON error answer, on one line."""
     try:
         detail = r.json()["detail"]
     except (ValueError, KeyError, TypeError):
-        detail = r.text.strip() or r.reason_phrase
+        detail = r.reason_phrase
     if isinstance(detail, list):  # a 422: [{loc, msg, type}, …]
         parts = []
         for problem in detail:
@@ -123,12 +163,16 @@ def message(r: httpx.Response) -> str:
     return " ".join(str(detail).split())
 
 
-def _checked(r: httpx.Response) -> httpx.Response:
-    if r.status_code >= 400:
-        raise ApiError(
-            f"{message(r)} (HTTP {r.status_code})", exit_code(r.status_code), r.status_code
-        )
-    return r
+def _content_type(r: httpx.Response) -> str:
+    return " ".join(r.headers.get("content-type", "no content type").split())
+
+
+def _is_json(r: httpx.Response) -> bool:
+    try:
+        r.json()
+    except ValueError:
+        return False
+    return True
 
 
 def _retry_after(r: httpx.Response, default_s: float = 5, most_s: float = 60) -> float:
@@ -169,11 +213,38 @@ class Remote:
         except httpx.HTTPError:
             return False
 
+    def _checked(self, r: httpx.Response) -> httpx.Response:
+        """`r` if it is no error answer; else ApiError with the API's words, or saying that no
+        t2m API answered (an error page of another server: not dumped as the "one line")."""
+        if r.status_code < 400:
+            return r
+        if not _is_json(r) and r.history:  # where the API redirected a download (S3) refused
+            origin = f"{r.url.scheme}://{r.url.netloc.decode()}"  # not the signed query
+            raise ApiError(
+                f"{origin}, where the API sent the download, answered HTTP {r.status_code}"
+                f" ({_content_type(r)})",
+                1,
+                r.status_code,
+            )
+        if not _is_json(r):
+            raise ApiError(self.config.not_the_api(r), 1, r.status_code)
+        raise ApiError(
+            f"{message(r)} (HTTP {r.status_code})", exit_code(r.status_code), r.status_code
+        )
+
+    def _json(self, r: httpx.Response) -> Any:
+        """The JSON of a successful answer; ApiError when it holds none (another server)."""
+        self._checked(r)
+        try:
+            return r.json()
+        except ValueError:
+            raise ApiError(self.config.not_the_api(r), 1, r.status_code) from None
+
     def request(self, method: str, path: str, **kw: Any) -> httpx.Response:
-        return _checked(self._send(method, path, **kw))
+        return self._checked(self._send(method, path, **kw))
 
     def json(self, method: str, path: str, **kw: Any) -> Any:
-        return self.request(method, path, **kw).json()
+        return self._json(self._send(method, path, **kw))
 
     def status(self, job_id: str) -> dict[str, Any]:
         return self.json("GET", f"/api/v1/videos/jobs/{job_id}/status")
@@ -188,7 +259,7 @@ class Remote:
             if r.status_code == 503:
                 time.sleep(_retry_after(r))
                 continue
-            status = _checked(r).json()
+            status = self._json(r)
             seen(status)
             if status["status"] in TERMINAL:
                 return status
@@ -203,7 +274,7 @@ class Remote:
                     return None
                 if r.status_code >= 400:
                     r.read()
-                    _checked(r)
+                    self._checked(r)
                 partial = dest.with_name(dest.name + ".part")
                 with partial.open("wb") as f:
                     for chunk in r.iter_bytes(1 << 16):

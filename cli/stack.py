@@ -23,7 +23,14 @@ from temporalio.client import Client
 from cli.supervisor import ChildProcess, CrashLoop, Guard, Service, Supervisor
 from t2m.catalog import local_postgres
 from t2m.catalog.storage import StorageUnavailable, get_storage
-from t2m.config import DRAIN_MARGIN_S, WORKER_QUEUES, Settings, check_bind, parse_queues
+from t2m.config import (
+    DRAIN_MARGIN_S,
+    WORKER_QUEUES,
+    Settings,
+    check_bind,
+    parse_queues,
+    queues_problem,
+)
 from workflows.client import connect, ensure_search_attributes
 
 API_DRAIN_S = 30
@@ -115,11 +122,8 @@ async def wait_for_http(url: str, timeout_s: float = 60.0) -> None:
 async def up(settings: Settings, queues: str = ",".join(WORKER_QUEUES)) -> int:
     """Run the stack until interrupted, its worker serving `queues`; returns the exit code."""
     check_bind(settings)
-    unknown = set(parse_queues(queues)) - set(WORKER_QUEUES)
-    if unknown or not parse_queues(queues):
-        print(
-            f"t2m up: --queues {queues!r}: choose from {','.join(WORKER_QUEUES)}", file=sys.stderr
-        )
+    if problem := queues_problem(queues):
+        print(f"t2m up: {problem}", file=sys.stderr)
         return 2
     try:  # refuse at once rather than start a stack whose jobs cannot store anything
         await asyncio.to_thread(get_storage(settings).check)

@@ -213,6 +213,15 @@ def parse_queues(text: str) -> list[str]:
     return [q.strip() for q in text.split(",") if q.strip()]
 
 
+def queues_problem(text: str) -> str | None:
+    """Why `--queues TEXT` (of `t2m up`, `t2m worker`) is refused: it names no queue, or one that
+    is not t2m's; None when it is fine."""
+    queues = parse_queues(text)
+    if not queues or set(queues) - set(WORKER_QUEUES):
+        return f"--queues {text!r}: choose from {','.join(WORKER_QUEUES)}"
+    return None
+
+
 SECRETS_DIR = "/run/secrets/t2m"
 
 

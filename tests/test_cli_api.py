@@ -253,6 +253,7 @@ async def test_follow_shows_every_change_and_the_end_once(
         ("127.0.0.1", "8123", "http://127.0.0.1:8123"),
         ("0.0.0.0", "9000", "http://127.0.0.1:9000"),  # bound everywhere: reached on loopback
         ("::", "9000", "http://[::1]:9000"),
+        ("[::1]", "9000", "http://[::1]:9000"),  # bracketed as in a URL: not bracketed again
         ("127.0.0.1", "tcp://10.0.0.7:80", "http://127.0.0.1:8000"),  # a kubelet service link
     ],
 )
@@ -266,7 +267,7 @@ def test_the_url_is_where_t2m_up_serves(
     monkeypatch.setenv("T2M_API_PORT", port)
     get_settings.cache_clear()
     try:
-        config = load_config({"T2M_CONFIG": str(tmp_path / "none.toml")})
+        config = load_config({"XDG_CONFIG_HOME": str(tmp_path)})  # no config file there
     finally:
         get_settings.cache_clear()
     assert (config.api, config.source, config.named) == (url, DERIVED, False)

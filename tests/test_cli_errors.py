@@ -11,6 +11,7 @@ import socket
 import subprocess
 import sys
 import time
+import uuid
 from collections.abc import AsyncIterator
 from datetime import timedelta
 from pathlib import Path
@@ -18,6 +19,7 @@ from pathlib import Path
 import pytest
 from temporalio.client import Client
 
+from cli.remote import URL_RULE
 from t2m.catalog.storage import LocalStorage, get_storage
 from t2m.config import RENDER_TIMEOUT_MAX_S, Settings
 from tests.helpers import T2M, cli_env, free_port, run_cli
@@ -227,3 +229,264 @@ async def test_a_worker_whose_storage_is_not_the_stacks_refuses(
     lines = [line for line in err.splitlines() if line.startswith("t2m worker:")]
     assert len(lines) == 1 and "refusing to serve" in lines[0], err
     assert str(tmp_path / "other") in lines[0] and "out of reach" in lines[0]
+
+
+# --- bad input to the command: one line naming the field and its rule, exit 2, no traceback ---
+
+
+def bare_env(tmp_path: Path, **extra: str) -> dict[str, str]:
+    """The command's environment with no stack behind it: its own data and config dirs, nothing at
+    the API's derived address or at Temporal's, no API, key or database named."""
+    env = os.environ | {
+        "T2M_DATA_DIR": str(tmp_path / "data"),
+        "XDG_CONFIG_HOME": str(tmp_path / "config"),
+        "T2M_API_PORT": str(free_port()),
+        "T2M_TEMPORAL_ADDRESS": f"127.0.0.1:{free_port()}",
+    }
+    for name in ("T2M_API", "T2M_API_KEY", "T2M_CONFIG", "T2M_DATABASE_URL"):
+        env.pop(name, None)
+    return env | extra
+
+
+def one_error_line(err: str, start: str = "t2m") -> str:
+    """The command's one error line (argparse's usage line aside); no traceback."""
+    assert "Traceback" not in err, err
+    lines = [line for line in err.splitlines() if not line.startswith("usage:")]
+    lines = [line for line in lines if line.strip() and not line.startswith(" ")]
+    assert len(lines) == 1 and lines[0].startswith(start), err
+    return lines[0]
+
+
+@pytest.mark.parametrize(
+    ("variable", "value"),
+    [
+        ("T2M_API", "http://[::1"),
+        ("T2M_API", "not a url"),
+        ("T2M_API", "ftp://x"),
+        ("T2M_API", "localhost:8000"),
+        ("T2M_API", "http://h:99999"),
+        ("config", "http://[::1"),
+    ],
+)
+async def test_a_malformed_api_url_is_refused_naming_its_setting(
+    tmp_path: Path, variable: str, value: str
+) -> None:
+    env = bare_env(tmp_path)
+    source = "T2M_API"
+    if variable == "config":
+        config = tmp_path / "config" / "t2m" / "config.toml"
+        config.parent.mkdir(parents=True)
+        config.write_text(f"api = {json.dumps(value)}\n")
+        source = f"`api` in {config}"
+    else:
+        env[variable] = value
+    code, out, err = await run_cli(env, "jobs", "list", "--json")
+    line = one_error_line(err)
+    assert code == 2, err
+    assert line == f"t2m: {source}: {URL_RULE}"
+    assert json.loads(out) == {"error": line.removeprefix("t2m: "), "http_status": None}
+
+
+async def test_a_bracketed_ipv6_api_host_is_not_bracketed_again(tmp_path: Path) -> None:
+    env = bare_env(tmp_path, T2M_API_HOST="[::1]")
+    code, _, err = await run_cli(env, "jobs", "list")
+    line = one_error_line(err)
+    assert code == 1 and f"cannot reach the API at http://[::1]:{env['T2M_API_PORT']} (" in line
+
+
+@pytest.mark.parametrize(
+    ("where", "key"), [("env", "ключ"), ("env", "sekret\nb"), ("config", "sek ret")]
+)
+async def test_an_api_key_headers_cannot_carry_is_refused_unshown(
+    tmp_path: Path, where: str, key: str
+) -> None:
+    env = bare_env(tmp_path, T2M_API=f"http://127.0.0.1:{free_port()}")
+    source = "T2M_API_KEY"
+    if where == "config":
+        config = tmp_path / "config" / "t2m" / "config.toml"
+        config.parent.mkdir(parents=True)
+        config.write_text(f"api_key = {json.dumps(key)}\n")
+        source = f"`api_key` in {config}"
+    else:
+        env["T2M_API_KEY"] = key
+    code, out, err = await run_cli(env, "jobs", "list", "--json")
+    line = one_error_line(err)
+    assert code == 2, err
+    assert line == f"t2m: {source}: an API key is printable ASCII without whitespace"
+    assert "sek" not in out + err and "ключ" not in out + err
+
+
+async def test_a_config_file_t2m_config_names_must_exist(tmp_path: Path) -> None:
+    missing = tmp_path / "missing.toml"
+    for path, problem in ((missing, "no such file"), (tmp_path, "a directory, not a file")):
+        env = bare_env(tmp_path, T2M_CONFIG=str(path))
+        code, _, err = await run_cli(env, "jobs", "list")
+        assert code == 2 and one_error_line(err) == f"t2m: T2M_CONFIG {path}: {problem}", err
+
+
+@contextlib.asynccontextmanager
+async def answering(
+    status: str, content_type: str, body: bytes, *headers: str
+) -> AsyncIterator[str]:
+    """A web server on loopback that answers every request alike; yields its URL."""
+
+    async def answer(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        with contextlib.suppress(Exception):
+            await reader.readuntil(b"\r\n\r\n")
+            head = [f"HTTP/1.1 {status}", f"content-type: {content_type}", *headers]
+            head += [f"content-length: {len(body)}", "connection: close", "", ""]
+            writer.write("\r\n".join(head).encode() + body)
+            await writer.drain()
+        writer.close()
+
+    port = free_port()
+    async with await asyncio.start_server(answer, "127.0.0.1", port):
+        yield f"http://127.0.0.1:{port}"
+
+
+def not_an_api(status: str) -> contextlib.AbstractAsyncContextManager[str]:
+    """A web site: an HTML page with `status` for every request."""
+    page = b"<html><body>" + b"<p>Welcome to a web site</p>\n" * 50 + b"</body></html>"
+    return answering(status, "text/html; charset=utf-8", page)
+
+
+@pytest.mark.parametrize("status", ["200 OK", "302 Found", "500 Internal Server Error"])
+async def test_a_url_that_is_no_t2m_api_is_said_so_in_one_line(tmp_path: Path, status: str) -> None:
+    async with not_an_api(status) as url:
+        env = bare_env(tmp_path, T2M_API=url)
+        for args in (("list",), ("status", f"video-{uuid.uuid4()}")):
+            code, out, err = await run_cli(env, "jobs", *args, "--json")
+            line = one_error_line(err)
+            assert code == 1, err
+            assert line == (
+                f"t2m: {url} does not answer as a t2m API (HTTP {status.split()[0]},"
+                " text/html; charset=utf-8); T2M_API names it"
+            )
+            assert json.loads(out)["http_status"] == int(status.split()[0])
+
+
+async def test_a_download_refused_where_the_api_sent_it_is_one_line_without_its_query(
+    tmp_path: Path,
+) -> None:
+    """The API's 307 to S3, and S3 refusing (an expired signature): the origin that refused, not
+    "does not answer as a t2m API", and not the signed URL."""
+    refusal = b"<?xml version='1.0'?><Error><Code>AccessDenied</Code></Error>"
+    async with answering("403 Forbidden", "application/xml", refusal) as s3:
+        signed = f"location: {s3}/bucket/video.mp4?X-Amz-Signature=sekret"
+        async with answering("307 Temporary Redirect", "application/json", b"", signed) as api:
+            env = bare_env(tmp_path, T2M_API=api)
+            args = ("jobs", "download", f"video-{uuid.uuid4()}", "--out", str(tmp_path))
+            code, _, err = await run_cli(env, *args)
+    assert code == 1, err
+    assert one_error_line(err) == (
+        f"t2m: {s3}, where the API sent the download, answered HTTP 403 (application/xml)"
+    )
+    assert "sekret" not in err
+
+
+@pytest.mark.parametrize("job_id", ["", "x" * 100_000, "video-1", "../../metrics"])
+async def test_a_job_id_is_checked_before_it_is_sent(tmp_path: Path, job_id: str) -> None:
+    env = bare_env(tmp_path, T2M_API=f"http://127.0.0.1:{free_port()}")
+    code, _, err = await run_cli(env, "jobs", "status", job_id)
+    line = one_error_line(err, "t2m jobs status: error: argument JOB_ID: ")
+    assert code == 2 and "is not a job id: video-<uuid>" in line and len(line) < 200
+
+
+@pytest.mark.parametrize("interval", ["nan", "inf", "1e309", "-5", "0", "1e300", "soon"])
+async def test_the_follow_interval_is_a_sane_number_of_seconds(
+    tmp_path: Path, interval: str
+) -> None:
+    env = bare_env(tmp_path, T2M_API=f"http://127.0.0.1:{free_port()}")
+    args = ("jobs", "status", f"video-{uuid.uuid4()}", "--follow", "--interval", interval)
+    code, _, err = await run_cli(env, *args)
+    line = one_error_line(err, "t2m jobs status: error: argument --interval: ")
+    assert code == 2 and line.endswith(": give seconds from 0.1 to 3600"), err
+
+
+@pytest.mark.parametrize(
+    "command",
+    [
+        ("jobs", "download", "video-00000000-0000-0000-0000-000000000000"),
+        ("generate", "Prime numbers"),
+        ("eval", "topics.json"),
+    ],
+)
+async def test_out_is_checked_before_any_work(tmp_path: Path, command: tuple[str, ...]) -> None:
+    """A file where --out should be a directory, or above it: refused at once, not after a render
+    (nothing answers at the API or Temporal: the command would otherwise start a stack)."""
+    file = tmp_path / "file"
+    file.write_text("")
+    env = bare_env(tmp_path)
+    for out, problem in ((file, "is not a directory"), (file / "sub", f"is under {file}, which")):
+        code, _, err = await run_cli(env, *command, "--out", str(out))
+        line = one_error_line(err, f"t2m {command[0]}")
+        assert code == 2 and f"argument --out: '{out}' {problem}" in line, err
+
+
+async def test_keys_create_with_a_malformed_database_url(tmp_path: Path) -> None:
+    env = bare_env(tmp_path, T2M_DATABASE_URL="notaurl")
+    code, out, err = await run_cli(env, "keys", "create", "--user", "bob", "--json")
+    line = one_error_line(err)
+    assert code == 2 and line.startswith("t2m keys create: T2M_DATABASE_URL: must be a PostgreSQL")
+    assert json.loads(out) == {"error": line.removeprefix("t2m keys create: ")}
+
+
+async def test_keys_create_with_an_unreachable_database_hides_its_password(
+    tmp_path: Path,
+) -> None:
+    port = free_port()
+    env = bare_env(tmp_path, T2M_DATABASE_URL=f"postgresql://t2m:sekret-pw@127.0.0.1:{port}/x")
+    code, out, err = await run_cli(env, "keys", "create", "--user", "bob", "--json")
+    line = one_error_line(err)
+    assert code == 1 and line.startswith(
+        f"t2m keys create: cannot use the database at postgresql://t2m:***@127.0.0.1:{port}/x"
+        " (T2M_DATABASE_URL): "
+    )
+    assert "sekret" not in out + err and json.loads(out)["error"] in line
+
+
+async def test_keys_create_with_a_data_dir_that_is_a_file(tmp_path: Path) -> None:
+    file = tmp_path / "file"
+    file.write_text("")
+    code, _, err = await run_cli(
+        bare_env(tmp_path, T2M_DATA_DIR=str(file)), "keys", "create", "--user", "bob"
+    )
+    assert code == 2 and one_error_line(err).startswith(f"t2m keys create: T2M_DATA_DIR {file}: ")
+
+
+@pytest.mark.parametrize("queues", ["bogus", ",", "llm,bogus"])
+async def test_worker_queues_are_checked(tmp_path: Path, queues: str) -> None:
+    code, _, err = await run_cli(bare_env(tmp_path), "worker", "--queues", queues)
+    assert code == 2, err
+    assert one_error_line(err) == f"t2m worker: --queues {queues!r}: choose from video,llm,render"
+
+
+async def test_worker_without_temporal_says_so_in_one_line(tmp_path: Path) -> None:
+    env = bare_env(tmp_path)
+    code, _, err = await run_cli(env, "worker", "--queues", "llm")
+    assert code == 1, err
+    assert "Traceback" not in err
+    lines = [line for line in err.splitlines() if line.startswith("t2m worker:")]
+    assert len(lines) == 1, err
+    assert lines[0].startswith(
+        f"t2m worker: cannot reach Temporal at {env['T2M_TEMPORAL_ADDRESS']}: "
+    )
+    env["T2M_TEMPORAL_ADDRESS"] = "127.0.0.1:99999"  # malformed: exit 2 naming it
+    code, _, err = await run_cli(env, "worker", "--queues", "llm")
+    assert code == 2 and "Traceback" not in err, err
+    assert "t2m worker: T2M_TEMPORAL_ADDRESS '127.0.0.1:99999': invalid target URL" in err
+
+
+@pytest.mark.parametrize("schedule", ["", "  "])
+async def test_eval_refuses_a_blank_schedule(tmp_path: Path, schedule: str) -> None:
+    """Not taken for "no schedule": the eval would run now instead of on a schedule."""
+    topics = tmp_path / "topics.json"
+    topics.write_text(
+        json.dumps([{"topic": "Prime numbers", "context": "Primes have two divisors."}])
+    )
+    args = ("eval", str(topics), "--schedule", schedule, "--json")
+    code, out, err = await run_cli(bare_env(tmp_path), *args)
+    line = one_error_line(err)
+    assert code == 2, err
+    assert line == "t2m eval: invalid eval: schedule: give a cron expression, e.g. '0 3 * * *'"
+    assert json.loads(out) == {"error": line.removeprefix("t2m eval: ")}

@@ -156,8 +156,8 @@ async def test_errors_and_their_exit_codes(
     assert "page_size: Input should be less than or equal to 100" in answer["error"]
     code, answer, _ = await t2m_json(env, "jobs", "status", f"video-{uuid.uuid4()}")
     assert code == 1 and answer["http_status"] == 404
-    code, answer, _ = await t2m_json(env, "jobs", "download", "../../metrics")
-    assert code == 1 and answer["http_status"] == 404  # the id stays one path segment
+    code, out, err = await run_cli(env, "jobs", "download", "../../metrics", "--json")
+    assert code == 2 and out == "" and "is not a job id" in err  # refused, not sent
     # Nothing listens: exit 1 naming the URL.
     dead = f"http://127.0.0.1:{free_port()}"
     code, answer, err = await t2m_json(env_for(settings, tmp_path, dead, key), "jobs", "list")
