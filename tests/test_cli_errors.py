@@ -23,7 +23,7 @@ from cli.remote import URL_RULE
 from t2m.catalog.storage import LocalStorage, get_storage
 from t2m.config import RENDER_TIMEOUT_MAX_S, Settings
 from tests.helpers import T2M, cli_env, free_port, run_cli
-from workflows import activity_table
+from workflows import activity_table, storage_claim
 
 MODEL = "openai/gpt-4o-mini"
 
@@ -216,12 +216,13 @@ async def test_a_worker_whose_storage_is_not_the_stacks_refuses(
 ) -> None:
     """The stack's first worker claimed its queues for its data dir; a worker of another data dir
     pointed at them (as a second `t2m up`'s worker did) refuses with one line, taking nothing."""
-    import worker
 
     mine = get_storage(settings)
     assert isinstance(mine, LocalStorage)
-    assert await worker.stack_mismatch(client, settings, mine) is None  # claims
-    assert await worker.stack_mismatch(client, settings, mine) is None  # and is still its own
+    assert await storage_claim.stack_mismatch(client, settings, mine) is None  # claims
+    assert (
+        await storage_claim.stack_mismatch(client, settings, mine) is None
+    )  # and is still its own
     env = cli_env(settings) | {"T2M_DATA_DIR": str(tmp_path / "other")}
     env.pop("T2M_DATABASE_URL", None)
     code, out, err = await run_cli(env, "worker", "--queues", "llm")
