@@ -245,10 +245,6 @@ async def run(
             file=sys.stderr,
         )
         return 1
-    except ValueError as e:  # "invalid target URL: invalid port number"
-        address = settings.temporal_address
-        print(f"t2m worker: T2M_TEMPORAL_ADDRESS {address!r}: {e}", file=sys.stderr)
-        return 2
     if problem := await stack_mismatch(client, settings, get_storage(settings)):
         print(f"t2m worker: refusing to serve: {problem}", file=sys.stderr)
         return 2
@@ -343,7 +339,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         settings = get_settings()
     except InvalidSettings as e:
-        print(f"worker: refusing to start: invalid settings: {e}", file=sys.stderr)
+        print(f"t2m worker: refusing to start: invalid settings: {e}", file=sys.stderr)
         return 2
     if problem := queues_problem(args.queues):
         print(f"t2m worker: {problem}", file=sys.stderr)

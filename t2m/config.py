@@ -24,6 +24,7 @@ RENDER_TIMEOUT_MAX_S = 540.0
 """The most `render_timeout_s` may be: a render's jail must time out before its activity does
 (render_scene: 20 min, the dry pass plan_render: 10 min), so that a slow scene reaches the fix
 loop as "too slow" instead of being retried as it is until the job's timeout."""
+HOST_PORT = re.compile(r"(?:\[[0-9A-Fa-f:.]+\]|[^\s:/\[\]]+):(\d{1,5})")
 SERVICE_LINK = re.compile(r"(tcp|udp|sctp)://[^/\s]+:\d+")
 """The value the kubelet gives `<SERVICE>_PORT` for every Service of a pod's namespace (unless the
 pod sets `enableServiceLinks: false`): a Service named `t2m-api` yields `T2M_API_PORT=tcp://IP:80`."""
@@ -161,6 +162,14 @@ class Settings(BaseSettings):
             if not PROVIDER_VOICE.fullmatch(voice):
                 raise ValueError(f"{voice!r}: use PROVIDER/MODEL:VOICE, e.g. openai/tts-1:nova")
         return voices
+
+    @field_validator("temporal_address")
+    @classmethod
+    def _host_and_port(cls, address: str) -> str:
+        found = HOST_PORT.fullmatch(address)
+        if not found or not 1 <= int(found.group(1)) <= 65535:
+            raise ValueError("use HOST:PORT (a port from 1 to 65535), e.g. 127.0.0.1:7233")
+        return address
 
     @field_validator("s3_public_endpoint")
     @classmethod
