@@ -55,7 +55,7 @@ class Settings(BaseSettings):
     temporal_namespace: str = "t2m"
     temporal_ui_port: int = 8233
     task_queue_prefix: str = "t2m"
-    """Queues are `<prefix>-video`, `<prefix>-llm` and `<prefix>-render`."""
+    """Queues are `<prefix>-video`, `<prefix>-llm`, `<prefix>-render` and `<prefix>-media`."""
 
     storage_url: str | None = None
     """Where artifacts live: `file:///path` or `s3://bucket[/prefix]` (endpoint, region and
@@ -77,7 +77,8 @@ class Settings(BaseSettings):
     api_host: str = "127.0.0.1"
     api_port: int = Field(default=8000, ge=1, le=65535)
     allowed_models: list[str] = ["offline/templates"]
-    """Models a request may name (JSON list in T2M_ALLOWED_MODELS); the first is the default."""
+    """Models a request may name (JSON list in T2M_ALLOWED_MODELS), besides `default_model`,
+    which is always allowed."""
     dev_user: str | None = "local"
     """Identity (an admin) for requests without credentials; only honoured on a loopback bind."""
     jwks_url: str | None = None

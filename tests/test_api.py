@@ -299,3 +299,18 @@ async def test_a_backing_service_outage_is_a_503_not_a_500(api_settings: Setting
         await http.app.state.t2m.jobs.pool.close()  # type: ignore[attr-defined]  # the database goes away
         r = await http.get("/api/v1/jobs", headers=keys["alice"])
         assert r.status_code == 503 and "database is unavailable" in r.json()["detail"]
+
+
+async def test_the_form_offers_the_default_model_even_when_the_allow_list_omits_it(
+    settings: Settings,
+) -> None:
+    """The default model is always allowed (`t2m.requests.allowed_models`): the form must offer it
+    too, or a deployment listing only other models hides the one its requests get by default."""
+    configured = settings.model_copy(
+        update={"default_model": "offline/templates", "allowed_models": ["scripted/test"]}
+    )
+    async with asgi_client(configured) as http:
+        offered = (await http.get("/api/v1/config")).json()
+    assert offered["models"] == ["offline/templates", "scripted/test"]
+    assert offered["default_model"] == "offline/templates"
+    assert offered["ignores_feedback"] == ["offline/templates"]

@@ -64,7 +64,7 @@ async def public_config(state: StateDep) -> dict:
     page shows: the pipeline's stages in order, the models that ignore regenerate feedback."""
     s = state.settings
     return {
-        "models": s.allowed_models,
+        "models": allowed_models(s),
         "default_model": s.default_model,
         "stages": list(STAGES),
         "ignores_feedback": [m for m in allowed_models(s) if ignores_feedback(m)],

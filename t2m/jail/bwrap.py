@@ -6,12 +6,12 @@ not the static check, is the boundary. Design, and why:
 - **bubblewrap** builds it: new mount, PID, IPC, UTS, network (loopback only) and cgroup
   namespaces, `--new-session` (no terminal injection), `--die-with-parent`. The filesystem is a
   fresh tmpfs holding only read-only binds of what a render needs (`/usr`, the Python runtime, the
-  venv's `lib`, three files of `t2m`, the TeX/fontconfig entries of `/etc` and `/var`), a fresh
-  `/proc` of the jail's own PID namespace, a minimal `/dev`, a size-capped `/tmp` and one writable
-  host directory, the render's work dir, at `/job`. The data dir, storage, `secret.key`, Temporal's
-  and PostgreSQL's files and sockets, `/root`, the repo and other renders' work dirs are simply
-  not there. bwrap's arguments go through `--args FD` so the jail's `/proc/1/cmdline` does not show
-  host paths.
+  venv's `lib`, the files of `t2m` it runs (`T2M_FILES`), the TeX/fontconfig entries of `/etc`
+  and `/var`), a fresh `/proc` of the jail's own PID namespace, a minimal `/dev`, a size-capped
+  `/tmp` and one writable host directory, the render's work dir, at `/job`. The data dir, storage,
+  `secret.key`, Temporal's and PostgreSQL's files and sockets, `/root`, the repo and other
+  renders' work dirs are simply not there. bwrap's arguments go through `--args FD` so the
+  jail's `/proc/1/cmdline` does not show host paths.
 - **A real unprivileged uid.** A root worker starts bwrap as root *without* a user namespace (so
   it can bind root-only paths such as a pyenv prefix under a 0700 `/root`), keeping only
   CAP_SETUID/SETGID/SETPCAP; inside, `setpriv` switches to a real uid/gid, clears supplementary
