@@ -163,7 +163,9 @@ class StatusCache:
                 self._drop(*self._entries.popitem(last=False))
         self._entries.move_to_end(job_id)
         now = time.monotonic()
-        one_off, entry.asked = now - entry.asked > self.idle_s, now
+        one_off = now - entry.asked > self.idle_s
+        if wait:  # the job's maker (`wait=False`) is no poller: the first request still waits
+            entry.asked = now
         stale = now - entry.at >= self.max_age_s and not entry.current()
         if stale and entry.refresh is None:
             entry.refresh = asyncio.create_task(self._refresh(job_id, entry))
