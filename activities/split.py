@@ -23,7 +23,7 @@ from activities.heartbeat import heartbeats
 from activities.media import min_seconds, render_key
 from activities.messages import JoinRequest, RenderOutcome, RenderPlan, RenderRequest
 from t2m.catalog.storage import Storage
-from t2m.config import Settings
+from t2m.config import POLLER_FRESH_S, Settings
 from t2m.errors import ErrorKind
 from t2m.jail.bwrap import JailUnavailable
 from t2m.media import jailed as media_jail
@@ -31,9 +31,6 @@ from t2m.media import probe as media_probe
 from t2m.media.probe import max_seconds
 from t2m.render import layout_check as layout
 from t2m.render import sandbox, split
-
-POLLER_FRESH_S = 120
-"""A worker re-polls at least every ~70 s; one not seen for longer is gone."""
 
 
 class SplitActivities:

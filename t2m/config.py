@@ -217,6 +217,10 @@ sibling `media` (the finishing steps run on render hosts)."""
 DRAIN_MARGIN_S = 10.0
 """After the drain limit the SDK cancels what still runs; this long more for that to finish before
 the process exits regardless (deployments' grace periods leave room for it)."""
+POLLER_FRESH_S = 120
+"""A worker re-polls its task queue at least every ~70 s; the server lists a gone worker's pollers
+until they age out, so one not seen for longer is gone (the render-slot count of split renders,
+`/health`)."""
 
 
 def parse_queues(text: str) -> list[str]:

@@ -20,8 +20,10 @@ from t2m.media.encoding import X264_OPTIONS
 from t2m.media.voices import PROVIDER_ENGINE, is_provider_voice
 
 MANIM_VERSION = version("manim")
-ENCODER = ",".join(f"{k}={v}" for k, v in sorted(X264_OPTIONS.items()))
-"""Part of a render's key: a render encoded otherwise cannot be joined with this one's clips."""
+ENCODER = ",".join([f"av={version('av')}", *(f"{k}={v}" for k, v in sorted(X264_OPTIONS.items()))])
+"""Part of a render's key: a render encoded otherwise cannot be joined with this one's clips. PyAV's
+wheel carries its own FFmpeg and x264, so its version names the encoder build: a range cached by
+a worker on another image is rendered anew rather than met at the join with a different bitstream."""
 STORAGE_MARKER = "stack/storage-id"
 
 

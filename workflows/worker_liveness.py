@@ -12,10 +12,8 @@ from temporalio.api.workflowservice.v1 import DescribeTaskQueueRequest, ListWork
 from temporalio.client import Client
 from temporalio.service import RPCError, RPCStatusCode
 
-from t2m.config import Settings
+from t2m.config import POLLER_FRESH_S, Settings
 
-POLLER_FRESH_S = 120
-"""A worker re-polls at least every ~70 s; one not seen for longer is gone."""
 WORKER_HEARTBEAT = timedelta(seconds=5)
 """How often a t2m worker tells the server it is alive (its runtime's worker heartbeat)."""
 STALE_BEATS = 3
