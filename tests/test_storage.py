@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import time
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -149,3 +150,21 @@ def test_the_url_selects_the_backend(tmp_path: Path) -> None:
     assert s3.object_key("jobs/a/video.mp4") == "t2m/prod/jobs/a/video.mp4"
     with pytest.raises(ValueError, match="s3://bucket"):
         Settings(storage_url="https://example.com/bucket")
+
+
+def test_writers_of_one_key_at_once_each_land_whole(tmp_path: Path) -> None:
+    """Two jobs with the same scene code render to one `renders/` key; a worker with two render
+    slots may store both at once. Each write lands whole (the key holds one of them, never a mix)
+    and neither fails."""
+    storage = LocalStorage(tmp_path / "storage")
+    sources = []
+    for i in range(4):
+        src = tmp_path / f"render-{i}.mp4"
+        src.write_bytes(bytes([i]) * (4 << 20))
+        sources.append(src)
+    with ThreadPoolExecutor(len(sources)) as pool:
+        for _ in range(10):
+            list(pool.map(lambda src: storage.put_file("renders/same.mp4", src), sources))
+            stored = storage.path("renders/same.mp4").read_bytes()
+            assert stored in {src.read_bytes() for src in sources}
+    assert [p.name for p in storage.path("renders/same.mp4").parent.iterdir()] == ["same.mp4"]

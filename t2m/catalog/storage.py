@@ -95,9 +95,14 @@ class LocalStorage:
     def put_file(self, key: str, src: Path) -> None:
         dest = self.path(key)
         dest.parent.mkdir(parents=True, exist_ok=True)
-        tmp = dest.with_name(f".{dest.name}.{os.getpid()}.tmp")
-        shutil.copyfile(src, tmp)
-        os.replace(tmp, dest)
+        # A name of its own per write: two jobs with the same scene store one render key, maybe
+        # at once on one worker; each write must land whole.
+        tmp = dest.with_name(f".{dest.name}.{uuid.uuid4().hex}.tmp")
+        try:
+            shutil.copyfile(src, tmp)
+            os.replace(tmp, dest)
+        finally:
+            tmp.unlink(missing_ok=True)
 
     def get_file(self, key: str, dest: Path) -> Path:
         src = self.path(key)
