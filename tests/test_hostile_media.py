@@ -240,6 +240,27 @@ async def test_memfds_and_shared_memory_are_refused(tmp_path: Path) -> None:
     assert before - _mem_available() < GIB  # noisy neighbours allowed; 4 GiB would show
 
 
+async def test_sockets_and_disk_reservations_are_refused(tmp_path: Path) -> None:
+    """Memory and disk no limit sees at once: socketpair buffers (7.8 MB of kernel memory each,
+    no RSS) and fallocate with KEEP_SIZE (a 50 MB reservation past a 1 MB RLIMIT_FSIZE, before
+    the watchdog's next look). Both refused by the seccomp filter; nothing is reserved."""
+    code = (
+        "import ctypes, os, socket\nfrom manim import *\n\nclass S(Scene):\n"
+        "    def construct(self):\n"
+        "        try:\n            socket.socketpair()\n            print('SOCKETS MADE')\n"
+        "        except OSError as e:\n            print('SOCKETS REFUSED', e.errno)\n"
+        "        libc = ctypes.CDLL(None, use_errno=True)\n"
+        "        fd = os.open('/job/reserved', os.O_WRONLY | os.O_CREAT)\n"
+        "        r = libc.fallocate(fd, 1, ctypes.c_long(0), ctypes.c_long(50 << 20))\n"
+        "        print('FALLOCATE', 'REFUSED' if r < 0 else 'MADE', ctypes.get_errno())\n"
+        "        print('BLOCKS', os.fstat(fd).st_blocks)\n"
+        "        raise RuntimeError('done')\n"
+    )
+    result = await sandbox.render_in_jail(code, "low", tmp_path, timeout_s=60, cpu_s=60)
+    for line in ("SOCKETS REFUSED 1", "FALLOCATE REFUSED 95", "BLOCKS 0"):
+        assert line in (result.error or ""), result.error
+
+
 async def test_tmp_inodes_are_capped(tmp_path: Path) -> None:
     """1 M empty files in the jail's /tmp cost 1 GB of kernel memory and no byte of its size."""
     code = (

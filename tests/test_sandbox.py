@@ -4,10 +4,12 @@ import asyncio
 import contextlib
 import os
 import socket
+import threading
+from collections.abc import Callable
 from pathlib import Path
 
 from t2m.jail import bwrap as jail
-from t2m.render import sandbox
+from t2m.render import sandbox, split
 from tests.media_checks import probe
 from tests.test_jail import jail_processes
 
@@ -100,3 +102,28 @@ def test_hostile_result_and_progress_files_are_read_as_nothing(tmp_path: Path) -
     assert sandbox._progress(tmp_path) == "before the first animation finished"
     (media / "progress.json").write_text('{"animations": 3, "seconds": 4.5}')
     assert sandbox._progress(tmp_path) == "after 3 animations (4.5 s of video)"
+
+
+def _returns_within(read: Callable[[], object], seconds: float = 5) -> object:
+    """`read()`'s answer, failing (not hanging the suite) if it blocks."""
+    answer: list[object] = []
+    reader = threading.Thread(target=lambda: answer.append(read()), daemon=True)
+    reader.start()
+    reader.join(seconds)
+    assert answer, f"{read} blocked for {seconds} s"
+    return answer[0]
+
+
+def test_a_fifo_left_where_an_answer_belongs_is_no_answer_and_never_blocks(tmp_path: Path) -> None:
+    """A render that leaves a FIFO as result.json, progress.json or plan.json (the jail is dead:
+    no writer is left) must not block the worker's event loop on its open, which would freeze
+    every job on that worker, and the next one's after the retry."""
+    media = tmp_path / "media"
+    media.mkdir()
+    for name in ("result.json", "progress.json", "plan.json"):
+        os.mkfifo(media / name)
+    assert _returns_within(lambda: sandbox._read_result(tmp_path)) is None
+    assert _returns_within(lambda: sandbox._progress(tmp_path)) == (
+        "before the first animation finished"
+    )
+    assert _returns_within(lambda: split._read_plan(tmp_path)) is None

@@ -16,14 +16,18 @@ from t2m.jail.seccomp import seccomp_filter
 
 async def check_jail(timeout_s: float = 20.0) -> None:
     """Fail fast, with a clear message, unless a render jail can be built here: a real jail checked
-    from inside (an unprivileged uid, no capabilities, no_new_privs, the seccomp filter, only
-    loopback, a writable work dir). Any failure, an OS error included, is JailUnavailable."""
+    from inside (an unprivileged uid, no capabilities, no_new_privs, the seccomp filter and its
+    refusal of sockets, only loopback, a writable work dir). Any failure, an OS error included, is
+    JailUnavailable."""
     probe = (
         "import os, socket\n"
         "caps = [l for l in open('/proc/self/status') if l.startswith(('CapEff', 'CapBnd', "
         "'NoNewPrivs', 'Seccomp:'))]\n"
+        "links = len(open('/proc/self/net/dev').readlines()) - 2\n"
+        "try:\n    socket.socket().close(); sockets = 'made'\n"
+        "except PermissionError:\n    sockets = 'refused'\n"
         "open('probe', 'w').write('ok')\n"
-        "print(os.getuid(), os.getgid(), len(socket.if_nameindex()), *[l.split()[1] for l in caps])"
+        "print(os.getuid(), os.getgid(), links, sockets, *[l.split()[1] for l in caps])"
     )
     try:  # a missing capability, a read-only path, a failed clean-up (TemporaryDirectory), ...
         await _self_test(probe, timeout_s)
@@ -38,8 +42,9 @@ async def _self_test(probe: str, timeout_s: float) -> None:
         limits = Limits(memory_mb=512, cpu_s=10, wall_s=timeout_s)
         run = await run_python(["-I", "-c", probe], work, log, env=env, limits=limits)
         out = run.log.split()
-        seccomp = "0" if seccomp_filter() is None else "2"
-        expected_rest = ["1", "0000000000000000", "0000000000000000", "1", seccomp]
+        filtered = seccomp_filter() is not None
+        sockets, seccomp = ("refused", "2") if filtered else ("made", "0")
+        expected_rest = ["1", sockets, "0000000000000000", "0000000000000000", "1", seccomp]
         if run.returncode != 0 or out[2:] != expected_rest:
             raise JailUnavailable(f"the jail self-test failed (rc {run.returncode}): {run.log}")
         if os.geteuid() == 0 and (out[0] == "0" or out[1] == "0"):

@@ -22,6 +22,7 @@ from pathlib import Path
 from t2m.errors import ErrorKind, T2mError
 from t2m.jail import bwrap as jail
 from t2m.jail.limits import Limits
+from t2m.jail.output import read_output
 from t2m.media.compose import Composed, SceneInput
 from t2m.media.probe import max_seconds
 from t2m.vocabulary.plan import Cue
@@ -67,9 +68,7 @@ async def run(
     if r.violation is not None:
         raise MediaFailed(f"{op}: {r.violation}")
     try:
-        fd = os.open(answer, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
-        with os.fdopen(fd, "rb") as f:
-            data = json.loads(f.read(MAX_ANSWER_BYTES))
+        data = json.loads(read_output(work, answer.name, MAX_ANSWER_BYTES))
         if not isinstance(data, dict):
             raise ValueError(data)
     except (OSError, ValueError, RecursionError):  # RecursionError: [[[[… nested past the parser

@@ -21,6 +21,7 @@ from typing import Any
 
 from t2m.jail import bwrap as jail
 from t2m.jail.limits import JailUnavailable
+from t2m.jail.output import read_output
 from t2m.jail.self_test import check_jail
 from t2m.media import jailed as media_jail
 from t2m.render.static_check import CodeRejected, static_check
@@ -210,13 +211,8 @@ def _progress(job: Path) -> str:
     """How far the render got ("after N animations (S s of video)"), from the runner's
     progress.json, distrusted like result.json (a regular file inside the work dir, read as two
     numbers only)."""
-    path = os.path.realpath(job / "media" / "progress.json")
     try:
-        if not Path(path).is_relative_to(os.path.realpath(job)):
-            raise ValueError(path)
-        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW)
-        with os.fdopen(fd, "rb") as f:
-            data = json.loads(f.read(4096))
+        data = json.loads(read_output(job, "media/progress.json", 4096))
         animations, seconds = int(data["animations"]), float(data["seconds"])
     except (OSError, ValueError, KeyError, TypeError, OverflowError, RecursionError):
         return "before the first animation finished"
@@ -228,13 +224,8 @@ def _read_result(job: Path) -> RenderResult | None:
     the video must be regular files inside the work dir (a symlink made in the jail resolves
     against the host's filesystem here). The jail is dead by now, so nothing changes under us."""
     root = os.path.realpath(job)
-    path = os.path.realpath(job / "media" / "result.json")
-    if not Path(path).is_relative_to(root):
-        return None
     try:
-        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW)
-        with os.fdopen(fd, "rb") as f:
-            result = json.loads(f.read(MAX_RESULT_BYTES))
+        result = json.loads(read_output(job, "media/result.json", MAX_RESULT_BYTES))
         inside = Path(result["video"]).relative_to(jail.JAIL_WORKDIR)
         layout = [str(x)[:500] for x in result["layout"]][:50]
     except (OSError, ValueError, KeyError, TypeError, RecursionError):

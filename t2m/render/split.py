@@ -19,11 +19,11 @@ over `Settings.split_min_range_s` (8 s; each range pays a jail, `import manim` a
 from __future__ import annotations
 
 import json
-import os
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from t2m.jail.output import read_output
 from t2m.media import probe as media_probe
 from t2m.render.sandbox import run_runner, scrub, trim_error
 from t2m.render.static_check import CodeRejected, static_check
@@ -140,13 +140,8 @@ async def plan(
 def _read_plan(job: Path) -> Plan | None:
     """plan.json, distrusted like the render's result.json: a regular file inside the work dir,
     read bounded, only numbers and a flag taken."""
-    path = os.path.realpath(job / "media" / "plan.json")
-    if not Path(path).is_relative_to(os.path.realpath(job)):
-        return None
     try:
-        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
-        with os.fdopen(fd, "rb") as f:
-            data = json.loads(f.read(MAX_PLAN_BYTES))
+        data = json.loads(read_output(job, "media/plan.json", MAX_PLAN_BYTES))
         frames = [int(x) for x in data["frames"]]
         updaters = data["updaters"] is True
     except (OSError, ValueError, KeyError, TypeError, OverflowError, RecursionError):
