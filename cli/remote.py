@@ -10,7 +10,8 @@ A malformed URL or key is refused before anything is sent (exit 2), naming the s
 but never its value: a URL may hold credentials, and a key is one.
 
 Every failure is an `ApiError`: one line with the API's own message, and the exit code the command
-ends with (`t2m.errors.exit_code`).
+ends with (`t2m.errors.exit_code`). An answer that is not a t2m API's (not JSON, or JSON of another
+shape than `cli.answers` expects) says so, naming the URL and the setting it came from.
 """
 
 from __future__ import annotations
@@ -25,7 +26,9 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+from pydantic import ValidationError
 
+from cli.answers import Answer, JobStatus
 from t2m.errors import T2mError, exit_code
 
 DERIVED = "T2M_API_HOST/T2M_API_PORT"
@@ -149,12 +152,15 @@ def message(r: httpx.Response) -> str:
         detail = r.json()["detail"]
     except (ValueError, KeyError, TypeError):
         detail = r.reason_phrase
-    if isinstance(detail, list):  # a 422: [{loc, msg, type}, …]
+    if isinstance(detail, list):  # a 422: [{loc, msg, type}, …] (another server's: anything)
         parts = []
         for problem in detail:
             if isinstance(problem, dict):
-                loc = [str(x) for x in problem.get("loc", []) if x not in ("body", "query", "path")]
-                parts.append(f"{'.'.join(loc)}: {problem.get('msg')}" if loc else problem["msg"])
+                where = problem.get("loc")
+                where = where if isinstance(where, list) else []
+                loc = [str(x) for x in where if x not in ("body", "query", "path")]
+                said = problem.get("msg") or str(problem)
+                parts.append(f"{'.'.join(loc)}: {said}" if loc else said)
             else:
                 parts.append(str(problem))
         detail = "; ".join(parts)
@@ -232,22 +238,25 @@ class Remote:
             f"{message(r)} (HTTP {r.status_code})", exit_code(r.status_code), r.status_code
         )
 
-    def _json(self, r: httpx.Response) -> Any:
-        """The JSON of a successful answer; ApiError when it holds none (another server)."""
+    def _json(self, r: httpx.Response, shape: type[Answer]) -> dict[str, Any]:
+        """The JSON of a successful answer, as it came; ApiError when it holds none, or JSON of
+        another shape than `shape` (another server, or another API at that URL)."""
         self._checked(r)
         try:
-            return r.json()
-        except ValueError:
+            answer: dict[str, Any] = r.json()
+            shape.model_validate(answer)
+        except (ValueError, ValidationError):
             raise ApiError(self.config.not_the_api(r), 1, r.status_code) from None
+        return answer
 
     def request(self, method: str, path: str, **kw: Any) -> httpx.Response:
         return self._checked(self._send(method, path, **kw))
 
-    def json(self, method: str, path: str, **kw: Any) -> Any:
-        return self._json(self._send(method, path, **kw))
+    def json(self, method: str, path: str, shape: type[Answer], **kw: Any) -> dict[str, Any]:
+        return self._json(self._send(method, path, **kw), shape)
 
     def status(self, job_id: str) -> dict[str, Any]:
-        return self.json("GET", f"/api/v1/videos/jobs/{job_id}/status")
+        return self.json("GET", f"/api/v1/videos/jobs/{job_id}/status", JobStatus)
 
     def follow(
         self, job_id: str, interval_s: float, seen: Callable[[dict[str, Any]], None]
@@ -259,7 +268,7 @@ class Remote:
             if r.status_code == 503:
                 time.sleep(_retry_after(r))
                 continue
-            status = self._json(r)
+            status = self._json(r, JobStatus)
             seen(status)
             if status["status"] in TERMINAL:
                 return status

@@ -494,3 +494,106 @@ async def test_eval_refuses_a_blank_schedule(tmp_path: Path, schedule: str) -> N
     assert code == 2, err
     assert line == "t2m eval: invalid eval: schedule: give a cron expression, e.g. '0 3 * * *'"
     assert json.loads(out) == {"error": line.removeprefix("t2m eval: ")}
+
+
+# --- what the command meets after its checks: another server's JSON, 503s, a disk that refuses ---
+
+
+JOB = f"video-{uuid.uuid4()}"
+
+
+@contextlib.asynccontextmanager
+async def api_answering(*routes: tuple[str, bytes]) -> AsyncIterator[str]:
+    """A web server on loopback that answers each request with the JSON of the first route whose
+    text is in its request line (HTTP 200), else 404; yields its URL."""
+
+    async def answer(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        with contextlib.suppress(Exception):
+            request, *headers = (await reader.readuntil(b"\r\n\r\n")).decode().split("\r\n")
+            for header in headers:  # the body, if any, read before answering
+                name, _, value = header.partition(":")
+                if name.lower() == "content-length":
+                    await reader.readexactly(int(value))
+            body = next((body for text, body in routes if text in request), None)
+            head = ["HTTP/1.1 200 OK" if body is not None else "HTTP/1.1 404 Not Found"]
+            body = body if body is not None else b'{"detail": "not found"}'
+            head += ["content-type: application/json", f"content-length: {len(body)}"]
+            writer.write("\r\n".join([*head, "connection: close", "", ""]).encode() + body)
+            await writer.drain()
+        writer.close()
+
+    port = free_port()
+    async with await asyncio.start_server(answer, "127.0.0.1", port):
+        yield f"http://127.0.0.1:{port}"
+
+
+def _status(state: str) -> bytes:
+    progress = {"percentage": 100, "current_stage": state, "stages_completed": [], "scenes": []}
+    return json.dumps({"job_id": JOB, "status": state, "progress": progress}).encode()
+
+
+def not_the_api_line(url: str, status: int = 200, kind: str = "application/json") -> str:
+    return f"t2m: {url} does not answer as a t2m API (HTTP {status}, {kind}); T2M_API names it"
+
+
+@pytest.mark.parametrize(
+    ("args", "body"),
+    [
+        (("list",), b"{}"),
+        (("list",), b"[]"),
+        (("list",), b'{"items": [], "total": 0, "page": 1, "page_size": 0}'),
+        (("list",), b'{"items": [{"job_id": 1}], "total": 1, "page": 1, "page_size": 20}'),
+        (("status", JOB), b'{"status": "running"}'),
+        (("status", JOB, "--follow", "--interval", "0.1"), b'{"status": "running"}'),
+        (("status", JOB, "--follow", "--interval", "0.1"), _status("paused")),
+        (("cancel", JOB), b"[1]"),
+        (("regenerate", JOB, "0", "--feedback", "bigger"), b'{"job_id": "x"}'),
+    ],
+)
+async def test_json_of_another_shape_is_no_t2m_api_said_in_one_line(
+    tmp_path: Path, args: tuple[str, ...], body: bytes
+) -> None:
+    """Another server that answers JSON (or one of another version): not a KeyError, TypeError or
+    ZeroDivisionError, but the line that says no t2m API answers there, exit 1."""
+    async with answering("200 OK", "application/json", body) as url:
+        code, out, err = await run_cli(bare_env(tmp_path, T2M_API=url), "jobs", *args, "--json")
+    assert code == 1 and one_error_line(err) == not_the_api_line(url), err
+    assert json.loads(out) == {"error": not_the_api_line(url)[5:], "http_status": 200}
+
+
+async def test_a_422_of_another_shape_is_told_as_it_came(tmp_path: Path) -> None:
+    body = b'{"detail": [{"type": "x"}, {"loc": 5, "msg": "too big"}]}'
+    async with answering("400 Bad Request", "application/json", body) as url:
+        code, _, err = await run_cli(bare_env(tmp_path, T2M_API=url), "jobs", "cancel", JOB)
+    assert code == 2 and one_error_line(err) == "t2m: {'type': 'x'}; too big (HTTP 400)", err
+
+
+@pytest.mark.parametrize(
+    ("created", "urls", "job_id"),
+    [
+        (b"[]", b"{}", None),
+        (b'{"ok": 1}', b"{}", None),
+        (json.dumps({"job_id": JOB}).encode(), b'{"metadata": {}}', JOB),
+    ],
+)
+async def test_generate_through_an_api_of_another_shape_says_so(
+    tmp_path: Path, created: bytes, urls: bytes, job_id: str | None
+) -> None:
+    routes = (
+        ("POST /api/v1/videos/generate", created),
+        ("/status", _status("completed")),
+        ("/video-url", urls),
+        (f"/{JOB}/", b"media"),
+    )
+    async with api_answering(*routes) as url:
+        args = ("generate", "Prime numbers", "--out", str(tmp_path / "out"), "--json")
+        code, out, err = await run_cli(bare_env(tmp_path, T2M_API=url), *args)
+    line = one_error_line(err)
+    assert code == 1 and line == f"t2m: failed: {not_the_api_line(url)[5:]}", err
+    error = line.removeprefix("t2m: failed: ")
+    assert json.loads(out) == {
+        "job_id": job_id,
+        "status": "failed",
+        "error": error,
+        "retryable": None,
+    }
