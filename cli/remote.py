@@ -16,6 +16,7 @@ shape than `cli.answers` expects) says so, naming the URL and the setting it cam
 
 from __future__ import annotations
 
+import math
 import os
 import re
 import time
@@ -34,6 +35,9 @@ from t2m.errors import T2mError, exit_code
 DERIVED = "T2M_API_HOST/T2M_API_PORT"
 TERMINAL = ("completed", "failed", "cancelled")
 URL_RULE = "must be an http:// or https:// URL with a host and, if any, a port from 1 to 65535"
+UNAVAILABLE_WAIT_S = 300.0
+"""How long following a job waits out the API's 503s in a row (a restarting database or Temporal)
+before it gives up (exit 1)."""
 KEY = re.compile(r"[!-~]+")
 """An API key as an HTTP header can carry it: printable ASCII, no whitespace."""
 
@@ -182,10 +186,15 @@ def _is_json(r: httpx.Response) -> bool:
 
 
 def _retry_after(r: httpx.Response, default_s: float = 5, most_s: float = 60) -> float:
+    """Seconds to wait before asking again: the answer's Retry-After (seconds; an HTTP date, a
+    non-number, `nan` or `inf` count as none), kept within 0.5 s to `most_s`."""
     try:
-        return min(max(float(r.headers.get("retry-after", default_s)), 0.5), most_s)
+        seconds = float(r.headers.get("retry-after", default_s))
     except ValueError:
         return default_s
+    if not math.isfinite(seconds):
+        return default_s
+    return min(max(seconds, 0.5), most_s)
 
 
 class Remote:
@@ -261,13 +270,23 @@ class Remote:
     def follow(
         self, job_id: str, interval_s: float, seen: Callable[[dict[str, Any]], None]
     ) -> dict[str, Any]:
-        """Poll the job's status until it ends, calling `seen` with each; a 503 is waited out
-        for as long as its Retry-After says."""
+        """Poll the job's status until it ends, calling `seen` with each. The API's own 503 (a
+        JSON answer: a backing service is unavailable) is waited out, as its Retry-After says,
+        for `UNAVAILABLE_WAIT_S` in a row at most; any other 503 (a proxy's page) is an error."""
+        unavailable_since: float | None = None
         while True:
             r = self._send("GET", f"/api/v1/videos/jobs/{job_id}/status")
-            if r.status_code == 503:
-                time.sleep(_retry_after(r))
+            if r.status_code == 503 and _is_json(r):
+                if unavailable_since is None:
+                    unavailable_since = time.monotonic()
+                left = unavailable_since + UNAVAILABLE_WAIT_S - time.monotonic()
+                if left <= 0:
+                    raise ApiError(
+                        f"{message(r)} (HTTP 503), still after {UNAVAILABLE_WAIT_S:g} s", 1, 503
+                    )
+                time.sleep(min(_retry_after(r), left))
                 continue
+            unavailable_since = None
             status = self._json(r, JobStatus)
             seen(status)
             if status["status"] in TERMINAL:

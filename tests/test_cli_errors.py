@@ -597,3 +597,33 @@ async def test_generate_through_an_api_of_another_shape_says_so(
         "error": error,
         "retryable": None,
     }
+
+
+async def test_follow_takes_a_proxys_503_page_for_no_t2m_api(tmp_path: Path) -> None:
+    """Not waited out for ever: only the API's own 503 (JSON) says to ask again later."""
+    async with not_an_api("503 Service Unavailable") as url:
+        args = ("jobs", "status", JOB, "--follow")
+        code, _, err = await run_cli(bare_env(tmp_path, T2M_API=url), *args)
+    kind = "text/html; charset=utf-8"
+    assert code == 1 and one_error_line(err) == not_the_api_line(url, 503, kind), err
+
+
+async def test_follow_waits_out_the_apis_503_up_to_its_deadline(tmp_path: Path) -> None:
+    """A Retry-After of `nan` is taken for none (not a crash in time.sleep), and the API's 503 is
+    waited out up to the deadline only (shortened here to 1 s), then one line, exit 1."""
+    short = tmp_path / "short"
+    short.mkdir()
+    (short / "sitecustomize.py").write_text(
+        "import cli.remote\ncli.remote.UNAVAILABLE_WAIT_S = 1\n"
+    )
+    body = b'{"detail": "the workflow service is unavailable"}'
+    async with answering(
+        "503 Service Unavailable", "application/json", body, "retry-after: nan"
+    ) as url:
+        env = bare_env(tmp_path, T2M_API=url, PYTHONPATH=str(short))
+        started = time.monotonic()
+        code, _, err = await run_cli(env, "jobs", "status", JOB, "--follow", "--json")
+    assert code == 1 and one_error_line(err) == (
+        "t2m: the workflow service is unavailable (HTTP 503), still after 1 s"
+    ), err
+    assert time.monotonic() - started < 60
