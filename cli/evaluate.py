@@ -16,7 +16,7 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-from cli.output import out_dir
+from cli.output import Unwritable, out_dir, writing
 from t2m.config import Settings
 from t2m.vocabulary.request import QUALITIES
 
@@ -190,13 +190,16 @@ def download(settings: Settings, args: argparse.Namespace, result: Any) -> int:
     from t2m.catalog.storage import get_storage
 
     storage = get_storage(settings)
-    args.out.mkdir(parents=True, exist_ok=True)
     paths = {}
     for field, key, ext in (
         ("report_json", result.json_key, "json"),
         ("report_markdown", result.markdown_key, "md"),
     ):
-        paths[field] = str(storage.get_file(key, args.out / f"{result.eval_id}.{ext}").resolve())
+        try:
+            with writing(args.out / f"{result.eval_id}.{ext}") as dest:
+                paths[field] = str(storage.get_file(key, dest).resolve())
+        except Unwritable as e:
+            return _fail(args, str(e))
     o = result.overall
     if args.json:
         print(json.dumps({"eval_id": result.eval_id, **paths, **o.model_dump(mode="json")}))

@@ -211,7 +211,6 @@ def _action(verb: str) -> Any:
 
 
 def _download(remote: Remote, args: argparse.Namespace) -> Outcome:
-    args.out.mkdir(parents=True, exist_ok=True)
     answer: dict[str, Any] = {"job_id": args.job_id, "status": "completed"}
     for field, path, ext, optional in MEDIA:
         dest = args.out / f"{args.job_id}.{ext}"

@@ -16,6 +16,7 @@ shape than `cli.answers` expects) says so, naming the URL and the setting it cam
 
 from __future__ import annotations
 
+import contextlib
 import math
 import os
 import re
@@ -30,6 +31,7 @@ import httpx
 from pydantic import ValidationError
 
 from cli.answers import Answer, JobStatus
+from cli.output import Unwritable, writing
 from t2m.errors import T2mError, exit_code
 
 DERIVED = "T2M_API_HOST/T2M_API_PORT"
@@ -295,7 +297,8 @@ class Remote:
 
     def download(self, path: str, dest: Path, missing_ok: bool = False) -> Path | None:
         """Stream one media file to `dest` (through a 307 to S3 if so answered); None when the job
-        has no such file and `missing_ok`."""
+        has no such file and `missing_ok`. It goes to `dest`.part first, removed if it fails."""
+        partial = dest.with_name(dest.name + ".part")
         try:
             with self.http.stream("GET", path, follow_redirects=True) as r:
                 if r.status_code == 404 and missing_ok:
@@ -303,11 +306,16 @@ class Remote:
                 if r.status_code >= 400:
                     r.read()
                     self._checked(r)
-                partial = dest.with_name(dest.name + ".part")
-                with partial.open("wb") as f:
-                    for chunk in r.iter_bytes(1 << 16):
-                        f.write(chunk)
-                partial.replace(dest)
+                with writing(dest):
+                    with partial.open("wb") as f:
+                        for chunk in r.iter_bytes(1 << 16):
+                            f.write(chunk)
+                    partial.replace(dest)
                 return dest
         except httpx.TransportError as e:
             raise ApiError(self.config.unreachable(str(e) or type(e).__name__)) from None
+        except Unwritable as e:
+            raise ApiError(str(e)) from None
+        finally:
+            with contextlib.suppress(OSError):
+                partial.unlink(missing_ok=True)

@@ -85,7 +85,6 @@ def _download(
     remote: Remote, job_id: str, args: argparse.Namespace
 ) -> tuple[dict[str, str | None], float]:
     """The job's files into `--out`, as `t2m jobs download` fetches them, and the video's length."""
-    args.out.mkdir(parents=True, exist_ok=True)
     paths: dict[str, str | None] = {}
     for field, path, ext, optional in MEDIA:
         got = remote.download(

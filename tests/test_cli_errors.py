@@ -413,12 +413,18 @@ async def test_the_follow_interval_is_a_sane_number_of_seconds(
     ],
 )
 async def test_out_is_checked_before_any_work(tmp_path: Path, command: tuple[str, ...]) -> None:
-    """A file where --out should be a directory, or above it: refused at once, not after a render
-    (nothing answers at the API or Temporal: the command would otherwise start a stack)."""
+    """A file where --out should be a directory, or above it, or a directory no file can be made
+    in or under (/proc, even to root): refused at once, not after a render (nothing answers at
+    the API or Temporal: the command would otherwise start a stack)."""
     file = tmp_path / "file"
     file.write_text("")
     env = bare_env(tmp_path)
-    for out, problem in ((file, "is not a directory"), (file / "sub", f"is under {file}, which")):
+    for out, problem in (
+        (file, "is not a directory"),
+        (file / "sub", f"is under {file}, which"),
+        (Path("/proc/t2m-out"), "cannot be made: "),
+        (Path("/proc"), "is not writable: "),
+    ):
         code, _, err = await run_cli(env, *command, "--out", str(out))
         line = one_error_line(err, f"t2m {command[0]}")
         assert code == 2 and f"argument --out: '{out}' {problem}" in line, err
@@ -627,3 +633,25 @@ async def test_follow_waits_out_the_apis_503_up_to_its_deadline(tmp_path: Path) 
         "t2m: the workflow service is unavailable (HTTP 503), still after 1 s"
     ), err
     assert time.monotonic() - started < 60
+
+
+@pytest.mark.parametrize("refusal", ["a directory", "a full disk"])
+async def test_a_download_that_cannot_be_written_is_one_line(tmp_path: Path, refusal: str) -> None:
+    """The directory passed its check, and then a file cannot be written after all: one line naming
+    the file and the system's reason, exit 1, no partial file left."""
+    out = tmp_path / "out"
+    video = out / f"{JOB}.mp4"
+    if refusal == "a directory":
+        video.mkdir(parents=True)
+        reason = "Is a directory"
+    else:  # its partial file is /dev/full, where every write fails with ENOSPC
+        out.mkdir()
+        (out / f"{JOB}.mp4.part").symlink_to("/dev/full")
+        reason = "No space left on device"
+    async with answering("200 OK", "video/mp4", b"\0" * 100_000) as url:
+        args = ("jobs", "download", JOB, "--out", str(out), "--json")
+        code, out_text, err = await run_cli(bare_env(tmp_path, T2M_API=url), *args)
+    line = one_error_line(err)
+    assert code == 1 and line == f"t2m: cannot write {video}: {reason}", err
+    assert json.loads(out_text) == {"error": line.removeprefix("t2m: "), "http_status": None}
+    assert not list(out.glob("*.part"))
