@@ -3,6 +3,7 @@ process; a missing or rejected provider key fails the job at once, not retryable
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import contextlib
 import json
@@ -15,9 +16,12 @@ import uuid
 from collections.abc import AsyncIterator
 from datetime import timedelta
 from pathlib import Path
+from types import SimpleNamespace
+from typing import cast
 
 import pytest
 from temporalio.client import Client
+from temporalio.service import RPCError, RPCStatusCode
 
 from cli.remote import URL_RULE
 from t2m.catalog.storage import LocalStorage, get_storage
@@ -655,3 +659,59 @@ async def test_a_download_that_cannot_be_written_is_one_line(tmp_path: Path, ref
     assert code == 1 and line == f"t2m: cannot write {video}: {reason}", err
     assert json.loads(out_text) == {"error": line.removeprefix("t2m: "), "http_status": None}
     assert not list(out.glob("*.part"))
+
+
+async def test_an_eval_terminated_while_followed_is_one_line(
+    settings: Settings, client: Client, tmp_path: Path
+) -> None:
+    """No worker takes the eval; an operator terminates it: the command says so, exit 1."""
+    topics = tmp_path / "topics.json"
+    topics.write_text(json.dumps([{"topic": "Prime numbers", "context": "Two divisors."}]))
+    proc = await asyncio.create_subprocess_exec(
+        T2M, "eval", str(topics), "--out", str(tmp_path), "--json",
+        env=cli_env(settings), stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+    )  # fmt: skip
+    assert proc.stderr is not None
+    first = (await asyncio.wait_for(proc.stderr.readline(), timeout=60)).decode()
+    assert first.startswith("eval eval-") and first.endswith(": 1 topics\n"), first
+    eval_id = first.split()[1].rstrip(":")
+    await client.get_workflow_handle(eval_id).terminate(reason="stopped by an operator")
+    out, err = await asyncio.wait_for(proc.communicate(), timeout=60)
+    line = one_error_line(err.decode())
+    assert proc.returncode == 1
+    assert line == f"t2m eval: eval {eval_id} terminated: stopped by an operator"
+    assert json.loads(out) == {"error": line.removeprefix("t2m eval: ")}
+
+
+async def test_ctrl_c_after_the_eval_ended_is_one_line(capsys: pytest.CaptureFixture[str]) -> None:
+    """The cancel that Ctrl-C sends is refused (the eval closed meanwhile): said, exit 130."""
+    from cli.evaluate import follow
+
+    ended = asyncio.get_running_loop().create_future()
+
+    class Closed:
+        id = "eval-closed"
+
+        def result(self) -> asyncio.Future[None]:
+            return ended
+
+        async def query(self, *_: object, **__: object) -> None:
+            raise asyncio.CancelledError  # as asyncio.run delivers Ctrl-C
+
+        async def cancel(self) -> None:
+            raise RPCError("workflow execution already completed", RPCStatusCode.NOT_FOUND, b"")
+
+    class Temporal:
+        async def start_workflow(self, *_: object, **__: object) -> Closed:
+            return Closed()
+
+    queues = cast(Settings, SimpleNamespace(queue=lambda name: name))
+    req = SimpleNamespace(name="closed", items=[None])
+    try:
+        code = await follow(Temporal(), queues, argparse.Namespace(json=True), req)
+    finally:
+        ended.cancel()
+    said = capsys.readouterr()
+    reason = "interrupted; eval eval-closed not cancelled: workflow execution already completed"
+    assert code == 130 and said.err.splitlines()[-1] == f"t2m eval: {reason}"
+    assert json.loads(said.out) == {"error": reason}
