@@ -16,7 +16,7 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-from cli.output import out_dir
+from cli.output import Unwritable, out_dir, writing
 from t2m.config import Settings
 from t2m.vocabulary.request import QUALITIES
 
@@ -113,8 +113,8 @@ async def run(settings: Settings, args: argparse.Namespace) -> int:
 
     async with client_for(settings, args.json) as client:
         result = await follow(client, settings, args, req)
-    if result is None:
-        return 130
+    if isinstance(result, int):
+        return result
     return download(settings, args, result)
 
 
@@ -146,9 +146,13 @@ async def schedule(settings: Settings, args: argparse.Namespace, req: Any) -> in
 
 
 async def follow(client: Any, settings: Settings, args: argparse.Namespace, req: Any) -> Any:
-    """Start the eval and wait for it, telling each finished topic on stderr; None: Ctrl-C
-    (the eval and its videos are cancelled)."""
+    """Start the eval and wait for it, telling each finished topic on stderr: its result, or
+    the exit code once the failure is told: 1 the eval failed (its report could not be written)
+    or was terminated; 130 Ctrl-C (the eval and its videos are cancelled, if it still runs)."""
     from datetime import timedelta
+
+    from temporalio.client import WorkflowFailureError
+    from temporalio.service import RPCError
 
     from t2m.eval.report import EvalResult
     from t2m.eval.runs import EvalProgress
@@ -180,23 +184,42 @@ async def follow(client: Any, settings: Settings, args: argparse.Namespace, req:
             told = len(progress.finished)
         final: EvalResult = result.result()
         return final
+    except WorkflowFailureError as e:
+        return _fail(args, f"eval {handle.id} {_ended(e)}")
     except (KeyboardInterrupt, asyncio.CancelledError):
-        await handle.cancel()
-        _fail(args, "cancelled by the user", code=130)
-        return None
+        try:
+            await handle.cancel()
+        except RPCError as e:  # it had ended already
+            return _fail(args, f"interrupted; eval {handle.id} not cancelled: {e.message}", 130)
+        return _fail(args, "cancelled by the user", code=130)
+
+
+def _ended(failure: Exception) -> str:
+    """How an eval that did not complete ended (`terminated: REASON`, `cancelled: …`, `failed:
+    …`), with the innermost cause: an activity's own error, not "Activity task failed"."""
+    from temporalio.exceptions import CancelledError, TerminatedError
+
+    cause = failure
+    while isinstance(cause.__cause__, Exception):
+        cause = cause.__cause__
+    how = {TerminatedError: "terminated", CancelledError: "cancelled"}.get(type(cause), "failed")
+    return f"{how}: {cause}"
 
 
 def download(settings: Settings, args: argparse.Namespace, result: Any) -> int:
     from t2m.catalog.storage import get_storage
 
     storage = get_storage(settings)
-    args.out.mkdir(parents=True, exist_ok=True)
     paths = {}
     for field, key, ext in (
         ("report_json", result.json_key, "json"),
         ("report_markdown", result.markdown_key, "md"),
     ):
-        paths[field] = str(storage.get_file(key, args.out / f"{result.eval_id}.{ext}").resolve())
+        try:
+            with writing(args.out / f"{result.eval_id}.{ext}") as dest:
+                paths[field] = str(storage.get_file(key, dest).resolve())
+        except Unwritable as e:
+            return _fail(args, str(e))
     o = result.overall
     if args.json:
         print(json.dumps({"eval_id": result.eval_id, **paths, **o.model_dump(mode="json")}))

@@ -14,6 +14,7 @@ import re
 import sys
 from typing import Any
 
+from cli import answers
 from cli.output import out_dir
 from cli.progress import ProgressView, from_api
 from cli.remote import ApiError, Remote, load_config
@@ -149,7 +150,7 @@ def _list(remote: Remote, args: argparse.Namespace) -> Outcome:
         params["status"] = args.status
     if args.owner:
         params["owner"] = args.owner
-    page = remote.json("GET", "/api/v1/jobs", params=params)
+    page = remote.json("GET", "/api/v1/jobs", answers.JobList, params=params)
     rows = [
         f"{j['job_id']}  {j['status']:9}  {j['quality']:6}  {j['created_at'][:19]}  {j['topic']}"
         for j in page["items"]
@@ -203,14 +204,13 @@ def _action(verb: str) -> Any:
             remote.request("DELETE", path)
             answer = {"job_id": args.job_id, "status": "deleted"}
         else:
-            answer = remote.json("POST", f"{path}/{verb}")
+            answer = remote.json("POST", f"{path}/{verb}", answers.ActionResult)
         return 0, answer, f"{answer['job_id']}: {answer['status']}"
 
     return act
 
 
 def _download(remote: Remote, args: argparse.Namespace) -> Outcome:
-    args.out.mkdir(parents=True, exist_ok=True)
     answer: dict[str, Any] = {"job_id": args.job_id, "status": "completed"}
     for field, path, ext, optional in MEDIA:
         dest = args.out / f"{args.job_id}.{ext}"
@@ -249,7 +249,7 @@ def _nothing_to_download(s: dict[str, Any]) -> str:
 
 def _regenerate(remote: Remote, args: argparse.Namespace) -> Outcome:
     path = f"/api/v1/jobs/{args.job_id}/scenes/{args.index}/regenerate"
-    answer = remote.json("POST", path, json={"feedback": args.feedback})
+    answer = remote.json("POST", path, answers.Regenerated, json={"feedback": args.feedback})
     text = f"{answer['job_id']}: scene {answer['index']} {answer['status']}"
     return 0, answer, f"{text}, for version {answer['version']} of the video"
 

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from cli.outcome import CANCEL_WAIT_S, after_interrupt, done, fail
-from cli.output import warn_without_context
+from cli.output import Unwritable, warn_without_context, writing
 from cli.request_flags import request
 from t2m.config import Settings
 
@@ -106,7 +106,10 @@ async def generate(settings: Settings, args: argparse.Namespace) -> int:
             status = await job_status(handle)
             reason = status.error or str(e.cause or e)
             return fail(args, handle.id, reason, status.status, retryable=status.retryable)
-    paths = fetch(settings, result, args.out)
+    try:
+        paths = fetch(settings, result, args.out)
+    except Unwritable as e:
+        return fail(args, result.job_id, str(e))
     a = result.artifacts
     return done(args, result.job_id, paths, a.duration_s, result.scenes, status.reused_from)
 
@@ -136,17 +139,20 @@ async def interrupted(
         if isinstance(e.cause, CancelledError):
             return after_interrupt(args, handle.id, "cancelled")
         return after_interrupt(args, handle.id, "failed", str(e.cause or e))
-    fetch(settings, done_result, args.out)
+    try:
+        fetch(settings, done_result, args.out)
+    except Unwritable as e:
+        return after_interrupt(args, handle.id, "completed", str(e))
     return after_interrupt(args, handle.id, "completed", f"its files are in {args.out}")
 
 
 def fetch(settings: Settings, result: VideoResult, out: Path) -> dict[str, str | None]:
-    """A completed job's video, subtitles and thumbnail from storage into `out`, by field."""
+    """A completed job's video, subtitles and thumbnail from storage into `out`, by field.
+    Raises Unwritable for a file that cannot be written there."""
     from t2m.catalog.storage import get_storage
 
     storage = get_storage(settings)
     a = result.artifacts
-    out.mkdir(parents=True, exist_ok=True)
     paths: dict[str, str | None] = {}
     for field, key, ext in (
         ("video", a.video_key, "mp4"),
@@ -154,6 +160,9 @@ def fetch(settings: Settings, result: VideoResult, out: Path) -> dict[str, str |
         ("subtitles_vtt", a.vtt_key, "vtt"),
         ("thumbnail", a.thumbnail_key, "png"),
     ):
-        dest = out / f"{result.job_id}.{ext}"
-        paths[field] = str(storage.get_file(key, dest).resolve()) if key else None
+        if not key:
+            paths[field] = None
+            continue
+        with writing(out / f"{result.job_id}.{ext}") as dest:
+            paths[field] = str(storage.get_file(key, dest).resolve())
     return paths

@@ -4,11 +4,16 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import sys
+import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
+
+from t2m.errors import T2mError
 
 _JSON_OUT: int | None = None
 """With `--json`: the real stdout, kept for the one JSON object; fd 1 then points at stderr."""
@@ -47,8 +52,9 @@ def warn_without_context(model: str, context: str | None) -> None:
 
 
 def out_dir(text: str) -> Path:
-    """`--out` (an argparse type): a writable directory, or one that can be made (it is made when
-    the files come). Checked before any work, not after a whole render; nothing is created here."""
+    """`--out` (an argparse type): a directory a file can be written in, made if it is not there.
+    Checked before any work, not after a whole render, by writing (and removing) a file there:
+    permission bits say nothing to root, nor of a read-only mount, /proc or a full inode table."""
     path = Path(text)
     try:
         nearest = next(p for p in (path, *path.parents) if p.exists() or p.is_symlink())
@@ -58,7 +64,29 @@ def out_dir(text: str) -> Path:
     if not is_dir:
         where = "is" if nearest == path else f"is under {nearest}, which is"
         raise argparse.ArgumentTypeError(f"{text!r} {where} not a directory")
-    if not os.access(nearest, os.W_OK | os.X_OK):
-        where = "" if nearest == path else f" (its parent {nearest})"
-        raise argparse.ArgumentTypeError(f"{text!r}{where} is not writable")
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise argparse.ArgumentTypeError(f"{text!r} cannot be made: {e.strerror or e}") from None
+    try:
+        with tempfile.NamedTemporaryFile(dir=path, prefix=".t2m-check-"):
+            pass
+    except OSError as e:
+        raise argparse.ArgumentTypeError(f"{text!r} is not writable: {e.strerror or e}") from None
     return path
+
+
+class Unwritable(T2mError, RuntimeError):
+    """A file could not be written into `--out` after all (the disk full, a directory in the
+    file's place, the directory gone since it was checked): the command's one-line failure."""
+
+
+@contextlib.contextmanager
+def writing(dest: Path) -> Iterator[Path]:
+    """Around writing `dest` into `--out`: its directory made again (it may be gone since
+    `out_dir`), and an OSError raised as Unwritable naming the file and the system's reason."""
+    try:
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        yield dest
+    except OSError as e:
+        raise Unwritable(f"cannot write {dest}: {e.strerror or e}") from None

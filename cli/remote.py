@@ -10,11 +10,14 @@ A malformed URL or key is refused before anything is sent (exit 2), naming the s
 but never its value: a URL may hold credentials, and a key is one.
 
 Every failure is an `ApiError`: one line with the API's own message, and the exit code the command
-ends with (`t2m.errors.exit_code`).
+ends with (`t2m.errors.exit_code`). An answer that is not a t2m API's (not JSON, or JSON of another
+shape than `cli.answers` expects) says so, naming the URL and the setting it came from.
 """
 
 from __future__ import annotations
 
+import contextlib
+import math
 import os
 import re
 import time
@@ -25,12 +28,18 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+from pydantic import ValidationError
 
+from cli.answers import Answer, JobStatus
+from cli.output import Unwritable, writing
 from t2m.errors import T2mError, exit_code
 
 DERIVED = "T2M_API_HOST/T2M_API_PORT"
 TERMINAL = ("completed", "failed", "cancelled")
 URL_RULE = "must be an http:// or https:// URL with a host and, if any, a port from 1 to 65535"
+UNAVAILABLE_WAIT_S = 300.0
+"""How long following a job waits out the API's 503s in a row (a restarting database or Temporal)
+before it gives up (exit 1)."""
 KEY = re.compile(r"[!-~]+")
 """An API key as an HTTP header can carry it: printable ASCII, no whitespace."""
 
@@ -149,12 +158,15 @@ def message(r: httpx.Response) -> str:
         detail = r.json()["detail"]
     except (ValueError, KeyError, TypeError):
         detail = r.reason_phrase
-    if isinstance(detail, list):  # a 422: [{loc, msg, type}, …]
+    if isinstance(detail, list):  # a 422: [{loc, msg, type}, …] (another server's: anything)
         parts = []
         for problem in detail:
             if isinstance(problem, dict):
-                loc = [str(x) for x in problem.get("loc", []) if x not in ("body", "query", "path")]
-                parts.append(f"{'.'.join(loc)}: {problem.get('msg')}" if loc else problem["msg"])
+                where = problem.get("loc")
+                where = where if isinstance(where, list) else []
+                loc = [str(x) for x in where if x not in ("body", "query", "path")]
+                said = problem.get("msg") or str(problem)
+                parts.append(f"{'.'.join(loc)}: {said}" if loc else said)
             else:
                 parts.append(str(problem))
         detail = "; ".join(parts)
@@ -176,10 +188,15 @@ def _is_json(r: httpx.Response) -> bool:
 
 
 def _retry_after(r: httpx.Response, default_s: float = 5, most_s: float = 60) -> float:
+    """Seconds to wait before asking again: the answer's Retry-After (seconds; an HTTP date, a
+    non-number, `nan` or `inf` count as none), kept within 0.5 s to `most_s`."""
     try:
-        return min(max(float(r.headers.get("retry-after", default_s)), 0.5), most_s)
+        seconds = float(r.headers.get("retry-after", default_s))
     except ValueError:
         return default_s
+    if not math.isfinite(seconds):
+        return default_s
+    return min(max(seconds, 0.5), most_s)
 
 
 class Remote:
@@ -232,34 +249,47 @@ class Remote:
             f"{message(r)} (HTTP {r.status_code})", exit_code(r.status_code), r.status_code
         )
 
-    def _json(self, r: httpx.Response) -> Any:
-        """The JSON of a successful answer; ApiError when it holds none (another server)."""
+    def _json(self, r: httpx.Response, shape: type[Answer]) -> dict[str, Any]:
+        """The JSON of a successful answer, as it came; ApiError when it holds none, or JSON of
+        another shape than `shape` (another server, or another API at that URL)."""
         self._checked(r)
         try:
-            return r.json()
-        except ValueError:
+            answer: dict[str, Any] = r.json()
+            shape.model_validate(answer)
+        except (ValueError, ValidationError):
             raise ApiError(self.config.not_the_api(r), 1, r.status_code) from None
+        return answer
 
     def request(self, method: str, path: str, **kw: Any) -> httpx.Response:
         return self._checked(self._send(method, path, **kw))
 
-    def json(self, method: str, path: str, **kw: Any) -> Any:
-        return self._json(self._send(method, path, **kw))
+    def json(self, method: str, path: str, shape: type[Answer], **kw: Any) -> dict[str, Any]:
+        return self._json(self._send(method, path, **kw), shape)
 
     def status(self, job_id: str) -> dict[str, Any]:
-        return self.json("GET", f"/api/v1/videos/jobs/{job_id}/status")
+        return self.json("GET", f"/api/v1/videos/jobs/{job_id}/status", JobStatus)
 
     def follow(
         self, job_id: str, interval_s: float, seen: Callable[[dict[str, Any]], None]
     ) -> dict[str, Any]:
-        """Poll the job's status until it ends, calling `seen` with each; a 503 is waited out
-        for as long as its Retry-After says."""
+        """Poll the job's status until it ends, calling `seen` with each. The API's own 503 (a
+        JSON answer: a backing service is unavailable) is waited out, as its Retry-After says,
+        for `UNAVAILABLE_WAIT_S` in a row at most; any other 503 (a proxy's page) is an error."""
+        unavailable_since: float | None = None
         while True:
             r = self._send("GET", f"/api/v1/videos/jobs/{job_id}/status")
-            if r.status_code == 503:
-                time.sleep(_retry_after(r))
+            if r.status_code == 503 and _is_json(r):
+                if unavailable_since is None:
+                    unavailable_since = time.monotonic()
+                left = unavailable_since + UNAVAILABLE_WAIT_S - time.monotonic()
+                if left <= 0:
+                    raise ApiError(
+                        f"{message(r)} (HTTP 503), still after {UNAVAILABLE_WAIT_S:g} s", 1, 503
+                    )
+                time.sleep(min(_retry_after(r), left))
                 continue
-            status = self._json(r)
+            unavailable_since = None
+            status = self._json(r, JobStatus)
             seen(status)
             if status["status"] in TERMINAL:
                 return status
@@ -267,7 +297,8 @@ class Remote:
 
     def download(self, path: str, dest: Path, missing_ok: bool = False) -> Path | None:
         """Stream one media file to `dest` (through a 307 to S3 if so answered); None when the job
-        has no such file and `missing_ok`."""
+        has no such file and `missing_ok`. It goes to `dest`.part first, removed if it fails."""
+        partial = dest.with_name(dest.name + ".part")
         try:
             with self.http.stream("GET", path, follow_redirects=True) as r:
                 if r.status_code == 404 and missing_ok:
@@ -275,11 +306,16 @@ class Remote:
                 if r.status_code >= 400:
                     r.read()
                     self._checked(r)
-                partial = dest.with_name(dest.name + ".part")
-                with partial.open("wb") as f:
-                    for chunk in r.iter_bytes(1 << 16):
-                        f.write(chunk)
-                partial.replace(dest)
+                with writing(dest):
+                    with partial.open("wb") as f:
+                        for chunk in r.iter_bytes(1 << 16):
+                            f.write(chunk)
+                    partial.replace(dest)
                 return dest
         except httpx.TransportError as e:
             raise ApiError(self.config.unreachable(str(e) or type(e).__name__)) from None
+        except Unwritable as e:
+            raise ApiError(str(e)) from None
+        finally:
+            with contextlib.suppress(OSError):
+                partial.unlink(missing_ok=True)

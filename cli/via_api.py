@@ -8,6 +8,7 @@ import sys
 import time
 from typing import Any
 
+from cli import answers
 from cli.jobs import MEDIA
 from cli.outcome import CANCEL_WAIT_S, after_interrupt, done, fail
 from cli.output import warn_without_context
@@ -25,10 +26,11 @@ def generate(remote: Remote, args: argparse.Namespace) -> int:
     warn_without_context(configuration.get("model") or _default_model(remote), args.context)
     body = {"configuration": configuration, "priority": args.priority}
     try:
-        job_id = remote.json("POST", "/api/v1/videos/generate", json=body)["job_id"]
+        created = remote.json("POST", "/api/v1/videos/generate", answers.JobCreated, json=body)
     except ApiError as e:
         reason = f"invalid request: {e}" if e.code == 2 else str(e)
         return fail(args, None, reason, code=e.code)
+    job_id = created["job_id"]
     try:
         with ProgressView(job_id, stream=sys.stderr) as view:
             status = remote.follow(job_id, 0.5, lambda s: view.update(from_api(s)))
@@ -73,7 +75,7 @@ def interrupted(remote: Remote, args: argparse.Namespace, job_id: str) -> int:
 def _default_model(remote: Remote) -> str:
     """The model the server uses when the request names none ("" when it does not say)."""
     try:
-        config: dict[str, Any] = remote.json("GET", "/api/v1/config")
+        config = remote.json("GET", "/api/v1/config", answers.ServerConfig)
     except ApiError:
         return ""
     return str(config.get("default_model") or "")
@@ -83,12 +85,11 @@ def _download(
     remote: Remote, job_id: str, args: argparse.Namespace
 ) -> tuple[dict[str, str | None], float]:
     """The job's files into `--out`, as `t2m jobs download` fetches them, and the video's length."""
-    args.out.mkdir(parents=True, exist_ok=True)
     paths: dict[str, str | None] = {}
     for field, path, ext, optional in MEDIA:
         got = remote.download(
             f"/api/v1/videos/jobs/{job_id}/{path}", args.out / f"{job_id}.{ext}", optional
         )
         paths[field] = str(got.resolve()) if got else None
-    urls = remote.json("GET", f"/api/v1/videos/jobs/{job_id}/video-url")
+    urls = remote.json("GET", f"/api/v1/videos/jobs/{job_id}/video-url", answers.VideoUrls)
     return paths, float(urls["metadata"]["duration"])

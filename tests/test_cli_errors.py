@@ -3,6 +3,7 @@ process; a missing or rejected provider key fails the job at once, not retryable
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import contextlib
 import json
@@ -15,9 +16,12 @@ import uuid
 from collections.abc import AsyncIterator
 from datetime import timedelta
 from pathlib import Path
+from types import SimpleNamespace
+from typing import cast
 
 import pytest
 from temporalio.client import Client
+from temporalio.service import RPCError, RPCStatusCode
 
 from cli.remote import URL_RULE
 from t2m.catalog.storage import LocalStorage, get_storage
@@ -413,12 +417,18 @@ async def test_the_follow_interval_is_a_sane_number_of_seconds(
     ],
 )
 async def test_out_is_checked_before_any_work(tmp_path: Path, command: tuple[str, ...]) -> None:
-    """A file where --out should be a directory, or above it: refused at once, not after a render
-    (nothing answers at the API or Temporal: the command would otherwise start a stack)."""
+    """A file where --out should be a directory, or above it, or a directory no file can be made
+    in or under (/proc, even to root): refused at once, not after a render (nothing answers at
+    the API or Temporal: the command would otherwise start a stack)."""
     file = tmp_path / "file"
     file.write_text("")
     env = bare_env(tmp_path)
-    for out, problem in ((file, "is not a directory"), (file / "sub", f"is under {file}, which")):
+    for out, problem in (
+        (file, "is not a directory"),
+        (file / "sub", f"is under {file}, which"),
+        (Path("/proc/t2m-out"), "cannot be made: "),
+        (Path("/proc"), "is not writable: "),
+    ):
         code, _, err = await run_cli(env, *command, "--out", str(out))
         line = one_error_line(err, f"t2m {command[0]}")
         assert code == 2 and f"argument --out: '{out}' {problem}" in line, err
@@ -494,3 +504,214 @@ async def test_eval_refuses_a_blank_schedule(tmp_path: Path, schedule: str) -> N
     assert code == 2, err
     assert line == "t2m eval: invalid eval: schedule: give a cron expression, e.g. '0 3 * * *'"
     assert json.loads(out) == {"error": line.removeprefix("t2m eval: ")}
+
+
+# --- what the command meets after its checks: another server's JSON, 503s, a disk that refuses ---
+
+
+JOB = f"video-{uuid.uuid4()}"
+
+
+@contextlib.asynccontextmanager
+async def api_answering(*routes: tuple[str, bytes]) -> AsyncIterator[str]:
+    """A web server on loopback that answers each request with the JSON of the first route whose
+    text is in its request line (HTTP 200), else 404; yields its URL."""
+
+    async def answer(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        with contextlib.suppress(Exception):
+            request, *headers = (await reader.readuntil(b"\r\n\r\n")).decode().split("\r\n")
+            for header in headers:  # the body, if any, read before answering
+                name, _, value = header.partition(":")
+                if name.lower() == "content-length":
+                    await reader.readexactly(int(value))
+            body = next((body for text, body in routes if text in request), None)
+            head = ["HTTP/1.1 200 OK" if body is not None else "HTTP/1.1 404 Not Found"]
+            body = body if body is not None else b'{"detail": "not found"}'
+            head += ["content-type: application/json", f"content-length: {len(body)}"]
+            writer.write("\r\n".join([*head, "connection: close", "", ""]).encode() + body)
+            await writer.drain()
+        writer.close()
+
+    port = free_port()
+    async with await asyncio.start_server(answer, "127.0.0.1", port):
+        yield f"http://127.0.0.1:{port}"
+
+
+def _status(state: str) -> bytes:
+    progress = {"percentage": 100, "current_stage": state, "stages_completed": [], "scenes": []}
+    return json.dumps({"job_id": JOB, "status": state, "progress": progress}).encode()
+
+
+def not_the_api_line(url: str, status: int = 200, kind: str = "application/json") -> str:
+    return f"t2m: {url} does not answer as a t2m API (HTTP {status}, {kind}); T2M_API names it"
+
+
+@pytest.mark.parametrize(
+    ("args", "body"),
+    [
+        (("list",), b"{}"),
+        (("list",), b"[]"),
+        (("list",), b'{"items": [], "total": 0, "page": 1, "page_size": 0}'),
+        (("list",), b'{"items": [{"job_id": 1}], "total": 1, "page": 1, "page_size": 20}'),
+        (("status", JOB), b'{"status": "running"}'),
+        (("status", JOB, "--follow", "--interval", "0.1"), b'{"status": "running"}'),
+        (("status", JOB, "--follow", "--interval", "0.1"), _status("paused")),
+        (("cancel", JOB), b"[1]"),
+        (("regenerate", JOB, "0", "--feedback", "bigger"), b'{"job_id": "x"}'),
+    ],
+)
+async def test_json_of_another_shape_is_no_t2m_api_said_in_one_line(
+    tmp_path: Path, args: tuple[str, ...], body: bytes
+) -> None:
+    """Another server that answers JSON (or one of another version): not a KeyError, TypeError or
+    ZeroDivisionError, but the line that says no t2m API answers there, exit 1."""
+    async with answering("200 OK", "application/json", body) as url:
+        code, out, err = await run_cli(bare_env(tmp_path, T2M_API=url), "jobs", *args, "--json")
+    assert code == 1 and one_error_line(err) == not_the_api_line(url), err
+    assert json.loads(out) == {"error": not_the_api_line(url)[5:], "http_status": 200}
+
+
+async def test_a_422_of_another_shape_is_told_as_it_came(tmp_path: Path) -> None:
+    body = b'{"detail": [{"type": "x"}, {"loc": 5, "msg": "too big"}]}'
+    async with answering("400 Bad Request", "application/json", body) as url:
+        code, _, err = await run_cli(bare_env(tmp_path, T2M_API=url), "jobs", "cancel", JOB)
+    assert code == 2 and one_error_line(err) == "t2m: {'type': 'x'}; too big (HTTP 400)", err
+
+
+@pytest.mark.parametrize(
+    ("created", "urls", "job_id"),
+    [
+        (b"[]", b"{}", None),
+        (b'{"ok": 1}', b"{}", None),
+        (json.dumps({"job_id": JOB}).encode(), b'{"metadata": {}}', JOB),
+    ],
+)
+async def test_generate_through_an_api_of_another_shape_says_so(
+    tmp_path: Path, created: bytes, urls: bytes, job_id: str | None
+) -> None:
+    routes = (
+        ("POST /api/v1/videos/generate", created),
+        ("/status", _status("completed")),
+        ("/video-url", urls),
+        (f"/{JOB}/", b"media"),
+    )
+    async with api_answering(*routes) as url:
+        args = ("generate", "Prime numbers", "--out", str(tmp_path / "out"), "--json")
+        code, out, err = await run_cli(bare_env(tmp_path, T2M_API=url), *args)
+    line = one_error_line(err)
+    assert code == 1 and line == f"t2m: failed: {not_the_api_line(url)[5:]}", err
+    error = line.removeprefix("t2m: failed: ")
+    assert json.loads(out) == {
+        "job_id": job_id,
+        "status": "failed",
+        "error": error,
+        "retryable": None,
+    }
+
+
+async def test_follow_takes_a_proxys_503_page_for_no_t2m_api(tmp_path: Path) -> None:
+    """Not waited out for ever: only the API's own 503 (JSON) says to ask again later."""
+    async with not_an_api("503 Service Unavailable") as url:
+        args = ("jobs", "status", JOB, "--follow")
+        code, _, err = await run_cli(bare_env(tmp_path, T2M_API=url), *args)
+    kind = "text/html; charset=utf-8"
+    assert code == 1 and one_error_line(err) == not_the_api_line(url, 503, kind), err
+
+
+async def test_follow_waits_out_the_apis_503_up_to_its_deadline(tmp_path: Path) -> None:
+    """A Retry-After of `nan` is taken for none (not a crash in time.sleep), and the API's 503 is
+    waited out up to the deadline only (shortened here to 1 s), then one line, exit 1."""
+    short = tmp_path / "short"
+    short.mkdir()
+    (short / "sitecustomize.py").write_text(
+        "import cli.remote\ncli.remote.UNAVAILABLE_WAIT_S = 1\n"
+    )
+    body = b'{"detail": "the workflow service is unavailable"}'
+    async with answering(
+        "503 Service Unavailable", "application/json", body, "retry-after: nan"
+    ) as url:
+        env = bare_env(tmp_path, T2M_API=url, PYTHONPATH=str(short))
+        started = time.monotonic()
+        code, _, err = await run_cli(env, "jobs", "status", JOB, "--follow", "--json")
+    assert code == 1 and one_error_line(err) == (
+        "t2m: the workflow service is unavailable (HTTP 503), still after 1 s"
+    ), err
+    assert time.monotonic() - started < 60
+
+
+@pytest.mark.parametrize("refusal", ["a directory", "a full disk"])
+async def test_a_download_that_cannot_be_written_is_one_line(tmp_path: Path, refusal: str) -> None:
+    """The directory passed its check, and then a file cannot be written after all: one line naming
+    the file and the system's reason, exit 1, no partial file left."""
+    out = tmp_path / "out"
+    video = out / f"{JOB}.mp4"
+    if refusal == "a directory":
+        video.mkdir(parents=True)
+        reason = "Is a directory"
+    else:  # its partial file is /dev/full, where every write fails with ENOSPC
+        out.mkdir()
+        (out / f"{JOB}.mp4.part").symlink_to("/dev/full")
+        reason = "No space left on device"
+    async with answering("200 OK", "video/mp4", b"\0" * 100_000) as url:
+        args = ("jobs", "download", JOB, "--out", str(out), "--json")
+        code, out_text, err = await run_cli(bare_env(tmp_path, T2M_API=url), *args)
+    line = one_error_line(err)
+    assert code == 1 and line == f"t2m: cannot write {video}: {reason}", err
+    assert json.loads(out_text) == {"error": line.removeprefix("t2m: "), "http_status": None}
+    assert not list(out.glob("*.part"))
+
+
+async def test_an_eval_terminated_while_followed_is_one_line(
+    settings: Settings, client: Client, tmp_path: Path
+) -> None:
+    """No worker takes the eval; an operator terminates it: the command says so, exit 1."""
+    topics = tmp_path / "topics.json"
+    topics.write_text(json.dumps([{"topic": "Prime numbers", "context": "Two divisors."}]))
+    proc = await asyncio.create_subprocess_exec(
+        T2M, "eval", str(topics), "--out", str(tmp_path), "--json",
+        env=cli_env(settings), stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+    )  # fmt: skip
+    assert proc.stderr is not None
+    first = (await asyncio.wait_for(proc.stderr.readline(), timeout=60)).decode()
+    assert first.startswith("eval eval-") and first.endswith(": 1 topics\n"), first
+    eval_id = first.split()[1].rstrip(":")
+    await client.get_workflow_handle(eval_id).terminate(reason="stopped by an operator")
+    out, err = await asyncio.wait_for(proc.communicate(), timeout=60)
+    line = one_error_line(err.decode())
+    assert proc.returncode == 1
+    assert line == f"t2m eval: eval {eval_id} terminated: stopped by an operator"
+    assert json.loads(out) == {"error": line.removeprefix("t2m eval: ")}
+
+
+async def test_ctrl_c_after_the_eval_ended_is_one_line(capsys: pytest.CaptureFixture[str]) -> None:
+    """The cancel that Ctrl-C sends is refused (the eval closed meanwhile): said, exit 130."""
+    from cli.evaluate import follow
+
+    ended = asyncio.get_running_loop().create_future()
+
+    class Closed:
+        id = "eval-closed"
+
+        def result(self) -> asyncio.Future[None]:
+            return ended
+
+        async def query(self, *_: object, **__: object) -> None:
+            raise asyncio.CancelledError  # as asyncio.run delivers Ctrl-C
+
+        async def cancel(self) -> None:
+            raise RPCError("workflow execution already completed", RPCStatusCode.NOT_FOUND, b"")
+
+    class Temporal:
+        async def start_workflow(self, *_: object, **__: object) -> Closed:
+            return Closed()
+
+    queues = cast(Settings, SimpleNamespace(queue=lambda name: name))
+    req = SimpleNamespace(name="closed", items=[None])
+    try:
+        code = await follow(Temporal(), queues, argparse.Namespace(json=True), req)
+    finally:
+        ended.cancel()
+    said = capsys.readouterr()
+    reason = "interrupted; eval eval-closed not cancelled: workflow execution already completed"
+    assert code == 130 and said.err.splitlines()[-1] == f"t2m eval: {reason}"
+    assert json.loads(said.out) == {"error": reason}
