@@ -16,7 +16,7 @@ from temporalio.exceptions import ApplicationError
 from activities.messages import PlanResult, RenderOutcome
 from t2m.catalog.db import JobStore
 from t2m.vocabulary.job import JobRecord, JobState, JobStatus
-from t2m.vocabulary.plan import Artifacts
+from t2m.vocabulary.plan import Artifacts, Checkpoint, ScenePlan, VideoPlan
 from t2m.vocabulary.request import VideoRequest
 from t2m.vocabulary.usage import Usage
 from tests.conftest import Caller
@@ -70,7 +70,7 @@ async def record(
 
 
 async def completed_with_media(
-    api: httpx.AsyncClient, jobs: JobStore, owner: str, tmp: Path
+    api: httpx.AsyncClient, jobs: JobStore, owner: str, tmp: Path, plan: VideoPlan | None = None
 ) -> str:
     """A completed job whose video, thumbnail and subtitles are in the API's storage."""
     job_id = f"video-{uuid.uuid4()}"
@@ -91,6 +91,17 @@ async def completed_with_media(
     req = catalog_request(owner, "Shared circles")
     await jobs.create(job_id, req, "normal")
     await record(jobs, job_id, req, "completed", {}, artifacts=artifacts)
+    if plan is not None:  # the scenes a regenerate starts from
+        await jobs.record(
+            JobRecord(
+                job_id=job_id,
+                owner=owner,
+                request=req,
+                status="completed",
+                progress=JobStatus(job_id=job_id, status="completed"),
+                checkpoint=Checkpoint(plan=plan),
+            )
+        )
     return job_id
 
 
@@ -156,6 +167,37 @@ async def test_a_share_link_plays_one_video_without_credentials_until_revoked(
     running = await catalog_job(jobs, alice.user, "failed")
     refused = await api.post(f"/api/v1/jobs/{running}/share", headers=alice)
     assert refused.status_code == 409 and "only a completed video" in refused.text
+
+
+async def test_a_share_link_plays_the_current_version_while_a_regenerate_runs_and_fails(
+    api: httpx.AsyncClient, keys: dict[str, Caller], jobs: JobStore, client: Client, tmp_path: Path
+) -> None:
+    """A regenerate's run sets the row back to queued, and a failed one leaves it failed: the
+    current version still plays and downloads, through its share link too, until revoked."""
+    alice = keys["alice"]
+    plan = VideoPlan(title="Circles", scenes=[ScenePlan(index=0, title="One", narration="One.")])
+    job = await completed_with_media(api, jobs, alice.user, tmp_path, plan)
+    token = (await api.post(f"/api/v1/jobs/{job}/share", headers=alice)).json()["token"]
+    video = (await api.get(f"/api/v1/shared/{token}/download")).content
+
+    async def still_shared(status: str) -> None:
+        assert (await jobs.get(job)).status == status  # type: ignore[union-attr]
+        shown = await api.get(f"/api/v1/shared/{token}")
+        assert shown.status_code == 200, shown.text
+        assert (await api.get(shown.json()["download_url"])).content == video
+        assert (await api.get(f"/s/{token}")).status_code == 200
+        again = await api.post(f"/api/v1/jobs/{job}/share", headers=alice)
+        assert again.status_code == 200 and again.json()["token"] == token, again.text
+
+    regenerate = f"/api/v1/jobs/{job}/scenes/0/regenerate"
+    made = await api.post(regenerate, json={"feedback": "bigger"}, headers=alice)
+    assert made.status_code == 202 and made.json()["version"] == 2, made.text
+    try:  # no worker serves this test's queues: version 2 stays queued
+        await still_shared("queued")
+    finally:
+        await client.get_workflow_handle(job).terminate()
+    await record(jobs, job, catalog_request(alice.user, "Shared circles"), "failed", {})
+    await still_shared("failed")
 
 
 async def test_retry_refuses_a_permanent_failure_and_usage_adds_up_over_runs(
