@@ -4,16 +4,20 @@ Temporal server with faked activities."""
 
 from __future__ import annotations
 
+import asyncio
 import secrets
 import uuid
 from pathlib import Path
+from typing import Any
 
 import httpx
+import pytest
 from temporalio import activity
 from temporalio.client import Client
 from temporalio.exceptions import ApplicationError
 
 from activities.messages import PlanResult, RenderOutcome
+from api import service, tenancy
 from t2m.catalog.db import JobStore
 from t2m.vocabulary.job import JobRecord, JobState, JobStatus
 from t2m.vocabulary.plan import Artifacts, Checkpoint, ScenePlan, VideoPlan
@@ -226,6 +230,97 @@ async def test_retry_refuses_a_permanent_failure_and_usage_adds_up_over_runs(
             assert usage["stages"]["generating_code"]["calls"] == 3
             assert usage["stages"]["fixing"]["calls"] == 1
     finally:  # no worker serves this test's queues
+        await client.get_workflow_handle(job).terminate()
+
+
+def hold_the_first_call(
+    monkeypatch: pytest.MonkeyPatch, module: Any, name: str
+) -> tuple[asyncio.Event, asyncio.Event]:
+    """The first request through `module.name` waits there, once it is done, until `go` is set:
+    it has decided on the row as it was, and another request may overtake it. (`reached`, `go`)"""
+    reached, go = asyncio.Event(), asyncio.Event()
+    real = getattr(module, name)
+
+    async def held(*args: Any, **kwargs: Any) -> Any:
+        answer = await real(*args, **kwargs)
+        if not reached.is_set():
+            reached.set()
+            await go.wait()
+        return answer
+
+    monkeypatch.setattr(module, name, held)
+    return reached, go
+
+
+async def test_of_two_retries_at_once_one_runs_the_job_and_the_other_is_a_409(
+    api: httpx.AsyncClient,
+    keys: dict[str, Caller],
+    jobs: JobStore,
+    client: Client,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A double-click on Retry: both requests see the job failed; the second starts the new run,
+    the first is told the job's state (its start used to fail with a 500)."""
+    alice = keys["alice"]
+    job = await catalog_job(jobs, alice.user, "failed", retryable=True)
+    checked, go = hold_the_first_call(monkeypatch, tenancy, "check_quotas")
+    url = f"/api/v1/jobs/{job}/retry"
+    first = asyncio.create_task(api.post(url, headers=alice))
+    await checked.wait()
+    try:
+        second = await api.post(url, headers=alice)
+        assert second.status_code == 202, second.text
+        go.set()
+        lost = await first
+        assert lost.status_code == 409, lost.text
+        assert lost.json() == {
+            "detail": f"job {job} is queued: another request has just retried it"
+        }
+    finally:  # no worker serves this test's queues
+        go.set()
+        await client.get_workflow_handle(job).terminate()
+
+
+async def test_a_regenerate_that_lost_the_race_leaves_the_row_to_the_winners_run(
+    api: httpx.AsyncClient,
+    keys: dict[str, Caller],
+    jobs: JobStore,
+    client: Client,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Two regenerates of a completed job decided on the same row: the one that lost must not
+    requeue it, which let go of the run the winner had started (its catalog writes refused)."""
+    alice = keys["alice"]
+    plan = VideoPlan(title="Circles", scenes=[ScenePlan(index=0, title="One", narration="One.")])
+    job = await completed_with_media(api, jobs, alice.user, tmp_path, plan)
+    decided, go = hold_the_first_call(monkeypatch, service, "live_status")
+    url = f"/api/v1/jobs/{job}/scenes/0/regenerate"
+    first = asyncio.create_task(api.post(url, json={"feedback": "one"}, headers=alice))
+    await decided.wait()
+    try:
+        won = await api.post(url, json={"feedback": "two"}, headers=alice)
+        assert won.status_code == 202, won.text
+        run_id = (await client.get_workflow_handle(job).describe()).run_id
+        start = JobRecord(
+            job_id=job,
+            owner=alice.user,
+            request=catalog_request(alice.user, "Shared circles"),
+            status="running",
+            progress=JobStatus(job_id=job, status="running"),
+            seq=1,
+        )
+        assert await jobs.record(start, run_id)  # the winner's run takes the row over
+        go.set()
+        lost = await first
+        assert await jobs.record(start.model_copy(update={"seq": 2}), run_id)  # still its row
+        assert lost.status_code == 409, lost.text
+        assert lost.json()["detail"] == (
+            f"job {job} is running: it is already making version 2 of its video;"
+            " regenerate again once it has completed"
+        )
+    finally:
+        go.set()
         await client.get_workflow_handle(job).terminate()
 
 

@@ -129,7 +129,8 @@ async def retry_job(job: OwnedJob, user: CurrentUser, state: StateDep) -> Action
     if not user.admin:
         await tenancy.check_quotas(state, job.owner, creating=False)
     policy = WorkflowIDReusePolicy.ALLOW_DUPLICATE_FAILED_ONLY
-    await service.run_again(state, job, service.request_of(job), job.progress or live, policy)
+    busy = "another request has just retried it"
+    await service.run_again(state, job, service.request_of(job), job.progress or live, policy, busy)
     return ActionResult(job_id=job.id, status="queued")
 
 
