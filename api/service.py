@@ -114,17 +114,27 @@ async def run_again(
     req: VideoRequest,
     progress: JobStatus | None,
     policy: WorkflowIDReusePolicy,
+    busy: str,
 ) -> None:
     """A new run of a job's workflow (a retry, a next version): the row starts afresh, its usage
     so far (`progress`) kept as the earlier runs'. The run's budget is what the earlier runs left
-    of the job's (409 when nothing is)."""
+    of the job's (409 when nothing is). Only one of requests racing to run the job again does:
+    the row is requeued only if nothing wrote it since `job` was read, and a run already started
+    is not replaced; the others get a 409 with the job's state and `busy`."""
     before = usage_of(job, progress) if progress else None
     left = tenancy.remaining_budget(job, before or job.usage_before)
     if left is not None:
         req = req.model_copy(update={"max_cost_usd": left})
-    await state.jobs.requeue(job.id, before or usage_summary({}))
-    await start_job(state, job, req, policy)
+    won = await state.jobs.requeue(job.id, before or usage_summary({}), job.updated_at)
+    if won:
+        try:
+            await start_job(state, job, req, policy)
+        except WorkflowAlreadyStartedError:
+            won = False
     state.status.forget(job.id)
+    if not won:
+        now = await state.jobs.get(job.id)
+        raise HTTPException(409, f"job {job.id} is {now.status if now else 'deleted'}: {busy}")
 
 
 async def wait_closed(state: AppState, job_id: str, timeout_s: float = 10.0) -> bool:

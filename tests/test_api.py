@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import time
 import uuid
+from datetime import UTC, timedelta
 
 import httpx
 import pytest
@@ -260,6 +262,41 @@ async def test_list_filters_and_pages(api: httpx.AsyncClient, keys: dict, jobs) 
     assert (await api.get(f"/api/v1/jobs?created_before={later}", headers=alice)).json()[
         "total"
     ] == 5
+
+
+async def test_time_filters_are_utc_and_out_of_range_ones_are_a_422(
+    api: httpx.AsyncClient, keys: dict, jobs, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A time without an offset is UTC, not whatever zone the API server runs in; an offset that
+    takes a date out of 0001-9999 in UTC is the client's mistake (it was a 503 "database
+    unavailable", which clients retry for ever)."""
+    alice = keys["alice"]
+    row = await jobs.create(f"video-{uuid.uuid4()}", catalog_request(alice.user), "normal")
+    monkeypatch.setenv("TZ", "Asia/Tokyo")  # the server's zone, 9 h ahead of UTC
+    time.tzset()
+    try:
+        created = row.created_at.astimezone(UTC).replace(tzinfo=None)
+        after = (created - timedelta(minutes=1)).isoformat()
+        before = (created + timedelta(minutes=1)).isoformat()
+        listed = await api.get(
+            f"/api/v1/jobs?created_after={after}&created_before={before}", headers=alice
+        )
+        earliest = await api.get("/api/v1/jobs?created_after=0001-01-01T00:00:00", headers=alice)
+    finally:
+        monkeypatch.undo()
+        time.tzset()
+    assert [j["job_id"] for j in listed.json()["items"]] == [row.id], listed.text
+    assert earliest.status_code == 200 and earliest.json()["total"] == 1, earliest.text
+
+    for field, value in (
+        ("created_after", "0001-01-01T00:00:00%2B01:00"),
+        ("created_before", "9999-12-31T23:59:59-01:00"),
+    ):
+        r = await api.get(f"/api/v1/jobs?{field}={value}", headers=alice)
+        assert r.status_code == 422 and "Retry-After" not in r.headers, r.text
+        [problem] = r.json()["detail"]
+        assert problem["loc"] == ["query", field]
+        assert problem["msg"] == "must be between 0001-01-01 and 9999-12-31 in UTC"
 
 
 async def test_health_names_each_component(api: httpx.AsyncClient, settings: Settings) -> None:

@@ -50,6 +50,8 @@ CASES: list[tuple[Any, ...]] = [
     ("page size too big", "GET", "/api/v1/jobs?page_size=1000", {}, None, 422, "less than or equal to 100"),
     ("unknown status filter", "GET", "/api/v1/jobs?status=bogus", {}, None, 422, "'queued', 'running'"),
     ("bad date filter", "GET", "/api/v1/jobs?created_after=yesterday", {}, None, 422, "valid datetime"),
+    ("date before year 1 in UTC", "GET", "/api/v1/jobs?created_after=0001-01-01T00:00:00%2B01:00", {}, None, 422, "created_after"),
+    ("date past year 9999 in UTC", "GET", "/api/v1/jobs?created_before=9999-12-31T23:59:59-01:00", {}, None, 422, "between 0001-01-01 and 9999-12-31 in UTC"),
     ("unknown path", "GET", "/api/v1/nope", {}, None, 404, "Not Found"),
     ("wrong method", "PUT", "/api/v1/jobs", {}, None, 405, "Method Not Allowed"),
 ]  # fmt: skip

@@ -8,7 +8,7 @@ import contextlib
 import uuid
 from collections import Counter
 
-from temporalio.client import Client, WorkflowFailureError
+from temporalio.client import Client, ScheduleActionStartWorkflow, WorkflowFailureError
 from temporalio.testing import ActivityEnvironment
 
 from activities.catalog import CatalogActivities
@@ -108,6 +108,28 @@ async def test_the_worker_schedules_the_reconciler_and_runs_it_at_start(
             assert row is not None and row.status == "failed"
         finally:
             await handle.delete()
+
+
+async def test_a_restarted_worker_applies_changed_reconcile_settings_to_the_schedule(
+    client: Client, settings: Settings
+) -> None:
+    """The schedule outlives the worker that made it: a worker started with another
+    T2M_RECONCILE_EVERY_S / T2M_RECONCILE_GRACE_S updates it (they used to be ignored)."""
+    async with running(client, Fakes(), WORKFLOWS) as queue:
+        settings = settings.model_copy(update={"task_queue_prefix": queue.removesuffix("-video")})
+        handle = client.get_schedule_handle(schedule_id(settings))
+        try:
+            await ensure_reconcile_schedule(client, settings)
+            changed = {"reconcile_every_s": 60, "reconcile_grace_s": 30.0}
+            await ensure_reconcile_schedule(client, settings.model_copy(update=changed))
+            desc = await handle.describe()
+        finally:
+            await handle.delete()
+    assert desc.schedule.spec.intervals[0].every.total_seconds() == 60
+    action = desc.schedule.action
+    assert isinstance(action, ScheduleActionStartWorkflow)
+    [req] = await client.data_converter.decode(action.args, [ReconcileRequest])  # type: ignore[arg-type]
+    assert req == ReconcileRequest(grace_s=30.0)
 
 
 async def test_cancel_right_after_create_ends_cancelled_fifty_times_out_of_fifty(

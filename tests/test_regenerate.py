@@ -161,6 +161,39 @@ async def test_a_run_refuses_redos_past_its_cap(client: Client) -> None:
     assert counts["render_scene", 1] == 1 + regenerate_cap()
 
 
+async def test_the_cap_counts_every_redo_of_the_run_while_earlier_ones_are_awaited(
+    client: Client,
+) -> None:
+    """Once the scenes are made the run awaits the redos accepted so far: those accepted
+    meanwhile count towards the same cap (they used to start a fresh count of 10 each time)."""
+    scene_0_made, redo_of_1_ends = asyncio.Event(), asyncio.Event()
+
+    async def render(r: Any) -> RenderOutcome:
+        if "hold" in r.code:  # scene 1's redo stays in flight
+            await redo_of_1_ends.wait()
+        elif r.scene_index == 0 and r.code == "v1":
+            await scene_0_made.wait()
+        return RenderOutcome(ok=True, video_key=f"renders/{r.scene_index}-{r.code}.mp4")
+
+    req = VideoRequest(topic="Circles", model="fake/model")
+    async with running(client, Fakes(render=render)) as queue:
+        handle = await client.start_workflow(
+            VideoWorkflow.run, req, id=f"video-{uuid.uuid4()}", task_queue=queue
+        )
+        await wait_planned(handle)
+        await handle.execute_update(VideoWorkflow.regenerate_scene, args=[1, "hold"])
+        await handle.execute_update(VideoWorkflow.regenerate_scene, args=[0, "again"])
+        scene_0_made.set()  # the scenes are made: the run awaits these two redos
+        for _ in range(regenerate_cap() - 2):
+            assert await when_free(handle, 0) == "accepted"
+        assert "already redone scenes 10 times" in await when_free(handle, 0)
+        redo_of_1_ends.set()
+        await handle.result()
+    counts = await scheduled(client, handle)
+    assert counts["render_scene", 0] == regenerate_cap()
+    assert counts["render_scene", 1] == 2
+
+
 async def when_free(handle: WorkflowHandle[Any, Any], index: int) -> str:
     """Ask for a redo of scene `index` until it is not busy being redone: "accepted" or why not."""
     while True:

@@ -4,19 +4,23 @@ Temporal server with faked activities."""
 
 from __future__ import annotations
 
+import asyncio
 import secrets
 import uuid
 from pathlib import Path
+from typing import Any
 
 import httpx
+import pytest
 from temporalio import activity
 from temporalio.client import Client
 from temporalio.exceptions import ApplicationError
 
 from activities.messages import PlanResult, RenderOutcome
+from api import service, tenancy
 from t2m.catalog.db import JobStore
 from t2m.vocabulary.job import JobRecord, JobState, JobStatus
-from t2m.vocabulary.plan import Artifacts
+from t2m.vocabulary.plan import Artifacts, Checkpoint, ScenePlan, VideoPlan
 from t2m.vocabulary.request import VideoRequest
 from t2m.vocabulary.usage import Usage
 from tests.conftest import Caller
@@ -70,7 +74,7 @@ async def record(
 
 
 async def completed_with_media(
-    api: httpx.AsyncClient, jobs: JobStore, owner: str, tmp: Path
+    api: httpx.AsyncClient, jobs: JobStore, owner: str, tmp: Path, plan: VideoPlan | None = None
 ) -> str:
     """A completed job whose video, thumbnail and subtitles are in the API's storage."""
     job_id = f"video-{uuid.uuid4()}"
@@ -91,6 +95,17 @@ async def completed_with_media(
     req = catalog_request(owner, "Shared circles")
     await jobs.create(job_id, req, "normal")
     await record(jobs, job_id, req, "completed", {}, artifacts=artifacts)
+    if plan is not None:  # the scenes a regenerate starts from
+        await jobs.record(
+            JobRecord(
+                job_id=job_id,
+                owner=owner,
+                request=req,
+                status="completed",
+                progress=JobStatus(job_id=job_id, status="completed"),
+                checkpoint=Checkpoint(plan=plan),
+            )
+        )
     return job_id
 
 
@@ -158,6 +173,37 @@ async def test_a_share_link_plays_one_video_without_credentials_until_revoked(
     assert refused.status_code == 409 and "only a completed video" in refused.text
 
 
+async def test_a_share_link_plays_the_current_version_while_a_regenerate_runs_and_fails(
+    api: httpx.AsyncClient, keys: dict[str, Caller], jobs: JobStore, client: Client, tmp_path: Path
+) -> None:
+    """A regenerate's run sets the row back to queued, and a failed one leaves it failed: the
+    current version still plays and downloads, through its share link too, until revoked."""
+    alice = keys["alice"]
+    plan = VideoPlan(title="Circles", scenes=[ScenePlan(index=0, title="One", narration="One.")])
+    job = await completed_with_media(api, jobs, alice.user, tmp_path, plan)
+    token = (await api.post(f"/api/v1/jobs/{job}/share", headers=alice)).json()["token"]
+    video = (await api.get(f"/api/v1/shared/{token}/download")).content
+
+    async def still_shared(status: str) -> None:
+        assert (await jobs.get(job)).status == status  # type: ignore[union-attr]
+        shown = await api.get(f"/api/v1/shared/{token}")
+        assert shown.status_code == 200, shown.text
+        assert (await api.get(shown.json()["download_url"])).content == video
+        assert (await api.get(f"/s/{token}")).status_code == 200
+        again = await api.post(f"/api/v1/jobs/{job}/share", headers=alice)
+        assert again.status_code == 200 and again.json()["token"] == token, again.text
+
+    regenerate = f"/api/v1/jobs/{job}/scenes/0/regenerate"
+    made = await api.post(regenerate, json={"feedback": "bigger"}, headers=alice)
+    assert made.status_code == 202 and made.json()["version"] == 2, made.text
+    try:  # no worker serves this test's queues: version 2 stays queued
+        await still_shared("queued")
+    finally:
+        await client.get_workflow_handle(job).terminate()
+    await record(jobs, job, catalog_request(alice.user, "Shared circles"), "failed", {})
+    await still_shared("failed")
+
+
 async def test_retry_refuses_a_permanent_failure_and_usage_adds_up_over_runs(
     api: httpx.AsyncClient, keys: dict[str, Caller], jobs: JobStore, client: Client
 ) -> None:
@@ -184,6 +230,97 @@ async def test_retry_refuses_a_permanent_failure_and_usage_adds_up_over_runs(
             assert usage["stages"]["generating_code"]["calls"] == 3
             assert usage["stages"]["fixing"]["calls"] == 1
     finally:  # no worker serves this test's queues
+        await client.get_workflow_handle(job).terminate()
+
+
+def hold_the_first_call(
+    monkeypatch: pytest.MonkeyPatch, module: Any, name: str
+) -> tuple[asyncio.Event, asyncio.Event]:
+    """The first request through `module.name` waits there, once it is done, until `go` is set:
+    it has decided on the row as it was, and another request may overtake it. (`reached`, `go`)"""
+    reached, go = asyncio.Event(), asyncio.Event()
+    real = getattr(module, name)
+
+    async def held(*args: Any, **kwargs: Any) -> Any:
+        answer = await real(*args, **kwargs)
+        if not reached.is_set():
+            reached.set()
+            await go.wait()
+        return answer
+
+    monkeypatch.setattr(module, name, held)
+    return reached, go
+
+
+async def test_of_two_retries_at_once_one_runs_the_job_and_the_other_is_a_409(
+    api: httpx.AsyncClient,
+    keys: dict[str, Caller],
+    jobs: JobStore,
+    client: Client,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A double-click on Retry: both requests see the job failed; the second starts the new run,
+    the first is told the job's state (its start used to fail with a 500)."""
+    alice = keys["alice"]
+    job = await catalog_job(jobs, alice.user, "failed", retryable=True)
+    checked, go = hold_the_first_call(monkeypatch, tenancy, "check_quotas")
+    url = f"/api/v1/jobs/{job}/retry"
+    first = asyncio.create_task(api.post(url, headers=alice))
+    await checked.wait()
+    try:
+        second = await api.post(url, headers=alice)
+        assert second.status_code == 202, second.text
+        go.set()
+        lost = await first
+        assert lost.status_code == 409, lost.text
+        assert lost.json() == {
+            "detail": f"job {job} is queued: another request has just retried it"
+        }
+    finally:  # no worker serves this test's queues
+        go.set()
+        await client.get_workflow_handle(job).terminate()
+
+
+async def test_a_regenerate_that_lost_the_race_leaves_the_row_to_the_winners_run(
+    api: httpx.AsyncClient,
+    keys: dict[str, Caller],
+    jobs: JobStore,
+    client: Client,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Two regenerates of a completed job decided on the same row: the one that lost must not
+    requeue it, which let go of the run the winner had started (its catalog writes refused)."""
+    alice = keys["alice"]
+    plan = VideoPlan(title="Circles", scenes=[ScenePlan(index=0, title="One", narration="One.")])
+    job = await completed_with_media(api, jobs, alice.user, tmp_path, plan)
+    decided, go = hold_the_first_call(monkeypatch, service, "live_status")
+    url = f"/api/v1/jobs/{job}/scenes/0/regenerate"
+    first = asyncio.create_task(api.post(url, json={"feedback": "one"}, headers=alice))
+    await decided.wait()
+    try:
+        won = await api.post(url, json={"feedback": "two"}, headers=alice)
+        assert won.status_code == 202, won.text
+        run_id = (await client.get_workflow_handle(job).describe()).run_id
+        start = JobRecord(
+            job_id=job,
+            owner=alice.user,
+            request=catalog_request(alice.user, "Shared circles"),
+            status="running",
+            progress=JobStatus(job_id=job, status="running"),
+            seq=1,
+        )
+        assert await jobs.record(start, run_id)  # the winner's run takes the row over
+        go.set()
+        lost = await first
+        assert await jobs.record(start.model_copy(update={"seq": 2}), run_id)  # still its row
+        assert lost.status_code == 409, lost.text
+        assert lost.json()["detail"] == (
+            f"job {job} is running: it is already making version 2 of its video;"
+            " regenerate again once it has completed"
+        )
+    finally:
+        go.set()
         await client.get_workflow_handle(job).terminate()
 
 

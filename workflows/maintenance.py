@@ -8,7 +8,6 @@ that serves the video queue creates the schedule and triggers one run at start-u
 
 from __future__ import annotations
 
-import contextlib
 from datetime import timedelta
 
 from temporalio import workflow
@@ -21,6 +20,8 @@ from temporalio.client import (
     ScheduleOverlapPolicy,
     SchedulePolicy,
     ScheduleSpec,
+    ScheduleUpdate,
+    ScheduleUpdateInput,
 )
 from temporalio.common import VersioningBehavior
 
@@ -42,7 +43,8 @@ def schedule_id(settings: Settings) -> str:
 
 
 async def ensure_reconcile_schedule(client: Client, settings: Settings) -> None:
-    """Create the reconcile schedule if it is missing, then run it once now."""
+    """Create the reconcile schedule, or update it to the settings' interval and grace, then
+    run it once now."""
     schedule = Schedule(
         action=ScheduleActionStartWorkflow(
             ReconcileWorkflow.run,
@@ -55,6 +57,13 @@ async def ensure_reconcile_schedule(client: Client, settings: Settings) -> None:
         ),
         policy=SchedulePolicy(overlap=ScheduleOverlapPolicy.SKIP),
     )
-    with contextlib.suppress(ScheduleAlreadyRunningError):
-        await client.create_schedule(schedule_id(settings), schedule)
-    await client.get_schedule_handle(schedule_id(settings)).trigger()
+    handle = client.get_schedule_handle(schedule_id(settings))
+    try:
+        await client.create_schedule(handle.id, schedule)
+    except ScheduleAlreadyRunningError:  # made by an earlier start: its settings may have changed
+
+        def replace(_: ScheduleUpdateInput) -> ScheduleUpdate:
+            return ScheduleUpdate(schedule=schedule)
+
+        await handle.update(replace)
+    await handle.trigger()

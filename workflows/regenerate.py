@@ -42,6 +42,7 @@ class SceneRedos:
         """Start a redo of scene `index` with `feedback` beside the other scenes; the scene as it
         stands is the update's answer."""
         self.job.redoing.add(index)
+        self.job.redos_accepted += 1
         self.job.redos.append(asyncio.create_task(self._redo_when_made(index, feedback)))
         return self.job.status.scenes[index].model_copy()
 
@@ -97,7 +98,7 @@ class SceneRedos:
                 f"scene index {index} is already being regenerated; wait for it to finish",
                 type=ErrorKind.SCENE_BUSY,
             )
-        if len(job.redos) >= MAX_REDOS:
+        if job.redos_accepted >= MAX_REDOS:
             raise ApplicationError(
                 f"this run has already redone scenes {MAX_REDOS} times, the most it may; wait for"
                 " the video, then regenerate the scene as a new version",

@@ -31,7 +31,10 @@ class RunState:
     composing: bool = False
     """Set when the scenes are final: from then on an update is refused."""
     redos: list[asyncio.Task[None]] = field(default_factory=list)
-    """Every redo accepted in this run; the video is composed once all are over."""
+    """The redos accepted and not yet awaited; the video is composed once all are over."""
+    redos_accepted: int = 0
+    """Redos accepted in this run, the count `MAX_REDOS` bounds (`redos` is emptied as they are
+    awaited). Replay counts them again: the update handler runs for each accepted update."""
     writes: int = 0
     """Catalog writes made: their sequence numbers."""
     started: asyncio.Task[None] | None = None

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Annotated
 
 from fastapi import HTTPException, Query, Response, status
@@ -28,6 +28,21 @@ def _owner_filter(value: str) -> str:
     return value if value == "*" else user_name(value)
 
 
+def _in_utc(value: datetime | None) -> datetime | None:
+    """A time filter in UTC (one without an offset is UTC, not the server's local time), as the
+    catalog compares it: one that leaves 0001-9999 once moved to UTC
+    (`0001-01-01T00:00:00+01:00`) is the client's mistake, not a database failure."""
+    if value is None:
+        return None
+    try:
+        return value.replace(tzinfo=value.tzinfo or UTC).astimezone(UTC)
+    except OverflowError:
+        raise ValueError("must be between 0001-01-01 and 9999-12-31 in UTC") from None
+
+
+CreatedAt = Annotated[datetime | None, AfterValidator(_in_utc)]
+
+
 def _thumb(state: AppState, job: Job) -> str:
     """The thumbnail with a signed media token, so an <img> loads it without headers."""
     token = state.auth.media_token(job.id, job.owner)
@@ -39,8 +54,8 @@ async def list_jobs(
     user: CurrentUser,
     state: StateDep,
     status_: Annotated[JobState | None, Query(alias="status")] = None,
-    created_after: datetime | None = None,
-    created_before: datetime | None = None,
+    created_after: CreatedAt = None,
+    created_before: CreatedAt = None,
     owner: Annotated[
         str | None,
         Query(max_length=200, description="admins only: another user's jobs, or * for everyone's"),
@@ -114,7 +129,8 @@ async def retry_job(job: OwnedJob, user: CurrentUser, state: StateDep) -> Action
     if not user.admin:
         await tenancy.check_quotas(state, job.owner, creating=False)
     policy = WorkflowIDReusePolicy.ALLOW_DUPLICATE_FAILED_ONLY
-    await service.run_again(state, job, service.request_of(job), job.progress or live, policy)
+    busy = "another request has just retried it"
+    await service.run_again(state, job, service.request_of(job), job.progress or live, policy, busy)
     return ActionResult(job_id=job.id, status="queued")
 
 

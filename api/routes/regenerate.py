@@ -16,7 +16,7 @@ from typing import Annotated
 from fastapi import HTTPException, Path, status
 from temporalio.client import WorkflowUpdateFailedError, WorkflowUpdateRPCTimeoutOrCancelledError
 from temporalio.common import WorkflowIDReusePolicy
-from temporalio.exceptions import ApplicationError, WorkflowAlreadyStartedError
+from temporalio.exceptions import ApplicationError
 from temporalio.service import RPCError
 
 from api import service
@@ -103,16 +103,12 @@ async def _next_version(state: AppState, job: Job, index: int, feedback: str) ->
         )
     again = Regeneration(index=index, feedback=feedback, previous=job.artifacts)
     req = job.request.model_copy(update={"resume": job.checkpoint, "regenerate": again})
-    try:  # like a retry
-        await service.run_again(
-            state, job, req, job.progress, WorkflowIDReusePolicy.ALLOW_DUPLICATE
-        )
-    except WorkflowAlreadyStartedError:
-        raise HTTPException(
-            409,
-            f"job {job.id} is already making version {job.artifacts.version + 1} of its video;"
-            " regenerate again once it has completed",
-        ) from None
+    busy = (
+        f"it is already making version {job.artifacts.version + 1} of its video;"
+        " regenerate again once it has completed"
+    )
+    policy = WorkflowIDReusePolicy.ALLOW_DUPLICATE
+    await service.run_again(state, job, req, job.progress, policy, busy)  # like a retry
     return RegenerateResult(
         job_id=job.id, status="queued", index=index, version=job.artifacts.version + 1
     )

@@ -48,9 +48,10 @@ def _link(share: Share) -> ShareLink:
     },
 )
 async def create_share(job: OwnedJob, state: StateDep, response: Response) -> ShareLink:
-    """The completed job's share link: made now (201), or the one it has (200). It lasts until
-    revoked."""
-    if job.status != "completed":
+    """The job's share link: made now (201), or the one it has (200). It lasts until revoked.
+    A job with a video may share it whatever its latest run is doing (a regenerate in flight, or
+    one that failed, leaves its current version playing)."""
+    if job.artifacts is None:
         raise HTTPException(409, f"only a completed video can be shared; {job.id} is {job.status}")
     share, made = await _shares(state).create(job.id, job.owner)
     response.status_code = status.HTTP_201_CREATED if made else status.HTTP_200_OK
@@ -106,9 +107,10 @@ async def share_page(token: str, state: StateDep) -> Response:
 
 @public.get("/api/v1/shared/{token}", response_model=SharedVideo, responses=errors(404, 409))
 async def shared_video(token: Token, state: StateDep, response: Response) -> SharedVideo:
-    """What a share link plays, with media URLs that work with that token only."""
+    """What a share link plays, with media URLs that work with that token only: the job's
+    current version, also while a next one is made or after making it failed."""
     job = await shared_job(token, state)
-    if job.status != "completed" or not job.artifacts:
+    if not job.artifacts:
         raise HTTPException(409, {"message": "the video is not ready", "status": job.status})
     response.headers.update(NO_STORE)
     base, a = f"/api/v1/shared/{token}", job.artifacts

@@ -299,22 +299,32 @@ class JobStore:
         )
         return [Job.from_row(r) for r in rows], total
 
-    async def requeue(self, job_id: str, usage_before: UsageSummary | None = None) -> None:
+    async def requeue(
+        self,
+        job_id: str,
+        usage_before: UsageSummary | None = None,
+        seen: datetime | None = None,
+    ) -> bool:
         """A retried job is queued again; its finished work stays in `checkpoint`. Given
         `usage_before` (the usage of its runs so far), the row starts a run afresh: no usage or
         progress of its own until the new run records them. The run that wrote the row last is
-        let go of: the next run takes the row over, and a late write of the last is refused."""
-        await self.pool.execute(
+        let go of: the next run takes the row over, and a late write of the last is refused.
+        Given `seen` (the row's `updated_at` when the caller decided), only a row nobody wrote
+        since is requeued, so of two requests running a job again at once one does, and the
+        other never lets go of the run the first started. Whether it was requeued."""
+        done = await self.pool.execute(
             "UPDATE jobs SET status = 'queued', error = NULL, completed_at = NULL,"
             " retired_runs = retired_runs || array_remove(ARRAY[run_id], NULL),"
             " run_id = NULL, seq = 0,"
             " usage_before = COALESCE($2, usage_before),"
             " usage = CASE WHEN $2::jsonb IS NULL THEN usage END,"
             " progress = CASE WHEN $2::jsonb IS NULL THEN progress END,"
-            " updated_at = now() WHERE id = $1",
+            " updated_at = now() WHERE id = $1 AND ($3::timestamptz IS NULL OR updated_at = $3)",
             job_id,
             _json(usage_before),
+            seen,
         )
+        return done.endswith(" 1")
 
     async def delete(self, job_id: str) -> None:
         await self.pool.execute(
