@@ -125,7 +125,9 @@ async def run_again(
     left = tenancy.remaining_budget(job, before or job.usage_before)
     if left is not None:
         req = req.model_copy(update={"max_cost_usd": left})
-    won = await state.jobs.requeue(job.id, before or usage_summary({}), job.updated_at)
+    won = await state.jobs.requeue(
+        job.id, before or usage_summary({}), job.updated_at, req.regenerate
+    )
     if won:
         try:
             await start_job(state, job, req, policy)

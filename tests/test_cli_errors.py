@@ -509,7 +509,7 @@ async def test_eval_refuses_a_blank_schedule(tmp_path: Path, schedule: str) -> N
 # --- what the command meets after its checks: another server's JSON, 503s, a disk that refuses ---
 
 
-JOB = f"video-{uuid.uuid4()}"
+JOB = "video-00000000-0000-4000-8000-000000000000"  # one id for every xdist worker's collection
 
 
 @contextlib.asynccontextmanager

@@ -318,6 +318,47 @@ async def test_rest_regenerates_a_completed_jobs_scene_as_a_new_version(
     assert again.status_code == 409 and "2 versions, the most a job may have" in again.text
 
 
+async def test_a_retried_next_version_is_that_version_again(
+    api: httpx.AsyncClient, keys: dict, scripted: ScriptedLLM, worker: None
+) -> None:
+    """A next version's run that ended (here cancelled) and is retried makes that version again,
+    with its feedback: the row kept only the job's first request, so the retry made version 1
+    anew, without the feedback, and stored it over version 1's files."""
+    feedbacks: list[str] = []
+    slow = [False]  # the first try of version 2 renders long enough to be cancelled
+
+    def handler(task: str, data: dict) -> str | None:
+        if task == "plan_video":
+            return plan_json("One", "Two", "Three", duration=2.0)
+        if task == "write_scene_code":
+            feedbacks.append(data.get("feedback", ""))
+            wait = "self.wait(30)" if slow[0] and data.get("feedback") else "self.wait(0.1)"
+            return scene_code(data["class_name"], f"self.play(Create(Circle())); {wait}")
+        return None
+
+    scripted.handler = handler
+    alice = keys["alice"]
+    job = (await api.post(GENERATE, json=body(), headers=alice)).json()["job_id"]
+    await wait_status(api, job, alice, {"completed"})
+    v1 = (await api.get(f"/api/v1/videos/jobs/{job}/download", headers=alice)).content
+    feedback = {"feedback": "Show a red square instead"}
+    slow[0] = True
+    made = await api.post(f"/api/v1/jobs/{job}/scenes/1/regenerate", json=feedback, headers=alice)
+    assert made.json()["version"] == 2, made.text
+    assert (await api.post(f"/api/v1/jobs/{job}/cancel", headers=alice)).status_code == 202
+    await wait_status(api, job, alice, {"cancelled"})
+    feedbacks.clear()
+    slow[0] = False
+
+    retried = await api.post(f"/api/v1/jobs/{job}/retry", headers=alice)
+    assert retried.status_code == 202, retried.text
+    done = await wait_status(api, job, alice, {"completed"})
+    assert (done["version"], done["previous_version"]) == (2, 1)
+    assert feedbacks == [feedback["feedback"]]  # scene 1 only, with its feedback
+    old = await api.get(f"/api/v1/videos/jobs/{job}/download?version=1", headers=alice)
+    assert old.content == v1
+
+
 async def test_rest_on_a_running_job_sends_the_update(
     api: httpx.AsyncClient, keys: dict, scripted: ScriptedLLM, worker: None, client: Client
 ) -> None:

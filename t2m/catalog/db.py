@@ -24,7 +24,7 @@ from t2m.catalog.reuse import fingerprint
 from t2m.errors import ErrorKind, T2mError
 from t2m.vocabulary.job import TERMINAL_STATUSES, JobRecord, JobStatus
 from t2m.vocabulary.plan import Artifacts, Checkpoint
-from t2m.vocabulary.request import VideoRequest
+from t2m.vocabulary.request import Regeneration, VideoRequest
 from t2m.vocabulary.usage import UsageSummary, usage_summary
 
 M = TypeVar("M", bound=BaseModel)
@@ -304,6 +304,7 @@ class JobStore:
         job_id: str,
         usage_before: UsageSummary | None = None,
         seen: datetime | None = None,
+        regenerate: Regeneration | None = None,
     ) -> bool:
         """A retried job is queued again; its finished work stays in `checkpoint`. Given
         `usage_before` (the usage of its runs so far), the row starts a run afresh: no usage or
@@ -311,7 +312,9 @@ class JobStore:
         let go of: the next run takes the row over, and a late write of the last is refused.
         Given `seen` (the row's `updated_at` when the caller decided), only a row nobody wrote
         since is requeued, so of two requests running a job again at once one does, and the
-        other never lets go of the run the first started. Whether it was requeued."""
+        other never lets go of the run the first started. Given `regenerate`, the row's request
+        says the next run makes that next version (what a retry of the run then makes again,
+        and the version a redo while it runs answers). Whether it was requeued."""
         done = await self.pool.execute(
             "UPDATE jobs SET status = 'queued', error = NULL, completed_at = NULL,"
             " retired_runs = retired_runs || array_remove(ARRAY[run_id], NULL),"
@@ -319,10 +322,13 @@ class JobStore:
             " usage_before = COALESCE($2, usage_before),"
             " usage = CASE WHEN $2::jsonb IS NULL THEN usage END,"
             " progress = CASE WHEN $2::jsonb IS NULL THEN progress END,"
+            " request = CASE WHEN $4::jsonb IS NULL THEN request"
+            "                ELSE jsonb_set(request, '{regenerate}', $4) END,"
             " updated_at = now() WHERE id = $1 AND ($3::timestamptz IS NULL OR updated_at = $3)",
             job_id,
             _json(usage_before),
             seen,
+            _json(regenerate),
         )
         return done.endswith(" 1")
 
