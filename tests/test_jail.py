@@ -22,6 +22,7 @@ import shutil
 import signal
 import socket
 import sqlite3
+import stat
 import subprocess
 import sys
 import tempfile
@@ -205,16 +206,20 @@ def _frames(video: Path | None) -> list[str]:
 
 
 def _tree_bytes(root: Path) -> bytes:
-    """Every regular file under `root`, not following symlinks (one points at secret.key)."""
+    """Every regular file under `root`, not following symlinks (one points at secret.key) and
+    not waiting on a FIFO a program left (answer_fifos.py)."""
     out = []
     for dirpath, _dirs, files in os.walk(root):
         for name in files:
             try:
-                fd = os.open(os.path.join(dirpath, name), os.O_RDONLY | os.O_NOFOLLOW)
+                fd = os.open(
+                    os.path.join(dirpath, name), os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK
+                )
             except OSError:
                 continue
             with os.fdopen(fd, "rb") as f:
-                out.append(f.read(50 * 1024**2))
+                if stat.S_ISREG(os.fstat(fd).st_mode):
+                    out.append(f.read(50 * 1024**2))
     return b"\n".join(out)
 
 
