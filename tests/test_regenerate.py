@@ -354,7 +354,8 @@ async def test_a_retried_next_version_is_that_version_again(
     assert retried.status_code == 202, retried.text
     done = await wait_status(api, job, alice, {"completed"})
     assert (done["version"], done["previous_version"]) == (2, 1)
-    assert feedbacks == [feedback["feedback"]]  # scene 1 only, with its feedback
+    # Scene 1 only, with its feedback (a late call of the cancelled run may add one more).
+    assert feedbacks and set(feedbacks) == {feedback["feedback"]}, feedbacks
     old = await api.get(f"/api/v1/videos/jobs/{job}/download?version=1", headers=alice)
     assert old.content == v1
 
