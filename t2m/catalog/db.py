@@ -350,6 +350,26 @@ class JobStore:
         )
         return done.endswith(" 1")
 
+    async def unqueue(self, job: Job) -> bool:
+        """Undo `requeue` when the run it queued the job for could not be started: the row says
+        again what it said when it was read (`job`), instead of queued with no run for good. Only
+        while no run has taken the row over (a start that timed out may yet have started one).
+        Whether it was put back."""
+        done = await self.pool.execute(
+            "UPDATE jobs SET status = $2, error = $3, completed_at = $4, progress = $5,"
+            " usage = $6, usage_before = $7, request = $8, updated_at = now()"
+            f" WHERE id = $1 AND {_UNCLAIMED}",
+            job.id,
+            job.status,
+            job.error,
+            job.completed_at,
+            _json(job.progress),
+            _json(job.usage),
+            _json(job.usage_before),
+            _json(job.request),
+        )
+        return done.endswith(" 1")
+
     async def delete(self, job_id: str) -> None:
         await self.pool.execute(
             "UPDATE jobs SET deleted_at = now(), updated_at = now() WHERE id = $1", job_id
