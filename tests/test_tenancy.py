@@ -145,6 +145,32 @@ async def test_a_call_answered_after_its_job_was_cancelled_is_booked(
     assert booked > 0 and len(paid.prompts) == 1
 
 
+async def test_a_storage_outage_neither_fails_a_paid_call_nor_has_it_paid_again(
+    tmp_path: Path, jobs: JobStore, paid: ScriptedLLM
+) -> None:
+    """The provider answers and the cost is booked, then storage (S3 away) cannot cache the
+    answer: the call still returns it. Failing it had the activity's retries pay again, up to
+    six times."""
+    row = await jobs.create(f"video-{uuid.uuid4()}", catalog_request("carol"), "normal")
+    tenancy = Tenancy(jobs.pool)
+
+    class Unreachable(LocalStorage):
+        def exists(self, key: str) -> bool:
+            raise ConnectionRefusedError("storage is unreachable")
+
+        def put_file(self, key: str, src: Path) -> None:
+            raise ConnectionRefusedError("storage is unreachable")
+
+    async def book(cost: float) -> None:
+        await tenancy.book_spend(row.id, cost)
+
+    model = ModelClient(Unreachable(tmp_path)).scoped("owner:carol", book)
+    done = await model.complete(PAID, [{"role": "user", "content": "Plan: s3 away"}])
+    assert done.text and done.usage.cost_usd > 0 and len(paid.prompts) == 1
+    booked = (await jobs.get(row.id)).booked_usd  # type: ignore[union-attr]
+    assert booked == pytest.approx(done.usage.cost_usd)
+
+
 async def test_cancel_and_retry_cannot_spend_past_the_budget(
     api_settings: Settings,
     client: Client,
