@@ -98,12 +98,22 @@ class CatalogActivities:
         for job in await self._unfinished():
             activity.heartbeat(job.id)
             repaired = await self._repair(job, req.grace_s)
-            if repaired is not None:
-                record, run_id = repaired
-                await self.jobs.record(record, run_id)  # as the run it describes: guarded
-                report.repaired[job.id] = record.status
-                activity.logger.warning("catalog repaired: %s is %s", job.id, record.status)
+            if repaired is not None and await self._write(*repaired):
+                report.repaired[job.id] = repaired[0].status
+                activity.logger.warning("catalog repaired: %s is %s", job.id, repaired[0].status)
         return report
+
+    async def _write(self, record: JobRecord, run_id: str | None) -> bool:
+        """Write the repair as the run it describes (guarded); whether it was written. The
+        guard refuses a run a retry let go of (`requeue`): if no run has taken the row over, the
+        retry's run never started, and the row gets the outcome of the last run that did (its
+        artifacts already in the row)."""
+        assert self.jobs is not None
+        if await self.jobs.record(record, run_id):
+            return True
+        return run_id is not None and await self.jobs.settle(
+            record.model_copy(update={"artifacts": None})
+        )
 
     async def _unfinished(self) -> list[Job]:
         assert self.jobs is not None

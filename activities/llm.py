@@ -41,6 +41,8 @@ from t2m.media import jailed as media_jail
 from t2m.vocabulary.request import VideoRequest
 
 CRITIQUE_FRAMES = 3
+OWNER_LOOKUP_S = 5.0
+"""How long a model call waits for the catalog to name its job's owner (its cache partition)."""
 
 
 @contextlib.contextmanager
@@ -72,7 +74,8 @@ class LLMActivities:
 
     async def _model(self, owner: str | None = None) -> ModelClient:
         """The model client for the calling job: the cache partition of its owner (`owner`, else
-        the catalog's; the job's own while its row is not written yet; one for all when the
+        the catalog's; the job's own while its row is not written yet or the catalog cannot
+        say: a database outage delays the catalog, never the video; one for all when the
         operator shares caches), its spend booked on its row as each call completes."""
         job_id = activity.info().workflow_id or ""
         if self.tenancy is None:  # no catalog: the CLI's own stack, one user's
@@ -82,7 +85,7 @@ class LLMActivities:
             self._owners.clear()
         if owner is not None:
             self._owners[job_id] = owner
-        elif job_id not in self._owners and (found := await tenancy.owner_of(job_id)):
+        elif job_id not in self._owners and (found := await self._owner_of(tenancy, job_id)):
             self._owners[job_id] = found
         owner = self._owners.get(job_id)
         scope = f"owner:{owner}" if owner is not None else f"job:{job_id}"
@@ -94,6 +97,15 @@ class LLMActivities:
                 activity.logger.warning("spend of %s not booked (%s): %s", job_id, cost_usd, e)
 
         return self.client.scoped("" if self.share_cache else scope, book)
+
+    @staticmethod
+    async def _owner_of(tenancy: Tenancy, job_id: str) -> str | None:
+        """The job's owner, or None when the catalog does not answer in time."""
+        try:
+            return await asyncio.wait_for(tenancy.owner_of(job_id), OWNER_LOOKUP_S)
+        except Exception as e:
+            activity.logger.warning("owner of %s unknown, its own cache used: %s", job_id, e)
+            return None
 
     @activity.defn(name="plan_video")
     @heartbeats

@@ -329,13 +329,23 @@ class MediaActivities:
     @heartbeats
     async def copy_artifacts(self, req: CopyArtifactsRequest) -> Artifacts:
         """Give a job its own copy of a finished identical job's artifacts (the whole-result
-        cache), so deleting either job never takes the other's video away."""
+        cache), so deleting either job never takes the other's video away. A source that is gone
+        from storage fails at once (`REUSED_GONE`, non-retryable: the workflow makes the video
+        anew); anything else (storage unreachable) is retried."""
         src, copied = req.source, req.source.model_copy(update={"version": 1})
         for field in ("video_key", "srt_key", "vtt_key", "thumbnail_key"):
             key = getattr(src, field)
             if key:
                 new_key = copied_artifact(req.job_id, key)
-                await asyncio.to_thread(self.storage.copy, key, new_key)
+                try:
+                    await asyncio.to_thread(self.storage.copy, key, new_key)
+                except Exception as e:
+                    if await self._exists(key):
+                        raise
+                    gone = f"the identical job's {key} is gone from storage"
+                    raise ApplicationError(
+                        gone, type=ErrorKind.REUSED_GONE, non_retryable=True
+                    ) from e
                 setattr(copied, field, new_key)
         return copied
 

@@ -120,7 +120,8 @@ async def run_again(
     so far (`progress`) kept as the earlier runs'. The run's budget is what the earlier runs left
     of the job's (409 when nothing is). Only one of requests racing to run the job again does:
     the row is requeued only if nothing wrote it since `job` was read, and a run already started
-    is not replaced; the others get a 409 with the job's state and `busy`."""
+    is not replaced; the others get a 409 with the job's state and `busy`. When the run cannot
+    be started (Temporal unavailable), the row is put back as it was and the answer is a 503."""
     before = usage_of(job, progress) if progress else None
     left = tenancy.remaining_budget(job, before or job.usage_before)
     if left is not None:
@@ -133,6 +134,11 @@ async def run_again(
             await start_job(state, job, req, policy)
         except WorkflowAlreadyStartedError:
             won = False
+        except Exception:
+            await state.jobs.unqueue(job)  # else it would say queued, with no run, for good
+            state.status.forget(job.id)
+            unavailable = "the workflow service is unavailable; try again"
+            raise HTTPException(503, unavailable, {"Retry-After": "5"}) from None
     state.status.forget(job.id)
     if not won:
         now = await state.jobs.get(job.id)

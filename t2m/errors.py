@@ -29,6 +29,8 @@ class ErrorKind(StrEnum):
     VOICE_ERROR = "VoiceError"
     MEDIA_FAILED = "MediaFailed"
     CATALOG_REJECTED = "CatalogRejected"
+    REUSED_GONE = "ReusedGone"
+    """An identical job's files, which the whole-result cache offered, are gone from storage."""
     # Retryable: another attempt (on another host, a moment later) can succeed.
     JAIL_UNAVAILABLE = "JailUnavailable"
     ARTIFACTS_MISSING = "ArtifactsMissing"

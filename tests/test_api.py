@@ -3,16 +3,23 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 import uuid
+from collections.abc import AsyncIterator
 from datetime import UTC, timedelta
+from pathlib import Path
 
 import httpx
 import pytest
 from temporalio.client import Client
+from temporalio.service import RetryConfig
 
+from t2m.catalog.db import Job, JobStore
 from t2m.config import Settings
-from t2m.vocabulary.job import JobRecord, JobStatus
+from t2m.keys import job_prefix
+from t2m.vocabulary.job import JobRecord, JobState, JobStatus
+from t2m.vocabulary.plan import Artifacts
 from tests.helpers import asgi_client, catalog_request
 from tests.scripted import ScriptedLLM, plan_json, scene_code
 
@@ -351,3 +358,112 @@ async def test_the_form_offers_the_default_model_even_when_the_allow_list_omits_
     assert offered["models"] == ["offline/templates", "scripted/test"]
     assert offered["default_model"] == "offline/templates"
     assert offered["ignores_feedback"] == ["offline/templates"]
+
+
+@contextlib.asynccontextmanager
+async def temporal_away(api: httpx.AsyncClient) -> AsyncIterator[None]:
+    """The API's Temporal client, connected through a proxy that then goes away: its calls fail
+    with UNAVAILABLE, as when the server is down."""
+    state = api.app.state.t2m  # type: ignore[attr-defined]
+    real = state.client
+    host, port = real.service_client.config.target_host.rsplit(":", 1)
+    open_ends: list[asyncio.StreamWriter] = []
+
+    async def pipe(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        with contextlib.suppress(OSError):
+            while data := await reader.read(65536):
+                writer.write(data)
+                await writer.drain()
+        writer.close()
+
+    async def forward(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        up_reader, up_writer = await asyncio.open_connection(host, int(port))
+        open_ends.extend((writer, up_writer))
+        await asyncio.gather(pipe(reader, up_writer), pipe(up_reader, writer))
+
+    proxy = await asyncio.start_server(forward, "127.0.0.1", 0)
+    state.client = await Client.connect(
+        f"127.0.0.1:{proxy.sockets[0].getsockname()[1]}",
+        namespace=real.namespace,
+        data_converter=real.data_converter,
+        retry_config=RetryConfig(max_retries=0),
+    )
+    proxy.close()
+    for end in open_ends:
+        end.close()
+    try:
+        yield
+    finally:
+        state.client = real
+
+
+async def ended(
+    jobs: JobStore,
+    owner: str,
+    status: JobState,
+    error: str | None = None,
+    artifacts: Artifacts | None = None,
+) -> Job:
+    """A row of a job whose run ended with `status`."""
+    row = await jobs.create(f"video-{uuid.uuid4()}", catalog_request(owner), "normal")
+    progress = JobStatus(job_id=row.id, status=status, percentage=60.0, error=error)
+    rec = JobRecord(job_id=row.id, owner=owner, request=row.request, status=status,
+                    progress=progress, error=error, artifacts=artifacts)  # fmt: skip
+    assert await jobs.record(rec)
+    return await jobs.get(row.id)  # type: ignore[return-value]
+
+
+async def test_a_retry_whose_run_cannot_start_leaves_the_job_as_it_was(
+    api: httpx.AsyncClient, keys: dict, jobs: JobStore
+) -> None:
+    """Temporal unavailable when a retry starts its run: a 503 with Retry-After, and the job
+    still failed, to be retried later. It was left queued with no run, for good (the reconciler
+    could not repair it either), counted against its owner's active jobs."""
+    alice = keys["alice"]
+    before = await ended(jobs, alice.user, "failed", error="a render host died")
+    async with temporal_away(api):
+        r = await api.post(f"/api/v1/jobs/{before.id}/retry", headers=alice)
+    assert r.status_code == 503 and r.headers["Retry-After"] == "5", r.text
+    after = await jobs.get(before.id)
+    assert after is not None and (after.status, after.error) == ("failed", "a render host died")
+    assert after.progress == before.progress and after.usage_before == before.usage_before
+
+
+async def test_deleting_a_job_temporal_cannot_cancel_deletes_nothing(
+    api: httpx.AsyncClient, keys: dict, jobs: JobStore, tmp_path: Path
+) -> None:
+    """A running job's workflow must be cancelled before its row and files go: with Temporal
+    away the cancel was skipped, the job deleted, and its run went on spending and writing."""
+    alice = keys["alice"]
+    row = await jobs.create(f"video-{uuid.uuid4()}", catalog_request(alice.user), "normal")
+    storage = api.app.state.t2m.storage  # type: ignore[attr-defined]
+    (tmp_path / "v.mp4").write_bytes(b"video")
+    key = f"{job_prefix(row.id)}/v1/video.mp4"
+    storage.put_file(key, tmp_path / "v.mp4")
+    async with temporal_away(api):
+        r = await api.delete(f"/api/v1/jobs/{row.id}", headers=alice)
+    assert r.status_code == 503 and r.headers["Retry-After"], r.text
+    assert await jobs.get(row.id) is not None and storage.exists(key)
+    # Temporal back: a workflow that is gone (this one never started) has nothing to cancel.
+    assert (await api.delete(f"/api/v1/jobs/{row.id}", headers=alice)).status_code == 204
+    assert await jobs.get(row.id) is None and not storage.exists(key)
+
+
+async def test_a_delete_cut_short_leaves_no_job_to_reuse_without_its_files(
+    api: httpx.AsyncClient, keys: dict, jobs: JobStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The files went first: a delete cut short there left a finished job that every identical
+    request reused, and whose copy then failed."""
+    alice = keys["alice"]
+    video = Artifacts(video_key="jobs/x/v1/video.mp4", duration_s=2.0)
+    row = await ended(jobs, alice.user, "completed", artifacts=video)
+    assert await jobs.finished_like(row.request) is not None
+    state = api.app.state.t2m  # type: ignore[attr-defined]
+
+    def cut_short(prefix: str) -> None:
+        raise ConnectionResetError("storage went away mid-delete")
+
+    monkeypatch.setattr(state.storage, "delete_prefix", cut_short)
+    with pytest.raises(ConnectionResetError):
+        await api.delete(f"/api/v1/jobs/{row.id}", headers=alice)
+    assert await jobs.get(row.id) is None and await jobs.finished_like(row.request) is None

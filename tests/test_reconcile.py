@@ -84,6 +84,29 @@ async def test_a_fresh_row_of_a_starting_retry_is_left_alone(
     assert row is not None and row.status == "queued"
 
 
+async def test_a_retry_whose_run_never_started_gets_its_last_runs_outcome(
+    client: Client, jobs: JobStore
+) -> None:
+    """A retry or next version requeued the row (letting go of its run), and its run never
+    started (the API stopped in between). The reconciler wrote the closed run's outcome as that
+    run, which the row refuses, and reported it repaired on every pass: the row said queued for
+    good, counted against its owner's active jobs."""
+    catalog = CatalogActivities(jobs, client)
+    fakes = Fakes(catalog=[catalog.record_job, catalog.reconcile_catalog])
+    job = f"video-{uuid.uuid4()}"
+    async with running(client, fakes, WORKFLOWS) as queue:
+        req = VideoRequest(topic="Tides", model="fake/model", owner="kim")
+        await client.execute_workflow(VideoWorkflow.run, req, id=job, task_queue=queue)
+        await jobs.requeue(job)  # and no run started
+        env = ActivityEnvironment()
+        first = await env.run(catalog.reconcile_catalog, ReconcileRequest(grace_s=0))
+        again = await env.run(catalog.reconcile_catalog, ReconcileRequest(grace_s=0))
+    assert first.repaired[job] == "completed" and job not in again.repaired
+    row = await jobs.get(job)
+    assert row is not None and row.status == "completed" and row.completed_at is not None
+    assert row.artifacts is not None and row.artifacts.video_key == "v.mp4"
+
+
 async def test_the_worker_schedules_the_reconciler_and_runs_it_at_start(
     client: Client, settings: Settings, jobs: JobStore
 ) -> None:

@@ -10,21 +10,27 @@ workers, the scripted model priced like a real one where spend matters.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
+import asyncpg
 import httpx
 import litellm
 import pytest
 from temporalio.client import Client
+from temporalio.testing import ActivityEnvironment
 
+from activities.llm import LLMActivities
+from activities.messages import StoryboardRequest
 from t2m.authoring.llm import ModelClient
-from t2m.catalog.db import JobStore
+from t2m.catalog.db import CatalogUnavailable, JobStore
 from t2m.catalog.storage import LocalStorage
 from t2m.catalog.tenancy import Tenancy
 from t2m.config import Settings
-from tests.helpers import asgi_client, catalog_request
+from t2m.vocabulary.plan import ScenePlan
+from tests.helpers import asgi_client, catalog_request, free_port
 from tests.scripted import ScriptedLLM, plan_json, scene_code
 from tests.test_api import body, wait_status
 from tests.test_workflow import PIPELINE, activity_types, request
@@ -143,6 +149,61 @@ async def test_a_call_answered_after_its_job_was_cancelled_is_booked(
         await call
     booked = (await jobs.get(row.id)).booked_usd  # type: ignore[union-attr]
     assert booked > 0 and len(paid.prompts) == 1
+
+
+async def test_a_storage_outage_neither_fails_a_paid_call_nor_has_it_paid_again(
+    tmp_path: Path, jobs: JobStore, paid: ScriptedLLM
+) -> None:
+    """The provider answers and the cost is booked, then storage (S3 away) cannot cache the
+    answer: the call still returns it. Failing it had the activity's retries pay again, up to
+    six times."""
+    row = await jobs.create(f"video-{uuid.uuid4()}", catalog_request("carol"), "normal")
+    tenancy = Tenancy(jobs.pool)
+
+    class Unreachable(LocalStorage):
+        def exists(self, key: str) -> bool:
+            raise ConnectionRefusedError("storage is unreachable")
+
+        def put_file(self, key: str, src: Path) -> None:
+            raise ConnectionRefusedError("storage is unreachable")
+
+    async def book(cost: float) -> None:
+        await tenancy.book_spend(row.id, cost)
+
+    model = ModelClient(Unreachable(tmp_path)).scoped("owner:carol", book)
+    done = await model.complete(PAID, [{"role": "user", "content": "Plan: s3 away"}])
+    assert done.text and done.usage.cost_usd > 0 and len(paid.prompts) == 1
+    booked = (await jobs.get(row.id)).booked_usd  # type: ignore[union-attr]
+    assert booked == pytest.approx(done.usage.cost_usd)
+
+
+async def test_a_catalog_outage_neither_fails_a_model_call_nor_shares_an_owners_cache(
+    tmp_path: Path, jobs: JobStore, scripted: ScriptedLLM
+) -> None:
+    """A model activity names its cache partition by the job's owner, asked of the catalog: with
+    the database away the lookup failed the call (~1 min of retries, then the scene). It now
+    uses the job's own partition: it does not fail, and another owner's answers stay theirs."""
+    storage = LocalStorage(tmp_path / "storage")
+    alices = (await jobs.create(f"video-{uuid.uuid4()}", catalog_request("alice"), "normal")).id
+    bobs = (await jobs.create(f"video-{uuid.uuid4()}", catalog_request("bob"), "normal")).id
+    scene = ScenePlan(index=0, title="Tides", narration="The moon pulls the sea.")
+    asked = StoryboardRequest(model="scripted/test", topic="Tides", scene=scene, scene_count=1)
+
+    async def storyboard(tenancy: Tenancy, job_id: str) -> None:
+        models = LLMActivities(ModelClient(storage), storage, tmp_path, tenancy)
+        env = ActivityEnvironment()
+        env.info = dataclasses.replace(env.info, workflow_id=job_id)
+        assert (await env.run(models.storyboard_scene, asked)).storyboard.visuals
+
+    await storyboard(Tenancy(jobs.pool), alices)  # alice's answer, in alice's partition
+    pool = await asyncpg.create_pool(f"postgresql://t2m@127.0.0.1:{free_port()}/t2m", min_size=0)
+    try:
+        with pytest.raises(CatalogUnavailable):
+            await Tenancy(pool).owner_of(bobs)  # the database is away
+        await storyboard(Tenancy(pool), bobs)
+    finally:
+        await pool.close()
+    assert len(scripted.prompts_for("storyboard_scene")) == 2  # not answered with alice's
 
 
 async def test_cancel_and_retry_cannot_spend_past_the_budget(

@@ -22,6 +22,7 @@ from activities.messages import NarrateRequest
 from t2m.catalog.db import JobStore
 from t2m.catalog.storage import LocalStorage, get_storage
 from t2m.config import Settings
+from t2m.media.provider_speech import SpeechClient
 from t2m.requests import InvalidRequest, build_request
 from t2m.vocabulary.plan import Narration
 from t2m.vocabulary.request import VideoOptions, VideoRequest
@@ -153,6 +154,30 @@ async def test_a_rate_limit_is_left_to_temporal_to_retry(
     assert not isinstance(e.value, ApplicationError) and "RateLimit" in type(e.value).__name__
     again = await ActivityEnvironment().run(narrate, asked)  # the next attempt
     assert again.audio_key and again.usage.calls == 1 and len(speech.requests) == 2
+
+
+async def test_a_storage_outage_neither_fails_a_paid_narration_nor_has_it_paid_again(
+    tmp_path: Path, speech: SpeechServer
+) -> None:
+    """The provider speaks and the cost is booked, then storage (S3 away) cannot cache the
+    audio: the narration goes on with it. Failing it had the activity's retries pay again."""
+
+    class Unreachable(LocalStorage):
+        def exists(self, key: str) -> bool:
+            raise ConnectionRefusedError("storage is unreachable")
+
+        def put_file(self, key: str, src: Path) -> None:
+            raise ConnectionRefusedError("storage is unreachable")
+
+    booked: list[float] = []
+
+    async def book(cost: float) -> None:
+        booked.append(cost)
+
+    speaker = SpeechClient(Unreachable(tmp_path), "owner:ada", book)
+    spoken = await speaker.speak(VOICE, ["The tide comes in."])
+    assert spoken.audio[0] and len(speech.requests) == 1
+    assert spoken.usage.cost_usd > 0 and booked == [spoken.usage.cost_usd]
 
 
 def test_provider_voices_are_allowed_by_configuration() -> None:

@@ -8,15 +8,19 @@ import asyncio
 import contextlib
 import time
 import uuid
+from pathlib import Path
 
 import pytest
 from temporalio import activity
 from temporalio.client import Client, WorkflowFailureError
 
+from activities.media import MediaActivities
 from activities.messages import (
     RenderOutcome,
     Reusable,
 )
+from t2m.catalog.storage import LocalStorage
+from t2m.config import Settings
 from t2m.vocabulary.job import JobStatus, SceneStatus
 from t2m.vocabulary.plan import Artifacts
 from t2m.vocabulary.request import VideoRequest
@@ -244,6 +248,35 @@ async def test_an_identical_finished_job_is_reused_without_running_the_pipeline(
     assert status.artifacts.video_key != earlier.video_key  # its own copy
     assert fakes.calls["plan_video"] == fakes.calls["render_scene"] == 0
     assert [r.status for r in fakes.records] == ["running", "completed"]
+
+
+class GoneFiles(Fakes):
+    """The real `copy_artifacts` on a storage that holds none of the reused job's files (they
+    were deleted after the catalog offered the job)."""
+
+    def __init__(self, storage: LocalStorage, reusable: Reusable) -> None:
+        super().__init__(reusable=reusable)
+        self.media = MediaActivities(Settings(data_dir=storage.root), storage)
+
+    def activities(self) -> dict[str, list]:
+        acts = super().activities()
+        others = [a for a in acts["llm"] if a.__name__ != "copy_artifacts"]
+        acts["llm"] = [self.media.copy_artifacts, *others]
+        return acts
+
+
+async def test_an_identical_job_whose_files_are_gone_is_made_anew(
+    client: Client, tmp_path: Path
+) -> None:
+    """The copy of a reused job's files that are gone failed as a retryable error: ~2.5 min of
+    retries, then the job failed, and so did every identical request after it."""
+    earlier = Artifacts(video_key="jobs/video-earlier/video.mp4", duration_s=9.0, size_bytes=7)
+    reusable = Reusable(job_id="video-earlier", artifacts=earlier, scenes=3)
+    fakes = GoneFiles(LocalStorage(tmp_path), reusable)
+    started = time.monotonic()
+    status = await run(client, fakes, reuse=True)
+    assert status.status == "completed" and status.reused_from is None, status.error
+    assert fakes.calls["plan_video"] == 1 and time.monotonic() - started < 30
 
 
 async def test_reuse_is_not_looked_for_unless_the_request_asks(client: Client) -> None:

@@ -51,6 +51,10 @@ REUSE_CANCEL_PATCH = "reuse-lookup-cancel"
 """A cancel landing while the result cache is asked ends the job (it was taken for the cache not
 answering, and the job went on); runs that swallowed one replay without it."""
 
+REUSED_GONE_PATCH = "reused-gone-made-anew"
+"""An identical job whose files are gone is not reused: the video is made anew (runs before the
+patch failed)."""
+
 JOB_ENDING_ERRORS = (
     ActivityError,
     ChildWorkflowError,
@@ -190,7 +194,14 @@ class VideoWorkflow:
         if found.job_id is None or found.artifacts is None:
             return None
         copy = msg.CopyArtifactsRequest(job_id=status.job_id, source=found.artifacts)
-        artifacts = await call(act.COPY_ARTIFACTS, copy)
+        try:
+            artifacts = await call(act.COPY_ARTIFACTS, copy)
+        except ActivityError as err:
+            cause = err.cause
+            gone = isinstance(cause, ApplicationError) and cause.type == ErrorKind.REUSED_GONE
+            if gone and workflow.patched(REUSED_GONE_PATCH):
+                return None  # the identical job's files were deleted: make the video anew
+            raise
         status.reused_from, status.artifacts = found.job_id, artifacts
         return VideoResult(job_id=status.job_id, artifacts=artifacts, scenes=found.scenes)
 

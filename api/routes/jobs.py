@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from datetime import UTC, datetime
 from typing import Annotated
 
 from fastapi import HTTPException, Query, Response, status
 from pydantic import AfterValidator
 from temporalio.common import WorkflowIDReusePolicy
-from temporalio.service import RPCError
+from temporalio.service import RPCError, RPCStatusCode
 
 from api import service, tenancy
 from api.deps import AppState, CurrentUser, OwnedJob, StateDep, protected_router
@@ -141,11 +140,17 @@ async def retry_job(job: OwnedJob, user: CurrentUser, state: StateDep) -> Action
     responses=errors(403, 404, 415),
 )
 async def delete_job(job: OwnedJob, state: StateDep) -> Response:
-    """Remove the job's artifacts and drop it from the lists (cancelling it if still running)."""
+    """Drop the job from the lists and remove its artifacts, cancelling it if still running: a
+    503 when Temporal cannot be told to (it would run on and spend), before anything is deleted.
+    The row is marked deleted before its files go, so a delete cut short never leaves a job that
+    identical requests would reuse without its files."""
     if job.status not in TERMINAL_STATUSES:
-        with contextlib.suppress(RPCError):  # already closed: nothing to cancel
+        try:
             await state.client.get_workflow_handle(job.id).cancel()
-    await asyncio.to_thread(state.storage.delete_prefix, keys.job_prefix(job.id))
+        except RPCError as e:
+            if e.status != RPCStatusCode.NOT_FOUND:  # NOT_FOUND: closed, nothing to cancel
+                raise
     await state.jobs.delete(job.id)
     state.status.forget(job.id)  # its snapshot would answer until a refresh noticed the delete
+    await asyncio.to_thread(state.storage.delete_prefix, keys.job_prefix(job.id))
     return Response(status_code=status.HTTP_204_NO_CONTENT)

@@ -109,7 +109,7 @@ def _json(model: BaseModel | None) -> dict[str, Any] | None:
     return model.model_dump(mode="json") if model is not None else None
 
 
-_RECORD = """
+_UPSERT = """
 INSERT INTO jobs (id, owner, request, status, error, artifacts, checkpoint, usage, completed_at,
                   progress, fingerprint, run_id, seq)
 VALUES ($1, $8, $9, $2, $3, $4, $5, $6, CASE WHEN $7 THEN now() END, $10, $11, $13, $14)
@@ -123,12 +123,18 @@ ON CONFLICT (id) DO UPDATE SET status = $2, error = $3, progress = $10,
     seq = CASE WHEN $13 IS NULL THEN jobs.seq
                WHEN jobs.run_id = $13 THEN GREATEST(jobs.seq, $14) ELSE $14 END,
     retired_runs = CASE WHEN jobs.run_id <> $13 THEN jobs.retired_runs || jobs.run_id
-                        ELSE jobs.retired_runs END
+                        ELSE jobs.retired_runs END"""
+_RECORD = (
+    _UPSERT
+    + """
 WHERE $13::text IS NULL
    OR (NOT ($13 = ANY (jobs.retired_runs))
        AND (jobs.run_id IS DISTINCT FROM $13
             OR (($14 = 0 OR $14 > jobs.seq)
                 AND NOT (jobs.status IN ('completed', 'failed', 'cancelled') AND NOT $7))))"""
+)
+_UNCLAIMED = "jobs.status = 'queued' AND jobs.run_id IS NULL"
+"""A row whose run `requeue` let go of, and that no run has taken over since."""
 
 
 def _record_args(rec: JobRecord) -> tuple[Any, ...]:
@@ -247,6 +253,18 @@ class JobStore:
             raise CatalogRejected(f"job {rec.job_id}: {type(e).__name__}: {e}") from e
         return status.endswith(" 1")
 
+    async def settle(self, rec: JobRecord) -> bool:
+        """Write `rec`, the outcome of the run a `requeue` let go of, while no run has taken the
+        row over: the run it was queued for never started (its start failed, or the API stopped
+        before it), and the row would otherwise say queued for good. Whether it was written."""
+        try:
+            status = await self.pool.execute(
+                f"{_UPSERT} WHERE {_UNCLAIMED}", *_record_args(rec), None, 0
+            )
+        except (asyncpg.DataError, asyncpg.IntegrityConstraintViolationError) as e:
+            raise CatalogRejected(f"job {rec.job_id}: {type(e).__name__}: {e}") from e
+        return status.endswith(" 1")
+
     async def finished_like(self, req: VideoRequest, any_owner: bool = False) -> Job | None:
         """The latest completed job of the same owner (of anyone's, given `any_owner`) whose
         request makes the same video as `req`, if any."""
@@ -329,6 +347,26 @@ class JobStore:
             _json(usage_before),
             seen,
             _json(regenerate),
+        )
+        return done.endswith(" 1")
+
+    async def unqueue(self, job: Job) -> bool:
+        """Undo `requeue` when the run it queued the job for could not be started: the row says
+        again what it said when it was read (`job`), instead of queued with no run for good. Only
+        while no run has taken the row over (a start that timed out may yet have started one).
+        Whether it was put back."""
+        done = await self.pool.execute(
+            "UPDATE jobs SET status = $2, error = $3, completed_at = $4, progress = $5,"
+            " usage = $6, usage_before = $7, request = $8, updated_at = now()"
+            f" WHERE id = $1 AND {_UNCLAIMED}",
+            job.id,
+            job.status,
+            job.error,
+            job.completed_at,
+            _json(job.progress),
+            _json(job.usage),
+            _json(job.usage_before),
+            _json(job.request),
         )
         return done.endswith(" 1")
 

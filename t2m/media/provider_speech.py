@@ -5,13 +5,15 @@ OpenAI-compatible speech server (`OPENAI_API_BASE`, e.g. Kokoro-FastAPI or speac
 Each sentence is one request, so the cues carry the real audio timings (measured after decoding,
 in a media jail: the provider's bytes are untrusted like a render's). Answers are cached in
 storage by (model, voice, sentence) in the caller's partition, like model answers: a retry or an
-identical job pays nothing. Rate limits, timeouts and outages raise as they are (Temporal retries
-them); a bad key, an unknown model or voice raises `SpeechError` (fail at once).
+identical job pays nothing (best effort: storage that fails never fails the narration). Rate
+limits, timeouts and outages raise as they are (Temporal retries them); a bad key, an unknown
+model or voice raises `SpeechError` (fail at once).
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
 import tempfile
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -23,6 +25,7 @@ from t2m.catalog.storage import Storage
 from t2m.keys import speech_cache_key
 from t2m.vocabulary.usage import Usage
 
+log = logging.getLogger(__name__)
 MAX_SPEECH_BYTES = 16 * 1024**2
 """The most audio one sentence may come back as (about 16 minutes of MP3 at 128 kbit/s)."""
 TIMEOUT_S = 60.0
@@ -74,21 +77,30 @@ class SpeechClient:
         return speech_cache_key(voice, text, self.scope)
 
     def _cached(self, key: str) -> bytes | None:
-        """A blocking storage read: run it in a thread."""
-        if self.cache is None or not self.cache.exists(key):
+        """A blocking storage read: run it in a thread. Best effort: storage that cannot be read
+        is a miss."""
+        if self.cache is None:
             return None
-        if self.cache.size(key) > MAX_SPEECH_BYTES:
+        try:
+            if not self.cache.exists(key) or self.cache.size(key) > MAX_SPEECH_BYTES:
+                return None
+            with tempfile.TemporaryDirectory() as tmp:
+                return self.cache.get_file(key, Path(tmp) / "a").read_bytes()
+        except Exception as e:
+            log.warning("speech cache not read (%s): %s", key, e)
             return None
-        with tempfile.TemporaryDirectory() as tmp:
-            return self.cache.get_file(key, Path(tmp) / "a").read_bytes()
 
     def _store(self, key: str, audio: bytes) -> None:
+        """Best effort: failing the narration for it would have the retry pay for it again."""
         if self.cache is None:
             return
-        with tempfile.TemporaryDirectory() as tmp:
-            path = Path(tmp) / "a"
-            path.write_bytes(audio)
-            self.cache.put_file(key, path)
+        try:
+            with tempfile.TemporaryDirectory() as tmp:
+                path = Path(tmp) / "a"
+                path.write_bytes(audio)
+                self.cache.put_file(key, path)
+        except Exception as e:
+            log.warning("speech not cached (%s): %s", key, e)
 
     async def _request(self, voice: str, text: str) -> tuple[bytes, float]:
         model, name = split_voice(voice)

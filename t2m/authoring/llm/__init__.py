@@ -5,9 +5,10 @@ a worker serves `offline/...` names exactly the way litellm serves `openai/...` 
 Importing it costs ~4 s of CPU, ~80% of a worker's start: a restarted worker polls that much
 sooner, and a render host that never calls a model never pays it.
 `ModelClient` adds what every stage needs around a call: a durable response cache (so a retry or
-an identical request does not pay twice), token and cost accounting, and the split between errors
-worth retrying (rate limits, timeouts, outages: raised as they are, for Temporal's retry policy)
-and errors that are not (`ModelError`: bad key, unknown model, rejected request).
+an identical request does not pay twice; best effort: storage that fails never fails the call),
+token and cost accounting, and the split between errors worth retrying (rate limits, timeouts,
+outages: raised as they are, for Temporal's retry policy) and errors that are not (`ModelError`:
+bad key, unknown model, rejected request).
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import json
+import logging
 import re
 import tempfile
 import threading
@@ -32,6 +34,7 @@ from t2m.vocabulary.usage import Usage
 if TYPE_CHECKING:
     from litellm import CustomLLM, ModelResponse
 
+log = logging.getLogger(__name__)
 _litellm: ModuleType | None = None
 _loading = threading.Lock()
 
@@ -138,11 +141,28 @@ def _cost(litellm: ModuleType, response: ModelResponse, model: str) -> float:
 
 
 def _cached(cache: Storage, key: str) -> str | None:
-    """The cached answer at `key`, if any (a blocking storage read: run it in a thread)."""
-    if not cache.exists(key):
+    """The cached answer at `key`, if any (a blocking storage read: run it in a thread). Best
+    effort: storage that cannot be read is a miss."""
+    try:
+        if not cache.exists(key):
+            return None
+        with tempfile.TemporaryDirectory() as tmp:
+            return json.loads(cache.get_file(key, Path(tmp) / "c.json").read_text())["text"]
+    except Exception as e:
+        log.warning("model response cache not read (%s): %s", key, e)
         return None
-    with tempfile.TemporaryDirectory() as tmp:
-        return json.loads(cache.get_file(key, Path(tmp) / "c.json").read_text())["text"]
+
+
+def _keep(cache: Storage, key: str, model: str, text: str) -> None:
+    """Cache a paid answer (a blocking storage write: run it in a thread). Best effort: failing
+    the call for it would have the retry pay for the answer again."""
+    try:
+        with tempfile.TemporaryDirectory() as tmp:
+            path = Path(tmp) / "c.json"
+            path.write_text(json.dumps({"model": model, "text": text}))
+            cache.put_file(key, path)
+    except Exception as e:
+        log.warning("model response not cached (%s): %s", key, e)
 
 
 Booker = Callable[[float], Awaitable[None]]
@@ -206,8 +226,5 @@ class ModelClient:
             # Shielded: a cancel arriving now must not lose what the provider has charged.
             await asyncio.shield(self.book(usage.cost_usd))
         if self.cache is not None and text:
-            with tempfile.TemporaryDirectory() as tmp:
-                path = Path(tmp) / "c.json"
-                path.write_text(json.dumps({"model": model, "text": text}))
-                await asyncio.to_thread(self.cache.put_file, key, path)
+            await asyncio.to_thread(_keep, self.cache, key, model, text)
         return Completion(text, usage)
