@@ -14,7 +14,13 @@ import av
 import httpx
 import pytest
 from temporalio.api.enums.v1 import EventType
-from temporalio.client import Client, WorkflowHandle, WorkflowUpdateFailedError, WorkflowUpdateStage
+from temporalio.client import (
+    Client,
+    WorkflowFailureError,
+    WorkflowHandle,
+    WorkflowUpdateFailedError,
+    WorkflowUpdateStage,
+)
 from temporalio.exceptions import ApplicationError
 
 from activities.messages import RenderOutcome
@@ -133,6 +139,32 @@ async def test_a_failed_redo_leaves_the_scene_exactly_as_it_was(client: Client) 
     counts = await scheduled(client, handle)
     assert counts["render_scene", 1] == 2  # the first make and the failed redo
     assert fakes.records[-1].reusable  # nothing was redone: still what the request makes
+
+
+async def test_a_job_ending_in_failure_takes_no_redo_while_it_records_that(
+    client: Client,
+) -> None:
+    """Every render fails: the job fails, and while its outcome is written (the catalog is slow
+    here; a database outage makes it minutes) it still read "running", so a redo was accepted,
+    answered "regenerating" and paid for on a job that was ending."""
+    fakes = Fakes(render=lambda r: RenderOutcome(ok=False, error="boom"), catalog_delay_s=4.0)
+    req = VideoRequest(topic="Circles", model="fake/model", max_fix_attempts=1)
+    async with running(client, fakes) as queue:
+        handle = await client.start_workflow(
+            VideoWorkflow.run, req, id=f"video-{uuid.uuid4()}", task_queue=queue
+        )
+        for _ in range(400):
+            status = await handle.query(VideoWorkflow.status)
+            if any(s.state == "failed" for s in status.scenes):
+                break
+            await asyncio.sleep(0.02)
+        assert status.status == "running", status.status  # the outcome is still being recorded
+        late = handle.execute_update(VideoWorkflow.regenerate_scene, args=[0, "again"])
+        assert "the job's scenes are final" in await reason(late)
+        renders = fakes.calls["render_scene"]
+        with pytest.raises(WorkflowFailureError):
+            await handle.result()
+    assert fakes.calls["render_scene"] == renders  # no redo was made
 
 
 async def test_a_run_refuses_redos_past_its_cap(client: Client) -> None:

@@ -29,7 +29,8 @@ class RunState:
     """Set once a scene was redone with feedback: the video is no longer what the request alone
     makes, so the catalog does not offer it to identical requests."""
     composing: bool = False
-    """Set when the scenes are final: from then on an update is refused."""
+    """Set when the scenes are final (the video is being composed, or the job is ending failed
+    or cancelled while its outcome is recorded): from then on an update is refused."""
     redos: list[asyncio.Task[None]] = field(default_factory=list)
     """The redos accepted and not yet awaited; the video is composed once all are over."""
     redos_accepted: int = 0

@@ -106,6 +106,7 @@ class VideoWorkflow:
             # Only what happened to the job's work ends it. Any other exception is a bug in
             # workflow code: it fails the workflow task, which Temporal retries (and /health
             # reports) until a fixed worker is deployed, and the job goes on from there.
+            job.composing = True  # its scenes are final: no redo while the outcome is recorded
             if is_cancellation(err):
                 self._redos.cancel()
                 await self._finish(progress.final(job.status, "cancelled", None))
