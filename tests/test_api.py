@@ -5,12 +5,14 @@ from __future__ import annotations
 import asyncio
 import time
 import uuid
-from datetime import UTC, timedelta
+from datetime import UTC, datetime, timedelta
 
 import httpx
 import pytest
 from temporalio.client import Client
 
+from api import service
+from t2m.catalog.db import Job
 from t2m.config import Settings
 from t2m.vocabulary.job import JobRecord, JobStatus
 from tests.helpers import asgi_client, catalog_request
@@ -351,3 +353,15 @@ async def test_the_form_offers_the_default_model_even_when_the_allow_list_omits_
     assert offered["models"] == ["offline/templates", "scripted/test"]
     assert offered["default_model"] == "offline/templates"
     assert offered["ignores_feedback"] == ["offline/templates"]
+
+
+def test_the_estimated_completion_extrapolates_the_current_run_not_the_jobs_life() -> None:
+    """A job made yesterday and retried a minute ago, half done: about a minute left."""
+    now = datetime.now(UTC)
+    req = catalog_request("alice")
+    job = Job("video-x", "alice", req, "normal", "running", None, None, None, None, None,
+              now - timedelta(days=1), now, None, now - timedelta(seconds=60))  # fmt: skip
+    done_at = service.estimated_completion(
+        job, JobStatus(job_id=job.id, status="running", percentage=50)
+    )
+    assert done_at is not None and timedelta(seconds=50) < done_at - now < timedelta(seconds=70)
