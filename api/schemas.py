@@ -115,6 +115,9 @@ class JobStatusResponse(BaseModel):
     created_at: datetime
     updated_at: datetime
     completed_at: datetime | None = None
+    run_started_at: datetime
+    """When the current run started: `created_at`, then the last retry or next version (what a
+    run's elapsed time counts from)."""
 
 
 class VideoMetadata(BaseModel):
@@ -220,3 +223,5 @@ class SharedVideo(BaseModel):
     duration: float
     download_url: str | None = None
     """The MP4 as an attachment (`<job id>.mp4`)."""
+    language: str | None = None
+    """What the narration and subtitles are in (as video-url's `language`)."""

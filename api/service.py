@@ -26,6 +26,7 @@ from api.schemas import (
 )
 from api.status_cache import row_status
 from t2m.catalog.db import IdempotencyConflict, Job
+from t2m.media.languages import UNDETERMINED, spoken_language
 from t2m.requests import InvalidRequest, build_request
 from t2m.vocabulary.job import TERMINAL_STATUSES, JobRecord, JobStatus, new_job_id
 from t2m.vocabulary.request import PRIORITY_KEYS, VideoRequest
@@ -211,10 +212,11 @@ def with_previews(
 
 
 def estimated_completion(job: Job, status: JobStatus) -> datetime | None:
-    """Linear extrapolation of the elapsed time; None until there is something to go on."""
+    """Linear extrapolation of the current run's elapsed time (a retry's from the retry, not
+    from the job's creation); None until there is something to go on."""
     if status.status in TERMINAL_STATUSES or status.percentage < 10:
         return None
-    elapsed = datetime.now(UTC) - job.created_at
+    elapsed = datetime.now(UTC) - job.run_started_at
     return datetime.now(UTC) + elapsed * ((100 - status.percentage) / status.percentage)
 
 
@@ -240,6 +242,7 @@ async def status_response(
         created_at=job.created_at,
         updated_at=job.updated_at,
         completed_at=job.completed_at,
+        run_started_at=job.run_started_at,
     )
 
 
@@ -267,6 +270,12 @@ def budget_of(status: JobStatus, job: Job | None = None) -> Budget | None:
     )
     spent = round(total, 6)  # a sum of floats: 0.10702, not 0.10702000000000001
     return Budget(max_cost_usd=budget, spent_usd=spent, reached=reached)
+
+
+def language_of(job: Job) -> str | None:
+    """What the job's narration and subtitles are in (`en`, `pt-br`); None when nothing says."""
+    language = spoken_language(job.request.style_preferences, job.request.voice)
+    return None if language == UNDETERMINED else language
 
 
 def summary(job: Job, thumbnail_url: str | None) -> JobSummary:

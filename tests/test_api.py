@@ -7,7 +7,7 @@ import contextlib
 import time
 import uuid
 from collections.abc import AsyncIterator
-from datetime import UTC, timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import httpx
@@ -15,6 +15,7 @@ import pytest
 from temporalio.client import Client
 from temporalio.service import RetryConfig
 
+from api import service
 from t2m.catalog.db import Job, JobStore
 from t2m.config import Settings
 from t2m.keys import job_prefix
@@ -467,3 +468,15 @@ async def test_a_delete_cut_short_leaves_no_job_to_reuse_without_its_files(
     with pytest.raises(ConnectionResetError):
         await api.delete(f"/api/v1/jobs/{row.id}", headers=alice)
     assert await jobs.get(row.id) is None and await jobs.finished_like(row.request) is None
+
+
+def test_the_estimated_completion_extrapolates_the_current_run_not_the_jobs_life() -> None:
+    """A job made yesterday and retried a minute ago, half done: about a minute left."""
+    now = datetime.now(UTC)
+    req = catalog_request("alice")
+    job = Job("video-x", "alice", req, "normal", "running", None, None, None, None, None,
+              now - timedelta(days=1), now, None, now - timedelta(seconds=60))  # fmt: skip
+    done_at = service.estimated_completion(
+        job, JobStatus(job_id=job.id, status="running", percentage=50)
+    )
+    assert done_at is not None and timedelta(seconds=50) < done_at - now < timedelta(seconds=70)

@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import secrets
 import uuid
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -139,6 +140,7 @@ async def test_a_share_link_plays_one_video_without_credentials_until_revoked(
     assert page.headers["cache-control"] == "no-store"
     shown = (await api.get(f"/api/v1/shared/{token}")).json()
     assert shown["topic"] == "Shared circles" and shown["duration"] == 1.0
+    assert shown["language"] == (await api.get(urls, headers=alice)).json()["language"] == "en"
     video = await api.get(shown["video_url"])
     assert video.status_code == 200 and video.content.startswith(b"\x00\x00\x00\x18ftyp")
     part = await api.get(shown["video_url"], headers={"Range": "bytes=0-9"})
@@ -216,8 +218,20 @@ async def test_retry_refuses_a_permanent_failure_and_usage_adds_up_over_runs(
 
     first_run = {"planning": Usage(calls=1, prompt_tokens=10), "generating_code": Usage(calls=2)}
     job = await catalog_job(jobs, alice.user, "failed", usage=first_run, retryable=True)
+    await jobs.pool.execute(  # it ran, and failed, yesterday
+        "UPDATE jobs SET created_at = created_at - interval '1 day',"
+        " run_started_at = run_started_at - interval '1 day' WHERE id = $1",
+        job,
+    )
+    before = (await api.get(f"/api/v1/videos/jobs/{job}/status", headers=alice)).json()
+    assert before["run_started_at"] == before["created_at"]
     assert (await api.post(f"/api/v1/jobs/{job}/retry", headers=alice)).status_code == 202
     try:
+        # The retry's run is timed from the retry, not from the job's creation a day ago.
+        status = (await api.get(f"/api/v1/videos/jobs/{job}/status", headers=alice)).json()
+        started = datetime.fromisoformat(status["run_started_at"])
+        assert abs((datetime.now(UTC) - started).total_seconds()) < 60, status
+        assert started - datetime.fromisoformat(status["created_at"]) > timedelta(hours=23)
         detail = (await api.get(f"/api/v1/jobs/{job}", headers=alice)).json()
         assert detail["usage"]["total"]["calls"] == 3  # the first run's, nothing of the new yet
         # The second run ends (as its workflow would record it) having made two more calls.

@@ -56,7 +56,7 @@ class Workflow:
         now = datetime.now(UTC)
         request = VideoRequest(topic="A topic", owner="alice", model="offline/templates")
         return Job(job_id, "alice", request, "normal", "running", None, None, None, None, None,
-                   now, now, None) if self.exists else None  # fmt: skip
+                   now, now, None, now) if self.exists else None  # fmt: skip
 
     async def __call__(
         self, job_id: str, known: JobStatus, seen: str, grown_to: str

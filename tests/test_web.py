@@ -14,6 +14,7 @@ from playwright.async_api import Page, Route, async_playwright, expect
 
 from api.main import create_app
 from t2m.config import Settings
+from t2m.vocabulary.job import STAGES
 from tests.helpers import free_port, serve
 
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking"]
@@ -119,7 +120,18 @@ async def test_a_completed_jobs_scene_is_regenerated_from_its_page(
 ) -> None:
     """Each scene row has a Regenerate button: it asks for feedback in a dialog (which says that
     the offline model does not read it) and makes the video's next version, said in the neutral
-    notice, not the error banner; the page then plays it and offers the previous one."""
+    notice, not the error banner; the page then plays it and offers the previous one. The
+    job page's first GET /api/v1/config fails: it is asked again, not kept failed."""
+    config_failed: list[str] = []
+
+    async def config_down_once(route: Route) -> None:
+        if "/videos/status/" in route.request.frame.url and not config_failed:
+            config_failed.append(route.request.url)
+            await route.fulfill(status=503, json={"detail": "the API is restarting"})
+        else:
+            await route.continue_()
+
+    await page.route("**/api/v1/config", config_down_once)
     await page.goto(f"{web_url}/videos/create")
     await page.fill("#topic", "Circles")
     await page.fill("#context", "A circle is the set of points at one distance from its centre.")
@@ -128,9 +140,13 @@ async def test_a_completed_jobs_scene_is_regenerated_from_its_page(
     await page.wait_for_url("**/videos/status/video-*")
     await expect(page.locator("#status")).to_have_text("completed", timeout=180_000)
     await expect(page.locator("#previous")).to_be_hidden()
+    assert config_failed
     await page.locator("#scenes tr").nth(1).locator("button.regenerate").click()
     dialog = page.locator("#feedback-dialog")
     await expect(dialog).to_be_visible()
+    await dialog.locator("button[value=regenerate]").click()  # no feedback: it asks for some
+    await expect(dialog).to_be_visible()
+    assert await page.locator("#feedback-text").evaluate("(t) => t.validity.valueMissing")
     await expect(dialog.locator("#feedback-note")).to_contain_text("does not read feedback")
     await dialog.locator("button[value=cancel]").click()  # cancelled: nothing is asked
     await expect(dialog).to_be_hidden()
@@ -146,3 +162,4 @@ async def test_a_completed_jobs_scene_is_regenerated_from_its_page(
         "href", re.compile(r"/download\?token=.+&version=1")
     )
     await expect(page.locator("#status")).to_have_text("completed")
+    await expect(page.locator("#stages li")).to_have_count(len(STAGES))

@@ -18,6 +18,7 @@ from api.deps import AppState, OwnedJob, StateDep, protected_router
 from api.routes.videos import ArtifactField, artifact_response, media
 from api.routes.web import PAGES
 from api.schemas import SharedVideo, ShareLink, errors
+from api.service import language_of
 from t2m.catalog.db import Job
 from t2m.catalog.shares import Share, ShareStore
 
@@ -121,6 +122,7 @@ async def shared_video(token: Token, state: StateDep, response: Response) -> Sha
         subtitles_url=f"{base}/subtitles" if a.vtt_key else None,
         duration=a.duration_s,
         download_url=f"{base}/download",
+        language=language_of(job),
     )
 
 

@@ -34,7 +34,6 @@ from api.schemas import (
 )
 from t2m.catalog.db import Job
 from t2m.catalog.shares import ShareStore
-from t2m.media.languages import UNDETERMINED, spoken_language
 from t2m.vocabulary.job import TERMINAL_STATUSES
 from t2m.vocabulary.plan import Artifacts
 
@@ -161,7 +160,7 @@ async def video_url(job: OwnedJob, state: StateDep) -> VideoUrls:
             created_at=job.completed_at or job.created_at,
         ),
         version=artifacts.version,
-        language=_language(job),
+        language=service.language_of(job),
         previous=PreviousVersion(
             version=previous.version,
             duration=previous.duration_s,
@@ -173,11 +172,6 @@ async def video_url(job: OwnedJob, state: StateDep) -> VideoUrls:
         if (share := await ShareStore(state.jobs.pool).live(job.id))
         else None,
     )
-
-
-def _language(job: Job) -> str | None:
-    language = spoken_language(job.request.style_preferences, job.request.voice)
-    return None if language == UNDETERMINED else language
 
 
 def _urls(state: AppState, job: Job, artifacts: Artifacts, versioned: bool = False) -> dict:
@@ -319,7 +313,7 @@ async def subtitles(
 ) -> Response:
     media_type = "text/vtt" if format == "vtt" else "application/x-subrip"
     field: ArtifactField = "vtt_key" if format == "vtt" else "srt_key"
-    language = _language(job)  # players pick the language from the name: ID.fr.vtt
+    language = service.language_of(job)  # players pick the language from the name: ID.fr.vtt
     name = f"{job.id}.{language}.{format}" if language else f"{job.id}.{format}"
     return await artifact_response(state, job, field, "subtitles", media_type, name, True, version)
 

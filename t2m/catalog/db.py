@@ -70,6 +70,8 @@ class Job:
     created_at: datetime
     updated_at: datetime
     completed_at: datetime | None
+    run_started_at: datetime
+    """When the current run started: the job's creation, then its last retry or next version."""
     previous_artifacts: Artifacts | None = None
     """The video's version before the current one, while it is kept (see `Regeneration`)."""
     usage_before: UsageSummary | None = None
@@ -96,6 +98,7 @@ class Job:
             created_at=row["created_at"],
             updated_at=row["updated_at"],
             completed_at=row["completed_at"],
+            run_started_at=row["run_started_at"],
             previous_artifacts=parse(Artifacts, "previous_artifacts"),
             usage_before=parse(UsageSummary, "usage_before"),
             booked_usd=row["booked_usd"],
@@ -324,8 +327,8 @@ class JobStore:
         seen: datetime | None = None,
         regenerate: Regeneration | None = None,
     ) -> bool:
-        """A retried job is queued again; its finished work stays in `checkpoint`. Given
-        `usage_before` (the usage of its runs so far), the row starts a run afresh: no usage or
+        """A retried job is queued again, its run starting now (`run_started_at`); its finished
+        work stays in `checkpoint`. Given `usage_before` (the usage of its runs so far), the row starts a run afresh: no usage or
         progress of its own until the new run records them. The run that wrote the row last is
         let go of: the next run takes the row over, and a late write of the last is refused.
         Given `seen` (the row's `updated_at` when the caller decided), only a row nobody wrote
@@ -342,7 +345,7 @@ class JobStore:
             " progress = CASE WHEN $2::jsonb IS NULL THEN progress END,"
             " request = CASE WHEN $4::jsonb IS NULL THEN request"
             "                ELSE jsonb_set(request, '{regenerate}', $4) END,"
-            " updated_at = now() WHERE id = $1 AND ($3::timestamptz IS NULL OR updated_at = $3)",
+            " updated_at = now(), run_started_at = now() WHERE id = $1 AND ($3::timestamptz IS NULL OR updated_at = $3)",
             job_id,
             _json(usage_before),
             seen,

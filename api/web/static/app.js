@@ -27,25 +27,37 @@ const t2m = {
     if (body && body.detail) return typeof body.detail === "string" ? body.detail : (body.detail.message || JSON.stringify(body.detail));
     return `request failed (${status})`;
   },
-  // Server-Sent Events over fetch, so the Authorization header can be sent.
-  async events(path, onEvent) {
-    const res = await fetch(path, { headers: t2m.headers({ Accept: "text/event-stream" }) });
-    if (res.status === 401) t2m.signIn();
-    if (!res.ok) { const err = new Error(`events failed (${res.status})`); err.status = res.status; throw err; }
-    const reader = res.body.getReader();
-    const decoder = new TextDecoder();
-    let buffer = "";
-    for (;;) {
-      const { value, done } = await reader.read();
-      if (done) return;
-      buffer += decoder.decode(value, { stream: true });
-      let cut;
-      while ((cut = buffer.indexOf("\n\n")) >= 0) {
-        const chunk = buffer.slice(0, cut); buffer = buffer.slice(cut + 2);
-        const data = chunk.split("\n").filter((l) => l.startsWith("data: ")).map((l) => l.slice(6)).join("\n");
-        if (data) onEvent(JSON.parse(data));
+  // Server-Sent Events over fetch, so the Authorization header can be sent. The server sends
+  // something (a keep-alive at least) every 15 s: a stream silent for `idleMs` is a half-dead
+  // connection, given up on (it throws, as a dropped one does). A refusal carries its status and
+  // Retry-After (seconds).
+  async events(path, onEvent, idleMs = 30000) {
+    const abort = new AbortController();
+    let timer = setTimeout(() => abort.abort(), idleMs);
+    try {
+      const res = await fetch(path, { headers: t2m.headers({ Accept: "text/event-stream" }), signal: abort.signal });
+      if (res.status === 401) t2m.signIn();
+      if (!res.ok) {
+        const err = new Error(`events failed (${res.status})`);
+        err.status = res.status; err.retryAfter = Number(res.headers.get("Retry-After")) || 0;
+        throw err;
       }
-    }
+      const reader = res.body.getReader();
+      const decoder = new TextDecoder();
+      let buffer = "";
+      for (;;) {
+        clearTimeout(timer); timer = setTimeout(() => abort.abort(), idleMs);
+        const { value, done } = await reader.read();
+        if (done) return;
+        buffer += decoder.decode(value, { stream: true });
+        let cut;
+        while ((cut = buffer.indexOf("\n\n")) >= 0) {
+          const chunk = buffer.slice(0, cut); buffer = buffer.slice(cut + 2);
+          const data = chunk.split("\n").filter((l) => l.startsWith("data: ")).map((l) => l.slice(6)).join("\n");
+          if (data) onEvent(JSON.parse(data));
+        }
+      }
+    } finally { clearTimeout(timer); abort.abort(); }
   },
   el(tag, attrs = {}, ...children) {
     const e = document.createElement(tag);
@@ -56,6 +68,13 @@ const t2m = {
     return e;
   },
   label(s) { return String(s).replace(/_/g, " "); },
+  // A language's name in the reader's language ("fr" → "French"); the code itself where the
+  // browser has no name for it (e.g. espeak's "en-us-nyc", which Intl refuses), "Subtitles" when
+  // nothing says.
+  languageName(code) {
+    if (!code) return "Subtitles";
+    try { return new Intl.DisplayNames([navigator.language], { type: "language" }).of(code) || code; } catch { return code; }
+  },
   when(iso) { return iso ? new Date(iso).toLocaleString() : ""; },
 };
 // Signed in with a key: the header offers to sign out (which forgets the key).

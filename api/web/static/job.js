@@ -1,8 +1,13 @@
 // The job page's self-contained parts: stage chips, the time estimate, notices and the
 // regenerate dialog. status.html wires them to the status stream; each stands on its own.
 const jobPage = {
-  // The pipeline's stages in order and the models that do not read feedback (GET /api/v1/config).
-  config: t2m.api("/api/v1/config"),
+  // The pipeline's stages in order and the models that do not read feedback (GET /api/v1/config),
+  // fetched once; a failed fetch is not kept, so the next call asks again.
+  configAnswer: null,
+  config() {
+    jobPage.configAnswer ??= t2m.api("/api/v1/config").catch((e) => { jobPage.configAnswer = null; throw e; });
+    return jobPage.configAnswer;
+  },
 
   // One chip per stage, in pipeline order: done, current (red where a job failed, amber where it
   // was cancelled) or skipped — a stage this job never runs: retrieving without RAG, and every
@@ -21,8 +26,8 @@ const jobPage = {
     });
   },
 
-  // A notice (what the page is doing on the user's request, e.g. a regenerate), shown apart from
-  // errors: neutral, not the red error banner.
+  // A notice (what the page is doing on the user's request, e.g. a regenerate; why the job or its
+  // live status waits), shown apart from errors: neutral, not the red error banner.
   notice(msg) { const n = document.getElementById("notice"); n.textContent = msg || ""; n.hidden = !msg; },
 
   // Ask what should change in a scene, in the page's <dialog>; resolves to the feedback, or null
