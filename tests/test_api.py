@@ -428,6 +428,7 @@ async def test_a_retry_whose_run_cannot_start_leaves_the_job_as_it_was(
     after = await jobs.get(before.id)
     assert after is not None and (after.status, after.error) == ("failed", "a render host died")
     assert after.progress == before.progress and after.usage_before == before.usage_before
+    assert after.run_started_at == before.run_started_at  # no run started: none is timed
 
 
 async def test_deleting_a_job_temporal_cannot_cancel_deletes_nothing(

@@ -328,8 +328,8 @@ class JobStore:
         regenerate: Regeneration | None = None,
     ) -> bool:
         """A retried job is queued again, its run starting now (`run_started_at`); its finished
-        work stays in `checkpoint`. Given `usage_before` (the usage of its runs so far), the row starts a run afresh: no usage or
-        progress of its own until the new run records them. The run that wrote the row last is
+        work stays in `checkpoint`. Given `usage_before` (the usage of its runs so far), the row
+        starts a run afresh: no usage or progress of its own until the new run records them. The run that wrote the row last is
         let go of: the next run takes the row over, and a late write of the last is refused.
         Given `seen` (the row's `updated_at` when the caller decided), only a row nobody wrote
         since is requeued, so of two requests running a job again at once one does, and the
@@ -345,7 +345,8 @@ class JobStore:
             " progress = CASE WHEN $2::jsonb IS NULL THEN progress END,"
             " request = CASE WHEN $4::jsonb IS NULL THEN request"
             "                ELSE jsonb_set(request, '{regenerate}', $4) END,"
-            " updated_at = now(), run_started_at = now() WHERE id = $1 AND ($3::timestamptz IS NULL OR updated_at = $3)",
+            " updated_at = now(), run_started_at = now()"
+            " WHERE id = $1 AND ($3::timestamptz IS NULL OR updated_at = $3)",
             job_id,
             _json(usage_before),
             seen,
@@ -360,7 +361,7 @@ class JobStore:
         Whether it was put back."""
         done = await self.pool.execute(
             "UPDATE jobs SET status = $2, error = $3, completed_at = $4, progress = $5,"
-            " usage = $6, usage_before = $7, request = $8, updated_at = now()"
+            " usage = $6, usage_before = $7, request = $8, run_started_at = $9, updated_at = now()"
             f" WHERE id = $1 AND {_UNCLAIMED}",
             job.id,
             job.status,
@@ -370,6 +371,7 @@ class JobStore:
             _json(job.usage),
             _json(job.usage_before),
             _json(job.request),
+            job.run_started_at,
         )
         return done.endswith(" 1")
 
