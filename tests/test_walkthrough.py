@@ -158,16 +158,20 @@ async def test_a_new_users_walkthrough(web_url: str, browser: Browser) -> None: 
     await expect(page.locator("#stages li.done")).to_have_count(len(STAGES) - 1)
     await expect(page.locator("#stages li.skipped")).to_have_text("retrieving · skipped")
 
-    # The estimate halfway through the job: within 50% of the time that was really left.
+    # The estimate halfway through the job's work: within 50% of the time that was really left.
+    # Its work, not its life: time spent queued behind other jobs (other tests' here, under load)
+    # is not something the estimate can foresee, and it is not asked to.
     ended = min(e["t"] for e in await shown(page, "status") if e["value"] == "completed")
+    began = min(e["t"] for e in await shown(page, "stage") if e["value"] != "queued")
+    assert started <= began < ended
     estimates = [
         (e["t"], left_s(e["value"])) for e in await shown(page, "timing") if left_s(e["value"])
     ]
     assert estimates, await shown(page, "timing")
-    half = started + (ended - started) / 2
+    half = began + (ended - began) / 2
     at, estimate = min(estimates, key=lambda e: abs(e[0] - half))
     truth = (ended - at) / 1000
-    assert abs(at - half) < 0.1 * (ended - started), (at, half, estimates)
+    assert abs(at - half) < max(0.1 * (ended - began), 1000), (at, half, estimates)  # ms
     assert 0.5 * truth <= estimate <= 1.5 * truth, (estimate, truth, estimates)
     await expect(page.locator("#timing")).to_contain_text("took")
     await expect(page.locator("#usage")).to_be_empty()  # the offline model has no price
