@@ -262,6 +262,14 @@ def one_error_line(err: str, start: str = "t2m") -> str:
     return lines[0]
 
 
+def config_file(tmp_path: Path, name: str, value: str) -> Path:
+    """The CLI's config file (where bare_env's XDG_CONFIG_HOME points) setting `name`."""
+    config = tmp_path / "config" / "t2m" / "config.toml"
+    config.parent.mkdir(parents=True)
+    config.write_text(f"{name} = {json.dumps(value)}\n")
+    return config
+
+
 @pytest.mark.parametrize(
     ("variable", "value"),
     [
@@ -279,10 +287,7 @@ async def test_a_malformed_api_url_is_refused_naming_its_setting(
     env = bare_env(tmp_path)
     source = "T2M_API"
     if variable == "config":
-        config = tmp_path / "config" / "t2m" / "config.toml"
-        config.parent.mkdir(parents=True)
-        config.write_text(f"api = {json.dumps(value)}\n")
-        source = f"`api` in {config}"
+        source = f"`api` in {config_file(tmp_path, 'api', value)}"
     else:
         env[variable] = value
     code, out, err = await run_cli(env, "jobs", "list", "--json")
@@ -308,10 +313,7 @@ async def test_an_api_key_headers_cannot_carry_is_refused_unshown(
     env = bare_env(tmp_path, T2M_API=f"http://127.0.0.1:{free_port()}")
     source = "T2M_API_KEY"
     if where == "config":
-        config = tmp_path / "config" / "t2m" / "config.toml"
-        config.parent.mkdir(parents=True)
-        config.write_text(f"api_key = {json.dumps(key)}\n")
-        source = f"`api_key` in {config}"
+        source = f"`api_key` in {config_file(tmp_path, 'api_key', key)}"
     else:
         env["T2M_API_KEY"] = key
     code, out, err = await run_cli(env, "jobs", "list", "--json")

@@ -250,20 +250,19 @@ class JobStore:
         the row has already moved on from it. A write without a run (the API's, an admin's) is
         not guarded. CatalogRejected when the database refuses the data itself.
         """
-        try:
-            status = await self.pool.execute(_RECORD, *_record_args(rec), run_id, rec.seq)
-        except (asyncpg.DataError, asyncpg.IntegrityConstraintViolationError) as e:
-            raise CatalogRejected(f"job {rec.job_id}: {type(e).__name__}: {e}") from e
-        return status.endswith(" 1")
+        return await self._upsert(_RECORD, rec, run_id, rec.seq)
 
     async def settle(self, rec: JobRecord) -> bool:
         """Write `rec`, the outcome of the run a `requeue` let go of, while no run has taken the
         row over: the run it was queued for never started (its start failed, or the API stopped
         before it), and the row would otherwise say queued for good. Whether it was written."""
+        return await self._upsert(f"{_UPSERT} WHERE {_UNCLAIMED}", rec, None, 0)
+
+    async def _upsert(self, sql: str, rec: JobRecord, run_id: str | None, seq: int) -> bool:
+        """Run one of the record upserts; whether it wrote the row. CatalogRejected when the
+        database refuses the data itself."""
         try:
-            status = await self.pool.execute(
-                f"{_UPSERT} WHERE {_UNCLAIMED}", *_record_args(rec), None, 0
-            )
+            status = await self.pool.execute(sql, *_record_args(rec), run_id, seq)
         except (asyncpg.DataError, asyncpg.IntegrityConstraintViolationError) as e:
             raise CatalogRejected(f"job {rec.job_id}: {type(e).__name__}: {e}") from e
         return status.endswith(" 1")

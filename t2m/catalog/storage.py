@@ -11,9 +11,11 @@ GCS's S3 API need nothing t2m-specific beyond the URL.
 
 from __future__ import annotations
 
+import logging
 import mimetypes
 import os
 import shutil
+import tempfile
 import uuid
 from pathlib import Path, PurePosixPath
 from typing import Any, Protocol
@@ -29,6 +31,9 @@ from t2m.errors import T2mError
 
 CONTENT_TYPES = {".srt": "application/x-subrip", ".vtt": "text/vtt", ".wav": "audio/wav"}
 MiB = 1024 * 1024
+
+
+log = logging.getLogger(__name__)
 
 
 class StorageUnavailable(T2mError):
@@ -303,3 +308,29 @@ def get_storage(settings: Settings) -> Storage:
     return storage_from_url(
         settings.storage_url or settings.storage_dir.resolve().as_uri(), settings.s3_public_endpoint
     )
+
+
+def cached_bytes(storage: Storage, key: str, max_bytes: int | None = None) -> bytes | None:
+    """A cache entry's bytes (a blocking storage read: run it in a thread); None when there is
+    none, it is larger than `max_bytes`, or storage cannot be read: a cache is best effort, and
+    an outage must not fail the paid call it saves."""
+    try:
+        if not storage.exists(key) or (max_bytes is not None and storage.size(key) > max_bytes):
+            return None
+        with tempfile.TemporaryDirectory() as tmp:
+            return storage.get_file(key, Path(tmp) / "entry").read_bytes()
+    except Exception as e:
+        log.warning("cache entry %s not read: %s", key, e)
+        return None
+
+
+def keep_bytes(storage: Storage, key: str, data: bytes) -> None:
+    """Store a cache entry (a blocking storage write: run it in a thread), best effort: failing
+    the call for it would have the retry pay for the answer again."""
+    try:
+        with tempfile.TemporaryDirectory() as tmp:
+            path = Path(tmp) / "entry"
+            path.write_bytes(data)
+            storage.put_file(key, path)
+    except Exception as e:
+        log.warning("cache entry %s not stored: %s", key, e)

@@ -13,19 +13,15 @@ model or voice raises `SpeechError` (fail at once).
 from __future__ import annotations
 
 import asyncio
-import logging
-import tempfile
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from pathlib import Path
 from types import ModuleType
 
 from t2m.authoring.llm import litellm_loaded, missing_key, non_retryable, readable
-from t2m.catalog.storage import Storage
+from t2m.catalog.storage import Storage, cached_bytes, keep_bytes
 from t2m.keys import speech_cache_key
 from t2m.vocabulary.usage import Usage
 
-log = logging.getLogger(__name__)
 MAX_SPEECH_BYTES = 16 * 1024**2
 """The most audio one sentence may come back as (about 16 minutes of MP3 at 128 kbit/s)."""
 TIMEOUT_S = 60.0
@@ -76,32 +72,6 @@ class SpeechClient:
     def _key(self, voice: str, text: str) -> str:
         return speech_cache_key(voice, text, self.scope)
 
-    def _cached(self, key: str) -> bytes | None:
-        """A blocking storage read: run it in a thread. Best effort: storage that cannot be read
-        is a miss."""
-        if self.cache is None:
-            return None
-        try:
-            if not self.cache.exists(key) or self.cache.size(key) > MAX_SPEECH_BYTES:
-                return None
-            with tempfile.TemporaryDirectory() as tmp:
-                return self.cache.get_file(key, Path(tmp) / "a").read_bytes()
-        except Exception as e:
-            log.warning("speech cache not read (%s): %s", key, e)
-            return None
-
-    def _store(self, key: str, audio: bytes) -> None:
-        """Best effort: failing the narration for it would have the retry pay for it again."""
-        if self.cache is None:
-            return
-        try:
-            with tempfile.TemporaryDirectory() as tmp:
-                path = Path(tmp) / "a"
-                path.write_bytes(audio)
-                self.cache.put_file(key, path)
-        except Exception as e:
-            log.warning("speech not cached (%s): %s", key, e)
-
     async def _request(self, voice: str, text: str) -> tuple[bytes, float]:
         model, name = split_voice(voice)
         litellm = await litellm_loaded()
@@ -129,7 +99,11 @@ class SpeechClient:
         usage, audio = Usage(), []
         for text in sentences:
             key = self._key(voice, text)
-            kept = await asyncio.to_thread(self._cached, key)
+            kept = (
+                await asyncio.to_thread(cached_bytes, self.cache, key, MAX_SPEECH_BYTES)
+                if self.cache is not None
+                else None
+            )
             if kept is not None:
                 audio.append(kept)
                 usage = usage.plus(Usage(calls=1, cached_calls=1))
@@ -141,7 +115,8 @@ class SpeechClient:
             if self.book is not None and cost > 0:
                 # Shielded: a cancel arriving now must not lose what the provider has charged.
                 await asyncio.shield(self.book(cost))
-            await asyncio.to_thread(self._store, key, data)
+            if self.cache is not None:
+                await asyncio.to_thread(keep_bytes, self.cache, key, data)
             audio.append(data)
             usage = usage.plus(Usage(calls=1, cost_usd=cost))
         return Spoken(audio, usage)

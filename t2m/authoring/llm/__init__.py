@@ -16,25 +16,21 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import json
-import logging
 import re
-import tempfile
 import threading
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from pathlib import Path
 from types import ModuleType
 from typing import TYPE_CHECKING
 
 from t2m import keys
-from t2m.catalog.storage import Storage
+from t2m.catalog.storage import Storage, cached_bytes, keep_bytes
 from t2m.errors import ErrorKind, T2mError
 from t2m.vocabulary.usage import Usage
 
 if TYPE_CHECKING:
     from litellm import CustomLLM, ModelResponse
 
-log = logging.getLogger(__name__)
 _litellm: ModuleType | None = None
 _loading = threading.Lock()
 
@@ -140,29 +136,12 @@ def _cost(litellm: ModuleType, response: ModelResponse, model: str) -> float:
         return 0.0
 
 
-def _cached(cache: Storage, key: str) -> str | None:
-    """The cached answer at `key`, if any (a blocking storage read: run it in a thread). Best
-    effort: storage that cannot be read is a miss."""
+def _answer(entry: bytes | None) -> str | None:
+    """The answer a cache entry holds; None for none, or one that cannot be read (a miss)."""
     try:
-        if not cache.exists(key):
-            return None
-        with tempfile.TemporaryDirectory() as tmp:
-            return json.loads(cache.get_file(key, Path(tmp) / "c.json").read_text())["text"]
-    except Exception as e:
-        log.warning("model response cache not read (%s): %s", key, e)
+        return json.loads(entry)["text"] if entry is not None else None
+    except (ValueError, KeyError, TypeError):
         return None
-
-
-def _keep(cache: Storage, key: str, model: str, text: str) -> None:
-    """Cache a paid answer (a blocking storage write: run it in a thread). Best effort: failing
-    the call for it would have the retry pay for the answer again."""
-    try:
-        with tempfile.TemporaryDirectory() as tmp:
-            path = Path(tmp) / "c.json"
-            path.write_text(json.dumps({"model": model, "text": text}))
-            cache.put_file(key, path)
-    except Exception as e:
-        log.warning("model response not cached (%s): %s", key, e)
 
 
 Booker = Callable[[float], Awaitable[None]]
@@ -198,8 +177,8 @@ class ModelClient:
     async def complete(self, model: str, messages: list[dict]) -> Completion:
         key = self._key(model, messages)
         if self.cache is not None:
-            text = await asyncio.to_thread(_cached, self.cache, key)
-            if text is not None:
+            entry = await asyncio.to_thread(cached_bytes, self.cache, key)
+            if (text := _answer(entry)) is not None:
                 return Completion(text, Usage(calls=1, cached_calls=1))
         litellm = await litellm_loaded()
         if absent := missing_key(model):
@@ -226,5 +205,6 @@ class ModelClient:
             # Shielded: a cancel arriving now must not lose what the provider has charged.
             await asyncio.shield(self.book(usage.cost_usd))
         if self.cache is not None and text:
-            await asyncio.to_thread(_keep, self.cache, key, model, text)
+            entry = json.dumps({"model": model, "text": text}).encode()
+            await asyncio.to_thread(keep_bytes, self.cache, key, entry)
         return Completion(text, usage)
